@@ -1,0 +1,1 @@
+"""Kratom Evidence: the Dagster code location and the command line."""

@@ -1,0 +1,10 @@
+"""Where the project's own files live, whatever --data-dir says (CONTRACT §4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = PROJECT_ROOT / "data" / "reference"
+BUNDLED_SNAPSHOT = PROJECT_ROOT / "data" / "snapshot"
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"

@@ -1,0 +1,1 @@
+"""One module per source: live paging over `pipelines.http`, and pure parsing of raw bodies."""

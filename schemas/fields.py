@@ -1,0 +1,46 @@
+"""Field helpers shared by every table model.
+
+Pandas has no native list dtype, so list columns are `object` Series checked element-wise and
+tagged with `metadata={"arrow": "list<string>"}`; dates are `datetime64` tagged `date32`. The
+Arrow schema of every published Parquet file is derived from these tags (see `schemas.arrow`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandera.pandas as pa
+from pandera.extensions import register_check_method
+
+
+@register_check_method(check_type="element_wise")
+def is_str_list(value: Any) -> bool:
+    """True for a list (or tuple) whose items are all non-empty strings."""
+    return isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value)
+
+
+def text(description: str, *, nullable: bool = True, **checks: Any) -> Any:
+    """A string column."""
+    return pa.Field(nullable=nullable, description=description, **checks)
+
+
+def str_list(description: str) -> Any:
+    """A list<string> column: never null, an empty list when nothing is known."""
+    return pa.Field(
+        nullable=False, is_str_list=(), description=description, metadata={"arrow": "list<string>"}
+    )
+
+
+def day(description: str, *, nullable: bool = True) -> Any:
+    """A calendar date (stored as Arrow date32)."""
+    return pa.Field(nullable=nullable, description=description, metadata={"arrow": "date32"})
+
+
+def one_of(values: tuple[str, ...], description: str, *, nullable: bool = False) -> Any:
+    """A categorical string column restricted to `values`."""
+    return pa.Field(
+        isin=list(values),
+        nullable=nullable,
+        description=f"{description} One of: {', '.join(values)}.",
+    )
+

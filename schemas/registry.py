@@ -1,0 +1,102 @@
+"""Every published table: its model, primary key and foreign keys, in dependency order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandera.pandas as pa
+
+from schemas.compounds import Compound, CompoundTarget
+from schemas.evidence import EvidenceMapCell, QuarantineRow
+from schemas.literature import Publication, PublicationCompound, StudyPublication
+from schemas.outcomes import Outcome, OutcomeResult
+from schemas.studies import Condition, Intervention, Study, StudyIdentifier
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """`columns` of this table reference `ref_columns` of `ref_table` (nulls are allowed)."""
+
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A published table."""
+
+    name: str
+    model: type[pa.DataFrameModel]
+    primary_key: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...] = field(default=())
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.model.to_schema().columns)
+
+    @property
+    def description(self) -> str:
+        return (self.model.__doc__ or "").strip()
+
+
+def _fk(column: str, table: str, ref: str | None = None) -> ForeignKey:
+    return ForeignKey((column,), table, (ref or column,))
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec("compounds", Compound, ("compound_id",)),
+    TableSpec("studies", Study, ("study_id",)),
+    TableSpec("publications", Publication, ("publication_id",)),
+    TableSpec(
+        "study_identifiers",
+        StudyIdentifier,
+        ("study_id", "id_type", "id_value"),
+        (_fk("study_id", "studies"),),
+    ),
+    TableSpec("conditions", Condition, ("study_id", "condition"), (_fk("study_id", "studies"),)),
+    TableSpec(
+        "interventions",
+        Intervention,
+        ("study_id", "intervention_name"),
+        (_fk("study_id", "studies"), _fk("compound_id", "compounds")),
+    ),
+    TableSpec("outcomes", Outcome, ("outcome_id",), (_fk("study_id", "studies"),)),
+    TableSpec(
+        "outcome_results",
+        OutcomeResult,
+        ("outcome_id", "group_title", "param_type", "category"),
+        (_fk("outcome_id", "outcomes"),),
+    ),
+    TableSpec(
+        "study_publications",
+        StudyPublication,
+        ("study_id", "publication_id"),
+        (_fk("study_id", "studies"), _fk("publication_id", "publications")),
+    ),
+    TableSpec(
+        "compound_targets",
+        CompoundTarget,
+        ("compound_id", "target_chembl_id", "activity_type", "source_id"),
+        (_fk("compound_id", "compounds"),),
+    ),
+    TableSpec(
+        "publication_compounds",
+        PublicationCompound,
+        ("publication_id", "compound_id"),
+        (_fk("publication_id", "publications"), _fk("compound_id", "compounds")),
+    ),
+    TableSpec(
+        "evidence_map",
+        EvidenceMapCell,
+        ("compound_id", "domain", "design"),
+        (_fk("compound_id", "compounds"),),
+    ),
+)
+"""Published tables, parents before children."""
+
+QUARANTINE = TableSpec("quarantine", QuarantineRow, ())
+
+TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in TABLES}

@@ -1,0 +1,147 @@
+"""Studies and what hangs off them directly: identifiers, conditions, interventions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from schemas import vocab
+from schemas.fields import day, one_of, str_list, text
+
+STUDY_ID_PATTERN = (
+    r"^(NCT\d{8}|PMID:\d+|ISRCTN\d{8}|TCTR\d{11}|NL-OMON\d+|EUCTR\d{4}-\d{6}-\d{2}"
+    r"|ACTRN\d{14}|[a-z][a-z0-9_.]*:[A-Za-z0-9._-]+)$"
+)
+"""Registry ids in their native form, `PMID:<n>` for literature-only studies, and
+`<registry>:<local id>` where a registry's own prefixed form was not seen (e.g. `omon:52572`)."""
+
+
+def _precision(column: str) -> object:
+    return one_of(
+        vocab.DATE_PRECISIONS,
+        f"Precision of {column}: a registry may give only a month (`2023-08` is stored as "
+        "2023-08-01 with precision month) or a year.",
+        nullable=True,
+    )
+
+
+class Study(pa.DataFrameModel):
+    """One row per study: a registration, or a primary study known only from the literature."""
+
+    study_id: Series[pd.StringDtype] = pa.Field(
+        unique=True,
+        str_matches=STUDY_ID_PATTERN,
+        description="Registry id (NCT06072170), or PMID:<n> for a study known only from literature.",
+    )
+    evidence_source: Series[pd.StringDtype] = one_of(
+        vocab.EVIDENCE_SOURCES, "Where the study is known from."
+    )
+    registry: Series[pd.StringDtype] = text(
+        "Registry holding the record (clinicaltrials.gov, onderzoekmetmensen.nl, ...); null for "
+        "literature-only studies."
+    )
+    title: Series[pd.StringDtype] = text("Brief title.")
+    official_title: Series[pd.StringDtype] = text("Official (scientific) title.")
+    acronym: Series[pd.StringDtype] = text("Registered acronym.")
+    study_type: Series[pd.StringDtype] = text(
+        "INTERVENTIONAL, OBSERVATIONAL or EXPANDED_ACCESS as registered."
+    )
+    phases: Series[object] = str_list("Registered phases, e.g. [PHASE1, PHASE2] or [NA].")
+    overall_status: Series[pd.StringDtype] = text("Recruitment status as registered.")
+    last_known_status: Series[pd.StringDtype] = text("Last known status when status is UNKNOWN.")
+    enrollment: Series[pd.Int64Dtype] = pa.Field(ge=0, nullable=True, description="Participants.")
+    enrollment_type: Series[pd.StringDtype] = text("ACTUAL or ESTIMATED.")
+    start_date: Series[pd.Timestamp] = day("Study start (first day of the period given).")
+    start_date_precision: Series[pd.StringDtype] = _precision("start_date")
+    primary_completion_date: Series[pd.Timestamp] = day("Primary completion date.")
+    primary_completion_date_precision: Series[pd.StringDtype] = _precision(
+        "primary_completion_date"
+    )
+    completion_date: Series[pd.Timestamp] = day("Study completion date.")
+    completion_date_precision: Series[pd.StringDtype] = _precision("completion_date")
+    first_posted: Series[pd.Timestamp] = day("First posted on the registry.")
+    last_update_posted: Series[pd.Timestamp] = day("Last update posted on the registry.")
+    results_first_posted: Series[pd.Timestamp] = day("Results first posted on the registry.")
+    lead_sponsor: Series[pd.StringDtype] = text("Lead sponsor name.")
+    sponsor_class: Series[pd.StringDtype] = text("Lead sponsor class (INDUSTRY, NIH, OTHER, ...).")
+    collaborators: Series[object] = str_list("Collaborator names.")
+    allocation: Series[pd.StringDtype] = text("RANDOMIZED, NON_RANDOMIZED or NA.")
+    intervention_model: Series[pd.StringDtype] = text("PARALLEL, CROSSOVER, SEQUENTIAL, ...")
+    masking: Series[pd.StringDtype] = text("NONE, SINGLE, DOUBLE, TRIPLE or QUADRUPLE.")
+    who_masked: Series[object] = str_list("Who was masked (PARTICIPANT, INVESTIGATOR, ...).")
+    primary_purpose: Series[pd.StringDtype] = text("TREATMENT, BASIC_SCIENCE, ...")
+    observational_model: Series[pd.StringDtype] = text("COHORT, CASE_CONTROL, ... (observational).")
+    time_perspective: Series[pd.StringDtype] = text("PROSPECTIVE, RETROSPECTIVE, ...")
+    sex: Series[pd.StringDtype] = text("ALL, FEMALE or MALE.")
+    minimum_age: Series[pd.StringDtype] = text("Minimum age as registered (e.g. '18 Years').")
+    maximum_age: Series[pd.StringDtype] = text("Maximum age as registered.")
+    healthy_volunteers: Series[pd.BooleanDtype] = pa.Field(
+        nullable=True, description="Accepts healthy volunteers."
+    )
+    countries: Series[object] = str_list("Countries of the study's sites, sorted.")
+    has_results: Series[pd.BooleanDtype] = pa.Field(
+        nullable=True, description="Results posted on the registry."
+    )
+    population: Series[pd.StringDtype] = one_of(vocab.POPULATIONS, "Who or what was studied.")
+    design: Series[pd.StringDtype] = one_of(vocab.DESIGNS, "Study design class.")
+    flags: Series[object] = str_list(
+        "Caveats on the record, e.g. unconfirmed_registry_id when the registry id was not seen."
+    )
+    source_url: Series[pd.StringDtype] = text("Page the record was read from (non-API registries).")
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class StudyIdentifier(pa.DataFrameModel):
+    """Every identifier a study is known by: its registry id, aliases, sponsor and secondary ids."""
+
+    study_id: Series[pd.StringDtype] = text("Study.", nullable=False)
+    id_type: Series[pd.StringDtype] = one_of(vocab.ID_TYPES, "Kind of identifier.")
+    id_value: Series[pd.StringDtype] = text("The identifier as registered.", nullable=False)
+    id_domain: Series[pd.StringDtype] = text("Issuer or type given by the registry, if any.")
+
+    class Config:
+        strict = True
+        coerce = True
+        unique = ["study_id", "id_type", "id_value"]
+
+
+class Condition(pa.DataFrameModel):
+    """A condition or focus of a study, with its category."""
+
+    study_id: Series[pd.StringDtype] = text("Study.", nullable=False)
+    condition: Series[pd.StringDtype] = text("Condition as registered.", nullable=False)
+    condition_category: Series[pd.StringDtype] = one_of(
+        vocab.CONDITION_CATEGORIES, "Category from data/reference/condition_categories.csv."
+    )
+    mesh_term: Series[pd.StringDtype] = text(
+        "MeSH term the registry derived for this condition, when one matches it."
+    )
+    mesh_id: Series[pd.StringDtype] = text("MeSH descriptor id of mesh_term.")
+
+    class Config:
+        strict = True
+        coerce = True
+        unique = ["study_id", "condition"]
+
+
+class Intervention(pa.DataFrameModel):
+    """An intervention (or exposure) of a study, mapped to a compound where one is named."""
+
+    study_id: Series[pd.StringDtype] = text("Study.", nullable=False)
+    intervention_name: Series[pd.StringDtype] = text("Name as registered.", nullable=False)
+    intervention_type: Series[pd.StringDtype] = text("DRUG, DIETARY_SUPPLEMENT, BEHAVIORAL, ...")
+    compound_id: Series[pd.StringDtype] = text("Compound the intervention names (FK compounds).")
+    product_form: Series[pd.StringDtype] = one_of(
+        vocab.PRODUCT_FORMS, "Form of the product given.", nullable=True
+    )
+    arm_group_labels: Series[object] = str_list("Arms that receive it.")
+    other_names: Series[object] = str_list("Other names registered for it.")
+
+    class Config:
+        strict = True
+        coerce = True
+        unique = ["study_id", "intervention_name"]

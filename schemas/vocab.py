@@ -1,0 +1,62 @@
+"""Allowed values of categorical columns (CONTRACT §5). Changing one is a schema change."""
+
+from __future__ import annotations
+
+EVIDENCE_SOURCES = ("registry", "literature")
+POPULATIONS = ("human", "animal", "in_vitro", "unknown")
+DESIGNS = (
+    "rct",
+    "non_randomised_trial",
+    "observational",
+    "case_report",
+    "survey",
+    "qualitative",
+    "preclinical",
+    "other",
+)
+DATE_PRECISIONS = ("day", "month", "year")
+ID_TYPES = (
+    "nct",
+    "nct_alias",
+    "isrctn",
+    "euctr",
+    "ctis",
+    "nl_omon",
+    "tctr",
+    "anzctr",
+    "org_study_id",
+    "secondary",
+    "registry_listing",
+)
+CONDITION_CATEGORIES = (
+    "opioid_use_disorder",
+    "opioid_withdrawal",
+    "alcohol_use_disorder",
+    "other_substance_use",
+    "pain",
+    "kratom_use",
+    "healthy_volunteers",
+    "other",
+)
+PRODUCT_FORMS = ("leaf", "tea", "powder", "extract", "purified_alkaloid", "placebo", "comparator", "other")
+OUTCOME_KINDS = ("primary", "secondary", "other", "adverse_events")
+OUTCOME_DOMAINS = (
+    "withdrawal",
+    "craving",
+    "abuse_liability",
+    "pain",
+    "pharmacokinetics",
+    "safety",
+    "cognition",
+    "mood",
+    "sleep",
+    "substance_use",
+    "physiology",
+    "other",
+)
+OUTCOME_SOURCES = ("registry_protocol", "registry_results", "literature")
+PUBLICATION_SOURCES = ("pubmed", "europepmc", "openalex", "crossref", "clinicaltrials")
+LINK_TYPES = ("result", "background", "derived", "report")
+LINK_SOURCES = ("registry_reference", "pubmed_databank", "text_mention", "curated_inference")
+COMPOUND_ROLES = ("kratom_alkaloid", "kratom_product", "comparator", "other")
+MATCHED_IN = ("title", "abstract", "mesh", "keywords")
