@@ -1,0 +1,607 @@
+"""ClinicalTrials.gov API v2: stream snapshot pages into studies, parse each study into rows.
+
+Parsing is pure (no I/O, no clock): one v2 study in, rows for every table it feeds out. Columns a
+later stage fills from vocabularies (condition categories, compound ids, outcome domains) stay
+None here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import ijson
+
+from pipelines.normalize.dates import parse_partial_date
+from pipelines.normalize.design import registered_design
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+
+SOURCE = "clinicaltrials"
+REGISTRY = "clinicaltrials.gov"
+STUB_TABLE = "publication_stubs"
+"""Pseudo-table: publications known only as a registry reference; the caller creates stubs."""
+
+TABLES = (
+    "studies",
+    "study_identifiers",
+    "conditions",
+    "interventions",
+    "outcomes",
+    "outcome_results",
+    "study_publications",
+    STUB_TABLE,
+)
+"""Every table `parse_study` returns (each present, possibly empty)."""
+
+_PAGE_KEYS = frozenset({"studies", "nextPageToken", "totalCount"})
+_STUDY_KEYS = frozenset(
+    {
+        "protocolSection",
+        "resultsSection",
+        "annotationSection",
+        "documentSection",
+        "derivedSection",
+        "hasResults",
+    }
+)
+_ITEM = "studies.item"
+
+_OUTCOME_KIND = {
+    "PRIMARY": "primary",
+    "SECONDARY": "secondary",
+    "OTHER_PRE_SPECIFIED": "other",
+    "POST_HOC": "other",
+}
+_LINK_TYPE = {"RESULT": "result", "BACKGROUND": "background", "DERIVED": "derived"}
+_PROTOCOL_OUTCOMES = (
+    ("primaryOutcomes", "P", "primary"),
+    ("secondaryOutcomes", "S", "secondary"),
+    ("otherOutcomes", "O", "other"),
+)
+_REGISTRY_IDS = (
+    (
+        "ctis",
+        re.compile(
+            r"(?:CTIS|EU\s*CT(?:\s*(?:number|no\.?))?)?\s*:?\s*\d{4}-\d{6}-\d{2}-\d{2}", re.I
+        ),
+    ),
+    (
+        "euctr",
+        re.compile(
+            r"(?:EudraCT|EUCTR)?\s*(?:number|no\.?)?\s*:?\s*\d{4}-\d{6}-\d{2}(?:-[A-Z]{2})?", re.I
+        ),
+    ),
+    ("isrctn", re.compile(r"ISRCTN\s*\d{8}", re.I)),
+    ("nl_omon", re.compile(r"NL-OMON\d+|NL\d+", re.I)),
+    ("tctr", re.compile(r"TCTR\d+", re.I)),
+    ("anzctr", re.compile(r"ACTRN\d+", re.I)),
+)
+"""Secondary ids that are another registry's id, tried in order (CTIS before shorter EudraCT)."""
+_SECONDARY_TYPE = {"EUDRACT_NUMBER": "euctr", "CTIS": "ctis"}
+
+
+# --- snapshot files --------------------------------------------------------------------------
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the studies of one snapshot file, one at a time.
+
+    A list page (`{"studies": [...], "nextPageToken"?}`) is streamed study by study, so a page of
+    any size is never held whole; a single study (`{"protocolSection": ...}`) is one record.
+
+    Raises:
+        SnapshotFormatError: the file is not JSON, or neither a page nor a study.
+    """
+    with path.open("rb") as f:
+        try:
+            yield from _iter_json(f, path)
+        except ijson.JSONError as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SnapshotFormatError(path, f"malformed JSON: {problem}") from exc
+
+
+def _iter_json(f: BinaryIO, path: Path) -> Iterator[dict[str, Any]]:
+    events = ijson.parse(f, use_float=True)
+    first = next(events, None)
+    if first is None or first[1] != "start_map":
+        raise SnapshotFormatError(path, "not a JSON object (expected a v2 studies page or study)")
+    key = next(events)
+    if key[1] != "map_key":
+        raise SnapshotFormatError(path, "empty JSON object (expected a v2 studies page or study)")
+    if key[2] in _STUDY_KEYS:
+        builder = ijson.ObjectBuilder()
+        for _, event, value in (first, key):
+            builder.event(event, value)
+        for _, event, value in events:
+            builder.event(event, value)
+        yield builder.value
+    elif key[2] in _PAGE_KEYS:
+        yield from _iter_page(path, key, events)
+    else:
+        raise SnapshotFormatError(
+            path, f"unknown top-level key {key[2]!r}: neither a v2 studies page nor a study"
+        )
+
+
+def _iter_page(
+    path: Path, first_key: tuple[str, str, Any], events: Iterator[tuple[str, str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """Build each `studies[]` item from the event stream and check the page's shape."""
+    seen_studies = first_key[2] == "studies"
+    builder: ijson.ObjectBuilder | None = None
+    for prefix, event, value in events:
+        if builder is not None:
+            builder.event(event, value)
+            if prefix == _ITEM and event == "end_map":
+                yield builder.value
+                builder = None
+        elif prefix == _ITEM:
+            if event != "start_map":
+                raise SnapshotFormatError(path, f"studies[] holds a {event}, not a study object")
+            builder = ijson.ObjectBuilder()
+            builder.event(event, value)
+        elif prefix == "studies" and event not in ("start_array", "end_array"):
+            raise SnapshotFormatError(path, "'studies' is not a list")
+        elif prefix == "" and event == "map_key" and value == "studies":
+            seen_studies = True
+    if not seen_studies:
+        raise SnapshotFormatError(path, "studies page without a 'studies' list")
+
+
+def record_key(study: dict[str, Any]) -> str | None:
+    """The study's NCT id, for quarantine entries and de-duplication; None when absent."""
+    ident = _dig(study, "protocolSection", "identificationModule")
+    nct = ident.get("nctId") if isinstance(ident, dict) else None
+    return nct if isinstance(nct, str) and nct.strip() else None
+
+
+# --- one study -> rows ------------------------------------------------------------------------
+
+
+def parse_study(study: dict[str, Any]) -> TableRows:
+    """One v2 study -> rows for every table it feeds, plus `publication_stubs`.
+
+    Raises:
+        RecordError: no nctId, or a date or number the registry would never give.
+    """
+    nct = record_key(study)
+    if nct is None:
+        raise RecordError("study has no protocolSection.identificationModule.nctId")
+    nct = nct.strip()
+    protocol = study["protocolSection"]
+    references = _references(nct, _dig(protocol, "referencesModule", "references") or [])
+    outcomes, results = _results(nct, study.get("resultsSection") or {})
+    return {
+        "studies": [_study_row(nct, study)],
+        "study_identifiers": _identifiers(nct, protocol.get("identificationModule") or {}),
+        "conditions": _conditions(nct, study),
+        "interventions": _interventions(
+            nct, _dig(protocol, "armsInterventionsModule", "interventions") or []
+        ),
+        "outcomes": _protocol_outcomes(nct, protocol.get("outcomesModule") or {}) + outcomes,
+        "outcome_results": results,
+        "study_publications": [row for row, _ in references],
+        STUB_TABLE: [stub for _, stub in references],
+    }
+
+
+def _study_row(nct: str, study: dict[str, Any]) -> dict[str, Any]:
+    protocol = study["protocolSection"]
+    ident = protocol.get("identificationModule") or {}
+    status = protocol.get("statusModule") or {}
+    sponsors = protocol.get("sponsorCollaboratorsModule") or {}
+    design = protocol.get("designModule") or {}
+    info = design.get("designInfo") or {}
+    masking = info.get("maskingInfo") or {}
+    enrollment = design.get("enrollmentInfo") or {}
+    eligibility = protocol.get("eligibilityModule") or {}
+    locations = _dig(protocol, "contactsLocationsModule", "locations") or []
+    phases = _str_list(design.get("phases"))
+    row: dict[str, Any] = {
+        "study_id": nct,
+        "evidence_source": "registry",
+        "registry": REGISTRY,
+        "title": _text(ident.get("briefTitle")),
+        "official_title": _text(ident.get("officialTitle")),
+        "acronym": _text(ident.get("acronym")),
+        "study_type": _text(design.get("studyType")),
+        "phases": phases,
+        "overall_status": _text(status.get("overallStatus")),
+        "last_known_status": _text(status.get("lastKnownStatus")),
+        "enrollment": _count(nct, "enrollmentInfo.count", enrollment.get("count")),
+        "enrollment_type": _text(enrollment.get("type")),
+    }
+    for column, struct in (
+        ("start_date", "startDateStruct"),
+        ("primary_completion_date", "primaryCompletionDateStruct"),
+        ("completion_date", "completionDateStruct"),
+    ):
+        row[column], row[f"{column}_precision"] = _date(nct, status, struct)
+    for column, struct in (
+        ("first_posted", "studyFirstPostDateStruct"),
+        ("last_update_posted", "lastUpdatePostDateStruct"),
+        ("results_first_posted", "resultsFirstPostDateStruct"),
+    ):
+        row[column] = _date(nct, status, struct)[0]
+    lead = sponsors.get("leadSponsor") or {}
+    row |= {
+        "lead_sponsor": _text(lead.get("name")),
+        "sponsor_class": _text(lead.get("class")),
+        "collaborators": _str_list(c.get("name") for c in sponsors.get("collaborators") or []),
+        "allocation": _text(info.get("allocation")),
+        "intervention_model": _text(info.get("interventionModel")),
+        "masking": _text(masking.get("masking")),
+        "who_masked": _str_list(masking.get("whoMasked")),
+        "primary_purpose": _text(info.get("primaryPurpose")),
+        "observational_model": _text(info.get("observationalModel")),
+        "time_perspective": _text(info.get("timePerspective")),
+        "sex": _text(eligibility.get("sex")),
+        "minimum_age": _text(eligibility.get("minimumAge")),
+        "maximum_age": _text(eligibility.get("maximumAge")),
+        "healthy_volunteers": _bool(eligibility.get("healthyVolunteers")),
+        "countries": sorted(set(_str_list(loc.get("country") for loc in locations))),
+        "has_results": _bool(study.get("hasResults")),
+        "population": "human",
+        "design": registered_design(design.get("studyType"), info.get("allocation"), phases),
+        "flags": [],
+        "source_url": None,
+    }
+    return row
+
+
+def _identifiers(nct: str, ident: dict[str, Any]) -> list[dict[str, Any]]:
+    """NCT id, aliases, the sponsor's own id and secondary ids; one row per (type, value)."""
+    found: dict[tuple[str, str], str | None] = {("nct", nct): None}
+    for alias in _str_list(ident.get("nctIdAliases")):
+        found.setdefault(("nct_alias", alias), None)
+    org_id = _text((ident.get("orgStudyIdInfo") or {}).get("id"))
+    if org_id:
+        found.setdefault(("org_study_id", org_id), _text(_dig(ident, "organization", "fullName")))
+    for info in ident.get("secondaryIdInfos") or []:
+        value = _text(info.get("id"))
+        if not value:
+            continue
+        domain = _text(info.get("domain")) or _text(info.get("type"))
+        key = (secondary_id_type(value, info.get("type")), value)
+        if key not in found:
+            found[key] = domain
+        elif domain and domain not in (found[key] or "").split("; "):
+            found[key] = "; ".join(d for d in (found[key], domain) if d)  # same id, two issuers
+    return [
+        {"study_id": nct, "id_type": kind, "id_value": value, "id_domain": domain}
+        for (kind, value), domain in found.items()
+    ]
+
+
+def secondary_id_type(value: str, registry_type: str | None = None) -> str:
+    """Classify a secondary id: another registry's id (isrctn, euctr, ...) or plain `secondary`."""
+    if registry_type in _SECONDARY_TYPE:
+        return _SECONDARY_TYPE[registry_type]
+    for kind, pattern in _REGISTRY_IDS:
+        if pattern.fullmatch(value.strip()):
+            return kind
+    return "secondary"
+
+
+def _conditions(nct: str, study: dict[str, Any]) -> list[dict[str, Any]]:
+    """Registered conditions; MeSH term and id only where the registry's own term equals one."""
+    meshes = _dig(study, "derivedSection", "conditionBrowseModule", "meshes") or []
+    by_term = {
+        term.casefold(): (term, _text(m.get("id")))
+        for m in meshes
+        if (term := _text(m.get("term")))
+    }
+    rows: dict[str, dict[str, Any]] = {}
+    for condition in _str_list(_dig(study, "protocolSection", "conditionsModule", "conditions")):
+        mesh_term, mesh_id = by_term.get(condition.casefold(), (None, None))
+        rows.setdefault(
+            condition,
+            {
+                "study_id": nct,
+                "condition": condition,
+                "condition_category": None,
+                "mesh_term": mesh_term,
+                "mesh_id": mesh_id,
+            },
+        )
+    return list(rows.values())
+
+
+def _interventions(nct: str, interventions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per distinct name; a name registered twice gets the union of its arms."""
+    rows: dict[str, dict[str, Any]] = {}
+    for item in interventions:
+        name = _text(item.get("name"))
+        if name is None:  # nothing to key a row on; the registry always names interventions
+            continue
+        row = rows.setdefault(
+            name,
+            {
+                "study_id": nct,
+                "intervention_name": name,
+                "intervention_type": _text(item.get("type")),
+                "compound_id": None,
+                "product_form": None,
+                "arm_group_labels": [],
+                "other_names": [],
+            },
+        )
+        for column, key in (("arm_group_labels", "armGroupLabels"), ("other_names", "otherNames")):
+            row[column] += [v for v in _str_list(item.get(key)) if v not in row[column]]
+    return list(rows.values())
+
+
+def _protocol_outcomes(nct: str, module: dict[str, Any]) -> list[dict[str, Any]]:
+    """Registered outcome measures: titles and time frames, numbered in registry order."""
+    rows = []
+    for key, letter, kind in _PROTOCOL_OUTCOMES:
+        for n, item in enumerate(module.get(key) or [], start=1):
+            title = _text(item.get("measure"))
+            if title is None:
+                continue
+            rows.append(
+                _outcome(
+                    f"{nct}:{letter}{n}",
+                    nct,
+                    kind,
+                    title,
+                    _text(item.get("timeFrame")),
+                    "registry_protocol",
+                )
+            )
+    return rows
+
+
+def _outcome(
+    outcome_id: str,
+    nct: str,
+    kind: str,
+    title: str,
+    time_frame: str | None,
+    source: str,
+    param_type: str | None = None,
+    unit: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "outcome_id": outcome_id,
+        "study_id": nct,
+        "outcome_kind": kind,
+        "title": title,
+        "time_frame": time_frame,
+        "domain": None,
+        "instrument": None,
+        "param_type": param_type,
+        "unit": unit,
+        "source": source,
+    }
+
+
+def _results(
+    nct: str, results: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Outcomes and values from the results section: each measure, then the AE table."""
+    outcomes: list[dict[str, Any]] = []
+    values: list[dict[str, Any]] = []
+    measures = _dig(results, "outcomeMeasuresModule", "outcomeMeasures") or []
+    for n, measure in enumerate(measures, start=1):
+        outcome_id = f"{nct}:R{n}"
+        outcomes.append(
+            _outcome(
+                outcome_id,
+                nct,
+                _OUTCOME_KIND.get(measure.get("type") or "", "other"),
+                _required(outcome_id, "title", measure.get("title")),
+                _text(measure.get("timeFrame")),
+                "registry_results",
+                _text(measure.get("paramType")),
+                _text(measure.get("unitOfMeasure")),
+            )
+        )
+        values += _measurements(outcome_id, measure)
+    adverse = _adverse_events(nct, results.get("adverseEventsModule") or {})
+    if adverse:
+        module = results["adverseEventsModule"]
+        outcomes.append(
+            _outcome(
+                f"{nct}:AE1",
+                nct,
+                "adverse_events",
+                "Adverse events",
+                _text(module.get("timeFrame")),
+                "registry_results",
+                "COUNT_OF_PARTICIPANTS",
+            )
+        )
+        values += adverse
+    return outcomes, values
+
+
+def _measurements(outcome_id: str, measure: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every cell of one results table: group x class/category, with its denominator."""
+    groups = {
+        g.get("id"): _text(g.get("title")) or g.get("id") for g in measure.get("groups") or []
+    }
+    param_type = _text(measure.get("paramType")) or ""
+    unit = _text(measure.get("unitOfMeasure"))
+    dispersion = _text(measure.get("dispersionType"))
+    measure_denoms = _denominators(measure.get("denoms"))
+    rows = []
+    for klass in measure.get("classes") or []:
+        denoms = _denominators(klass.get("denoms")) or measure_denoms
+        for category in klass.get("categories") or []:
+            label = " / ".join(
+                t for t in (_text(klass.get("title")), _text(category.get("title"))) if t
+            )
+            for cell in category.get("measurements") or []:
+                group_id = cell.get("groupId")
+                if group_id not in groups:
+                    raise RecordError(
+                        f"{outcome_id}: measurement for group {group_id!r} not among the "
+                        "measure's groups"
+                    )
+                raw = _text(cell.get("value"))
+                rows.append(
+                    {
+                        "outcome_id": outcome_id,
+                        "group_title": groups[group_id],
+                        "param_type": param_type,
+                        "category": label,
+                        "value": _number(raw),
+                        "value_text": raw,
+                        "dispersion_type": dispersion,
+                        "dispersion_value": _number(cell.get("spread")),
+                        "lower_limit": _number(cell.get("lowerLimit")),
+                        "upper_limit": _number(cell.get("upperLimit")),
+                        "unit": unit,
+                        "participants": denoms.get(group_id),
+                    }
+                )
+    return rows
+
+
+def _denominators(denoms: list[dict[str, Any]] | None) -> dict[str, int]:
+    """Participants per group id: the 'Participants' denominator, else the first one given."""
+    if not denoms:
+        return {}
+    chosen = next(
+        (d for d in denoms if (d.get("units") or "").casefold() == "participants"), denoms[0]
+    )
+    counts = {}
+    for count in chosen.get("counts") or []:
+        value = _number(count.get("value"))
+        if value is not None and value.is_integer() and value >= 0:
+            counts[count.get("groupId")] = int(value)
+    return counts
+
+
+def _adverse_events(nct: str, module: dict[str, Any]) -> list[dict[str, Any]]:
+    """Serious and other adverse events: participants affected per group and term."""
+    groups = {
+        g.get("id"): _text(g.get("title")) or g.get("id") for g in module.get("eventGroups") or []
+    }
+    rows = []
+    for kind, key in (("serious", "seriousEvents"), ("other", "otherEvents")):
+        events = module.get(key) or []
+        terms = [_text(e.get("term")) or "" for e in events]
+        for event, term in zip(events, terms, strict=True):
+            label = f"{kind}: {term}"
+            if terms.count(term) > 1 and _text(event.get("organSystem")):
+                label = f"{label} ({event['organSystem'].strip()})"  # same term, two systems
+            for stat in event.get("stats") or []:
+                if stat.get("groupId") not in groups:
+                    raise RecordError(
+                        f"{nct}: adverse event {term!r} for unknown group {stat.get('groupId')!r}"
+                    )
+                affected = stat.get("numAffected")
+                rows.append(
+                    {
+                        "outcome_id": f"{nct}:AE1",
+                        "group_title": groups[stat.get("groupId")],
+                        "param_type": "COUNT_OF_PARTICIPANTS",
+                        "category": label,
+                        "value": _number(affected),
+                        "value_text": None if affected is None else str(affected),
+                        "dispersion_type": None,
+                        "dispersion_value": None,
+                        "lower_limit": None,
+                        "upper_limit": None,
+                        "unit": None,
+                        "participants": _count(nct, "numAtRisk", stat.get("numAtRisk")),
+                    }
+                )
+    return rows
+
+
+def _references(
+    nct: str, references: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(study_publications row, publication stub) for each reference with a PMID."""
+    out: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for ref in references:
+        pmid = _text(ref.get("pmid"))
+        if pmid is None or not pmid.isdigit():
+            continue
+        kind = ref.get("type")
+        if kind not in _LINK_TYPE:
+            raise RecordError(f"{nct}: reference PMID {pmid} has unknown type {kind!r}")
+        publication_id = f"PMID:{pmid}"
+        out.setdefault(
+            publication_id,
+            (
+                {
+                    "study_id": nct,
+                    "publication_id": publication_id,
+                    "link_type": _LINK_TYPE[kind],
+                    "link_source": "registry_reference",
+                },
+                {"publication_id": publication_id, "pmid": pmid},
+            ),
+        )
+    return list(out.values())
+
+
+# --- small value helpers ----------------------------------------------------------------------
+
+
+def _dig(node: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _str_list(values: Any) -> list[str]:
+    return [t for v in values or () if (t := _text(v))]
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for 'NA', '', '≤ 5' and the like."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(nct: str, field: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    number = _number(value)
+    if number is None or not number.is_integer() or number < 0:
+        raise RecordError(f"{nct}: {field} is not a count: {value!r}")
+    return int(number)
+
+
+def _required(where: str, field: str, value: Any) -> str:
+    text = _text(value)
+    if text is None:
+        raise RecordError(f"{where}: {field} is missing")
+    return text
+
+
+def _date(nct: str, status: dict[str, Any], struct: str) -> tuple[date | None, str | None]:
+    value = _dig(status, struct, "date")
+    try:
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"not a date string: {value!r}")
+        return parse_partial_date(value)
+    except ValueError as exc:
+        raise RecordError(f"{nct}: statusModule.{struct}.date: {exc}") from exc
