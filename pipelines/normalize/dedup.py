@@ -1,0 +1,386 @@
+"""One publications row per work: merge the sources' records on shared identifiers.
+
+Records are clustered with union-find over every identifier they carry (PMID, PMCID, DOI,
+OpenAlex id); records that share none are merged only when their titles match closely in the
+same year. Each cluster becomes one row whose fields come from the most trusted source that
+knows them. The result does not depend on input order: clusters, their ids and their fields
+are chosen by content, never by position.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FUZZY_TITLE_THRESHOLD = 0.93
+"""difflib ratio two normalised titles (same year, no shared or conflicting identifier) need to
+count as one work. 0.93 absorbs punctuation, a trailing period, British/US spelling and a
+dropped word in a 15-word title, but not a different compound or population in the title."""
+
+MIN_FUZZY_TITLE_LENGTH = 20
+"""Shorter normalised titles ("Kratom", "Letter to the editor") never fuzzy-match: too generic."""
+
+SOURCE_PRECEDENCE: tuple[str, ...] = (
+    "pubmed",
+    "europepmc",
+    "crossref",
+    "openalex",
+    "clinicaltrials",
+)
+"""Bibliographic fields come from the first source in this order that knows them."""
+
+METRIC_PRECEDENCE: tuple[str, ...] = (
+    "openalex",
+    "europepmc",
+    "crossref",
+    "pubmed",
+    "clinicaltrials",
+)
+"""cited_by_count and is_open_access: OpenAlex is the reference for both."""
+
+ID_FIELDS: tuple[str, ...] = ("pmid", "pmcid", "doi", "openalex_id")
+ID_PREFIX: dict[str, str] = {
+    "pmid": "PMID",
+    "pmcid": "PMCID",
+    "doi": "DOI",
+    "openalex_id": "OPENALEX",
+}
+BIBLIOGRAPHIC_FIELDS: tuple[str, ...] = (
+    "title",
+    "journal",
+    "language",
+    "first_author",
+    "abstract",
+)
+LIST_FIELDS: tuple[str, ...] = ("publication_types", "mesh_terms", "keywords")
+LINK_FIELDS: tuple[str, ...] = ("retracts", "retracted_by", "corrects", "corrected_by")
+METRIC_FIELDS: tuple[str, ...] = ("cited_by_count", "is_open_access")
+
+_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
+_PMCID = re.compile(r"(?:PMC)?(\d+)$", re.IGNORECASE)
+_OPENALEX = re.compile(r"(W\d+)$", re.IGNORECASE)
+_PMID = re.compile(r"(\d+)$")
+
+
+def normalize_doi(value: str | None) -> str | None:
+    """DOI in lower case without resolver prefix; None when it is not a DOI."""
+    if not value:
+        return None
+    doi = _DOI_PREFIX.sub("", value.strip()).strip().lower()
+    return doi if doi.startswith("10.") and "/" in doi else None
+
+
+def normalize_pmcid(value: str | None) -> str | None:
+    """`PMC<n>` from `PMC123`, `123` or a PMC article URL."""
+    if not value:
+        return None
+    match = _PMCID.search(value.strip().rstrip("/"))
+    return f"PMC{match.group(1)}" if match else None
+
+
+def normalize_pmid(value: str | int | None) -> str | None:
+    """PMID digits from `123`, `PMID:123` or a pubmed.ncbi.nlm.nih.gov URL."""
+    if value is None or value == "":
+        return None
+    match = _PMID.search(str(value).strip().rstrip("/"))
+    if not match:
+        return None
+    return match.group(1).lstrip("0") or None
+
+
+def normalize_openalex_id(value: str | None) -> str | None:
+    """`W<n>` from `W123` or `https://openalex.org/W123`."""
+    if not value:
+        return None
+    match = _OPENALEX.search(value.strip().rstrip("/"))
+    return match.group(1).upper() if match else None
+
+
+def provisional_id(pmid: str | None, doi: str | None, openalex_id: str | None) -> str | None:
+    """The id a source gives its record before merging: PMID, else DOI, else OpenAlex."""
+    if pmid:
+        return f"PMID:{pmid}"
+    if doi:
+        return f"DOI:{doi}"
+    if openalex_id:
+        return f"OPENALEX:{openalex_id}"
+    return None
+
+
+def normalize_title(title: str | None) -> str:
+    """Title folded for comparison: accents, case, punctuation and spacing removed."""
+    if not title:
+        return ""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    text = re.sub(r"[^\w\s]", " ", text)
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class MergeStats:
+    """How many records came in and how they collapsed into works."""
+
+    records_in: int
+    clusters: int
+    merged: int
+    fuzzy_merges: int
+    records_by_source: dict[str, int]
+    conflicting_ids: int
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """Merged publications rows, the map from every identifier form to the final id, stats."""
+
+    publications: list[dict[str, Any]]
+    id_map: dict[str, str]
+    stats: MergeStats
+    unidentified: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _UnionFind:
+    """Union-find over record indices; the root is always the smallest index of its set."""
+
+    def __init__(self, size: int) -> None:
+        self.parent = list(range(size))
+
+    def find(self, item: int) -> int:
+        root = item
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[item] != root:
+            self.parent[item], item = root, self.parent[item]
+        return root
+
+    def union(self, a: int, b: int) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        low, high = min(ra, rb), max(ra, rb)
+        self.parent[high] = low
+        return True
+
+
+def _identifiers(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(kind, value) pairs a row can be matched on."""
+    found: list[tuple[str, str]] = []
+    for name, normalise in (
+        ("pmid", normalize_pmid),
+        ("pmcid", normalize_pmcid),
+        ("doi", normalize_doi),
+        ("openalex_id", normalize_openalex_id),
+    ):
+        value = normalise(row.get(name))
+        if value:
+            found.append((name, value))
+    return found
+
+
+def _source_rank(row: Mapping[str, Any], order: tuple[str, ...]) -> int:
+    sources = row.get("sources") or []
+    ranks = [order.index(s) for s in sources if s in order]
+    return min(ranks, default=len(order))
+
+
+def _sort_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A total order on records by content, so sorting removes any dependence on input order."""
+    return (
+        _source_rank(row, SOURCE_PRECEDENCE),
+        str(row.get("publication_id") or ""),
+        repr(sorted((k, repr(v)) for k, v in row.items())),
+    )
+
+
+def _canonical(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Records with normalised identifiers, in content order."""
+    out = []
+    for row in rows:
+        found = dict(_identifiers(row))
+        clean = dict(row)
+        for kind in ID_FIELDS:
+            clean[kind] = found.get(kind)
+        out.append(clean)
+    return sorted(out, key=_sort_key)
+
+
+def _conflicts(a: dict[str, set[str]], b: dict[str, set[str]]) -> bool:
+    """True when two clusters carry different values of the same identifier kind."""
+    return any(a.get(kind) and b.get(kind) and a[kind] != b[kind] for kind in ID_FIELDS)
+
+
+def _fuzzy_pairs(
+    rows: list[dict[str, Any]], uf: _UnionFind, ids: dict[int, dict[str, set[str]]]
+) -> int:
+    """Merge clusters sharing no identifier whose titles match closely in the same year.
+
+    difflib (standard library) is enough here: candidates are blocked by year, so even a
+    large harvest compares a few hundred titles per block, and quick_ratio() rejects most
+    pairs before the full ratio is computed. No extra dependency for a small gain in speed.
+    """
+    by_year: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    seen: set[tuple[str, int]] = set()
+    for index, row in enumerate(rows):
+        title = normalize_title(row.get("title"))
+        year = row.get("year")
+        root = uf.find(index)
+        if not year or len(title) < MIN_FUZZY_TITLE_LENGTH or (title, root) in seen:
+            continue
+        seen.add((title, root))
+        by_year[int(year)].append((title, root))
+    merges = 0
+    for year in sorted(by_year):
+        block = sorted(by_year[year])
+        for i, (title_a, root_a) in enumerate(block):
+            matcher = difflib.SequenceMatcher(None, title_a, autojunk=False)
+            for title_b, root_b in block[i + 1 :]:
+                ra, rb = uf.find(root_a), uf.find(root_b)
+                if ra == rb or _conflicts(ids[ra], ids[rb]):
+                    continue
+                matcher.set_seq2(title_b)
+                if (
+                    matcher.real_quick_ratio() >= FUZZY_TITLE_THRESHOLD
+                    and matcher.quick_ratio() >= FUZZY_TITLE_THRESHOLD
+                    and matcher.ratio() >= FUZZY_TITLE_THRESHOLD
+                ):
+                    uf.union(ra, rb)
+                    root = uf.find(ra)
+                    merged = ids[ra] if root == ra else ids[rb]
+                    other = ids[rb] if root == ra else ids[ra]
+                    for kind, values in other.items():
+                        merged.setdefault(kind, set()).update(values)
+                    merges += 1
+    return merges
+
+
+def _first(members: list[dict[str, Any]], name: str, order: tuple[str, ...]) -> Any:
+    """The value of `name` from the highest-ranked member that has one."""
+    for row in sorted(members, key=lambda r: (_source_rank(r, order), _sort_key(r))):
+        value = row.get(name)
+        if value not in (None, "", []):
+            return value
+    return None
+
+
+def _pick_id(members: list[dict[str, Any]], kind: str) -> str | None:
+    """One identifier of a kind for the cluster: the top source's, ties broken by value."""
+    value = _first(members, kind, SOURCE_PRECEDENCE)
+    return str(value) if value else None
+
+
+def _final_id(row: Mapping[str, Any]) -> str:
+    return provisional_id(row.get("pmid"), row.get("doi"), row.get("openalex_id")) or ""
+
+
+def _merge_cluster(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """One publications row from the records of one work."""
+    merged: dict[str, Any] = {kind: _pick_id(members, kind) for kind in ID_FIELDS}
+    merged["publication_id"] = _final_id(merged)
+    for name in BIBLIOGRAPHIC_FIELDS:
+        merged[name] = _first(members, name, SOURCE_PRECEDENCE)
+    dated = _first_dated(members)
+    merged["publication_date"] = dated.get("publication_date")
+    merged["publication_date_precision"] = dated.get("publication_date_precision")
+    merged["year"] = dated.get("year") or _first(members, "year", SOURCE_PRECEDENCE)
+    for name in LIST_FIELDS:
+        merged[name] = list(_first(members, name, SOURCE_PRECEDENCE) or [])
+    for name in METRIC_FIELDS:
+        merged[name] = _first(members, name, METRIC_PRECEDENCE)
+    for name in LINK_FIELDS:
+        merged[name] = sorted({v for row in members for v in row.get(name) or []})
+    merged["is_retracted"] = any(
+        bool(row.get("is_retracted")) or bool(row.get("retracted_by")) for row in members
+    )
+    merged["sources"] = sorted({s for row in members for s in row.get("sources") or []})
+    return merged
+
+
+def _first_dated(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """Date, precision and year travel together, from the best source that has a date."""
+    for row in sorted(members, key=lambda r: (_source_rank(r, SOURCE_PRECEDENCE), _sort_key(r))):
+        if row.get("publication_date") is not None:
+            return row
+    return {}
+
+
+def _id_forms(row: Mapping[str, Any]) -> list[str]:
+    """Every `PREFIX:value` form a row's identifiers can be referred to by."""
+    forms = [f"{ID_PREFIX[kind]}:{value}" for kind, value in _identifiers(row)]
+    if row.get("publication_id"):
+        forms.append(str(row["publication_id"]))
+    return forms
+
+
+def merge_publications(rows: Iterable[Mapping[str, Any]]) -> MergeResult:
+    """Merge per-source publications rows into one row per work.
+
+    Args:
+        rows: publications rows as the sources emit them (provisional `publication_id`,
+            identifiers, `sources=[source]`, optional `abstract`, `retracts`, `retracted_by`).
+
+    Returns:
+        Merged rows sorted by publication_id, the id map (every provisional id and identifier
+        form -> final publication_id; retraction links are rewritten through it) and stats.
+    """
+    records = _canonical(rows)
+    identified = [r for r in records if _identifiers(r)]
+    unidentified = [r for r in records if not _identifiers(r)]
+    uf = _UnionFind(len(identified))
+    owner: dict[tuple[str, str], int] = {}
+    for index, row in enumerate(identified):
+        for key in _identifiers(row):
+            if key in owner:
+                uf.union(owner[key], index)
+            else:
+                owner[key] = index
+    ids: dict[int, dict[str, set[str]]] = defaultdict(dict)
+    for index, row in enumerate(identified):
+        for kind, value in _identifiers(row):
+            ids[uf.find(index)].setdefault(kind, set()).add(value)
+    conflicting = sum(1 for kinds in ids.values() if any(len(v) > 1 for v in kinds.values()))
+    fuzzy = _fuzzy_pairs(identified, uf, ids)
+
+    clusters: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for index, row in enumerate(identified):
+        clusters[uf.find(index)].append(row)
+    merged_rows: list[dict[str, Any]] = []
+    id_map: dict[str, str] = {}
+    for members in clusters.values():
+        merged = _merge_cluster(members)
+        merged_rows.append(merged)
+        for row in members:
+            for form in _id_forms(row):
+                id_map[form] = merged["publication_id"]
+        for form in _id_forms(merged):
+            id_map[form] = merged["publication_id"]
+    _apply_retractions(merged_rows, id_map)
+    merged_rows.sort(key=lambda r: r["publication_id"])
+    by_source: dict[str, int] = defaultdict(int)
+    for row in records:
+        for source in row.get("sources") or []:
+            by_source[source] += 1
+    stats = MergeStats(
+        records_in=len(records),
+        clusters=len(merged_rows),
+        merged=len(identified) - len(merged_rows),
+        fuzzy_merges=fuzzy,
+        records_by_source=dict(sorted(by_source.items())),
+        conflicting_ids=conflicting,
+    )
+    return MergeResult(merged_rows, dict(sorted(id_map.items())), stats, unidentified)
+
+
+def _apply_retractions(rows: list[dict[str, Any]], id_map: Mapping[str, str]) -> None:
+    """Point retraction and erratum links at final ids; a retraction notice retracts its target."""
+    for row in rows:
+        for name in LINK_FIELDS:
+            row[name] = sorted({id_map.get(v, v) for v in row[name]} - {row["publication_id"]})
+    retracted = {target for row in rows for target in row["retracts"]}
+    for row in rows:
+        if row["publication_id"] in retracted:
+            row["is_retracted"] = True

@@ -1,0 +1,218 @@
+"""Crossref: `/works` cursor paging with `mailto` (polite pool), and parsing of work records.
+
+Crossref is the DOI registry: it knows every DOI's title, container, dates, type and the
+updates (retractions, corrections) registered against it, but no PMID and no MeSH.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipelines.normalize.dedup import normalize_doi
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.pubmed import date_from_parts
+
+SOURCE = "crossref"
+WORKS_PATH = "/works"
+ROWS = 1000
+
+CROSSREF_TYPES: dict[str, str] = {
+    "journal-article": "Journal Article",
+    "book-chapter": "Book Chapter",
+    "proceedings-article": "Congress",
+    "posted-content": "Preprint",
+    "dataset": "Dataset",
+}
+"""Crossref work types -> PubMed publication-type names, where one clearly corresponds."""
+
+DATE_FIELDS = ("published-print", "issued", "published-online", "published")
+RETRACTION_TYPES = ("retraction", "removal", "withdrawal")
+CORRECTION_TYPES = ("correction", "erratum", "corrigendum")
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Items of a `/works` list page, or the one work of a `/works/{doi}` body.
+
+    Raises:
+        SnapshotFormatError: not JSON or not a Crossref work / work-list message.
+    """
+    try:
+        body = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc
+    message = body.get("message") if isinstance(body, dict) else None
+    kind = body.get("message-type") if isinstance(body, dict) else None
+    if kind == "work-list" and isinstance(message, dict) and isinstance(message.get("items"), list):
+        yield from message["items"]
+    elif kind == "work" and isinstance(message, dict):
+        yield message
+    else:
+        raise SnapshotFormatError(path, "not a Crossref work or work-list message")
+
+
+def record_key(record: dict[str, Any]) -> str | None:
+    """`DOI:<doi>` of a work."""
+    doi = normalize_doi(record.get("DOI")) if isinstance(record, dict) else None
+    return f"DOI:{doi}" if doi else None
+
+
+def parse_record(record: dict[str, Any]) -> TableRows:
+    """One Crossref work -> a publications row (staging keys: abstract, update links).
+
+    Raises:
+        RecordError: not an object, or no DOI.
+    """
+    if not isinstance(record, dict):
+        raise RecordError("item is not a JSON object")
+    doi = normalize_doi(record.get("DOI"))
+    if doi is None:
+        raise RecordError("work has no DOI")
+    published, precision = _date(record)
+    updates = _updates(record.get("updated-by"))
+    notices = _updates(record.get("update-to"))
+    crossref_type = record.get("type")
+    return {
+        "publications": [
+            {
+                "publication_id": f"DOI:{doi}",
+                "pmid": None,
+                "pmcid": None,
+                "doi": doi,
+                "openalex_id": None,
+                "title": _first_text(record.get("title")),
+                "journal": _first_text(record.get("short-container-title"))
+                or _first_text(record.get("container-title")),
+                "year": published.year if published else None,
+                "publication_date": published,
+                "publication_date_precision": precision,
+                "first_author": _first_author(record.get("author")),
+                "publication_types": [CROSSREF_TYPES[crossref_type]]
+                if crossref_type in CROSSREF_TYPES
+                else [],
+                "mesh_terms": [],
+                "keywords": [],
+                "language": language_code(record.get("language")),
+                "is_open_access": None,
+                "cited_by_count": None,
+                "is_retracted": bool(updates["retraction"]),
+                "sources": [SOURCE],
+                "abstract": _clean(record.get("abstract")),
+                "retracted_by": updates["retraction"],
+                "retracts": notices["retraction"],
+                "corrected_by": updates["correction"],
+                "corrects": notices["correction"],
+            }
+        ]
+    }
+
+
+ISO_639_1_TO_PUBMED: dict[str, str] = {
+    "en": "eng",
+    "de": "ger",
+    "fr": "fre",
+    "es": "spa",
+    "it": "ita",
+    "pt": "por",
+    "nl": "dut",
+    "ru": "rus",
+    "zh": "chi",
+    "ja": "jpn",
+    "ko": "kor",
+    "th": "tha",
+    "ms": "may",
+    "id": "ind",
+    "tr": "tur",
+    "pl": "pol",
+}
+"""Two-letter codes (Crossref, OpenAlex) -> the three-letter codes PubMed uses."""
+
+
+def language_code(value: Any) -> str | None:
+    """A language code in PubMed's three-letter form where known, else as given."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    code = value.strip().lower()
+    return ISO_639_1_TO_PUBMED.get(code, code)
+
+
+def _clean(value: Any) -> str | None:
+    """Text without JATS/HTML tags and entities, whitespace collapsed."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join(html.unescape(_TAG.sub(" ", value)).split())
+    return text or None
+
+
+def _first_text(values: Any) -> str | None:
+    """Crossref gives titles as lists: the first non-empty one."""
+    if isinstance(values, str):
+        return _clean(values)
+    for value in values if isinstance(values, list) else []:
+        text = _clean(value)
+        if text:
+            return text
+    return None
+
+
+def _date(record: dict[str, Any]) -> tuple[Any, str | None]:
+    """The print date, else issued/online: `date-parts` [[y], [y, m] or [y, m, d]]."""
+    for name in DATE_FIELDS:
+        value = record.get(name)
+        parts = value.get("date-parts") if isinstance(value, dict) else None
+        if not parts or not isinstance(parts[0], list) or not parts[0] or parts[0][0] is None:
+            continue
+        first = [str(p) for p in parts[0][:3]] + [None, None]
+        published, precision = date_from_parts(first[0], first[1], first[2])
+        if published is not None:
+            return published, precision
+    return None, None
+
+
+def _first_author(authors: Any) -> str | None:
+    """'Family Initials' of the author marked first (else the first listed)."""
+    if not isinstance(authors, list) or not authors:
+        return None
+    ordered = sorted(
+        (a for a in authors if isinstance(a, dict)),
+        key=lambda a: a.get("sequence") != "first",
+    )
+    for author in ordered:
+        family = _clean(author.get("family"))
+        if family:
+            initials = initials_of(author.get("given"))
+            return f"{family} {initials}" if initials else family
+        name = _clean(author.get("name"))
+        if name:
+            return name
+    return None
+
+
+def initials_of(given: Any) -> str | None:
+    """'Kirsten E.' -> 'KE'; 'Jean-Paul' -> 'JP'."""
+    if not isinstance(given, str):
+        return None
+    letters = [part[0].upper() for part in re.split(r"[\s.\-]+", given) if part]
+    return "".join(letters) or None
+
+
+def _updates(items: Any) -> dict[str, list[str]]:
+    """`updated-by` / `update-to` entries -> provisional ids by kind (retraction, correction)."""
+    found: dict[str, set[str]] = {"retraction": set(), "correction": set()}
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        doi = normalize_doi(item.get("DOI"))
+        kind = str(item.get("type", "")).lower()
+        if doi and kind in RETRACTION_TYPES:
+            found["retraction"].add(f"DOI:{doi}")
+        elif doi and kind in CORRECTION_TYPES:
+            found["correction"].add(f"DOI:{doi}")
+    return {key: sorted(values) for key, values in found.items()}

@@ -1,0 +1,212 @@
+"""Europe PMC: REST search pages (format=json, resultType=core), cursorMark paging, parsing.
+
+Core results carry PMID, PMCID, DOI, publication types, MeSH, keywords, the abstract and
+comment/correction links; lite results (same envelope, fewer fields) parse too, with what
+they have.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid, provisional_id
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.pubmed import date_from_parts, parse_text_date
+
+SOURCE = "europepmc"
+SEARCH_PATH = "/search"
+PAGE_SIZE = 1000
+
+RETRACTED_BY = ("Retraction in", "Retraction and republication in")
+RETRACTS = ("Retraction of", "Retraction and republication of")
+CORRECTED_BY = ("Erratum in",)
+CORRECTS = ("Erratum for",)
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The `resultList.result` items of one search page.
+
+    Raises:
+        SnapshotFormatError: not JSON, or no `resultList.result` list.
+    """
+    try:
+        page = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc
+    results = page.get("resultList", {}).get("result") if isinstance(page, dict) else None
+    if not isinstance(results, list):
+        raise SnapshotFormatError(path, "not a Europe PMC search page (no resultList.result)")
+    yield from results
+
+
+def record_key(record: dict[str, Any]) -> str | None:
+    """`<source>:<id>` as Europe PMC names the record (MED:123, PMC:PMC123, PPR:PPR1)."""
+    if not isinstance(record, dict) or not record.get("id"):
+        return None
+    return f"{record.get('source', '?')}:{record['id']}"
+
+
+def parse_record(record: dict[str, Any]) -> TableRows:
+    """One search result -> a publications row (staging keys: abstract, retraction links).
+
+    Raises:
+        RecordError: not an object, or neither PMID nor DOI (no id a publication can take).
+    """
+    if not isinstance(record, dict):
+        raise RecordError("result is not a JSON object")
+    pmid = normalize_pmid(record.get("pmid"))
+    doi = normalize_doi(record.get("doi"))
+    publication_id = provisional_id(pmid, doi, None)
+    if publication_id is None:
+        raise RecordError("no PMID or DOI: the record cannot be identified as a publication")
+    published, precision = _date(record)
+    types = _pub_types(record)
+    links = _comment_links(record)
+    return {
+        "publications": [
+            {
+                "publication_id": publication_id,
+                "pmid": pmid,
+                "pmcid": normalize_pmcid(record.get("pmcid")),
+                "doi": doi,
+                "openalex_id": None,
+                "title": _clean(record.get("title")),
+                "journal": _journal(record),
+                "year": published.year if published else _int(record.get("pubYear")),
+                "publication_date": published,
+                "publication_date_precision": precision,
+                "first_author": _first_author(record),
+                "publication_types": types,
+                "mesh_terms": _strings(
+                    h.get("descriptorName")
+                    for h in _items(record, "meshHeadingList", "meshHeading")
+                ),
+                "keywords": _strings(_items(record, "keywordList", "keyword")),
+                "language": record.get("language") or None,
+                "is_open_access": _yes_no(record.get("isOpenAccess")),
+                "cited_by_count": None,
+                "is_retracted": bool(links["retracted_by"])
+                or "retracted publication" in {t.lower() for t in types},
+                "sources": [SOURCE],
+                "abstract": _clean(record.get("abstractText")),
+                **links,
+            }
+        ]
+    }
+
+
+def _items(record: dict[str, Any], outer: str, inner: str) -> list[Any]:
+    """Europe PMC wraps lists twice: {"meshHeadingList": {"meshHeading": [...]}}."""
+    wrapper = record.get(outer)
+    items = wrapper.get(inner) if isinstance(wrapper, dict) else None
+    return items if isinstance(items, list) else []
+
+
+def _strings(values: Any) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in values:
+        text = _clean(value) if isinstance(value, str) else None
+        if text:
+            seen.setdefault(text, None)
+    return list(seen)
+
+
+def _clean(value: Any) -> str | None:
+    """Text without inline HTML tags or entities, whitespace collapsed."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join(html.unescape(_TAG.sub(" ", value)).split())
+    return text or None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _yes_no(value: Any) -> bool | None:
+    return {"Y": True, "N": False}.get(value) if isinstance(value, str) else None
+
+
+def _date(record: dict[str, Any]) -> tuple[Any, str | None]:
+    """Print date as the journal gives it ("2020 Jun", "2020 Jun 29"), else the year."""
+    info = record.get("journalInfo") if isinstance(record.get("journalInfo"), dict) else {}
+    text = info.get("dateOfPublication")
+    if isinstance(text, str) and text.strip():
+        published, precision = parse_text_date(text)
+        if published is not None:
+            return published, precision
+    year = info.get("yearOfPublication") or record.get("pubYear")
+    if year and str(year).isdigit():
+        month = info.get("monthOfPublication")
+        return date_from_parts(str(year), str(month) if month else None, None)
+    return None, None
+
+
+def _journal(record: dict[str, Any]) -> str | None:
+    """ISO abbreviation, else MEDLINE abbreviation, else title (lite: journalTitle)."""
+    info = record.get("journalInfo")
+    journal = info.get("journal") if isinstance(info, dict) else None
+    if isinstance(journal, dict):
+        for key in ("isoabbreviation", "medlineAbbreviation", "title"):
+            text = _clean(journal.get(key))
+            if text:
+                return text
+    return _clean(record.get("journalTitle"))
+
+
+def _first_author(record: dict[str, Any]) -> str | None:
+    """'Surname Initials' from authorList (core), else the head of authorString (lite)."""
+    for author in _items(record, "authorList", "author"):
+        if not isinstance(author, dict):
+            continue
+        last = _clean(author.get("lastName"))
+        if last:
+            initials = _clean(author.get("initials"))
+            return f"{last} {initials}" if initials else last
+        name = _clean(author.get("collectiveName")) or _clean(author.get("fullName"))
+        if name:
+            return name
+    names = _clean(record.get("authorString"))
+    if names:
+        return names.split(",")[0].rstrip(".").strip() or None
+    return None
+
+
+def _pub_types(record: dict[str, Any]) -> list[str]:
+    """pubTypeList.pubType (core), else the '; '-joined pubType string (lite)."""
+    types = _strings(_items(record, "pubTypeList", "pubType"))
+    if types:
+        return types
+    text = record.get("pubType")
+    return _strings(text.split(";")) if isinstance(text, str) else []
+
+
+def _comment_links(record: dict[str, Any]) -> dict[str, list[str]]:
+    """Retraction and erratum links from commentCorrectionList, as provisional ids."""
+    kinds = (
+        ("retracted_by", RETRACTED_BY),
+        ("retracts", RETRACTS),
+        ("corrected_by", CORRECTED_BY),
+        ("corrects", CORRECTS),
+    )
+    found: dict[str, set[str]] = {key: set() for key, _ in kinds}
+    for item in _items(record, "commentCorrectionList", "commentCorrection"):
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get("type", ""))
+        pmid = normalize_pmid(item.get("id")) if item.get("source") == "MED" else None
+        for key, names in kinds:
+            if kind in names and pmid:
+                found[key].add(f"PMID:{pmid}")
+    return {key: sorted(values) for key, values in found.items()}

@@ -1,0 +1,190 @@
+"""OpenAlex: `/works` search with cursor paging (`mailto`, optional `api_key`), and parsing.
+
+OpenAlex is the reference for citation counts and open-access status; its ids link a work
+to its PMID, PMCID and DOI, which is what lets the merge join it to the other sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipelines.normalize.dedup import (
+    normalize_doi,
+    normalize_openalex_id,
+    normalize_pmcid,
+    normalize_pmid,
+    provisional_id,
+)
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.crossref import initials_of, language_code
+
+SOURCE = "openalex"
+WORKS_PATH = "/works"
+PER_PAGE = 100
+
+OPENALEX_TYPES: dict[str, str] = {
+    "article": "Journal Article",
+    "review": "Review",
+    "letter": "Letter",
+    "editorial": "Editorial",
+    "erratum": "Published Erratum",
+    "retraction": "Retraction of Publication",
+    "preprint": "Preprint",
+    "book-chapter": "Book Chapter",
+}
+"""OpenAlex work types -> PubMed publication-type names."""
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Works of a `/works` page (`{"meta", "results"}`) or the one work of `/works/{id}`.
+
+    Raises:
+        SnapshotFormatError: not JSON, or neither a works page nor a work.
+    """
+    try:
+        body = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc
+    if isinstance(body, dict) and isinstance(body.get("results"), list) and "meta" in body:
+        yield from body["results"]
+    elif isinstance(body, dict) and normalize_openalex_id(str(body.get("id") or "")):
+        yield body
+    else:
+        raise SnapshotFormatError(path, "not an OpenAlex works page or work")
+
+
+def record_key(record: dict[str, Any]) -> str | None:
+    """`OPENALEX:W<n>` of a work."""
+    work_id = normalize_openalex_id(record.get("id")) if isinstance(record, dict) else None
+    return f"OPENALEX:{work_id}" if work_id else None
+
+
+def parse_record(record: dict[str, Any]) -> TableRows:
+    """One OpenAlex work -> a publications row (staging key: abstract).
+
+    Raises:
+        RecordError: not an object, or no OpenAlex id.
+    """
+    if not isinstance(record, dict):
+        raise RecordError("work is not a JSON object")
+    work_id = normalize_openalex_id(record.get("id"))
+    if work_id is None:
+        raise RecordError("work has no OpenAlex id")
+    ids = record.get("ids") if isinstance(record.get("ids"), dict) else {}
+    pmid = normalize_pmid(ids.get("pmid"))
+    doi = normalize_doi(record.get("doi") or ids.get("doi"))
+    published, precision = _date(record)
+    access = record.get("open_access") if isinstance(record.get("open_access"), dict) else {}
+    return {
+        "publications": [
+            {
+                "publication_id": provisional_id(pmid, doi, work_id),
+                "pmid": pmid,
+                "pmcid": normalize_pmcid(ids.get("pmcid")),
+                "doi": doi,
+                "openalex_id": work_id,
+                "title": _text(record.get("title")) or _text(record.get("display_name")),
+                "journal": _journal(record),
+                "year": published.year if published else _year(record),
+                "publication_date": published,
+                "publication_date_precision": precision,
+                "first_author": _first_author(record.get("authorships")),
+                "publication_types": [OPENALEX_TYPES[record["type"]]]
+                if record.get("type") in OPENALEX_TYPES
+                else [],
+                "mesh_terms": _mesh(record.get("mesh")),
+                "keywords": [],
+                "language": language_code(record.get("language")),
+                "is_open_access": access.get("is_oa")
+                if isinstance(access.get("is_oa"), bool)
+                else None,
+                "cited_by_count": record.get("cited_by_count")
+                if isinstance(record.get("cited_by_count"), int)
+                else None,
+                "is_retracted": record.get("is_retracted") is True,
+                "sources": [SOURCE],
+                "abstract": abstract_from_index(record.get("abstract_inverted_index")),
+                "retracts": [],
+                "retracted_by": [],
+                "corrects": [],
+                "corrected_by": [],
+            }
+        ]
+    }
+
+
+def abstract_from_index(index: Any) -> str | None:
+    """Rebuild the abstract OpenAlex ships as {word: [positions]}."""
+    if not isinstance(index, dict) or not index:
+        return None
+    placed: dict[int, str] = {}
+    for word, positions in index.items():
+        for position in positions if isinstance(positions, list) else []:
+            if isinstance(position, int):
+                placed[position] = word
+    return " ".join(placed[p] for p in sorted(placed)) or None
+
+
+def _text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return " ".join(value.split()) or None
+
+
+def _year(record: dict[str, Any]) -> int | None:
+    year = record.get("publication_year")
+    return year if isinstance(year, int) else None
+
+
+def _date(record: dict[str, Any]) -> tuple[date | None, str | None]:
+    """publication_date is a full ISO date in OpenAlex; publication_year when it is missing."""
+    text = record.get("publication_date")
+    if isinstance(text, str):
+        try:
+            return date.fromisoformat(text), "day"
+        except ValueError:
+            pass
+    year = _year(record)
+    return (date(year, 1, 1), "year") if year else (None, None)
+
+
+def _journal(record: dict[str, Any]) -> str | None:
+    """primary_location.source.display_name (host_venue in older responses)."""
+    location = record.get("primary_location")
+    source = location.get("source") if isinstance(location, dict) else None
+    if isinstance(source, dict) and _text(source.get("display_name")):
+        return _text(source.get("display_name"))
+    venue = record.get("host_venue")
+    return _text(venue.get("display_name")) if isinstance(venue, dict) else None
+
+
+def _first_author(authorships: Any) -> str | None:
+    """'Surname Initials' from the first author's display name ('Kirsten E. Smith')."""
+    if not isinstance(authorships, list):
+        return None
+    ordered = sorted(
+        (a for a in authorships if isinstance(a, dict)),
+        key=lambda a: a.get("author_position") != "first",
+    )
+    for authorship in ordered:
+        author = authorship.get("author")
+        name = _text(author.get("display_name")) if isinstance(author, dict) else None
+        if name:
+            *given, family = name.split(" ")
+            initials = initials_of(" ".join(given))
+            return f"{family} {initials}" if initials else family
+    return None
+
+
+def _mesh(items: Any) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items if isinstance(items, list) else []:
+        name = _text(item.get("descriptor_name")) if isinstance(item, dict) else None
+        if name:
+            seen.setdefault(name, None)
+    return list(seen)

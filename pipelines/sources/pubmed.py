@@ -1,0 +1,399 @@
+"""PubMed: E-utilities paging (esearch with history, efetch XML in batches) and safe parsing.
+
+efetch XML is read incrementally through defusedxml: each `<PubmedArticle>` (or
+`<PubmedBookArticle>`) is handed out as soon as it is complete and detached from the tree, so
+memory stays flat, and any entity declaration or external reference in the document stops the
+parse. Real efetch output starts with a DOCTYPE naming NLM's public DTD and no internal subset:
+that parses, and the DTD is never fetched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeET
+
+from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+
+SOURCE = "pubmed"
+ROOT_TAG = "PubmedArticleSet"
+RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle")
+
+MONTHS: dict[str, int] = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1,
+    )
+}
+_TEXT_DATE = re.compile(r"(\d{4})(?:[\s/-]+([A-Za-z]{3,})\.?)?(?:\s+(\d{1,2})\b)?")
+
+RETRACTED_BY = ("RetractionIn", "RetractionAndRepublicationIn")
+RETRACTS = ("RetractionOf", "RetractionAndRepublicationOf")
+CORRECTED_BY = ("ErratumIn",)
+CORRECTS = ("ErratumFor",)
+
+TRIAL_DATABANKS: dict[str, re.Pattern[str]] = {
+    "ClinicalTrials.gov": re.compile(r"^NCT\d{8}$"),
+    "ISRCTN": re.compile(r"^ISRCTN\d{8}$"),
+    "ANZCTR": re.compile(r"^ACTRN\d{14}$"),
+}
+"""DataBankList banks that are trial registries, with the accession form a study id takes."""
+
+
+def iter_records(path: Path) -> Iterator[Element]:
+    """Stream the records of one efetch file: every child of `<PubmedArticleSet>`.
+
+    Children other than articles (e.g. `DeleteCitation`) are yielded too, so that
+    `parse_record` can send them to quarantine instead of silently dropping them.
+
+    Raises:
+        SnapshotFormatError: not well-formed, another root, or entity declarations / external
+            references (refused before anything is expanded or read).
+    """
+    depth = 0
+    root: Element | None = None
+    try:
+        with path.open("rb") as handle:
+            events = SafeET.iterparse(
+                handle,
+                events=("start", "end"),
+                forbid_dtd=False,
+                forbid_entities=True,
+                forbid_external=True,
+            )
+            for event, element in events:
+                if event == "start":
+                    depth += 1
+                    if depth == 1:
+                        root = element
+                        if element.tag != ROOT_TAG:
+                            raise SnapshotFormatError(
+                                path, f"root element is <{element.tag}>, not <{ROOT_TAG}>"
+                            )
+                    continue
+                depth -= 1
+                if depth == 1 and root is not None:
+                    yield element
+                    root.remove(element)
+    except DefusedXmlException as exc:
+        raise SnapshotFormatError(
+            path, f"unsafe XML refused ({type(exc).__name__}: {exc})"
+        ) from exc
+    except SyntaxError as exc:
+        raise SnapshotFormatError(path, f"not well-formed XML: {exc}") from exc
+    if root is None:
+        raise SnapshotFormatError(path, "empty document")
+
+
+def record_key(record: Element) -> str | None:
+    """`PMID:<n>` of a record, for quarantine and logs."""
+    pmid = normalize_pmid(
+        record.findtext("MedlineCitation/PMID") or record.findtext("BookDocument/PMID")
+    )
+    return f"PMID:{pmid}" if pmid else None
+
+
+def record_raw(record: Element) -> str:
+    """The record as XML text, for the quarantine table's `raw` column."""
+    from xml.etree.ElementTree import tostring
+
+    return tostring(record, encoding="unicode")
+
+
+def parse_record(record: Element) -> TableRows:
+    """One `<PubmedArticle>` or `<PubmedBookArticle>` -> publications (+ study_publications).
+
+    Pure: no I/O. The publications row carries the staging-only keys `abstract`, `retracts`,
+    `retracted_by`, `corrects` and `corrected_by` (provisional ids `PMID:<n>`).
+
+    Raises:
+        RecordError: not an article, or no PMID.
+    """
+    if record.tag == "PubmedArticle":
+        row = _article_row(record)
+    elif record.tag == "PubmedBookArticle":
+        row = _book_row(record)
+    else:
+        raise RecordError(f"<{record.tag}> is not a PubMed article")
+    links = [
+        {
+            "study_id": accession,
+            "publication_id": row["publication_id"],
+            "link_type": "report",
+            "link_source": "pubmed_databank",
+        }
+        for accession in _trial_accessions(record)
+    ]
+    return {"publications": [row], "study_publications": links}
+
+
+def _article_row(record: Element) -> dict[str, Any]:
+    citation = _require(record, "MedlineCitation")
+    article = _require(citation, "Article")
+    pmid = _pmid(citation.findtext("PMID"))
+    journal = article.find("Journal")
+    pub_date = journal.find("JournalIssue/PubDate") if journal is not None else None
+    published, precision = parse_pub_date(pub_date)
+    if published is None:
+        published, precision = parse_pub_date(article.find("ArticleDate"))
+    id_list = record.find("PubmedData/ArticleIdList")
+    doi = _article_id(id_list, "doi") or _elocation_doi(article)
+    comments = _comments(citation)
+    return {
+        "publication_id": f"PMID:{pmid}",
+        "pmid": pmid,
+        "pmcid": normalize_pmcid(_article_id(id_list, "pmc")),
+        "doi": doi,
+        "openalex_id": None,
+        "title": _text(article.find("ArticleTitle")) or _text(article.find("VernacularTitle")),
+        "journal": _journal(citation, journal),
+        "year": published.year if published else None,
+        "publication_date": published,
+        "publication_date_precision": precision,
+        "first_author": _first_author(article.find("AuthorList")),
+        "publication_types": _texts(article, "PublicationTypeList/PublicationType"),
+        "mesh_terms": _texts(citation, "MeshHeadingList/MeshHeading/DescriptorName"),
+        "keywords": _texts(citation, "KeywordList/Keyword"),
+        "language": article.findtext("Language"),
+        "is_open_access": None,
+        "cited_by_count": None,
+        "is_retracted": _is_retracted(citation, article),
+        "sources": [SOURCE],
+        "abstract": _abstract(article.find("Abstract")),
+        **comments,
+    }
+
+
+def _book_row(record: Element) -> dict[str, Any]:
+    document = _require(record, "BookDocument")
+    pmid = _pmid(document.findtext("PMID"))
+    book = document.find("Book")
+    published, precision = parse_pub_date(book.find("PubDate") if book is not None else None)
+    id_list = record.find("PubmedBookData/ArticleIdList")
+    authors = document.find("AuthorList")
+    if authors is None and book is not None:
+        authors = book.find("AuthorList")
+    return {
+        "publication_id": f"PMID:{pmid}",
+        "pmid": pmid,
+        "pmcid": normalize_pmcid(_article_id(id_list, "pmc")),
+        "doi": normalize_doi(_article_id(id_list, "doi")),
+        "openalex_id": None,
+        "title": _text(document.find("ArticleTitle"))
+        or (_text(book.find("BookTitle")) if book is not None else None),
+        "journal": None,
+        "year": published.year if published else None,
+        "publication_date": published,
+        "publication_date_precision": precision,
+        "first_author": _first_author(authors),
+        "publication_types": _texts(document, "PublicationType"),
+        "mesh_terms": [],
+        "keywords": _texts(document, "KeywordList/Keyword"),
+        "language": document.findtext("Language"),
+        "is_open_access": None,
+        "cited_by_count": None,
+        "is_retracted": False,
+        "sources": [SOURCE],
+        "abstract": _abstract(document.find("Abstract")),
+        "retracts": [],
+        "retracted_by": [],
+        "corrects": [],
+        "corrected_by": [],
+    }
+
+
+def _require(parent: Element, path: str) -> Element:
+    found = parent.find(path)
+    if found is None:
+        raise RecordError(f"<{parent.tag}> has no <{path}>")
+    return found
+
+
+def _pmid(value: str | None) -> str:
+    pmid = normalize_pmid(value)
+    if not pmid:
+        raise RecordError("record has no PMID")
+    return pmid
+
+
+def _text(element: Element | None) -> str | None:
+    """All text inside an element (inline <i>, <sub>, ... included), whitespace collapsed."""
+    if element is None:
+        return None
+    text = " ".join("".join(element.itertext()).split())
+    return text or None
+
+
+def _texts(parent: Element, path: str) -> list[str]:
+    """Distinct non-empty texts at `path`, in document order."""
+    seen: dict[str, None] = {}
+    for element in parent.iterfind(path):
+        text = _text(element)
+        if text:
+            seen.setdefault(text, None)
+    return list(seen)
+
+
+def _journal(citation: Element, journal: Element | None) -> str | None:
+    """ISO abbreviation, else the MEDLINE title abbreviation, else the full title."""
+    if journal is not None:
+        iso = _text(journal.find("ISOAbbreviation"))
+        if iso:
+            return iso
+    medline_ta = _text(citation.find("MedlineJournalInfo/MedlineTA"))
+    if medline_ta:
+        return medline_ta
+    return _text(journal.find("Title")) if journal is not None else None
+
+
+def _first_author(authors: Element | None) -> str | None:
+    """'Surname Initials' of the first valid author, or the collective name."""
+    if authors is None:
+        return None
+    for author in authors.iterfind("Author"):
+        if author.get("ValidYN") == "N":
+            continue
+        last = _text(author.find("LastName"))
+        if last:
+            initials = _text(author.find("Initials"))
+            return f"{last} {initials}" if initials else last
+        collective = _text(author.find("CollectiveName"))
+        if collective:
+            return collective
+    return None
+
+
+def _abstract(abstract: Element | None) -> str | None:
+    """Abstract text; structured sections become 'LABEL: text' paragraphs."""
+    if abstract is None:
+        return None
+    parts = []
+    for section in abstract.iterfind("AbstractText"):
+        text = _text(section)
+        if not text:
+            continue
+        label = section.get("Label")
+        parts.append(f"{label}: {text}" if label else text)
+    return "\n".join(parts) or None
+
+
+def _article_id(id_list: Element | None, id_type: str) -> str | None:
+    if id_list is None:
+        return None
+    for element in id_list.iterfind("ArticleId"):
+        if element.get("IdType") == id_type and element.text and element.text.strip():
+            value = element.text.strip()
+            return normalize_doi(value) if id_type == "doi" else value
+    return None
+
+
+def _elocation_doi(article: Element) -> str | None:
+    for element in article.iterfind("ELocationID"):
+        if element.get("EIdType") == "doi" and element.get("ValidYN", "Y") == "Y":
+            return normalize_doi(element.text)
+    return None
+
+
+def _comments(citation: Element) -> dict[str, list[str]]:
+    """Retraction and erratum links from CommentsCorrectionsList, as provisional ids."""
+    kinds = (
+        ("retracted_by", RETRACTED_BY),
+        ("retracts", RETRACTS),
+        ("corrected_by", CORRECTED_BY),
+        ("corrects", CORRECTS),
+    )
+    found: dict[str, set[str]] = {key: set() for key, _ in kinds}
+    for item in citation.iterfind("CommentsCorrectionsList/CommentsCorrections"):
+        ref_type = item.get("RefType", "")
+        pmid = normalize_pmid(item.findtext("PMID"))
+        for key, ref_types in kinds:
+            if ref_type in ref_types and pmid:
+                found[key].add(f"PMID:{pmid}")
+    return {key: sorted(values) for key, values in found.items()}
+
+
+def _is_retracted(citation: Element, article: Element) -> bool:
+    """A RetractionIn link (with or without the notice's PMID) or the Retracted type."""
+    for item in citation.iterfind("CommentsCorrectionsList/CommentsCorrections"):
+        if item.get("RefType") in RETRACTED_BY:
+            return True
+    return "Retracted Publication" in _texts(article, "PublicationTypeList/PublicationType")
+
+
+def _trial_accessions(record: Element) -> list[str]:
+    """Trial registry accession numbers from DataBankList, in the form a study id takes."""
+    accessions: dict[str, None] = {}
+    for bank in record.iterfind("MedlineCitation/Article/DataBankList/DataBank"):
+        pattern = TRIAL_DATABANKS.get((bank.findtext("DataBankName") or "").strip())
+        if pattern is None:
+            continue
+        for number in bank.iterfind("AccessionNumberList/AccessionNumber"):
+            value = (number.text or "").strip().upper()
+            if pattern.match(value):
+                accessions.setdefault(value, None)
+    return list(accessions)
+
+
+def parse_pub_date(element: Element | None) -> tuple[date | None, str | None]:
+    """A PubDate-like element -> (first day of the period, precision).
+
+    Handles Year/Month/Day (month as number or name), Year + Season (year precision: seasons
+    differ by hemisphere), and MedlineDate text ("2019 Mar-Apr", "1998 Dec-1999 Jan").
+    """
+    if element is None:
+        return None, None
+    medline = element.findtext("MedlineDate")
+    if medline:
+        return parse_text_date(medline)
+    year = (element.findtext("Year") or "").strip()
+    if not year.isdigit():
+        return None, None
+    return date_from_parts(year, element.findtext("Month"), element.findtext("Day"))
+
+
+def date_from_parts(
+    year: str, month: str | None, day: str | None
+) -> tuple[date | None, str | None]:
+    """(date, precision) from text parts; an invalid month or day lowers the precision."""
+    try:
+        y = int(year)
+    except ValueError:
+        return None, None
+    m = _month(month)
+    if m is None:
+        return date(y, 1, 1), "year"
+    if day and day.strip().isdigit():
+        try:
+            return date(y, m, int(day)), "day"
+        except ValueError:
+            pass
+    return date(y, m, 1), "month"
+
+
+def parse_text_date(text: str) -> tuple[date | None, str | None]:
+    """Free-text dates: '2019 Mar-Apr' -> 2019-03-01 month; '2000 Spring' -> 2000 year."""
+    match = _TEXT_DATE.search(text)
+    if not match:
+        return None, None
+    year, month, day = match.groups()
+    if _month(month) is None:
+        day = None
+    return date_from_parts(year, month, day)
+
+
+def _month(value: str | None) -> int | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        number = int(value)
+        return number if 1 <= number <= 12 else None
+    return MONTHS.get(value[:3].lower())
