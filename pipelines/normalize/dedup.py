@@ -379,8 +379,23 @@ def _apply_retractions(rows: list[dict[str, Any]], id_map: Mapping[str, str]) ->
     """Point retraction and erratum links at final ids; a retraction notice retracts its target."""
     for row in rows:
         for name in LINK_FIELDS:
-            row[name] = sorted({id_map.get(v, v) for v in row[name]} - {row["publication_id"]})
+            targets = {_resolve(v, id_map) for v in row[name]}
+            row[name] = sorted(targets - {row["publication_id"]})
     retracted = {target for row in rows for target in row["retracts"]}
     for row in rows:
         if row["publication_id"] in retracted:
             row["is_retracted"] = True
+
+
+def _resolve(reference: str, id_map: Mapping[str, str]) -> str:
+    """A `PREFIX:value` reference in normal form, then through the id map when it is known."""
+    prefix, _, value = reference.partition(":")
+    normalise = {
+        "PMID": normalize_pmid,
+        "PMCID": normalize_pmcid,
+        "DOI": normalize_doi,
+        "OPENALEX": normalize_openalex_id,
+    }.get(prefix.upper())
+    clean = normalise(value) if normalise else None
+    form = f"{prefix.upper()}:{clean}" if clean else reference
+    return id_map.get(form, form)
