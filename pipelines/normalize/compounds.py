@@ -1,0 +1,224 @@
+"""Compounds: the reference vocabulary, free-text matching, and the product form of an intervention.
+
+`data/reference/compounds.csv` holds one row per compound or product. Its identifier columns
+(PubChem CID, InChIKey, formula, weight, SMILES, ChEMBL id, CAS, UNII) are copied from the shared
+facts file and nothing else; rows the facts do not cover (the kratom product, extra opioid
+medications) carry a name, a role and synonyms only.
+
+Kratom products are one compound, `kratom` (role kratom_product): leaf, powder, tea and extract
+are the same plant material in different preparations, so they are told apart by
+`interventions.product_form`, not by splitting the compound and thinning every evidence-map cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pipelines.normalize.lexicon import Lexicon, normalize, read_reference_csv, split_terms
+from pipelines.paths import REFERENCE_DIR
+
+COMPOUNDS_FILE = "compounds.csv"
+TARGETS_FILE = "compound_targets.csv"
+PRODUCT_FORMS_FILE = "product_forms.csv"
+KRATOM_ROLES = ("kratom_product", "kratom_alkaloid")
+IDENTIFIER_COLUMNS = (
+    "pubchem_cid",
+    "inchikey",
+    "molecular_formula",
+    "molecular_weight",
+    "smiles",
+    "chembl_id",
+    "cas",
+    "unii",
+)
+TARGET_COLUMNS = (
+    "compound_id",
+    "target_chembl_id",
+    "activity_type",
+    "source_id",
+    "target_name",
+    "relation",
+    "value",
+    "unit",
+    "pchembl_value",
+    "assay_organism",
+    "assay_chembl_id",
+    "document_chembl_id",
+)
+
+
+def _blank_to_none(value: str) -> str | None:
+    return value or None
+
+
+def reference_compound_rows(reference_dir: Path) -> list[dict[str, Any]]:
+    """Rows for the `compounds` table (schemas.compounds.Compound), in file order.
+
+    Blank identifier cells stay null; synonyms are the `synonyms` cell split on ';' (refused
+    match terms such as "MG" are still synonyms a searcher meets, they just never match alone).
+    """
+    rows = []
+    for raw in read_reference_csv(reference_dir / COMPOUNDS_FILE):
+        cid = raw["pubchem_cid"]
+        weight = raw["molecular_weight"]
+        rows.append(
+            {
+                "compound_id": raw["compound_id"],
+                "name": raw["name"],
+                "role": raw["role"],
+                "alkaloid_class": _blank_to_none(raw["alkaloid_class"]),
+                "pubchem_cid": int(cid) if cid else None,
+                "inchikey": _blank_to_none(raw["inchikey"]),
+                "molecular_formula": _blank_to_none(raw["molecular_formula"]),
+                "molecular_weight": float(weight) if weight else None,
+                "smiles": _blank_to_none(raw["smiles"]),
+                "chembl_id": _blank_to_none(raw["chembl_id"]),
+                "cas": _blank_to_none(raw["cas"]),
+                "unii": _blank_to_none(raw["unii"]),
+                "synonyms": split_terms(raw["synonyms"]),
+            }
+        )
+    return rows
+
+
+def reference_target_rows(reference_dir: Path) -> list[dict[str, Any]]:
+    """Curated `compound_targets` rows (values read from literature, not ChEMBL activities).
+
+    The `source_id` names the citation; values a source prints in a conflicting order carry
+    "as printed" in it, so the flag survives into the published table.
+    """
+    rows = []
+    for raw in read_reference_csv(reference_dir / TARGETS_FILE):
+        row: dict[str, Any] = {c: _blank_to_none(raw.get(c, "")) for c in TARGET_COLUMNS}
+        for number in ("value", "pchembl_value"):
+            row[number] = float(row[number]) if row[number] is not None else None
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class ProductFormRule:
+    """Keywords that mark a product form, for the compound roles the form applies to."""
+
+    product_form: str
+    lexicon: Lexicon
+    applies_to: tuple[str, ...]
+    priority: int
+
+    def fires(self, text: str, role: str | None) -> bool:
+        """True when the rule applies to `role` and one of its keywords is in `text`."""
+        applies = "any" in self.applies_to or (role is not None and role in self.applies_to)
+        return applies and bool(self.lexicon.find(text))
+
+
+@dataclass(frozen=True)
+class CompoundLexicon:
+    """Compound names and synonyms compiled for matching, with the product-form keyword rules."""
+
+    lexicon: Lexicon
+    roles: dict[str, str]
+    chembl_ids: dict[str, str]
+    pubchem_cids: dict[int, str]
+    form_rules: tuple[ProductFormRule, ...] = ()
+
+    def match(self, text: str) -> list[str]:
+        """Compound ids named in `text`, each once, in order of first appearance."""
+        return self.lexicon.keys(text)
+
+    def primary(self, text: str) -> str | None:
+        """The main compound of an intervention name.
+
+        The first kratom product or alkaloid named wins ("kratom tea + oxycodone" -> kratom):
+        a kratom arm that adds a comparator is still about kratom. Without kratom, the first
+        compound named wins ("Clonidine + Buprenorphine" -> clonidine). None when nothing matches.
+        """
+        found = self.match(text)
+        kratom = [c for c in found if self.roles.get(c) in KRATOM_ROLES]
+        if kratom:
+            return kratom[0]
+        return found[0] if found else None
+
+    def by_chembl_id(self, chembl_id: str) -> str | None:
+        """Compound id of a ChEMBL molecule id, when the reference knows it."""
+        return self.chembl_ids.get(chembl_id.upper())
+
+    def by_pubchem_cid(self, cid: int) -> str | None:
+        """Compound id of a PubChem CID, when the reference knows it."""
+        return self.pubchem_cids.get(cid)
+
+    def product_form(
+        self, intervention_name: str, intervention_type: str | None, compound_id: str | None
+    ) -> str:
+        """Leaf / tea / powder / extract / purified_alkaloid / placebo / comparator / other.
+
+        Placebo words win ("Placebo tea" is the control arm); then a non-kratom compound is a
+        comparator; a kratom product or alkaloid takes the first keyword form (by priority) that
+        applies to its role; an alkaloid without one is a purified alkaloid; anything else
+        (kratom of unstated form, behavioural arms) is `other`. `intervention_type` does not
+        decide: registry types (DRUG, DIETARY_SUPPLEMENT) do not tell a tea from a powder.
+        """
+        del intervention_type
+        role = self.roles.get(compound_id) if compound_id else None
+        placebo = [r for r in self.form_rules if r.product_form == "placebo"]
+        if any(r.fires(intervention_name, role) for r in placebo):
+            return "placebo"
+        if role is None:
+            return "other"
+        if role not in KRATOM_ROLES:
+            return "comparator"
+        for rule in self.form_rules:
+            if rule.product_form != "placebo" and rule.fires(intervention_name, role):
+                return rule.product_form
+        return "purified_alkaloid" if role == "kratom_alkaloid" else "other"
+
+
+def load_product_form_rules(reference_dir: Path) -> tuple[ProductFormRule, ...]:
+    """Keyword rules from product_forms.csv, most decisive (lowest priority number) first."""
+    rules = [
+        ProductFormRule(
+            product_form=raw["product_form"],
+            lexicon=Lexicon.build((raw["product_form"], k) for k in split_terms(raw["keywords"])),
+            applies_to=tuple(split_terms(raw["applies_to"])),
+            priority=int(raw["priority"]),
+        )
+        for raw in read_reference_csv(reference_dir / PRODUCT_FORMS_FILE)
+    ]
+    return tuple(sorted(rules, key=lambda r: r.priority))
+
+
+def load_compound_lexicon(reference_dir: Path) -> CompoundLexicon:
+    """Build the matcher from compounds.csv (name and every synonym not listed as refused)."""
+    raws = read_reference_csv(reference_dir / COMPOUNDS_FILE)
+    terms: list[tuple[str, str]] = []
+    for raw in raws:
+        refused = {normalize(t) for t in split_terms(raw["refused_terms"])}
+        for term in [raw["compound_id"], raw["name"], *split_terms(raw["synonyms"])]:
+            if normalize(term) not in refused:
+                terms.append((raw["compound_id"], term))
+    return CompoundLexicon(
+        lexicon=Lexicon.build(terms),
+        roles={r["compound_id"]: r["role"] for r in raws},
+        chembl_ids={r["chembl_id"]: r["compound_id"] for r in raws if r["chembl_id"]},
+        pubchem_cids={int(r["pubchem_cid"]): r["compound_id"] for r in raws if r["pubchem_cid"]},
+        form_rules=load_product_form_rules(reference_dir),
+    )
+
+
+@lru_cache(maxsize=4)
+def _lexicon_for(reference_dir: Path) -> CompoundLexicon:
+    return load_compound_lexicon(reference_dir)
+
+
+def product_form(
+    intervention_name: str,
+    intervention_type: str | None,
+    compound_id: str | None,
+    reference_dir: Path = REFERENCE_DIR,
+) -> str:
+    """`CompoundLexicon.product_form` with the project's reference vocabulary (loaded once)."""
+    return _lexicon_for(reference_dir).product_form(
+        intervention_name, intervention_type, compound_id
+    )

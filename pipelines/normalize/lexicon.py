@@ -1,0 +1,177 @@
+"""The one term-matching engine behind compound, outcome and condition vocabularies.
+
+Registry text spells the same thing many ways: "7-OH-mitragynine", "7-hydroxy mitragynine",
+"7α-hydroxymitragynine", "Mitragyna speciosa (kratom) leaf". Rather than list every spelling, both
+text and terms are normalised the same way (lower case, Greek letters spelled out, every
+non-alphanumeric run turned into one space), and a term compiles to a regular expression that
+tolerates the variants that do not change meaning:
+
+- a space between tokens may be absent ("7-OH" matches "7OH" and "7 OH");
+- a space may appear after a chemical prefix ("hydroxymitragynine" matches "hydroxy mitragynine");
+- a stereo descriptor may follow a locant ("7-hydroxy..." matches "7α-hydroxy..." and "7alpha-...");
+- a plural "s"/"es" may end the term ("urine drug screens").
+
+Matches are word-bounded on both sides, so "mg" never matches inside "mg001" or "kg". When matches
+overlap, the leftmost-longest wins, so "mitragynine pseudoindoxyl" is not also "mitragynine".
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+GREEK = {
+    "α": "alpha",
+    "β": "beta",
+    "γ": "gamma",
+    "δ": "delta",
+    "κ": "kappa",
+    "μ": "mu",
+    "µ": "mu",
+}
+"""Greek letters that occur in compound and receptor names, spelled out as text does."""
+
+CHEMICAL_PREFIXES = (
+    "hydroxy",
+    "methoxy",
+    "demethoxy",
+    "desmethyl",
+    "demethyl",
+    "dihydro",
+    "dehydro",
+    "pseudo",
+    "iso",
+    "epi",
+    "nor",
+)
+"""Prefixes after which writers may put a space or hyphen ("7-hydroxy mitragynine")."""
+
+STEREO = r"(?:alpha|beta|[rs])"
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_LETTER_DIGIT = re.compile(r"(?<=[a-z])(?=\d)")
+_TOKEN_PART = re.compile(r"\d+|[a-z]+")
+
+
+def normalize(text: str) -> str:
+    """Lower-case, spell out Greek letters, strip accents, one space for separators.
+
+    A digit after a letter starts a new word ("AUC0-inf" -> "auc 0 inf", "MG001" -> "mg 001")
+    so a parameter name followed by its subscript still ends at a word boundary.
+    """
+    spelled = "".join(f" {GREEK[ch]} " if ch in GREEK else ch for ch in text)
+    folded = unicodedata.normalize("NFKD", spelled)
+    ascii_text = "".join(
+        ch if ch.isascii() else ("" if unicodedata.combining(ch) else " ") for ch in folded
+    ).lower()
+    return _LETTER_DIGIT.sub(" ", _NON_ALNUM.sub(" ", ascii_text)).strip()
+
+
+def _word_pattern(word: str) -> str:
+    """Regex for one normalised word: optional space at digit/letter joins and after prefixes."""
+    parts: list[str] = []
+    pieces = _TOKEN_PART.findall(word)
+    for index, piece in enumerate(pieces):
+        if piece.isdigit():
+            parts.append(re.escape(piece))
+            if index + 1 < len(pieces):
+                parts.append(rf"(?: ?{STEREO})? ?")
+            continue
+        parts.append(_letters_pattern(piece))
+        if index + 1 < len(pieces):
+            parts.append(" ?")
+    return "".join(parts)
+
+
+def _letters_pattern(piece: str) -> str:
+    for prefix in CHEMICAL_PREFIXES:
+        if piece.startswith(prefix) and len(piece) - len(prefix) >= 4:
+            return re.escape(prefix) + " ?" + _letters_pattern(piece[len(prefix) :])
+    return re.escape(piece)
+
+
+def term_pattern(term: str) -> str:
+    """Regex (over normalised text) that matches `term` and its harmless spelling variants."""
+    words = normalize(term).split()
+    if not words:
+        raise ValueError(f"term {term!r} has no letters or digits")
+    body = ""
+    for index, word in enumerate(words):
+        body += _word_pattern(word)
+        if index + 1 < len(words):
+            joint = rf"(?: ?{STEREO})? ?" if word.isdigit() else " ?"
+            body += joint
+    plural = "(?:e?s)?" if words[-1][-1].isalpha() else ""
+    return rf"(?<![a-z0-9]){body}{plural}(?![a-z0-9])"
+
+
+@dataclass(frozen=True)
+class Match:
+    """One term found in a text: what it stands for, where, and which term matched."""
+
+    key: str
+    start: int
+    end: int
+    term: str
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Terms compiled for matching; each term points at a key (compound_id, instrument, ...)."""
+
+    entries: tuple[tuple[str, str, re.Pattern[str]], ...]
+
+    @classmethod
+    def build(cls, terms: Iterable[tuple[str, str]]) -> Lexicon:
+        """Compile (key, term) pairs; a term listed twice for different keys is an error."""
+        seen: dict[str, str] = {}
+        entries = []
+        for key, term in terms:
+            norm = normalize(term)
+            if norm in seen and seen[norm] != key:
+                raise ValueError(f"term {term!r} is claimed by both {seen[norm]!r} and {key!r}")
+            if norm in seen:
+                continue
+            seen[norm] = key
+            entries.append((key, term, re.compile(term_pattern(term))))
+        return cls(tuple(entries))
+
+    def find(self, text: str) -> list[Match]:
+        """Non-overlapping matches in reading order; where matches overlap the longest wins."""
+        norm = normalize(text)
+        found = [
+            Match(key, m.start(), m.end(), term)
+            for key, term, pattern in self.entries
+            for m in pattern.finditer(norm)
+        ]
+        found.sort(key=lambda m: (m.start, -(m.end - m.start), m.key))
+        chosen: list[Match] = []
+        for match in found:
+            if chosen and match.start < chosen[-1].end:
+                continue
+            chosen.append(match)
+        return chosen
+
+    def keys(self, text: str) -> list[str]:
+        """Keys found in `text`, each once, in order of first appearance."""
+        result: list[str] = []
+        for match in self.find(text):
+            if match.key not in result:
+                result.append(match.key)
+        return result
+
+
+def split_terms(cell: str | None, sep: str = ";") -> list[str]:
+    """Split a CSV cell of terms on `sep`, dropping blanks."""
+    if not cell:
+        return []
+    return [t.strip() for t in cell.split(sep) if t.strip()]
+
+
+def read_reference_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a reference CSV with surrounding blanks stripped (a missing file is an error)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)]

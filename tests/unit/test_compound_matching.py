@@ -1,0 +1,144 @@
+"""Compound vocabulary: matching free text to compound ids, product forms, reference rows."""
+
+from __future__ import annotations
+
+import csv
+
+import pandas as pd
+import pytest
+
+from pipelines.normalize.compounds import (
+    CompoundLexicon,
+    load_compound_lexicon,
+    product_form,
+    reference_compound_rows,
+    reference_target_rows,
+)
+from pipelines.paths import PROJECT_ROOT, REFERENCE_DIR
+from schemas.compounds import Compound, CompoundTarget
+
+FACTS = PROJECT_ROOT.parent / "shared" / "facts" / "compounds.csv"
+
+
+@pytest.fixture(scope="module")
+def lexicon() -> CompoundLexicon:
+    return load_compound_lexicon(REFERENCE_DIR)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("7-OH-mitragynine", ["7-hydroxymitragynine"]),
+        ("7-hydroxy mitragynine", ["7-hydroxymitragynine"]),
+        ("7α-hydroxymitragynine", ["7-hydroxymitragynine"]),
+        ("7-OH-MG", ["7-hydroxymitragynine"]),
+        ("Mitragyna speciosa (ketum) leaves", ["kratom"]),
+        ("kakuam, biak and thang", ["kratom"]),
+        ("9-demethoxy mitragynine", ["corynantheidine"]),
+        ("mitragynine pseudoindoxyl", ["mitragynine-pseudoindoxyl"]),
+        ("Buprenorphine/naloxone (Suboxone)", ["buprenorphine", "naloxone"]),
+        ("Drug: mitragynine (MG001)", ["mitragynine"]),
+    ],
+)
+def test_match_variants(lexicon: CompoundLexicon, text: str, expected: list[str]) -> None:
+    assert lexicon.match(text) == expected
+
+
+def test_ambiguous_mg_alone_is_refused(lexicon: CompoundLexicon) -> None:
+    assert lexicon.match("MG 20 mg capsules") == []
+    assert lexicon.match("MG001 20 mg") == ["mitragynine"]
+
+
+def test_generic_kratom_alkaloid_is_not_mitragynine(lexicon: CompoundLexicon) -> None:
+    assert lexicon.match("total kratom alkaloid content") == ["kratom"]
+
+
+def test_primary_prefers_first_kratom_compound(lexicon: CompoundLexicon) -> None:
+    assert lexicon.primary("oxycodone 10 mg after kratom tea") == "kratom"
+    assert lexicon.primary("kratom tea + oxycodone") == "kratom"
+    assert lexicon.primary("Mitragynine isolated from kratom") == "mitragynine"
+
+
+def test_primary_without_kratom_is_first_named(lexicon: CompoundLexicon) -> None:
+    assert lexicon.primary("Clonidine + Buprenorphine") == "clonidine"
+    assert lexicon.primary("Cognitive behavioral therapy") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "compound", "form"),
+    [
+        ("Placebo tea", None, "placebo"),
+        ("kratom tea 2 g", "kratom", "tea"),
+        ("Kratom leaf powder capsules", "kratom", "powder"),
+        ("Dried kratom leaves", "kratom", "leaf"),
+        ("Standardized kratom extract", "kratom", "extract"),
+        ("Ketum (Kratom)", "kratom", "other"),
+        ("Mitragynine capsule 20 mg", "mitragynine", "purified_alkaloid"),
+        ("midazolam HCl 2.5 mg", "midazolam", "comparator"),
+        ("Contingency management", None, "other"),
+    ],
+)
+def test_product_form(name: str, compound: str | None, form: str) -> None:
+    assert product_form(name, None, compound) == form
+
+
+def test_by_chembl_id_and_cid(lexicon: CompoundLexicon) -> None:
+    assert lexicon.by_chembl_id("CHEMBL299031") == "mitragynine"
+    assert lexicon.by_pubchem_cid(44301524) == "7-hydroxymitragynine"
+    assert lexicon.by_chembl_id("CHEMBL25") is None
+
+
+def test_reference_rows_validate_against_schema() -> None:
+    frame = pd.DataFrame(reference_compound_rows(REFERENCE_DIR))
+    Compound.validate(frame, lazy=True)
+    assert {"kratom", "mitragynine", "placebo"} & set(frame["compound_id"]) == {
+        "kratom",
+        "mitragynine",
+    }
+
+
+def test_reference_target_rows_validate_and_keep_the_as_printed_flag() -> None:
+    rows = reference_target_rows(REFERENCE_DIR)
+    CompoundTarget.validate(pd.DataFrame(rows), lazy=True)
+    as_printed = {(r["compound_id"], r["value"]) for r in rows if "as printed" in r["source_id"]}
+    assert as_printed == {("mitragynine", 77.9), ("7-hydroxymitragynine", 709.0)}
+
+
+def test_every_facts_compound_carries_exactly_the_facts_identifiers() -> None:
+    if not FACTS.is_file():
+        pytest.skip("shared facts not available")
+    with FACTS.open(newline="", encoding="utf-8") as handle:
+        facts = list(csv.DictReader(handle))
+    rows = {r["name"]: r for r in reference_compound_rows(REFERENCE_DIR)}
+    pairs = {
+        "pubchem_cid": "pubchem_cid",
+        "inchikey": "inchikey",
+        "molecular_formula": "molecular_formula",
+        "molecular_weight": "molecular_weight",
+        "smiles": "canonical_smiles",
+        "chembl_id": "chembl_id",
+        "cas": "cas",
+        "unii": "unii",
+    }
+    for fact in facts:
+        row = rows[fact["name"]]
+        for ours, theirs in pairs.items():
+            value = fact[theirs].strip()
+            got = row[ours]
+            if ours == "pubchem_cid":
+                assert got == (int(value) if value else None), (fact["name"], ours)
+            elif ours == "molecular_weight":
+                assert got == (float(value) if value else None), (fact["name"], ours)
+            else:
+                assert got == (value or None), (fact["name"], ours)
+
+
+def test_compounds_not_in_facts_carry_no_identifiers() -> None:
+    if not FACTS.is_file():
+        pytest.skip("shared facts not available")
+    with FACTS.open(newline="", encoding="utf-8") as handle:
+        names = {r["name"] for r in csv.DictReader(handle)}
+    for row in reference_compound_rows(REFERENCE_DIR):
+        if row["name"] not in names:
+            assert row["pubchem_cid"] is None and row["inchikey"] is None, row["compound_id"]
+            assert row["chembl_id"] is None and row["cas"] is None, row["compound_id"]

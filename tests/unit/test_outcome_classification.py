@@ -1,0 +1,63 @@
+"""Outcome titles to (domain, instrument)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.normalize.outcomes import InstrumentLexicon, load_instrument_lexicon
+from pipelines.paths import REFERENCE_DIR
+
+
+@pytest.fixture(scope="module")
+def lexicon() -> InstrumentLexicon:
+    return load_instrument_lexicon(REFERENCE_DIR)
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("COWS (Clinical Opiate Withdrawal Scale) score", ("withdrawal", "COWS")),
+        ("Short Opiate Withdrawal Scale (SOWS-Gossop)", ("withdrawal", "SOWS-Gossop")),
+        ("SOWS score", ("withdrawal", "SOWS")),
+        ("Opioid craving on a visual analogue scale", ("craving", "craving VAS")),
+        ("Drug Liking VAS Emax", ("abuse_liability", "drug liking VAS")),
+        ("Midazolam and dextromethorphan half-life", ("pharmacokinetics", "half-life")),
+        ("AUC0-inf of oxycodone", ("pharmacokinetics", "AUC")),
+        ("Pain tolerance (cold pressor task)", ("pain", "cold pressor")),
+        ("Pupil diameter (pharmacodynamic interaction)", ("physiology", "pupil diameter")),
+        ("Heart rate variability", ("physiology", "heart rate variability")),
+        ("Heart rate", ("safety", "vital signs")),
+    ],
+)
+def test_instrument_and_domain(
+    lexicon: InstrumentLexicon, title: str, expected: tuple[str, str]
+) -> None:
+    assert lexicon.classify(title) == expected
+
+
+def test_instrument_beats_domain_keyword(lexicon: InstrumentLexicon) -> None:
+    assert lexicon.classify("Kratom withdrawal symptoms (SOWS)") == ("withdrawal", "SOWS")
+
+
+def test_domain_keyword_without_instrument(lexicon: InstrumentLexicon) -> None:
+    assert lexicon.classify("Severity of opioid withdrawal") == ("withdrawal", None)
+
+
+def test_time_frame_is_read_only_when_title_names_nothing(lexicon: InstrumentLexicon) -> None:
+    assert lexicon.classify("Midazolam", "Pharmacokinetic sampling 0-144 h") == (
+        "pharmacokinetics",
+        None,
+    )
+    assert lexicon.classify("COWS", "Pharmacokinetic sampling")[0] == "withdrawal"
+
+
+def test_nothing_matching_is_other(lexicon: InstrumentLexicon) -> None:
+    assert lexicon.classify("Patient satisfaction", None) == ("other", None)
+
+
+def test_unknown_domain_in_reference_is_an_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "outcome_instruments.csv").write_text(
+        "instrument,domain,patterns,priority,source\nX,feelings,x scale,2,test\n"
+    )
+    with pytest.raises(ValueError, match="unknown domain"):
+        load_instrument_lexicon(tmp_path)
