@@ -1,0 +1,155 @@
+"""ChEMBL web services: bioactivities by molecule id, paged by `page_meta.next`, and parsing.
+
+ChEMBL is where measured target activities live (Ki at the mu-opioid receptor, IC50 at CYP
+enzymes, ...). Snapshot files are activity pages (`{"activities": [...], "page_meta": {...}}`);
+each activity is one record and becomes one `compound_targets` row, its compound resolved from
+`molecule_chembl_id` through the compound reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from pipelines.normalize.compounds import load_compound_lexicon
+from pipelines.paths import REFERENCE_DIR
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+
+SOURCE = "chembl"
+ACTIVITY_PATH = "/api/data/activity.json"
+PAGE_LIMIT = 1000
+ITEM_KEYS = ("activities", "molecules", "drug_indications", "mechanisms", "targets", "assays")
+"""List keys of ChEMBL pages the pager understands; snapshots hold activity pages only."""
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Activities of one activity page.
+
+    Raises:
+        SnapshotFormatError: not JSON, or not an activity page with page_meta.
+    """
+    try:
+        body = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc
+    if not (
+        isinstance(body, dict)
+        and isinstance(body.get("activities"), list)
+        and isinstance(body.get("page_meta"), dict)
+    ):
+        raise SnapshotFormatError(path, "not a ChEMBL activity page (activities + page_meta)")
+    yield from body["activities"]
+
+
+def record_key(record: dict[str, Any]) -> str | None:
+    """`activity:<activity_id>`."""
+    activity_id = record.get("activity_id") if isinstance(record, dict) else None
+    return f"activity:{activity_id}" if activity_id is not None else None
+
+
+@lru_cache(maxsize=4)
+def _compound_resolver(reference_dir: Path) -> Callable[[str], str | None]:
+    return load_compound_lexicon(reference_dir).by_chembl_id
+
+
+def _float(record: dict[str, Any], key: str) -> float | None:
+    value = record.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"{key} {value!r} is not a number") from exc
+
+
+def _text(value: Any) -> str | None:
+    return str(value).strip() or None if value is not None else None
+
+
+def parse_record(record: dict[str, Any], reference_dir: Path = REFERENCE_DIR) -> TableRows:
+    """One activity -> a `compound_targets` row (plus the `molecule_chembl_id` it came from).
+
+    Raises:
+        RecordError: no activity id, molecule, target or type; a molecule the compound
+            reference does not know; a value that is not a number.
+    """
+    if not isinstance(record, dict):
+        raise RecordError("activity is not a JSON object")
+    activity_id = _text(record.get("activity_id"))
+    target = _text(record.get("target_chembl_id"))
+    activity_type = _text(record.get("standard_type"))
+    molecule = _text(record.get("molecule_chembl_id"))
+    missing = [
+        name
+        for name, value in (
+            ("activity_id", activity_id),
+            ("molecule_chembl_id", molecule),
+            ("target_chembl_id", target),
+            ("standard_type", activity_type),
+        )
+        if value is None
+    ]
+    if missing or molecule is None:
+        raise RecordError(f"activity has no {', '.join(missing)}")
+    compound_id = _compound_resolver(reference_dir)(molecule)
+    if compound_id is None:
+        raise RecordError(f"molecule {molecule} is not in the compound reference")
+    row = {
+        "compound_id": compound_id,
+        "molecule_chembl_id": molecule,
+        "target_chembl_id": target,
+        "activity_type": activity_type,
+        "source_id": activity_id,
+        "target_name": _text(record.get("target_pref_name")),
+        "relation": _text(record.get("standard_relation")),
+        "value": _float(record, "standard_value"),
+        "unit": _text(record.get("standard_units")),
+        "pchembl_value": _float(record, "pchembl_value"),
+        "assay_organism": _text(record.get("target_organism")),
+        "assay_chembl_id": _text(record.get("assay_chembl_id")),
+        "document_chembl_id": _text(record.get("document_chembl_id")),
+    }
+    return {"compound_targets": [row]}
+
+
+def page_items(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """(items, next link) of any ChEMBL list page; `next` is None on the last page.
+
+    Raises:
+        ValueError: no page_meta or no known list key.
+    """
+    meta = body.get("page_meta")
+    if not isinstance(meta, dict):
+        raise ValueError("ChEMBL page has no page_meta")
+    for key in ITEM_KEYS:
+        if isinstance(body.get(key), list):
+            return body[key], meta.get("next") or None
+    raise ValueError(f"ChEMBL page has none of {ITEM_KEYS}")
+
+
+def next_request(next_link: str, base_url: str) -> tuple[str, dict[str, str]]:
+    """Path (relative to `base_url`) and query parameters of a `page_meta.next` link.
+
+    ChEMBL gives `next` from the host root ("/chembl/api/data/activity.json?offset=..."), so the
+    base URL's own path is taken off to call the same client again.
+    """
+    parts = urlsplit(next_link)
+    base_path = urlsplit(base_url).path.rstrip("/")
+    path = parts.path
+    if base_path and path.startswith(base_path + "/"):
+        path = path[len(base_path) :]
+    return path, dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+def activity_params(chembl_ids: Sequence[str], limit: int = PAGE_LIMIT) -> dict[str, str]:
+    """First-page query for the activities of `chembl_ids` (sorted, de-duplicated)."""
+    return {
+        "molecule_chembl_id__in": ",".join(sorted(set(chembl_ids))),
+        "limit": str(limit),
+        "offset": "0",
+    }

@@ -1,0 +1,209 @@
+"""PubChem PUG REST: compound property tables and synonyms by CID, and parsing them.
+
+PubChem is where a compound's structure identifiers live (formula, weight, SMILES, InChIKey).
+Snapshot files are PUG REST bodies: a property table (`{"PropertyTable": {"Properties": [...]}}`),
+a synonym list (`{"InformationList": {"Information": [...]}}`) or a full compound record
+(`{"PC_Compounds": [...]}`). Each compound inside is one record; parsing gives pseudo-rows keyed
+by `pubchem_cid` that the pipeline joins to the compound reference.
+
+Politeness (CONTRACT §6): at most 5 requests per second, batched CIDs, and slower still when a
+503 comes back or the `X-Throttling-Control` header reports Yellow, Red or Black.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+
+SOURCE = "pubchem"
+MIN_INTERVAL = 0.2
+"""Seconds between requests: PubChem asks for no more than 5 per second."""
+BATCH_SIZE = 100
+PROPERTIES = ("MolecularFormula", "MolecularWeight", "IsomericSMILES", "InChIKey", "IUPACName")
+SMILES_KEYS = ("IsomericSMILES", "SMILES", "CanonicalSMILES", "ConnectivitySMILES")
+"""PubChem renamed its SMILES properties in 2025; older bodies use the first, newer the second."""
+THROTTLE_HEADER = "X-Throttling-Control"
+THROTTLE_DELAYS = {"green": 0.0, "yellow": 1.0, "red": 5.0, "black": 30.0}
+"""Extra seconds before the next request, by the worst status the header reports."""
+_STATUS = re.compile(r"([A-Za-z ]+?) status:\s*([A-Za-z]+)\s*(?:\((\d+)%\))?")
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """One single-compound body per compound in the file, in the file's own envelope.
+
+    Raises:
+        SnapshotFormatError: not JSON, or not a property table, synonym list or compound record.
+    """
+    try:
+        body = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise SnapshotFormatError(path, "not a JSON object")
+    table = body.get("PropertyTable")
+    info = body.get("InformationList")
+    if isinstance(table, dict) and isinstance(table.get("Properties"), list):
+        for item in table["Properties"]:
+            yield {"PropertyTable": {"Properties": [item]}}
+    elif isinstance(info, dict) and isinstance(info.get("Information"), list):
+        for item in info["Information"]:
+            yield {"InformationList": {"Information": [item]}}
+    elif isinstance(body.get("PC_Compounds"), list):
+        for item in body["PC_Compounds"]:
+            yield {"PC_Compounds": [item]}
+    else:
+        raise SnapshotFormatError(path, "not a PubChem property table, synonym list or record")
+
+
+def _kind_and_item(record: dict[str, Any]) -> tuple[str, Any]:
+    if "PropertyTable" in record:
+        return "properties", record["PropertyTable"]["Properties"][0]
+    if "InformationList" in record:
+        return "synonyms", record["InformationList"]["Information"][0]
+    return "record", record["PC_Compounds"][0]
+
+
+def _cid(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise RecordError(f"CID {value!r} is not a number")
+    try:
+        cid = int(value)
+    except ValueError as exc:
+        raise RecordError(f"CID {value!r} is not a number") from exc
+    if cid < 1:
+        raise RecordError(f"CID {cid} is not positive")
+    return cid
+
+
+def _record_cid(item: Any) -> Any:
+    try:
+        return item["id"]["id"]["cid"]
+    except (KeyError, TypeError):
+        return None
+
+
+def record_key(record: dict[str, Any]) -> str | None:
+    """`CID:<n>:properties`, `CID:<n>:synonyms` or `CID:<n>:record`."""
+    kind, item = _kind_and_item(record)
+    if not isinstance(item, dict):
+        return None
+    cid = _record_cid(item) if kind == "record" else item.get("CID")
+    return f"CID:{cid}:{kind}" if cid is not None else None
+
+
+def _weight(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"MolecularWeight {value!r} is not a number") from exc
+
+
+def _text(value: Any) -> str | None:
+    return str(value).strip() or None if value is not None else None
+
+
+def properties_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A property-table entry -> a `compound_properties` pseudo-row."""
+    smiles = next((item[k] for k in SMILES_KEYS if item.get(k)), None)
+    return {
+        "pubchem_cid": _cid(item.get("CID")),
+        "molecular_formula": _text(item.get("MolecularFormula")),
+        "molecular_weight": _weight(item.get("MolecularWeight")),
+        "smiles": _text(smiles),
+        "inchikey": _text(item.get("InChIKey")),
+        "iupac_name": _text(item.get("IUPACName")),
+    }
+
+
+def _prop(props: list[dict[str, Any]], label: str, name: str | None) -> Any:
+    for prop in props:
+        urn = prop.get("urn") or {}
+        if urn.get("label") == label and urn.get("name") == name:
+            value = prop.get("value") or {}
+            return next((value[k] for k in ("sval", "fval", "ival") if k in value), None)
+    return None
+
+
+def record_properties_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A full compound record (`PC_Compounds[i]`) -> the same pseudo-row as a property table."""
+    props = item.get("props")
+    if not isinstance(props, list):
+        raise RecordError("compound record has no props")
+    smiles = _prop(props, "SMILES", "Isomeric") or _prop(props, "SMILES", "Absolute")
+    return {
+        "pubchem_cid": _cid(_record_cid(item)),
+        "molecular_formula": _text(_prop(props, "Molecular Formula", None)),
+        "molecular_weight": _weight(_prop(props, "Molecular Weight", None)),
+        "smiles": _text(smiles),
+        "inchikey": _text(_prop(props, "InChIKey", "Standard")),
+        "iupac_name": _text(_prop(props, "IUPAC Name", "Preferred")),
+    }
+
+
+def synonym_rows(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """A synonym-list entry -> one `compound_synonyms` row per synonym, with PubChem's rank."""
+    cid = _cid(item.get("CID"))
+    synonyms = item.get("Synonym") or []
+    if not isinstance(synonyms, list):
+        raise RecordError(f"CID {cid}: Synonym is not a list")
+    return [
+        {"pubchem_cid": cid, "synonym": s.strip(), "rank": rank}
+        for rank, s in enumerate(synonyms, start=1)
+        if isinstance(s, str) and s.strip()
+    ]
+
+
+def parse_record(record: dict[str, Any]) -> TableRows:
+    """One compound body -> `compound_properties` or `compound_synonyms` pseudo-rows.
+
+    Raises:
+        RecordError: no usable CID, or a value of the wrong type.
+    """
+    kind, item = _kind_and_item(record)
+    if not isinstance(item, dict):
+        raise RecordError("compound entry is not a JSON object")
+    if kind == "properties":
+        return {"compound_properties": [properties_row(item)]}
+    if kind == "synonyms":
+        return {"compound_synonyms": synonym_rows(item)}
+    return {"compound_properties": [record_properties_row(item)]}
+
+
+def throttle_status(header: str | None) -> dict[str, tuple[str, int | None]]:
+    """Parse `X-Throttling-Control` into {"request count": ("yellow", 60), ...}."""
+    if not header:
+        return {}
+    return {
+        name.strip().lower(): (colour.lower(), int(pct) if pct else None)
+        for name, colour, pct in _STATUS.findall(header)
+    }
+
+
+def throttle_delay(header: str | None) -> float:
+    """Extra pause the header asks for: by the worst colour it reports (unknown counts as 0)."""
+    colours = [colour for colour, _ in throttle_status(header).values()]
+    return max((THROTTLE_DELAYS.get(c, 0.0) for c in colours), default=0.0)
+
+
+def batches(cids: Sequence[int], size: int = BATCH_SIZE) -> list[list[int]]:
+    """Sorted, de-duplicated CIDs cut into batches for comma-joined look-ups."""
+    unique = sorted(set(cids))
+    return [unique[i : i + size] for i in range(0, len(unique), size)]
+
+
+def property_path(cids: Sequence[int]) -> str:
+    """PUG REST path of the property table for `cids`."""
+    return f"/rest/pug/compound/cid/{','.join(map(str, cids))}/property/{','.join(PROPERTIES)}/JSON"
+
+
+def synonyms_path(cids: Sequence[int]) -> str:
+    """PUG REST path of the synonym lists for `cids`."""
+    return f"/rest/pug/compound/cid/{','.join(map(str, cids))}/synonyms/JSON"
