@@ -7,10 +7,11 @@ updates (retractions, corrections) registered against it, but no PMID and no MeS
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -19,8 +20,11 @@ from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
 from pipelines.sources.pubmed import date_from_parts
 
 SOURCE = "crossref"
+BASE_URL = "https://api.crossref.org"
 WORKS_PATH = "/works"
 ROWS = 1000
+MIN_INTERVAL = 0.1
+"""Crossref's polite pool allows about 10 requests per second."""
 
 CROSSREF_TYPES: dict[str, str] = {
     "journal-article": "Journal Article",
@@ -216,3 +220,34 @@ def _updates(items: Any) -> dict[str, list[str]]:
         elif doi and kind in CORRECTION_TYPES:
             found["correction"].add(f"DOI:{doi}")
     return {key: sorted(values) for key, values in found.items()}
+
+
+class JsonClient(Protocol):
+    """The part of the shared client (`pipelines.http.SourceHttp`) the pager uses."""
+
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> Any: ...
+
+
+def default_params(mailto: str) -> dict[str, str]:
+    """`mailto` on every request puts us in Crossref's polite pool."""
+    return {"mailto": mailto}
+
+
+def iter_works_pages(http: JsonClient, query: str, rows: int = ROWS) -> Iterator[dict[str, Any]]:
+    """`/works` pages for `query` with deep-paging cursors, until a page has no items.
+
+    Pages are recorded as crossref/works-NNNN.json (the last, empty page too: it is what the
+    source answered).
+    """
+    cursor: str | None = "*"
+    for number in itertools.count(1):
+        params = {"query": query, "rows": rows, "cursor": cursor}
+        body = http.get_json(WORKS_PATH, params, record_as=f"works-{number:04d}.json")
+        yield body
+        message = body.get("message") if isinstance(body, dict) else None
+        items = message.get("items") if isinstance(message, dict) else None
+        cursor = message.get("next-cursor") if isinstance(message, dict) else None
+        if not items or not cursor:
+            return

@@ -8,10 +8,11 @@ they have.
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -20,8 +21,11 @@ from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
 from pipelines.sources.pubmed import date_from_parts, parse_text_date
 
 SOURCE = "europepmc"
+BASE_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest"
 SEARCH_PATH = "/search"
 PAGE_SIZE = 1000
+MIN_INTERVAL = 0.1
+"""Europe PMC publishes no rate; a tenth of a second keeps a harvest polite."""
 
 RETRACTED_BY = ("Retraction in", "Retraction and republication in")
 RETRACTS = ("Retraction of", "Retraction and republication of")
@@ -210,3 +214,40 @@ def _comment_links(record: dict[str, Any]) -> dict[str, list[str]]:
             if kind in names and pmid:
                 found[key].add(f"PMID:{pmid}")
     return {key: sorted(values) for key, values in found.items()}
+
+
+class JsonClient(Protocol):
+    """The part of the shared client (`pipelines.http.SourceHttp`) the pager uses."""
+
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> Any: ...
+
+
+def iter_search_pages(
+    http: JsonClient, query: str, page_size: int = PAGE_SIZE
+) -> Iterator[dict[str, Any]]:
+    """Core search pages for `query`, following cursorMark.
+
+    Stops when a page has no results, has no nextCursorMark, or hands back a cursor already
+    used (Europe PMC repeats the cursor on the last page). Pages are recorded as
+    europepmc/search-NNNN.json.
+    """
+    cursor = "*"
+    used = {cursor}
+    for number in itertools.count(1):
+        params = {
+            "query": query,
+            "format": "json",
+            "resultType": "core",
+            "pageSize": page_size,
+            "cursorMark": cursor,
+        }
+        body = http.get_json(SEARCH_PATH, params, record_as=f"search-{number:04d}.json")
+        yield body
+        results = body.get("resultList", {}).get("result") if isinstance(body, dict) else None
+        next_cursor = body.get("nextCursorMark") if isinstance(body, dict) else None
+        if not results or not next_cursor or next_cursor in used:
+            return
+        used.add(next_cursor)
+        cursor = next_cursor

@@ -6,10 +6,11 @@ to its PMID, PMCID and DOI, which is what lets the merge join it to the other so
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -24,8 +25,11 @@ from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
 from pipelines.sources.crossref import initials_of, language_code
 
 SOURCE = "openalex"
+BASE_URL = "https://api.openalex.org"
 WORKS_PATH = "/works"
 PER_PAGE = 100
+MIN_INTERVAL = 0.1
+"""OpenAlex allows 10 requests per second."""
 
 OPENALEX_TYPES: dict[str, str] = {
     "article": "Journal Article",
@@ -188,3 +192,37 @@ def _mesh(items: Any) -> list[str]:
         if name:
             seen.setdefault(name, None)
     return list(seen)
+
+
+class JsonClient(Protocol):
+    """The part of the shared client (`pipelines.http.SourceHttp`) the pager uses."""
+
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> Any: ...
+
+
+def default_params(mailto: str, api_key: str | None = None) -> dict[str, str]:
+    """`mailto` (polite pool) on every request, and the API key when one is configured."""
+    params = {"mailto": mailto}
+    if api_key:
+        params["api_key"] = api_key
+    return params
+
+
+def iter_works_pages(
+    http: JsonClient, search: str, per_page: int = PER_PAGE
+) -> Iterator[dict[str, Any]]:
+    """`/works` pages for `search`, following `meta.next_cursor` until it is null.
+
+    Pages are recorded as openalex/works-NNNN.json.
+    """
+    cursor: str | None = "*"
+    for number in itertools.count(1):
+        params = {"search": search, "per-page": per_page, "cursor": cursor}
+        body = http.get_json(WORKS_PATH, params, record_as=f"works-{number:04d}.json")
+        yield body
+        meta = body.get("meta") if isinstance(body, dict) else None
+        cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+        if not cursor or not body.get("results"):
+            return

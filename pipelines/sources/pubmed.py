@@ -9,11 +9,13 @@ that parses, and the DTD is never fetched.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
@@ -23,6 +25,16 @@ from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_
 from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
 
 SOURCE = "pubmed"
+BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
+ESEARCH_PATH = "/esearch.fcgi"
+EFETCH_PATH = "/efetch.fcgi"
+EFETCH_BATCH = 500
+"""Articles per efetch request: NCBI allows up to 10,000; 500 keeps each body a few MB."""
+TOOL = "kratom-evidence"
+MIN_INTERVAL = 1 / 3
+"""NCBI: at most 3 requests per second without an API key..."""
+MIN_INTERVAL_WITH_KEY = 1 / 10
+"""...and at most 10 with one."""
 ROOT_TAG = "PubmedArticleSet"
 RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle")
 
@@ -397,3 +409,75 @@ def _month(value: str | None) -> int | None:
         number = int(value)
         return number if 1 <= number <= 12 else None
     return MONTHS.get(value[:3].lower())
+
+
+class PubmedClient(Protocol):
+    """The part of the shared client (`pipelines.http.SourceHttp`) the E-utilities pager uses."""
+
+    def get_bytes(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> bytes: ...
+
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What esearch with usehistory=y hands back: a hit count and the server-side result set."""
+
+    count: int
+    webenv: str
+    query_key: str
+
+
+class SearchError(ValueError):
+    """esearch answered without a usable history (an error message, or no WebEnv)."""
+
+
+def min_interval(api_key: str | None) -> float:
+    """Seconds between request starts NCBI allows: 1/3 s, or 1/10 s with an API key."""
+    return MIN_INTERVAL_WITH_KEY if api_key else MIN_INTERVAL
+
+
+def default_params(email: str, api_key: str | None = None, tool: str = TOOL) -> dict[str, str]:
+    """Parameters NCBI asks on every E-utilities request; the key only when there is one."""
+    params = {"tool": tool, "email": email}
+    if api_key:
+        params["api_key"] = api_key
+    return params
+
+
+def esearch(http: PubmedClient, term: str) -> SearchResult:
+    """Run the query once and keep the result on NCBI's history server.
+
+    The esearch body is not recorded: it is not an efetch document, and the snapshot's
+    pubmed/ folder holds only those.
+    """
+    params = {"db": "pubmed", "term": term, "usehistory": "y", "retmode": "json", "retmax": 0}
+    body = http.get_json(ESEARCH_PATH, params, record_as=None)
+    result = body.get("esearchresult") if isinstance(body, dict) else None
+    if not isinstance(result, dict) or result.get("ERROR") or not result.get("webenv"):
+        problem = result.get("ERROR") if isinstance(result, dict) else "no esearchresult"
+        raise SearchError(f"PubMed esearch for {term!r} failed: {problem or 'no WebEnv'}")
+    return SearchResult(int(result.get("count", 0)), result["webenv"], str(result["querykey"]))
+
+
+def iter_efetch_pages(http: PubmedClient, term: str, batch: int = EFETCH_BATCH) -> Iterator[bytes]:
+    """efetch XML bodies for every hit of `term`, `batch` articles at a time.
+
+    Each body is recorded as pubmed/efetch-NNNN.xml. Paging uses the history server
+    (WebEnv + query_key) with retstart/retmax, so the result set cannot shift between pages.
+    """
+    found = esearch(http, term)
+    for number, retstart in zip(itertools.count(1), range(0, found.count, batch), strict=False):
+        params = {
+            "db": "pubmed",
+            "query_key": found.query_key,
+            "WebEnv": found.webenv,
+            "retstart": retstart,
+            "retmax": batch,
+            "retmode": "xml",
+        }
+        yield http.get_bytes(EFETCH_PATH, params, record_as=f"efetch-{number:04d}.xml")
