@@ -8,10 +8,11 @@ each activity is one record and becomes one `compound_targets` row, its compound
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -153,3 +154,27 @@ def activity_params(chembl_ids: Sequence[str], limit: int = PAGE_LIMIT) -> dict[
         "limit": str(limit),
         "offset": "0",
     }
+
+
+class JsonClient(Protocol):
+    """The part of the shared client (`pipelines.http.SourceHttp`) the live pager uses."""
+
+    base_url: str
+
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> Any: ...
+
+
+def iter_activity_pages(
+    http: JsonClient, chembl_ids: Sequence[str], limit: int = PAGE_LIMIT
+) -> Iterator[dict[str, Any]]:
+    """Activity pages for `chembl_ids`, following `page_meta.next` until it is null."""
+    path, params = ACTIVITY_PATH, activity_params(chembl_ids, limit)
+    for number in itertools.count(1):
+        body = http.get_json(path, params, record_as=f"activity_{number:05d}.json")
+        yield body
+        _, next_link = page_items(body)
+        if next_link is None:
+            return
+        path, params = next_request(next_link, http.base_url)

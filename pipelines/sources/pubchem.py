@@ -13,10 +13,13 @@ Politeness (CONTRACT §6): at most 5 requests per second, batched CIDs, and slow
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import httpx
 import orjson
 
 from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
@@ -207,3 +210,50 @@ def property_path(cids: Sequence[int]) -> str:
 def synonyms_path(cids: Sequence[int]) -> str:
     """PUG REST path of the synonym lists for `cids`."""
     return f"/rest/pug/compound/cid/{','.join(map(str, cids))}/synonyms/JSON"
+
+
+class JsonClient(Protocol):
+    """The part of the shared client (`pipelines.http.SourceHttp`) the live look-ups use."""
+
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> Any: ...
+
+
+@dataclass
+class ThrottlePacer:
+    """Extra pauses PubChem asks for, on top of the client's 5-per-second minimum interval.
+
+    Give `on_response` to the client as its response hook; `wait` sleeps before the next
+    request for as long as the last `X-Throttling-Control` header (or a 503) asked.
+    """
+
+    sleep: Callable[[float], None] = time.sleep
+    pending: float = 0.0
+    waited: list[float] = field(default_factory=list)
+
+    def on_response(self, response: httpx.Response) -> None:
+        """Read the throttling header; a 503 asks for at least the Red pause."""
+        delay = throttle_delay(response.headers.get(THROTTLE_HEADER))
+        if response.status_code == 503:
+            delay = max(delay, THROTTLE_DELAYS["red"])
+        self.pending = max(self.pending, delay)
+
+    def wait(self) -> None:
+        """Sleep the pending pause, if any, and clear it."""
+        if self.pending > 0:
+            self.sleep(self.pending)
+            self.waited.append(self.pending)
+        self.pending = 0.0
+
+
+def fetch_compounds(
+    http: JsonClient, cids: Sequence[int], pacer: ThrottlePacer, batch_size: int = BATCH_SIZE
+) -> Iterator[Any]:
+    """Property tables then synonym lists for `cids`, one batched request each, recorded."""
+    for kind, path_of in (("properties", property_path), ("synonyms", synonyms_path)):
+        for batch in batches(cids, batch_size):
+            pacer.wait()
+            yield http.get_json(
+                path_of(batch), None, record_as=f"{kind}_{batch[0]}-{batch[-1]}.json"
+            )
