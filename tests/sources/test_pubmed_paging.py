@@ -1,0 +1,92 @@
+"""PubMed pager over real HTTP on 127.0.0.1: esearch history, then efetch by retstart/retmax."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from literature_loopback import Loopback
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from pipelines.sources import pubmed
+
+PMIDS = [str(30_000_000 + n) for n in range(1, 24)]
+WEBENV = "MCID_test_webenv"
+
+
+def article(pmid: str) -> str:
+    return (
+        f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{pmid}'
+        "</PMID><Article><Journal><JournalIssue><PubDate><Year>2021</Year></PubDate>"
+        f"</JournalIssue></Journal><ArticleTitle>Kratom {pmid}</ArticleTitle></Article>"
+        f'</MedlineCitation><PubmedData><ArticleIdList><ArticleId IdType="pubmed">{pmid}'
+        "</ArticleId></ArticleIdList></PubmedData></PubmedArticle>"
+    )
+
+
+def serve_eutils(httpserver: HTTPServer, seen: list[tuple[str, dict[str, str]]]) -> None:
+    def esearch(request: Request) -> Response:
+        seen.append((request.path, dict(request.args)))
+        assert request.args["usehistory"] == "y"
+        body = {
+            "esearchresult": {
+                "count": str(len(PMIDS)),
+                "retmax": "0",
+                "webenv": WEBENV,
+                "querykey": "1",
+                "idlist": [],
+            }
+        }
+        return Response(json.dumps(body), content_type="application/json")
+
+    def efetch(request: Request) -> Response:
+        seen.append((request.path, dict(request.args)))
+        assert (request.args["WebEnv"], request.args["query_key"]) == (WEBENV, "1")
+        start, size = int(request.args["retstart"]), int(request.args["retmax"])
+        body = "".join(article(p) for p in PMIDS[start : start + size])
+        return Response(
+            f'<?xml version="1.0" ?>\n<PubmedArticleSet>{body}</PubmedArticleSet>',
+            content_type="text/xml",
+        )
+
+    httpserver.expect_request("/eutils/esearch.fcgi").respond_with_handler(esearch)
+    httpserver.expect_request("/eutils/efetch.fcgi").respond_with_handler(efetch)
+
+
+def test_efetch_batches_through_the_history_server(httpserver: HTTPServer, tmp_path: Path) -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+    serve_eutils(httpserver, seen)
+    http = Loopback(
+        httpserver.url_for("/eutils"),
+        pubmed.default_params("team@example.org", "key-1"),
+        tmp_path / "pubmed",
+    )
+    pages = list(pubmed.iter_efetch_pages(http, "kratom[tiab]", batch=5))
+    assert len(pages) == 5 and len(seen) == 6
+    assert http.recorded == [f"efetch-{n:04d}.xml" for n in range(1, 6)]
+    keys = [
+        pubmed.record_key(r)
+        for name in http.recorded
+        for r in pubmed.iter_records(tmp_path / "pubmed" / name)
+    ]
+    assert keys == [f"PMID:{p}" for p in PMIDS]
+    assert [int(params["retstart"]) for path, params in seen[1:]] == [0, 5, 10, 15, 20]
+    assert all(p["tool"] == pubmed.TOOL and p["email"] == "team@example.org" for _, p in seen)
+    assert all(p["api_key"] == "key-1" for _, p in seen)
+
+
+def test_rate_limits_and_key_is_only_sent_when_given() -> None:
+    assert pubmed.min_interval(None) == pytest.approx(1 / 3)
+    assert pubmed.min_interval("k") == pytest.approx(1 / 10)
+    assert "api_key" not in pubmed.default_params("a@b.org")
+
+
+def test_esearch_error_is_clear(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/esearch.fcgi").respond_with_json(
+        {"esearchresult": {"ERROR": "Invalid query"}}
+    )
+    http = Loopback(httpserver.url_for(""), pubmed.default_params("a@b.org"), tmp_path)
+    with pytest.raises(pubmed.SearchError, match="Invalid query"):
+        list(pubmed.iter_efetch_pages(http, "(("))
