@@ -173,8 +173,8 @@ def _date(record: dict[str, Any]) -> tuple[Any, str | None]:
         parts = value.get("date-parts") if isinstance(value, dict) else None
         if not parts or not isinstance(parts[0], list) or not parts[0] or parts[0][0] is None:
             continue
-        first = [str(p) for p in parts[0][:3]] + [None, None]
-        published, precision = date_from_parts(first[0], first[1], first[2])
+        rest: list[str | None] = [str(p) for p in parts[0][1:3]] + [None, None]
+        published, precision = date_from_parts(str(parts[0][0]), rest[0], rest[1])
         if published is not None:
             return published, precision
     return None, None

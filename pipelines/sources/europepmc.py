@@ -144,7 +144,7 @@ def _yes_no(value: Any) -> bool | None:
 
 def _date(record: dict[str, Any]) -> tuple[Any, str | None]:
     """Print date as the journal gives it ("2020 Jun", "2020 Jun 29"), else the year."""
-    info = record.get("journalInfo") if isinstance(record.get("journalInfo"), dict) else {}
+    info = _dict(record.get("journalInfo"))
     text = info.get("dateOfPublication")
     if isinstance(text, str) and text.strip():
         published, precision = parse_text_date(text)
@@ -251,3 +251,8 @@ def iter_search_pages(
             return
         used.add(next_cursor)
         cursor = next_cursor
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """The value when it is an object, else an empty one (absent or malformed field)."""
+    return value if isinstance(value, dict) else {}

@@ -79,11 +79,11 @@ def parse_record(record: dict[str, Any]) -> TableRows:
     work_id = normalize_openalex_id(record.get("id"))
     if work_id is None:
         raise RecordError("work has no OpenAlex id")
-    ids = record.get("ids") if isinstance(record.get("ids"), dict) else {}
+    ids = _dict(record.get("ids"))
     pmid = normalize_pmid(ids.get("pmid"))
     doi = normalize_doi(record.get("doi") or ids.get("doi"))
     published, precision = _date(record)
-    access = record.get("open_access") if isinstance(record.get("open_access"), dict) else {}
+    access = _dict(record.get("open_access"))
     return {
         "publications": [
             {
@@ -226,3 +226,8 @@ def iter_works_pages(
         cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
         if not cursor or not body.get("results"):
             return
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """The value when it is an object, else an empty one (absent or malformed field)."""
+    return value if isinstance(value, dict) else {}
