@@ -7,12 +7,15 @@ None here.
 
 from __future__ import annotations
 
+import io
+import itertools
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import ijson
 
@@ -605,3 +608,117 @@ def _date(nct: str, status: dict[str, Any], struct: str) -> tuple[date | None, s
         return parse_partial_date(value)
     except ValueError as exc:
         raise RecordError(f"{nct}: statusModule.{struct}.date: {exc}") from exc
+
+
+# --- live client ------------------------------------------------------------------------------
+
+BASE_URL = "https://clinicaltrials.gov"
+MIN_INTERVAL = 1.2
+"""Seconds between request starts: about 50 a minute, the API's politeness limit."""
+PAGE_SIZE = 1000
+STUDIES_PATH = "/api/v2/studies"
+VERSION_PATH = "/api/v2/version"
+_NCT_PATH = f"{_ITEM}.protocolSection.identificationModule.nctId"
+
+
+class StudiesClient(Protocol):
+    """The part of the shared client (`pipelines.http.SourceHttp`) this pager uses."""
+
+    def get_bytes(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> bytes: ...
+
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> Any: ...
+
+
+class PagingError(ValueError):
+    """The registry answered with a page that cannot be followed (not JSON, or a token loop)."""
+
+
+@dataclass(frozen=True)
+class FetchSummary:
+    """What a live fetch saw: the unique NCT ids across all queries, and what it took."""
+
+    queries: int
+    pages: int
+    requests: int
+    studies_seen: int
+    nct_ids: tuple[str, ...]
+
+    @property
+    def unique(self) -> int:
+        """Studies left once the same study found by several queries is counted once."""
+        return len(self.nct_ids)
+
+
+def slug(query: str) -> str:
+    """File-name form of a query: `Mitragyna speciosa` -> `mitragyna-speciosa`."""
+    return re.sub(r"[^a-z0-9]+", "-", query.casefold()).strip("-") or "query"
+
+
+def iter_pages(http: StudiesClient, query: str) -> Iterator[bytes]:
+    """Yield raw /api/v2/studies pages for one query until nextPageToken runs out.
+
+    Each page is recorded by `http` as `<slug(query)>-pNNNN.json`, a file `iter_records` reads.
+    """
+    for body, _ in _scanned_pages(http, query):
+        yield body
+
+
+def fetch_all(http: StudiesClient, queries: Sequence[str]) -> FetchSummary:
+    """Walk every query's pages, counting each study once however many queries find it.
+
+    `requests` counts the page requests this client made; retries happen inside `http`.
+    """
+    unique: dict[str, None] = {}
+    pages = seen = 0
+    for query in queries:
+        for _, ids in _scanned_pages(http, query):
+            pages += 1
+            seen += len(ids)
+            unique.update(dict.fromkeys(ids))
+    return FetchSummary(len(queries), pages, pages, seen, tuple(unique))
+
+
+def fetch_version(http: StudiesClient) -> str:
+    """The data timestamp of the registry's current release (not recorded: not a studies file)."""
+    body = http.get_json(VERSION_PATH, None, record_as=None)
+    stamp = body.get("dataTimestamp") if isinstance(body, dict) else None
+    if not isinstance(stamp, str) or not stamp:
+        raise PagingError(f"{VERSION_PATH} answered without a dataTimestamp")
+    return stamp
+
+
+def _scanned_pages(http: StudiesClient, query: str) -> Iterator[tuple[bytes, list[str]]]:
+    """(page body, its NCT ids), following nextPageToken; a repeated token is an error."""
+    token: str | None = None
+    for number in itertools.count(1):
+        params: dict[str, Any] = {"query.term": query, "pageSize": PAGE_SIZE}
+        if token:
+            params["pageToken"] = token
+        body = http.get_bytes(STUDIES_PATH, params, record_as=f"{slug(query)}-p{number:04d}.json")
+        ids, next_token = _scan_page(body, query, number)
+        yield body, ids
+        if not next_token:
+            return
+        if next_token == token:
+            raise PagingError(f"query {query!r} page {number}: nextPageToken repeats {token!r}")
+        token = next_token
+
+
+def _scan_page(body: bytes, query: str, number: int) -> tuple[list[str], str | None]:
+    """NCT ids and nextPageToken of one page, streamed: no study object is built."""
+    ids: list[str] = []
+    token = None
+    try:
+        for prefix, event, value in ijson.parse(io.BytesIO(body)):
+            if prefix == _NCT_PATH and event == "string":
+                ids.append(value)
+            elif prefix == "nextPageToken" and event == "string":
+                token = value
+    except ijson.JSONError as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PagingError(f"query {query!r} page {number} is not JSON: {problem}") from exc
+    return ids, token
