@@ -43,4 +43,3 @@ def one_of(values: tuple[str, ...], description: str, *, nullable: bool = False)
         nullable=nullable,
         description=f"{description} One of: {', '.join(values)}.",
     )
-

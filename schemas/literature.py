@@ -77,7 +77,9 @@ class PublicationCompound(pa.DataFrameModel):
 
     publication_id: Series[pd.StringDtype] = text("Publication.", nullable=False)
     compound_id: Series[pd.StringDtype] = text("Compound.", nullable=False)
-    matched_in: Series[object] = str_list("Fields the name matched in: title, abstract, mesh, keywords.")
+    matched_in: Series[object] = str_list(
+        "Fields the name matched in: title, abstract, mesh, keywords."
+    )
 
     class Config:
         strict = True

@@ -39,7 +39,9 @@ class OutcomeResult(pa.DataFrameModel):
 
     outcome_id: Series[pd.StringDtype] = text("Outcome.", nullable=False)
     group_title: Series[pd.StringDtype] = text("Arm or group the value is for.", nullable=False)
-    param_type: Series[pd.StringDtype] = text("MEAN, MEDIAN, COUNT_OF_PARTICIPANTS, ...", nullable=False)
+    param_type: Series[pd.StringDtype] = text(
+        "MEAN, MEDIAN, COUNT_OF_PARTICIPANTS, ...", nullable=False
+    )
     category: Series[pd.StringDtype] = text(
         "Class and category titles joined by ' / ' (empty string when the table has none).",
         nullable=False,

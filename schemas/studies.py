@@ -32,7 +32,7 @@ class Study(pa.DataFrameModel):
     study_id: Series[pd.StringDtype] = pa.Field(
         unique=True,
         str_matches=STUDY_ID_PATTERN,
-        description="Registry id (NCT06072170), or PMID:<n> for a study known only from literature.",
+        description="Registry id (NCT06072170), or PMID:<n> for a literature-only study.",
     )
     evidence_source: Series[pd.StringDtype] = one_of(
         vocab.EVIDENCE_SOURCES, "Where the study is known from."

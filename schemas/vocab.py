@@ -38,7 +38,16 @@ CONDITION_CATEGORIES = (
     "healthy_volunteers",
     "other",
 )
-PRODUCT_FORMS = ("leaf", "tea", "powder", "extract", "purified_alkaloid", "placebo", "comparator", "other")
+PRODUCT_FORMS = (
+    "leaf",
+    "tea",
+    "powder",
+    "extract",
+    "purified_alkaloid",
+    "placebo",
+    "comparator",
+    "other",
+)
 OUTCOME_KINDS = ("primary", "secondary", "other", "adverse_events")
 OUTCOME_DOMAINS = (
     "withdrawal",

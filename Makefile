@@ -1,0 +1,35 @@
+# The two commands of CONTRACT §1, and a few for developers.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: release test lint typecheck bench dev clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+release: $(STAMP)  ## build the bundled snapshot and publish a release into data/
+	$(VENV)/bin/kratom-evidence build
+
+test: $(STAMP) lint  ## lint, then the whole test suite
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)  ## scale benchmarks (not part of `make test`)
+	$(PY) bench/bench_ctgov.py
+	$(PY) bench/bench_pubmed.py
+
+dev: $(STAMP)  ## the Dagster UI on the asset graph
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf data/warehouse.duckdb* data/lake data/releases

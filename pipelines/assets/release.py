@@ -1,0 +1,125 @@
+"""Release layer: publish the curated tables as a versioned folder and a DuckLake snapshot."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+
+from pipelines.assets.curated import STATS_TABLE as TABLE_STATS
+from pipelines.assets.staging import STATS_TABLE as SOURCE_STATS
+from pipelines.release.publish import publish
+from pipelines.resources import ReleaseResource, SnapshotResource
+from pipelines.snapshot import snapshot_sha256
+from pipelines.warehouse import read_frame
+from schemas import QUARANTINE, TABLES
+from schemas.arrow import arrow_schema
+
+
+def curated_arrow(con: duckdb.DuckDBPyConnection, name: str, order: tuple[str, ...]) -> pa.Table:
+    """A curated table in primary-key order (deterministic files)."""
+    order_by = f" ORDER BY {', '.join(order)}" if order else ""
+    return con.execute(f"SELECT * FROM curated.{name}{order_by}").arrow().read_all()
+
+
+def quarantine_arrow(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Every rejected record: bad records from staging and rows the gate turned away."""
+    names = [
+        f'{schema}."{table}"'
+        for schema, table in con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE "
+            "(table_schema = 'staging' AND ends_with(table_name, '__quarantine')) OR "
+            "(table_schema = 'curated' AND starts_with(table_name, 'rejects__')) "
+            "ORDER BY table_schema, table_name"
+        ).fetchall()
+    ]
+    columns = ", ".join(QUARANTINE.columns)
+    if not names:
+        return arrow_schema(QUARANTINE.model).empty_table()
+    union = " UNION ALL ".join(f"SELECT {columns} FROM {n}" for n in names)
+    sql = f"SELECT * FROM ({union}) ORDER BY table_name, source, source_file, record_key, raw"
+    table = con.execute(sql).arrow().read_all()
+    return table.cast(arrow_schema(QUARANTINE.model))
+
+
+def accounting(con: duckdb.DuckDBPyConnection, out_rows: dict[str, int]) -> dict[str, object]:
+    """Rows in = rows out + rows quarantined, per source and per table; raises if not."""
+    sources = read_frame(con, f"SELECT * FROM {SOURCE_STATS} ORDER BY source")
+    per_source = {
+        row.source: {
+            "files": int(row.files),
+            "records_read": int(row.records_read),
+            "records_staged": int(row.records_staged),
+            "records_quarantined": int(row.quarantined),
+            "exact_duplicates": int(row.duplicates),
+        }
+        for row in sources.rename(columns={"staged": "records_staged"}).itertuples()
+    }
+    for source, counts in per_source.items():
+        if counts["records_read"] != (
+            counts["records_staged"] + counts["records_quarantined"] + counts["exact_duplicates"]
+        ):
+            raise RuntimeError(f"{source}: records read do not add up: {counts}")
+    stats = read_frame(con, f"SELECT * FROM {TABLE_STATS} ORDER BY table_name, source")
+    per_table: dict[str, dict[str, object]] = {}
+    for name, rows_out in out_rows.items():
+        part = stats[stats["table_name"] == name]
+        rows_in = int(part["rows_in"].sum())
+        rejected = int(part["rows_rejected"].sum())
+        merged = rows_in - rejected - rows_out
+        if merged < 0:
+            raise RuntimeError(f"{name}: more rows out than in ({rows_in} in, {rows_out} out)")
+        per_table[name] = {
+            "rows_in": rows_in,
+            "rows_out": rows_out,
+            "rows_quarantined": rejected,
+            "rows_merged": merged,
+            "by_source": {
+                r.source: {"rows_in": int(r.rows_in), "rows_quarantined": int(r.rows_rejected)}
+                for r in part.itertuples()
+            },
+        }
+    return {"sources": per_source, "tables": per_table}
+
+
+@dg.asset(
+    key=["release", "published"],
+    group_name="release",
+    deps=[dg.AssetKey(["curated", spec.name]) for spec in TABLES],
+    kinds={"parquet", "duckdb"},
+    description="The release: Parquet files + manifest in data/releases/<version>/ and one "
+    "DuckLake snapshot in data/lake/ tagged with the version.",
+)
+def published_release(
+    context: dg.AssetExecutionContext,
+    snapshot_store: SnapshotResource,
+    warehouse: DuckDBResource,
+    release: ReleaseResource,
+) -> dg.MaterializeResult:
+    info = snapshot_store.info()
+    with warehouse.get_connection() as con:
+        tables = {spec.name: curated_arrow(con, spec.name, spec.primary_key) for spec in TABLES}
+        books = accounting(con, {name: t.num_rows for name, t in tables.items()})
+        tables[QUARANTINE.name] = quarantine_arrow(con)
+    created_at = release.created_at or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = publish(
+        release.outputs,
+        tables,
+        info,
+        snapshot_sha256(snapshot_store.folder),
+        books,
+        created_at,
+        requested_version=release.release_version,
+    )
+    context.log.info(result.message)
+    return dg.MaterializeResult(
+        metadata={
+            "version": result.version or "",
+            "previous_version": result.previous or "",
+            "published": result.version is not None,
+            "message": result.message,
+            "folder": dg.MetadataValue.path(str(result.folder)) if result.folder else "",
+            "rows": dg.MetadataValue.json(result.rows),
+        }
+    )

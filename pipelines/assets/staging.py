@@ -1,0 +1,59 @@
+"""Staging layer: each source's records parsed into `staging.<source>__<table>` tables."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from pipelines.resources import SnapshotResource
+from pipelines.staging import PARSERS, stage_source
+from pipelines.warehouse import ensure_schemas
+
+STATS_TABLE = "staging.source_stats"
+
+
+def _staging_asset(source: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["staging", source],
+        group_name="staging",
+        deps=[dg.AssetKey(["raw", source])],
+        kinds={"duckdb"},
+        description=f"Rows parsed from every {source} record of the snapshot; bad records "
+        "quarantined with a reason.",
+    )
+    def staging_source(
+        snapshot_store: SnapshotResource, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
+        with warehouse.get_connection() as con:
+            ensure_schemas(con)
+            stats = stage_source(con, snapshot_store.folder, source)
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {STATS_TABLE} (source VARCHAR PRIMARY KEY, "
+                "files BIGINT, records_read BIGINT, staged BIGINT, quarantined BIGINT, "
+                "duplicates BIGINT)"
+            )
+            con.execute(f"DELETE FROM {STATS_TABLE} WHERE source = ?", [source])
+            con.execute(
+                f"INSERT INTO {STATS_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    source,
+                    stats.files,
+                    stats.records_read,
+                    stats.staged,
+                    stats.quarantined,
+                    stats.duplicates,
+                ],
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "files": stats.files,
+                "records_read": stats.records_read,
+                "records_staged": stats.staged,
+                "records_quarantined": stats.quarantined,
+                "exact_duplicates": stats.duplicates,
+                "rows_by_table": dg.MetadataValue.json(stats.rows),
+            }
+        )
+
+    return staging_source
+
+
+STAGING_ASSETS = [_staging_asset(source) for source in PARSERS]

@@ -1,0 +1,158 @@
+"""The DuckLake catalog: every release one snapshot, tagged with its version (time travel).
+
+The DuckLake extension ships inside the `duckdb-extension-ducklake` wheel; it is loaded from
+there because `INSTALL ducklake` would need the internet.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import duckdb_extension_ducklake
+import pyarrow as pa
+
+CATALOG_ALIAS = "lake"
+AUTHOR = "kratom-evidence"
+RELEASES_TABLE = "releases"
+
+
+class CatalogError(RuntimeError):
+    """The catalog cannot answer what was asked (unknown version, missing catalog)."""
+
+
+def ducklake_extension_path() -> Path:
+    """The DuckLake extension file carried by the installed wheel."""
+    root = Path(duckdb_extension_ducklake.__file__).parent / "extensions"
+    found = sorted(root.glob(f"v{duckdb.__version__}/ducklake.duckdb_extension"))
+    if not found:
+        raise CatalogError(f"no DuckLake extension for duckdb {duckdb.__version__} under {root}")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """Where the catalog metadata and the Parquet data files live."""
+
+    catalog: str
+    data_path: str
+
+    @classmethod
+    def in_folder(cls, lake_dir: Path) -> LakeLocation:
+        return cls(f"ducklake:{lake_dir / 'catalog.ducklake'}", f"{lake_dir / 'files'}/")
+
+    def exists(self) -> bool:
+        if self.catalog.startswith("ducklake:postgres:"):
+            return True
+        return Path(self.catalog.removeprefix("ducklake:")).exists()
+
+
+def connect(
+    location: LakeLocation, *, read_only: bool = False, snapshot_version: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB session with the catalog attached as `lake` (and made current)."""
+    con = duckdb.connect()
+    con.execute(f"LOAD '{ducklake_extension_path()}'")
+    options = [f"DATA_PATH '{location.data_path}'", "DATA_INLINING_ROW_LIMIT 0"]
+    if read_only:
+        options.append("READ_ONLY")
+    if snapshot_version is not None:
+        options.append(f"SNAPSHOT_VERSION {int(snapshot_version)}")
+    con.execute(f"ATTACH '{location.catalog}' AS {CATALOG_ALIAS} ({', '.join(options)})")
+    con.execute(f"USE {CATALOG_ALIAS}")
+    return con
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """A row of the catalog's `releases` table."""
+
+    version: str
+    snapshot_id: int
+    created_at: str
+    rows: dict[str, int]
+    tables_sha256: dict[str, str]
+
+
+def list_releases(con: duckdb.DuckDBPyConnection) -> list[ReleaseRecord]:
+    """Published releases, newest first."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND table_name = ?",
+        [CATALOG_ALIAS, RELEASES_TABLE],
+    ).fetchone()
+    if not exists or not exists[0]:
+        return []
+    rows = con.execute(
+        f"SELECT version, snapshot_id, created_at, rows_json, tables_sha256_json "
+        f"FROM {CATALOG_ALIAS}.{RELEASES_TABLE} ORDER BY snapshot_id DESC"
+    ).fetchall()
+    return [ReleaseRecord(v, int(s), c, json.loads(r), json.loads(h)) for v, s, c, r, h in rows]
+
+
+def commit_release(
+    con: duckdb.DuckDBPyConnection,
+    version: str,
+    created_at: str,
+    tables: dict[str, pa.Table],
+    tables_sha256: dict[str, str],
+) -> int:
+    """Write every table and the releases row as ONE DuckLake snapshot; return its id.
+
+    Either the whole release is committed or nothing is: a crash before COMMIT leaves the
+    previous snapshot as the latest.
+    """
+    current = con.execute(
+        f"SELECT coalesce(max(snapshot_id), -1) FROM {CATALOG_ALIAS}.snapshots()"
+    ).fetchone()
+    snapshot_id = int(current[0]) + 1 if current else 0
+    rows = {name: table.num_rows for name, table in sorted(tables.items())}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, table in sorted(tables.items()):
+            con.register("_release_table", table)
+            con.execute(
+                f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS SELECT * FROM _release_table"
+            )
+            con.unregister("_release_table")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {CATALOG_ALIAS}.{RELEASES_TABLE} (version VARCHAR, "
+            "snapshot_id BIGINT, created_at VARCHAR, rows_json VARCHAR, tables_sha256_json VARCHAR)"
+        )
+        con.execute(
+            f"INSERT INTO {CATALOG_ALIAS}.{RELEASES_TABLE} VALUES (?, ?, ?, ?, ?)",
+            [
+                version,
+                snapshot_id,
+                created_at,
+                json.dumps(rows, sort_keys=True),
+                json.dumps(tables_sha256, sort_keys=True),
+            ],
+        )
+        con.execute(
+            f"CALL {CATALOG_ALIAS}.set_commit_message(?, ?, extra_info => ?)",
+            [AUTHOR, f"release {version}", json.dumps({"version": version})],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    committed = con.execute(f"SELECT max(snapshot_id) FROM {CATALOG_ALIAS}.snapshots()").fetchone()
+    if committed is None or int(committed[0]) != snapshot_id:
+        raise CatalogError(f"release {version}: expected snapshot {snapshot_id}, got {committed}")
+    return snapshot_id
+
+
+def snapshot_for(con: duckdb.DuckDBPyConnection, version: str | None) -> ReleaseRecord:
+    """The release record of `version`, or of the latest release when None."""
+    releases = list_releases(con)
+    if not releases:
+        raise CatalogError("no release has been published yet: run `kratom-evidence build`")
+    if version is None:
+        return releases[0]
+    for record in releases:
+        if record.version == version:
+            return record
+    known = ", ".join(r.version for r in releases)
+    raise CatalogError(f"no release {version!r} in the catalog (published: {known})")

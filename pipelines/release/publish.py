@@ -1,0 +1,253 @@
+"""Publishing a release: Parquet files + manifest in a folder, and one DuckLake snapshot.
+
+Order makes a crash harmless: the folder is written under a temporary name, then the catalog
+commits (one transaction), then the folder is renamed into place. The catalog is the truth: a
+version is published when its `releases` row is committed. `recover` finishes a rename a crash
+interrupted and removes folders no committed release owns.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.release import catalog
+from pipelines.snapshot import SnapshotInfo
+from schemas import SCHEMA_VERSION
+
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+INCOMING_PREFIX = ".incoming-"
+SOFTWARE = ("dagster", "duckdb", "pandera", "pyarrow", "pandas", "httpx", "kratom-evidence")
+VERSION_PATTERN = re.compile(r"^\d{4}\.\d{2}\.\d{2}(\.\d+)?$")
+
+
+class PublishError(RuntimeError):
+    """Publishing was refused (another build holds the lock, a version exists, ...)."""
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """The outputs of builds under one --data-dir (CONTRACT §4)."""
+
+    root: Path
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "releases"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    @property
+    def lake(self) -> catalog.LakeLocation:
+        return catalog.LakeLocation.in_folder(self.lake_dir)
+
+
+@contextmanager
+def exclusive(data_dir: DataDir) -> Iterator[None]:
+    """Hold the data dir's build lock, or stop at once with a clear message."""
+    data_dir.root.mkdir(parents=True, exist_ok=True)
+    with open(data_dir.lock_file, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PublishError(
+                f"another build is publishing into {data_dir.root}; wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def base_version(captured_at: date) -> str:
+    return captured_at.strftime("%Y.%m.%d")
+
+
+def next_version(base: str, taken: set[str]) -> str:
+    """`base` if free, else the next free `base.N` (N from 1)."""
+    if base not in taken:
+        return base
+    n = 1
+    while f"{base}.{n}" in taken:
+        n += 1
+    return f"{base}.{n}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_parquet(table: pa.Table, path: Path) -> str:
+    """Write deterministically (fixed options, no pandas metadata); return the file's sha256."""
+    pq.write_table(table.replace_schema_metadata(None), path, **PARQUET_OPTIONS)
+    return sha256_file(path)
+
+
+def software_versions() -> dict[str, str]:
+    versions = {}
+    for name in SOFTWARE:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What a publish did: the version, or None when nothing changed."""
+
+    version: str | None
+    previous: str | None
+    folder: Path | None
+    rows: dict[str, int]
+    message: str
+
+
+def recover(data_dir: DataDir) -> None:
+    """Make folders agree with the catalog after an interrupted publish."""
+    if not data_dir.releases.is_dir():
+        return
+    published: set[str] = set()
+    if data_dir.lake.exists():
+        con = catalog.connect(data_dir.lake)
+        try:
+            published = {r.version for r in catalog.list_releases(con)}
+        finally:
+            con.close()
+    for entry in sorted(data_dir.releases.iterdir()):
+        if entry.name.startswith(INCOMING_PREFIX):
+            version = entry.name.removeprefix(INCOMING_PREFIX)
+            final = data_dir.releases / version
+            if version in published and not final.exists():
+                entry.rename(final)
+            else:
+                shutil.rmtree(entry)
+        elif entry.is_dir() and entry.name not in published:
+            shutil.rmtree(entry)
+
+
+def publish(
+    data_dir: DataDir,
+    tables: dict[str, pa.Table],
+    info: SnapshotInfo,
+    snapshot_sha256: str,
+    accounting: dict[str, object],
+    created_at: str,
+    extra_files: dict[str, bytes] | None = None,
+    requested_version: str | None = None,
+) -> PublishResult:
+    """Publish `tables` (name → Arrow table, quarantine included) as the next release."""
+    with exclusive(data_dir):
+        recover(data_dir)
+        data_dir.lake_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.releases.mkdir(parents=True, exist_ok=True)
+        con = catalog.connect(data_dir.lake)
+        try:
+            releases = catalog.list_releases(con)
+            taken = {r.version for r in releases}
+            previous = releases[0] if releases else None
+            staging = data_dir.releases / f"{INCOMING_PREFIX}pending"
+            if staging.exists():
+                shutil.rmtree(staging)
+            staging.mkdir()
+            hashes = {
+                name: write_parquet(table, staging / f"{name}.parquet")
+                for name, table in sorted(tables.items())
+            }
+            rows = {name: table.num_rows for name, table in sorted(tables.items())}
+            if previous is not None and previous.tables_sha256 == hashes and not requested_version:
+                shutil.rmtree(staging)
+                return PublishResult(
+                    None,
+                    previous.version,
+                    data_dir.releases / previous.version,
+                    rows,
+                    f"nothing changed since release {previous.version}: no new version published",
+                )
+            if requested_version:
+                if not VERSION_PATTERN.match(requested_version):
+                    raise PublishError(f"version {requested_version!r} is not YYYY.MM.DD[.N]")
+                if requested_version in taken:
+                    raise PublishError(
+                        f"release {requested_version} is already published and is never "
+                        "overwritten; choose another version"
+                    )
+                version = requested_version
+            else:
+                version = next_version(base_version(info.captured_at), taken)
+            manifest = {
+                "version": version,
+                "schema_version": SCHEMA_VERSION,
+                "created_at": created_at,
+                "previous_version": previous.version if previous else None,
+                "snapshot": {
+                    "captured_at": info.captured_at.isoformat(),
+                    "method": info.method,
+                    "topic": info.topic,
+                    "sha256": snapshot_sha256,
+                },
+                "tables": {
+                    name: {
+                        "file": f"{name}.parquet",
+                        "rows": tables[name].num_rows,
+                        "columns": tables[name].column_names,
+                        "sha256": hashes[name],
+                        "bytes": (staging / f"{name}.parquet").stat().st_size,
+                    }
+                    for name in sorted(tables)
+                },
+                "accounting": accounting,
+                "software": software_versions(),
+            }
+            (staging / "manifest.json").write_text(
+                json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+            )
+            for name, content in sorted((extra_files or {}).items()):
+                (staging / name).write_bytes(content)
+            incoming = data_dir.releases / f"{INCOMING_PREFIX}{version}"
+            staging.rename(incoming)
+            catalog.commit_release(con, version, created_at, tables, hashes)
+            final = data_dir.releases / version
+            incoming.rename(final)
+            os.sync()
+            return PublishResult(
+                version,
+                previous.version if previous else None,
+                final,
+                rows,
+                f"published release {version}",
+            )
+        finally:
+            con.close()

@@ -1,0 +1,106 @@
+"""Snapshot folders: the raw input of every build (CONTRACT §3).
+
+A snapshot is a folder of response bodies, one subfolder per source, and `SNAPSHOT.json`.
+Reading is replay: the build sees exactly the bytes a refresh recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+SOURCES: tuple[str, ...] = (
+    "clinicaltrials",
+    "registries",
+    "pubmed",
+    "europepmc",
+    "openalex",
+    "crossref",
+    "pubchem",
+    "chembl",
+)
+"""Source folders a snapshot may hold, in build order."""
+
+SOURCE_SUFFIX: dict[str, str] = {
+    "clinicaltrials": ".json",
+    "registries": ".csv",
+    "pubmed": ".xml",
+    "europepmc": ".json",
+    "openalex": ".json",
+    "crossref": ".json",
+    "pubchem": ".json",
+    "chembl": ".json",
+}
+INFO_FILE = "SNAPSHOT.json"
+METHODS = ("recorded", "reconstructed")
+
+
+class SnapshotError(ValueError):
+    """The snapshot folder itself is unusable (missing, incomplete, bad SNAPSHOT.json)."""
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What SNAPSHOT.json says about a snapshot."""
+
+    captured_at: date
+    topic: str
+    method: str
+    notes: str
+    complete: bool = True
+
+
+def read_info(snapshot_dir: Path) -> SnapshotInfo:
+    """Read and check SNAPSHOT.json; refuse a snapshot a refresh did not finish."""
+    path = snapshot_dir / INFO_FILE
+    if not snapshot_dir.is_dir():
+        raise SnapshotError(f"snapshot folder not found: {snapshot_dir}")
+    if not path.is_file():
+        raise SnapshotError(f"{path} is missing: not a snapshot folder")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        info = SnapshotInfo(
+            captured_at=date.fromisoformat(raw["captured_at"]),
+            topic=str(raw["topic"]),
+            method=str(raw["method"]),
+            notes=str(raw.get("notes", "")),
+            complete=bool(raw.get("complete", True)),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SnapshotError(f"{path} is not valid: {exc}") from exc
+    if info.method not in METHODS:
+        raise SnapshotError(f"{path}: method must be one of {METHODS}, not {info.method!r}")
+    if not info.complete:
+        raise SnapshotError(f"{snapshot_dir} is marked incomplete (an unfinished refresh)")
+    return info
+
+
+def source_files(snapshot_dir: Path, source: str) -> list[Path]:
+    """Files of one source, sorted by name; none when the folder is absent.
+
+    A file with another suffix is an error, not a silent skip (CONTRACT §3).
+    """
+    folder = snapshot_dir / source
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    suffix = SOURCE_SUFFIX[source]
+    for path in files:
+        if not path.is_file() or path.suffix != suffix:
+            raise SnapshotError(f"{path}: not a {source} file (expected *{suffix})")
+    return files
+
+
+def snapshot_sha256(snapshot_dir: Path) -> str:
+    """Content hash of a snapshot: SNAPSHOT.json and every source file, by relative path."""
+    digest = hashlib.sha256()
+    paths = [snapshot_dir / INFO_FILE]
+    for source in SOURCES:
+        paths.extend(source_files(snapshot_dir, source))
+    for path in paths:
+        digest.update(path.relative_to(snapshot_dir).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()

@@ -1,0 +1,143 @@
+"""Staging: replay a snapshot source folder into staging tables, record by record.
+
+Every record read ends somewhere: as rows in staging tables, as a quarantine row with a reason,
+or counted as an exact duplicate of a record already staged (the same study on two pages).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import duckdb
+import orjson
+
+from pipelines import snapshot
+from pipelines.sources import (
+    chembl,
+    clinicaltrials,
+    crossref,
+    europepmc,
+    openalex,
+    pubchem,
+    pubmed,
+    registries,
+)
+from pipelines.sources.base import RecordError, TableRows
+from pipelines.warehouse import StagingSink, drop_staging
+
+
+@dataclass(frozen=True)
+class SourceParser:
+    """How the staging step reads one source: stream records, parse each, name it."""
+
+    iter_records: Callable[[Path], Iterator[Any]]
+    parse: Callable[[Any], TableRows]
+    record_key: Callable[[Any], str | None]
+    primary_table: str
+    raw: Callable[[Any], str]
+
+
+def _raw_json(record: Any) -> str:
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str).decode()
+
+
+def _parser(
+    module: ModuleType,
+    parse: Callable[[Any], TableRows],
+    table: str,
+    raw: Callable[[Any], str] = _raw_json,
+) -> SourceParser:
+    return SourceParser(module.iter_records, parse, module.record_key, table, raw)
+
+
+PARSERS: dict[str, SourceParser] = {
+    "clinicaltrials": _parser(clinicaltrials, clinicaltrials.parse_study, "studies"),
+    "registries": _parser(registries, registries.parse_row, "studies"),
+    "pubmed": _parser(pubmed, pubmed.parse_record, "publications", pubmed.record_raw),
+    "europepmc": _parser(europepmc, europepmc.parse_record, "publications"),
+    "openalex": _parser(openalex, openalex.parse_record, "publications"),
+    "crossref": _parser(crossref, crossref.parse_record, "publications"),
+    "pubchem": _parser(pubchem, pubchem.parse_record, "compounds"),
+    "chembl": _parser(chembl, chembl.parse_record, "compound_targets"),
+}
+"""Sources the build reads, by snapshot folder name."""
+
+
+@dataclass
+class StageStats:
+    """What staging one source did; records_read == staged + quarantined + duplicates."""
+
+    source: str
+    files: int = 0
+    records_read: int = 0
+    staged: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str) -> StageStats:
+    """Parse every file of `source` in the snapshot into `staging.<source>__<table>` tables.
+
+    A file that is not in the source's format raises `SnapshotFormatError`; a bad record inside a
+    good file becomes a quarantine row; a record seen twice with different content keeps the
+    first and quarantines the second.
+    """
+    parser = PARSERS[source]
+    drop_staging(con, source)
+    sink = StagingSink(con, source)
+    stats = StageStats(source)
+    seen: dict[str, tuple[str, str]] = {}
+    for path in snapshot.source_files(snapshot_dir, source):
+        stats.files += 1
+        file_name = path.relative_to(snapshot_dir).as_posix()
+        for record in parser.iter_records(path):
+            stats.records_read += 1
+            key = parser.record_key(record)
+            raw = parser.raw(record)
+            reason = None
+            if key is not None:
+                fingerprint = hashlib.sha256(raw.encode()).hexdigest()
+                previous = seen.get(key)
+                if previous and previous[0] == fingerprint:
+                    stats.duplicates += 1
+                    continue
+                if previous:
+                    reason = (
+                        f"record {key} appears again with different content; "
+                        f"kept the first, from {previous[1]}"
+                    )
+                else:
+                    seen[key] = (fingerprint, file_name)
+            if reason is None:
+                try:
+                    rows = parser.parse(record)
+                except RecordError as exc:
+                    reason = str(exc)
+            if reason is not None:
+                stats.quarantined += 1
+                sink.add(
+                    "quarantine",
+                    {
+                        "table_name": parser.primary_table,
+                        "source": source,
+                        "record_key": key,
+                        "reason": reason,
+                        "source_file": file_name,
+                        "raw": raw,
+                    },
+                    file_name,
+                )
+                continue
+            stats.staged += 1
+            for table in sorted(rows):
+                for row in rows[table]:
+                    sink.add(table, row, file_name)
+    sink.close()
+    stats.rows = {t: n for t, n in sorted(sink.counts.items()) if t != "quarantine"}
+    return stats

@@ -1,0 +1,378 @@
+"""Curated tables from staged rows and reference data: one builder per table.
+
+Builders are the only place where sources meet: they union every source's staged rows for a
+table, resolve identifiers across sources and fill the columns the vocabularies classify. They
+return unvalidated frames; `pipelines.curate.enforce` is the gate after them.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from pipelines.normalize.compounds import (
+    load_compound_lexicon,
+    reference_compound_rows,
+    reference_target_rows,
+)
+from pipelines.normalize.conditions import load_condition_lexicon
+from pipelines.normalize.dedup import merge_publications
+from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
+from pipelines.normalize.literature_studies import literature_studies, load_design_rules
+from pipelines.normalize.outcomes import load_instrument_lexicon
+from pipelines.warehouse import read_frame, union_staging, write_table
+
+CURATED_LINKS_FILE = "study_publication_links.csv"
+"""Study↔paper links that no registry states (inferred by matching designs, or mentions)."""
+
+
+@dataclass(frozen=True)
+class Built:
+    """A table's unvalidated rows (with lineage), and rows in by source when rows were merged."""
+
+    frame: pd.DataFrame
+    rows_in: dict[str, int] | None = None
+
+
+def staged(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
+    """Every source's staged rows for `table` (an empty frame when no source fed it)."""
+    frame = union_staging(con, table)
+    return pd.DataFrame() if frame is None else frame
+
+
+def publication_id_map(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Any identifier form of a work (PMID:n, DOI:x, ...) → its publication_id."""
+    frame = read_frame(con, "SELECT from_id, publication_id FROM curated.publication_id_map")
+    return dict(zip(frame["from_id"], frame["publication_id"], strict=True))
+
+
+def curated_links(reference_dir: Path) -> pd.DataFrame:
+    """The curated study↔publication links, as staged-like rows with lineage."""
+    path = reference_dir / CURATED_LINKS_FILE
+    if not path.exists():
+        return pd.DataFrame()
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [
+            {
+                "study_id": row["study_id"],
+                "publication_id": f"PMID:{row['pmid']}",
+                "link_type": row["link_type"],
+                "link_source": row["link_source"],
+                "_source": "reference",
+                "_source_file": f"data/reference/{CURATED_LINKS_FILE}",
+                "_seq": n,
+            }
+            for n, row in enumerate(csv.DictReader(handle))
+        ]
+    return pd.DataFrame(rows)
+
+
+def publication_stubs(links: pd.DataFrame, known_ids: set[str]) -> pd.DataFrame:
+    """Publications known only as a link target (a registry reference, a curated link).
+
+    They keep every link resolvable when the literature sources did not return the work; the
+    stub carries the PMID and where it was seen, nothing more.
+    """
+    if links.empty:
+        return pd.DataFrame()
+    stubs = links[~links["publication_id"].isin(known_ids)]
+    stubs = stubs.drop_duplicates("publication_id").sort_values("publication_id")
+    return pd.DataFrame(
+        {
+            "publication_id": stubs["publication_id"].to_numpy(),
+            "pmid": stubs["publication_id"].str.removeprefix("PMID:").to_numpy(),
+            "sources": [
+                ["clinicaltrials"] if s == "registry_reference" else []
+                for s in stubs["link_source"]
+            ],
+            "is_retracted": False,
+            "_source": stubs["_source"].to_numpy(),
+            "_source_file": stubs["_source_file"].to_numpy(),
+            "_seq": range(len(stubs)),
+        }
+    )
+
+
+def remap(frame: pd.DataFrame, column: str, id_map: dict[str, str]) -> pd.DataFrame:
+    """Replace identifier forms in `column` with their final ids (unknown ones stay as they are)."""
+    if frame.empty:
+        return frame
+    frame = frame.copy()
+    frame[column] = [id_map.get(v, v) for v in frame[column]]
+    return frame
+
+
+def frame_of(rows: list[dict[str, Any]], source: str, source_file: str) -> pd.DataFrame:
+    """Reference rows as a staged-like frame (lineage: the reference file they came from)."""
+    frame = pd.DataFrame(rows)
+    frame["_source"] = source
+    frame["_source_file"] = source_file
+    frame["_seq"] = range(len(frame))
+    return frame
+
+
+def build_compounds(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Reference compounds, completed by PubChem properties and synonyms for their CIDs.
+
+    PubChem fills only what the reference leaves blank, so a curated identifier is never
+    overwritten by a look-up.
+    """
+    frame = frame_of(
+        reference_compound_rows(reference_dir), "reference", "data/reference/compounds.csv"
+    )
+    properties = staged(con, "compound_properties")
+    synonyms = staged(con, "compound_synonyms")
+    by_cid = (
+        {int(r["pubchem_cid"]): r for r in properties.to_dict("records")}
+        if not properties.empty
+        else {}
+    )
+    extra: dict[int, list[str]] = {}
+    if not synonyms.empty:
+        for cid, synonym in zip(synonyms["pubchem_cid"], synonyms["synonym"], strict=True):
+            extra.setdefault(int(cid), []).append(synonym)
+    for index, row in frame.iterrows():
+        cid = row["pubchem_cid"]
+        if pd.isna(cid):
+            continue
+        found = by_cid.get(int(cid), {})
+        for column in ("inchikey", "molecular_formula", "molecular_weight", "smiles"):
+            if pd.isna(row[column]) and not _missing(found.get(column)):
+                frame.at[index, column] = found[column]
+        frame.at[index, "synonyms"] = sorted(set(row["synonyms"]) | set(extra.get(int(cid), [])))
+    return Built(frame)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
+
+
+def build_compound_targets(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """ChEMBL activities plus the curated literature values of data/reference."""
+    curated = frame_of(
+        reference_target_rows(reference_dir), "reference", "data/reference/compound_targets.csv"
+    )
+    return Built(pd.concat([staged(con, "compound_targets"), curated], ignore_index=True))
+
+
+def build_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Literature records merged into works, plus stubs for link targets no source returned.
+
+    Writes `curated.publication_id_map` (every identifier form → publication_id) and
+    `curated.publication_text` (title, abstract, MeSH, keywords: what compound matching reads;
+    abstracts are never published).
+    """
+    literature = staged(con, "publications")
+    rows_in = _count_by_source(literature)
+    merged = (
+        merge_publications(r for r in literature.to_dict("records"))
+        if not literature.empty
+        else None
+    )
+    publications = pd.DataFrame(merged.publications if merged else [])
+    if not publications.empty:
+        publications["_source"] = "literature"
+        publications["_source_file"] = None
+        publications["_seq"] = range(len(publications))
+    id_map = dict(merged.id_map) if merged else {}
+    links = remap(all_links(con, reference_dir), "publication_id", id_map)
+    known = set(publications["publication_id"]) if not publications.empty else set()
+    stubs = publication_stubs(links, known)
+    rows_in.update(_count_by_source(stubs))
+    for stub_id in stubs.get("publication_id", []):
+        id_map.setdefault(stub_id, stub_id)
+    frame = pd.concat([publications, stubs], ignore_index=True)
+    write_table(
+        con,
+        "curated.publication_id_map",
+        pa.table(
+            {"from_id": sorted(id_map), "publication_id": [id_map[k] for k in sorted(id_map)]},
+            schema=pa.schema([("from_id", pa.string()), ("publication_id", pa.string())]),
+        ),
+    )
+    text = pd.DataFrame(
+        {
+            "publication_id": frame.get("publication_id", pd.Series(dtype=str)),
+            "title": frame.get("title"),
+            "abstract": frame.get("abstract"),
+            "mesh_terms": frame.get("mesh_terms"),
+            "keywords": frame.get("keywords"),
+        }
+    )
+    write_table(con, "curated.publication_text", _text_table(text))
+    return Built(frame, rows_in)
+
+
+def _text_table(text: pd.DataFrame) -> pa.Table:
+    lists = pa.list_(pa.string())
+    return pa.table(
+        {
+            "publication_id": pa.array(text["publication_id"].tolist(), pa.string()),
+            "title": pa.array([_str(v) for v in text["title"]], pa.string()),
+            "abstract": pa.array([_str(v) for v in text["abstract"]], pa.string()),
+            "mesh_terms": pa.array([_strs(v) for v in text["mesh_terms"]], lists),
+            "keywords": pa.array([_strs(v) for v in text["keywords"]], lists),
+        }
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _strs(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _count_by_source(frame: pd.DataFrame) -> dict[str, int]:
+    if frame.empty:
+        return {}
+    return {str(k): int(v) for k, v in frame["_source"].value_counts().sort_index().items()}
+
+
+def all_links(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> pd.DataFrame:
+    """Study↔publication links stated by sources (registry references, databank) and curators."""
+    return pd.concat(
+        [staged(con, "study_publications"), curated_links(reference_dir)], ignore_index=True
+    )
+
+
+def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Registered studies, plus primary studies known only from the literature.
+
+    Writes `curated.literature_links`: text-mention links and each literature study's link to
+    its own paper, for the study_publications table.
+    """
+    registered = staged(con, "studies")
+    links = remap(all_links(con, reference_dir), "publication_id", publication_id_map(con))
+    publications = read_frame(
+        con,
+        "SELECT p.*, t.abstract FROM curated.publications p "
+        "LEFT JOIN curated.publication_text t USING (publication_id) ORDER BY publication_id",
+    )
+    study_ids = set(registered["study_id"].dropna()) if not registered.empty else set()
+    found = literature_studies(
+        publications.to_dict("records"),
+        links.to_dict("records") if not links.empty else [],
+        study_ids,
+        load_design_rules(reference_dir / "design_rules.csv"),
+    )
+    literature = pd.DataFrame(found["studies"])
+    if not literature.empty:
+        literature["_source"] = "literature"
+        literature["_source_file"] = None
+        literature["_seq"] = range(len(literature))
+    extra_links = pd.DataFrame(
+        found["study_publications"],
+        columns=["study_id", "publication_id", "link_type", "link_source"],
+    )
+    write_table(
+        con, "curated.literature_links", pa.Table.from_pandas(extra_links, preserve_index=False)
+    )
+    return Built(pd.concat([registered, literature], ignore_index=True))
+
+
+def build_study_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Every link, on final publication ids."""
+    found = read_frame(con, "SELECT * FROM curated.literature_links")
+    if not found.empty:
+        found["_source"] = "literature"
+        found["_source_file"] = None
+        found["_seq"] = range(len(found))
+    links = pd.concat([all_links(con, reference_dir), found], ignore_index=True)
+    return Built(remap(links, "publication_id", publication_id_map(con)))
+
+
+def build_conditions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    frame = staged(con, "conditions")
+    if not frame.empty:
+        lexicon = load_condition_lexicon(reference_dir)
+        frame["condition_category"] = [lexicon.categorise(c or "") for c in frame["condition"]]
+    return Built(frame)
+
+
+def build_interventions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    frame = staged(con, "interventions")
+    if not frame.empty:
+        lexicon = load_compound_lexicon(reference_dir)
+        frame["compound_id"] = [lexicon.primary(n or "") for n in frame["intervention_name"]]
+        frame["product_form"] = [
+            lexicon.product_form(n or "", t if isinstance(t, str) else None, c)
+            for n, t, c in zip(
+                frame["intervention_name"],
+                frame["intervention_type"],
+                frame["compound_id"],
+                strict=True,
+            )
+        ]
+    return Built(frame)
+
+
+def build_outcomes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    frame = staged(con, "outcomes")
+    if not frame.empty:
+        lexicon = load_instrument_lexicon(reference_dir)
+        found = [
+            lexicon.classify(t or "", f if isinstance(f, str) else None)
+            for t, f in zip(frame["title"], frame["time_frame"], strict=True)
+        ]
+        frame["domain"] = [d for d, _ in found]
+        frame["instrument"] = [i for _, i in found]
+    return Built(frame)
+
+
+def build_publication_compounds(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Compounds named in a publication's title, abstract, MeSH terms or keywords."""
+    text = read_frame(con, "SELECT * FROM curated.publication_text ORDER BY publication_id")
+    lexicon = load_compound_lexicon(reference_dir)
+    rows = []
+    for record in text.to_dict("records"):
+        places: dict[str, set[str]] = {}
+        fields = {
+            "title": [record["title"] or ""],
+            "abstract": [record["abstract"] or ""],
+            "mesh": record["mesh_terms"] or [],
+            "keywords": record["keywords"] or [],
+        }
+        for place, texts in fields.items():
+            for value in texts:
+                for compound_id in lexicon.match(value):
+                    places.setdefault(compound_id, set()).add(place)
+        rows += [
+            {"publication_id": record["publication_id"], "compound_id": c, "matched_in": sorted(p)}
+            for c, p in sorted(places.items())
+        ]
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["_source"] = "literature"
+        frame["_source_file"] = None
+        frame["_seq"] = range(len(frame))
+    return Built(frame)
+
+
+def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Compound × domain × design cells from the curated tables.
+
+    Literature-only studies reach compounds through the compounds their paper names.
+    """
+    studies = read_frame(con, "SELECT study_id, design, enrollment FROM curated.studies")
+    interventions = read_frame(con, "SELECT study_id, compound_id FROM curated.interventions")
+    outcomes = read_frame(con, "SELECT study_id, domain FROM curated.outcomes")
+    study_compounds = read_frame(
+        con,
+        "SELECT DISTINCT s.study_id, c.compound_id FROM curated.studies s "
+        "JOIN curated.study_publications l ON l.study_id = s.study_id "
+        "JOIN curated.publication_compounds c ON c.publication_id = l.publication_id "
+        "WHERE s.evidence_source = 'literature' ORDER BY 1, 2",
+    )
+    frame = evidence_map(studies, interventions, outcomes, study_compounds)
+    frame["_source"] = "derived"
+    frame["_source_file"] = None
+    frame["_seq"] = range(len(frame))
+    return Built(frame)

@@ -1,0 +1,163 @@
+"""The working DuckDB database of a build: staging tables per source, curated tables per table.
+
+Layout: `staging.<source>__<table>` holds parsed rows as read (plus lineage columns `_source`,
+`_source_file`, `_seq`); `curated.<table>` holds validated rows; `curated.rejects__<table>` holds
+what validation turned away. Table names come from code constants, never from input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from schemas import QUARANTINE, TABLES_BY_NAME
+from schemas.arrow import arrow_schema
+
+LINEAGE_COLUMNS = ("_source", "_source_file", "_seq")
+_LINEAGE_FIELDS = [
+    pa.field("_source", pa.string()),
+    pa.field("_source_file", pa.string()),
+    pa.field("_seq", pa.int64()),
+]
+
+
+def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the staging and curated schemas."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.execute("CREATE SCHEMA IF NOT EXISTS curated")
+
+
+def staging_name(source: str, table: str) -> str:
+    return f"staging.{source}__{table}"
+
+
+def drop_staging(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Remove a source's staging tables, so a re-run never appends to stale rows."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging' "
+        "AND starts_with(table_name, ?)",
+        [f"{source}__"],
+    ).fetchall()
+    for (name,) in rows:
+        con.execute(f'DROP TABLE staging."{name}"')
+
+
+def staging_tables(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """Qualified names of every source's staging table for `table`, sorted."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging' "
+        "AND ends_with(table_name, ?) ORDER BY table_name",
+        [f"__{table}"],
+    ).fetchall()
+    return [f'staging."{name}"' for (name,) in rows]
+
+
+def _value_type(value: Any) -> pa.DataType:
+    if isinstance(value, list | tuple):
+        return pa.list_(pa.string())
+    if isinstance(value, bool):
+        return pa.bool_()
+    if isinstance(value, int):
+        return pa.int64()
+    if isinstance(value, float):
+        return pa.float64()
+    return pa.string()
+
+
+def staging_schema(table: str, rows: Iterable[dict[str, Any]]) -> pa.Schema:
+    """Model columns with the model's types, then any extra staging-only keys, then lineage."""
+    spec = QUARANTINE if table == QUARANTINE.name else TABLES_BY_NAME.get(table)
+    fields: list[pa.Field] = list(arrow_schema(spec.model)) if spec else []
+    known = {f.name for f in fields} | set(LINEAGE_COLUMNS)
+    extras: dict[str, pa.DataType] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key not in known and key not in extras and value is not None:
+                extras[key] = _value_type(value)
+    fields += [pa.field(k, extras[k]) for k in sorted(extras)]
+    return pa.schema([f.with_nullable(True) for f in fields] + _LINEAGE_FIELDS)
+
+
+class StagingSink:
+    """Buffers parsed rows per table and appends them to staging tables in batches.
+
+    Batching keeps memory flat however large the source is: rows are flushed every
+    `batch_rows` rows per table.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, batch_rows: int = 20_000):
+        self._con = con
+        self._source = source
+        self._batch_rows = batch_rows
+        self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._schemas: dict[str, pa.Schema] = {}
+        self._created: set[str] = set()
+        self.counts: dict[str, int] = {}
+
+    def add(self, table: str, row: dict[str, Any], source_file: str) -> None:
+        seq = self.counts.get(table, 0)
+        self.counts[table] = seq + 1
+        buffer = self._buffers.setdefault(table, [])
+        buffer.append({**row, "_source": self._source, "_source_file": source_file, "_seq": seq})
+        if len(buffer) >= self._batch_rows:
+            self._flush(table)
+
+    def close(self) -> None:
+        for table in sorted(self._buffers):
+            self._flush(table)
+
+    def _flush(self, table: str) -> None:
+        rows = self._buffers.get(table)
+        if not rows:
+            return
+        schema = self._schemas.get(table)
+        if schema is None:
+            schema = self._schemas[table] = staging_schema(table, rows)
+        batch = pa.Table.from_pylist(rows, schema=schema)
+        name = staging_name(self._source, table)
+        self._con.register("_batch", batch)
+        try:
+            if table in self._created:
+                self._con.execute(f"INSERT INTO {name} SELECT * FROM _batch")
+            else:
+                self._con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _batch")
+                self._created.add(table)
+        finally:
+            self._con.unregister("_batch")
+        rows.clear()
+
+
+def read_frame(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> pd.DataFrame:
+    """Run a query and return pandas, with list columns as Python lists (not numpy arrays)."""
+    relation = con.execute(sql, params or [])
+    frame = relation.df()
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].map(
+                lambda v: list(v) if hasattr(v, "tolist") and not isinstance(v, str) else v
+            )
+    return frame
+
+
+def union_staging(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | None:
+    """Every source's staged rows for `table`, in lineage order; None when no source fed it."""
+    names = staging_tables(con, table)
+    if not names:
+        return None
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {n}" for n in names)
+    return read_frame(con, f"SELECT * FROM ({union}) ORDER BY _source, _source_file, _seq")
+
+
+def write_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """Replace a warehouse table with an Arrow table."""
+    con.register("_incoming", table)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incoming")
+    finally:
+        con.unregister("_incoming")

@@ -1,0 +1,174 @@
+"""End to end: snapshot → assets → release folder + DuckLake snapshot, read back for real."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import paths
+from pipelines.cli import main
+from pipelines.definitions import defs
+from schemas import TABLES
+
+FACTS = paths.PROJECT_ROOT.parent / "shared" / "facts"
+
+
+def _release_dir(data_dir: Path) -> Path:
+    (folder,) = [p for p in (data_dir / "releases").iterdir() if not p.name.startswith(".")]
+    return folder
+
+
+def _query(data_dir: Path, sql: str, capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    capsys.readouterr()
+    assert main(["query", sql, "--data-dir", str(data_dir), "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_release_folder_has_every_table_and_a_true_manifest(bundled_release: Path) -> None:
+    folder = _release_dir(bundled_release)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["version"] == "2026.11.25"
+    assert manifest["snapshot"]["method"] == "reconstructed"
+    for spec in TABLES:
+        entry = manifest["tables"][spec.name]
+        table = pq.read_table(folder / entry["file"])
+        assert table.num_rows == entry["rows"]
+        assert table.column_names == spec.columns == entry["columns"]
+    assert (folder / "quarantine.parquet").exists()
+
+
+def test_rows_in_equal_rows_out_plus_quarantined(bundled_release: Path) -> None:
+    manifest = json.loads((_release_dir(bundled_release) / "manifest.json").read_text())
+    for source, books in manifest["accounting"]["sources"].items():
+        assert books["records_read"] == (
+            books["records_staged"] + books["records_quarantined"] + books["exact_duplicates"]
+        ), source
+    for name, books in manifest["accounting"]["tables"].items():
+        assert (
+            books["rows_in"] == books["rows_out"] + books["rows_quarantined"] + books["rows_merged"]
+        ), name
+        assert books["rows_out"] == manifest["tables"][name]["rows"]
+    assert manifest["accounting"]["sources"]["clinicaltrials"]["records_read"] == 11
+
+
+def test_every_registered_study_of_the_facts_is_published(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not FACTS.is_dir():
+        pytest.skip("../shared/facts is absent")
+    with open(FACTS / "registered_studies.csv", newline="", encoding="utf-8") as handle:
+        facts = list(csv.DictReader(handle))
+    nct_ids = {r["registry_id"] for r in facts if r["registry_id"].startswith("NCT")}
+    rows = _query(bundled_release, "select study_id, flags from studies", capsys)
+    published = {r["study_id"]: r["flags"] for r in rows}
+    assert nct_ids <= set(published)
+    assert "omon:52572" in published
+    assert published["withpower:71101"] == ["unconfirmed_match:NCT07218549"]
+
+
+def test_curated_inference_links_are_kept_apart(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _query(
+        bundled_release,
+        "select study_id, publication_id, link_source from study_publications "
+        "where study_id in ('omon:52572', 'NCT04392011') order by 1, 2",
+        capsys,
+    )
+    assert {
+        "study_id": "omon:52572",
+        "publication_id": "PMID:39724441",
+        "link_source": "curated_inference",
+    } in rows
+    assert {r["publication_id"] for r in rows if r["study_id"] == "NCT04392011"} >= {
+        "PMID:35335999",
+        "PMID:36924284",
+    }
+
+
+def test_rebuild_with_identical_tables_publishes_nothing(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["build", "--data-dir", str(bundled_release)]) == 0
+    assert "nothing changed" in capsys.readouterr().out
+    assert main(["releases", "--data-dir", str(bundled_release)]) == 0
+    assert capsys.readouterr().out.count("2026.11.25") == 1
+
+
+def test_snapshot_with_only_some_sources_publishes_every_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = tmp_path / "snap"
+    snapshot.mkdir()
+    shutil.copy(paths.BUNDLED_SNAPSHOT / "SNAPSHOT.json", snapshot)
+    shutil.copytree(paths.BUNDLED_SNAPSHOT / "registries", snapshot / "registries")
+    data_dir = tmp_path / "out"
+    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    manifest = json.loads((_release_dir(data_dir) / "manifest.json").read_text())
+    assert set(manifest["tables"]) == {s.name for s in TABLES} | {"quarantine"}
+    assert manifest["tables"]["studies"]["rows"] == 2
+    assert manifest["tables"]["outcome_results"]["rows"] == 0
+
+
+def test_bad_record_is_quarantined_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = tmp_path / "snap"
+    (snapshot / "clinicaltrials").mkdir(parents=True)
+    shutil.copy(paths.BUNDLED_SNAPSHOT / "SNAPSHOT.json", snapshot)
+    good = json.loads((paths.BUNDLED_SNAPSHOT / "clinicaltrials" / "NCT04392011.json").read_text())
+    page = {"studies": [good, {"protocolSection": {"statusModule": {"overallStatus": "X"}}}]}
+    (snapshot / "clinicaltrials" / "page.json").write_text(json.dumps(page))
+    data_dir = tmp_path / "out"
+    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    rows = _query(
+        data_dir,
+        "select table_name, source, reason, source_file from quarantine "
+        "where source = 'clinicaltrials'",
+        capsys,
+    )
+    assert len(rows) == 1
+    assert rows[0]["table_name"] == "studies" and "nctId" in rows[0]["reason"]
+    assert rows[0]["source_file"] == "clinicaltrials/page.json"
+    manifest = json.loads((_release_dir(data_dir) / "manifest.json").read_text())
+    assert manifest["accounting"]["sources"]["clinicaltrials"]["records_quarantined"] == 1
+
+
+def test_file_in_the_wrong_format_stops_the_build_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snapshot = tmp_path / "snap"
+    (snapshot / "clinicaltrials").mkdir(parents=True)
+    shutil.copy(paths.BUNDLED_SNAPSHOT / "SNAPSHOT.json", snapshot)
+    (snapshot / "clinicaltrials" / "broken.json").write_text("{not json")
+    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(tmp_path / "o")]) == 1
+    error = capsys.readouterr().err
+    assert "broken.json" in error and "Traceback" not in error
+
+
+def test_query_of_an_unknown_version_is_one_clear_error(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["query", "select 1", "--release-version", "1999.01.01", "--data-dir", str(bundled_release)]
+    )
+    assert code == 1
+    assert "no release '1999.01.01'" in capsys.readouterr().err
+
+
+def test_definitions_load_with_descriptions_and_groups() -> None:
+    graph = defs.resolve_asset_graph()
+    groups = set()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, key
+        groups.add(node.group_name)
+    assert groups == {"raw", "staging", "curated", "release"}
+    checks = {k.name for k in graph.asset_check_keys}
+    assert {f"{s.name}_matches_schema" for s in TABLES} <= checks
