@@ -31,9 +31,11 @@ EFETCH_PATH = "/efetch.fcgi"
 EFETCH_BATCH = 500
 """Articles per efetch request: NCBI allows up to 10,000; 500 keeps each body a few MB."""
 TOOL = "kratom-evidence"
-MIN_INTERVAL = 1 / 3
+RATE_MARGIN = 1.05
+"""Spacing a little over 1/limit: at exactly 1/3 s, network jitter lets NCBI count 4 in a second."""
+MIN_INTERVAL = RATE_MARGIN / 3
 """NCBI: at most 3 requests per second without an API key..."""
-MIN_INTERVAL_WITH_KEY = 1 / 10
+MIN_INTERVAL_WITH_KEY = RATE_MARGIN / 10
 """...and at most 10 with one."""
 ROOT_TAG = "PubmedArticleSet"
 RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle")

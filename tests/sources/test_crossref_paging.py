@@ -1,11 +1,11 @@
-"""Crossref /works cursor paging over real HTTP on 127.0.0.1."""
+"""Crossref /works cursor paging on the shared client over loopback HTTP."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from literature_loopback import Loopback
+from literature_loopback import client, recorded
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -34,8 +34,11 @@ def test_pages_until_no_items(httpserver: HTTPServer, tmp_path: Path) -> None:
         return Response(json.dumps(body), content_type="application/json")
 
     httpserver.expect_request("/works").respond_with_handler(works)
-    http = Loopback(
-        httpserver.url_for(""), crossref.default_params("team@example.org"), tmp_path / "crossref"
+    http = client(
+        crossref.SOURCE,
+        httpserver.url_for(""),
+        tmp_path,
+        default_params=crossref.default_params("team@example.org"),
     )
     pages = list(crossref.iter_works_pages(http, "kratom", rows=2))
     assert len(pages) == 3
@@ -43,7 +46,7 @@ def test_pages_until_no_items(httpserver: HTTPServer, tmp_path: Path) -> None:
     assert all(q["mailto"] == "team@example.org" and q["rows"] == "2" for q in seen)
     keys = [
         crossref.record_key(r)
-        for name in http.recorded
-        for r in crossref.iter_records(tmp_path / "crossref" / name)
+        for path in recorded(tmp_path, crossref.SOURCE)
+        for r in crossref.iter_records(path)
     ]
     assert keys == ["DOI:10.1/a", "DOI:10.1/b", "DOI:10.1/c"]

@@ -1,11 +1,11 @@
-"""OpenAlex cursor paging over real HTTP on 127.0.0.1 (pages in the documented format)."""
+"""OpenAlex cursor paging on the shared client over loopback HTTP, pages as documented."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from literature_loopback import Loopback
+from literature_loopback import client, recorded
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -30,7 +30,7 @@ def test_follows_next_cursor_until_null(httpserver: HTTPServer, tmp_path: Path) 
 
     httpserver.expect_request("/works").respond_with_handler(works)
     params = openalex.default_params("team@example.org", api_key="oa-key")
-    http = Loopback(httpserver.url_for(""), params, tmp_path / "openalex")
+    http = client(openalex.SOURCE, httpserver.url_for(""), tmp_path, default_params=params)
     pages = list(openalex.iter_works_pages(http, "kratom", per_page=2))
     assert len(pages) == 3
     assert [q["cursor"] for q in seen] == ["*", "c2", "c3"]
@@ -38,8 +38,8 @@ def test_follows_next_cursor_until_null(httpserver: HTTPServer, tmp_path: Path) 
     assert all(q["search"] == "kratom" and q["per-page"] == "2" for q in seen)
     keys = [
         openalex.record_key(r)
-        for name in http.recorded
-        for r in openalex.iter_records(tmp_path / "openalex" / name)
+        for path in recorded(tmp_path, openalex.SOURCE)
+        for r in openalex.iter_records(path)
     ]
     assert keys == [f"OPENALEX:W{n}" for n in range(1, 5)]
 
