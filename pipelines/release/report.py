@@ -1,0 +1,427 @@
+"""report.html: a static, offline picture of one release for readers who do not run SQL.
+
+Charts are hand-written inline SVG, not a plotting library: the page then needs no fonts, scripts
+or network, and the same release gives the same bytes (no ids, dates or hash salts to pin).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from schemas import vocab
+
+REPORT_FILE = "report.html"
+PALETTE = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#999999",
+    "#332288",
+    "#882255",
+    "#44AA99",
+    "#117733",
+)
+"""Okabe-Ito, then Tol's muted colours: distinguishable with common colour-vision deficiencies."""
+NOT_GIVEN = "not given"
+FONT = "font-family:sans-serif;font-size:11px"
+
+Counts = dict[tuple[str, str], int]
+"""(category, series) -> count, the input of every stacked chart."""
+
+
+def _rows(folder: Path, table: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The table's rows (only `columns`), or none when the release has no such file."""
+    path = folder / f"{table}.parquet"
+    if not path.is_file():
+        return []
+    return pq.read_table(path, columns=list(columns)).to_pylist()
+
+
+def _fmt(value: float) -> str:
+    """Coordinates with one decimal, so output does not depend on float noise."""
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _colours(series: Sequence[str]) -> dict[str, str]:
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
+
+
+def _nice_step(maximum: int) -> int:
+    """A 1-2-5 tick step giving at most about five ticks."""
+    raw = max(maximum, 1) / 5
+    power = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    for factor in (1, 2, 5, 10):
+        if factor * power >= raw:
+            return max(int(factor * power), 1)
+    return int(10 * power)
+
+
+def _vocab_order(values: Iterable[str], order: Sequence[str]) -> list[str]:
+    """Present values in vocabulary order, unknown ones after, alphabetically."""
+    present = set(values)
+    known = [v for v in order if v in present]
+    return known + sorted(present - set(order))
+
+
+# --- data: pure functions over rows ------------------------------------------------------------
+
+
+def heatmap_counts(evidence_map: list[dict[str, Any]]) -> Counts:
+    """(compound, domain) x design -> studies; a study has one design, so cells add up."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for row in evidence_map:
+        counts[(f"{row['compound_id']}\x1f{row['domain']}", row["design"])] += row["studies"]
+    return dict(counts)
+
+
+def study_year(study: dict[str, Any], publication_years: dict[str, int | None]) -> int | None:
+    """Registered studies by start year; literature-only studies by their earliest paper's year."""
+    if study["evidence_source"] == "registry":
+        start = study["start_date"]
+        return start.year if isinstance(start, date) else None
+    return publication_years.get(study["study_id"])
+
+
+def earliest_publication_years(
+    links: list[dict[str, Any]], publications: list[dict[str, Any]]
+) -> dict[str, int | None]:
+    """study_id -> earliest year among its linked publications."""
+    years = {p["publication_id"]: p["year"] for p in publications if p["year"] is not None}
+    earliest: dict[str, int | None] = {}
+    for link in links:
+        year = years.get(link["publication_id"])
+        if year is None:
+            earliest.setdefault(link["study_id"], None)
+            continue
+        current = earliest.get(link["study_id"])
+        earliest[link["study_id"]] = year if current is None else min(current, year)
+    return earliest
+
+
+def year_design_counts(
+    studies: list[dict[str, Any]], publication_years: dict[str, int | None]
+) -> tuple[Counts, int]:
+    """(year, design) -> studies, and how many studies have no year."""
+    counts: Counter[tuple[str, str]] = Counter()
+    undated = 0
+    for study in studies:
+        year = study_year(study, publication_years)
+        if year is None:
+            undated += 1
+        else:
+            counts[(str(year), study["design"] or NOT_GIVEN)] += 1
+    return dict(counts), undated
+
+
+def phase_label(phases: list[str] | None) -> str:
+    return "+".join(phases) if phases else NOT_GIVEN
+
+
+def status_phase_counts(studies: list[dict[str, Any]]) -> Counts:
+    """(overall_status, phases) -> registered studies."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for study in studies:
+        if study["evidence_source"] == "registry":
+            status = study["overall_status"] or NOT_GIVEN
+            counts[(status, phase_label(study["phases"]))] += 1
+    return dict(counts)
+
+
+def table_counts(
+    manifest: dict[str, Any], quarantine: list[dict[str, Any]]
+) -> list[tuple[str, int, int]]:
+    """(table, rows published, rows quarantined), tables sorted by name."""
+    rows = {name: int(info.get("rows", 0)) for name, info in manifest.get("tables", {}).items()}
+    held = Counter(row["table_name"] for row in quarantine)
+    return [(name, rows.get(name, 0), held.get(name, 0)) for name in sorted(set(rows) | set(held))]
+
+
+# --- drawing: pure functions returning SVG text ------------------------------------------------
+
+
+def _svg(width: float, height: float, body: list[str], label: str) -> str:
+    return (
+        f'<svg role="img" aria-label="{_esc(label)}" '
+        f'width="{_fmt(width)}" height="{_fmt(height)}" viewBox="0 0 {_fmt(width)} '
+        f'{_fmt(height)}" style="{FONT}">' + "".join(body) + "</svg>"
+    )
+
+
+def _no_data(label: str) -> str:
+    """An empty frame saying so: the chart is drawn, there is just nothing in it."""
+    body = [
+        '<rect x="0.5" y="0.5" width="399" height="119" fill="#fafafa" stroke="#ccc"/>',
+        '<text x="200" y="64" text-anchor="middle" fill="#666">no data</text>',
+    ]
+    return _svg(400, 120, body, label)
+
+
+def _legend(series: Sequence[str], colours: dict[str, str], x: float, y: float) -> list[str]:
+    out = []
+    for i, name in enumerate(series):
+        top = y + i * 16
+        out.append(
+            f'<rect x="{_fmt(x)}" y="{_fmt(top)}" width="10" height="10" '
+            f'fill="{colours[name]}"/>'
+            f'<text x="{_fmt(x + 14)}" y="{_fmt(top + 9)}">{_esc(name)}</text>'
+        )
+    return out
+
+
+def stacked_bars(
+    counts: Counts,
+    categories: Sequence[str],
+    series: Sequence[str],
+    label: str,
+    y_title: str,
+) -> str:
+    """Vertical bars, one per category, stacked by series, with a y axis and a legend."""
+    if not counts:
+        return _no_data(label)
+    colours = _colours(series)
+    totals = {c: sum(counts.get((c, s), 0) for s in series) for c in categories}
+    step = _nice_step(max(totals.values()))
+    top = step * math.ceil(max(totals.values()) / step)
+    left, plot_top, plot_h = 48.0, 12.0, 220.0
+    bar_w = max(8.0, min(40.0, 560.0 / len(categories)))
+    plot_w = bar_w * len(categories)
+    label_room = 8 + 6 * max(len(c) for c in categories)
+    width = left + plot_w + 24 + 14 + 7 * max(len(s) for s in series) + 12
+    height = max(plot_top + plot_h + label_room, plot_top + 16 * len(series) + 8)
+    base = plot_top + plot_h
+    body: list[str] = []
+    for tick in range(0, top + 1, step):
+        y = base - plot_h * tick / top
+        body.append(
+            f'<line x1="{_fmt(left)}" x2="{_fmt(left + plot_w)}" y1="{_fmt(y)}" y2="{_fmt(y)}" '
+            f'stroke="#e5e5e5"/><text x="{_fmt(left - 4)}" y="{_fmt(y + 4)}" '
+            f'text-anchor="end">{tick}</text>'
+        )
+    body.append(
+        f'<text transform="translate(12 {_fmt(plot_top + plot_h / 2)}) rotate(-90)" '
+        f'text-anchor="middle">{_esc(y_title)}</text>'
+    )
+    for i, category in enumerate(categories):
+        x = left + i * bar_w
+        y = base
+        for name in series:
+            n = counts.get((category, name), 0)
+            if n == 0:
+                continue
+            h = plot_h * n / top
+            y -= h
+            body.append(
+                f'<rect x="{_fmt(x + 1)}" y="{_fmt(y)}" width="{_fmt(bar_w - 2)}" '
+                f'height="{_fmt(h)}" fill="{colours[name]}"><title>{_esc(category)}, '
+                f"{_esc(name)}: {n}</title></rect>"
+            )
+        cx = x + bar_w / 2
+        body.append(
+            f'<text transform="translate({_fmt(cx + 3)} {_fmt(base + 8)}) rotate(-45)" '
+            f'text-anchor="end">{_esc(category)}</text>'
+        )
+    body.append(
+        f'<line x1="{_fmt(left)}" x2="{_fmt(left + plot_w)}" y1="{_fmt(base)}" '
+        f'y2="{_fmt(base)}" stroke="#333"/>'
+    )
+    body += _legend(series, colours, left + plot_w + 24, plot_top)
+    return _svg(width, height, body, label)
+
+
+def heat(value: int, biggest: int) -> str:
+    """Light grey to dark blue on a square-root scale, so single studies still show."""
+    if value <= 0:
+        return "#f7f7f7"
+    share = math.sqrt(value / biggest)
+    low, high = (222, 235, 247), (8, 48, 107)
+    r, g, b = (round(lo + (hi - lo) * share) for lo, hi in zip(low, high, strict=True))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def heatmap(counts: Counts, compounds: Sequence[str], domains: Sequence[str]) -> str:
+    """Compound rows x domain columns: shade and number give studies, a strip splits by design."""
+    label = "Evidence map: studies per compound and outcome domain, coloured by design"
+    if not counts:
+        return _no_data(label)
+    designs = _vocab_order((s for _, s in counts), vocab.DESIGNS)
+    colours = _colours(designs)
+    cells = {key for key, _ in counts}
+    biggest = max(sum(counts.get((c, d), 0) for d in designs) for c in cells)
+    cell_w, cell_h = 64.0, 26.0
+    left = 12 + 6.5 * max(len(c) for c in compounds)
+    head = 16 + 4.5 * max(len(d) for d in domains)
+    width = left + cell_w * len(domains) + 24 + 14 + 7 * max(len(d) for d in designs) + 12
+    height = max(head + cell_h * len(compounds) + 8, head + 16 * len(designs) + 8)
+    body: list[str] = []
+    for j, domain in enumerate(domains):
+        cx = left + j * cell_w + cell_w / 2
+        body.append(
+            f'<text transform="translate({_fmt(cx)} {_fmt(head - 6)}) rotate(-45)">'
+            f"{_esc(domain)}</text>"
+        )
+    for i, compound in enumerate(compounds):
+        y = head + i * cell_h
+        body.append(
+            f'<text x="{_fmt(left - 6)}" y="{_fmt(y + cell_h / 2 + 4)}" '
+            f'text-anchor="end">{_esc(compound)}</text>'
+        )
+        for j, domain in enumerate(domains):
+            x = left + j * cell_w
+            key = f"{compound}\x1f{domain}"
+            total = sum(counts.get((key, d), 0) for d in designs)
+            body.append(
+                f'<rect x="{_fmt(x)}" y="{_fmt(y)}" width="{_fmt(cell_w)}" '
+                f'height="{_fmt(cell_h)}" fill="{heat(total, biggest)}" stroke="#ddd"/>'
+            )
+            if total == 0:
+                continue
+            seg_x = x + 1
+            for design in designs:
+                n = counts.get((key, design), 0)
+                if n == 0:
+                    continue
+                w = (cell_w - 2) * n / total
+                body.append(
+                    f'<rect x="{_fmt(seg_x)}" y="{_fmt(y + cell_h - 6)}" width="{_fmt(w)}" '
+                    f'height="5" fill="{colours[design]}"><title>'
+                    f"{_esc(compound)} × {_esc(domain)}, {_esc(design)}: {n}</title></rect>"
+                )
+                seg_x += w
+            ink = "#fff" if total * 4 > biggest else "#222"
+            body.append(
+                f'<text x="{_fmt(x + cell_w / 2)}" y="{_fmt(y + cell_h / 2 + 1)}" '
+                f'text-anchor="middle" fill="{ink}">{total}</text>'
+            )
+    body += _legend(designs, colours, left + cell_w * len(domains) + 24, head)
+    return _svg(width, height, body, label)
+
+
+# --- page ----------------------------------------------------------------------------------------
+
+
+def _figure(chart: str, svg: str, caption: str) -> str:
+    return f'<figure data-chart="{chart}">{svg}<figcaption>{_esc(caption)}</figcaption></figure>'
+
+
+def _evidence_figure(folder: Path) -> str:
+    rows = _rows(folder, "evidence_map", ("compound_id", "domain", "design", "studies"))
+    counts = heatmap_counts(rows)
+    compounds = sorted({r["compound_id"] for r in rows})
+    domains = _vocab_order((r["domain"] for r in rows), vocab.OUTCOME_DOMAINS)
+    caption = (
+        "Evidence map: for each compound and outcome domain, the number of studies (shade and "
+        "number) and a strip at the foot of the cell split by study design in proportion."
+    )
+    return _figure("evidence-heatmap", heatmap(counts, compounds, domains), caption)
+
+
+def _years_figure(folder: Path, studies: list[dict[str, Any]]) -> str:
+    links = _rows(folder, "study_publications", ("study_id", "publication_id"))
+    publications = _rows(folder, "publications", ("publication_id", "year"))
+    counts, undated = year_design_counts(studies, earliest_publication_years(links, publications))
+    years = sorted({int(c) for c, _ in counts})
+    categories = [str(y) for y in range(years[0], years[-1] + 1)] if years else []
+    designs = _vocab_order((s for _, s in counts), vocab.DESIGNS)
+    svg = stacked_bars(counts, categories, designs, "Studies by year and design", "studies")
+    caption = (
+        "Studies by year, stacked by design: registered studies by start date, literature-only "
+        f"studies by the year of their earliest publication. {undated} studies have no year."
+    )
+    return _figure("studies-by-year", svg, caption)
+
+
+def _status_figure(studies: list[dict[str, Any]]) -> str:
+    counts = status_phase_counts(studies)
+    statuses = sorted({c for c, _ in counts})
+    phases = sorted({s for _, s in counts})
+    svg = stacked_bars(
+        counts, statuses, phases, "Registered studies by status and phase", "registered studies"
+    )
+    caption = "Registered studies by overall status, stacked by registered phase(s)."
+    return _figure("registered-status-phase", svg, caption)
+
+
+def _tables_section(manifest: dict[str, Any], folder: Path) -> str:
+    quarantine = _rows(folder, "quarantine", ("table_name",))
+    tables = table_counts(manifest, quarantine)
+    counts: Counts = {}
+    for name, rows, held in tables:
+        if rows:
+            counts[(name, "published")] = rows
+        if held:
+            counts[(name, "quarantined")] = held
+    svg = stacked_bars(
+        counts,
+        [name for name, _, _ in tables],
+        ["published", "quarantined"],
+        "Rows and quarantined records per table",
+        "rows",
+    )
+    caption = "Rows published and records quarantined (rejected, with a reason) per table."
+    cells = "".join(
+        f"<tr><td>{_esc(name)}</td><td>{rows}</td><td>{held}</td></tr>"
+        for name, rows, held in tables
+    )
+    table = (
+        "<table><thead><tr><th>table</th><th>rows</th><th>quarantined</th></tr></thead>"
+        f"<tbody>{cells}</tbody></table>"
+    )
+    return _figure("rows-quarantine", svg, caption) + table
+
+
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:72em;color:#222}"
+    "figure{margin:2em 0}figcaption{color:#555;max-width:60em}"
+    "svg{max-width:100%;height:auto}"
+    "table{border-collapse:collapse}td,th{padding:2px 10px;border-bottom:1px solid #ddd}"
+    "td+td{text-align:right}"
+)
+
+
+def render_report(folder: Path, manifest: dict[str, Any]) -> str:
+    """The release's report page: four charts and a table, self-contained, same input same bytes."""
+    studies = _rows(
+        folder,
+        "studies",
+        ("study_id", "evidence_source", "start_date", "design", "overall_status", "phases"),
+    )
+    version = manifest.get("version", "")
+    snapshot = manifest.get("snapshot") or {}
+    title = f"Kratom Evidence release {version}"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{_esc(title)}</h1>"
+        f"<p>Snapshot captured {_esc(snapshot.get('captured_at', 'unknown'))}; "
+        f"release created {_esc(manifest.get('created_at', 'unknown'))}; "
+        f"{len(studies)} studies.</p>"
+        "<h2>Evidence map</h2>"
+        + _evidence_figure(folder)
+        + "<h2>Studies</h2>"
+        + _years_figure(folder, studies)
+        + _status_figure(studies)
+        + "<h2>Tables</h2>"
+        + _tables_section(manifest, folder)
+        + "</body></html>\n"
+    )
+
+
+def write_report(folder: Path, manifest: dict[str, Any]) -> None:
+    """Write report.html into the release folder (before checksums are taken)."""
+    (folder / REPORT_FILE).write_text(render_report(folder, manifest), encoding="utf-8")

@@ -1,0 +1,238 @@
+"""report.html: built from a real release, drawn by a real headless Chromium, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import paths
+from pipelines.cli import main
+from pipelines.release.report import (
+    REPORT_FILE,
+    earliest_publication_years,
+    render_report,
+    status_phase_counts,
+    study_year,
+    table_counts,
+    write_report,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHARTS = ("evidence-heatmap", "studies-by-year", "registered-status-phase", "rows-quarantine")
+PROBE = """<script>
+// Test-only probe: measure what the browser actually laid out in each chart.
+for (const fig of document.querySelectorAll("figure[data-chart]")) {
+  const svg = fig.querySelector("svg");
+  const marks = [...svg.querySelectorAll("rect, path, line")].filter((el) => {
+    const box = el.getBBox();
+    return box.width > 0 || box.height > 0;
+  });
+  const box = svg.getBoundingClientRect();
+  fig.dataset.drawn = marks.length;
+  fig.dataset.data = marks.filter((el) => el.querySelector("title")).length;
+  fig.dataset.size = `${Math.round(box.width)}x${Math.round(box.height)}`;
+  fig.dataset.svgns = String(svg.namespaceURI === "http://www.w3.org/2000/svg");
+}
+document.body.dataset.resources = performance.getEntriesByType("resource").length;
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """One release of the bundled snapshot: its folder and manifest."""
+    data_dir = tmp_path_factory.mktemp("data")
+    args = ["build", "--snapshot", str(paths.BUNDLED_SNAPSHOT), "--data-dir", str(data_dir)]
+    assert main(args) == 0
+    (folder,) = (data_dir / "releases").iterdir()
+    return folder, json.loads((folder / "manifest.json").read_text())
+
+
+def chromium_dom(page: Path, profile: Path) -> str:
+    """The DOM after Chromium loaded and laid out `page`, with networking features off."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} missing in CI: .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); CI installs it")
+    done = subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,1000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+class Figures(HTMLParser):
+    """Collect each figure's data-* attributes and the tags inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: dict[str, dict[str, Any]] = {}
+        self.current: str | None = None
+        self.body: dict[str, str | None] = {}
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        self.urls += [v for k, v in attrs if k in {"src", "href"} and v]
+        if tag == "body":
+            self.body = values
+        if tag == "figure":
+            self.current = str(values["data-chart"])
+            self.figures[self.current] = {"attrs": values, "tags": [], "text": ""}
+        elif self.current is not None:
+            self.figures[self.current]["tags"].append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "figure":
+            self.current = None
+
+    def handle_data(self, data: str) -> None:
+        if self.current is not None:
+            self.figures[self.current]["text"] += data
+
+
+def test_report_draws_every_chart_offline_in_headless_chromium(
+    release: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    folder, manifest = release
+    write_report(folder, manifest)
+    report = (folder / REPORT_FILE).read_text(encoding="utf-8")
+    assert "<script" not in report
+    assert not re.search(r"https?://", report), "the page must not name any web resource"
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+
+    parser = Figures()
+    parser.feed(chromium_dom(probed, tmp_path / "profile"))
+
+    assert sorted(parser.figures) == sorted(CHARTS)
+    assert parser.body["data-resources"] == "0", "the page loaded an external resource"
+    assert parser.urls == []
+    con = duckdb.connect()
+    studies, quarantine = folder / "studies.parquet", folder / "quarantine.parquet"
+    (status_phase_pairs,) = con.sql(
+        f"select count(distinct (coalesce(overall_status, ''), phases)) from '{studies}' "
+        "where evidence_source = 'registry'"
+    ).fetchone() or (0,)
+    (quarantined_tables,) = con.sql(
+        f"select count(distinct table_name) from '{quarantine}'"
+    ).fetchone() or (0,)
+    data_marks = {
+        # One coloured mark per evidence_map row, per (status, phases) pair, per non-zero count.
+        "evidence-heatmap": pq.read_table(folder / "evidence_map.parquet").num_rows,
+        "registered-status-phase": status_phase_pairs,
+        "rows-quarantine": sum(info["rows"] > 0 for info in manifest["tables"].values())
+        + quarantined_tables,
+    }
+    for chart, figure in parser.figures.items():
+        attrs = figure["attrs"]
+        assert "svg" in figure["tags"] and "figcaption" in figure["tags"], chart
+        assert attrs["data-svgns"] == "true", f"{chart} was not parsed as SVG"
+        width, height = (int(n) for n in str(attrs["data-size"]).split("x"))
+        assert width > 200 and height > 100, f"{chart} laid out at {attrs['data-size']}"
+        drawn = int(str(attrs["data-data"]))
+        assert drawn == data_marks.get(chart, drawn) and drawn >= 5, f"{chart}: {drawn} marks"
+        assert int(str(attrs["data-drawn"])) > drawn, f"{chart} has no axes, grid or legend"
+        assert "no data" not in figure["text"], chart
+
+
+def test_report_of_the_bundled_release_counts_what_the_tables_hold(
+    release: tuple[Path, dict[str, Any]],
+) -> None:
+    folder, manifest = release
+    report = render_report(folder, manifest)
+    studies = pq.read_table(folder / "studies.parquet").num_rows
+    assert f"{studies} studies." in report
+    for name, info in manifest["tables"].items():
+        assert f"<tr><td>{name}</td><td>{info['rows']}</td>" in report
+    registered = pq.read_table(
+        folder / "studies.parquet", filters=[("evidence_source", "=", "registry")]
+    ).num_rows
+    bars = re.findall(r"<title>([^<]+): (\d+)</title></rect>", report.split("data-chart=")[3])
+    assert sum(int(n) for _, n in bars) == registered
+
+
+def test_report_is_byte_identical_for_the_same_release(
+    release: tuple[Path, dict[str, Any]],
+) -> None:
+    folder, manifest = release
+    assert render_report(folder, manifest) == render_report(folder, manifest)
+
+
+def test_empty_release_draws_every_figure_saying_no_data(tmp_path: Path) -> None:
+    """A release folder with no tables at all: the page still has all four charts."""
+    report = render_report(tmp_path, {"version": "2026.01.01", "tables": {}})
+    parser = Figures()
+    parser.feed(report)
+    assert sorted(parser.figures) == sorted(CHARTS)
+    for chart, figure in parser.figures.items():
+        assert "svg" in figure["tags"] and "rect" in figure["tags"], chart
+        assert "no data" in figure["text"], chart
+
+
+def test_study_year_uses_start_date_or_earliest_publication() -> None:
+    years = earliest_publication_years(
+        [
+            {"study_id": "PMID:1", "publication_id": "PMID:1"},
+            {"study_id": "PMID:1", "publication_id": "PMID:2"},
+            {"study_id": "PMID:3", "publication_id": "PMID:9"},
+        ],
+        [{"publication_id": "PMID:1", "year": 2021}, {"publication_id": "PMID:2", "year": 2019}],
+    )
+    assert years == {"PMID:1": 2019, "PMID:3": None}
+    registered = {"study_id": "NCT00000001", "evidence_source": "registry"}
+    assert study_year({**registered, "start_date": date(2018, 1, 23)}, years) == 2018
+    assert study_year({**registered, "start_date": None}, years) is None
+    literature = {"study_id": "PMID:1", "evidence_source": "literature", "start_date": None}
+    assert study_year(literature, years) == 2019
+
+
+def test_status_phase_counts_only_registered_studies() -> None:
+    studies: list[dict[str, Any]] = [
+        {"evidence_source": "registry", "overall_status": "COMPLETED", "phases": ["PHASE1"]},
+        {"evidence_source": "registry", "overall_status": "COMPLETED", "phases": ["PHASE1"]},
+        {"evidence_source": "registry", "overall_status": None, "phases": ["PHASE1", "PHASE2"]},
+        {"evidence_source": "registry", "overall_status": "RECRUITING", "phases": []},
+        {"evidence_source": "literature", "overall_status": None, "phases": None},
+    ]
+    assert status_phase_counts(studies) == {
+        ("COMPLETED", "PHASE1"): 2,
+        ("not given", "PHASE1+PHASE2"): 1,
+        ("RECRUITING", "not given"): 1,
+    }
+
+
+def test_table_counts_joins_manifest_rows_and_quarantine() -> None:
+    manifest = {"tables": {"studies": {"rows": 3}, "outcomes": {"rows": 0}}}
+    quarantine = [{"table_name": "studies"}, {"table_name": "studies"}, {"table_name": "x"}]
+    assert table_counts(manifest, quarantine) == [
+        ("outcomes", 0, 0),
+        ("studies", 3, 2),
+        ("x", 0, 1),
+    ]
