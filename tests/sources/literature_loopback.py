@@ -8,6 +8,7 @@ test can check the rate limit from the server's side.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -109,3 +110,9 @@ def capture_client_logs(caplog: pytest.LogCaptureFixture) -> None:
     """Capture the client's and httpx's log lines, where a leaked secret would show."""
     caplog.set_level(logging.DEBUG, logger="kratom_evidence.http")
     caplog.set_level(logging.INFO, logger="httpx")
+
+
+def closest_starts(http: SourceHttp) -> float:
+    """Shortest time between two request starts on the client's clock (its pacing)."""
+    starts = [entry.started_at for entry in http.log]
+    return min(b - a for a, b in itertools.pairwise(starts))
