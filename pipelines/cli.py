@@ -12,8 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines import paths
+
+if TYPE_CHECKING:
+    from pipelines.release.publish import DataDir
 
 EXIT_ERROR = 1
 
@@ -26,28 +30,59 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return Path(args.data_dir).resolve()
 
 
+def _outputs(args: argparse.Namespace) -> DataDir:
+    """The data dir with the catalog the options name (local `lake/` by default)."""
+    from pipelines.release.publish import DataDir
+
+    return DataDir(_data_dir(args), args.catalog, args.catalog_data_path)
+
+
+def _refuse_published(outputs: DataDir, version: str) -> None:
+    """Stop before building when the requested version exists (a release is never rewritten)."""
+    from pipelines.release import catalog
+    from pipelines.release.publish import check_requested
+
+    if not outputs.lake.exists():
+        return
+    con = catalog.connect(outputs.lake)
+    try:
+        taken = {r.version for r in catalog.list_releases(con)}
+    finally:
+        con.close()
+    check_requested(version, taken)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """Materialise every asset from a snapshot and publish a release."""
     import dagster as dg
 
     from pipelines.definitions import make_definitions
-    from pipelines.release.publish import DataDir
+    from pipelines.release.publish import exclusive
     from pipelines.snapshot import read_info
 
     snapshot_dir = Path(args.snapshot).resolve()
     read_info(snapshot_dir)
-    data_dir = _data_dir(args)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    outputs = _outputs(args)
+    data_dir = outputs.root
     created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     defs = make_definitions(
-        str(snapshot_dir), str(data_dir), args.release_version, created_at=created_at
+        str(snapshot_dir),
+        str(data_dir),
+        args.release_version,
+        created_at=created_at,
+        catalog=args.catalog,
+        catalog_data_path=args.catalog_data_path,
     )
     job = defs.resolve_job_def("build")
-    result = job.execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
+    # The whole build holds the lock: the warehouse file is shared as well as the release.
+    with exclusive(outputs):
+        if args.release_version:
+            _refuse_published(outputs, args.release_version)
+        result = job.execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
     if not result.success:
         raise CliError(_first_failure(result))
     published = [
@@ -63,7 +98,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     ]
     metadata = published[-1].metadata
     print(metadata["message"].value)
-    _print_summary(DataDir(data_dir), metadata)
+    _print_summary(outputs, metadata)
     return 0
 
 
@@ -104,9 +139,8 @@ def _print_summary(data_dir: object, metadata: dict) -> None:
 def cmd_releases(args: argparse.Namespace) -> int:
     """List published versions, newest first."""
     from pipelines.release import catalog
-    from pipelines.release.publish import DataDir
 
-    data_dir = DataDir(_data_dir(args))
+    data_dir = _outputs(args)
     if not data_dir.lake.exists():
         print("no release published yet")
         return 0
@@ -126,9 +160,8 @@ def cmd_releases(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     """Run read-only SQL against one release of the catalog."""
     from pipelines.release import catalog
-    from pipelines.release.publish import DataDir
 
-    data_dir = DataDir(_data_dir(args))
+    data_dir = _outputs(args)
     if not data_dir.lake.exists():
         raise CliError(f"no catalog in {data_dir.lake_dir}: run `kratom-evidence build` first")
     con = catalog.connect(data_dir.lake, read_only=True)
@@ -144,6 +177,38 @@ def cmd_query(args: argparse.Namespace) -> int:
     finally:
         con.close()
     _print_rows(columns, rows, args.format)
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Per table: rows added, removed and changed between two published versions."""
+    from pipelines.release.diff import diff_releases, render_summary
+    from pipelines.release.publish import DataDir
+
+    releases = DataDir(_data_dir(args)).releases
+    folders = [releases / v for v in (args.old, args.new)]
+    for version, folder in zip((args.old, args.new), folders, strict=True):
+        if not folder.is_dir():
+            raise CliError(f"unknown release version {version!r}: no folder {folder}")
+    diff = diff_releases(*folders)
+    print(json.dumps(diff.to_dict(), indent=2) if args.json else render_summary(diff))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check a release folder's checksums and every table against its schema."""
+    from pipelines.release.validate import validate_release, verified_counts
+
+    folder = Path(args.release_dir)
+    if not folder.is_dir():
+        raise CliError(f"{folder}: not a release folder")
+    problems = validate_release(folder)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return EXIT_ERROR
+    tables, files = verified_counts(folder)
+    print(f"ok: {tables} tables, {files} files verified")
     return 0
 
 
@@ -166,6 +231,73 @@ def _print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
         Console().print(table)
 
 
+def _catalog_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--catalog",
+        default=None,
+        help="postgresql://user@host:port/dbname to keep the catalog in PostgreSQL "
+        "(default: DATA/lake/catalog.ducklake)",
+    )
+    command.add_argument(
+        "--catalog-data-path",
+        default=None,
+        help="folder or object-store URL for the lake's Parquet files (default: DATA/lake/files)",
+    )
+
+
+def cmd_serve_snapshot(args: argparse.Namespace) -> int:
+    """Serve a snapshot on 127.0.0.1 with each source's real protocol, optionally faulty."""
+    from pipelines.emulator import make_server
+    from pipelines.snapshot import read_info
+
+    snapshot_dir = Path(args.dir).resolve()
+    read_info(snapshot_dir)
+    server = make_server(snapshot_dir, port=args.port, faults=args.faults, seed=args.seed)
+    print(server.base_url, flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    """Record every live source into a new snapshot, then build and publish from it."""
+    import os
+
+    from pipelines.refresh import Credentials, HttpSettings, parse_base_urls, refresh
+
+    if args.since_last:
+        raise CliError("--since-last is not implemented yet: run a full refresh")
+    creds = Credentials(
+        email=os.environ.get("KRATOM_EVIDENCE_EMAIL") or None,
+        ncbi_api_key=os.environ.get("NCBI_API_KEY") or None,
+        openalex_api_key=os.environ.get("OPENALEX_API_KEY") or None,
+    )
+    settings = HttpSettings(
+        timeout=args.timeout,
+        max_tries=args.max_tries,
+        backoff_base=args.backoff,
+        backoff_cap=max(args.backoff * 60, args.backoff),
+        pace=args.pace,
+    )
+    data_dir = _data_dir(args)
+    result = refresh(
+        data_dir,
+        parse_base_urls(args.base_url),
+        creds,
+        datetime.now(UTC),
+        settings=settings,
+        show_progress=not args.no_progress,
+    )
+    failed = [o for o in result.outcomes.values() if o.error is not None]
+    if failed:
+        raise CliError(f"{failed[0].error} (snapshot {result.snapshot_dir} left incomplete)")
+    print(f"recorded snapshot {result.snapshot_dir}")
+    build_args = {**vars(args), "snapshot": str(result.snapshot_dir), "release_version": None}
+    return cmd_build(argparse.Namespace(**build_args))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="kratom-evidence", description="Build and query the Kratom Evidence dataset."
@@ -176,10 +308,33 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--snapshot", default=str(paths.BUNDLED_SNAPSHOT))
     build.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR))
     build.add_argument("--release-version", default=None)
+    _catalog_options(build)
     build.set_defaults(handler=cmd_build)
+
+    refresh = sub.add_parser("refresh", help="record every live source, then build from it")
+    refresh.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR))
+    refresh.add_argument("--base-url", action="append", default=[], metavar="SOURCE=URL")
+    refresh.add_argument("--since-last", action="store_true")
+    refresh.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    refresh.add_argument("--max-tries", type=int, default=6)
+    refresh.add_argument("--backoff", type=float, default=1.0, help="back-off base, seconds")
+    refresh.add_argument(
+        "--pace", type=float, default=1.0, help="factor on minimum intervals (0: local emulator)"
+    )
+    refresh.add_argument("--no-progress", action="store_true")
+    _catalog_options(refresh)
+    refresh.set_defaults(handler=cmd_refresh)
+
+    serve = sub.add_parser("serve-snapshot", help="serve a snapshot with each source's protocol")
+    serve.add_argument("dir")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--faults", type=float, default=0.0)
+    serve.add_argument("--seed", type=int, default=0)
+    serve.set_defaults(handler=cmd_serve_snapshot)
 
     releases = sub.add_parser("releases", help="list published versions, newest first")
     releases.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR))
+    _catalog_options(releases)
     releases.set_defaults(handler=cmd_releases)
 
     query = sub.add_parser("query", help="run read-only SQL against the release catalog")
@@ -187,7 +342,19 @@ def parser() -> argparse.ArgumentParser:
     query.add_argument("--release-version", default=None)
     query.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR))
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    _catalog_options(query)
     query.set_defaults(handler=cmd_query)
+
+    diff = sub.add_parser("diff", help="rows added, removed, changed per table between versions")
+    diff.add_argument("old", metavar="V1")
+    diff.add_argument("new", metavar="V2")
+    diff.add_argument("--json", action="store_true", help="every key and changed column")
+    diff.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR))
+    diff.set_defaults(handler=cmd_diff)
+
+    validate = sub.add_parser("validate", help="check a release folder against its manifest")
+    validate.add_argument("release_dir", metavar="RELEASE_DIR")
+    validate.set_defaults(handler=cmd_validate)
     return top
 
 

@@ -21,10 +21,16 @@ def make_definitions(
     data_dir: str = str(paths.DEFAULT_DATA_DIR),
     release_version: str | None = None,
     created_at: str | None = None,
+    catalog: str | None = None,
+    catalog_data_path: str | None = None,
 ) -> dg.Definitions:
     """Definitions wired to one snapshot and one data dir (the CLI builds its own)."""
     release = ReleaseResource(
-        data_dir=data_dir, release_version=release_version, created_at=created_at
+        data_dir=data_dir,
+        release_version=release_version,
+        created_at=created_at,
+        catalog=catalog,
+        catalog_data_path=catalog_data_path,
     )
     return dg.Definitions(
         assets=ASSETS,

@@ -30,12 +30,16 @@ class ReleaseResource(dg.ConfigurableResource):
     data_dir: str = str(paths.DEFAULT_DATA_DIR)
     reference_dir: str = str(paths.REFERENCE_DIR)
     release_version: str | None = None
+    catalog: str | None = None
+    """`postgresql://…` to keep the DuckLake catalog in PostgreSQL; None keeps it in `lake/`."""
+    catalog_data_path: str | None = None
+    """Folder or object-store URL for the lake's Parquet files; None means `lake/files/`."""
     created_at: str | None = None
     """UTC time of the build, ISO 8601; set by the CLI so metadata never reads the clock itself."""
 
     @property
     def outputs(self) -> DataDir:
-        return DataDir(Path(self.data_dir))
+        return DataDir(Path(self.data_dir), self.catalog, self.catalog_data_path)
 
     @property
     def reference(self) -> Path:

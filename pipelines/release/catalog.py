@@ -7,16 +7,21 @@ there because `INSTALL ducklake` would need the internet.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import duckdb
 import duckdb_extension_ducklake
+import duckdb_extension_postgres
 import pyarrow as pa
 
 CATALOG_ALIAS = "lake"
 AUTHOR = "kratom-evidence"
 RELEASES_TABLE = "releases"
+POSTGRES_PREFIX = "ducklake:postgres:"
 
 
 class CatalogError(RuntimeError):
@@ -32,6 +37,43 @@ def ducklake_extension_path() -> Path:
     return found[0]
 
 
+def postgres_extension_path(cache: Path | None = None) -> Path:
+    """The postgres extension from its wheel, copied under the name DuckDB expects.
+
+    The wheel names the file `postgres.duckdb_extension` but its entry point is
+    `postgres_scanner`, and DuckDB derives the entry point from the file name.
+    """
+    root = Path(duckdb_extension_postgres.__file__).parent / "extensions"
+    found = sorted(root.glob(f"v{duckdb.__version__}/postgres.duckdb_extension"))
+    if not found:
+        raise CatalogError(f"no postgres extension for duckdb {duckdb.__version__} under {root}")
+    folder = (cache or Path(tempfile.gettempdir()) / "kratom-evidence-extensions") / (
+        f"v{duckdb.__version__}"
+    )
+    target = folder / "postgres_scanner.duckdb_extension"
+    if not target.exists() or target.stat().st_size != found[0].stat().st_size:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{target.name}.partial"
+        shutil.copyfile(found[0], partial)
+        partial.replace(target)
+    return target
+
+
+def postgres_catalog(url: str) -> str:
+    """`postgresql://user[:password]@host[:port]/dbname` as a DuckLake catalog string."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+        raise CatalogError(f"catalog {url!r} is not postgresql://user@host:port/dbname")
+    fields = {
+        "dbname": unquote(parts.path.strip("/")),
+        "host": parts.hostname,
+        "port": str(parts.port) if parts.port else None,
+        "user": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+    }
+    return POSTGRES_PREFIX + " ".join(f"{k}={v}" for k, v in fields.items() if v)
+
+
 @dataclass(frozen=True)
 class LakeLocation:
     """Where the catalog metadata and the Parquet data files live."""
@@ -43,8 +85,21 @@ class LakeLocation:
     def in_folder(cls, lake_dir: Path) -> LakeLocation:
         return cls(f"ducklake:{lake_dir / 'catalog.ducklake'}", f"{lake_dir / 'files'}/")
 
+    @classmethod
+    def choose(cls, lake_dir: Path, catalog_url: str | None, data_path: str | None) -> LakeLocation:
+        """The local catalog in `lake_dir`, or a PostgreSQL one; data files in a folder or URL."""
+        local = cls.in_folder(lake_dir)
+        files = data_path.rstrip("/") + "/" if data_path else local.data_path
+        if not catalog_url:
+            return cls(local.catalog, files)
+        return cls(postgres_catalog(catalog_url), files)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.catalog.startswith(POSTGRES_PREFIX)
+
     def exists(self) -> bool:
-        if self.catalog.startswith("ducklake:postgres:"):
+        if self.is_postgres:
             return True
         return Path(self.catalog.removeprefix("ducklake:")).exists()
 
@@ -55,6 +110,8 @@ def connect(
     """An in-memory DuckDB session with the catalog attached as `lake` (and made current)."""
     con = duckdb.connect()
     con.execute(f"LOAD '{ducklake_extension_path()}'")
+    if location.is_postgres:
+        con.execute(f"LOAD '{postgres_extension_path()}'")
     options = [f"DATA_PATH '{location.data_path}'", "DATA_INLINING_ROW_LIMIT 0"]
     if read_only:
         options.append("READ_ONLY")

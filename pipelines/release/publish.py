@@ -14,12 +14,14 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,6 +34,14 @@ PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statist
 INCOMING_PREFIX = ".incoming-"
 SOFTWARE = ("dagster", "duckdb", "pandera", "pyarrow", "pandas", "httpx", "kratom-evidence")
 VERSION_PATTERN = re.compile(r"^\d{4}\.\d{2}\.\d{2}(\.\d+)?$")
+PAUSE_ENV = "KRATOM_EVIDENCE_PAUSE_AT"
+"""Test hook: name of a publish step at which to leave a marker file and wait (crash tests)."""
+PAUSE_POINTS = ("parquet-written", "incoming-renamed", "catalog-committed")
+_HELD_LOCKS: set[Path] = set()
+
+
+Describer = Callable[[Path, dict[str, Any], Path | None], None]
+"""Writes documentation files into a release folder, given its manifest and the previous one."""
 
 
 class PublishError(RuntimeError):
@@ -43,6 +53,10 @@ class DataDir:
     """The outputs of builds under one --data-dir (CONTRACT §4)."""
 
     root: Path
+    catalog_url: str | None = None
+    """`postgresql://user@host:port/dbname` for a shared catalog; None keeps it in `lake/`."""
+    data_path: str | None = None
+    """Folder or object-store URL of the Parquet data files; None means `lake/files/`."""
 
     @property
     def warehouse(self) -> Path:
@@ -66,13 +80,22 @@ class DataDir:
 
     @property
     def lake(self) -> catalog.LakeLocation:
-        return catalog.LakeLocation.in_folder(self.lake_dir)
+        return catalog.LakeLocation.choose(self.lake_dir, self.catalog_url, self.data_path)
 
 
 @contextmanager
 def exclusive(data_dir: DataDir) -> Iterator[None]:
-    """Hold the data dir's build lock, or stop at once with a clear message."""
+    """Hold the data dir's build lock, or stop at once with a clear message.
+
+    Re-entrant within one process: the CLI holds it for the whole build (the warehouse is
+    shared too) and publish takes it again without deadlocking. The kernel drops the lock
+    when the process dies, so a killed build never leaves it stale.
+    """
     data_dir.root.mkdir(parents=True, exist_ok=True)
+    key = data_dir.lock_file.resolve()
+    if key in _HELD_LOCKS:
+        yield
+        return
     with open(data_dir.lock_file, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -80,14 +103,41 @@ def exclusive(data_dir: DataDir) -> Iterator[None]:
             raise PublishError(
                 f"another build is publishing into {data_dir.root}; wait for it to finish"
             ) from None
+        _HELD_LOCKS.add(key)
         try:
             yield
         finally:
+            _HELD_LOCKS.discard(key)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def pause_marker(data_dir: DataDir, point: str) -> Path:
+    """The file a paused build leaves so a crash test knows where it stands."""
+    return data_dir.root / f".paused-{point}"
+
+
+def _pause_if_asked(data_dir: DataDir, point: str) -> None:
+    """Test hook: with KRATOM_EVIDENCE_PAUSE_AT=point, leave a marker and wait to be killed."""
+    if os.environ.get(PAUSE_ENV) != point:
+        return
+    pause_marker(data_dir, point).write_text(str(os.getpid()), encoding="utf-8")
+    while True:
+        time.sleep(1)
 
 
 def base_version(captured_at: date) -> str:
     return captured_at.strftime("%Y.%m.%d")
+
+
+def check_requested(version: str, taken: set[str]) -> None:
+    """Refuse a malformed version or one already published (versions are never overwritten)."""
+    if not VERSION_PATTERN.match(version):
+        raise PublishError(f"version {version!r} is not YYYY.MM.DD[.N]")
+    if version in taken:
+        raise PublishError(
+            f"release {version} is already published and is never overwritten; "
+            "choose another version"
+        )
 
 
 def next_version(base: str, taken: set[str]) -> str:
@@ -165,10 +215,14 @@ def publish(
     snapshot_sha256: str,
     accounting: dict[str, object],
     created_at: str,
-    extra_files: dict[str, bytes] | None = None,
     requested_version: str | None = None,
+    describe: Describer | None = None,
 ) -> PublishResult:
-    """Publish `tables` (name → Arrow table, quarantine included) as the next release."""
+    """Publish `tables` (name → Arrow table, quarantine included) as the next release.
+
+    `describe(folder, manifest, previous_folder)` writes the release's documentation files
+    (data dictionary, data package, changes, report) into the folder before it is published.
+    """
     with exclusive(data_dir):
         recover(data_dir)
         data_dir.lake_dir.mkdir(parents=True, exist_ok=True)
@@ -178,6 +232,8 @@ def publish(
             releases = catalog.list_releases(con)
             taken = {r.version for r in releases}
             previous = releases[0] if releases else None
+            if requested_version:
+                check_requested(requested_version, taken)
             staging = data_dir.releases / f"{INCOMING_PREFIX}pending"
             if staging.exists():
                 shutil.rmtree(staging)
@@ -187,6 +243,7 @@ def publish(
                 for name, table in sorted(tables.items())
             }
             rows = {name: table.num_rows for name, table in sorted(tables.items())}
+            _pause_if_asked(data_dir, "parquet-written")
             if previous is not None and previous.tables_sha256 == hashes and not requested_version:
                 shutil.rmtree(staging)
                 return PublishResult(
@@ -196,17 +253,7 @@ def publish(
                     rows,
                     f"nothing changed since release {previous.version}: no new version published",
                 )
-            if requested_version:
-                if not VERSION_PATTERN.match(requested_version):
-                    raise PublishError(f"version {requested_version!r} is not YYYY.MM.DD[.N]")
-                if requested_version in taken:
-                    raise PublishError(
-                        f"release {requested_version} is already published and is never "
-                        "overwritten; choose another version"
-                    )
-                version = requested_version
-            else:
-                version = next_version(base_version(info.captured_at), taken)
+            version = requested_version or next_version(base_version(info.captured_at), taken)
             manifest = {
                 "version": version,
                 "schema_version": SCHEMA_VERSION,
@@ -234,11 +281,17 @@ def publish(
             (staging / "manifest.json").write_text(
                 json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
             )
-            for name, content in sorted((extra_files or {}).items()):
-                (staging / name).write_bytes(content)
+            if describe is not None:
+                describe(
+                    staging,
+                    manifest,
+                    data_dir.releases / previous.version if previous else None,
+                )
             incoming = data_dir.releases / f"{INCOMING_PREFIX}{version}"
             staging.rename(incoming)
+            _pause_if_asked(data_dir, "incoming-renamed")
             catalog.commit_release(con, version, created_at, tables, hashes)
+            _pause_if_asked(data_dir, "catalog-committed")
             final = data_dir.releases / version
             incoming.rename(final)
             os.sync()
