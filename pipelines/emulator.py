@@ -1,0 +1,427 @@
+"""An offline stand-in for every live source: serves a snapshot over each source's real protocol.
+
+`kratom-evidence serve-snapshot DIR` answers any search with every record of that source in the
+snapshot, paged the way the real API pages (ClinicalTrials.gov pageToken, E-utilities history,
+Europe PMC cursorMark, OpenAlex and Crossref cursors, PubChem by CID, ChEMBL page_meta.next).
+With `faults` it answers a seeded share of requests the way real APIs fail, so a refresh can be
+tested against 429s, 5xx, resets, stalls, cut-off bodies and HTML error pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+from xml.etree.ElementTree import Element, tostring
+
+from defusedxml import ElementTree as SafeET
+
+from pipelines import snapshot
+
+FAULT_KINDS: tuple[str, ...] = (
+    "http500",
+    "http502",
+    "http503",
+    "http429_seconds",
+    "http429_date",
+    "reset",
+    "stall",
+    "truncated",
+    "html200",
+)
+"""Ways a real API fails; each faulted request gets one, chosen by the seeded generator."""
+
+DEFAULT_DOCTYPE = (
+    '<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
+    '"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">'
+)
+_DOCTYPE = re.compile(rb"<!DOCTYPE[^>]*>")
+_WEBENV = "MCID_emulator"
+_HTML_ERROR = b"<html><head><title>502 Bad Gateway</title></head><body>busy</body></html>"
+
+
+@dataclass
+class SnapshotRecords:
+    """Every record of a snapshot, per source, in file order; what the emulator serves."""
+
+    captured_at: str
+    records: dict[str, list[Any]] = field(default_factory=dict)
+    pubchem_properties: list[dict[str, Any]] = field(default_factory=list)
+    pubchem_synonyms: list[dict[str, Any]] = field(default_factory=list)
+    pubmed_articles: list[bytes] = field(default_factory=list)
+    pubmed_doctype: str = DEFAULT_DOCTYPE
+
+    def of(self, source: str) -> list[Any]:
+        """Records of a JSON source; none when the snapshot has no such folder."""
+        return self.records.get(source, [])
+
+
+def _json_items(source: str, doc: Any) -> list[Any]:
+    """The records inside one JSON body of `source` (a list page or a single record)."""
+    if not isinstance(doc, dict):
+        return []
+    if source == "clinicaltrials":
+        return list(doc["studies"]) if "studies" in doc else [doc]
+    if source == "europepmc":
+        return list(doc.get("resultList", {}).get("result", []))
+    if source == "openalex":
+        return list(doc["results"]) if "results" in doc else [doc]
+    if source == "crossref":
+        message = doc.get("message", {})
+        return list(message["items"]) if "items" in message else [message]
+    if source == "chembl":
+        return list(doc.get("activities", []))
+    return []
+
+
+def load_snapshot(snapshot_dir: Path) -> SnapshotRecords:
+    """Read every record of every served source of `snapshot_dir` into memory."""
+    info = json.loads((snapshot_dir / snapshot.INFO_FILE).read_text(encoding="utf-8"))
+    loaded = SnapshotRecords(captured_at=str(info["captured_at"]))
+    for source in ("clinicaltrials", "europepmc", "openalex", "crossref", "chembl"):
+        for path in snapshot.source_files(snapshot_dir, source):
+            doc = json.loads(path.read_bytes())
+            loaded.records.setdefault(source, []).extend(_json_items(source, doc))
+    for path in snapshot.source_files(snapshot_dir, "pubchem"):
+        doc = json.loads(path.read_bytes())
+        loaded.pubchem_properties.extend(doc.get("PropertyTable", {}).get("Properties", []))
+        loaded.pubchem_synonyms.extend(doc.get("InformationList", {}).get("Information", []))
+    for path in snapshot.source_files(snapshot_dir, "pubmed"):
+        body = path.read_bytes()
+        doctype = _DOCTYPE.search(body)
+        if doctype:
+            loaded.pubmed_doctype = doctype.group(0).decode()
+        root = SafeET.fromstring(body, forbid_dtd=False)
+        loaded.pubmed_articles.extend(_article_bytes(child) for child in root)
+    return loaded
+
+
+def _article_bytes(element: Element) -> bytes:
+    element.tail = "\n"
+    return tostring(element, encoding="utf-8", xml_declaration=False)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the handler sends: status, headers and body."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _json(doc: Any) -> Reply:
+    return Reply(200, json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+def _error(status: int, message: str) -> Reply:
+    return Reply(status, json.dumps({"error": message}).encode(), "application/json")
+
+
+def _int(params: dict[str, str], name: str, default: int) -> int:
+    try:
+        return max(0, int(params.get(name, default)))
+    except ValueError:
+        return default
+
+
+def _token(offset: int) -> str:
+    return f"o{offset}"
+
+
+def _offset(token: str | None) -> int:
+    if not token or token == "*" or not token.startswith("o") or not token[1:].isdigit():
+        return 0
+    return int(token[1:])
+
+
+def _page(items: list[Any], offset: int, size: int) -> tuple[list[Any], int | None]:
+    """Items from `offset` and the next offset, None on the last page."""
+    end = offset + size
+    return items[offset:end], (end if end < len(items) else None)
+
+
+class SnapshotApi:
+    """The request router: pure answers from loaded records, no sockets."""
+
+    def __init__(self, data: SnapshotRecords) -> None:
+        self.data = data
+        self.routes: dict[str, Callable[[str, dict[str, str]], Reply]] = {
+            "clinicaltrials": self.clinicaltrials,
+            "pubmed": self.pubmed,
+            "europepmc": self.europepmc,
+            "openalex": self.openalex,
+            "crossref": self.crossref,
+            "pubchem": self.pubchem,
+            "chembl": self.chembl,
+        }
+
+    def answer(self, target: str) -> Reply:
+        """The reply to a GET of `target` (path and query)."""
+        parts = urlsplit(target)
+        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        source, _, rest = parts.path.lstrip("/").partition("/")
+        route = self.routes.get(source)
+        if route is None:
+            return _error(404, f"no source {source!r} here")
+        return route("/" + rest, params)
+
+    def clinicaltrials(self, path: str, params: dict[str, str]) -> Reply:
+        """GET /api/v2/studies (pageToken paging) and /api/v2/version."""
+        if path == "/api/v2/version":
+            stamp = f"{self.data.captured_at}T00:00:00"
+            return _json({"apiVersion": "2.0.0-emulator", "dataTimestamp": stamp})
+        if path != "/api/v2/studies":
+            return _error(404, f"unknown path {path}")
+        size = _int(params, "pageSize", 10) or 10
+        items, nxt = _page(self.data.of("clinicaltrials"), _offset(params.get("pageToken")), size)
+        doc: dict[str, Any] = {"studies": items}
+        if nxt is not None:
+            doc["nextPageToken"] = _token(nxt)
+        if params.get("countTotal") == "true":
+            doc["totalCount"] = len(self.data.of("clinicaltrials"))
+        return _json(doc)
+
+    def pubmed(self, path: str, params: dict[str, str]) -> Reply:
+        """E-utilities esearch (usehistory=y, JSON) and efetch (retstart/retmax, XML)."""
+        count = len(self.data.pubmed_articles)
+        if path == "/esearch.fcgi":
+            result = {
+                "count": str(count),
+                "retmax": "0",
+                "retstart": "0",
+                "idlist": [],
+                "querykey": "1",
+                "webenv": _WEBENV,
+            }
+            return _json({"header": {"type": "esearch", "version": "0.3"}, "esearchresult": result})
+        if path != "/efetch.fcgi":
+            return _error(404, f"unknown path {path}")
+        if params.get("WebEnv") != _WEBENV or params.get("query_key") != "1":
+            return Reply(400, b"<ERROR>Unable to obtain query #1</ERROR>", "text/xml")
+        start = _int(params, "retstart", 0)
+        articles = self.data.pubmed_articles[start : start + _int(params, "retmax", 20)]
+        body = b"".join(
+            [
+                b'<?xml version="1.0" ?>\n',
+                self.data.pubmed_doctype.encode(),
+                b"\n<PubmedArticleSet>\n",
+                *articles,
+                b"</PubmedArticleSet>\n",
+            ]
+        )
+        return Reply(200, body, "text/xml; charset=UTF-8")
+
+    def europepmc(self, path: str, params: dict[str, str]) -> Reply:
+        """rest/search with cursorMark; the last page hands back its own cursor again."""
+        if path != "/rest/search":
+            return _error(404, f"unknown path {path}")
+        records = self.data.of("europepmc")
+        cursor = params.get("cursorMark", "*")
+        size = _int(params, "pageSize", 25) or 25
+        items, nxt = _page(records, _offset(cursor), size)
+        request = {"queryString": params.get("query", ""), "cursorMark": cursor, "pageSize": size}
+        return _json(
+            {
+                "hitCount": len(records),
+                "nextCursorMark": _token(nxt) if nxt is not None else cursor,
+                "request": {**request, "resultType": params.get("resultType", "lite")},
+                "resultList": {"result": items},
+            }
+        )
+
+    def openalex(self, path: str, params: dict[str, str]) -> Reply:
+        """/works with cursor paging; next_cursor is null on the last page."""
+        if path != "/works":
+            return _error(404, f"unknown path {path}")
+        records = self.data.of("openalex")
+        size = _int(params, "per-page", 25) or 25
+        items, nxt = _page(records, _offset(params.get("cursor")), size)
+        meta = {"count": len(records), "per_page": size, "next_cursor": None}
+        if nxt is not None:
+            meta["next_cursor"] = _token(nxt)
+        return _json({"meta": meta, "results": items})
+
+    def crossref(self, path: str, params: dict[str, str]) -> Reply:
+        """/works with deep-paging cursors; past the end, a page with no items."""
+        if path != "/works":
+            return _error(404, f"unknown path {path}")
+        records = self.data.of("crossref")
+        size = _int(params, "rows", 20) or 20
+        offset = _offset(params.get("cursor"))
+        items = records[offset : offset + size]
+        message = {
+            "facets": {},
+            "total-results": len(records),
+            "items": items,
+            "items-per-page": size,
+            "next-cursor": _token(offset + len(items)),
+        }
+        head = {"status": "ok", "message-type": "work-list", "message-version": "1.0.0"}
+        return _json({**head, "message": message})
+
+    def pubchem(self, path: str, params: dict[str, str]) -> Reply:
+        """PUG REST /rest/pug/compound/cid/<cids>/property/<names>/JSON and /synonyms/JSON."""
+        match = re.fullmatch(
+            r"/rest/pug/compound/cid/[\d,]+/(property/[A-Za-z,]+|synonyms)/JSON", path
+        )
+        if match is None:
+            return _error(400, f"unsupported PUG REST path {path}")
+        if match.group(1) == "synonyms":
+            return _json({"InformationList": {"Information": self.data.pubchem_synonyms}})
+        return _json({"PropertyTable": {"Properties": self.data.pubchem_properties}})
+
+    def chembl(self, path: str, params: dict[str, str]) -> Reply:
+        """/api/data/activity.json with limit/offset and page_meta.next from the host root."""
+        if path != "/api/data/activity.json":
+            return _error(404, f"unknown path {path}")
+        records = self.data.of("chembl")
+        limit = _int(params, "limit", 20) or 20
+        items, nxt = _page(records, _int(params, "offset", 0), limit)
+        next_link = None
+        if nxt is not None:
+            next_link = "/chembl/api/data/activity.json?" + urlencode(
+                {**params, "limit": limit, "offset": nxt}
+            )
+        meta = {
+            "limit": limit,
+            "offset": _int(params, "offset", 0),
+            "next": next_link,
+            "previous": None,
+            "total_count": len(records),
+        }
+        return _json({"activities": items, "page_meta": meta})
+
+
+@dataclass
+class FaultPlan:
+    """Which requests fail and how: seeded by (seed, URL, how often that URL was asked).
+
+    Keyed by URL rather than arrival order, so concurrent clients see the same faults run to run.
+    """
+
+    rate: float = 0.0
+    seed: int = 0
+    stall_seconds: float = 30.0
+    retry_after_seconds: int = 1
+    kinds: Sequence[str] = FAULT_KINDS
+    _seen: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    injected: list[tuple[str, str]] = field(default_factory=list)
+
+    def fault_for(self, target: str) -> str | None:
+        """The fault to answer this request with, or None for a clean answer."""
+        if self.rate <= 0:
+            return None
+        with self._lock:
+            nth = self._seen.get(target, 0)
+            self._seen[target] = nth + 1
+        digest = hashlib.sha256(f"{self.seed}\0{target}\0{nth}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        if rng.random() >= self.rate:
+            return None
+        kind = rng.choice(list(self.kinds))
+        with self._lock:
+            self.injected.append((kind, target))
+        return kind
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: EmulatorServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)
+        fault = self.server.faults.fault_for(self.path)
+        reply = self.server.api.answer(self.path)
+        if fault is None:
+            self._send(reply)
+        else:
+            self._fail(fault, reply)
+
+    def _send(self, reply: Reply, body: bytes | None = None) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body if body is None else body)
+
+    def _fail(self, kind: str, reply: Reply) -> None:
+        faults = self.server.faults
+        if kind.startswith("http5"):
+            self._send(_error(int(kind[4:]), "emulated server error"))
+        elif kind == "http429_seconds":
+            retry = str(faults.retry_after_seconds)
+            self._send(Reply(429, b"Too Many Requests", "text/plain", (("Retry-After", retry),)))
+        elif kind == "http429_date":
+            when = datetime.now(UTC) + timedelta(seconds=faults.retry_after_seconds)
+            header = (("Retry-After", format_datetime(when, usegmt=True)),)
+            self._send(Reply(429, b"Too Many Requests", "text/plain", header))
+        elif kind == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+        elif kind == "stall":
+            time.sleep(faults.stall_seconds)
+            self.close_connection = True
+        elif kind == "truncated":
+            self._send(reply, reply.body[: len(reply.body) // 2])
+            self.close_connection = True
+        else:
+            self._send(Reply(200, _HTML_ERROR, "text/html"))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the client keeps the request log."""
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    """A threaded loopback server answering for every source of one snapshot."""
+
+    daemon_threads = True
+
+    def __init__(self, api: SnapshotApi, faults: FaultPlan, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.api = api
+        self.faults = faults
+        self.requests: list[str] = []
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:<port>`: give it to `refresh --base-url all=...`."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def make_server(
+    snapshot_dir: Path,
+    *,
+    port: int = 0,
+    faults: float = 0.0,
+    seed: int = 0,
+    stall_seconds: float = 30.0,
+    retry_after_seconds: int = 1,
+) -> EmulatorServer:
+    """A server (not yet serving) for `snapshot_dir`; port 0 picks a free one."""
+    plan = FaultPlan(faults, seed, stall_seconds, retry_after_seconds)
+    return EmulatorServer(SnapshotApi(load_snapshot(snapshot_dir)), plan, port)
+
+
+def start_in_thread(server: EmulatorServer) -> threading.Thread:
+    """Serve in a daemon thread (for tests); stop with `server.shutdown()`."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread

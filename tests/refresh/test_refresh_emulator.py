@@ -1,0 +1,159 @@
+"""`refresh` against `serve-snapshot`: same tables as `build`, through faults, or one clear stop.
+
+Every test runs the real CLI over real loopback HTTP against the emulator serving data/snapshot,
+with short timeouts and back-off so the faulted runs stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from pipelines import paths
+from pipelines.cli import main
+from pipelines.emulator import EmulatorServer, make_server, start_in_thread
+
+FAST = ["--pace", "0", "--timeout", "0.5", "--backoff", "0.02", "--max-tries", "8", "--no-progress"]
+
+
+def _serve(**kwargs: float) -> Iterator[EmulatorServer]:
+    server = make_server(paths.BUNDLED_SNAPSHOT, **kwargs)  # type: ignore[arg-type]
+    start_in_thread(server)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    yield from _serve()
+
+
+@pytest.fixture(scope="module")
+def bundled_tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """sha256 of every table Parquet of a plain `build` on data/snapshot."""
+    data_dir = tmp_path_factory.mktemp("bundled")
+    assert main(["build", "--data-dir", str(data_dir)]) == 0
+    return _table_hashes(data_dir)
+
+
+def _table_hashes(data_dir: Path) -> dict[str, str]:
+    (manifest,) = sorted((data_dir / "releases").glob("*/manifest.json"))
+    tables = json.loads(manifest.read_text())["tables"]
+    return {name: entry["sha256"] for name, entry in tables.items()}
+
+
+def _refresh(data_dir: Path, *base_urls: str) -> int:
+    args = ["refresh", "--data-dir", str(data_dir), *FAST]
+    for url in base_urls:
+        args += ["--base-url", url]
+    return main(args)
+
+
+def _recorded(data_dir: Path) -> Path:
+    (folder,) = sorted((data_dir / "snapshots").iterdir())
+    return folder
+
+
+def test_refresh_from_emulator_publishes_tables_identical_to_build(
+    tmp_path: Path, emulator: EmulatorServer, bundled_tables: dict[str, str]
+) -> None:
+    assert _refresh(tmp_path, f"all={emulator.base_url}") == 0
+
+    assert _table_hashes(tmp_path) == bundled_tables
+    folder = _recorded(tmp_path)
+    info = json.loads((folder / "SNAPSHOT.json").read_text())
+    assert info["method"] == "recorded" and info["complete"] is True
+    strategy = json.loads((folder / "search_strategy.json").read_text())
+    ct_queries = strategy["sources"]["clinicaltrials"]["queries"]
+    assert {q["query"] for q in ct_queries} >= {"kratom", "Mitragyna speciosa"}
+    assert all(q["hits"] == 11 for q in ct_queries)
+    log = [json.loads(line) for line in (folder / "requests.jsonl").read_text().splitlines()]
+    assert len(log) == len(emulator.requests)
+    assert {e["source"] for e in log} == {
+        "clinicaltrials",
+        "pubmed",
+        "europepmc",
+        "openalex",
+        "crossref",
+        "pubchem",
+        "chembl",
+    }
+    assert all(e["status"] == 200 and len(e["sha256"]) == 64 for e in log)
+    assert (folder / "registries" / "registries.csv").read_bytes() == (
+        paths.BUNDLED_SNAPSHOT / "registries" / "registries.csv"
+    ).read_bytes()
+
+
+def test_refresh_through_seeded_faults_publishes_the_same_tables(
+    tmp_path: Path, bundled_tables: dict[str, str]
+) -> None:
+    for server in _serve(faults=0.2, seed=7, stall_seconds=2.0):
+        assert _refresh(tmp_path, f"all={server.base_url}") == 0
+        injected = {kind for kind, _ in server.faults.injected}
+
+    assert _table_hashes(tmp_path) == bundled_tables
+    assert len(injected) >= 4, injected
+    log = [json.loads(line) for line in (_recorded(tmp_path) / "requests.jsonl").open()]
+    assert any(e["attempt"] > 1 for e in log)
+    assert any(e["status"] is None for e in log) or "reset" not in injected
+
+
+def test_source_down_for_good_stops_with_one_error_and_incomplete_snapshot(
+    tmp_path: Path, emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    down = make_server(paths.BUNDLED_SNAPSHOT, faults=1.0)
+    down.faults.kinds = ("http503",)
+    start_in_thread(down)
+    try:
+        code = _refresh(tmp_path, f"all={emulator.base_url}", f"chembl={down.base_url}/chembl")
+    finally:
+        down.shutdown()
+        down.server_close()
+
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("kratom-evidence: chembl: giving up on ")
+    assert f"{down.base_url}/chembl/api/data/activity.json" in err[0]
+    folder = _recorded(tmp_path)
+    assert json.loads((folder / "SNAPSHOT.json").read_text())["complete"] is False
+    assert not (tmp_path / "releases").exists() or not any((tmp_path / "releases").iterdir())
+
+    assert main(["build", "--snapshot", str(folder), "--data-dir", str(tmp_path / "b")]) == 1
+    assert "incomplete" in capsys.readouterr().err
+
+
+def test_secrets_never_reach_files_or_output(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secrets = {
+        "NCBI_API_KEY": "ncbi-SECRET-4f1c9e",
+        "OPENALEX_API_KEY": "oa-SECRET-77d2b0",
+        "KRATOM_EVIDENCE_EMAIL": "curator+secret@example.org",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    for server in _serve(faults=0.2, seed=11, stall_seconds=2.0):
+        assert _refresh(tmp_path, f"all={server.base_url}") == 0
+        sent = "\n".join(server.requests)
+
+    forms = {f for v in secrets.values() for f in (v, quote(v, safe=""), quote_plus(v))}
+    for value in secrets.values():
+        assert any(f in sent for f in (value, quote(value, safe=""), quote_plus(value))), value
+    out = capsys.readouterr()
+    texts = {"stdout": out.out, "stderr": out.err, "log": caplog.text}
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            texts[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
+    leaks = [(where, f) for where, text in texts.items() for f in forms if f in text]
+    assert leaks == []
