@@ -155,6 +155,37 @@ def _page(items: list[Any], offset: int, size: int) -> tuple[list[Any], int | No
     return items[offset:end], (end if end < len(items) else None)
 
 
+_RANGE = re.compile(r"^AREA\[(\w+)\]RANGE\[([\w-]+),\s*([\w-]+)\]$")
+_DATE_FIELDS = {
+    "LastUpdatePostDate": "lastUpdatePostDateStruct",
+    "StudyFirstPostDate": "studyFirstPostDateStruct",
+    "ResultsFirstPostDate": "resultsFirstPostDateStruct",
+    "StartDate": "startDateStruct",
+}
+
+
+def study_filter(expression: str | None) -> Callable[[dict[str, Any]], bool]:
+    """A ClinicalTrials.gov `filter.advanced` date range (`AREA[LastUpdatePostDate]RANGE[a,b]`).
+
+    Bounds are ISO dates or MIN / MAX; other Essie expressions are refused with a ValueError.
+    """
+    if not expression:
+        return lambda study: True
+    match = _RANGE.match(expression.strip())
+    if match is None or match.group(1) not in _DATE_FIELDS:
+        raise ValueError(f"unsupported filter.advanced {expression!r}")
+    struct, low, high = _DATE_FIELDS[match.group(1)], match.group(2), match.group(3)
+
+    def keep(study: dict[str, Any]) -> bool:
+        status = study.get("protocolSection", {}).get("statusModule", {})
+        value = str(status.get(struct, {}).get("date") or "")
+        if not value:
+            return False
+        return (low == "MIN" or value >= low) and (high == "MAX" or value[: len(high)] <= high)
+
+    return keep
+
+
 class SnapshotApi:
     """The request router: pure answers from loaded records, no sockets."""
 
@@ -188,12 +219,17 @@ class SnapshotApi:
         if path != "/api/v2/studies":
             return _error(404, f"unknown path {path}")
         size = _int(params, "pageSize", 10) or 10
-        items, nxt = _page(self.data.of("clinicaltrials"), _offset(params.get("pageToken")), size)
+        try:
+            keep = study_filter(params.get("filter.advanced"))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        studies = [s for s in self.data.of("clinicaltrials") if keep(s)]
+        items, nxt = _page(studies, _offset(params.get("pageToken")), size)
         doc: dict[str, Any] = {"studies": items}
         if nxt is not None:
             doc["nextPageToken"] = _token(nxt)
         if params.get("countTotal") == "true":
-            doc["totalCount"] = len(self.data.of("clinicaltrials"))
+            doc["totalCount"] = len(studies)
         return _json(doc)
 
     def pubmed(self, path: str, params: dict[str, str]) -> Reply:
@@ -251,9 +287,11 @@ class SnapshotApi:
         records = self.data.of("openalex")
         size = _int(params, "per-page", 25) or 25
         items, nxt = _page(records, _offset(params.get("cursor")), size)
-        meta = {"count": len(records), "per_page": size, "next_cursor": None}
-        if nxt is not None:
-            meta["next_cursor"] = _token(nxt)
+        meta: dict[str, Any] = {
+            "count": len(records),
+            "per_page": size,
+            "next_cursor": _token(nxt) if nxt is not None else None,
+        }
         return _json({"meta": meta, "results": items})
 
     def crossref(self, path: str, params: dict[str, str]) -> Reply:

@@ -1,0 +1,143 @@
+"""The emulator speaks each source's paging the way the live clients expect, page by page.
+
+The real pagers of `pipelines.sources` walk data/snapshot through the emulator with small pages,
+so every protocol's "next page" and "last page" path runs, and every record comes back once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+
+from pipelines import paths
+from pipelines.emulator import (
+    EmulatorServer,
+    FaultPlan,
+    SnapshotApi,
+    SnapshotRecords,
+    make_server,
+    start_in_thread,
+    study_filter,
+)
+from pipelines.http import SourceHttp
+from pipelines.refresh import parse_base_urls
+from pipelines.sources import chembl, crossref, europepmc, openalex, pubchem, pubmed
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorServer]:
+    server = make_server(paths.BUNDLED_SNAPSHOT)
+    start_in_thread(server)
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _client(server: EmulatorServer, source: str) -> SourceHttp:
+    return SourceHttp(source, parse_base_urls([f"all={server.base_url}"])[source], max_tries=1)
+
+
+def test_clinicaltrials_page_tokens_walk_every_study_once(server: EmulatorServer) -> None:
+    ids: list[str] = []
+    token = None
+    pages = 0
+    with _client(server, "clinicaltrials") as http:
+        while True:
+            params = {"query.term": "kratom", "pageSize": 4, "pageToken": token}
+            page = http.get_json("/api/v2/studies", params)
+            pages += 1
+            ids += [s["protocolSection"]["identificationModule"]["nctId"] for s in page["studies"]]
+            token = page.get("nextPageToken")
+            if not token:
+                break
+        version = http.get_json("/api/v2/version")
+    assert pages == 3
+    assert len(ids) == len(set(ids)) == 11
+    assert version["dataTimestamp"].startswith("2026-11-25")
+
+
+def test_clinicaltrials_last_update_range_filters_studies(server: EmulatorServer) -> None:
+    with _client(server, "clinicaltrials") as http:
+        page = http.get_json(
+            "/api/v2/studies",
+            {
+                "filter.advanced": "AREA[LastUpdatePostDate]RANGE[2025-01-01,MAX]",
+                "countTotal": "true",
+            },
+        )
+        with pytest.raises(Exception, match="HTTP 400"):
+            http.get_json("/api/v2/studies", {"filter.advanced": "AREA[Phase]PHASE2"})
+    ids = {s["protocolSection"]["identificationModule"]["nctId"] for s in page["studies"]}
+    assert ids == {"NCT05457803", "NCT05883358", "NCT06072170", "NCT06640569"}
+    assert page["totalCount"] == 4
+
+
+def test_study_filter_open_lower_bound_and_missing_date() -> None:
+    keep = study_filter("AREA[LastUpdatePostDate]RANGE[MIN,2019-12-31]")
+    dated = {"protocolSection": {"statusModule": {"lastUpdatePostDateStruct": {"date": "2019-08"}}}}
+    assert keep(dated)
+    assert not keep({"protocolSection": {}})
+
+
+def test_pubmed_history_and_efetch_slices_return_every_article(server: EmulatorServer) -> None:
+    with _client(server, "pubmed") as http:
+        bodies = list(pubmed.iter_efetch_pages(http, "kratom", batch=40))
+    assert len(bodies) == 3
+    assert all(b.startswith(b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet') for b in bodies)
+    assert sum(b.count(b"<PubmedArticle>") for b in bodies) == 90
+
+
+def test_europepmc_cursor_repeats_on_the_last_page(server: EmulatorServer) -> None:
+    with _client(server, "europepmc") as http:
+        pages = list(europepmc.iter_search_pages(http, "kratom", page_size=10))
+    assert [len(p["resultList"]["result"]) for p in pages] == [10, 10, 5]
+    assert pages[-1]["nextCursorMark"] == pages[-1]["request"]["cursorMark"]
+
+
+def test_openalex_cursor_null_on_last_page(server: EmulatorServer) -> None:
+    with _client(server, "openalex") as http:
+        pages = list(openalex.iter_works_pages(http, "kratom", per_page=5))
+    assert len(pages) == 1 and pages[0]["meta"]["next_cursor"] is None
+
+
+def test_crossref_cursor_until_an_empty_page(server: EmulatorServer) -> None:
+    with _client(server, "crossref") as http:
+        pages = list(crossref.iter_works_pages(http, "kratom", rows=20))
+    assert [len(p["message"]["items"]) for p in pages] == [20, 20, 3, 0]
+
+
+def test_pubchem_properties_and_synonyms_by_cid(server: EmulatorServer) -> None:
+    with _client(server, "pubchem") as http:
+        bodies = list(pubchem.fetch_compounds(http, [3034396, 4095], pubchem.ThrottlePacer()))
+    assert "PropertyTable" in bodies[0] and "InformationList" in bodies[1]
+    cids = {p["CID"] for p in bodies[0]["PropertyTable"]["Properties"]}
+    assert 3034396 in cids
+
+
+def test_chembl_page_meta_on_an_empty_source(server: EmulatorServer) -> None:
+    with _client(server, "chembl") as http:
+        pages = list(chembl.iter_activity_pages(http, ["CHEMBL299031"]))
+    assert pages[0]["activities"] == [] and pages[0]["page_meta"]["next"] is None
+
+
+def test_unknown_source_is_404(server: EmulatorServer) -> None:
+    response = httpx.get(f"{server.base_url}/nowhere/x")
+    assert response.status_code == 404
+    assert "nowhere" in orjson.loads(response.content)["error"]
+
+
+def test_chembl_next_link_is_followed_from_the_host_root() -> None:
+    data = SnapshotRecords("2026-01-01", {"chembl": [{"activity_id": n} for n in range(5)]})
+    server = EmulatorServer(SnapshotApi(data), FaultPlan())
+    start_in_thread(server)
+    try:
+        with _client(server, "chembl") as http:
+            pages = list(chembl.iter_activity_pages(http, ["CHEMBL1"], limit=2))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [[a["activity_id"] for a in p["activities"]] for p in pages] == [[0, 1], [2, 3], [4]]
+    assert pages[0]["page_meta"]["next"].startswith("/chembl/api/data/activity.json?")
