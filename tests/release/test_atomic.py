@@ -1,0 +1,154 @@
+"""Atomic publish: builds killed with SIGKILL mid-publish, and two builds at once.
+
+A test-only hook (KRATOM_EVIDENCE_PAUSE_AT) makes publish leave a marker file and wait at a
+named step; the test waits for the marker, then kills the build for real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines import paths
+from pipelines.cli import main
+from pipelines.release import catalog
+from pipelines.release.publish import PAUSE_ENV, DataDir, pause_marker
+from tests.release._snapshots import fingerprint, variant_snapshot
+
+BASE = "2026.11.25"
+MARKER_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A data dir holding one release of the bundled snapshot, and a variant snapshot."""
+    root = tmp_path_factory.mktemp("atomic")
+    data_dir = root / "data"
+    assert main(["build", "--data-dir", str(data_dir)]) == 0
+    return data_dir, variant_snapshot(root / "variant")
+
+
+def _killed_build(data_dir: Path, snapshot: Path, point: str, *extra: str) -> subprocess.Popen:
+    """Start a build paused at `point`; return it once the marker shows it got there."""
+    marker = pause_marker(DataDir(data_dir), point)
+    marker.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "pipelines.cli", "build", "--snapshot", str(snapshot)]
+    process = subprocess.Popen(
+        [*command, "--data-dir", str(data_dir), *extra],
+        cwd=paths.PROJECT_ROOT,
+        env={**os.environ, PAUSE_ENV: point},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + MARKER_TIMEOUT_S
+    while not marker.exists():
+        if process.poll() is not None:
+            pytest.fail(f"build ended before {point}: {process.stderr.read().decode()}")  # type: ignore[union-attr]
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"build never reached {point}")
+        time.sleep(0.2)
+    assert marker.read_text() == str(process.pid)
+    marker.unlink()
+    return process
+
+
+def _kill(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
+
+
+def _published(data_dir: Path) -> list[str]:
+    con = catalog.connect(DataDir(data_dir).lake, read_only=True)
+    try:
+        return [r.version for r in catalog.list_releases(con)]
+    finally:
+        con.close()
+
+
+def _assert_release_intact(folder: Path) -> None:
+    """Every file the manifest lists is there with its sha256."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["version"] == folder.name
+    for entry in manifest["tables"].values():
+        data = (folder / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["file"]
+
+
+def _count(data_dir: Path, version: str, capsys: pytest.CaptureFixture[str]) -> int:
+    capsys.readouterr()
+    args = ["query", "SELECT count(*) AS n FROM studies", "--data-dir", str(data_dir)]
+    assert main([*args, "--release-version", version, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)[0]["n"]
+
+
+def test_second_build_stops_with_a_clear_message_while_one_runs(
+    lake: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir, variant = lake
+    before = fingerprint(data_dir / "releases" / BASE)
+    running = _killed_build(data_dir, variant, "parquet-written")
+    try:
+        capsys.readouterr()
+        assert main(["build", "--snapshot", str(variant), "--data-dir", str(data_dir)]) == 1
+        assert capsys.readouterr().err.strip() == (
+            f"kratom-evidence: another build is publishing into {data_dir}; wait for it to finish"
+        )
+    finally:
+        _kill(running)
+    assert _published(data_dir) == [BASE]
+    assert fingerprint(data_dir / "releases" / BASE) == before
+
+
+@pytest.mark.parametrize("point", ["parquet-written", "incoming-renamed"])
+def test_kill_before_the_catalog_commit_leaves_the_previous_release(
+    lake: tuple[Path, Path], point: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir, variant = lake
+    before = fingerprint(data_dir / "releases" / BASE)
+    _kill(_killed_build(data_dir, variant, point))
+    assert _published(data_dir) == [BASE]
+    assert fingerprint(data_dir / "releases" / BASE) == before
+    _assert_release_intact(data_dir / "releases" / BASE)
+    assert _count(data_dir, BASE, capsys) > 0
+
+
+def test_the_build_after_kills_publishes_and_cleans_up(
+    lake: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir, variant = lake
+    capsys.readouterr()
+    assert main(["build", "--snapshot", str(variant), "--data-dir", str(data_dir)]) == 0
+    assert f"published release {BASE}.1" in capsys.readouterr().out
+    assert _published(data_dir) == [f"{BASE}.1", BASE]
+    assert sorted(p.name for p in (data_dir / "releases").iterdir()) == [BASE, f"{BASE}.1"]
+    for version in (BASE, f"{BASE}.1"):
+        _assert_release_intact(data_dir / "releases" / version)
+    assert _count(data_dir, BASE, capsys) == _count(data_dir, f"{BASE}.1", capsys) + 1
+
+
+def test_kill_after_the_catalog_commit_is_finished_by_the_next_build(
+    lake: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir, variant = lake
+    version = "2026.11.26"
+    _kill(_killed_build(data_dir, variant, "catalog-committed", "--release-version", version))
+    # The catalog is the truth: the commit happened, so the version is published ...
+    assert _published(data_dir) == [version, f"{BASE}.1", BASE]
+    capsys.readouterr()
+    assert main(["build", "--snapshot", str(variant), "--data-dir", str(data_dir)]) == 0
+    assert f"nothing changed since release {version}" in capsys.readouterr().out
+    # ... and the next build moved its folder into place.
+    names = sorted(p.name for p in (data_dir / "releases").iterdir())
+    assert names == [BASE, f"{BASE}.1", version]
+    for name in names:
+        _assert_release_intact(data_dir / "releases" / name)
+    assert _count(data_dir, version, capsys) == _count(data_dir, f"{BASE}.1", capsys)
