@@ -252,7 +252,13 @@ def cmd_serve_snapshot(args: argparse.Namespace) -> int:
 
     snapshot_dir = Path(args.dir).resolve()
     read_info(snapshot_dir)
-    server = make_server(snapshot_dir, port=args.port, faults=args.faults, seed=args.seed)
+    server = make_server(
+        snapshot_dir,
+        port=args.port,
+        faults=args.faults,
+        seed=args.seed,
+        stall_seconds=args.stall_seconds,
+    )
     print(server.base_url, flush=True)
     try:
         server.serve_forever()
@@ -290,9 +296,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         settings=settings,
         show_progress=not args.no_progress,
     )
-    failed = [o for o in result.outcomes.values() if o.error is not None]
-    if failed:
-        raise CliError(f"{failed[0].error} (snapshot {result.snapshot_dir} left incomplete)")
+    if not result.complete:
+        error = result.first_error or "a source stopped"
+        raise CliError(f"{error} (snapshot {result.snapshot_dir} left incomplete)")
     print(f"recorded snapshot {result.snapshot_dir}")
     build_args = {**vars(args), "snapshot": str(result.snapshot_dir), "release_version": None}
     return cmd_build(argparse.Namespace(**build_args))
@@ -330,6 +336,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--faults", type=float, default=0.0)
     serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument(
+        "--stall-seconds", type=float, default=40.0, help="a stall fault; above client timeouts"
+    )
     serve.set_defaults(handler=cmd_serve_snapshot)
 
     releases = sub.add_parser("releases", help="list published versions, newest first")

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import shutil
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -79,6 +80,10 @@ class RefreshError(RuntimeError):
     """The refresh cannot run as asked (bad --base-url, no queries)."""
 
 
+class _Cancelled(RuntimeError):
+    """Another source failed for good: stop this one between queries."""
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Contact e-mail and API keys; repr hides them so they never land in a log or traceback."""
@@ -115,6 +120,8 @@ class SourceOutcome:
     retries: int = 0
     log: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    cancelled: bool = False
+    """Stopped early because another source failed; `error` then names that."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,12 @@ class RefreshResult:
     def complete(self) -> bool:
         """True when every source finished."""
         return all(o.error is None for o in self.outcomes.values())
+
+    @property
+    def first_error(self) -> str | None:
+        """The failure that stopped the refresh (not a source cancelled because of it)."""
+        failed = [o for o in self.outcomes.values() if o.error is not None and not o.cancelled]
+        return failed[0].error if failed else None
 
 
 def parse_base_urls(values: Sequence[str]) -> dict[str, str]:
@@ -457,6 +470,7 @@ def refresh(
     }
     outcomes: dict[str, SourceOutcome] = {}
     progress = _progress() if show_progress else None
+    stop = threading.Event()
 
     def work(source: str) -> SourceOutcome:
         task = (
@@ -468,10 +482,15 @@ def refresh(
         def advance(n: int) -> None:
             if progress is not None and task is not None:
                 progress.advance(task, n)
+            if stop.is_set():
+                raise _Cancelled(f"{source}: stopped because another source failed")
 
         try:
             outcome = _run_source(source, clients[source], plan, pacer, advance)
+        except _Cancelled as exc:
+            outcome = SourceOutcome(source, error=str(exc), cancelled=True)
         except (SourceError, ValueError) as exc:
+            stop.set()
             outcome = SourceOutcome(source, error=_one_line(exc, creds))
         http = clients[source]
         outcome.requests, outcome.retries = http.requests_sent, http.retries
@@ -535,6 +554,7 @@ def _write_strategy(folder: Path, outcomes: Mapping[str, SourceOutcome], capture
                 "requests": outcome.requests,
                 "retries": outcome.retries,
                 "error": outcome.error,
+                "cancelled": outcome.cancelled,
             }
             for source, outcome in outcomes.items()
         },

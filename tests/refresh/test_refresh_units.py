@@ -1,0 +1,69 @@
+"""Pure parts of the refresh: base URLs, reference inputs, the registries carried over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines import paths
+from pipelines.refresh import (
+    LIVE_BASE_URLS,
+    Credentials,
+    RefreshError,
+    load_compound_ids,
+    load_queries,
+    parse_base_urls,
+    previous_registries,
+    write_info,
+)
+
+
+def test_all_points_every_source_under_its_emulator_path() -> None:
+    urls = parse_base_urls(["all=http://127.0.0.1:9/", "chembl=http://127.0.0.1:10/x"])
+    assert urls["europepmc"] == "http://127.0.0.1:9/europepmc/rest"
+    assert urls["pubmed"] == "http://127.0.0.1:9/pubmed"
+    assert urls["chembl"] == "http://127.0.0.1:10/x"
+
+
+def test_no_override_keeps_live_urls_and_one_source_points_one() -> None:
+    assert parse_base_urls([]) == LIVE_BASE_URLS
+    urls = parse_base_urls(["crossref=http://127.0.0.1:9"])
+    assert urls["crossref"] == "http://127.0.0.1:9"
+    assert urls["pubmed"] == LIVE_BASE_URLS["pubmed"]
+
+
+@pytest.mark.parametrize("value", ["all", "pubmed=ftp://x", "nowhere=http://127.0.0.1:9"])
+def test_bad_base_url_is_refused(value: str) -> None:
+    with pytest.raises(RefreshError, match="--base-url"):
+        parse_base_urls([value])
+
+
+def test_reference_gives_queries_for_every_search_source_and_compound_ids() -> None:
+    queries = load_queries(paths.REFERENCE_DIR)
+    for source in ("clinicaltrials", "pubmed", "europepmc", "openalex", "crossref"):
+        assert "kratom" in queries[source]
+    cids, chembl_ids = load_compound_ids(paths.REFERENCE_DIR)
+    assert 3034396 in cids and "CHEMBL299031" in chembl_ids
+    assert cids == sorted(set(cids))
+
+
+def test_registries_come_from_newest_complete_recorded_snapshot(tmp_path: Path) -> None:
+    snapshots = tmp_path / "snapshots"
+    for stamp, complete in (("20260101T000000Z", True), ("20260201T000000Z", False)):
+        folder = snapshots / stamp
+        (folder / "registries").mkdir(parents=True)
+        write_info(folder, "2026-01-01", complete=complete, notes="")
+    current = snapshots / "20260301T000000Z"
+    assert previous_registries(snapshots, current) == snapshots / "20260101T000000Z" / "registries"
+
+
+def test_registries_fall_back_to_the_bundled_snapshot(tmp_path: Path) -> None:
+    found = previous_registries(tmp_path / "snapshots", tmp_path / "snapshots" / "x")
+    assert found == paths.BUNDLED_SNAPSHOT / "registries"
+
+
+def test_credentials_repr_hides_secrets() -> None:
+    creds = Credentials("me@example.org", "ncbi-key", "oa-key")
+    assert "ncbi-key" not in repr(creds) and "me@example.org" not in repr(creds)
+    assert sorted(creds.secrets()) == ["me@example.org", "ncbi-key", "oa-key"]
