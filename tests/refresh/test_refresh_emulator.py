@@ -17,6 +17,8 @@ from pipelines import paths
 from pipelines.cli import main
 from pipelines.emulator import EmulatorServer, make_server, start_in_thread
 
+pytestmark = pytest.mark.slow
+
 FAST = ["--pace", "0", "--timeout", "0.5", "--backoff", "0.02", "--max-tries", "8", "--no-progress"]
 
 
@@ -106,13 +108,18 @@ def test_refresh_through_seeded_faults_publishes_the_same_tables(
 
 
 def test_source_down_for_good_stops_with_one_error_and_incomplete_snapshot(
-    tmp_path: Path, emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    emulator: EmulatorServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("NCBI_API_KEY", "ncbi-SECRET-down")
+    monkeypatch.setenv("KRATOM_EVIDENCE_EMAIL", "down@example.org")
     down = make_server(paths.BUNDLED_SNAPSHOT, faults=1.0)
     down.faults.kinds = ("http503",)
     start_in_thread(down)
     try:
-        code = _refresh(tmp_path, f"all={emulator.base_url}", f"chembl={down.base_url}/chembl")
+        code = _refresh(tmp_path, f"all={emulator.base_url}", f"pubmed={down.base_url}/pubmed")
     finally:
         down.shutdown()
         down.server_close()
@@ -120,8 +127,11 @@ def test_source_down_for_good_stops_with_one_error_and_incomplete_snapshot(
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert err[0].startswith("kratom-evidence: chembl: giving up on ")
-    assert f"{down.base_url}/chembl/api/data/activity.json" in err[0]
+    assert err[0].startswith("kratom-evidence: pubmed: giving up on ")
+    assert f"{down.base_url}/pubmed/esearch.fcgi?" in err[0]
+    assert "api_key=***" in err[0] and "email=***" in err[0]
+    assert "SECRET" not in err[0] and "down@example" not in err[0]
+    assert len(down.requests) == 8
     folder = _recorded(tmp_path)
     assert json.loads((folder / "SNAPSHOT.json").read_text())["complete"] is False
     assert not (tmp_path / "releases").exists() or not any((tmp_path / "releases").iterdir())
