@@ -238,16 +238,31 @@ class _RecordingClient:
         self.pages += 1
         return f"{self.prefix}{record_as}"
 
+    def _recorded(self, name: str | None) -> bytes | None:
+        """The body an earlier, interrupted run of this snapshot already recorded, if any."""
+        recorder = self.http.recorder
+        if name is None or recorder is None:
+            return None
+        path = recorder.path_for(self.http.source, name)
+        return path.read_bytes() if path.is_file() else None
+
     def get_bytes(
         self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
     ) -> bytes:
         name = self._name(record_as)
+        recorded = self._recorded(name)
+        if recorded is not None:
+            return recorded
         return self.http.get_bytes(path, params, record_as=name, validate=self.validate)
 
     def get_json(
         self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
     ) -> Any:
-        return self.http.get_json(path, params, record_as=self._name(record_as))
+        name = self._name(record_as)
+        recorded = self._recorded(name)
+        if recorded is not None:
+            return orjson.loads(recorded)
+        return self.http.get_json(path, params, record_as=name)
 
 
 def _json_body(response: httpx.Response) -> None:
@@ -429,6 +444,32 @@ def _progress() -> Any:
     )
 
 
+def unfinished_snapshot(snapshots_dir: Path) -> Path | None:
+    """The newest recorded snapshot when a refresh left it incomplete: the one to resume."""
+    if not snapshots_dir.is_dir():
+        return None
+    folders = sorted(p for p in snapshots_dir.iterdir() if (p / snapshot.INFO_FILE).is_file())
+    if not folders:
+        return None
+    info = json.loads((folders[-1] / snapshot.INFO_FILE).read_text(encoding="utf-8"))
+    return folders[-1] if info.get("complete") is False else None
+
+
+def _open_snapshot(data_dir: Path, now: datetime) -> tuple[Path, str]:
+    """(folder, captured_at): resume an unfinished snapshot, else start a new one."""
+    folder = unfinished_snapshot(data_dir / "snapshots")
+    if folder is not None:
+        info = json.loads((folder / snapshot.INFO_FILE).read_text(encoding="utf-8"))
+        for temp in folder.glob("*/.*.part"):
+            temp.unlink()
+        return folder, str(info["captured_at"])
+    folder = data_dir / "snapshots" / snapshot_stamp(now)
+    folder.mkdir(parents=True, exist_ok=False)
+    captured_at = now.date().isoformat()
+    write_info(folder, captured_at, complete=False, notes="refresh in progress")
+    return folder, captured_at
+
+
 def refresh(
     data_dir: Path,
     base_urls: Mapping[str, str],
@@ -442,12 +483,10 @@ def refresh(
     """Record every live source into `data_dir/snapshots/<stamp>/`; complete only if all finish.
 
     Sources run concurrently, each inside its own client and pace. A source that fails for good
-    leaves the snapshot marked incomplete; the result carries its one-line error.
+    leaves the snapshot marked incomplete; the result carries its one-line error. The next run
+    resumes that snapshot: every page already recorded is read back, not fetched again.
     """
-    folder = data_dir / "snapshots" / snapshot_stamp(now)
-    folder.mkdir(parents=True, exist_ok=False)
-    captured_at = now.date().isoformat()
-    write_info(folder, captured_at, complete=False, notes="refresh in progress")
+    folder, captured_at = _open_snapshot(data_dir, now)
     queries = load_queries(reference_dir)
     cids, chembl_ids = load_compound_ids(reference_dir)
     plan = _Plan(queries, cids, chembl_ids)
@@ -533,13 +572,14 @@ def _one_line(exc: Exception, creds: Credentials) -> str:
 
 
 def _write_request_log(folder: Path, outcomes: Mapping[str, SourceOutcome]) -> None:
-    """requests.jsonl: one line per attempt, per source, in the order each client sent them."""
+    """requests.jsonl: one line per attempt, per source; a resumed run appends its own."""
     buffer = io.StringIO()
     for source in LIVE_SOURCES:
         outcome = outcomes.get(source)
         for entry in outcome.log if outcome else []:
             buffer.write(json.dumps({"source": source, **entry}, sort_keys=True) + "\n")
-    (folder / REQUEST_LOG).write_text(buffer.getvalue(), encoding="utf-8")
+    with (folder / REQUEST_LOG).open("a", encoding="utf-8") as handle:
+        handle.write(buffer.getvalue())
 
 
 def _write_strategy(folder: Path, outcomes: Mapping[str, SourceOutcome], captured_at: str) -> None:

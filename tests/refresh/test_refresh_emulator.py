@@ -167,3 +167,33 @@ def test_secrets_never_reach_files_or_output(
             texts[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
     leaks = [(where, f) for where, text in texts.items() for f in forms if f in text]
     assert leaks == []
+
+
+def test_rerun_after_a_failed_refresh_resumes_without_fetching_a_page_twice(
+    tmp_path: Path, bundled_tables: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    down = make_server(paths.BUNDLED_SNAPSHOT, faults=1.0)
+    down.faults.kinds = ("http503",)
+    start_in_thread(down)
+    try:
+        for first in _serve():
+            code = _refresh(tmp_path, f"all={first.base_url}", f"crossref={down.base_url}/crossref")
+            fetched_first = set(first.requests)
+    finally:
+        down.shutdown()
+        down.server_close()
+    assert code == 1
+    folder = _recorded(tmp_path)
+    assert any((folder / "clinicaltrials").iterdir())
+
+    for second in _serve():
+        assert _refresh(tmp_path, f"all={second.base_url}") == 0
+        fetched_again = set(second.requests)
+
+    assert _recorded(tmp_path) == folder
+    # esearch is asked again (it opens the history the next efetch pages need); it is no page.
+    refetched = {p for p in fetched_first & fetched_again if "/esearch.fcgi?" not in p}
+    assert refetched == set()
+    assert any(path.startswith("/crossref/") for path in fetched_again)
+    assert _table_hashes(tmp_path) == bundled_tables
+    assert "left incomplete" in capsys.readouterr().err
