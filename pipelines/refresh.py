@@ -582,6 +582,27 @@ def _write_request_log(folder: Path, outcomes: Mapping[str, SourceOutcome]) -> N
         handle.write(buffer.getvalue())
 
 
+def busiest_window(starts: Sequence[float], window: float = 1.0) -> int:
+    """Most request starts inside any half-open span of `window` seconds: the politeness audit."""
+    ordered = sorted(starts)
+    best = low = 0
+    for high, start in enumerate(ordered):
+        while start - ordered[low] >= window:
+            low += 1
+        best = max(best, high - low + 1)
+    return best
+
+
+def _timing(log: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
+    """Busiest second and seconds from first request start to last answer, from a request log."""
+    if not log:
+        return {"busiest_second": 0, "seconds": 0.0}
+    first = min(e["started_at"] for e in log)
+    last = max(e["started_at"] + e["elapsed"] for e in log)
+    busiest = busiest_window([e["started_at"] for e in log])
+    return {"busiest_second": busiest, "seconds": round(last - first, 3)}
+
+
 def _write_strategy(folder: Path, outcomes: Mapping[str, SourceOutcome], captured_at: str) -> None:
     """search_strategy.json: the search as data, each query with its hit count per source."""
     doc = {
@@ -595,6 +616,7 @@ def _write_strategy(folder: Path, outcomes: Mapping[str, SourceOutcome], capture
                 "retries": outcome.retries,
                 "error": outcome.error,
                 "cancelled": outcome.cancelled,
+                **_timing(outcome.log),
             }
             for source, outcome in outcomes.items()
         },

@@ -11,6 +11,7 @@ from pipelines.refresh import (
     LIVE_BASE_URLS,
     Credentials,
     RefreshError,
+    busiest_window,
     load_compound_ids,
     load_queries,
     parse_base_urls,
@@ -67,3 +68,10 @@ def test_credentials_repr_hides_secrets() -> None:
     creds = Credentials("me@example.org", "ncbi-key", "oa-key")
     assert "ncbi-key" not in repr(creds) and "me@example.org" not in repr(creds)
     assert sorted(creds.secrets()) == ["me@example.org", "ncbi-key", "oa-key"]
+
+
+def test_busiest_window_counts_starts_inside_one_second() -> None:
+    assert busiest_window([]) == 0
+    assert busiest_window([0.0, 0.34, 0.67, 1.0, 1.34]) == 3
+    assert busiest_window([0.0, 0.1, 0.2, 0.3, 5.0]) == 4
+    assert busiest_window([2.0, 0.0, 1.5, 1.9]) == 3
