@@ -144,7 +144,11 @@ def cmd_releases(args: argparse.Namespace) -> int:
     if not data_dir.lake.exists():
         print("no release published yet")
         return 0
-    con = catalog.connect(data_dir.lake, read_only=True)
+    try:
+        con = catalog.connect(data_dir.lake, read_only=True)
+    except catalog.NoCatalogError:
+        print("no release published yet")
+        return 0
     try:
         releases = catalog.list_releases(con)
     finally:

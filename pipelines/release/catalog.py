@@ -28,6 +28,10 @@ class CatalogError(RuntimeError):
     """The catalog cannot answer what was asked (unknown version, missing catalog)."""
 
 
+class NoCatalogError(CatalogError):
+    """Nothing was ever published into this catalog (read-only access cannot create it)."""
+
+
 def ducklake_extension_path() -> Path:
     """The DuckLake extension file carried by the installed wheel."""
     root = Path(duckdb_extension_ducklake.__file__).parent / "extensions"
@@ -117,7 +121,15 @@ def connect(
         options.append("READ_ONLY")
     if snapshot_version is not None:
         options.append(f"SNAPSHOT_VERSION {int(snapshot_version)}")
-    con.execute(f"ATTACH '{location.catalog}' AS {CATALOG_ALIAS} ({', '.join(options)})")
+    try:
+        con.execute(f"ATTACH '{location.catalog}' AS {CATALOG_ALIAS} ({', '.join(options)})")
+    except duckdb.InvalidInputException as exc:
+        con.close()
+        if "creating a new DuckLake is explicitly disabled" in str(exc):
+            raise NoCatalogError(
+                "no release has been published into this catalog yet: run `kratom-evidence build`"
+            ) from None
+        raise
     con.execute(f"USE {CATALOG_ALIAS}")
     return con
 
