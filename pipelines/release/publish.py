@@ -35,8 +35,8 @@ INCOMING_PREFIX = ".incoming-"
 SOFTWARE = ("dagster", "duckdb", "pandera", "pyarrow", "pandas", "httpx", "kratom-evidence")
 VERSION_PATTERN = re.compile(r"^\d{4}\.\d{2}\.\d{2}(\.\d+)?$")
 PAUSE_ENV = "KRATOM_EVIDENCE_PAUSE_AT"
-"""Test hook: name of a publish step at which to leave a marker file and wait (crash tests)."""
-PAUSE_POINTS = ("parquet-written", "incoming-renamed", "catalog-committed")
+"""Test hook: the publish step (parquet-written, incoming-renamed, catalog-committed) at which
+to leave a marker file and wait to be killed (crash tests)."""
 _HELD_LOCKS: set[Path] = set()
 
 
