@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipelines.assets.curated import STATS_TABLE as TABLE_STATS
 from pipelines.assets.staging import STATS_TABLE as SOURCE_STATS
+from pipelines.release.describe import describe_release
 from pipelines.release.publish import publish
 from pipelines.resources import ReleaseResource, SnapshotResource
 from pipelines.snapshot import snapshot_sha256
@@ -111,6 +112,7 @@ def published_release(
         books,
         created_at,
         requested_version=release.release_version,
+        describe=describe_release,
     )
     context.log.info(result.message)
     return dg.MaterializeResult(

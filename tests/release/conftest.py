@@ -1,0 +1,62 @@
+"""Two real releases built into one data dir: the bundled snapshot, then an edited copy.
+
+The copy differs by one ClinicalTrials.gov study whose status changed and one study deleted, so
+the second build (same capture date, different tables) publishes `<date>.1`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipelines import paths
+from pipelines.cli import main
+
+EDITED_STUDY = "NCT06089980"
+EDITED_STATUS = "COMPLETED"
+DELETED_STUDY = "NCT07204171"
+FIRST_VERSION = "2026.11.25"
+SECOND_VERSION = "2026.11.25.1"
+
+
+@dataclass(frozen=True)
+class TwoReleases:
+    """A data dir with two published releases and where their folders are."""
+
+    data_dir: Path
+    first: Path
+    second: Path
+
+
+def edit_snapshot(snapshot: Path) -> None:
+    """Change one study's overallStatus and delete another study's file."""
+    edited = snapshot / "clinicaltrials" / f"{EDITED_STUDY}.json"
+    study = json.loads(edited.read_text(encoding="utf-8"))
+    protocol = study.get("protocolSection", study)
+    protocol["statusModule"]["overallStatus"] = EDITED_STATUS
+    edited.write_text(json.dumps(study, indent=2), encoding="utf-8")
+    (snapshot / "clinicaltrials" / f"{DELETED_STUDY}.json").unlink()
+
+
+@pytest.fixture(scope="session")
+def two_releases(tmp_path_factory: pytest.TempPathFactory) -> TwoReleases:
+    """Build the bundled snapshot, then the edited copy, into the same data dir."""
+    root = tmp_path_factory.mktemp("releases")
+    data_dir = root / "data"
+    snapshot = root / "snapshot"
+    shutil.copytree(paths.BUNDLED_SNAPSHOT, snapshot)
+    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    edit_snapshot(snapshot)
+    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    releases = data_dir / "releases"
+    return TwoReleases(data_dir, releases / FIRST_VERSION, releases / SECOND_VERSION)
+
+
+@pytest.fixture
+def release_copy(two_releases: TwoReleases, tmp_path: Path) -> Path:
+    """A private copy of the first release, safe to damage."""
+    return Path(shutil.copytree(two_releases.first, tmp_path / FIRST_VERSION))
