@@ -14,6 +14,7 @@ from pipelines.release.datapackage import LICENSE, build_datapackage
 from pipelines.release.dictionary import render_dictionary
 from pipelines.release.diff import diff_releases, render_first_release, render_markdown
 from pipelines.release.publish import sha256_file
+from pipelines.release.report import write_report
 from pipelines.release.validate import SUMS
 
 TITLE = "Kratom Evidence: an open dataset on kratom (Mitragyna speciosa) and its alkaloids"
@@ -65,10 +66,11 @@ def _write(path: Path, text: str) -> None:
 
 
 def describe_release(folder: Path, manifest: dict[str, Any], previous: Path | None) -> None:
-    """Write README.md, datapackage.json, CITATION.cff, CHANGES.md, then SHA256SUMS."""
+    """Write README.md, datapackage.json, CITATION.cff, CHANGES.md, report.html, then SHA256SUMS."""
     _write(folder / "README.md", render_dictionary(manifest))
     package = build_datapackage(manifest)
     _write(folder / "datapackage.json", json.dumps(package, indent=2, ensure_ascii=False) + "\n")
     _write(folder / "CITATION.cff", render_citation(manifest))
     _write(folder / "CHANGES.md", render_changes(folder, manifest, previous))
+    write_report(folder, manifest)
     _write(folder / SUMS, render_sums(folder))
