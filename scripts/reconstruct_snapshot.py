@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.sources import registries
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FACTS = REPO_ROOT.parent / "shared" / "facts"
 DEFAULT_OUT = REPO_ROOT / "data"
@@ -91,32 +93,8 @@ REGISTRY_FLAGS: dict[str, tuple[str, ...]] = {
     "withpower:71101": ("unconfirmed_match:NCT07218549",),
 }
 
-REGISTRY_COLUMNS: tuple[str, ...] = (
-    "registry",
-    "registry_id",
-    "study_id",
-    "id_type",
-    "title",
-    "official_title",
-    "study_type",
-    "phases",
-    "overall_status",
-    "enrollment",
-    "enrollment_type",
-    "start_date",
-    "completion_date",
-    "lead_sponsor",
-    "sponsor_class",
-    "conditions",
-    "interventions",
-    "allocation",
-    "masking",
-    "primary_outcomes",
-    "secondary_outcomes",
-    "countries",
-    "flags",
-    "source_url",
-)
+REGISTRY_COLUMNS = registries.COLUMNS
+"""The registries CSV header is the parser's: one definition, read by both."""
 
 # Registry CSV column <- facts column, for the columns copied as given.
 REGISTRY_FROM_FACTS: dict[str, str] = {
