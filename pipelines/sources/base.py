@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 TableRows = dict[str, list[dict[str, Any]]]
 """Rows parsed from one record, by table name. Row keys are the table's model columns
 (a missing key means null, or [] for a list column); dates are `datetime.date`."""
@@ -21,3 +23,11 @@ class SnapshotFormatError(ValueError):
 
 class RecordError(ValueError):
     """One record inside a good file cannot be parsed: it goes to quarantine with this reason."""
+
+
+def load_json_file(path: Path) -> Any:
+    """A whole snapshot file parsed as JSON; malformed JSON is an error naming the file."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc

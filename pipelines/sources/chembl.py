@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-import orjson
-
 from pipelines.normalize.compounds import load_compound_lexicon
 from pipelines.paths import REFERENCE_DIR
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
 
 SOURCE = "chembl"
 ACTIVITY_PATH = "/api/data/activity.json"
@@ -34,10 +32,7 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     Raises:
         SnapshotFormatError: not JSON, or not an activity page with page_meta.
     """
-    try:
-        body = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc
+    body = load_json_file(path)
     if not (
         isinstance(body, dict)
         and isinstance(body.get("activities"), list)

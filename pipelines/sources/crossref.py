@@ -13,10 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from pipelines.normalize.dedup import normalize_doi
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
 from pipelines.sources.pubmed import date_from_parts
 
 SOURCE = "crossref"
@@ -48,10 +46,7 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     Raises:
         SnapshotFormatError: not JSON or not a Crossref work / work-list message.
     """
-    try:
-        body = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc
+    body = load_json_file(path)
     message = body.get("message") if isinstance(body, dict) else None
     kind = body.get("message-type") if isinstance(body, dict) else None
     if kind == "work-list" and isinstance(message, dict) and isinstance(message.get("items"), list):

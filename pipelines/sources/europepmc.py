@@ -14,10 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid, provisional_id
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
 from pipelines.sources.pubmed import date_from_parts, parse_text_date
 
 SOURCE = "europepmc"
@@ -41,10 +39,7 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     Raises:
         SnapshotFormatError: not JSON, or no `resultList.result` list.
     """
-    try:
-        page = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc
+    page = load_json_file(path)
     results = page.get("resultList", {}).get("result") if isinstance(page, dict) else None
     if not isinstance(results, list):
         raise SnapshotFormatError(path, "not a Europe PMC search page (no resultList.result)")

@@ -12,8 +12,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from pipelines.normalize.dedup import (
     normalize_doi,
     normalize_openalex_id,
@@ -21,7 +19,7 @@ from pipelines.normalize.dedup import (
     normalize_pmid,
     provisional_id,
 )
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
 from pipelines.sources.crossref import initials_of, language_code
 
 SOURCE = "openalex"
@@ -50,10 +48,7 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     Raises:
         SnapshotFormatError: not JSON, or neither a works page nor a work.
     """
-    try:
-        body = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc
+    body = load_json_file(path)
     if isinstance(body, dict) and isinstance(body.get("results"), list) and "meta" in body:
         yield from body["results"]
     elif isinstance(body, dict) and normalize_openalex_id(str(body.get("id") or "")):

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-import orjson
 
 from pipelines.http import RETRY_STATUSES
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
 
 SOURCE = "pubchem"
 MIN_INTERVAL = 1.05 / 5
@@ -45,10 +44,7 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     Raises:
         SnapshotFormatError: not JSON, or not a property table, synonym list or compound record.
     """
-    try:
-        body = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise SnapshotFormatError(path, f"not JSON: {exc}") from exc
+    body = load_json_file(path)
     if not isinstance(body, dict):
         raise SnapshotFormatError(path, "not a JSON object")
     table = body.get("PropertyTable")
