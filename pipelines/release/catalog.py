@@ -84,18 +84,21 @@ class LakeLocation:
 
     catalog: str
     data_path: str
+    follows_folder: bool = False
+    """The data files sit beside a local catalog (`lake/files/`): when the data dir is moved or
+    copied, the catalog's stored absolute data path is overridden by the folder's new place."""
 
     @classmethod
     def in_folder(cls, lake_dir: Path) -> LakeLocation:
-        return cls(f"ducklake:{lake_dir / 'catalog.ducklake'}", f"{lake_dir / 'files'}/")
+        return cls(f"ducklake:{lake_dir / 'catalog.ducklake'}", f"{lake_dir / 'files'}/", True)
 
     @classmethod
     def choose(cls, lake_dir: Path, catalog_url: str | None, data_path: str | None) -> LakeLocation:
         """The local catalog in `lake_dir`, or a PostgreSQL one; data files in a folder or URL."""
         local = cls.in_folder(lake_dir)
-        files = data_path.rstrip("/") + "/" if data_path else local.data_path
         if not catalog_url:
-            return cls(local.catalog, files)
+            return cls(local.catalog, data_path.rstrip("/") + "/") if data_path else local
+        files = data_path.rstrip("/") + "/" if data_path else local.data_path
         return cls(postgres_catalog(catalog_url), files)
 
     @property
@@ -117,6 +120,8 @@ def connect(
     if location.is_postgres:
         con.execute(f"LOAD '{postgres_extension_path()}'")
     options = [f"DATA_PATH '{location.data_path}'", "DATA_INLINING_ROW_LIMIT 0"]
+    if location.follows_folder:
+        options.append("OVERRIDE_DATA_PATH true")
     if read_only:
         options.append("READ_ONLY")
     if snapshot_version is not None:

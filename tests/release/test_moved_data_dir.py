@@ -1,0 +1,104 @@
+"""A data dir keeps working after it is moved or copied: the lake follows its folder.
+
+DuckLake stores the absolute data path in its catalog; a researcher who downloads or moves a
+whole data dir must still be able to query it, time-travel in it and publish into it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines import paths
+from pipelines.cli import main
+from pipelines.release import catalog
+from tests.release._snapshots import DROPPED_STUDY, variant_snapshot
+
+pytestmark = pytest.mark.slow
+
+BASE = "2026.11.25"
+
+
+@contextmanager
+def _cwd(folder: Path) -> Iterator[None]:
+    """The README's SQL uses paths relative to the analyst's working directory."""
+    before = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _query(data_dir: Path, sql: str, *extra: str, capsys: pytest.CaptureFixture[str]) -> object:
+    capsys.readouterr()
+    code = main(["query", sql, "--data-dir", str(data_dir), "--format", "json", *extra])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_moved_then_copied_data_dir_reads_time_travels_and_publishes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = tmp_path / "first"
+    assert main(["build", "--data-dir", str(first)]) == 0
+    moved = tmp_path / "moved"
+    first.rename(moved)
+
+    count = "SELECT count(*) AS n FROM studies"
+    bundled = _query(moved, count, capsys=capsys)
+    assert bundled == [{"n": 68}]
+
+    variant = variant_snapshot(tmp_path / "variant")
+    assert main(["build", "--snapshot", str(variant), "--data-dir", str(moved)]) == 0
+    assert (moved / "releases" / f"{BASE}.1").is_dir()
+    new_files = sorted((moved / "lake" / "files").rglob("*.parquet"))
+    assert new_files, "the second release must write its data files inside the moved lake"
+
+    copied = tmp_path / "copied"
+    shutil.copytree(moved, copied)
+    shutil.rmtree(moved)
+    latest = _query(copied, count, capsys=capsys)
+    old = _query(copied, count, "--release-version", BASE, capsys=capsys)
+    assert latest == [{"n": 67}]
+    assert old == [{"n": 68}]
+    dropped = f"SELECT count(*) AS n FROM studies WHERE study_id = '{DROPPED_STUDY}'"
+    assert _query(copied, dropped, "--release-version", BASE, capsys=capsys) == [{"n": 1}]
+
+
+def _readme_sql() -> list[str]:
+    """The statements of the README's "from any DuckDB session" block, in order."""
+    text = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("```sql\nLOAD ", 1)[1].split("```", 1)[0]
+    lines = [line for line in ("LOAD " + block).splitlines() if not line.startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def test_readme_attach_sql_reads_a_moved_data_dir(tmp_path: Path) -> None:
+    built = tmp_path / "built"
+    assert main(["build", "--data-dir", str(built)]) == 0
+    variant = variant_snapshot(tmp_path / "variant")
+    assert main(["build", "--snapshot", str(variant), "--data-dir", str(built)]) == 0
+    workdir = tmp_path / "analyst"
+    workdir.mkdir()
+    built.rename(workdir / "data")
+
+    con = duckdb.connect()
+    results = []
+    with _cwd(workdir):
+        for statement in _readme_sql():
+            if statement.startswith("LOAD "):
+                statement = f"LOAD '{catalog.ducklake_extension_path()}'"
+            results.append(con.execute(statement).fetchall())
+    versions = [row[0] for row in results[3]]
+    assert versions == [f"{BASE}.1", BASE]
+    assert (DROPPED_STUDY,) not in [(row[0],) for row in results[4]]
+    assert results[-1] == [(68,)]
