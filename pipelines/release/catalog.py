@@ -7,14 +7,17 @@ there because `INSTALL ducklake` would need the internet.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import duckdb
 import duckdb_extension_ducklake
+import duckdb_extension_httpfs
 import duckdb_extension_postgres
 import pyarrow as pa
 
@@ -22,6 +25,7 @@ CATALOG_ALIAS = "lake"
 AUTHOR = "kratom-evidence"
 RELEASES_TABLE = "releases"
 POSTGRES_PREFIX = "ducklake:postgres:"
+OBJECT_STORE_PREFIX = "s3://"
 
 
 class CatalogError(RuntimeError):
@@ -39,6 +43,45 @@ def ducklake_extension_path() -> Path:
     if not found:
         raise CatalogError(f"no DuckLake extension for duckdb {duckdb.__version__} under {root}")
     return found[0]
+
+
+def httpfs_extension_path() -> Path:
+    """The httpfs extension (S3 and HTTP file systems) carried by its wheel."""
+    root = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    found = sorted(root.glob(f"v{duckdb.__version__}/httpfs.duckdb_extension"))
+    if not found:
+        raise CatalogError(f"no httpfs extension for duckdb {duckdb.__version__} under {root}")
+    return found[0]
+
+
+def s3_secret_sql(env: Mapping[str, str]) -> str:
+    """A DuckDB S3 secret from the standard AWS variables (keys, region, endpoint).
+
+    `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` points at an S3-compatible store (MinIO, R2,
+    Ceph...), addressed path-style; without one the secret speaks to AWS itself.
+    """
+    fields = {
+        "KEY_ID": env.get("AWS_ACCESS_KEY_ID"),
+        "SECRET": env.get("AWS_SECRET_ACCESS_KEY"),
+        "SESSION_TOKEN": env.get("AWS_SESSION_TOKEN"),
+        "REGION": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+    }
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise CatalogError(f"AWS endpoint {endpoint!r} is not http(s)://host[:port]")
+        fields["ENDPOINT"] = parts.netloc
+        fields["URL_STYLE"] = "path"
+    options = ["TYPE s3", "PROVIDER config"]
+    options += [f"{k} '{_sql_text(v)}'" for k, v in fields.items() if v]
+    if endpoint:
+        options.append(f"USE_SSL {'true' if urlsplit(endpoint).scheme == 'https' else 'false'}")
+    return f"CREATE OR REPLACE SECRET lake_files ({', '.join(options)})"
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
 
 
 def postgres_extension_path(cache: Path | None = None) -> Path:
@@ -105,6 +148,11 @@ class LakeLocation:
     def is_postgres(self) -> bool:
         return self.catalog.startswith(POSTGRES_PREFIX)
 
+    @property
+    def in_object_store(self) -> bool:
+        """Data files behind an `s3://` URL (AWS or any S3-compatible store)."""
+        return self.data_path.startswith(OBJECT_STORE_PREFIX)
+
     def exists(self) -> bool:
         if self.is_postgres:
             return True
@@ -119,6 +167,9 @@ def connect(
     con.execute(f"LOAD '{ducklake_extension_path()}'")
     if location.is_postgres:
         con.execute(f"LOAD '{postgres_extension_path()}'")
+    if location.in_object_store:
+        con.execute(f"LOAD '{httpfs_extension_path()}'")
+        con.execute(s3_secret_sql(os.environ))
     options = [f"DATA_PATH '{location.data_path}'", "DATA_INLINING_ROW_LIMIT 0"]
     if location.follows_folder:
         options.append("OVERRIDE_DATA_PATH true")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +62,48 @@ def two_releases(tmp_path_factory: pytest.TempPathFactory) -> TwoReleases:
 def release_copy(two_releases: TwoReleases, tmp_path: Path) -> Path:
     """A private copy of the first release, safe to damage."""
     return Path(shutil.copytree(two_releases.first, tmp_path / FIRST_VERSION))
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    """An S3-compatible server on loopback with one empty bucket, and a client to look inside."""
+
+    endpoint: str
+    bucket: str
+    client: Any
+
+    def keys(self) -> list[str]:
+        listed = self.client.list_objects_v2(Bucket=self.bucket)
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+@pytest.fixture
+def object_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
+    """moto's S3 server (real HTTP, the S3 protocol) and the AWS variables that point at it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        credentials = {
+            "AWS_ACCESS_KEY_ID": "kratom-test-key",
+            "AWS_SECRET_ACCESS_KEY": "kratom-test-secret",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": endpoint,
+        }
+        for name, value in credentials.items():
+            monkeypatch.setenv(name, value)
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+            region_name=credentials["AWS_REGION"],
+        )
+        client.create_bucket(Bucket="kratom-lake")
+        yield ObjectStore(endpoint, "kratom-lake", client)
+    finally:
+        server.stop()
