@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: release test lint typecheck bench dev clean
+.PHONY: release test lint typecheck bench dev clean system-packages
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 release: $(STAMP)  ## build the bundled snapshot and publish a release into data/
 	$(VENV)/bin/kratom-evidence build
 
-test: $(STAMP) lint  ## lint, then the whole test suite
+test: $(STAMP) lint system-packages  ## lint, then the whole test suite
 	$(VENV)/bin/pytest -q
+
+system-packages:  ## Debian's chromium and postgresql, which some tests drive for real
+	scripts/system_packages.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
