@@ -1,0 +1,224 @@
+"""A synthetic snapshot big enough that every live source pages several times at its real size.
+
+Test data only, written into a pytest tmp folder, never into data/: every id is obviously
+synthetic and in a valid format (NCT9xxxxxxx as bench/generate_ctgov.py makes them, PMIDs from
+99000001, OpenAlex W99…, Crossref DOIs under 10.5555, Crossref's own test prefix, PubChem CIDs
+from 990000001, ChEMBL ids CHEMBL99…). Records carry ids and "Synthetic …" titles, nothing else.
+Studies are small on purpose: bench/generate_ctgov.py's make 2 MB pages that the emulator takes
+0.4 s to encode, and an instant emulator is what throughput is measured against.
+`minimum_requests` says how few requests the sources' protocols allow for given record counts;
+the politeness test holds the client's request log against it.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipelines import paths
+from pipelines.refresh import LIVE_SOURCES
+from pipelines.sources import chembl, clinicaltrials, crossref, europepmc, openalex, pubchem, pubmed
+
+CAPTURED_AT = "2026-11-25"
+PMID_BASE = 99_000_000
+CID_BASE = 990_000_000
+CHEMBL_BASE = 99_000_000
+NCT_BASE = 90_000_000
+"""NCT9xxxxxxx: a range ClinicalTrials.gov has not issued."""
+CROSSREF_TEST_PREFIX = "10.5555"
+"""Crossref's prefix for test DOIs: no real work lives under it."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Records per source in the synthetic snapshot; `cids` and `molecules` go to the reference."""
+
+    clinicaltrials: int
+    pubmed: int
+    europepmc: int
+    openalex: int
+    crossref: int
+    chembl: int
+    cids: int
+    molecules: int = 2
+
+
+def _ceil(records: int, size: int) -> int:
+    return -(-records // size)
+
+
+def _pages(records: int, size: int) -> int:
+    """Pages of a cursor/token pager: a query with no hits still costs one request."""
+    return max(1, _ceil(records, size))
+
+
+def minimum_requests(counts: Counts, queries: int = 1) -> dict[str, int]:
+    """Fewest requests each source's protocol allows at the page sizes the pagers use.
+
+    Per query: ClinicalTrials.gov, Europe PMC (its last page repeats the cursor) and OpenAlex
+    (next_cursor null) one request per page; PubMed one esearch, then one efetch per batch;
+    Crossref pages "until no items" (CONTRACT §6), so one empty page past the last. PubChem
+    asks properties and synonyms per CID batch; ChEMBL pages all molecules in one chain.
+    """
+    return {
+        "clinicaltrials": queries * _pages(counts.clinicaltrials, clinicaltrials.PAGE_SIZE),
+        "pubmed": queries * (1 + _ceil(counts.pubmed, pubmed.EFETCH_BATCH)),
+        "europepmc": queries * _pages(counts.europepmc, europepmc.PAGE_SIZE),
+        "openalex": queries * _pages(counts.openalex, openalex.PER_PAGE),
+        "crossref": queries * (_ceil(counts.crossref, crossref.ROWS) + 1),
+        "pubchem": 2 * _ceil(counts.cids, pubchem.BATCH_SIZE),
+        "chembl": _pages(counts.chembl, chembl.PAGE_LIMIT),
+    }
+
+
+def nct_id(index: int) -> str:
+    """Synthetic NCT id number `index`."""
+    return f"NCT{NCT_BASE + 1 + index}"
+
+
+def pmid(index: int) -> int:
+    """Synthetic PMID number `index` (PubMed has issued none near 99 million)."""
+    return PMID_BASE + 1 + index
+
+
+def cid(index: int) -> int:
+    """Synthetic PubChem CID number `index`."""
+    return CID_BASE + 1 + index
+
+
+def chembl_id(index: int) -> str:
+    """Synthetic ChEMBL molecule id number `index`."""
+    return f"CHEMBL{CHEMBL_BASE + 1 + index}"
+
+
+def _study(index: int) -> dict[str, Any]:
+    """A small v2 study: ids, title, status, type. Small on purpose, so the emulator is instant."""
+    nct = nct_id(index)
+    return {
+        "protocolSection": {
+            "identificationModule": {
+                "nctId": nct,
+                "briefTitle": f"Synthetic study {nct}",
+                "orgStudyIdInfo": {"id": f"SYN-{index + 1:07d}"},
+            },
+            "statusModule": {"overallStatus": "COMPLETED", "startDateStruct": {"date": "2026-01"}},
+            "designModule": {"studyType": "OBSERVATIONAL"},
+            "conditionsModule": {"conditions": ["Opioid Use Disorder"]},
+        },
+        "hasResults": False,
+    }
+
+
+def _pubmed_article(number: int) -> str:
+    return (
+        '<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM">'
+        f'<PMID Version="1">{number}</PMID><Article PubModel="Print">'
+        "<Journal><JournalIssue><PubDate><Year>2026</Year></PubDate></JournalIssue>"
+        "<Title>Synthetic Journal</Title></Journal>"
+        f"<ArticleTitle>Synthetic article {number}</ArticleTitle><Language>eng</Language>"
+        "<PublicationTypeList>"
+        '<PublicationType UI="D016428">Journal Article</PublicationType>'
+        "</PublicationTypeList></Article></MedlineCitation></PubmedArticle>\n"
+    )
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(doc))
+
+
+def write_snapshot(out: Path, counts: Counts) -> Path:
+    """A complete synthetic snapshot in `out` with `counts` records per source; returns `out`."""
+    studies = [_study(i) for i in range(counts.clinicaltrials)]
+    _write_json(out / "clinicaltrials" / "studies-0001.json", {"studies": studies})
+    articles = "".join(_pubmed_article(pmid(i)) for i in range(counts.pubmed))
+    (out / "pubmed").mkdir(parents=True, exist_ok=True)
+    (out / "pubmed" / "efetch-0001.xml").write_text(
+        f'<?xml version="1.0" ?>\n<PubmedArticleSet>\n{articles}</PubmedArticleSet>\n',
+        encoding="utf-8",
+    )
+    epmc = [
+        {"id": str(pmid(i)), "source": "MED", "pmid": str(pmid(i)), "title": f"Synthetic {i}"}
+        for i in range(counts.europepmc)
+    ]
+    _write_json(
+        out / "europepmc" / "search-0001.json",
+        {"hitCount": len(epmc), "resultList": {"result": epmc}},
+    )
+    works = [
+        {"id": f"https://openalex.org/W{PMID_BASE * 1000 + i + 1}", "title": f"Synthetic {i}"}
+        for i in range(counts.openalex)
+    ]
+    _write_json(out / "openalex" / "works-0001.json", {"meta": {}, "results": works})
+    items = [
+        {"DOI": f"{CROSSREF_TEST_PREFIX}/synthetic.{i + 1}", "title": [f"Synthetic {i}"]}
+        for i in range(counts.crossref)
+    ]
+    _write_json(
+        out / "crossref" / "works-0001.json",
+        {"status": "ok", "message-type": "work-list", "message": {"items": items}},
+    )
+    cids = [cid(i) for i in range(counts.cids)]
+    properties = [{"CID": n, "MolecularFormula": "C1"} for n in cids]
+    _write_json(out / "pubchem" / "properties.json", {"PropertyTable": {"Properties": properties}})
+    synonyms = [{"CID": n, "Synonym": [f"synthetic compound {n}"]} for n in cids]
+    _write_json(out / "pubchem" / "synonyms.json", {"InformationList": {"Information": synonyms}})
+    activities = [
+        {
+            "activity_id": CHEMBL_BASE + 1 + i,
+            "molecule_chembl_id": chembl_id(i % counts.molecules),
+            "standard_type": "Ki",
+        }
+        for i in range(counts.chembl)
+    ]
+    _write_json(out / "chembl" / "activity_00001.json", {"activities": activities})
+    info = {
+        "captured_at": CAPTURED_AT,
+        "topic": "kratom",
+        "method": "reconstructed",
+        "notes": "Synthetic test data (tests/refresh/synthetic.py): no id here is a real record.",
+    }
+    _write_json(out / "SNAPSHOT.json", info)
+    return out
+
+
+def write_reference(out: Path, counts: Counts) -> Path:
+    """data/reference copied to `out`, one topic query per source, synthetic compounds only.
+
+    Returns `out`; give it to `refresh(..., reference_dir=out)`.
+    """
+    shutil.copytree(paths.REFERENCE_DIR, out)
+    with (paths.REFERENCE_DIR / "topic_queries.csv").open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = list(reader.fieldnames or [])
+        first: dict[str, dict[str, str]] = {}
+        for row in reader:
+            first.setdefault(row["source"], row)
+    _write_csv(out / "topic_queries.csv", header, [first[s] for s in LIVE_SOURCES if s in first])
+    with (paths.REFERENCE_DIR / "compounds.csv").open(encoding="utf-8", newline="") as handle:
+        header = list(csv.DictReader(handle).fieldnames or [])
+    compounds = [
+        {
+            "compound_id": f"synthetic-{i + 1}",
+            "name": f"synthetic compound {i + 1}",
+            "role": "other",
+            "pubchem_cid": str(cid(i)),
+            "chembl_id": chembl_id(i) if i < counts.molecules else "",
+            "source": "synthetic test data",
+        }
+        for i in range(max(counts.cids, counts.molecules))
+    ]
+    _write_csv(out / "compounds.csv", header, compounds)
+    return out
+
+
+def _write_csv(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, restval="")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,75 @@
+"""The synthetic snapshot and the request minimum the politeness test holds the client to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.emulator import load_snapshot
+from pipelines.refresh import LIVE_SOURCES, load_compound_ids, load_queries
+from tests.refresh import synthetic
+
+
+def _counts(**changes: int) -> synthetic.Counts:
+    base = dict(clinicaltrials=0, pubmed=0, europepmc=0, openalex=0, crossref=0, chembl=0, cids=0)
+    return synthetic.Counts(**{**base, **changes})
+
+
+def test_minimum_requests_one_page_per_page_size_and_one_for_no_hits() -> None:
+    counts = _counts(clinicaltrials=3500, europepmc=1000, openalex=101, chembl=1001, pubmed=1)
+    assert synthetic.minimum_requests(counts) == {
+        "clinicaltrials": 4,
+        "pubmed": 2,
+        "europepmc": 1,
+        "openalex": 2,
+        "crossref": 1,
+        "pubchem": 0,
+        "chembl": 2,
+    }
+
+
+def test_minimum_requests_pubmed_esearch_alone_when_nothing_matches() -> None:
+    assert synthetic.minimum_requests(_counts())["pubmed"] == 1
+
+
+def test_minimum_requests_crossref_pays_the_empty_page_that_ends_it() -> None:
+    assert synthetic.minimum_requests(_counts(crossref=2000))["crossref"] == 3
+
+
+def test_minimum_requests_pubchem_asks_properties_and_synonyms_per_batch() -> None:
+    assert synthetic.minimum_requests(_counts(cids=201))["pubchem"] == 6
+
+
+def test_minimum_requests_scale_with_queries_except_compound_lookups() -> None:
+    one = synthetic.minimum_requests(_counts(pubmed=600, cids=5, chembl=5))
+    four = synthetic.minimum_requests(_counts(pubmed=600, cids=5, chembl=5), queries=4)
+    assert four["pubmed"] == 4 * one["pubmed"] == 12
+    assert (four["pubchem"], four["chembl"]) == (one["pubchem"], one["chembl"]) == (2, 1)
+
+
+def test_synthetic_snapshot_serves_every_record_and_ids_are_synthetic(tmp_path: Path) -> None:
+    counts = synthetic.Counts(
+        clinicaltrials=12, pubmed=7, europepmc=5, openalex=3, crossref=4, chembl=6, cids=9
+    )
+    loaded = load_snapshot(synthetic.write_snapshot(tmp_path / "snap", counts))
+
+    served = {s: len(loaded.of(s)) for s in ("clinicaltrials", "europepmc", "openalex", "crossref")}
+    assert served == {"clinicaltrials": 12, "europepmc": 5, "openalex": 3, "crossref": 4}
+    assert len(loaded.pubmed_articles) == 7 and len(loaded.of("chembl")) == 6
+    assert len(loaded.pubchem_properties) == len(loaded.pubchem_synonyms) == 9
+    first = loaded.of("clinicaltrials")[0]["protocolSection"]["identificationModule"]["nctId"]
+    assert first == "NCT90000001"
+    assert loaded.of("crossref")[0]["DOI"].startswith("10.5555/")
+    assert b'<PMID Version="1">99000001</PMID>' in loaded.pubmed_articles[0]
+
+
+def test_synthetic_reference_has_one_query_per_source_and_the_synthetic_compounds(
+    tmp_path: Path,
+) -> None:
+    counts = _counts(cids=250, molecules=2)
+    reference = synthetic.write_reference(tmp_path / "reference", counts)
+
+    queries = load_queries(reference)
+    assert set(queries) <= set(LIVE_SOURCES) and all(len(q) == 1 for q in queries.values())
+    cids, chembl_ids = load_compound_ids(reference)
+    assert cids == [990_000_001 + i for i in range(250)]
+    assert chembl_ids == ["CHEMBL99000001", "CHEMBL99000002"]
