@@ -85,14 +85,15 @@ def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str
     """Parse every file of `source` in the snapshot into `staging.<source>__<table>` tables.
 
     A file that is not in the source's format raises `SnapshotFormatError`; a bad record inside a
-    good file becomes a quarantine row; a record seen twice with different content keeps the
-    first and quarantines the second.
+    good file becomes a quarantine row with what is wrong with it; a good record seen again with
+    different content after a staged one keeps the first and quarantines the second (a
+    quarantined first is not "kept", so a later good version of it is staged).
     """
     parser = PARSERS[source]
     drop_staging(con, source)
     sink = StagingSink(con, source)
     stats = StageStats(source)
-    seen: dict[str, tuple[str, str]] = {}
+    seen: dict[str, tuple[str, str, bool]] = {}  # key -> (fingerprint, file, was staged)
     for path in snapshot.source_files(snapshot_dir, source):
         stats.files += 1
         file_name = path.relative_to(snapshot_dir).as_posix()
@@ -100,25 +101,23 @@ def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str
             stats.records_read += 1
             key = parser.record_key(record)
             raw = parser.raw(record)
+            fingerprint = hashlib.sha256(raw.encode()).hexdigest() if key is not None else ""
+            previous = seen.get(key) if key is not None else None
+            if previous is not None and previous[0] == fingerprint:
+                stats.duplicates += 1
+                continue
             reason = None
-            if key is not None:
-                fingerprint = hashlib.sha256(raw.encode()).hexdigest()
-                previous = seen.get(key)
-                if previous and previous[0] == fingerprint:
-                    stats.duplicates += 1
-                    continue
-                if previous:
-                    reason = (
-                        f"record {key} appears again with different content; "
-                        f"kept the first, from {previous[1]}"
-                    )
-                else:
-                    seen[key] = (fingerprint, file_name)
-            if reason is None:
-                try:
-                    rows = parser.parse(record)
-                except RecordError as exc:
-                    reason = str(exc)
+            try:
+                rows = parser.parse(record)
+            except RecordError as exc:
+                reason = str(exc)
+            if reason is None and previous is not None and previous[2]:
+                reason = (
+                    f"record {key} appears again with different content; "
+                    f"kept the first, from {previous[1]}"
+                )
+            if key is not None and (previous is None or not previous[2]):
+                seen[key] = (fingerprint, file_name, reason is None)
             if reason is not None:
                 stats.quarantined += 1
                 sink.add(

@@ -68,8 +68,8 @@ _PMID = re.compile(r"(\d+)$")
 
 
 def normalize_doi(value: str | None) -> str | None:
-    """DOI in lower case without resolver prefix; None when it is not a DOI."""
-    if not value:
+    """DOI in lower case without resolver prefix; None when it is not a DOI (or not text)."""
+    if not value or not isinstance(value, str):
         return None
     doi = _DOI_PREFIX.sub("", value.strip()).strip().lower()
     return doi if doi.startswith("10.") and "/" in doi else None
@@ -94,8 +94,8 @@ def normalize_pmid(value: str | int | None) -> str | None:
 
 
 def normalize_openalex_id(value: str | None) -> str | None:
-    """`W<n>` from `W123` or `https://openalex.org/W123`."""
-    if not value:
+    """`W<n>` from `W123` or `https://openalex.org/W123`; None when not text."""
+    if not value or not isinstance(value, str):
         return None
     match = _OPENALEX.search(value.strip().rstrip("/"))
     return match.group(1).upper() if match else None

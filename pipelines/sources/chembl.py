@@ -71,8 +71,8 @@ def parse_record(record: dict[str, Any], reference_dir: Path = REFERENCE_DIR) ->
     """One activity -> a `compound_targets` row (plus the `molecule_chembl_id` it came from).
 
     Raises:
-        RecordError: no activity id, molecule, target or type; a molecule the compound
-            reference does not know; a value that is not a number.
+        RecordError: no activity id, molecule, target or type; an activity id or a value that
+            is not a number; a molecule the compound reference does not know.
     """
     if not isinstance(record, dict):
         raise RecordError("activity is not a JSON object")
@@ -90,8 +90,10 @@ def parse_record(record: dict[str, Any], reference_dir: Path = REFERENCE_DIR) ->
         )
         if value is None
     ]
-    if missing or molecule is None:
+    if missing or molecule is None or activity_id is None:
         raise RecordError(f"activity has no {', '.join(missing)}")
+    if not activity_id.isdigit():
+        raise RecordError(f"activity_id {record['activity_id']!r} is not a number")
     compound_id = _compound_resolver(reference_dir)(molecule)
     if compound_id is None:
         raise RecordError(f"molecule {molecule} is not in the compound reference")

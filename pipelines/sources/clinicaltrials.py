@@ -85,6 +85,8 @@ _REGISTRY_IDS = (
 )
 """Secondary ids that are another registry's id, tried in order (CTIS before shorter EudraCT)."""
 _SECONDARY_TYPE = {"EUDRACT_NUMBER": "euctr", "CTIS": "ctis"}
+NCT_ID = re.compile(r"NCT\d{8}")
+"""The only form of id ClinicalTrials.gov issues: NCT and eight digits."""
 
 
 # --- snapshot files --------------------------------------------------------------------------
@@ -169,12 +171,15 @@ def parse_study(study: dict[str, Any]) -> TableRows:
     """One v2 study -> rows for every table it feeds, plus `publication_stubs`.
 
     Raises:
-        RecordError: no nctId, or a date or number the registry would never give.
+        RecordError: no nctId or one not of the form NCT + 8 digits, or a date or number the
+            registry would never give.
     """
     nct = record_key(study)
     if nct is None:
         raise RecordError("study has no protocolSection.identificationModule.nctId")
     nct = nct.strip()
+    if not NCT_ID.fullmatch(nct):
+        raise RecordError(f"nctId {nct!r} is not an NCT id (NCT and eight digits)")
     protocol = study["protocolSection"]
     references = _references(nct, _dig(protocol, "referencesModule", "references") or [])
     outcomes, results = _results(nct, study.get("resultsSection") or {})

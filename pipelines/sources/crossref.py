@@ -67,11 +67,13 @@ def parse_record(record: dict[str, Any]) -> TableRows:
     """One Crossref work -> a publications row (staging keys: abstract, update links).
 
     Raises:
-        RecordError: not an object, or no DOI.
+        RecordError: not an object, or no DOI, or a DOI that is not one (no `10.` prefix).
     """
     if not isinstance(record, dict):
         raise RecordError("item is not a JSON object")
     doi = normalize_doi(record.get("DOI"))
+    if doi is None and record.get("DOI") not in (None, ""):
+        raise RecordError(f"DOI {record['DOI']!r} is not a DOI (10.<prefix>/<suffix>)")
     if doi is None:
         raise RecordError("work has no DOI")
     published, precision = _date(record)

@@ -57,12 +57,18 @@ def parse_record(record: dict[str, Any]) -> TableRows:
     """One search result -> a publications row (staging keys: abstract, retraction links).
 
     Raises:
-        RecordError: not an object, or neither PMID nor DOI (no id a publication can take).
+        RecordError: not an object; neither PMID nor DOI (no id a publication can take); a PMID
+            that is not digits or a DOI that is not a DOI (an id is never guessed from those).
     """
     if not isinstance(record, dict):
         raise RecordError("result is not a JSON object")
-    pmid = normalize_pmid(record.get("pmid"))
-    doi = normalize_doi(record.get("doi"))
+    raw_pmid, raw_doi = record.get("pmid"), record.get("doi")
+    if raw_pmid not in (None, "") and not str(raw_pmid).strip().isdigit():
+        raise RecordError(f"PMID {raw_pmid!r} is not numeric")
+    pmid = normalize_pmid(raw_pmid)
+    doi = normalize_doi(raw_doi)
+    if doi is None and raw_doi not in (None, ""):
+        raise RecordError(f"DOI {raw_doi!r} is not a DOI (10.<prefix>/<suffix>)")
     publication_id = provisional_id(pmid, doi, None)
     if publication_id is None:
         raise RecordError("no PMID or DOI: the record cannot be identified as a publication")

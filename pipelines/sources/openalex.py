@@ -67,11 +67,13 @@ def parse_record(record: dict[str, Any]) -> TableRows:
     """One OpenAlex work -> a publications row (staging key: abstract).
 
     Raises:
-        RecordError: not an object, or no OpenAlex id.
+        RecordError: not an object, or no OpenAlex id, or an id that is not a work id (W<n>).
     """
     if not isinstance(record, dict):
         raise RecordError("work is not a JSON object")
     work_id = normalize_openalex_id(record.get("id"))
+    if work_id is None and record.get("id") not in (None, ""):
+        raise RecordError(f"OpenAlex id {record['id']!r} is not a work id (W<n>)")
     if work_id is None:
         raise RecordError("work has no OpenAlex id")
     ids = _dict(record.get("ids"))

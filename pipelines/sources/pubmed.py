@@ -109,10 +109,15 @@ def iter_records(path: Path) -> Iterator[Element]:
 
 def record_key(record: Element) -> str | None:
     """`PMID:<n>` of a record, for quarantine and logs."""
-    pmid = normalize_pmid(
-        record.findtext("MedlineCitation/PMID") or record.findtext("BookDocument/PMID")
-    )
+    text = record.findtext("MedlineCitation/PMID") or record.findtext("BookDocument/PMID")
+    pmid = normalize_pmid(text) if _is_digits(text) else None
     return f"PMID:{pmid}" if pmid else None
+
+
+def _is_digits(text: str | None) -> bool:
+    """A PMID element holds ASCII digits only; anything else is not a PMID to normalise."""
+    stripped = (text or "").strip()
+    return stripped.isascii() and stripped.isdigit()
 
 
 def record_raw(record: Element) -> str:
@@ -232,6 +237,8 @@ def _require(parent: Element, path: str) -> Element:
 
 
 def _pmid(value: str | None) -> str:
+    if value and value.strip() and not _is_digits(value):
+        raise RecordError(f"PMID {value.strip()!r} is not numeric")
     pmid = normalize_pmid(value)
     if not pmid:
         raise RecordError("record has no PMID")

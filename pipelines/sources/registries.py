@@ -16,6 +16,7 @@ from typing import Any
 from pipelines.normalize.dates import parse_partial_date
 from pipelines.normalize.design import registered_design
 from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from schemas.studies import STUDY_ID_PATTERN
 from schemas.vocab import ID_TYPES
 
 SOURCE = "registries"
@@ -103,8 +104,8 @@ def parse_row(row: dict[str, Any]) -> TableRows:
     """One registry row -> rows for studies and the tables hanging off it.
 
     Raises:
-        RecordError: a ragged row, no study id or registry id, an unknown id type, or a bad
-            enrollment or date.
+        RecordError: a ragged row, no study id or registry id, a study id the studies table
+            would refuse, an unknown id type, or a bad enrollment or date.
     """
     if EXTRA_CELLS in row:
         raise RecordError(f"row has {len(row[EXTRA_CELLS])} more cell(s) than the header")
@@ -113,6 +114,10 @@ def parse_row(row: dict[str, Any]) -> TableRows:
     study_id = record_key(row)
     if study_id is None:
         raise RecordError("row has no study_id")
+    if not re.fullmatch(STUDY_ID_PATTERN, study_id):
+        raise RecordError(
+            f"study_id {study_id!r} is not a study id (a registry id, or <registry>:<local id>)"
+        )
     registry_id = _text(row.get("registry_id"))
     if registry_id is None:
         raise RecordError(f"{study_id}: no registry_id")
