@@ -63,7 +63,8 @@ class StudyPublication(pa.DataFrameModel):
     link_type: Series[pd.StringDtype] = one_of(vocab.LINK_TYPES, "What the paper is to the study.")
     link_source: Series[pd.StringDtype] = one_of(
         vocab.LINK_SOURCES,
-        "How the link is known; curated_inference marks a link inferred by matching designs.",
+        "How the link is known; curated_inference marks a link inferred by matching designs, "
+        "source_publication the paper a literature-only study (PMID:<n>) is known from.",
     )
 
     class Config:

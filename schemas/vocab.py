@@ -66,6 +66,12 @@ OUTCOME_DOMAINS = (
 OUTCOME_SOURCES = ("registry_protocol", "registry_results", "literature")
 PUBLICATION_SOURCES = ("pubmed", "europepmc", "openalex", "crossref", "clinicaltrials")
 LINK_TYPES = ("result", "background", "derived", "report")
-LINK_SOURCES = ("registry_reference", "pubmed_databank", "text_mention", "curated_inference")
+LINK_SOURCES = (
+    "registry_reference",
+    "pubmed_databank",
+    "text_mention",
+    "curated_inference",
+    "source_publication",
+)
 COMPOUND_ROLES = ("kratom_alkaloid", "kratom_product", "comparator", "other")
 MATCHED_IN = ("title", "abstract", "mesh", "keywords")

@@ -29,12 +29,12 @@ HUMAN_DESIGNS = frozenset(
 )
 """Designs that only exist in people: the population is human unless a rule says otherwise."""
 
-SELF_LINK_SOURCE = "registry_reference"
+SELF_LINK_SOURCE = "source_publication"
 """link_source of the link between a literature-only study and the paper that defines it.
 
-The paper is that study's own record, as a registration is a registered study's: the link is
-read from the record itself, not inferred (curated_inference), found in prose (text_mention)
-or asserted by PubMed about another record (pubmed_databank)."""
+The paper is that study's own record: no registry states the link (so not registry_reference),
+nor is it inferred (curated_inference), found in prose (text_mention) or asserted by PubMed
+about another record (pubmed_databank)."""
 
 REGISTRY_ID_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bNCT\s?(\d{8})\b", re.IGNORECASE), "NCT{}"),

@@ -134,8 +134,8 @@ def test_literature_studies_end_to_end() -> None:
     }
     assert pairs == {
         ("NCT03414099", "PMID:1", "text_mention"),
-        ("PMID:2", "PMID:2", SELF_LINK_SOURCE),
-        ("PMID:6", "PMID:6", SELF_LINK_SOURCE),
+        ("PMID:2", "PMID:2", "source_publication"),
+        ("PMID:6", "PMID:6", "source_publication"),
     }
 
 
