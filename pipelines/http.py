@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -60,6 +60,9 @@ class RequestLogEntry:
     attempt: int
     started_at: float
     """The client's clock (monotonic by default) when the request started."""
+    problem: str | None = None
+    """Why this attempt was not the answer (HTTP 503, a reset, an HTML page with status 200);
+    None for the accepted response."""
 
 
 class ResponseRecorder:
@@ -333,25 +336,39 @@ class SourceHttp:
             response = self._client.send(request)
         except (httpx.TransportError, httpx.DecodingError) as exc:
             elapsed = self._clock() - started
-            self._note(RequestLogEntry(safe_url, None, 0, None, elapsed, attempt, started))
             problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            self._note(RequestLogEntry(safe_url, None, 0, None, elapsed, attempt, started, problem))
             return None, problem, self._backoff(attempt)
         except httpx.HTTPError as exc:
             raise SourceError(f"{self.source}: {safe_url} failed: {type(exc).__name__}") from None
         body = response.content
-        self._note(
-            RequestLogEntry(
-                safe_url,
-                response.status_code,
-                len(body),
-                hashlib.sha256(body).hexdigest(),
-                self._clock() - started,
-                attempt,
-                started,
-            )
+        entry = RequestLogEntry(
+            safe_url,
+            response.status_code,
+            len(body),
+            hashlib.sha256(body).hexdigest(),
+            self._clock() - started,
+            attempt,
+            started,
         )
         if self.on_response is not None:
             self.on_response(response)
+        try:
+            outcome = self._judge(response, safe_url, attempt, validate)
+        except SourceError as exc:
+            self._note(replace(entry, problem=str(exc)))
+            raise
+        self._note(replace(entry, problem=outcome[1] or None))
+        return outcome
+
+    def _judge(
+        self,
+        response: httpx.Response,
+        safe_url: str,
+        attempt: int,
+        validate: ResponseHook | None,
+    ) -> tuple[httpx.Response | None, str, float]:
+        """The answer, a problem to retry after a wait, or SourceError for a final failure."""
         status = response.status_code
         if status in RETRY_STATUSES:
             wait = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())

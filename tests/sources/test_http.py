@@ -284,6 +284,7 @@ def test_two_503_then_200_makes_three_requests(httpserver: HTTPServer) -> None:
     assert http.retries == 2
     assert [e.status for e in http.log] == [503, 503, 200]
     assert [e.attempt for e in http.log] == [1, 2, 3]
+    assert [e.problem for e in http.log] == ["HTTP 503", "HTTP 503", None]
 
 
 def test_404_fails_at_once_naming_source_and_url(httpserver: HTTPServer) -> None:
@@ -385,6 +386,10 @@ def test_html_page_with_status_200_is_retried_by_get_json(httpserver: HTTPServer
         assert http.get_json("/works") == {"message": {"items": []}}
     assert len(script.arrivals) == 2
     assert http.retries == 1
+    # The request log tells the rejected 200 from the accepted one, and why.
+    assert [e.status for e in http.log] == [200, 200]
+    assert http.log[0].problem is not None and "invalid body" in http.log[0].problem
+    assert http.log[1].problem is None
 
 
 def test_truncated_json_with_matching_length_is_retried_by_get_json(
