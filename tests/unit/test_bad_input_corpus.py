@@ -7,7 +7,6 @@ Cases live in `tests/data/bad_input/<source>/<what is wrong>.<ext>`, laid out li
 
 from __future__ import annotations
 
-import csv
 import shutil
 import sys
 import time
@@ -15,52 +14,18 @@ import uuid
 import xml.sax
 import xml.sax.handler
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from bad_input_corpus import CASES, CORPUS, OUTCOMES, Case
 
 from pipelines.snapshot import SOURCE_SUFFIX, SnapshotError
 from pipelines.sources import pubmed
 from pipelines.sources.base import SnapshotFormatError
 from pipelines.staging import PARSERS, StageStats, stage_source
 from pipelines.warehouse import ensure_schemas
-
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_input"
-OUTCOMES = ("error", "quarantine", "ok")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One row of EXPECTED.csv."""
-
-    path: str
-    outcome: str
-    reason: str
-    together_with: tuple[str, ...]
-
-    @property
-    def source(self) -> str:
-        return self.path.split("/")[0]
-
-
-def load_cases(corpus: Path = CORPUS) -> list[Case]:
-    """Cases in file order; `together_with` names files staged before the case (same source)."""
-    with (corpus / "EXPECTED.csv").open(newline="", encoding="utf-8") as f:
-        return [
-            Case(
-                row["case"],
-                row["outcome"],
-                row["reason_contains"],
-                tuple(p for p in row["together_with"].split(";") if p),
-            )
-            for row in csv.DictReader(f)
-        ]
-
-
-CASES = load_cases()
 
 
 def _cases(outcome: str) -> list[Any]:
