@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipelines import paths
 
@@ -54,30 +54,46 @@ def _refuse_published(outputs: DataDir, version: str) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Materialise every asset from a snapshot and publish a release."""
+    outputs = _outputs(args)
+    created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata = publish_snapshot(
+        Path(args.snapshot).resolve(), outputs, args.release_version, created_at
+    )
+    print(metadata["message"].value)
+    _print_summary(outputs, metadata)
+    return 0
+
+
+def publish_snapshot(
+    snapshot_dir: Path, outputs: DataDir, release_version: str | None, created_at: str
+) -> dict[str, Any]:
+    """Build every asset from a snapshot and publish; the release asset's metadata.
+
+    Shared by `build`, `refresh` and the Dagster refresh job, so all three publish alike.
+
+    Raises:
+        CliError: the build failed (one line naming the step or check).
+    """
     import dagster as dg
 
     from pipelines.definitions import make_definitions
     from pipelines.release.publish import exclusive
     from pipelines.snapshot import read_info
 
-    snapshot_dir = Path(args.snapshot).resolve()
     read_info(snapshot_dir)
-    outputs = _outputs(args)
-    data_dir = outputs.root
-    created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     defs = make_definitions(
         str(snapshot_dir),
-        str(data_dir),
-        args.release_version,
+        str(outputs.root),
+        release_version,
         created_at=created_at,
-        catalog=args.catalog,
-        catalog_data_path=args.catalog_data_path,
+        catalog=outputs.catalog_url,
+        catalog_data_path=outputs.data_path,
     )
     job = defs.resolve_job_def("build")
     # The whole build holds the lock: the warehouse file is shared as well as the release.
     with exclusive(outputs):
-        if args.release_version:
-            _refuse_published(outputs, args.release_version)
+        if release_version:
+            _refuse_published(outputs, release_version)
         result = job.execute_in_process(
             instance=dg.DagsterInstance.ephemeral(),
             raise_on_error=False,
@@ -96,10 +112,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         and e.event_specific_data.materialization.asset_key.path  # type: ignore[union-attr]
         == ["release", "published"]
     ]
-    metadata = published[-1].metadata
-    print(metadata["message"].value)
-    _print_summary(outputs, metadata)
-    return 0
+    return dict(published[-1].metadata)
 
 
 def _first_failure(result: object) -> str:

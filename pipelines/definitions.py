@@ -10,7 +10,13 @@ from pipelines.assets.curated import CURATED_ASSETS, CURATED_CHECKS
 from pipelines.assets.raw import RAW_ASSETS
 from pipelines.assets.release import published_release
 from pipelines.assets.staging import STAGING_ASSETS
-from pipelines.resources import ReleaseResource, SnapshotResource
+from pipelines.automation import clinicaltrials_version_sensor, refresh_job, weekly_refresh
+from pipelines.resources import (
+    LiveCredentialsResource,
+    LiveSourcesResource,
+    ReleaseResource,
+    SnapshotResource,
+)
 
 ASSETS = [*RAW_ASSETS, *STAGING_ASSETS, *CURATED_ASSETS, published_release]
 CHECKS = [*CURATED_CHECKS]
@@ -39,8 +45,17 @@ def make_definitions(
             "snapshot_store": SnapshotResource(path=snapshot),
             "warehouse": DuckDBResource(database=str(release.outputs.warehouse)),
             "release": release,
+            "live_sources": LiveSourcesResource(),
+            # Names, not values: Dagster resolves them at run time and never displays them.
+            "live_credentials": LiveCredentialsResource(
+                email=dg.EnvVar("KRATOM_EVIDENCE_EMAIL"),
+                ncbi_api_key=dg.EnvVar("NCBI_API_KEY"),
+                openalex_api_key=dg.EnvVar("OPENALEX_API_KEY"),
+            ),
         },
-        jobs=[dg.define_asset_job("build", selection=dg.AssetSelection.all())],
+        jobs=[dg.define_asset_job("build", selection=dg.AssetSelection.all()), refresh_job],
+        schedules=[weekly_refresh],
+        sensors=[clinicaltrials_version_sensor],
     )
 
 

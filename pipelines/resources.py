@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from pipelines import paths
+from pipelines.refresh import LIVE_BASE_URLS, LIVE_SOURCES, Credentials, HttpSettings, RefreshError
 from pipelines.release.publish import DataDir
 from pipelines.snapshot import SnapshotInfo, read_info
 
@@ -44,3 +46,55 @@ class ReleaseResource(dg.ConfigurableResource):
     @property
     def reference(self) -> Path:
         return Path(self.reference_dir)
+
+
+class LiveSourcesResource(dg.ConfigurableResource):
+    """Where the live APIs answer and how politely the refresh asks them; holds no secret.
+
+    Kept apart from the credentials so the version sensor polls with no key set.
+    """
+
+    base_urls: dict[str, str] = Field(default_factory=lambda: dict(LIVE_BASE_URLS))
+    """Base URL per live source; a source left out keeps its live default."""
+    timeout: float = HttpSettings.timeout
+    max_tries: int = HttpSettings.max_tries
+    backoff_base: float = HttpSettings.backoff_base
+    backoff_cap: float = HttpSettings.backoff_cap
+    pace: float = HttpSettings.pace
+    """Factor on every source's minimum interval: 1 for the real APIs, 0 for an emulator."""
+
+    def urls(self) -> dict[str, str]:
+        """Base URL of every live source; an unknown source name is a configuration error."""
+        unknown = sorted(set(self.base_urls) - set(LIVE_SOURCES))
+        if unknown:
+            raise RefreshError(f"base_urls: unknown sources {unknown} (known: {LIVE_SOURCES})")
+        return {**LIVE_BASE_URLS, **{k: v.rstrip("/") for k, v in self.base_urls.items()}}
+
+    def settings(self) -> HttpSettings:
+        """The refresh client's knobs."""
+        return HttpSettings(
+            timeout=self.timeout,
+            max_tries=self.max_tries,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+            pace=self.pace,
+        )
+
+
+class LiveCredentialsResource(dg.ConfigurableResource):
+    """Contact e-mail and API keys, wired with `dg.EnvVar` so Dagster shows names, never values.
+
+    An empty value means "not set" (`.env.example` lists all three empty); repr hides them.
+    """
+
+    email: str = Field(default="", repr=False)
+    ncbi_api_key: str = Field(default="", repr=False)
+    openalex_api_key: str = Field(default="", repr=False)
+
+    def credentials(self) -> Credentials:
+        """The refresh's Credentials (whose repr hides them too)."""
+        return Credentials(
+            email=self.email or None,
+            ncbi_api_key=self.ncbi_api_key or None,
+            openalex_api_key=self.openalex_api_key or None,
+        )
