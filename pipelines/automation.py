@@ -146,6 +146,7 @@ def publish_recorded(
 @dg.job(
     name=JOB_NAME,
     description="Live refresh: record every source into a new snapshot, then publish from it.",
+    # A run-queue tag limit on this tag keeps scheduled and sensor runs from overlapping.
     tags={"kratom-evidence/kind": "refresh"},
 )
 def refresh_job() -> None:
