@@ -1,0 +1,199 @@
+"""A refresh killed with SIGKILL mid-way, then run again, fetches no recorded page twice.
+
+The real CLI runs in a child process against the emulator in this process, whose request list
+is the evidence: after the kill, the snapshot is incomplete and `build` refuses it; the rerun
+finishes it asking only for pages not recorded before the kill. The pages in flight at the kill
+(requested, not yet written: at most one per source, each source fetching one page at a time)
+are the only ones asked again, and the release equals a clean refresh's, table for table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from pipelines import paths
+from pipelines.cli import main
+from pipelines.emulator import EmulatorServer, Reply, make_server, start_in_thread
+from pipelines.refresh import LIVE_SOURCES, REQUEST_LOG, load_queries
+
+pytestmark = pytest.mark.slow
+
+KILL_AFTER_PAGES = 1
+"""ClinicalTrials.gov pages recorded before the kill: its 16 queries take over 6 s at pace 0.3,
+so the kill lands while it (and often PubMed, 8 requests at 0.105 s) is still paging."""
+CT_ANSWER_SECONDS = 0.3
+"""The emulator answers ClinicalTrials.gov this slowly here, so the kill finds a page in flight."""
+CT_STUDIES = "/clinicaltrials/api/v2/studies?"
+ESEARCH = "/pubmed/esearch.fcgi?"
+"""esearch is asked again on resume (it opens the history the efetch pages need): not a page."""
+EFETCH = "/pubmed/efetch.fcgi?"
+
+
+class _SlowAnswers:
+    """The emulator's router, `seconds` slower for targets under `prefix`; counts those in hand."""
+
+    def __init__(self, answer: Callable[[str], Reply], prefix: str, seconds: float) -> None:
+        self.answer, self.prefix, self.seconds = answer, prefix, seconds
+        self.begun = self.done = 0
+
+    def __call__(self, target: str) -> Reply:
+        if not target.startswith(self.prefix):
+            return self.answer(target)
+        self.begun += 1
+        time.sleep(self.seconds)
+        self.done += 1
+        return self.answer(target)
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    server = make_server(paths.BUNDLED_SNAPSHOT)
+    slow = _SlowAnswers(server.api.answer, CT_STUDIES, CT_ANSWER_SECONDS)
+    server.api.answer = slow  # type: ignore[method-assign]
+    start_in_thread(server)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _refresh_command(data_dir: Path, url: str, pace: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "refresh",
+        "--data-dir",
+        str(data_dir),
+        "--base-url",
+        f"all={url}",
+        "--no-progress",
+        "--pace",
+        pace,
+    ]
+
+
+def _snapshot(data_dir: Path) -> Path | None:
+    folders = sorted((data_dir / "snapshots").glob("*/"))
+    return folders[0] if folders else None
+
+
+def _recorded(folder: Path) -> Counter[str]:
+    """Pages written per source (a `.part` temp file is not a page yet)."""
+    return Counter(
+        path.parent.name
+        for source in LIVE_SOURCES
+        for path in (folder / source).glob("*")
+        if not path.name.startswith(".")
+    )
+
+
+def _source(page: str) -> str:
+    return page.lstrip("/").split("/", 1)[0]
+
+
+def page_requests(requests: list[str]) -> list[str]:
+    """One key per page asked, in order; esearch calls left out.
+
+    The emulator's WebEnv is one constant, so the efetch URLs of two queries are the same: an
+    efetch is keyed by the term of the esearch before it (PubMed is fetched one request at a
+    time, so that is its query) as well as its URL.
+    """
+    pages, term = [], ""
+    for path in requests:
+        if path.startswith(ESEARCH):
+            term = parse_qs(urlsplit(path).query)["term"][0]
+        elif path.startswith(EFETCH):
+            pages.append(f"{path}#term={term}")
+        else:
+            pages.append(path)
+    return pages
+
+
+def _kill_with_page_in_flight(
+    process: subprocess.Popen[bytes], data_dir: Path, server: EmulatorServer
+) -> Path:
+    """Poll until ClinicalTrials.gov has pages recorded and the emulator holds the next one.
+
+    SIGKILL then lands with that page in flight: asked, not answered, so not recorded.
+    """
+    slow: _SlowAnswers = server.api.answer  # type: ignore[assignment]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        folder = _snapshot(data_dir)
+        recorded = _recorded(folder)["clinicaltrials"] if folder is not None else 0
+        if recorded >= KILL_AFTER_PAGES and slow.begun > slow.done:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            return folder
+        time.sleep(0.02)
+    process.kill()
+    pytest.fail(f"refresh ended or stalled before {KILL_AFTER_PAGES} pages were recorded")
+
+
+def _table_hashes(data_dir: Path) -> dict[str, str]:
+    (manifest,) = sorted((data_dir / "releases").glob("*/manifest.json"))
+    tables = json.loads(manifest.read_text(encoding="utf-8"))["tables"]
+    return {name: entry["sha256"] for name, entry in tables.items()}
+
+
+def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_tables(
+    tmp_path: Path, emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    first = subprocess.Popen(
+        _refresh_command(killed_dir, emulator.base_url, "0.3"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    folder = _kill_with_page_in_flight(first, killed_dir, emulator)
+    time.sleep(CT_ANSWER_SECONDS + 0.2)  # let handler threads finish what reached them
+    before = page_requests(list(emulator.requests))
+    recorded = _recorded(folder)
+    pages_asked = Counter(_source(p) for p in before)
+    in_flight = {s: pages_asked[s] - recorded[s] for s in LIVE_SOURCES}
+
+    assert first.returncode == -signal.SIGKILL
+    assert json.loads((folder / "SNAPSHOT.json").read_text())["complete"] is False
+    assert not (folder / REQUEST_LOG).exists()
+    assert main(["build", "--snapshot", str(folder), "--data-dir", str(tmp_path / "b")]) != 0
+    assert "marked incomplete" in capsys.readouterr().err
+    ct_queries = len(load_queries(paths.REFERENCE_DIR)["clinicaltrials"])
+    assert KILL_AFTER_PAGES <= recorded["clinicaltrials"] < ct_queries
+    assert in_flight["clinicaltrials"] == 1
+    assert all(0 <= in_flight[s] <= 1 for s in LIVE_SOURCES), in_flight
+
+    rerun = subprocess.run(
+        _refresh_command(killed_dir, emulator.base_url, "0"), capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    after = page_requests(list(emulator.requests))[len(before) :]
+    asked_before = set(before)
+    again = Counter(_source(p) for p in after if p in asked_before)
+
+    pages_after = Counter(_source(p) for p in after)
+    finished = _recorded(folder)
+
+    assert {s: again[s] for s in LIVE_SOURCES} == in_flight
+    assert {s: pages_after[s] for s in LIVE_SOURCES} == {
+        s: finished[s] - recorded[s] for s in LIVE_SOURCES
+    }
+    assert list((killed_dir / "snapshots").iterdir()) == [folder]
+    clean = subprocess.run(
+        _refresh_command(clean_dir, emulator.base_url, "0"), capture_output=True, text=True
+    )
+    assert clean.returncode == 0, clean.stderr
+    assert _recorded(_snapshot(clean_dir) or clean_dir) == finished
+    assert _table_hashes(killed_dir) == _table_hashes(clean_dir)
