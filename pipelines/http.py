@@ -42,6 +42,10 @@ class SourceError(RuntimeError):
     """A live source failed for good: a final 4xx, or every try used up. One line, no secret."""
 
 
+class PagingError(ValueError):
+    """A source answered with a page that cannot be followed (not JSON, or a token loop)."""
+
+
 class InvalidBody(ValueError):
     """A 2xx body that is not what was asked for (HTML error page, cut-off JSON): retry it."""
 
@@ -100,6 +104,12 @@ def redact_url(url: httpx.URL | str, secret_params: Iterable[str] = DEFAULT_SECR
         return str(url)
     pairs = [(k, REDACTED if k.lower() in names else v) for k, v in url.params.multi_items()]
     return str(url.copy_with(query=urlencode(pairs, safe="*").encode()))
+
+
+def page_url(base_url: str, path: str, params: Mapping[str, Any] | None = None) -> str:
+    """The URL a pager asked for, secrets redacted: for errors that must name it."""
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    return redact_url(httpx.URL(base_url.rstrip("/") + path, params=query))
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from pipelines.http import PagingError, page_url
 from pipelines.normalize.compounds import load_compound_lexicon
 from pipelines.paths import REFERENCE_DIR
 from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
@@ -166,12 +167,23 @@ class JsonClient(Protocol):
 def iter_activity_pages(
     http: JsonClient, chembl_ids: Sequence[str], limit: int = PAGE_LIMIT
 ) -> Iterator[dict[str, Any]]:
-    """Activity pages for `chembl_ids`, following `page_meta.next` until it is null."""
+    """Activity pages for `chembl_ids`, following `page_meta.next` until it is null.
+
+    An empty page with a next link is followed; a link already followed is a loop: an error
+    naming the source and URL.
+    """
     path, params = ACTIVITY_PATH, activity_params(chembl_ids, limit)
+    followed: set[str] = set()
     for number in itertools.count(1):
         body = http.get_json(path, params, record_as=f"activity_{number:05d}.json")
         yield body
         _, next_link = page_items(body)
         if next_link is None:
             return
+        if next_link in followed:
+            raise PagingError(
+                f"{SOURCE}: page {number} ({page_url(http.base_url, path, params)}): "
+                f"page_meta.next {next_link!r} goes back to a page already fetched"
+            )
+        followed.add(next_link)
         path, params = next_request(next_link, http.base_url)

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Protocol
 
 import ijson
 
+from pipelines.http import PagingError, page_url
 from pipelines.normalize.dates import parse_partial_date
 from pipelines.normalize.design import registered_design
 from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
@@ -629,6 +630,8 @@ _NCT_PATH = f"{_ITEM}.protocolSection.identificationModule.nctId"
 class StudiesClient(Protocol):
     """The part of the shared client (`pipelines.http.SourceHttp`) this pager uses."""
 
+    base_url: str
+
     def get_bytes(
         self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
     ) -> bytes: ...
@@ -636,10 +639,6 @@ class StudiesClient(Protocol):
     def get_json(
         self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
     ) -> Any: ...
-
-
-class PagingError(ValueError):
-    """The registry answered with a page that cannot be followed (not JSON, or a token loop)."""
 
 
 @dataclass(frozen=True)
@@ -697,8 +696,13 @@ def fetch_version(http: StudiesClient) -> str:
 
 
 def _scanned_pages(http: StudiesClient, query: str) -> Iterator[tuple[bytes, list[str]]]:
-    """(page body, its NCT ids), following nextPageToken; a repeated token is an error."""
+    """(page body, its NCT ids), following nextPageToken, through empty pages too.
+
+    A token already followed is an error naming the source and the page's URL: following it
+    again would loop forever.
+    """
     token: str | None = None
+    followed: set[str] = set()
     for number in itertools.count(1):
         params: dict[str, Any] = {"query.term": query, "pageSize": PAGE_SIZE}
         if token:
@@ -708,8 +712,13 @@ def _scanned_pages(http: StudiesClient, query: str) -> Iterator[tuple[bytes, lis
         yield body, ids
         if not next_token:
             return
-        if next_token == token:
-            raise PagingError(f"query {query!r} page {number}: nextPageToken repeats {token!r}")
+        if next_token in followed:
+            url = page_url(http.base_url, STUDIES_PATH, params)
+            raise PagingError(
+                f"{SOURCE}: query {query!r} page {number} ({url}): nextPageToken repeats "
+                f"{next_token!r}, a page already fetched"
+            )
+        followed.add(next_token)
         token = next_token
 
 

@@ -235,8 +235,9 @@ def default_params(mailto: str) -> dict[str, str]:
 def iter_works_pages(http: JsonClient, query: str, rows: int = ROWS) -> Iterator[dict[str, Any]]:
     """`/works` pages for `query` with deep-paging cursors, until a page has no items.
 
-    Pages are recorded as crossref/works-NNNN.json (the last, empty page too: it is what the
-    source answered).
+    An empty page ends the walk even when it carries a next-cursor: that is how Crossref says
+    the results ran out, so no cursor is followed from an empty page. Pages are recorded as
+    crossref/works-NNNN.json (the last, empty page too: it is what the source answered).
     """
     cursor: str | None = "*"
     for number in itertools.count(1):

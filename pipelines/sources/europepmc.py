@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipelines.http import PagingError, page_url
 from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid, provisional_id
 from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
 from pipelines.sources.pubmed import date_from_parts, parse_text_date
@@ -220,6 +221,8 @@ def _comment_links(record: dict[str, Any]) -> dict[str, list[str]]:
 class JsonClient(Protocol):
     """The part of the shared client (`pipelines.http.SourceHttp`) the pager uses."""
 
+    base_url: str
+
     def get_json(
         self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
     ) -> Any: ...
@@ -230,14 +233,15 @@ def iter_search_pages(
 ) -> Iterator[dict[str, Any]]:
     """Core search pages for `query`, following cursorMark.
 
-    Stops when a page has no results, has no nextCursorMark, or hands back a cursor already
-    used (Europe PMC repeats the cursor on the last page). Pages are recorded as
-    europepmc/search-NNNN.json.
+    Stops when a page has no nextCursorMark or hands back its own cursor (Europe PMC repeats
+    the cursor on the last page); an empty page with a new cursor is followed. A cursor that
+    goes back to an earlier page is a loop: an error naming the source and URL. Pages are
+    recorded as europepmc/search-NNNN.json.
     """
     cursor = "*"
     used = {cursor}
     for number in itertools.count(1):
-        params = {
+        params: dict[str, Any] = {
             "query": query,
             "format": "json",
             "resultType": "core",
@@ -246,10 +250,14 @@ def iter_search_pages(
         }
         body = http.get_json(SEARCH_PATH, params, record_as=f"search-{number:04d}.json")
         yield body
-        results = body.get("resultList", {}).get("result") if isinstance(body, dict) else None
         next_cursor = body.get("nextCursorMark") if isinstance(body, dict) else None
-        if not results or not next_cursor or next_cursor in used:
+        if not next_cursor or next_cursor == cursor:
             return
+        if next_cursor in used:
+            raise PagingError(
+                f"{SOURCE}: page {number} ({page_url(http.base_url, SEARCH_PATH, params)}): "
+                f"nextCursorMark {next_cursor!r} goes back to a page already fetched"
+            )
         used.add(next_cursor)
         cursor = next_cursor
 

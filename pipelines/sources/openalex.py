@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipelines.http import PagingError, page_url
 from pipelines.normalize.dedup import (
     normalize_doi,
     normalize_openalex_id,
@@ -194,6 +195,8 @@ def _mesh(items: Any) -> list[str]:
 class JsonClient(Protocol):
     """The part of the shared client (`pipelines.http.SourceHttp`) the pager uses."""
 
+    base_url: str
+
     def get_json(
         self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
     ) -> Any: ...
@@ -212,17 +215,26 @@ def iter_works_pages(
 ) -> Iterator[dict[str, Any]]:
     """`/works` pages for `search`, following `meta.next_cursor` until it is null.
 
-    Pages are recorded as openalex/works-NNNN.json.
+    An empty page that still carries a cursor is followed; a cursor already used is a loop: an
+    error naming the source and URL. Pages are recorded as openalex/works-NNNN.json.
     """
-    cursor: str | None = "*"
+    cursor = "*"
+    used = {cursor}
     for number in itertools.count(1):
-        params = {"search": search, "per-page": per_page, "cursor": cursor}
+        params: dict[str, Any] = {"search": search, "per-page": per_page, "cursor": cursor}
         body = http.get_json(WORKS_PATH, params, record_as=f"works-{number:04d}.json")
         yield body
         meta = body.get("meta") if isinstance(body, dict) else None
-        cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
-        if not cursor or not body.get("results"):
+        next_cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+        if not next_cursor:
             return
+        if next_cursor in used:
+            raise PagingError(
+                f"{SOURCE}: page {number} ({page_url(http.base_url, WORKS_PATH, params)}): "
+                f"next_cursor {next_cursor!r} goes back to a page already fetched"
+            )
+        used.add(next_cursor)
+        cursor = next_cursor
 
 
 def _dict(value: Any) -> dict[str, Any]:
