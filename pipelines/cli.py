@@ -97,7 +97,8 @@ def publish_snapshot(
         result = job.execute_in_process(
             instance=dg.DagsterInstance.ephemeral(),
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # A failure becomes one line below; Dagster's own ERROR event would add its trace.
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
     if not result.success:
         raise CliError(_first_failure(result))
@@ -118,9 +119,10 @@ def publish_snapshot(
 def _first_failure(result: object) -> str:
     for event in result.all_events:  # type: ignore[attr-defined]
         if event.is_step_failure:
-            error = event.step_failure_data.error
-            cause = error
-            while cause.cause is not None:
+            # The first error under Dagster's wrappers is what our code raised: its message
+            # names the file or record; the causes below it are the library's detail.
+            cause = event.step_failure_data.error
+            while cause.cause is not None and cause.cls_name.startswith("Dagster"):
                 cause = cause.cause
             lines = [line for line in cause.message.strip().splitlines() if line.strip()]
             return f"build failed in {event.step_key}: {lines[0] if lines else cause.cls_name}"
