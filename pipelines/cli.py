@@ -292,8 +292,6 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     from pipelines.refresh import Credentials, HttpSettings, parse_base_urls, refresh
 
-    if args.since_last:
-        raise CliError("--since-last is not implemented yet: run a full refresh")
     creds = Credentials(
         email=os.environ.get("KRATOM_EVIDENCE_EMAIL") or None,
         ncbi_api_key=os.environ.get("NCBI_API_KEY") or None,
@@ -314,6 +312,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         datetime.now(UTC),
         settings=settings,
         show_progress=not args.no_progress,
+        since_last=args.since_last,
     )
     if not result.complete:
         error = result.first_error or "a source stopped"

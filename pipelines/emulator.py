@@ -3,6 +3,8 @@
 `kratom-evidence serve-snapshot DIR` answers any search with every record of that source in the
 snapshot, paged the way the real API pages (ClinicalTrials.gov pageToken, E-utilities history,
 Europe PMC cursorMark, OpenAlex and Crossref cursors, PubChem by CID, ChEMBL page_meta.next).
+A change-window filter (what `refresh --since-last` sends) narrows that to the records whose own
+date field lies in the window; a record without one counts as unchanged.
 With `faults` it answers a seeded share of requests the way real APIs fail, so a refresh can be
 tested against 429s, 5xx, resets, stalls, cut-off bodies and HTML error pages.
 """
@@ -62,6 +64,8 @@ class SnapshotRecords:
     pubchem_properties: list[dict[str, Any]] = field(default_factory=list)
     pubchem_synonyms: list[dict[str, Any]] = field(default_factory=list)
     pubmed_articles: list[bytes] = field(default_factory=list)
+    pubmed_modified: list[str] = field(default_factory=list)
+    """Per article, its modification date (YYYY-MM-DD, empty when the XML carries none)."""
     pubmed_doctype: str = DEFAULT_DOCTYPE
 
     def of(self, source: str) -> list[Any]:
@@ -105,13 +109,105 @@ def load_snapshot(snapshot_dir: Path) -> SnapshotRecords:
         if doctype:
             loaded.pubmed_doctype = doctype.group(0).decode()
         root = SafeET.fromstring(body, forbid_dtd=False)
-        loaded.pubmed_articles.extend(_article_bytes(child) for child in root)
+        for child in root:
+            loaded.pubmed_modified.append(pubmed_modified(child))
+            loaded.pubmed_articles.append(article_bytes(child))
     return loaded
 
 
-def _article_bytes(element: Element) -> bytes:
+def article_bytes(element: Element) -> bytes:
+    """One efetch record as it sits in an emulated (or merged) <PubmedArticleSet>."""
     element.tail = "\n"
     return tostring(element, encoding="utf-8", xml_declaration=False)
+
+
+def efetch_document(doctype: str, articles: Sequence[bytes]) -> bytes:
+    """An efetch XML body around `articles`, in the layout every emulated page has."""
+    head = [b'<?xml version="1.0" ?>\n', doctype.encode(), b"\n<PubmedArticleSet>\n"]
+    return b"".join([*head, *articles, b"</PubmedArticleSet>\n"])
+
+
+def doctype_of(body: bytes) -> str:
+    """The DOCTYPE line of an efetch body, or the current PubMed one when it has none."""
+    match = _DOCTYPE.search(body)
+    return match.group(0).decode() if match else DEFAULT_DOCTYPE
+
+
+def pubmed_modified(record: Element) -> str:
+    """When NCBI last changed the record (`datetype=mdat`): DateRevised, else DateCompleted."""
+    for tag in ("DateRevised", "DateCompleted"):
+        parts = [
+            record.findtext(f"MedlineCitation/{tag}/{p}") or "" for p in ("Year", "Month", "Day")
+        ]
+        if all(p.strip().isdigit() for p in parts):
+            year, month, day = (int(p) for p in parts)
+            return f"{year:04d}-{month:02d}-{day:02d}"
+    return ""
+
+
+def crossref_updated(work: dict[str, Any]) -> str:
+    """`deposited` date of a work: Crossref's from-update-date is "currently the same"."""
+    deposited = work.get("deposited") if isinstance(work, dict) else None
+    if not isinstance(deposited, dict):
+        return ""
+    stamp = deposited.get("date-time")
+    if isinstance(stamp, str) and stamp:
+        return stamp[:10]
+    parts = (deposited.get("date-parts") or [[]])[0]
+    if len(parts) == 3 and all(isinstance(p, int) for p in parts):
+        return f"{parts[0]:04d}-{parts[1]:02d}-{parts[2]:02d}"
+    return ""
+
+
+def europepmc_updated(record: dict[str, Any]) -> str:
+    """Latest of the dates a core result carries about its own record (revision, indexing)."""
+    dates = [str(record.get(k) or "") for k in ("dateOfRevision", "firstIndexDate")]
+    return max(dates)
+
+
+def openalex_updated(work: dict[str, Any]) -> str:
+    """`updated_date` of a work, as a day."""
+    return str(work.get("updated_date") or "")[:10]
+
+
+def within(value: str, low: str, high: str) -> bool:
+    """An ISO date inside [low, high] (either bound may be MIN / MAX); no date is outside."""
+    if not value:
+        return False
+    return (low == "MIN" or value >= low) and (high == "MAX" or value[: len(high)] <= high)
+
+
+def since_filter(expression: str | None, name: str) -> str | None:
+    """The date of a `filter=<name>:<date>` parameter (OpenAlex, Crossref); None without one.
+
+    Any other filter is refused with a ValueError rather than silently ignored.
+    """
+    if not expression:
+        return None
+    since = None
+    for part in expression.split(","):
+        key, _, value = part.partition(":")
+        if key.strip() != name or not _ISO_DAY.match(value.strip()):
+            raise ValueError(f"unsupported filter {part!r}")
+        since = value.strip()[:10]
+    return since
+
+
+def _pubmed_window(params: dict[str, str]) -> tuple[str, str] | None:
+    """esearch `datetype=mdat&mindate&maxdate` as an ISO date pair; None when not filtered."""
+    low, high = params.get("mindate"), params.get("maxdate")
+    if low is None and high is None:
+        return None
+    if params.get("datetype") != "mdat" or not low or not high:
+        raise ValueError("datetype=mdat with both mindate and maxdate is all this emulator filters")
+    return _slash_day(low), _slash_day(high)
+
+
+def _slash_day(value: str) -> str:
+    parts = value.strip().split("/")
+    if not parts or not all(p.isdigit() for p in parts):
+        raise ValueError(f"not an E-utilities date: {value!r}")
+    return "-".join([f"{int(parts[0]):04d}", *(f"{int(p):02d}" for p in parts[1:])])
 
 
 @dataclass(frozen=True)
@@ -156,6 +252,8 @@ def _page(items: list[Any], offset: int, size: int) -> tuple[list[Any], int | No
 
 
 _RANGE = re.compile(r"^AREA\[(\w+)\]RANGE\[([\w-]+),\s*([\w-]+)\]$")
+_UPDATE_RANGE = re.compile(r"UPDATE_DATE:\[\s*([\w-]+)\s+TO\s+([\w-]+)\s*\]")
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _DATE_FIELDS = {
     "LastUpdatePostDate": "lastUpdatePostDateStruct",
     "StudyFirstPostDate": "studyFirstPostDateStruct",
@@ -178,10 +276,7 @@ def study_filter(expression: str | None) -> Callable[[dict[str, Any]], bool]:
 
     def keep(study: dict[str, Any]) -> bool:
         status = study.get("protocolSection", {}).get("statusModule", {})
-        value = str(status.get(struct, {}).get("date") or "")
-        if not value:
-            return False
-        return (low == "MIN" or value >= low) and (high == "MAX" or value[: len(high)] <= high)
+        return within(str(status.get(struct, {}).get("date") or ""), low, high)
 
     return keep
 
@@ -233,40 +328,53 @@ class SnapshotApi:
         return _json(doc)
 
     def pubmed(self, path: str, params: dict[str, str]) -> Reply:
-        """E-utilities esearch (usehistory=y, JSON) and efetch (retstart/retmax, XML)."""
-        count = len(self.data.pubmed_articles)
+        """E-utilities esearch (usehistory=y, JSON) and efetch (retstart/retmax, XML).
+
+        A `datetype=mdat` window travels inside the WebEnv, so efetch pages the same hits.
+        """
         if path == "/esearch.fcgi":
+            try:
+                window = _pubmed_window(params)
+            except ValueError as exc:
+                return _json({"esearchresult": {"ERROR": str(exc)}})
+            webenv = _WEBENV if window is None else f"{_WEBENV}:{window[0]}:{window[1]}"
             result = {
-                "count": str(count),
+                "count": str(len(self._pubmed_hits(window))),
                 "retmax": "0",
                 "retstart": "0",
                 "idlist": [],
                 "querykey": "1",
-                "webenv": _WEBENV,
+                "webenv": webenv,
             }
             return _json({"header": {"type": "esearch", "version": "0.3"}, "esearchresult": result})
         if path != "/efetch.fcgi":
             return _error(404, f"unknown path {path}")
-        if params.get("WebEnv") != _WEBENV or params.get("query_key") != "1":
+        webenv = params.get("WebEnv", "")
+        base, _, window_text = webenv.partition(":")
+        low, _, high = window_text.partition(":")
+        if base != _WEBENV or params.get("query_key") != "1" or bool(window_text) != bool(high):
             return Reply(400, b"<ERROR>Unable to obtain query #1</ERROR>", "text/xml")
+        hits = self._pubmed_hits((low, high) if window_text else None)
         start = _int(params, "retstart", 0)
-        articles = self.data.pubmed_articles[start : start + _int(params, "retmax", 20)]
-        body = b"".join(
-            [
-                b'<?xml version="1.0" ?>\n',
-                self.data.pubmed_doctype.encode(),
-                b"\n<PubmedArticleSet>\n",
-                *articles,
-                b"</PubmedArticleSet>\n",
-            ]
-        )
+        articles = hits[start : start + _int(params, "retmax", 20)]
+        body = efetch_document(self.data.pubmed_doctype, articles)
         return Reply(200, body, "text/xml; charset=UTF-8")
+
+    def _pubmed_hits(self, window: tuple[str, str] | None) -> list[bytes]:
+        if window is None:
+            return self.data.pubmed_articles
+        pairs = zip(self.data.pubmed_articles, self.data.pubmed_modified, strict=True)
+        return [article for article, day in pairs if within(day, *window)]
 
     def europepmc(self, path: str, params: dict[str, str]) -> Reply:
         """rest/search with cursorMark; the last page hands back its own cursor again."""
         if path != "/rest/search":
             return _error(404, f"unknown path {path}")
         records = self.data.of("europepmc")
+        window = _UPDATE_RANGE.search(params.get("query", ""))
+        if window is not None:
+            low, high = window.group(1), window.group(2)
+            records = [r for r in records if within(europepmc_updated(r), low, high)]
         cursor = params.get("cursorMark", "*")
         size = _int(params, "pageSize", 25) or 25
         items, nxt = _page(records, _offset(cursor), size)
@@ -284,7 +392,13 @@ class SnapshotApi:
         """/works with cursor paging; next_cursor is null on the last page."""
         if path != "/works":
             return _error(404, f"unknown path {path}")
+        try:
+            since = since_filter(params.get("filter"), "from_updated_date")
+        except ValueError as exc:
+            return _error(400, str(exc))
         records = self.data.of("openalex")
+        if since is not None:
+            records = [r for r in records if within(openalex_updated(r), since, "MAX")]
         size = _int(params, "per-page", 25) or 25
         items, nxt = _page(records, _offset(params.get("cursor")), size)
         meta: dict[str, Any] = {
@@ -298,7 +412,13 @@ class SnapshotApi:
         """/works with deep-paging cursors; past the end, a page with no items."""
         if path != "/works":
             return _error(404, f"unknown path {path}")
+        try:
+            since = since_filter(params.get("filter"), "from-update-date")
+        except ValueError as exc:
+            return _error(400, str(exc))
         records = self.data.of("crossref")
+        if since is not None:
+            records = [r for r in records if within(crossref_updated(r), since, "MAX")]
         size = _int(params, "rows", 20) or 20
         offset = _offset(params.get("cursor"))
         items = records[offset : offset + size]

@@ -5,6 +5,11 @@ until the last body is written, so `build` refuses a refresh that stopped half-w
 source folders sit `requests.jsonl` (every attempt, secrets redacted) and `search_strategy.json`
 (each query with its hit count per source). Secrets arrive as arguments, never from the
 environment here, and never reach a file or a log line.
+
+`--since-last` asks each source only for what changed since the last complete recorded snapshot
+(one OR-combined query per source with the source's own change filter), then carries that
+snapshot's files over minus every record a changed one supersedes, so the new folder is again a
+complete snapshot.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,7 @@ import httpx
 import orjson
 from defusedxml import ElementTree as SafeET
 
-from pipelines import paths, snapshot
+from pipelines import emulator, paths, snapshot
 from pipelines.http import InvalidBody, ResponseRecorder, SourceError, SourceHttp, require_json
 from pipelines.sources import chembl, clinicaltrials, crossref, europepmc, openalex, pubchem, pubmed
 
@@ -72,6 +77,10 @@ MIN_INTERVALS: dict[str, float] = {
 TOPIC = "kratom"
 REQUEST_LOG = "requests.jsonl"
 SEARCH_STRATEGY = "search_strategy.json"
+INCREMENTAL_FROM = "incremental_from"
+"""SNAPSHOT.json key of a --since-last snapshot: the stamp (folder name) of its base."""
+SEARCH_SOURCES: tuple[str, ...] = ("clinicaltrials", "pubmed", "europepmc", "openalex", "crossref")
+"""Sources searched by topic query; each has a change filter --since-last uses."""
 
 Advance = Callable[[int], None]
 
@@ -187,9 +196,20 @@ def snapshot_stamp(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ")
 
 
-def write_info(folder: Path, captured_at: str, *, complete: bool, notes: str) -> None:
-    """SNAPSHOT.json; `complete: false` makes `snapshot.read_info` refuse the folder."""
+def write_info(
+    folder: Path,
+    captured_at: str,
+    *,
+    complete: bool,
+    notes: str,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """SNAPSHOT.json; `complete: false` makes `snapshot.read_info` refuse the folder.
+
+    `extra` adds keys beyond the contract's (captured_at_utc, incremental_from, compound_ids).
+    """
     info = {
+        **(extra or {}),
         "captured_at": captured_at,
         "topic": TOPIC,
         "method": "recorded",
@@ -216,27 +236,52 @@ def previous_registries(snapshots_dir: Path, exclude: Path) -> Path:
     return paths.BUNDLED_SNAPSHOT / "registries"
 
 
+@dataclass(frozen=True)
+class Delta:
+    """How a --since-last run asks a source: extra parameters per request path, page names.
+
+    Pages are named `<name>-NNNN<suffix>` (the name holds the new snapshot's stamp), so they
+    never collide with the files carried over from the base snapshot.
+    """
+
+    name: str
+    params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
 class _RecordingClient:
     """The pagers' client view of a SourceHttp: record names get a query prefix, bodies checked.
 
     Two queries page through the same file names (`search-0001.json`); a prefix keeps both. A
     2xx body that is not the right format (an HTML error page, a cut-off body) is retried.
+    With a `Delta`, every request gets its change filter and every page a delta name.
     """
 
     def __init__(
-        self, http: SourceHttp, prefix: str, validate: Callable[[httpx.Response], None]
+        self,
+        http: SourceHttp,
+        prefix: str,
+        validate: Callable[[httpx.Response], None],
+        delta: Delta | None = None,
     ) -> None:
         self.http = http
         self.base_url = http.base_url
         self.prefix = prefix
         self.validate = validate
+        self.delta = delta
         self.pages = 0
 
     def _name(self, record_as: str | None) -> str | None:
         if record_as is None:
             return None
         self.pages += 1
+        if self.delta is not None:
+            return f"{self.delta.name}-{self.pages:04d}{Path(record_as).suffix}"
         return f"{self.prefix}{record_as}"
+
+    def _params(self, path: str, params: dict[str, Any] | None) -> dict[str, Any] | None:
+        if self.delta is None or path not in self.delta.params:
+            return params
+        return {**(params or {}), **self.delta.params[path]}
 
     def _recorded(self, name: str | None) -> bytes | None:
         """The body an earlier, interrupted run of this snapshot already recorded, if any."""
@@ -253,6 +298,7 @@ class _RecordingClient:
         recorded = self._recorded(name)
         if recorded is not None:
             return recorded
+        params = self._params(path, params)
         return self.http.get_bytes(path, params, record_as=name, validate=self.validate)
 
     def get_json(
@@ -262,7 +308,7 @@ class _RecordingClient:
         recorded = self._recorded(name)
         if recorded is not None:
             return orjson.loads(recorded)
-        return self.http.get_json(path, params, record_as=name)
+        return self.http.get_json(path, self._params(path, params), record_as=name)
 
 
 def _json_body(response: httpx.Response) -> None:
@@ -294,11 +340,11 @@ def _count_json(body: Any, *keys: str) -> int:
 
 
 def fetch_clinicaltrials(
-    http: SourceHttp, queries: Sequence[str], advance: Advance
+    http: SourceHttp, queries: Sequence[str], advance: Advance, delta: Delta | None = None
 ) -> SourceOutcome:
     """Every query's study pages (the pager already names pages by query slug)."""
     out = SourceOutcome("clinicaltrials")
-    client = _RecordingClient(http, "", _json_body)
+    client = _RecordingClient(http, "", _json_body, delta)
     for query in queries:
         hits = 0
         for body in clinicaltrials.iter_pages(client, query):
@@ -309,11 +355,13 @@ def fetch_clinicaltrials(
     return out
 
 
-def fetch_pubmed(http: SourceHttp, queries: Sequence[str], advance: Advance) -> SourceOutcome:
+def fetch_pubmed(
+    http: SourceHttp, queries: Sequence[str], advance: Advance, delta: Delta | None = None
+) -> SourceOutcome:
     """esearch + efetch batches per query; pages prefixed by query."""
     out = SourceOutcome("pubmed")
     for query in queries:
-        client = _RecordingClient(http, _query_prefix(query), _pubmed_body)
+        client = _RecordingClient(http, _query_prefix(query), _pubmed_body, delta)
         hits = 0
         for body in pubmed.iter_efetch_pages(client, query):
             root = SafeET.fromstring(body, forbid_dtd=False)
@@ -331,10 +379,11 @@ def _fetch_paged_json(
     http: SourceHttp,
     queries: Sequence[str],
     advance: Advance,
+    delta: Delta | None = None,
 ) -> SourceOutcome:
     out = SourceOutcome(source)
     for query in queries:
-        client = _RecordingClient(http, _query_prefix(query), _json_body)
+        client = _RecordingClient(http, _query_prefix(query), _json_body, delta)
         out.hits[query] = sum(_count_json(body, *items) for body in pager(client, query))
         out.pages += client.pages
         advance(1)
@@ -342,11 +391,15 @@ def _fetch_paged_json(
 
 
 def fetch_pubchem(
-    http: SourceHttp, cids: Sequence[int], pacer: pubchem.ThrottlePacer, advance: Advance
+    http: SourceHttp,
+    cids: Sequence[int],
+    pacer: pubchem.ThrottlePacer,
+    advance: Advance,
+    delta: Delta | None = None,
 ) -> SourceOutcome:
     """Property tables and synonym lists of the curated CIDs, batched."""
     out = SourceOutcome("pubchem")
-    client = _RecordingClient(http, "", _json_body)
+    client = _RecordingClient(http, "", _json_body, delta)
     for body in pubchem.fetch_compounds(client, cids, pacer):
         out.hits["properties" if "PropertyTable" in body else "synonyms"] = _count_json(
             body, "PropertyTable", "Properties"
@@ -356,10 +409,12 @@ def fetch_pubchem(
     return out
 
 
-def fetch_chembl(http: SourceHttp, chembl_ids: Sequence[str], advance: Advance) -> SourceOutcome:
+def fetch_chembl(
+    http: SourceHttp, chembl_ids: Sequence[str], advance: Advance, delta: Delta | None = None
+) -> SourceOutcome:
     """Activity pages of the curated molecules, following page_meta.next."""
     out = SourceOutcome("chembl")
-    client = _RecordingClient(http, "", _json_body)
+    client = _RecordingClient(http, "", _json_body, delta)
     hits = 0
     for body in chembl.iter_activity_pages(client, chembl_ids):
         hits += _count_json(body, "activities")
@@ -404,31 +459,122 @@ class _Plan:
     queries: dict[str, list[str]]
     cids: list[int]
     chembl_ids: list[str]
+    delta: dict[str, Delta] = field(default_factory=dict)
+    """Per source, the change filter and page names of a --since-last run (empty: full run)."""
 
 
 def _run_source(
     source: str, http: SourceHttp, plan: _Plan, pacer: pubchem.ThrottlePacer, advance: Advance
 ) -> SourceOutcome:
     queries = plan.queries.get(source, [])
+    delta = plan.delta.get(source)
     if source == "clinicaltrials":
-        return fetch_clinicaltrials(http, queries, advance)
+        return fetch_clinicaltrials(http, queries, advance, delta)
     if source == "pubmed":
-        return fetch_pubmed(http, queries, advance)
+        return fetch_pubmed(http, queries, advance, delta)
     if source == "europepmc":
-        return _fetch_paged_json(
-            source, europepmc.iter_search_pages, ("resultList", "result"), http, queries, advance
-        )
+        pager, items = europepmc.iter_search_pages, ("resultList", "result")
+        return _fetch_paged_json(source, pager, items, http, queries, advance, delta)
     if source == "openalex":
-        return _fetch_paged_json(
-            source, openalex.iter_works_pages, ("results",), http, queries, advance
-        )
+        pager, items = openalex.iter_works_pages, ("results",)
+        return _fetch_paged_json(source, pager, items, http, queries, advance, delta)
     if source == "crossref":
-        return _fetch_paged_json(
-            source, crossref.iter_works_pages, ("message", "items"), http, queries, advance
-        )
+        pager, items = crossref.iter_works_pages, ("message", "items")
+        return _fetch_paged_json(source, pager, items, http, queries, advance, delta)
+    if delta is not None and not (plan.cids if source == "pubchem" else plan.chembl_ids):
+        return SourceOutcome(source)
     if source == "pubchem":
-        return fetch_pubchem(http, plan.cids, pacer, advance)
-    return fetch_chembl(http, plan.chembl_ids, advance)
+        return fetch_pubchem(http, plan.cids, pacer, advance, delta)
+    return fetch_chembl(http, plan.chembl_ids, advance, delta)
+
+
+def combined_query(source: str, queries: Sequence[str]) -> str:
+    """All topic queries of a source as one search, so an unchanged source costs one request.
+
+    ClinicalTrials.gov (Essie), PubMed, Europe PMC and OpenAlex `search` take boolean OR with
+    parentheses; Crossref's `query` has no boolean syntax but ranks works matching any word, so
+    its words are simply joined.
+    """
+    if source == "crossref":
+        return " ".join(queries)
+    return " OR ".join(f"({query})" for query in queries)
+
+
+def delta_request(
+    source: str, query: str, since: date, until: date
+) -> tuple[str, dict[str, dict[str, str]]]:
+    """(query, extra parameters by request path) asking `source` only for records changed since.
+
+    Names, from each source's documentation (confirmed with the docs search where it had them):
+    ClinicalTrials.gov API v2 `filter.advanced=AREA[LastUpdatePostDate]RANGE[since,MAX]`;
+    E-utilities esearch `datetype=mdat&mindate&maxdate` (YYYY/MM/DD, both required); Europe PMC
+    search syntax field `UPDATE_DATE:[a TO b]` (europepmc.org/searchsyntax); OpenAlex works filter
+    `from_updated_date` (docs.openalex.org filter-works; the live API wants an API key for it);
+    Crossref works filter `from-update-date` (REST API filters, "currently the same as
+    from-deposit-date").
+    """
+    if source == "clinicaltrials":
+        advanced = f"AREA[LastUpdatePostDate]RANGE[{since.isoformat()},MAX]"
+        return query, {clinicaltrials.STUDIES_PATH: {"filter.advanced": advanced}}
+    if source == "pubmed":
+        window = {"mindate": since.strftime("%Y/%m/%d"), "maxdate": until.strftime("%Y/%m/%d")}
+        return query, {pubmed.ESEARCH_PATH: {"datetype": "mdat", **window}}
+    if source == "europepmc":
+        return f"({query}) AND (UPDATE_DATE:[{since.isoformat()} TO {until.isoformat()}])", {}
+    if source == "openalex":
+        return query, {openalex.WORKS_PATH: {"filter": f"from_updated_date:{since.isoformat()}"}}
+    if source == "crossref":
+        return query, {crossref.WORKS_PATH: {"filter": f"from-update-date:{since.isoformat()}"}}
+    raise RefreshError(f"{source} has no change filter")
+
+
+def last_recorded(snapshots_dir: Path) -> Path | None:
+    """The newest complete snapshot a refresh recorded: the base of `--since-last`."""
+    if not snapshots_dir.is_dir():
+        return None
+    for folder in sorted(snapshots_dir.iterdir(), reverse=True):
+        try:
+            info = snapshot.read_info(folder)
+        except snapshot.SnapshotError:
+            continue
+        if info.method == "recorded":
+            return folder
+    return None
+
+
+def _since(base_info: Mapping[str, Any]) -> date:
+    """The day the base refresh started: `captured_at_utc` when it has one, else captured_at."""
+    stamp = str(base_info.get("captured_at_utc") or base_info["captured_at"])
+    return date.fromisoformat(stamp[:10])
+
+
+def incremental_plan(
+    queries: Mapping[str, list[str]],
+    cids: Sequence[int],
+    chembl_ids: Sequence[str],
+    base_info: Mapping[str, Any],
+    until: date,
+    name: str,
+) -> _Plan:
+    """One change-filtered query per searched source; PubChem/ChEMBL only for new compound ids.
+
+    Neither PubChem nor ChEMBL has a change feed: their files are carried over, and only ids the
+    base snapshot did not ask for (per its SNAPSHOT.json `compound_ids`) are fetched.
+    """
+    since = _since(base_info)
+    plan = _Plan({}, [], [])
+    for source in SEARCH_SOURCES:
+        if queries.get(source):
+            query, params = delta_request(
+                source, combined_query(source, queries[source]), since, until
+            )
+            plan.queries[source] = [query]
+            plan.delta[source] = Delta(name, params)
+    asked = base_info.get("compound_ids") or {}
+    plan.cids = [c for c in cids if c not in set(asked.get("pubchem", []))]
+    plan.chembl_ids = [c for c in chembl_ids if c not in set(asked.get("chembl", []))]
+    plan.delta["pubchem"] = plan.delta["chembl"] = Delta(name)
+    return plan
 
 
 def _progress() -> Any:
@@ -455,19 +601,31 @@ def unfinished_snapshot(snapshots_dir: Path) -> Path | None:
     return folders[-1] if info.get("complete") is False else None
 
 
-def _open_snapshot(data_dir: Path, now: datetime) -> tuple[Path, str]:
-    """(folder, captured_at): resume an unfinished snapshot, else start a new one."""
+def _open_snapshot(
+    data_dir: Path, now: datetime, base: Path | None
+) -> tuple[Path, str, dict[str, Any]]:
+    """(folder, captured_at, extra SNAPSHOT.json keys): resume or start a snapshot.
+
+    An unfinished snapshot is resumed only by a run of the same kind (full, or incremental from
+    the same base): a full run never mixes its pages with a delta's.
+    """
+    incremental_from = base.name if base is not None else None
     folder = unfinished_snapshot(data_dir / "snapshots")
     if folder is not None:
         info = json.loads((folder / snapshot.INFO_FILE).read_text(encoding="utf-8"))
-        for temp in folder.glob("*/.*.part"):
-            temp.unlink()
-        return folder, str(info["captured_at"])
+        if info.get(INCREMENTAL_FROM) == incremental_from:
+            for temp in folder.glob("*/.*.part"):
+                temp.unlink()
+            extra = {k: info[k] for k in ("captured_at_utc", INCREMENTAL_FROM) if k in info}
+            return folder, str(info["captured_at"]), extra
     folder = data_dir / "snapshots" / snapshot_stamp(now)
     folder.mkdir(parents=True, exist_ok=False)
     captured_at = now.date().isoformat()
-    write_info(folder, captured_at, complete=False, notes="refresh in progress")
-    return folder, captured_at
+    extra = {"captured_at_utc": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if incremental_from is not None:
+        extra[INCREMENTAL_FROM] = incremental_from
+    write_info(folder, captured_at, complete=False, notes="refresh in progress", extra=extra)
+    return folder, captured_at, extra
 
 
 def refresh(
@@ -479,17 +637,31 @@ def refresh(
     settings: HttpSettings = HttpSettings(),
     reference_dir: Path = paths.REFERENCE_DIR,
     show_progress: bool = True,
+    since_last: bool = False,
 ) -> RefreshResult:
     """Record every live source into `data_dir/snapshots/<stamp>/`; complete only if all finish.
 
     Sources run concurrently, each inside its own client and pace. A source that fails for good
     leaves the snapshot marked incomplete; the result carries its one-line error. The next run
     resumes that snapshot: every page already recorded is read back, not fetched again.
+    With `since_last`, only what changed since the last complete recorded snapshot is fetched,
+    then merged with that snapshot's files into a complete one.
     """
-    folder, captured_at = _open_snapshot(data_dir, now)
+    base = last_recorded(data_dir / "snapshots") if since_last else None
+    if since_last and base is None:
+        raise RefreshError(
+            f"--since-last: no complete recorded snapshot in {data_dir / 'snapshots'}; "
+            "run a full refresh first"
+        )
+    folder, captured_at, extra = _open_snapshot(data_dir, now, base)
     queries = load_queries(reference_dir)
     cids, chembl_ids = load_compound_ids(reference_dir)
-    plan = _Plan(queries, cids, chembl_ids)
+    delta_name = f"delta-{folder.name}"
+    if base is None:
+        plan = _Plan(queries, cids, chembl_ids)
+    else:
+        base_info = json.loads((base / snapshot.INFO_FILE).read_text(encoding="utf-8"))
+        plan = incremental_plan(queries, cids, chembl_ids, base_info, now.date(), delta_name)
     recorder = ResponseRecorder(folder)
     pacer = pubchem.ThrottlePacer()
     clients = {
@@ -551,12 +723,163 @@ def refresh(
     _write_strategy(folder, outcomes, captured_at)
     result = RefreshResult(folder, outcomes)
     if result.complete:
-        shutil.copytree(previous_registries(data_dir / "snapshots", folder), folder / "registries")
         notes = "Recorded by kratom-evidence refresh from: " + ", ".join(
             f"{s}={_scheme_host(base_urls[s])}" for s in LIVE_SOURCES
         )
-        write_info(folder, captured_at, complete=True, notes=notes)
+        if base is None:
+            registries = previous_registries(data_dir / "snapshots", folder)
+            shutil.copytree(registries, folder / "registries")
+        else:
+            merged = merge_base(folder, base, delta_name)
+            notes = (
+                f"Incremental from {base.name}: records changed since then, as recorded, merged "
+                f"with that snapshot's files ({merged.copied} carried over, {merged.rewritten} "
+                f"rewritten without {merged.dropped} superseded records). " + notes
+            )
+        compound_ids = {"pubchem": cids, "chembl": chembl_ids}
+        write_info(
+            folder,
+            captured_at,
+            complete=True,
+            notes=notes,
+            extra={**extra, "compound_ids": compound_ids},
+        )
     return result
+
+
+@dataclass(frozen=True)
+class MergeStats:
+    """What carrying a base snapshot over did."""
+
+    copied: int
+    rewritten: int
+    dropped: int
+
+
+_RECORD_LISTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "clinicaltrials": (("studies",),),
+    "europepmc": (("resultList", "result"),),
+    "openalex": (("results",),),
+    "crossref": (("message", "items"),),
+    "chembl": (("activities",),),
+    "pubchem": (
+        ("PropertyTable", "Properties"),
+        ("InformationList", "Information"),
+        ("PC_Compounds",),
+    ),
+}
+"""Where a JSON body keeps its records; a body with none of these is one record."""
+
+
+def _record_key(source: str) -> Callable[[Any], str | None]:
+    from pipelines.staging import PARSERS
+
+    return PARSERS[source].record_key
+
+
+def superseded_keys(folder: Path, source: str, delta_name: str) -> set[str]:
+    """Keys of the records this run recorded for `source`, plus the NCT ids they replace.
+
+    Only the delta pages count (named `<delta_name>-NNNN`), never a file already carried over.
+    A ClinicalTrials.gov study listing an old id in `nctIdAliases` supersedes that id's record.
+    """
+    from pipelines.staging import PARSERS
+
+    parser = PARSERS[source]
+    keys: set[str] = set()
+    for path in snapshot.source_files(folder, source):
+        if not path.name.startswith(f"{delta_name}-"):
+            continue
+        for record in parser.iter_records(path):
+            key = parser.record_key(record)
+            if key is not None:
+                keys.add(key)
+            if source == "clinicaltrials":
+                keys.update(nct_aliases(record))
+    return keys
+
+
+def nct_aliases(study: Any) -> list[str]:
+    """Old NCT ids a study was registered under (`identificationModule.nctIdAliases`)."""
+    protocol = study.get("protocolSection") if isinstance(study, dict) else None
+    ident = protocol.get("identificationModule") if isinstance(protocol, dict) else None
+    aliases = ident.get("nctIdAliases") if isinstance(ident, dict) else None
+    return [a for a in aliases if isinstance(a, str)] if isinstance(aliases, list) else []
+
+
+def _enveloped(source: str, keys: tuple[str, ...], item: Any) -> Any:
+    """An item as `record_key` expects it: PubChem records keep their one-item envelope."""
+    if source != "pubchem":
+        return item
+    node: Any = [item]
+    for key in reversed(keys):
+        node = {key: node}
+    return node
+
+
+def json_without(source: str, doc: Any, drop: set[str]) -> tuple[Any | None, int]:
+    """(body without the records whose key is in `drop`, how many went); None: nothing left.
+
+    A list body keeps its envelope (page tokens, meta) with a shorter list; a single-record
+    body that is dropped leaves nothing to write.
+    """
+    key_of = _record_key(source)
+    for keys in _RECORD_LISTS.get(source, ()):
+        parent = doc
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        items = parent.get(keys[-1]) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and isinstance(items, list):
+            kept = [i for i in items if key_of(_enveloped(source, keys, i)) not in drop]
+            parent[keys[-1]] = kept
+            return doc, len(items) - len(kept)
+    return (None, 1) if key_of(doc) in drop else (doc, 0)
+
+
+def xml_without(body: bytes, drop: set[str]) -> tuple[bytes, int]:
+    """An efetch body without the records whose `PMID:<n>` is in `drop`, as the emulator lays
+    pages out (so carried and rewritten copies of one record read back the same)."""
+    root = SafeET.fromstring(body, forbid_dtd=False)
+    kept = [child for child in root if pubmed.record_key(child) not in drop]
+    articles = [emulator.article_bytes(child) for child in kept]
+    return emulator.efetch_document(emulator.doctype_of(body), articles), len(root) - len(kept)
+
+
+def merge_base(folder: Path, base: Path, delta_name: str) -> MergeStats:
+    """Carry every source file of `base` into `folder`, minus records this run superseded.
+
+    A file holding no superseded record is copied byte for byte; one that does is rewritten
+    without them in its source's format; a single-record file that is superseded is left out.
+    """
+    copied = rewritten = dropped = 0
+    for source in snapshot.SOURCES:
+        drop = superseded_keys(folder, source, delta_name) if source != "registries" else set()
+        for path in snapshot.source_files(base, source):
+            target = folder / source / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            body, gone = _carried(source, path, drop)
+            if gone == 0:
+                shutil.copyfile(path, target)
+                copied += 1
+                continue
+            dropped += gone
+            rewritten += 1
+            if body is not None:
+                target.write_bytes(body)
+    return MergeStats(copied, rewritten, dropped)
+
+
+def _carried(source: str, path: Path, drop: set[str]) -> tuple[bytes | None, int]:
+    """The file's body without superseded records (None: none left) and how many went."""
+    if not drop or source == "registries":
+        return None, 0
+    raw = path.read_bytes()
+    if source == "pubmed":
+        return xml_without(raw, drop)
+    doc, gone = json_without(source, json.loads(raw), drop)
+    if gone == 0 or doc is None:
+        return None, gone
+    return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"), gone
 
 
 def _scheme_host(url: str) -> str:

@@ -1,0 +1,332 @@
+"""`refresh --since-last`: one change-filtered request per source, merged into a whole snapshot.
+
+The slow tests run the real CLI over loopback against the emulator: a full refresh of
+data/snapshot is the base; the emulator then serves a copy in which a few records changed, and the
+incremental refresh must publish exactly the tables a full refresh of that copy publishes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+import pytest
+
+from pipelines import paths
+from pipelines.cli import main
+from pipelines.emulator import (
+    EmulatorServer,
+    SnapshotApi,
+    load_snapshot,
+    make_server,
+    start_in_thread,
+)
+from pipelines.refresh import (
+    Credentials,
+    HttpSettings,
+    combined_query,
+    delta_request,
+    json_without,
+    parse_base_urls,
+    refresh,
+)
+from pipelines.sources import clinicaltrials
+
+FAST = ["--pace", "0", "--timeout", "2", "--backoff", "0.02", "--max-tries", "4", "--no-progress"]
+TODAY = datetime.now(UTC).date()
+SEARCHED = ("clinicaltrials", "pubmed", "europepmc", "openalex", "crossref")
+
+
+def _serve(snapshot_dir: Path) -> Iterator[EmulatorServer]:
+    server = make_server(snapshot_dir)
+    start_in_thread(server)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _refresh(data_dir: Path, server: EmulatorServer, *extra: str) -> int:
+    args = ["refresh", "--data-dir", str(data_dir), "--base-url", f"all={server.base_url}"]
+    return main([*args, *FAST, *extra])
+
+
+def _manifests(data_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (data_dir / "releases").glob("*/manifest.json")]
+
+
+def _latest_tables(data_dir: Path) -> dict[str, str]:
+    """sha256 per table of the newest release (the one no other release names as previous)."""
+    manifests = _manifests(data_dir)
+    previous = {m["previous_version"] for m in manifests}
+    (latest,) = [m for m in manifests if m["version"] not in previous]
+    return {name: entry["sha256"] for name, entry in latest["tables"].items()}
+
+
+def _snapshots(data_dir: Path) -> list[Path]:
+    return sorted((data_dir / "snapshots").iterdir())
+
+
+def _by_source(requests: list[str]) -> Counter[str]:
+    return Counter(path.split("/")[1] for path in requests)
+
+
+def _params(requests: list[str], source: str) -> list[dict[str, str]]:
+    return [
+        {k: v[-1] for k, v in parse_qs(urlsplit(p).query).items()}
+        for p in requests
+        if p.startswith(f"/{source}/")
+    ]
+
+
+@pytest.fixture(scope="module")
+def base_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete snapshot recorded by a full refresh of the emulator serving data/snapshot."""
+    data_dir = tmp_path_factory.mktemp("base")
+    for server in _serve(paths.BUNDLED_SNAPSHOT):
+        result = refresh(
+            data_dir,
+            parse_base_urls([f"all={server.base_url}"]),
+            Credentials(),
+            datetime.now(UTC),
+            settings=HttpSettings(timeout=2.0, backoff_base=0.02, pace=0.0),
+            show_progress=False,
+        )
+    assert result.complete
+    return result.snapshot_dir
+
+
+def _data_dir_on(base_snapshot: Path, root: Path) -> Path:
+    """A fresh data dir whose only recorded snapshot is a copy of the base."""
+    shutil.copytree(base_snapshot, root / "snapshots" / base_snapshot.name)
+    return root
+
+
+def _served_copy(root: Path) -> Path:
+    served = root / "served"
+    shutil.copytree(paths.BUNDLED_SNAPSHOT, served)
+    return served
+
+
+def _edit_study(served: Path, nct: str, **status: object) -> dict:
+    path = served / "clinicaltrials" / f"{nct}.json"
+    study = json.loads(path.read_text())
+    study["protocolSection"]["statusModule"].update(status)
+    path.write_text(json.dumps(study, indent=1))
+    return study
+
+
+def _updated_today() -> dict[str, object]:
+    return {"lastUpdatePostDateStruct": {"date": TODAY.isoformat(), "type": "ACTUAL"}}
+
+
+# --- pure parts ---------------------------------------------------------------------------------
+
+
+def test_combined_query_ors_groups_except_crossref_words() -> None:
+    queries = ["kratom", "Mitragyna speciosa"]
+    assert combined_query("pubmed", queries) == "(kratom) OR (Mitragyna speciosa)"
+    assert combined_query("crossref", queries) == "kratom Mitragyna speciosa"
+
+
+def test_delta_request_puts_each_change_filter_where_its_api_reads_it() -> None:
+    since, until = date(2026, 1, 2), date(2026, 1, 5)
+    assert delta_request("clinicaltrials", "q", since, until)[1] == {
+        "/api/v2/studies": {"filter.advanced": "AREA[LastUpdatePostDate]RANGE[2026-01-02,MAX]"}
+    }
+    assert delta_request("pubmed", "q", since, until)[1] == {
+        "/esearch.fcgi": {"datetype": "mdat", "mindate": "2026/01/02", "maxdate": "2026/01/05"}
+    }
+    assert delta_request("europepmc", "(a) OR (b)", since, until) == (
+        "((a) OR (b)) AND (UPDATE_DATE:[2026-01-02 TO 2026-01-05])",
+        {},
+    )
+    assert delta_request("openalex", "q", since, until)[1] == {
+        "/works": {"filter": "from_updated_date:2026-01-02"}
+    }
+    assert delta_request("crossref", "q", since, until)[1] == {
+        "/works": {"filter": "from-update-date:2026-01-02"}
+    }
+
+
+def test_json_without_keeps_pubchem_envelope_and_drops_single_records() -> None:
+    table = {"PropertyTable": {"Properties": [{"CID": 1}, {"CID": 2}]}}
+    doc, gone = json_without("pubchem", table, {"CID:2:properties"})
+    assert (doc, gone) == ({"PropertyTable": {"Properties": [{"CID": 1}]}}, 1)
+    work = {"message": {"DOI": "10.1/X"}}
+    assert json_without("crossref", work["message"], {"DOI:10.1/x"}) == (None, 1)
+    page = {"studies": [], "nextPageToken": "t"}
+    assert json_without("clinicaltrials", page, {"NCT00000000"}) == (page, 0)
+
+
+def _api(tmp_path: Path) -> SnapshotApi:
+    served = _served_copy(tmp_path)
+    path = served / "crossref" / "works-0001.json"
+    doc = json.loads(path.read_text())
+    doc["message"]["items"][0]["deposited"] = {"date-time": "2026-03-04T05:06:07Z"}
+    path.write_text(json.dumps(doc))
+    path = served / "europepmc" / "search-0001.json"
+    doc = json.loads(path.read_text())
+    doc["resultList"]["result"][0]["firstIndexDate"] = "2026-03-04"
+    path.write_text(json.dumps(doc))
+    pubmed = served / "pubmed" / "efetch-0001.xml"
+    text = pubmed.read_text()
+    first_pmid = text.split("<PMID", 1)[1].split("</PMID>", 1)[0]
+    revised = "<DateRevised><Year>2026</Year><Month>03</Month><Day>04</Day></DateRevised>"
+    pubmed.write_text(text.replace(f"{first_pmid}</PMID>", f"{first_pmid}</PMID>{revised}", 1))
+    return SnapshotApi(load_snapshot(served))
+
+
+def test_emulator_narrows_each_source_to_its_change_window(tmp_path: Path) -> None:
+    api = _api(tmp_path)
+    crossref = json.loads(api.answer("/crossref/works?filter=from-update-date:2026-03-01").body)
+    assert len(crossref["message"]["items"]) == 1
+    late = json.loads(api.answer("/crossref/works?filter=from-update-date:2026-03-05").body)
+    assert late["message"]["items"] == []
+    everything = json.loads(api.answer("/crossref/works?rows=1000").body)
+    assert len(everything["message"]["items"]) == 43
+
+    search = api.answer(
+        "/pubmed/esearch.fcgi?term=x&datetype=mdat&mindate=2026/03/01&maxdate=2026/03/31"
+    )
+    result = json.loads(search.body)["esearchresult"]
+    assert result["count"] == "1"
+    fetched = api.answer(
+        f"/pubmed/efetch.fcgi?query_key=1&WebEnv={result['webenv']}&retstart=0&retmax=20"
+    )
+    assert fetched.body.count(b"<PubmedArticle>") == 1 and b"<DateRevised>" in fetched.body
+    assert json.loads(api.answer("/pubmed/esearch.fcgi?term=x").body)["esearchresult"][
+        "count"
+    ] == str(len(api.data.pubmed_articles))
+
+    window = quote("(kratom) AND (UPDATE_DATE:[2026-03-01 TO 2026-03-31])")
+    epmc = json.loads(api.answer(f"/europepmc/rest/search?query={window}").body)
+    assert epmc["hitCount"] == 1 and epmc["resultList"]["result"][0]["firstIndexDate"]
+    window = quote("(kratom) AND (UPDATE_DATE:[2026-04-01 TO 2026-04-30])")
+    assert json.loads(api.answer(f"/europepmc/rest/search?query={window}").body)["hitCount"] == 0
+    assert api.answer("/openalex/works?filter=from_updated_date:2026-01-01").status == 200
+    assert api.answer("/openalex/works?filter=publication_year:2020").status == 400
+
+
+# --- end to end over loopback -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_since_last_with_nothing_changed_asks_each_source_once_and_publishes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for server in _serve(paths.BUNDLED_SNAPSHOT):
+        assert _refresh(tmp_path, server) == 0
+        first = len(server.requests)
+        capsys.readouterr()
+        assert _refresh(tmp_path, server, "--since-last") == 0
+        asked = server.requests[first:]
+
+    assert _by_source(asked) == {source: 1 for source in SEARCHED}
+    assert _params(asked, "clinicaltrials")[0]["filter.advanced"].startswith(
+        "AREA[LastUpdatePostDate]RANGE["
+    )
+    assert _params(asked, "pubmed")[0]["datetype"] == "mdat"
+    assert "UPDATE_DATE:[" in _params(asked, "europepmc")[0]["query"]
+    assert _params(asked, "openalex")[0]["filter"].startswith("from_updated_date:")
+    assert _params(asked, "crossref")[0]["filter"].startswith("from-update-date:")
+    assert " OR " in _params(asked, "clinicaltrials")[0]["query.term"]
+    assert "nothing changed since release" in capsys.readouterr().out
+    assert len(_manifests(tmp_path)) == 1
+    base, new = _snapshots(tmp_path)
+    info = json.loads((new / "SNAPSHOT.json").read_text())
+    assert info["incremental_from"] == base.name and info["method"] == "recorded"
+    assert info["complete"] is True and info["notes"].startswith(f"Incremental from {base.name}")
+
+
+@pytest.mark.slow
+def test_since_last_fetches_only_the_delta_and_publishes_what_a_full_refresh_would(
+    tmp_path: Path, base_snapshot: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served = _served_copy(tmp_path)
+    _edit_study(served, "NCT05846451", overallStatus="ACTIVE_NOT_RECRUITING", **_updated_today())
+    pubmed = served / "pubmed" / "efetch-0001.xml"
+    day = TODAY
+    revised = (
+        f"<DateRevised><Year>{day.year}</Year><Month>{day.month:02d}</Month>"
+        f"<Day>{day.day:02d}</Day></DateRevised>"
+    )
+    pubmed.write_text(pubmed.read_text().replace("3072396</PMID>", f"3072396</PMID>{revised}", 1))
+    incremental = _data_dir_on(base_snapshot, tmp_path / "incremental")
+    full = tmp_path / "full"
+
+    for server in _serve(served):
+        assert _refresh(incremental, server, "--since-last") == 0
+        asked = list(server.requests)
+        assert _refresh(full, server) == 0
+
+    assert _by_source(asked) == {**{s: 1 for s in SEARCHED}, "pubmed": 2}
+    assert _latest_tables(incremental) == _latest_tables(full)
+    new = _snapshots(incremental)[-1]
+    (delta,) = sorted((new / "clinicaltrials").glob("delta-*.json"))
+    studies = json.loads(delta.read_text())["studies"]
+    assert [s["protocolSection"]["identificationModule"]["nctId"] for s in studies] == [
+        "NCT05846451"
+    ]
+    (xml,) = sorted((new / "pubmed").glob("delta-*.xml"))
+    assert xml.read_text().count("<PubmedArticle>") == 1
+    capsys.readouterr()
+    sql = "select overall_status from studies where study_id = 'NCT05846451'"
+    assert main(["query", sql, "--data-dir", str(incremental), "--format", "csv"]) == 0
+    assert "ACTIVE_NOT_RECRUITING" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_since_last_drops_the_record_a_changed_study_lists_as_its_nct_alias(
+    tmp_path: Path, base_snapshot: Path
+) -> None:
+    served = _served_copy(tmp_path)
+    (served / "clinicaltrials" / "NCT04392011.json").unlink()
+    study = _edit_study(served, "NCT06089980", **_updated_today())
+    study["protocolSection"]["identificationModule"]["nctIdAliases"] = ["NCT04392011"]
+    (served / "clinicaltrials" / "NCT06089980.json").write_text(json.dumps(study, indent=1))
+    incremental = _data_dir_on(base_snapshot, tmp_path / "incremental")
+    full = tmp_path / "full"
+
+    for server in _serve(served):
+        assert _refresh(incremental, server, "--since-last") == 0
+        assert _refresh(full, server) == 0
+
+    assert _latest_tables(incremental) == _latest_tables(full)
+    new = _snapshots(incremental)[-1]
+    ids = {
+        clinicaltrials.record_key(study)
+        for path in (new / "clinicaltrials").glob("*.json")
+        for study in clinicaltrials.iter_records(path)
+    }
+    assert "NCT06089980" in ids and "NCT04392011" not in ids
+    info = json.loads((new / "SNAPSHOT.json").read_text())
+    assert "rewritten without" in info["notes"]
+
+
+def test_since_last_without_a_recorded_snapshot_stops_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "refresh",
+            "--data-dir",
+            str(tmp_path),
+            "--since-last",
+            "--base-url",
+            "all=http://127.0.0.1:9",
+        ]
+    )
+
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "--since-last: no complete recorded snapshot" in err[0]
+    assert err[0].endswith("run a full refresh first")
+    assert not (tmp_path / "snapshots").exists()
