@@ -97,18 +97,12 @@ def chembl_id(index: int) -> str:
 
 
 def _study(index: int) -> dict[str, Any]:
-    """A small v2 study: ids, title, status, type. Small on purpose, so the emulator is instant."""
+    """A small v2 study: ids, title, status. Small on purpose, so the emulator is instant."""
     nct = nct_id(index)
     return {
         "protocolSection": {
-            "identificationModule": {
-                "nctId": nct,
-                "briefTitle": f"Synthetic study {nct}",
-                "orgStudyIdInfo": {"id": f"SYN-{index + 1:07d}"},
-            },
-            "statusModule": {"overallStatus": "COMPLETED", "startDateStruct": {"date": "2026-01"}},
-            "designModule": {"studyType": "OBSERVATIONAL"},
-            "conditionsModule": {"conditions": ["Opioid Use Disorder"]},
+            "identificationModule": {"nctId": nct, "briefTitle": f"Synthetic study {nct}"},
+            "statusModule": {"overallStatus": "COMPLETED"},
         },
         "hasResults": False,
     }
@@ -116,14 +110,9 @@ def _study(index: int) -> dict[str, Any]:
 
 def _pubmed_article(number: int) -> str:
     return (
-        '<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM">'
-        f'<PMID Version="1">{number}</PMID><Article PubModel="Print">'
-        "<Journal><JournalIssue><PubDate><Year>2026</Year></PubDate></JournalIssue>"
-        "<Title>Synthetic Journal</Title></Journal>"
-        f"<ArticleTitle>Synthetic article {number}</ArticleTitle><Language>eng</Language>"
-        "<PublicationTypeList>"
-        '<PublicationType UI="D016428">Journal Article</PublicationType>'
-        "</PublicationTypeList></Article></MedlineCitation></PubmedArticle>\n"
+        f'<PubmedArticle><MedlineCitation><PMID Version="1">{number}</PMID><Article>'
+        f"<ArticleTitle>Synthetic article {number}</ArticleTitle></Article></MedlineCitation>"
+        "</PubmedArticle>\n"
     )
 
 

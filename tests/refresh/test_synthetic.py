@@ -1,12 +1,14 @@
-"""The synthetic snapshot and the request minimum the politeness test holds the client to."""
+"""The synthetic snapshot, the request minimum and the throughput figures of the politeness test."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pipelines.emulator import load_snapshot
 from pipelines.refresh import LIVE_SOURCES, load_compound_ids, load_queries
-from tests.refresh import synthetic
+from tests.refresh import request_audit, synthetic
 
 
 def _counts(**changes: int) -> synthetic.Counts:
@@ -73,3 +75,24 @@ def test_synthetic_reference_has_one_query_per_source_and_the_synthetic_compound
     cids, chembl_ids = load_compound_ids(reference)
     assert cids == [990_000_001 + i for i in range(250)]
     assert chembl_ids == ["CHEMBL99000001", "CHEMBL99000002"]
+
+
+def _log(*pairs: tuple[float, float]) -> list[dict[str, float]]:
+    return [{"started_at": start, "elapsed": elapsed} for start, elapsed in pairs]
+
+
+def test_throughput_counts_gaps_between_starts() -> None:
+    assert request_audit.throughput(_log((0.0, 0.01), (0.5, 0.01), (1.0, 0.01))) == 2.0
+
+
+def test_instant_throughput_takes_off_only_an_answer_slower_than_the_interval() -> None:
+    # the second answer took 0.9 s; start-paced, the third request went out right after it
+    log = _log((0.0, 0.01), (0.5, 0.9), (1.45, 0.01))
+    assert request_audit.throughput(log) == pytest.approx(2 / 1.45)
+    assert request_audit.instant_throughput(log, 0.5) == pytest.approx(2 / 1.05)
+
+
+def test_instant_throughput_still_shows_pacing_from_the_end_of_each_answer() -> None:
+    # a client that waits the 0.5 s interval after each 0.4 s answer: 0.9 s per request
+    log = _log((0.0, 0.4), (0.9, 0.4), (1.8, 0.4))
+    assert request_audit.instant_throughput(log, 0.5) == pytest.approx(2 / 1.8)
