@@ -463,6 +463,14 @@ class _Plan:
     """Per source, the change filter and page names of a --since-last run (empty: full run)."""
 
 
+_JSON_PAGERS: dict[str, tuple[Callable[[Any, str], Iterable[Any]], tuple[str, ...]]] = {
+    "europepmc": (europepmc.iter_search_pages, ("resultList", "result")),
+    "openalex": (openalex.iter_works_pages, ("results",)),
+    "crossref": (crossref.iter_works_pages, ("message", "items")),
+}
+"""Search sources paged as JSON: the pager, and where each page keeps its records."""
+
+
 def _run_source(
     source: str, http: SourceHttp, plan: _Plan, pacer: pubchem.ThrottlePacer, advance: Advance
 ) -> SourceOutcome:
@@ -472,14 +480,8 @@ def _run_source(
         return fetch_clinicaltrials(http, queries, advance, delta)
     if source == "pubmed":
         return fetch_pubmed(http, queries, advance, delta)
-    if source == "europepmc":
-        pager, items = europepmc.iter_search_pages, ("resultList", "result")
-        return _fetch_paged_json(source, pager, items, http, queries, advance, delta)
-    if source == "openalex":
-        pager, items = openalex.iter_works_pages, ("results",)
-        return _fetch_paged_json(source, pager, items, http, queries, advance, delta)
-    if source == "crossref":
-        pager, items = crossref.iter_works_pages, ("message", "items")
+    if source in _JSON_PAGERS:
+        pager, items = _JSON_PAGERS[source]
         return _fetch_paged_json(source, pager, items, http, queries, advance, delta)
     if delta is not None and not (plan.cids if source == "pubchem" else plan.chembl_ids):
         return SourceOutcome(source)

@@ -258,6 +258,10 @@ def test_since_last_fetches_only_the_delta_and_publishes_what_a_full_refresh_wou
         f"<Day>{day.day:02d}</Day></DateRevised>"
     )
     pubmed.write_text(pubmed.read_text().replace("3072396</PMID>", f"3072396</PMID>{revised}", 1))
+    works = served / "crossref" / "works-0001.json"
+    page = json.loads(works.read_text())
+    page["message"]["items"][5]["deposited"] = {"date-time": f"{TODAY.isoformat()}T01:02:03Z"}
+    works.write_text(json.dumps(page))
     incremental = _data_dir_on(base_snapshot, tmp_path / "incremental")
     full = tmp_path / "full"
 
@@ -266,7 +270,8 @@ def test_since_last_fetches_only_the_delta_and_publishes_what_a_full_refresh_wou
         asked = list(server.requests)
         assert _refresh(full, server) == 0
 
-    assert _by_source(asked) == {**{s: 1 for s in SEARCHED}, "pubmed": 2}
+    # a non-empty page costs one more request where the pager stops on an empty page or count
+    assert _by_source(asked) == {**{s: 1 for s in SEARCHED}, "pubmed": 2, "crossref": 2}
     assert _latest_tables(incremental) == _latest_tables(full)
     new = _snapshots(incremental)[-1]
     (delta,) = sorted((new / "clinicaltrials").glob("delta-*.json"))
@@ -276,6 +281,8 @@ def test_since_last_fetches_only_the_delta_and_publishes_what_a_full_refresh_wou
     ]
     (xml,) = sorted((new / "pubmed").glob("delta-*.xml"))
     assert xml.read_text().count("<PubmedArticle>") == 1
+    (crossref, _) = sorted((new / "crossref").glob("delta-*.json"))
+    assert len(json.loads(crossref.read_text())["message"]["items"]) == 1
     capsys.readouterr()
     sql = "select overall_status from studies where study_id = 'NCT05846451'"
     assert main(["query", sql, "--data-dir", str(incremental), "--format", "csv"]) == 0
