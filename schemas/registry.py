@@ -8,6 +8,7 @@ import pandera.pandas as pa
 
 from schemas.compounds import Compound, CompoundTarget
 from schemas.evidence import EvidenceMapCell, QuarantineRow
+from schemas.history import RecordVersion, RemovedRecord
 from schemas.literature import Publication, PublicationCompound, StudyPublication
 from schemas.outcomes import Outcome, OutcomeResult
 from schemas.studies import Condition, Intervention, Study, StudyIdentifier
@@ -98,5 +99,19 @@ TABLES: tuple[TableSpec, ...] = (
 """Published tables, parents before children."""
 
 QUARANTINE = TableSpec("quarantine", QuarantineRow, ())
+
+HISTORY: tuple[TableSpec, ...] = (
+    TableSpec("record_versions", RecordVersion, ("record_type", "record_id", "version")),
+    TableSpec(
+        "removed_records",
+        RemovedRecord,
+        ("record_type", "record_id"),
+        (_fk("merged_into", "studies", "study_id"),),
+    ),
+)
+"""History tables: computed at publish time from the previous release, not curated assets."""
+
+RELEASED: tuple[TableSpec, ...] = (*TABLES, QUARANTINE, *HISTORY)
+"""Every table a release folder holds, in the order its documentation lists them."""
 
 TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in TABLES}

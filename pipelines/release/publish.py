@@ -26,9 +26,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.release import catalog
+from pipelines.release import catalog, history
 from pipelines.snapshot import SnapshotInfo
-from schemas import SCHEMA_VERSION
+from schemas import HISTORY, SCHEMA_VERSION
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 INCOMING_PREFIX = ".incoming-"
@@ -208,6 +208,34 @@ def recover(data_dir: DataDir) -> None:
             shutil.rmtree(entry)
 
 
+HISTORY_NAMES = frozenset(spec.name for spec in HISTORY)
+
+
+def _content_hashes(tables_sha256: dict[str, str]) -> dict[str, str]:
+    """A release's table hashes without the history tables, which change with every version."""
+    return {name: digest for name, digest in tables_sha256.items() if name not in HISTORY_NAMES}
+
+
+def _history(
+    data_dir: DataDir,
+    previous: catalog.ReleaseRecord | None,
+    tables: dict[str, pa.Table],
+    version: str,
+) -> dict[str, pa.Table]:
+    """The history tables of `version`, continued from the previous release's folder."""
+    before = None
+    if previous is not None:
+        folder = data_dir.releases / previous.version
+        if not folder.is_dir():
+            raise PublishError(
+                f"release {previous.version} is in the catalog but its folder {folder} is "
+                "missing: record history cannot be continued"
+            )
+        before = history.read_previous(folder, previous.version)
+    current = history.Records.from_tables(tables)
+    return history.compute_history(before, current, version).tables()
+
+
 def publish(
     data_dir: DataDir,
     tables: dict[str, pa.Table],
@@ -222,6 +250,9 @@ def publish(
 
     `describe(folder, manifest, previous_folder)` writes the release's documentation files
     (data dictionary, data package, changes, report) into the folder before it is published.
+    The history tables (record_versions, removed_records) are added here once the version is
+    known, continued from the previous release's folder; they never count when deciding
+    whether anything changed, since they would differ with every version.
     """
     with exclusive(data_dir):
         recover(data_dir)
@@ -242,18 +273,26 @@ def publish(
                 name: write_parquet(table, staging / f"{name}.parquet")
                 for name, table in sorted(tables.items())
             }
-            rows = {name: table.num_rows for name, table in sorted(tables.items())}
             _pause_if_asked(data_dir, "parquet-written")
-            if previous is not None and previous.tables_sha256 == hashes and not requested_version:
+            if (
+                previous is not None
+                and _content_hashes(previous.tables_sha256) == hashes
+                and not requested_version
+            ):
                 shutil.rmtree(staging)
                 return PublishResult(
                     None,
                     previous.version,
                     data_dir.releases / previous.version,
-                    rows,
+                    {name: table.num_rows for name, table in sorted(tables.items())},
                     f"nothing changed since release {previous.version}: no new version published",
                 )
             version = requested_version or next_version(base_version(info.captured_at), taken)
+            trail = _history(data_dir, previous, tables, version)
+            for name, table in sorted(trail.items()):
+                hashes[name] = write_parquet(table, staging / f"{name}.parquet")
+            tables = {**tables, **trail}
+            rows = {name: table.num_rows for name, table in sorted(tables.items())}
             manifest = {
                 "version": version,
                 "schema_version": SCHEMA_VERSION,

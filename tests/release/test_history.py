@@ -1,0 +1,338 @@
+"""Record history: record_versions and removed_records, as pure functions and in real releases."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.cli import main
+from pipelines.release import catalog
+from pipelines.release.history import (
+    History,
+    PreviousRelease,
+    Records,
+    changed_fields,
+    compute_history,
+    read_previous,
+    version_key,
+)
+from pipelines.release.publish import DataDir
+from pipelines.release.validate import check_table
+from schemas import HISTORY
+from tests.release.conftest import (
+    DELETED_STUDY,
+    EDITED_STUDY,
+    FIRST_VERSION,
+    SECOND_VERSION,
+    TwoReleases,
+)
+
+V1, V2, V3 = "2026.11.25", "2026.11.25.1", "2026.12.01"
+PUBLICATION_COLUMNS = pa.schema(
+    [("publication_id", pa.string()), ("title", pa.string()), ("sources", pa.list_(pa.string()))]
+)
+IDENTIFIER_COLUMNS = pa.schema(
+    [(c, pa.string()) for c in ("study_id", "id_type", "id_value", "id_domain")]
+)
+
+
+def study(study_id: str, **values: Any) -> dict[str, Any]:
+    """A registered study row with the columns history looks at."""
+    row = {
+        "study_id": study_id,
+        "evidence_source": "registry",
+        "registry": "clinicaltrials.gov",
+        "overall_status": "RECRUITING",
+        "enrollment": 40,
+        "phases": ["PHASE1"],
+    }
+    return {**row, **values}
+
+
+def publication(publication_id: str, **values: Any) -> dict[str, Any]:
+    row = {"publication_id": publication_id, "title": "A title", "sources": ["pubmed"]}
+    return {**row, **values}
+
+
+def alias(study_id: str, value: str) -> dict[str, Any]:
+    return {"study_id": study_id, "id_type": "nct_alias", "id_value": value, "id_domain": None}
+
+
+def records(
+    studies: list[dict[str, Any]],
+    publications: list[dict[str, Any]] | None = None,
+    identifiers: list[dict[str, Any]] | None = None,
+) -> Records:
+    """The followed tables of a release, from rows (only the columns the rows have)."""
+    return Records(
+        pa.Table.from_pylist(studies),
+        pa.Table.from_pylist(publications or [], schema=PUBLICATION_COLUMNS),
+        pa.Table.from_pylist(identifiers or [], schema=IDENTIFIER_COLUMNS),
+    )
+
+
+def after(previous: History | None, prev_version: str, prev: Records) -> PreviousRelease:
+    """The previous release as history sees it: its records and the history it published."""
+    return PreviousRelease(
+        prev_version,
+        prev,
+        previous.record_versions if previous else None,
+        previous.removed_records if previous else None,
+    )
+
+
+def rows(table: pa.Table) -> list[tuple[Any, ...]]:
+    return [tuple(r.values()) for r in table.to_pylist()]
+
+
+def test_first_release_marks_every_study_and_publication_added() -> None:
+    first = records([study("NCT00000002"), study("NCT00000001")], [publication("PMID:7")])
+    history = compute_history(None, first, V1)
+    assert rows(history.record_versions) == [
+        ("publication", "PMID:7", V1, "added", []),
+        ("study", "NCT00000001", V1, "added", []),
+        ("study", "NCT00000002", V1, "added", []),
+    ]
+    assert history.removed_records.num_rows == 0
+
+
+def test_changed_study_names_exactly_the_changed_fields() -> None:
+    one = records([study("NCT00000001"), study("NCT00000002")], [publication("PMID:7")])
+    two = records(
+        [
+            study("NCT00000001", overall_status="COMPLETED", enrollment=38),
+            study("NCT00000002"),
+        ],
+        [publication("PMID:7", sources=["europepmc", "pubmed"])],
+    )
+    first = compute_history(None, one, V1)
+    second = compute_history(after(first, V1, one), two, V2)
+    new = [r for r in rows(second.record_versions) if r[2] == V2]
+    assert new == [
+        ("publication", "PMID:7", V2, "changed", ["sources"]),
+        ("study", "NCT00000001", V2, "changed", ["enrollment", "overall_status"]),
+    ]
+    assert second.record_versions.num_rows == 3 + 2
+
+
+def test_a_column_only_one_release_has_is_not_a_change() -> None:
+    assert changed_fields({"a": 1, "b": [1]}, {"a": 1, "b": [1], "new": "x"}) == []
+    assert changed_fields({"a": None, "b": float("nan")}, {"a": 0, "b": float("nan")}) == ["a"]
+
+
+def test_removed_records_become_tombstones_with_sources_and_last_version_seen() -> None:
+    one = records(
+        [study("NCT00000001"), study("PMID:5", registry=None, evidence_source="literature")],
+        [publication("PMID:7", sources=["pubmed", "crossref"]), publication("PMID:8")],
+    )
+    two = records([], [publication("PMID:8")])
+    second = compute_history(after(compute_history(None, one, V1), V1, one), two, V2)
+    assert rows(second.removed_records) == [
+        ("publication", "PMID:7", ["crossref", "pubmed"], V1, V2, None),
+        ("study", "NCT00000001", ["clinicaltrials.gov"], V1, V2, None),
+        ("study", "PMID:5", ["literature"], V1, V2, None),
+    ]
+    removed = [r[:4] for r in rows(second.record_versions) if r[3] == "removed"]
+    assert removed == [
+        ("publication", "PMID:7", V2, "removed"),
+        ("study", "NCT00000001", V2, "removed"),
+        ("study", "PMID:5", V2, "removed"),
+    ]
+
+
+def test_tombstone_is_carried_over_while_the_record_stays_away() -> None:
+    one = records([study("NCT00000001"), study("NCT00000002")])
+    two = records([study("NCT00000002")])
+    three = records([study("NCT00000002", enrollment=41)])
+    first = compute_history(None, one, V1)
+    second = compute_history(after(first, V1, one), two, V2)
+    third = compute_history(after(second, V2, two), three, V3)
+    assert rows(third.removed_records) == rows(second.removed_records)
+    assert rows(third.removed_records)[0][3:5] == (V1, V2)
+
+
+def test_record_that_comes_back_is_restored_and_leaves_removed_records() -> None:
+    one = records([study("NCT00000001"), study("NCT00000002")])
+    two = records([study("NCT00000002")])
+    three = records([study("NCT00000001", overall_status="COMPLETED"), study("NCT00000002")])
+    first = compute_history(None, one, V1)
+    second = compute_history(after(first, V1, one), two, V2)
+    third = compute_history(after(second, V2, two), three, V3)
+    assert third.removed_records.num_rows == 0
+    trail = [r[2:4] for r in rows(third.record_versions) if r[1] == "NCT00000001"]
+    assert trail == [(V1, "added"), (V2, "removed"), (V3, "restored")]
+
+
+def test_removed_nct_id_listed_as_alias_is_merged_into_the_present_study() -> None:
+    one = records([study("NCT00000001"), study("NCT00000002"), study("NCT00000003")])
+    two = records(
+        [study("NCT00000002")],
+        identifiers=[alias("NCT00000002", "NCT00000001"), alias("NCT00000099", "NCT00000003")],
+    )
+    second = compute_history(after(compute_history(None, one, V1), V1, one), two, V2)
+    merged = {r["record_id"]: r["merged_into"] for r in second.removed_records.to_pylist()}
+    assert merged == {"NCT00000001": "NCT00000002", "NCT00000003": None}
+
+
+def test_merge_found_in_a_later_release_updates_the_carried_tombstone() -> None:
+    one = records([study("NCT00000001"), study("NCT00000002")])
+    two = records([study("NCT00000002")])
+    three = records([study("NCT00000002")], identifiers=[alias("NCT00000002", "NCT00000001")])
+    first = compute_history(None, one, V1)
+    second = compute_history(after(first, V1, one), two, V2)
+    third = compute_history(after(second, V2, two), three, V3)
+    assert rows(second.removed_records)[0][5] is None
+    assert rows(third.removed_records) == [
+        ("study", "NCT00000001", ["clinicaltrials.gov"], V1, V2, "NCT00000002")
+    ]
+
+
+def test_release_before_history_tables_is_seeded_as_added_in_it() -> None:
+    old = records([study("NCT00000001"), study("NCT00000002")])
+    new = records([study("NCT00000001")])
+    history = compute_history(PreviousRelease(V1, old, None, None), new, V2)
+    assert [r[1:4] for r in rows(history.record_versions)] == [
+        ("NCT00000001", V1, "added"),
+        ("NCT00000002", V1, "added"),
+        ("NCT00000002", V2, "removed"),
+    ]
+
+
+def _shuffled(table: pa.Table, rng: random.Random) -> pa.Table:
+    order = list(range(table.num_rows))
+    rng.shuffle(order)
+    return table.take(pa.array(order, type=pa.int64()))
+
+
+def test_history_is_the_same_whatever_the_input_row_order() -> None:
+    one = records(
+        [study(f"NCT0000000{i}", enrollment=i) for i in range(1, 8)],
+        [publication(f"PMID:{i}") for i in range(1, 6)],
+    )
+    two = records(
+        [study(f"NCT0000000{i}", enrollment=i * 2) for i in range(3, 10)],
+        [publication(f"PMID:{i}", title=f"T{i}") for i in range(2, 8)],
+        [alias("NCT00000005", "NCT00000001"), alias("NCT00000004", "NCT00000001")],
+    )
+    first = compute_history(None, one, V1)
+    expected = compute_history(after(first, V1, one), two, V2)
+    for seed in range(5):
+        rng = random.Random(seed)
+        shuffled_one = Records(*(_shuffled(t, rng) for t in vars(one).values()))
+        shuffled_two = Records(*(_shuffled(t, rng) for t in vars(two).values()))
+        shuffled_first = History(
+            _shuffled(first.record_versions, rng), _shuffled(first.removed_records, rng)
+        )
+        got = compute_history(after(shuffled_first, V1, shuffled_one), shuffled_two, V2)
+        assert got.record_versions.equals(expected.record_versions)
+        assert got.removed_records.equals(expected.removed_records)
+    merged = expected.removed_records.to_pylist()
+    assert [(r["record_id"], r["merged_into"]) for r in merged if r["record_type"] == "study"] == [
+        ("NCT00000001", "NCT00000004"),
+        ("NCT00000002", None),
+    ]
+
+
+def test_versions_sort_numerically() -> None:
+    versions = ["2026.11.25.10", "2026.11.25", "2026.11.25.9", "2026.12.01"]
+    assert sorted(versions, key=version_key) == [
+        "2026.11.25",
+        "2026.11.25.9",
+        "2026.11.25.10",
+        "2026.12.01",
+    ]
+
+
+def _query(data_dir: Path, sql: str, capsys: pytest.CaptureFixture[str], *extra: str) -> Any:
+    capsys.readouterr()
+    args = ["query", sql, "--data-dir", str(data_dir), "--format", "json", *extra]
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.slow
+def test_query_finds_the_release_in_which_a_trial_status_changed(
+    two_releases: TwoReleases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sql = (
+        "SELECT version FROM record_versions WHERE record_id = 'NCT06089980' "
+        "AND list_contains(changed_fields, 'overall_status')"
+    )
+    assert EDITED_STUDY == "NCT06089980"
+    assert _query(two_releases.data_dir, sql, capsys) == [{"version": SECOND_VERSION}]
+
+
+@pytest.mark.slow
+def test_query_finds_the_removed_study_with_its_last_version_seen(
+    two_releases: TwoReleases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = _query(
+        two_releases.data_dir,
+        "SELECT * FROM removed_records ORDER BY record_type, record_id",
+        capsys,
+    )
+    assert found == [
+        {
+            "record_type": "study",
+            "record_id": DELETED_STUDY,
+            "sources": ["clinicaltrials.gov"],
+            "last_version_seen": FIRST_VERSION,
+            "removed_in_version": SECOND_VERSION,
+            "merged_into": None,
+        }
+    ]
+    second = _query(
+        two_releases.data_dir,
+        "SELECT record_id, change, changed_fields FROM record_versions "
+        f"WHERE version = '{SECOND_VERSION}' ORDER BY record_type, record_id",
+        capsys,
+    )
+    assert second == [
+        {"record_id": EDITED_STUDY, "change": "changed", "changed_fields": ["overall_status"]},
+        {"record_id": DELETED_STUDY, "change": "removed", "changed_fields": []},
+    ]
+
+
+@pytest.mark.slow
+def test_first_release_history_holds_every_record_added(
+    two_releases: TwoReleases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    counts = _query(
+        two_releases.data_dir,
+        "SELECT (SELECT count(*) FROM studies) + (SELECT count(*) FROM publications) AS records, "
+        "(SELECT count(*) FROM record_versions WHERE change = 'added') AS added, "
+        "(SELECT count(*) FROM record_versions) AS history, "
+        "(SELECT count(*) FROM removed_records) AS removed",
+        capsys,
+        "--release-version",
+        FIRST_VERSION,
+    )
+    assert counts[0]["records"] == counts[0]["added"] == counts[0]["history"] > 0
+    assert counts[0]["removed"] == 0
+
+
+@pytest.mark.slow
+def test_history_tables_are_published_like_every_table(two_releases: TwoReleases) -> None:
+    manifest = json.loads((two_releases.second / "manifest.json").read_text(encoding="utf-8"))
+    con = catalog.connect(DataDir(two_releases.data_dir).lake, read_only=True)
+    try:
+        record = catalog.snapshot_for(con, SECOND_VERSION)
+    finally:
+        con.close()
+    for spec in HISTORY:
+        entry = manifest["tables"][spec.name]
+        assert record.tables_sha256[spec.name] == entry["sha256"]
+        assert record.rows[spec.name] == entry["rows"]
+        table, problems = check_table(two_releases.second, spec, entry["file"])
+        assert problems == [] and table is not None and table.num_rows == entry["rows"]
+    previous = read_previous(two_releases.first, FIRST_VERSION)
+    assert previous.record_versions is not None
+    assert pq.read_table(two_releases.second / "record_versions.parquet").num_rows == (
+        previous.record_versions.num_rows + 2
+    )
