@@ -337,3 +337,41 @@ def test_since_last_without_a_recorded_snapshot_stops_with_one_line(
     assert "--since-last: no complete recorded snapshot" in err[0]
     assert err[0].endswith("run a full refresh first")
     assert not (tmp_path / "snapshots").exists()
+
+
+@pytest.mark.slow
+def test_interrupted_since_last_resumes_its_own_snapshot_and_chains_on_an_incremental_base(
+    tmp_path: Path, base_snapshot: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served = _served_copy(tmp_path)
+    _edit_study(served, "NCT05883358", overallStatus="COMPLETED", **_updated_today())
+    data_dir = _data_dir_on(base_snapshot, tmp_path / "data")
+    down = make_server(served, faults=1.0)
+    down.faults.kinds = ("http503",)
+    start_in_thread(down)
+    try:
+        for server in _serve(served):
+            extra = ["--since-last", "--base-url", f"crossref={down.base_url}/crossref"]
+            assert _refresh(data_dir, server, *extra) == 1
+            first = set(server.requests)
+    finally:
+        down.shutdown()
+        down.server_close()
+    unfinished = _snapshots(data_dir)[-1]
+    info = json.loads((unfinished / "SNAPSHOT.json").read_text())
+    assert info["complete"] is False and info["incremental_from"] == base_snapshot.name
+
+    for server in _serve(served):
+        assert _refresh(data_dir, server, "--since-last") == 0
+        again = set(server.requests)
+        assert _refresh(data_dir, server, "--since-last") == 0
+
+    assert _snapshots(data_dir)[-2] == unfinished
+    assert {p for p in first & again if "/esearch.fcgi?" not in p} == set()
+    chained = json.loads((_snapshots(data_dir)[-1] / "SNAPSHOT.json").read_text())
+    assert chained["incremental_from"] == unfinished.name
+    assert "nothing changed since release" in capsys.readouterr().out
+    sql = "select overall_status from studies where study_id = 'NCT05883358'"
+    assert main(["query", sql, "--data-dir", str(data_dir), "--format", "csv"]) == 0
+    assert "COMPLETED" in capsys.readouterr().out
+    assert len(_manifests(data_dir)) == 1
