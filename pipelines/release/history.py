@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas.arrow import arrow_schema
@@ -106,12 +107,50 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def changed_fields(before: Row, after: Row) -> list[str]:
-    """Columns present in both rows whose values differ, sorted.
+def _vectorised(arrow_type: pa.DataType) -> bool:
+    return not (pa.types.is_nested(arrow_type) or pa.types.is_null(arrow_type))
 
-    A column only one side has (a schema that grew) is not a change of the record.
+
+def differs(before: pa.ChunkedArray, after: pa.ChunkedArray) -> pa.Array:
+    """Per row, whether two aligned columns hold different values.
+
+    Null equals null and NaN equals NaN. Flat columns are compared by Arrow kernels (fast on
+    large tables); lists, and columns whose type changed, value by value.
     """
-    return sorted(c for c in before.keys() & after.keys() if not _same(before[c], after[c]))
+    if before.type != after.type or not _vectorised(before.type):
+        pairs = zip(before.to_pylist(), after.to_pylist(), strict=True)
+        return pa.array([not _same(a, b) for a, b in pairs], type=pa.bool_())
+    same = pc.or_(
+        pc.fill_null(pc.equal(before, after), False),
+        pc.and_(pc.is_null(before), pc.is_null(after)),
+    )
+    if pa.types.is_floating(before.type):
+        both_nan = pc.and_(pc.is_nan(before), pc.is_nan(after))
+        same = pc.or_(same, pc.fill_null(both_nan, False))
+    result = pc.invert(same)
+    return result.combine_chunks() if isinstance(result, pa.ChunkedArray) else result
+
+
+def _rows_of(table: pa.Table, key: str, ids: list[str]) -> pa.Table:
+    """The rows of `table` whose `key` is in `ids`, in the order of `ids`."""
+    wanted = pa.array(ids, type=pa.string())
+    return table.take(pc.index_in(wanted, value_set=table[key].combine_chunks()))
+
+
+def changed_columns(
+    before: pa.Table, after: pa.Table, key: str, ids: list[str]
+) -> dict[str, list[str]]:
+    """Id → sorted columns whose values differ between the two tables; unchanged ids left out.
+
+    Only columns both tables have count: a column one release lacks (a schema that grew) is
+    not a change of the record. `ids` must be present in both tables.
+    """
+    old, new = _rows_of(before, key, ids), _rows_of(after, key, ids)
+    changed: dict[str, list[str]] = {}
+    for column in sorted(set(old.column_names) & set(new.column_names)):
+        for index in pc.indices_nonzero(differs(old[column], new[column])).to_pylist():
+            changed.setdefault(ids[index], []).append(column)
+    return changed
 
 
 def study_sources(row: Row) -> list[str]:
@@ -125,21 +164,17 @@ def publication_sources(row: Row) -> list[str]:
     return sorted(row.get("sources") or [])
 
 
-def by_id(table: pa.Table, key: str) -> dict[str, Row]:
-    """Rows of a table keyed by its id column."""
-    return {row[key]: row for row in table.to_pylist()}
-
-
 def merge_targets(study_identifiers: pa.Table, present: Iterable[str]) -> dict[str, str]:
     """Alias NCT id → the present study listing it among its nctIdAliases.
 
     Should two studies list the same alias, the smallest study id wins (deterministic).
     """
     studies = set(present)
+    aliases = study_identifiers.filter(pc.equal(study_identifiers["id_type"], ALIAS_ID_TYPE))
     targets: dict[str, str] = {}
-    for row in study_identifiers.to_pylist():
+    for row in aliases.select(["study_id", "id_value"]).to_pylist():
         alias, study = row["id_value"], row["study_id"]
-        if row["id_type"] != ALIAS_ID_TYPE or study not in studies or alias == study:
+        if study not in studies or alias == study:
             continue
         if alias not in targets or study < targets[alias]:
             targets[alias] = study
@@ -150,20 +185,18 @@ def merge_targets(study_identifiers: pa.Table, present: Iterable[str]) -> dict[s
 class _Kind:
     record_type: str
     key: str
+    table: Callable[[Records], pa.Table]
     sources: Callable[[Row], list[str]]
 
 
 _KINDS = (
-    _Kind("study", "study_id", study_sources),
-    _Kind("publication", "publication_id", publication_sources),
+    _Kind("study", "study_id", lambda r: r.studies, study_sources),
+    _Kind("publication", "publication_id", lambda r: r.publications, publication_sources),
 )
 
 
-def _current(records: Records) -> dict[str, dict[str, Row]]:
-    return {
-        "study": by_id(records.studies, "study_id"),
-        "publication": by_id(records.publications, "publication_id"),
-    }
+def _ids(records: Records, kind: _Kind) -> set[str]:
+    return set(kind.table(records)[kind.key].to_pylist())
 
 
 def _version_row(
@@ -180,14 +213,26 @@ def _version_row(
 
 def _seed_versions(previous: PreviousRelease) -> list[Row]:
     """History of a release published before history tables: everything added in it."""
-    rows = []
-    for record_type, records in _current(previous.records).items():
-        rows += [_version_row(record_type, rid, previous.version, "added", []) for rid in records]
-    return rows
+    return [
+        _version_row(kind.record_type, rid, previous.version, "added", [])
+        for kind in _KINDS
+        for rid in sorted(_ids(previous.records, kind))
+    ]
 
 
 def _merged_into(record_type: str, record_id: str, targets: dict[str, str]) -> str | None:
     return targets.get(record_id) if record_type == "study" else None
+
+
+def _tombstone(kind: _Kind, row: Row, last_seen: str, version: str) -> Row:
+    return {
+        "record_type": kind.record_type,
+        "record_id": row[kind.key],
+        "sources": kind.sources(row),
+        "last_version_seen": last_seen,
+        "removed_in_version": version,
+        "merged_into": None,
+    }
 
 
 def compute_history(previous: PreviousRelease | None, current: Records, version: str) -> History:
@@ -197,13 +242,9 @@ def compute_history(previous: PreviousRelease | None, current: Records, version:
     release, not in this one: also a tombstone), restored (back from a tombstone). Tombstones
     of records still absent are carried over.
     """
-    now = _current(current)
-    targets = merge_targets(current.study_identifiers, now["study"])
-    before: dict[str, dict[str, Row]] = {"study": {}, "publication": {}}
     versions: list[Row] = []
     tombstones: dict[RecordKey, Row] = {}
     if previous is not None:
-        before = _current(previous.records)
         if previous.record_versions is None:
             versions = _seed_versions(previous)
         else:
@@ -212,28 +253,31 @@ def compute_history(previous: PreviousRelease | None, current: Records, version:
             tombstones = {
                 (r["record_type"], r["record_id"]): r for r in previous.removed_records.to_pylist()
             }
+    present: dict[str, set[str]] = {}
     for kind in _KINDS:
-        old, new = before[kind.record_type], now[kind.record_type]
-        for rid in sorted(new.keys() - old.keys()):
+        new = present[kind.record_type] = _ids(current, kind)
+        old = _ids(previous.records, kind) if previous is not None else set()
+        for rid in sorted(new - old):
             back = tombstones.pop((kind.record_type, rid), None) is not None
             versions.append(
                 _version_row(kind.record_type, rid, version, "restored" if back else "added", [])
             )
-        for rid in sorted(new.keys() & old.keys()):
+        kept = sorted(new & old)
+        for rid in kept:
             tombstones.pop((kind.record_type, rid), None)
-            fields = changed_fields(old[rid], new[rid])
-            if fields:
-                versions.append(_version_row(kind.record_type, rid, version, "changed", fields))
-        for rid in sorted(old.keys() - new.keys()):
-            versions.append(_version_row(kind.record_type, rid, version, "removed", []))
-            tombstones[(kind.record_type, rid)] = {
-                "record_type": kind.record_type,
-                "record_id": rid,
-                "sources": kind.sources(old[rid]),
-                "last_version_seen": previous.version if previous else version,
-                "removed_in_version": version,
-                "merged_into": None,
-            }
+        if previous is None:
+            continue
+        before = kind.table(previous.records)
+        changed = changed_columns(before, kind.table(current), kind.key, kept)
+        for rid, fields in sorted(changed.items()):
+            versions.append(_version_row(kind.record_type, rid, version, "changed", fields))
+        gone = sorted(old - new)
+        for row in _rows_of(before, kind.key, gone).to_pylist():
+            versions.append(_version_row(kind.record_type, row[kind.key], version, "removed", []))
+            tombstones[(kind.record_type, row[kind.key])] = _tombstone(
+                kind, row, previous.version, version
+            )
+    targets = merge_targets(current.study_identifiers, present["study"])
     removed = [
         {**row, "merged_into": _merged_into(record_type, record_id, targets)}
         for (record_type, record_id), row in sorted(tombstones.items())

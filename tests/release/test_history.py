@@ -17,8 +17,9 @@ from pipelines.release.history import (
     History,
     PreviousRelease,
     Records,
-    changed_fields,
+    changed_columns,
     compute_history,
+    differs,
     read_previous,
     version_key,
 )
@@ -71,7 +72,9 @@ def records(
 ) -> Records:
     """The followed tables of a release, from rows (only the columns the rows have)."""
     return Records(
-        pa.Table.from_pylist(studies),
+        pa.Table.from_pylist(studies)
+        if studies
+        else pa.table({"study_id": pa.array([], pa.string())}),
         pa.Table.from_pylist(publications or [], schema=PUBLICATION_COLUMNS),
         pa.Table.from_pylist(identifiers or [], schema=IDENTIFIER_COLUMNS),
     )
@@ -122,8 +125,39 @@ def test_changed_study_names_exactly_the_changed_fields() -> None:
 
 
 def test_a_column_only_one_release_has_is_not_a_change() -> None:
-    assert changed_fields({"a": 1, "b": [1]}, {"a": 1, "b": [1], "new": "x"}) == []
-    assert changed_fields({"a": None, "b": float("nan")}, {"a": 0, "b": float("nan")}) == ["a"]
+    before = pa.table({"id": ["a", "b"], "n": [1, 2], "tags": [["x"], []]})
+    after = pa.table({"id": ["b", "a"], "n": [2, 1], "tags": [[], ["x"]], "new": ["y", "z"]})
+    assert changed_columns(before, after, "id", ["a", "b"]) == {}
+
+
+def test_nulls_and_nans_compare_equal_to_themselves_only() -> None:
+    before = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "n": pa.array([None, None, 3], pa.int64()),
+            "x": [float("nan"), 1.0, None],
+            "tags": [None, ["p"], ["q", "r"]],
+        }
+    )
+    after = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "n": pa.array([None, 0, 3], pa.int64()),
+            "x": [float("nan"), float("nan"), None],
+            "tags": [None, ["p"], ["r", "q"]],
+        }
+    )
+    assert differs(before["x"], after["x"]).to_pylist() == [False, True, False]
+    assert changed_columns(before, after, "id", ["a", "b", "c"]) == {
+        "b": ["n", "x"],
+        "c": ["tags"],
+    }
+
+
+def test_a_column_whose_type_changed_is_compared_by_value() -> None:
+    before = pa.table({"id": ["a", "b"], "n": pa.array([1, 2], pa.int64())})
+    after = pa.table({"id": ["a", "b"], "n": pa.array([1.0, 2.5], pa.float64())})
+    assert changed_columns(before, after, "id", ["a", "b"]) == {"b": ["n"]}
 
 
 def test_removed_records_become_tombstones_with_sources_and_last_version_seen() -> None:
