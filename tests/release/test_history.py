@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,10 @@ from pipelines.release.history import (
     read_previous,
     version_key,
 )
-from pipelines.release.publish import DataDir
+from pipelines.release.publish import DataDir, PublishError, publish
 from pipelines.release.validate import check_table
-from schemas import HISTORY
+from pipelines.snapshot import SnapshotInfo
+from schemas import HISTORY, QUARANTINE, TABLES
 from tests.release.conftest import (
     DELETED_STUDY,
     EDITED_STUDY,
@@ -370,3 +373,39 @@ def test_history_tables_are_published_like_every_table(two_releases: TwoReleases
     assert pq.read_table(two_releases.second / "record_versions.parquet").num_rows == (
         previous.record_versions.num_rows + 2
     )
+
+
+def _curated(folder: Path) -> dict[str, pa.Table]:
+    """A release's curated tables and quarantine, read back to publish again."""
+    return {
+        spec.name: pq.read_table(folder / f"{spec.name}.parquet") for spec in (*TABLES, QUARANTINE)
+    }
+
+
+def _publish(data_dir: Path, tables: dict[str, pa.Table], version: str | None = None) -> Any:
+    info = SnapshotInfo(date(2026, 11, 25), "kratom", "reconstructed", "")
+    return publish(DataDir(data_dir), tables, info, "0" * 64, {}, "2026-11-25T00:00:00Z", version)
+
+
+@pytest.mark.slow
+def test_publish_ignores_history_when_deciding_nothing_changed(
+    two_releases: TwoReleases, tmp_path: Path
+) -> None:
+    tables = _curated(two_releases.first)
+    assert _publish(tmp_path, tables).version == FIRST_VERSION
+    again = _publish(tmp_path, tables)
+    assert again.version is None and again.message.startswith("nothing changed since release")
+    forced = _publish(tmp_path, tables, "2026.12.01")
+    assert forced.version == "2026.12.01"
+    versions = pq.read_table(tmp_path / "releases" / "2026.12.01" / "record_versions.parquet")
+    assert set(versions["version"].to_pylist()) == {FIRST_VERSION}
+
+
+@pytest.mark.slow
+def test_publish_refuses_to_continue_history_without_the_previous_folder(
+    two_releases: TwoReleases, tmp_path: Path
+) -> None:
+    assert _publish(tmp_path, _curated(two_releases.first)).version == FIRST_VERSION
+    shutil.rmtree(tmp_path / "releases" / FIRST_VERSION)
+    with pytest.raises(PublishError, match="record history cannot be continued"):
+        _publish(tmp_path, _curated(two_releases.second))
