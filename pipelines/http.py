@@ -15,6 +15,7 @@ import random
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -67,6 +68,22 @@ class RequestLogEntry:
     problem: str | None = None
     """Why this attempt was not the answer (HTTP 503, a reset, an HTML page with status 200);
     None for the accepted response."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `requests` request starts inside any `window` seconds: a sliding window.
+
+    A fixed spacing alone never catches up after a slow answer or a stall, so a polite client
+    falls well below its limit; the window lets it catch up while never exceeding the limit.
+    """
+
+    requests: int
+    window: float
+
+    def scaled(self, factor: float) -> RateLimit:
+        """The same count in a window stretched by `factor` (0 turns pacing off, in tests)."""
+        return RateLimit(self.requests, self.window * factor)
 
 
 class ResponseRecorder:
@@ -183,6 +200,7 @@ class SourceHttp:
         base_url: str,
         *,
         min_interval: float = 0.0,
+        rate_limit: RateLimit | None = None,
         max_tries: int = 6,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         backoff_base: float = 1.0,
@@ -204,6 +222,7 @@ class SourceHttp:
         self.source = source
         self.base_url = base_url
         self.min_interval = min_interval
+        self.rate_limit = rate_limit
         self.max_tries = max_tries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -222,6 +241,7 @@ class SourceHttp:
         self._pace_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._last_start: float | None = None
+        self._recent_starts: deque[float] = deque(maxlen=rate_limit.requests if rate_limit else 1)
         self._client = httpx.Client(
             base_url=base_url,
             timeout=timeout,
@@ -255,6 +275,8 @@ class SourceHttp:
             raise ValueError("slow_down factor must be at least 1")
         with self._pace_lock:
             self.min_interval *= factor
+            if self.rate_limit is not None:
+                self.rate_limit = self.rate_limit.scaled(factor)
 
     def get(
         self,
@@ -400,13 +422,20 @@ class SourceHttp:
         return response, "", 0.0
 
     def _pace(self) -> None:
-        """Hold this request until `min_interval` has passed since the previous start."""
+        """Hold this request until `min_interval` has passed since the previous start and,
+        with a rate limit, until the start `requests` back has left the window."""
         with self._pace_lock:
+            now = self._clock()
+            wait = 0.0
             if self._last_start is not None and self.min_interval > 0:
-                wait = self._last_start + self.min_interval - self._clock()
-                if wait > 0:
-                    self._sleep(wait)
+                wait = self._last_start + self.min_interval - now
+            limit = self.rate_limit
+            if limit is not None and len(self._recent_starts) == limit.requests:
+                wait = max(wait, self._recent_starts[0] + limit.window - now)
+            if wait > 0:
+                self._sleep(wait)
             self._last_start = self._clock()
+            self._recent_starts.append(self._last_start)
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(attempt, self.backoff_base, self.backoff_cap, self._rng)

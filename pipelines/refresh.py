@@ -31,7 +31,14 @@ import orjson
 from defusedxml import ElementTree as SafeET
 
 from pipelines import emulator, paths, snapshot
-from pipelines.http import InvalidBody, ResponseRecorder, SourceError, SourceHttp, require_json
+from pipelines.http import (
+    InvalidBody,
+    RateLimit,
+    ResponseRecorder,
+    SourceError,
+    SourceHttp,
+    require_json,
+)
 from pipelines.sources import chembl, clinicaltrials, crossref, europepmc, openalex, pubchem, pubmed
 
 LIVE_SOURCES: tuple[str, ...] = (
@@ -448,6 +455,15 @@ def _min_interval(source: str, creds: Credentials) -> float:
     return MIN_INTERVALS[source]
 
 
+def _rate_limit(source: str, creds: Credentials, pace: float) -> RateLimit | None:
+    """The published per-second limits (NCBI, PubChem) as sliding windows, stretched by pace."""
+    if source == "pubmed":
+        return pubmed.rate_limit(creds.ncbi_api_key).scaled(pace)
+    if source == "pubchem":
+        return pubchem.RATE_LIMIT.scaled(pace)
+    return None
+
+
 def _total_units(source: str, queries: Mapping[str, list[str]]) -> int | None:
     if source in ("pubchem", "chembl"):
         return None
@@ -671,6 +687,7 @@ def refresh(
             source,
             base_urls[source],
             min_interval=_min_interval(source, creds) * settings.pace,
+            rate_limit=_rate_limit(source, creds, settings.pace),
             max_tries=settings.max_tries,
             timeout=httpx.Timeout(settings.timeout),
             backoff_base=settings.backoff_base,

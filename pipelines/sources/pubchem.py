@@ -21,13 +21,15 @@ from typing import Any, Protocol
 
 import httpx
 
-from pipelines.http import RETRY_STATUSES
+from pipelines.http import RETRY_STATUSES, RateLimit
 from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
 
 SOURCE = "pubchem"
-MIN_INTERVAL = 1.05 / 5
-"""Seconds between requests: PubChem asks for no more than 5 per second. A little over 1/5 s:
-at exactly 0.2 s, network jitter lets the server count 6 in a second."""
+RATE_LIMIT = RateLimit(5, 1.05)
+"""PubChem asks for no more than 5 requests per second; the window is a little over one second
+because at exactly 1 s network jitter lets the server count 6."""
+MIN_INTERVAL = 0.8 / RATE_LIMIT.requests
+"""Spacing just under 1/5 s, so the client catches up after a slow answer (the window caps it)."""
 BATCH_SIZE = 100
 PROPERTIES = ("MolecularFormula", "MolecularWeight", "IsomericSMILES", "InChIKey", "IUPACName")
 SMILES_KEYS = ("IsomericSMILES", "SMILES", "CanonicalSMILES", "ConnectivitySMILES")

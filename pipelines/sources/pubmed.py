@@ -21,6 +21,7 @@ from xml.etree.ElementTree import Element
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
+from pipelines.http import RateLimit
 from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid
 from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
 
@@ -32,11 +33,16 @@ EFETCH_BATCH = 500
 """Articles per efetch request: NCBI allows up to 10,000; 500 keeps each body a few MB."""
 TOOL = "kratom-evidence"
 RATE_MARGIN = 1.05
-"""Spacing a little over 1/limit: at exactly 1/3 s, network jitter lets NCBI count 4 in a second."""
-MIN_INTERVAL = RATE_MARGIN / 3
+"""A window a little over one second: at exactly 1 s, network jitter lets NCBI count one more."""
+RATE_LIMIT = RateLimit(3, RATE_MARGIN)
 """NCBI: at most 3 requests per second without an API key..."""
-MIN_INTERVAL_WITH_KEY = RATE_MARGIN / 10
+RATE_LIMIT_WITH_KEY = RateLimit(10, RATE_MARGIN)
 """...and at most 10 with one."""
+CATCH_UP = 0.8
+"""Spacing between starts as a share of 1/limit: below 1, so the client can catch up after a
+slow answer; the rate limit's window still caps every second."""
+MIN_INTERVAL = CATCH_UP / RATE_LIMIT.requests
+MIN_INTERVAL_WITH_KEY = CATCH_UP / RATE_LIMIT_WITH_KEY.requests
 ROOT_TAG = "PubmedArticleSet"
 RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle")
 
@@ -446,8 +452,13 @@ class SearchError(ValueError):
 
 
 def min_interval(api_key: str | None) -> float:
-    """Seconds between request starts NCBI allows: 1/3 s, or 1/10 s with an API key."""
+    """Seconds between request starts, just under NCBI's 1/3 s (1/10 s with an API key)."""
     return MIN_INTERVAL_WITH_KEY if api_key else MIN_INTERVAL
+
+
+def rate_limit(api_key: str | None) -> RateLimit:
+    """NCBI's limit: 3 requests in any second, or 10 with an API key."""
+    return RATE_LIMIT_WITH_KEY if api_key else RATE_LIMIT
 
 
 def default_params(email: str, api_key: str | None = None, tool: str = TOOL) -> dict[str, str]:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from werkzeug import Request, Response
 
-from pipelines.http import ResponseHook, ResponseRecorder, SourceHttp
+from pipelines.http import RateLimit, ResponseHook, ResponseRecorder, SourceHttp
 
 Handler = Callable[[Request], Response]
 Fault = tuple[int, dict[str, str]]
@@ -65,6 +65,7 @@ def client(
     snapshot: Path,
     *,
     min_interval: float = 0.0,
+    rate_limit: RateLimit | None = None,
     default_params: Mapping[str, Any] | None = None,
     on_response: ResponseHook | None = None,
 ) -> SourceHttp:
@@ -73,6 +74,7 @@ def client(
         source,
         base_url,
         min_interval=min_interval,
+        rate_limit=rate_limit,
         default_params=default_params,
         recorder=ResponseRecorder(snapshot),
         on_response=on_response,

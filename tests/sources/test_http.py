@@ -31,6 +31,7 @@ from werkzeug import Request, Response
 
 from pipelines.http import (
     InvalidBody,
+    RateLimit,
     RequestLogEntry,
     ResponseRecorder,
     SourceError,
@@ -536,6 +537,52 @@ def test_minimum_interval_holds_across_threads_sharing_a_client(
     assert min(gaps(server.accepted)) >= 0.095
 
 
+class SteppedClock:
+    """A clock that moves only when the client sleeps or an answer is slow: exact pacing."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_rate_limit_window_caps_every_second_and_catches_up_after_a_stall(
+    httpserver: HTTPServer,
+) -> None:
+    serve(httpserver, "/efetch.fcgi", ok_json({}))
+    clock = SteppedClock()
+    slow_answers = {1: 0.5}  # by entries logged before it: the 2nd answer takes half a second
+
+    def stall(response: httpx.Response) -> None:
+        clock.now += slow_answers.get(len(http.log), 0.0)
+
+    http = SourceHttp(
+        "pubmed",
+        httpserver.url_for("/"),
+        min_interval=0.8 / 3,
+        rate_limit=RateLimit(3, 1.0),
+        sleep=clock.sleep,
+        clock=clock,
+        on_response=stall,
+    )
+    with http:
+        for _ in range(8):
+            http.get_json("/efetch.fcgi")
+    starts = [e.started_at for e in http.log]
+
+    step = 0.8 / 3
+    after_stall = [0.5 + step, 0.5 + 2 * step, 0.5 + 3 * step]
+    expected = [0.0, step, *after_stall, *(t + 1.0 for t in after_stall)]
+    assert starts == pytest.approx(expected)
+    assert max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts) == 3
+    # A fixed 1/3 s spacing alone would start the 8th request at 0.5 + 6/3 = 2.5 s.
+    assert starts[-1] < 2.5 - 0.1
+
+
 def test_slow_down_stretches_the_interval(httpserver: HTTPServer) -> None:
     script = serve(httpserver, "/compound", ok_json({}))
     http = SourceHttp("pubchem", httpserver.url_for("/"), min_interval=0.05)
@@ -545,7 +592,8 @@ def test_slow_down_stretches_the_interval(httpserver: HTTPServer) -> None:
     http.get_json("/compound")
 
     assert http.min_interval == pytest.approx(0.15)
-    assert min(gaps(script.arrivals)) >= 0.145
+    assert min(gaps([e.started_at for e in http.log][1:])) >= 0.15
+    assert min(gaps(script.arrivals)) >= 0.14  # the server's clock sees loopback jitter
     with pytest.raises(ValueError):
         http.slow_down(0.5)
 

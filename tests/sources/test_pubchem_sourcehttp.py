@@ -61,6 +61,7 @@ def test_batches_with_faults_and_throttling_headers(httpserver: HTTPServer, tmp_
         httpserver.url_for(""),
         tmp_path,
         min_interval=pubchem.MIN_INTERVAL,
+        rate_limit=pubchem.RATE_LIMIT,
         on_response=pacer.on_response,
     )
     with http:
@@ -96,6 +97,7 @@ def test_stays_within_five_requests_a_second(httpserver: HTTPServer, tmp_path: P
         httpserver.url_for(""),
         tmp_path,
         min_interval=pubchem.MIN_INTERVAL,
+        rate_limit=pubchem.RATE_LIMIT,
         on_response=pacer.on_response,
     ) as http:
         bodies = list(pubchem.fetch_compounds(http, list(range(1, 11)), pacer, batch_size=2))

@@ -76,8 +76,11 @@ def test_efetch_batches_through_the_history_server(httpserver: HTTPServer, tmp_p
 
 
 def test_rate_limits_and_key_is_only_sent_when_given() -> None:
-    assert 1 / 3 < pubmed.min_interval(None) < 0.36
-    assert 1 / 10 < pubmed.min_interval("k") < 0.11
+    assert pubmed.rate_limit(None).requests == 3 and pubmed.rate_limit("k").requests == 10
+    assert 1.0 < pubmed.rate_limit(None).window == pubmed.rate_limit("k").window < 1.1
+    # Spacing just under 1/limit lets the client catch up; the window caps every second.
+    assert 0.8 / 3 <= pubmed.min_interval(None) < 1 / 3
+    assert 0.8 / 10 <= pubmed.min_interval("k") < 1 / 10
     assert "api_key" not in pubmed.default_params("a@b.org")
 
 

@@ -82,6 +82,7 @@ def test_history_paging_with_faults_keeps_the_rate_limit(
         httpserver.url_for("/eutils"),
         tmp_path,
         min_interval=pubmed.min_interval(api_key),
+        rate_limit=pubmed.rate_limit(api_key),
         default_params=pubmed.default_params(EMAIL, api_key),
     )
     with http:
