@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -895,10 +896,26 @@ def _carried(source: str, path: Path, drop: set[str]) -> tuple[bytes | None, int
     raw = path.read_bytes()
     if source == "pubmed":
         return xml_without(raw, drop)
-    doc, gone = json_without(source, json.loads(raw), drop)
+    doc, gone = json_without(source, json.loads(raw, parse_float=Decimal), drop)
     if gone == 0 or doc is None:
         return None, gone
-    return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"), gone
+    return exact_json(doc).encode("utf-8"), gone
+
+
+def exact_json(value: Any) -> str:
+    """JSON text that spells each number as its parsed Decimal does.
+
+    A record kept in a rewritten file must read back exactly as its untouched copies in other
+    files do (staging compares the two); `json.dumps` would respell `1.0E-5` as `1e-05`.
+    """
+    if isinstance(value, dict):
+        items = (f"{json.dumps(k, ensure_ascii=False)}:{exact_json(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(exact_json(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _scheme_host(url: str) -> str:

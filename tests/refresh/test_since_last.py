@@ -12,6 +12,7 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -31,6 +32,7 @@ from pipelines.refresh import (
     HttpSettings,
     combined_query,
     delta_request,
+    exact_json,
     json_without,
     parse_base_urls,
     refresh,
@@ -163,6 +165,14 @@ def test_json_without_keeps_pubchem_envelope_and_drops_single_records() -> None:
     assert json_without("crossref", work["message"], {"DOI:10.1/x"}) == (None, 1)
     page = {"studies": [], "nextPageToken": "t"}
     assert json_without("clinicaltrials", page, {"NCT00000000"}) == (page, 0)
+
+
+def test_exact_json_keeps_each_number_spelled_as_the_source_spelled_it() -> None:
+    raw = '{"a": [1.0E-5, 0.10, 3, "x\u00e9"], "b": {"c": null, "d": true, "e": 2.50}}'
+    text = exact_json(json.loads(raw, parse_float=Decimal))
+    assert text == '{"a":[0.000010,0.10,3,"xé"],"b":{"c":null,"d":true,"e":2.50}}'
+    again = json.loads(text, parse_float=Decimal)
+    assert [str(v) for v in again["a"][:2]] == [str(Decimal("1.0E-5")), "0.10"]
 
 
 def _api(tmp_path: Path) -> SnapshotApi:
