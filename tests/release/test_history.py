@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.release import catalog
+from pipelines.release.describe import describe_release
 from pipelines.release.history import (
     History,
     PreviousRelease,
@@ -26,7 +27,7 @@ from pipelines.release.history import (
     version_key,
 )
 from pipelines.release.publish import DataDir, PublishError, publish
-from pipelines.release.validate import check_table
+from pipelines.release.validate import check_table, validate_release
 from pipelines.snapshot import SnapshotInfo
 from schemas import HISTORY, QUARANTINE, TABLES
 from tests.release.conftest import (
@@ -384,7 +385,10 @@ def _curated(folder: Path) -> dict[str, pa.Table]:
 
 def _publish(data_dir: Path, tables: dict[str, pa.Table], version: str | None = None) -> Any:
     info = SnapshotInfo(date(2026, 11, 25), "kratom", "reconstructed", "")
-    return publish(DataDir(data_dir), tables, info, "0" * 64, {}, "2026-11-25T00:00:00Z", version)
+    created_at = "2026-11-25T00:00:00Z"
+    return publish(
+        DataDir(data_dir), tables, info, "0" * 64, {}, created_at, version, describe_release
+    )
 
 
 @pytest.mark.slow
@@ -409,3 +413,27 @@ def test_publish_refuses_to_continue_history_without_the_previous_folder(
     shutil.rmtree(tmp_path / "releases" / FIRST_VERSION)
     with pytest.raises(PublishError, match="record history cannot be continued"):
         _publish(tmp_path, _curated(two_releases.second))
+
+
+@pytest.mark.slow
+def test_removed_nct_id_that_became_an_alias_is_published_as_merged(
+    two_releases: TwoReleases, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _publish(tmp_path, _curated(two_releases.first)).version == FIRST_VERSION
+    tables = _curated(two_releases.second)
+    merged = pa.Table.from_pylist(
+        [alias(EDITED_STUDY, DELETED_STUDY)], schema=tables["study_identifiers"].schema
+    )
+    tables["study_identifiers"] = pa.concat_tables([tables["study_identifiers"], merged])
+    assert _publish(tmp_path, tables).version == SECOND_VERSION
+    found = _query(
+        tmp_path, "SELECT record_id, merged_into, last_version_seen FROM removed_records", capsys
+    )
+    assert found == [
+        {
+            "record_id": DELETED_STUDY,
+            "merged_into": EDITED_STUDY,
+            "last_version_seen": FIRST_VERSION,
+        }
+    ]
+    assert validate_release(tmp_path / "releases" / SECOND_VERSION) == []
