@@ -26,6 +26,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from xml.etree.ElementTree import tostring
 
 import httpx
 import orjson
@@ -857,11 +858,14 @@ def json_without(source: str, doc: Any, drop: set[str]) -> tuple[Any | None, int
 
 
 def xml_without(body: bytes, drop: set[str]) -> tuple[bytes, int]:
-    """An efetch body without the records whose `PMID:<n>` is in `drop`, as the emulator lays
-    pages out (so carried and rewritten copies of one record read back the same)."""
+    """An efetch body without the records whose `PMID:<n>` is in `drop`.
+
+    Each kept record is written back as parsed, its trailing whitespace included, so it reads
+    back exactly like its untouched copies in other files (staging compares the two).
+    """
     root = SafeET.fromstring(body, forbid_dtd=False)
     kept = [child for child in root if pubmed.record_key(child) not in drop]
-    articles = [emulator.article_bytes(child) for child in kept]
+    articles = [tostring(child, encoding="utf-8", xml_declaration=False) for child in kept]
     return emulator.efetch_document(emulator.doctype_of(body), articles), len(root) - len(kept)
 
 

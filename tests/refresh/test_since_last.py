@@ -36,8 +36,9 @@ from pipelines.refresh import (
     json_without,
     parse_base_urls,
     refresh,
+    xml_without,
 )
-from pipelines.sources import clinicaltrials
+from pipelines.sources import clinicaltrials, pubmed
 
 FAST = ["--pace", "0", "--timeout", "2", "--backoff", "0.02", "--max-tries", "4", "--no-progress"]
 TODAY = datetime.now(UTC).date()
@@ -165,6 +166,25 @@ def test_json_without_keeps_pubchem_envelope_and_drops_single_records() -> None:
     assert json_without("crossref", work["message"], {"DOI:10.1/x"}) == (None, 1)
     page = {"studies": [], "nextPageToken": "t"}
     assert json_without("clinicaltrials", page, {"NCT00000000"}) == (page, 0)
+
+
+def _raw_by_key(path: Path) -> dict[str | None, str]:
+    return {pubmed.record_key(r): pubmed.record_raw(r) for r in pubmed.iter_records(path)}
+
+
+def test_xml_without_drops_a_pmid_and_keeps_the_others_reading_back_the_same(
+    tmp_path: Path,
+) -> None:
+    original = paths.BUNDLED_SNAPSHOT / "pubmed" / "efetch-0001.xml"
+    before = _raw_by_key(original)
+    dropped = next(iter(before))
+    body, gone = xml_without(original.read_bytes(), {str(dropped)})
+    rewritten = tmp_path / "efetch-0001.xml"
+    rewritten.write_bytes(body)
+
+    assert gone == 1
+    assert body.startswith(b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet')
+    assert _raw_by_key(rewritten) == {k: v for k, v in before.items() if k != dropped}
 
 
 def test_exact_json_keeps_each_number_spelled_as_the_source_spelled_it() -> None:
