@@ -166,12 +166,6 @@ def test_throughput_at_least_ninety_percent_of_each_published_limit(
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pubmed.RATE_MARGIN 1.05 caps the keyed client at 95.2 % of 10/s, so a single 0.1 s "
-    "scheduling stall in its 2 s of requests costs the other 5 %: 61-92 % measured on the "
-    "shared 2-core machine at load average 4 to 9",
-)
 def test_throughput_with_ncbi_key_at_least_ninety_percent_of_ten_per_second(
     keyed_log: dict[str, list[dict[str, Any]]],
 ) -> None:
