@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -388,6 +389,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    # Dagster's API-stability notices (e.g. its own sensor decorator passing a beta parameter)
+    # speak to developers of the code location, not to someone running the command.
+    warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
