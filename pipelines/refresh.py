@@ -373,8 +373,7 @@ def fetch_pubmed(
         client = _RecordingClient(http, _query_prefix(query), _pubmed_body, delta)
         hits = 0
         for body in pubmed.iter_efetch_pages(client, query):
-            root = SafeET.fromstring(body, forbid_dtd=False)
-            hits += sum(1 for child in root if child.tag in pubmed.RECORD_TAGS)
+            hits += pubmed.count_records(body)
         out.hits[query] = hits
         out.pages += client.pages
         advance(1)

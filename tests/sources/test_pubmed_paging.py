@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from defusedxml import ElementTree as SafeET
 from literature_loopback import client, recorded
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from pipelines import paths
 from pipelines.sources import pubmed
 
 PMIDS = [str(30_000_000 + n) for n in range(1, 24)]
@@ -79,8 +81,8 @@ def test_rate_limits_and_key_is_only_sent_when_given() -> None:
     assert pubmed.rate_limit(None).requests == 3 and pubmed.rate_limit("k").requests == 10
     assert 1.0 < pubmed.rate_limit(None).window == pubmed.rate_limit("k").window < 1.1
     # Spacing just under 1/limit lets the client catch up; the window caps every second.
-    assert 0.8 / 3 <= pubmed.min_interval(None) < 1 / 3
-    assert 0.8 / 10 <= pubmed.min_interval("k") < 1 / 10
+    assert 0.5 / 3 <= pubmed.min_interval(None) < 1 / 3
+    assert 0.5 / 10 <= pubmed.min_interval("k") < 1 / 10
     assert "api_key" not in pubmed.default_params("a@b.org")
 
 
@@ -91,3 +93,17 @@ def test_esearch_error_is_clear(httpserver: HTTPServer, tmp_path: Path) -> None:
     http = client(pubmed.SOURCE, httpserver.url_for(""), tmp_path)
     with pytest.raises(pubmed.SearchError, match="Invalid query"):
         list(pubmed.iter_efetch_pages(http, "(("))
+
+
+def test_count_records_matches_a_full_parse_of_the_bundled_efetch_files() -> None:
+    files = sorted((paths.BUNDLED_SNAPSHOT / "pubmed").glob("*.xml"))
+    assert files
+    for path in files:
+        body = path.read_bytes()
+        root = SafeET.fromstring(body, forbid_dtd=False)
+        parsed = sum(1 for child in root if child.tag in pubmed.RECORD_TAGS)
+        assert pubmed.count_records(body) == parsed > 0
+    book = b"<PubmedArticleSet><PubmedBookArticle><BookDocument/></PubmedBookArticle>"
+    book += b'<PubmedArticle status="x"><MedlineCitation/></PubmedArticle></PubmedArticleSet>'
+    assert pubmed.count_records(book) == 2
+    assert pubmed.count_records(b"<PubmedArticleSet><PubmedArticleSetX/></PubmedArticleSet>") == 0
