@@ -100,7 +100,7 @@ def postgres_extension_path(cache: Path | None = None) -> Path:
     target = folder / "postgres_scanner.duckdb_extension"
     if not target.exists() or target.stat().st_size != found[0].stat().st_size:
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{target.name}.partial"
+        partial = folder / f".{target.name}.{os.getpid()}.partial"  # processes may race here
         shutil.copyfile(found[0], partial)
         partial.replace(target)
     return target
