@@ -60,16 +60,17 @@ def _pages(records: int, size: int) -> int:
 def minimum_requests(counts: Counts, queries: int = 1) -> dict[str, int]:
     """Fewest requests each source's protocol allows at the page sizes the pagers use.
 
-    Per query: ClinicalTrials.gov, Europe PMC (its last page repeats the cursor) and OpenAlex
-    (next_cursor null) one request per page; PubMed one esearch, then one efetch per batch;
-    Crossref pages "until no items" (CONTRACT §6), so one empty page past the last. PubChem
+    Per query: ClinicalTrials.gov and Europe PMC (its last page repeats the cursor) one request
+    per page; PubMed one esearch, then one efetch per batch; OpenAlex ("until next_cursor is
+    null and results is empty") and Crossref ("until no items", CONTRACT §6) one empty page
+    past the last. PubChem
     asks properties and synonyms per CID batch; ChEMBL pages all molecules in one chain.
     """
     return {
         "clinicaltrials": queries * _pages(counts.clinicaltrials, clinicaltrials.PAGE_SIZE),
         "pubmed": queries * (1 + _ceil(counts.pubmed, pubmed.EFETCH_BATCH)),
         "europepmc": queries * _pages(counts.europepmc, europepmc.PAGE_SIZE),
-        "openalex": queries * _pages(counts.openalex, openalex.PER_PAGE),
+        "openalex": queries * (_ceil(counts.openalex, openalex.PER_PAGE) + 1),
         "crossref": queries * (_ceil(counts.crossref, crossref.ROWS) + 1),
         "pubchem": 2 * _ceil(counts.cids, pubchem.BATCH_SIZE),
         "chembl": _pages(counts.chembl, chembl.PAGE_LIMIT),

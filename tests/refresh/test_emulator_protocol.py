@@ -7,6 +7,7 @@ so every protocol's "next page" and "last page" path runs, and every record come
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -25,6 +26,7 @@ from pipelines.emulator import (
 from pipelines.http import SourceHttp
 from pipelines.refresh import parse_base_urls
 from pipelines.sources import chembl, crossref, europepmc, openalex, pubchem, pubmed
+from tests.refresh import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +99,21 @@ def test_europepmc_cursor_repeats_on_the_last_page(server: EmulatorServer) -> No
     assert pages[-1]["nextCursorMark"] == pages[-1]["request"]["cursorMark"]
 
 
-def test_openalex_cursor_null_on_last_page(server: EmulatorServer) -> None:
-    with _client(server, "openalex") as http:
-        pages = list(openalex.iter_works_pages(http, "kratom", per_page=5))
-    assert len(pages) == 1 and pages[0]["meta"]["next_cursor"] is None
+def test_openalex_ends_with_an_empty_page_and_a_null_cursor(tmp_path: Path) -> None:
+    """OpenAlex: "repeat until next_cursor is null and results is empty"."""
+    counts = synthetic.Counts(
+        clinicaltrials=0, pubmed=0, europepmc=0, openalex=7, crossref=0, chembl=0, cids=0
+    )
+    served = make_server(synthetic.write_snapshot(tmp_path, counts))
+    start_in_thread(served)
+    try:
+        with _client(served, "openalex") as http:
+            pages = list(openalex.iter_works_pages(http, "kratom", per_page=5))
+    finally:
+        served.shutdown()
+        served.server_close()
+    assert [len(p["results"]) for p in pages] == [5, 2, 0]
+    assert [p["meta"]["next_cursor"] is None for p in pages] == [False, False, True]
 
 
 def test_crossref_cursor_until_an_empty_page(server: EmulatorServer) -> None:

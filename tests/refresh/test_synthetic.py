@@ -22,7 +22,7 @@ def test_minimum_requests_one_page_per_page_size_and_one_for_no_hits() -> None:
         "clinicaltrials": 4,
         "pubmed": 2,
         "europepmc": 1,
-        "openalex": 2,
+        "openalex": 3,
         "crossref": 1,
         "pubchem": 0,
         "chembl": 2,
