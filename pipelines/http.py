@@ -210,6 +210,7 @@ class SourceHttp:
         default_params: Mapping[str, Any] | None = None,
         recorder: ResponseRecorder | None = None,
         on_response: ResponseHook | None = None,
+        on_log: Callable[[RequestLogEntry], None] | None = None,
         user_agent: str = "kratom-evidence/0.1",
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -231,6 +232,7 @@ class SourceHttp:
         self.default_params = dict(default_params or {})
         self.recorder = recorder
         self.on_response = on_response
+        self.on_log = on_log
         self.requests_sent = 0
         self.retries = 0
         self.log: list[RequestLogEntry] = []
@@ -443,6 +445,8 @@ class SourceHttp:
     def _note(self, entry: RequestLogEntry) -> None:
         with self._stats_lock:
             self.log.append(entry)
+        if self.on_log is not None:
+            self.on_log(entry)
         logger.debug(
             "%s: GET %s -> %s, %d bytes, %.3f s, try %d",
             self.source,

@@ -15,7 +15,6 @@ complete snapshot.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import shutil
 import threading
@@ -36,6 +35,7 @@ from pipelines import emulator, paths, snapshot
 from pipelines.http import (
     InvalidBody,
     RateLimit,
+    RequestLogEntry,
     ResponseRecorder,
     SourceError,
     SourceHttp,
@@ -683,6 +683,7 @@ def refresh(
         plan = incremental_plan(queries, cids, chembl_ids, base_info, now.date(), delta_name)
     recorder = ResponseRecorder(folder)
     pacer = pubchem.ThrottlePacer()
+    request_log = RequestLog(folder)
     clients = {
         source: SourceHttp(
             source,
@@ -696,6 +697,7 @@ def refresh(
             default_params=_default_params(source, creds),
             recorder=recorder,
             on_response=pacer.on_response if source == "pubchem" else None,
+            on_log=request_log.writer(source),
         )
         for source in LIVE_SOURCES
     }
@@ -739,7 +741,7 @@ def refresh(
             progress.stop()
         for http in clients.values():
             http.close()
-    _write_request_log(folder, outcomes)
+        request_log.close()
     _write_strategy(folder, outcomes, captured_at)
     result = RefreshResult(folder, outcomes)
     if result.complete:
@@ -933,15 +935,27 @@ def _one_line(exc: Exception, creds: Credentials) -> str:
     return text
 
 
-def _write_request_log(folder: Path, outcomes: Mapping[str, SourceOutcome]) -> None:
-    """requests.jsonl: one line per attempt, per source; a resumed run appends its own."""
-    buffer = io.StringIO()
-    for source in LIVE_SOURCES:
-        outcome = outcomes.get(source)
-        for entry in outcome.log if outcome else []:
-            buffer.write(json.dumps({"source": source, **entry}, sort_keys=True) + "\n")
-    with (folder / REQUEST_LOG).open("a", encoding="utf-8") as handle:
-        handle.write(buffer.getvalue())
+class RequestLog:
+    """requests.jsonl: one line per attempt, written as it happens and flushed at once, so a
+    refresh that is killed keeps the log of what it asked; a resumed run appends its own."""
+
+    def __init__(self, folder: Path) -> None:
+        self._handle = (folder / REQUEST_LOG).open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def writer(self, source: str) -> Callable[[RequestLogEntry], None]:
+        """The client hook that logs `source`'s attempts."""
+
+        def write(entry: RequestLogEntry) -> None:
+            line = json.dumps({"source": source, **asdict(entry)}, sort_keys=True) + "\n"
+            with self._lock:
+                self._handle.write(line)
+                self._handle.flush()
+
+        return write
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def busiest_window(starts: Sequence[float], window: float = 1.0) -> int:

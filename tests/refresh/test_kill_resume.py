@@ -25,7 +25,7 @@ import pytest
 from pipelines import paths
 from pipelines.cli import main
 from pipelines.emulator import EmulatorServer, Reply, make_server, start_in_thread
-from pipelines.refresh import LIVE_SOURCES, load_queries
+from pipelines.refresh import LIVE_SOURCES, REQUEST_LOG, load_queries
 
 pytestmark = pytest.mark.slow
 
@@ -149,6 +149,10 @@ def _table_hashes(data_dir: Path) -> dict[str, str]:
     return {name: entry["sha256"] for name, entry in tables.items()}
 
 
+def _request_log(folder: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (folder / REQUEST_LOG).read_text().splitlines()]
+
+
 def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_tables(
     tmp_path: Path, emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -173,6 +177,12 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
     assert KILL_AFTER_PAGES <= recorded["clinicaltrials"] < ct_queries
     assert in_flight["clinicaltrials"] == 1
     assert all(0 <= in_flight[s] <= 1 for s in LIVE_SOURCES), in_flight
+    # The request log is written as requests happen: the killed run's attempts are all there,
+    # but for those still unanswered at the kill.
+    asked_by_killed = len(emulator.requests)
+    logged_by_killed = _request_log(folder)
+    assert sum(recorded.values()) <= len(logged_by_killed) <= asked_by_killed
+    assert len(logged_by_killed) >= asked_by_killed - sum(in_flight.values())
 
     rerun = subprocess.run(
         _refresh_command(killed_dir, emulator.base_url, "0"), capture_output=True, text=True
@@ -190,6 +200,9 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
         s: finished[s] - recorded[s] for s in LIVE_SOURCES
     }
     assert list((killed_dir / "snapshots").iterdir()) == [folder]
+    logged = _request_log(folder)
+    assert logged[: len(logged_by_killed)] == logged_by_killed
+    assert len(logged) - len(logged_by_killed) == len(emulator.requests) - asked_by_killed
     clean = subprocess.run(
         _refresh_command(clean_dir, emulator.base_url, "0"), capture_output=True, text=True
     )
