@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from schemas import QUARANTINE, RELEASED, TableSpec
+from schemas import HISTORY, QUARANTINE, RELEASED, TableSpec
 
 DETAIL_LIMIT = 50
 """Keys listed per table and kind in CHANGES.md; the JSON output lists them all."""
@@ -210,9 +210,13 @@ def render_markdown(diff: ReleaseDiff) -> str:
     for t in diff.tables:
         lines.append(f"| {t.table} | {len(t.added)} | {len(t.removed)} | {len(t.changed)} |")
     lines.append("")
-    moved = [t for t in diff.tables if not t.unchanged]
+    history = {spec.name for spec in HISTORY}
+    moved = [t for t in diff.tables if not t.unchanged and t.table not in history]
     if not moved:
         lines += ["No row was added, removed or changed.", ""]
+    else:
+        # The history tables restate the moves below record by record: counted, not listed.
+        lines += [f"{' and '.join(sorted(history))} record these changes per id.", ""]
     for t in moved:
         lines += [f"## {t.table}", ""]
         if t.table == QUARANTINE.name:
