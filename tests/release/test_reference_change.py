@@ -86,6 +86,8 @@ def test_vocabulary_change_publishes_the_next_suffix_with_its_changes(tmp_path: 
     changes = (releases / version / "CHANGES.md").read_text(encoding="utf-8")
     assert f"Compared with release {BASE}," in changes
     assert "| studies | 0 | 0 | 0 |" in changes
+    # History tables are counted in the summary, never listed row by row again.
+    assert "| record_versions |" in changes and "\n## record_versions\n" not in changes
     outcome_section = changes.split("\n## outcomes\n", 1)[1].split("\n## ", 1)[0]
     changed = {
         line.split("`")[1]: line.split(": ", 1)[1].split(", ")
