@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,7 @@ class ObjectStore:
     bucket: str
     client: Any
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         listed = self.client.list_objects_v2(Bucket=self.bucket)
         return sorted(item["Key"] for item in listed.get("Contents", []))
 
@@ -103,7 +104,9 @@ def object_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
             aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
             region_name=credentials["AWS_REGION"],
         )
-        client.create_bucket(Bucket="kratom-lake")
-        yield ObjectStore(endpoint, "kratom-lake", client)
+        # moto keeps buckets for the whole process: a fresh bucket per test starts empty.
+        bucket = f"kratom-lake-{uuid.uuid4().hex[:12]}"
+        client.create_bucket(Bucket=bucket)
+        yield ObjectStore(endpoint, bucket, client)
     finally:
         server.stop()

@@ -56,14 +56,14 @@ def test_two_releases_with_data_files_in_s3_read_back_with_time_travel(
     url = f"s3://{object_store.bucket}/lake"
     where = ["--data-dir", str(data_dir), "--catalog-data-path", url]
     assert f"published release {BASE}" in _run(capsys, "build", *where)
-    first_keys = object_store.keys()
+    first_keys = object_store.object_keys()
     assert first_keys and all(k.startswith("lake/") and k.endswith(".parquet") for k in first_keys)
     assert not list((data_dir / "lake").rglob("*.parquet")), "no data file may stay local"
 
     variant = variant_snapshot(tmp_path / "variant")
     out = _run(capsys, "build", "--snapshot", str(variant), *where)
     assert f"published release {BASE}.1" in out
-    assert len(object_store.keys()) > len(first_keys)
+    assert len(object_store.object_keys()) > len(first_keys)
 
     sql = f"SELECT count(*) AS n, count(*) FILTER (study_id = '{DROPPED_STUDY}') AS dropped "
     sql += "FROM studies"

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,6 +23,7 @@ from pipelines import paths
 from pipelines.cli import main
 from pipelines.release.catalog import postgres_catalog
 from tests.release._snapshots import DROPPED_STUDY, variant_snapshot
+from tests.release.conftest import ObjectStore
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BASE = "2026.11.25"
@@ -109,3 +111,33 @@ def test_two_releases_in_postgres_read_back_with_time_travel(
     # The same version read from the release folder agrees with the catalog.
     manifest = json.loads((tmp_path / "data" / "releases" / BASE / "manifest.json").read_text())
     assert manifest["tables"]["studies"]["rows"] == counts[BASE]["n"]
+
+
+def test_postgres_catalog_with_data_files_in_an_object_store(
+    postgres: str,
+    object_store: ObjectStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Both halves off the machine: the catalog in PostgreSQL, the Parquet files in S3."""
+    port = urlsplit(postgres).port
+    _as_postgres(f"{PG_BIN}/createdb -h 127.0.0.1 -p {port} -U postgres lake_s3")
+    catalog = postgres.rsplit("/", 1)[0] + "/lake_s3"
+    url = f"s3://{object_store.bucket}/shared"
+    where = ["--data-dir", str(tmp_path / "data"), "--catalog", catalog, "--catalog-data-path", url]
+    variant = variant_snapshot(tmp_path / "variant")
+    assert f"published release {BASE}" in _run(capsys, "build", *where)
+    assert f"published release {BASE}.1" in _run(
+        capsys, "build", "--snapshot", str(variant), *where
+    )
+    stored = object_store.object_keys()
+    assert stored and all(key.startswith("shared/") for key in stored)
+    assert not list((tmp_path / "data").rglob("*.ducklake"))
+    sql = f"SELECT count(*) FILTER (study_id = '{DROPPED_STUDY}') AS dropped FROM studies"
+    dropped = {
+        version: json.loads(
+            _run(capsys, "query", sql, "--release-version", version, "--format", "json", *where)
+        )[0]["dropped"]
+        for version in (BASE, f"{BASE}.1")
+    }
+    assert dropped == {BASE: 1, f"{BASE}.1": 0}
