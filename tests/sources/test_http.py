@@ -511,8 +511,10 @@ def test_minimum_interval_spaces_request_starts(raw_server: Callable[..., RawSer
             http.get_json("/esearch.fcgi")
 
     assert len(server.accepted) == 10
-    assert min(gaps(server.accepted)) >= 0.095
     assert min(gaps([e.started_at for e in http.log])) >= 0.1
+    # The server's accept times carry its own scheduling delays: one late accept shortens the
+    # next gap, so the server side checks the whole span rather than each gap.
+    assert max(server.accepted) - min(server.accepted) >= 0.095 * 9
 
 
 def test_minimum_interval_holds_across_threads_sharing_a_client(
@@ -534,7 +536,8 @@ def test_minimum_interval_holds_across_threads_sharing_a_client(
     http.close()
 
     assert len(server.accepted) == http.requests_sent == 12
-    assert min(gaps(server.accepted)) >= 0.095
+    assert min(gaps([e.started_at for e in http.log])) >= 0.1
+    assert max(server.accepted) - min(server.accepted) >= 0.095 * 11
 
 
 class SteppedClock:
