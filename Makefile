@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 release: $(STAMP)  ## build the bundled snapshot and publish a release into data/
 	$(VENV)/bin/kratom-evidence build
 
-test: $(STAMP) lint system-packages  ## lint, then the whole test suite, on both cores
+test: $(STAMP) lint typecheck system-packages  ## lint, types, then the whole test suite (2 cores)
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 system-packages:  ## Debian's chromium and postgresql, which some tests drive for real

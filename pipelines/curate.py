@@ -7,7 +7,7 @@ which rule it broke. Validation is lazy, so one run reports every failure at onc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pandas as pd
@@ -72,7 +72,7 @@ def _is_missing(value: Any) -> bool:
 def _rejects(frame: pd.DataFrame, reasons: dict[int, str], spec: TableSpec) -> pd.DataFrame:
     rows = []
     for index in sorted(reasons):
-        row = frame.loc[index]
+        row = cast(pd.Series, frame.loc[index])  # one label of a unique index: one row
         key = "|".join("" if _is_missing(row[c]) else str(row[c]) for c in spec.primary_key)
         rows.append(
             {
@@ -122,14 +122,15 @@ def enforce(frame: pd.DataFrame | None, spec: TableSpec, parents: ParentKeys) ->
         reasons.setdefault(index, reason)
     for fk in spec.foreign_keys:
         keys = parents.get(fk.ref_table, set())
-        for index, row in data.iterrows():
+        for position, row in data.iterrows():
+            index = cast(int, position)  # reset_index above: a RangeIndex
             if index in reasons:
                 continue
             values = tuple(row[c] for c in fk.columns)
             if any(_is_missing(v) for v in values):
                 continue
             if values not in keys:
-                reasons[int(index)] = (
+                reasons[index] = (
                     f"{', '.join(fk.columns)} {values if len(values) > 1 else values[0]!r} "
                     f"not found in {fk.ref_table}"
                 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pandas as pd
@@ -38,6 +38,11 @@ class Built:
 
     frame: pd.DataFrame
     rows_in: dict[str, int] | None = None
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame's rows as dicts keyed by column name (our columns are always strings)."""
+    return cast(list[dict[str, Any]], frame.to_dict("records"))
 
 
 def staged(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
@@ -128,24 +133,23 @@ def build_compounds(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Buil
     )
     properties = staged(con, "compound_properties")
     synonyms = staged(con, "compound_synonyms")
-    by_cid = (
-        {int(r["pubchem_cid"]): r for r in properties.to_dict("records")}
-        if not properties.empty
-        else {}
-    )
+    by_cid = {int(r["pubchem_cid"]): r for r in records(properties)} if not properties.empty else {}
     extra: dict[int, list[str]] = {}
     if not synonyms.empty:
         for cid, synonym in zip(synonyms["pubchem_cid"], synonyms["synonym"], strict=True):
             extra.setdefault(int(cid), []).append(synonym)
+    merged_synonyms: list[list[str]] = []
     for index, row in frame.iterrows():
         cid = row["pubchem_cid"]
         if pd.isna(cid):
+            merged_synonyms.append(list(row["synonyms"]))
             continue
         found = by_cid.get(int(cid), {})
         for column in ("inchikey", "molecular_formula", "molecular_weight", "smiles"):
             if pd.isna(row[column]) and not _missing(found.get(column)):
                 frame.at[index, column] = found[column]
-        frame.at[index, "synonyms"] = sorted(set(row["synonyms"]) | set(extra.get(int(cid), [])))
+        merged_synonyms.append(sorted(set(row["synonyms"]) | set(extra.get(int(cid), []))))
+    frame["synonyms"] = merged_synonyms
     return Built(frame)
 
 
@@ -170,11 +174,7 @@ def build_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     """
     literature = staged(con, "publications")
     rows_in = _count_by_source(literature)
-    merged = (
-        merge_publications(r for r in literature.to_dict("records"))
-        if not literature.empty
-        else None
-    )
+    merged = merge_publications(records(literature)) if not literature.empty else None
     publications = pd.DataFrame(merged.publications if merged else [])
     if not publications.empty:
         publications["_source"] = "literature"
@@ -258,8 +258,8 @@ def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     )
     study_ids = set(registered["study_id"].dropna()) if not registered.empty else set()
     found = literature_studies(
-        publications.to_dict("records"),
-        links.to_dict("records") if not links.empty else [],
+        records(publications),
+        records(links) if not links.empty else [],
         study_ids,
         load_design_rules(reference_dir / "design_rules.csv"),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -17,7 +19,7 @@ STUDY_ID_PATTERN = (
 `<registry>:<local id>` where a registry's own prefixed form was not seen (e.g. `omon:52572`)."""
 
 
-def _precision(column: str) -> object:
+def _precision(column: str) -> Any:
     return one_of(
         vocab.DATE_PRECISIONS,
         f"Precision of {column}: a registry may give only a month (`2023-08` is stored as "

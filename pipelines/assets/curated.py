@@ -64,6 +64,11 @@ def _parent_keys(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> dict[str, s
     return parents
 
 
+def _count_values(column: pd.Series) -> dict[str, int]:
+    """Rows per value of a column (a source name), as plain str -> int."""
+    return {str(value): int(count) for value, count in column.value_counts().items()}
+
+
 def _record_stats(
     con: duckdb.DuckDBPyConnection, table: str, built: tables.Built, rejects: pd.DataFrame
 ) -> None:
@@ -75,8 +80,8 @@ def _record_stats(
     frame = built.frame
     rows_in = built.rows_in
     if rows_in is None:
-        rows_in = frame["_source"].value_counts().to_dict() if "_source" in frame else {}
-    rejected = rejects["source"].value_counts().to_dict() if not rejects.empty else {}
+        rows_in = _count_values(frame["_source"]) if "_source" in frame else {}
+    rejected = _count_values(rejects["source"]) if not rejects.empty else {}
     for source in sorted(set(rows_in) | set(rejected)):
         con.execute(
             f"INSERT INTO {STATS_TABLE} VALUES (?, ?, ?, ?)",

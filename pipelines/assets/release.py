@@ -13,7 +13,6 @@ from pipelines.release.describe import describe_release
 from pipelines.release.publish import publish
 from pipelines.resources import ReleaseResource, SnapshotResource
 from pipelines.snapshot import snapshot_sha256
-from pipelines.warehouse import read_frame
 from schemas import QUARANTINE, TABLES
 from schemas.arrow import arrow_schema
 
@@ -46,28 +45,38 @@ def quarantine_arrow(con: duckdb.DuckDBPyConnection) -> pa.Table:
 
 def accounting(con: duckdb.DuckDBPyConnection, out_rows: dict[str, int]) -> dict[str, object]:
     """Rows in = rows out + rows quarantined, per source and per table; raises if not."""
-    sources = read_frame(con, f"SELECT * FROM {SOURCE_STATS} ORDER BY source")
     per_source = {
-        row.source: {
-            "files": int(row.files),
-            "records_read": int(row.records_read),
-            "records_staged": int(row.records_staged),
-            "records_quarantined": int(row.quarantined),
-            "exact_duplicates": int(row.duplicates),
+        str(source): {
+            "files": int(files),
+            "records_read": int(read),
+            "records_staged": int(staged),
+            "records_quarantined": int(quarantined),
+            "exact_duplicates": int(duplicates),
         }
-        for row in sources.rename(columns={"staged": "records_staged"}).itertuples()
+        for source, files, read, staged, quarantined, duplicates in con.execute(
+            "SELECT source, files, records_read, staged, quarantined, duplicates "
+            f"FROM {SOURCE_STATS} ORDER BY source"
+        ).fetchall()
     }
     for source, counts in per_source.items():
         if counts["records_read"] != (
             counts["records_staged"] + counts["records_quarantined"] + counts["exact_duplicates"]
         ):
             raise RuntimeError(f"{source}: records read do not add up: {counts}")
-    stats = read_frame(con, f"SELECT * FROM {TABLE_STATS} ORDER BY table_name, source")
+    by_table: dict[str, dict[str, dict[str, int]]] = {}
+    for table, source, rows_in, rejected in con.execute(
+        f"SELECT table_name, source, rows_in, rows_rejected FROM {TABLE_STATS} "
+        "ORDER BY table_name, source"
+    ).fetchall():
+        by_table.setdefault(str(table), {})[str(source)] = {
+            "rows_in": int(rows_in),
+            "rows_quarantined": int(rejected),
+        }
     per_table: dict[str, dict[str, object]] = {}
     for name, rows_out in out_rows.items():
-        part = stats[stats["table_name"] == name]
-        rows_in = int(part["rows_in"].sum())
-        rejected = int(part["rows_rejected"].sum())
+        by_source = by_table.get(name, {})
+        rows_in = sum(part["rows_in"] for part in by_source.values())
+        rejected = sum(part["rows_quarantined"] for part in by_source.values())
         merged = rows_in - rejected - rows_out
         if merged < 0:
             raise RuntimeError(f"{name}: more rows out than in ({rows_in} in, {rows_out} out)")
@@ -76,10 +85,7 @@ def accounting(con: duckdb.DuckDBPyConnection, out_rows: dict[str, int]) -> dict
             "rows_out": rows_out,
             "rows_quarantined": rejected,
             "rows_merged": merged,
-            "by_source": {
-                r.source: {"rows_in": int(r.rows_in), "rows_quarantined": int(r.rows_rejected)}
-                for r in part.itertuples()
-            },
+            "by_source": by_source,
         }
     return {"sources": per_source, "tables": per_table}
 
