@@ -28,8 +28,9 @@ SOURCE = "pubchem"
 RATE_LIMIT = RateLimit(5, 1.05)
 """PubChem asks for no more than 5 requests per second; the window is a little over one second
 because at exactly 1 s network jitter lets the server count 6."""
-MIN_INTERVAL = 0.8 / RATE_LIMIT.requests
-"""Spacing just under 1/5 s, so the client catches up after a slow answer (the window caps it)."""
+MIN_INTERVAL = 0.5 / RATE_LIMIT.requests
+"""Spacing of half 1/5 s, so the client catches up after a slow answer or a busy moment; the
+window still caps every second at 5."""
 BATCH_SIZE = 100
 PROPERTIES = ("MolecularFormula", "MolecularWeight", "IsomericSMILES", "InChIKey", "IUPACName")
 SMILES_KEYS = ("IsomericSMILES", "SMILES", "CanonicalSMILES", "ConnectivitySMILES")
