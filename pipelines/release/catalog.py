@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import unquote, urlsplit
 
 import duckdb
@@ -36,22 +37,23 @@ class NoCatalogError(CatalogError):
     """Nothing was ever published into this catalog (read-only access cannot create it)."""
 
 
+def _wheel_extension(module: ModuleType, name: str) -> Path:
+    """The `<name>.duckdb_extension` file a duckdb-extension-* wheel carries for this DuckDB."""
+    root = Path(str(module.__file__)).parent / "extensions"
+    found = sorted(root.glob(f"v{duckdb.__version__}/{name}.duckdb_extension"))
+    if not found:
+        raise CatalogError(f"no {name} extension for duckdb {duckdb.__version__} under {root}")
+    return found[0]
+
+
 def ducklake_extension_path() -> Path:
     """The DuckLake extension file carried by the installed wheel."""
-    root = Path(duckdb_extension_ducklake.__file__).parent / "extensions"
-    found = sorted(root.glob(f"v{duckdb.__version__}/ducklake.duckdb_extension"))
-    if not found:
-        raise CatalogError(f"no DuckLake extension for duckdb {duckdb.__version__} under {root}")
-    return found[0]
+    return _wheel_extension(duckdb_extension_ducklake, "ducklake")
 
 
 def httpfs_extension_path() -> Path:
     """The httpfs extension (S3 and HTTP file systems) carried by its wheel."""
-    root = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
-    found = sorted(root.glob(f"v{duckdb.__version__}/httpfs.duckdb_extension"))
-    if not found:
-        raise CatalogError(f"no httpfs extension for duckdb {duckdb.__version__} under {root}")
-    return found[0]
+    return _wheel_extension(duckdb_extension_httpfs, "httpfs")
 
 
 def s3_secret_sql(env: Mapping[str, str]) -> str:
@@ -90,18 +92,15 @@ def postgres_extension_path(cache: Path | None = None) -> Path:
     The wheel names the file `postgres.duckdb_extension` but its entry point is
     `postgres_scanner`, and DuckDB derives the entry point from the file name.
     """
-    root = Path(duckdb_extension_postgres.__file__).parent / "extensions"
-    found = sorted(root.glob(f"v{duckdb.__version__}/postgres.duckdb_extension"))
-    if not found:
-        raise CatalogError(f"no postgres extension for duckdb {duckdb.__version__} under {root}")
+    carried = _wheel_extension(duckdb_extension_postgres, "postgres")
     folder = (cache or Path(tempfile.gettempdir()) / "kratom-evidence-extensions") / (
         f"v{duckdb.__version__}"
     )
     target = folder / "postgres_scanner.duckdb_extension"
-    if not target.exists() or target.stat().st_size != found[0].stat().st_size:
+    if not target.exists() or target.stat().st_size != carried.stat().st_size:
         folder.mkdir(parents=True, exist_ok=True)
         partial = folder / f".{target.name}.{os.getpid()}.partial"  # processes may race here
-        shutil.copyfile(found[0], partial)
+        shutil.copyfile(carried, partial)
         partial.replace(target)
     return target
 
