@@ -19,7 +19,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -583,8 +584,12 @@ def make_server(
     return EmulatorServer(SnapshotApi(load_snapshot(snapshot_dir)), plan, port)
 
 
-def start_in_thread(server: EmulatorServer) -> threading.Thread:
-    """Serve in a daemon thread (for tests); stop with `server.shutdown()`."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return thread
+@contextmanager
+def running(server: EmulatorServer) -> Iterator[EmulatorServer]:
+    """Serve in a daemon thread for the length of a `with` block (tests), then shut down."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -27,7 +27,7 @@ from pipelines.automation import (
     weekly_refresh,
 )
 from pipelines.definitions import defs
-from pipelines.emulator import EmulatorServer, make_server, start_in_thread
+from pipelines.emulator import EmulatorServer, make_server, running
 from pipelines.refresh import EMULATOR_PATHS, LIVE_SOURCES
 from pipelines.resources import LiveCredentialsResource, LiveSourcesResource, ReleaseResource
 
@@ -47,12 +47,8 @@ def _serve(
     snapshot_dir: Path = paths.BUNDLED_SNAPSHOT, **kwargs: float
 ) -> Iterator[EmulatorServer]:
     server = make_server(snapshot_dir, **kwargs)  # type: ignore[arg-type]
-    start_in_thread(server)
-    try:
+    with running(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _sources(base_url: str, **overrides: str) -> LiveSourcesResource:

@@ -20,7 +20,7 @@ from pipelines.emulator import (
     SnapshotApi,
     SnapshotRecords,
     make_server,
-    start_in_thread,
+    running,
     study_filter,
 )
 from pipelines.http import SourceHttp
@@ -31,11 +31,8 @@ from tests.refresh import synthetic
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmulatorServer]:
-    server = make_server(paths.BUNDLED_SNAPSHOT)
-    start_in_thread(server)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running(make_server(paths.BUNDLED_SNAPSHOT)) as server:
+        yield server
 
 
 def _client(server: EmulatorServer, source: str) -> SourceHttp:
@@ -105,13 +102,8 @@ def test_openalex_ends_with_an_empty_page_and_a_null_cursor(tmp_path: Path) -> N
         clinicaltrials=0, pubmed=0, europepmc=0, openalex=7, crossref=0, chembl=0, cids=0
     )
     served = make_server(synthetic.write_snapshot(tmp_path, counts))
-    start_in_thread(served)
-    try:
-        with _client(served, "openalex") as http:
-            pages = list(openalex.iter_works_pages(http, "kratom", per_page=5))
-    finally:
-        served.shutdown()
-        served.server_close()
+    with running(served), _client(served, "openalex") as http:
+        pages = list(openalex.iter_works_pages(http, "kratom", per_page=5))
     assert [len(p["results"]) for p in pages] == [5, 2, 0]
     assert [p["meta"]["next_cursor"] is None for p in pages] == [False, False, True]
 
@@ -145,12 +137,7 @@ def test_unknown_source_is_404(server: EmulatorServer) -> None:
 def test_chembl_next_link_is_followed_from_the_host_root() -> None:
     data = SnapshotRecords("2026-01-01", {"chembl": [{"activity_id": n} for n in range(5)]})
     server = EmulatorServer(SnapshotApi(data), FaultPlan())
-    start_in_thread(server)
-    try:
-        with _client(server, "chembl") as http:
-            pages = list(chembl.iter_activity_pages(http, ["CHEMBL1"], limit=2))
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running(server), _client(server, "chembl") as http:
+        pages = list(chembl.iter_activity_pages(http, ["CHEMBL1"], limit=2))
     assert [[a["activity_id"] for a in p["activities"]] for p in pages] == [[0, 1], [2, 3], [4]]
     assert pages[0]["page_meta"]["next"].startswith("/chembl/api/data/activity.json?")

@@ -24,7 +24,7 @@ import pytest
 
 from pipelines import paths
 from pipelines.cli import main
-from pipelines.emulator import EmulatorServer, Reply, make_server, start_in_thread
+from pipelines.emulator import EmulatorServer, Reply, make_server, running
 from pipelines.refresh import LIVE_SOURCES, REQUEST_LOG, load_queries
 
 pytestmark = pytest.mark.slow
@@ -61,12 +61,8 @@ def emulator() -> Iterator[EmulatorServer]:
     server = make_server(paths.BUNDLED_SNAPSHOT)
     slow = _SlowAnswers(server.api.answer, CT_STUDIES, CT_ANSWER_SECONDS)
     server.api.answer = slow  # type: ignore[method-assign]
-    start_in_thread(server)
-    try:
+    with running(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _refresh_command(data_dir: Path, url: str, pace: str) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 
 from pipelines import paths
 from pipelines.cli import main
-from pipelines.emulator import EmulatorServer, make_server, start_in_thread
+from pipelines.emulator import EmulatorServer, make_server, running
 from schemas import HISTORY
 
 pytestmark = pytest.mark.slow
@@ -28,12 +28,8 @@ FAST = ["--pace", "0", "--timeout", "0.5", "--backoff", "0.02", "--max-tries", "
 
 def _serve(**kwargs: float) -> Iterator[EmulatorServer]:
     server = make_server(paths.BUNDLED_SNAPSHOT, **kwargs)  # type: ignore[arg-type]
-    start_in_thread(server)
-    try:
+    with running(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -131,12 +127,8 @@ def test_source_down_for_good_stops_with_one_error_and_incomplete_snapshot(
     monkeypatch.setenv("KRATOM_EVIDENCE_EMAIL", "down@example.org")
     down = make_server(paths.BUNDLED_SNAPSHOT, faults=1.0)
     down.faults.kinds = ("http503",)
-    start_in_thread(down)
-    try:
+    with running(down):
         code = _refresh(tmp_path, f"all={emulator.base_url}", f"pubmed={down.base_url}/pubmed")
-    finally:
-        down.shutdown()
-        down.server_close()
 
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -188,14 +180,10 @@ def test_rerun_after_a_failed_refresh_resumes_without_fetching_a_page_twice(
 ) -> None:
     down = make_server(paths.BUNDLED_SNAPSHOT, faults=1.0)
     down.faults.kinds = ("http503",)
-    start_in_thread(down)
-    try:
+    with running(down):
         for first in _serve():
             code = _refresh(tmp_path, f"all={first.base_url}", f"crossref={down.base_url}/crossref")
             fetched_first = set(first.requests)
-    finally:
-        down.shutdown()
-        down.server_close()
     assert code == 1
     folder = _recorded(tmp_path)
     assert any((folder / "clinicaltrials").iterdir())

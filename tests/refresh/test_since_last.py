@@ -25,7 +25,7 @@ from pipelines.emulator import (
     SnapshotApi,
     load_snapshot,
     make_server,
-    start_in_thread,
+    running,
 )
 from pipelines.refresh import (
     Credentials,
@@ -47,12 +47,8 @@ SEARCHED = ("clinicaltrials", "pubmed", "europepmc", "openalex", "crossref")
 
 def _serve(snapshot_dir: Path) -> Iterator[EmulatorServer]:
     server = make_server(snapshot_dir)
-    start_in_thread(server)
-    try:
+    with running(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _refresh(data_dir: Path, server: EmulatorServer, *extra: str) -> int:
@@ -378,15 +374,11 @@ def test_interrupted_since_last_resumes_its_own_snapshot_and_chains_on_an_increm
     data_dir = _data_dir_on(base_snapshot, tmp_path / "data")
     down = make_server(served, faults=1.0)
     down.faults.kinds = ("http503",)
-    start_in_thread(down)
-    try:
+    with running(down):
         for server in _serve(served):
             extra = ["--since-last", "--base-url", f"crossref={down.base_url}/crossref"]
             assert _refresh(data_dir, server, *extra) == 1
             first = set(server.requests)
-    finally:
-        down.shutdown()
-        down.server_close()
     unfinished = _snapshots(data_dir)[-1]
     info = json.loads((unfinished / "SNAPSHOT.json").read_text())
     assert info["complete"] is False and info["incremental_from"] == base_snapshot.name
