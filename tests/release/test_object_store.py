@@ -6,14 +6,12 @@ httpfs extension with the credentials and endpoint of the standard AWS variables
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
 from pipelines.release.catalog import CatalogError, s3_secret_sql
-from tests.release._snapshots import DROPPED_STUDY, variant_snapshot
+from tests.release._snapshots import run_cli, study_counts, variant_snapshot
 from tests.release.conftest import ObjectStore
 
 BASE = "2026.11.25"
@@ -40,14 +38,6 @@ def test_secret_without_endpoint_speaks_to_aws_and_bad_endpoint_is_refused() -> 
         s3_secret_sql({"AWS_ENDPOINT_URL": "minio:9000"})
 
 
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    capsys.readouterr()
-    code = main(list(args))
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    return captured.out
-
-
 @pytest.mark.slow
 def test_two_releases_with_data_files_in_s3_read_back_with_time_travel(
     object_store: ObjectStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -55,23 +45,16 @@ def test_two_releases_with_data_files_in_s3_read_back_with_time_travel(
     data_dir = tmp_path / "data"
     url = f"s3://{object_store.bucket}/lake"
     where = ["--data-dir", str(data_dir), "--catalog-data-path", url]
-    assert f"published release {BASE}" in _run(capsys, "build", *where)
+    assert f"published release {BASE}" in run_cli(capsys, "build", *where)
     first_keys = object_store.object_keys()
     assert first_keys and all(k.startswith("lake/") and k.endswith(".parquet") for k in first_keys)
     assert not list((data_dir / "lake").rglob("*.parquet")), "no data file may stay local"
 
     variant = variant_snapshot(tmp_path / "variant")
-    out = _run(capsys, "build", "--snapshot", str(variant), *where)
+    out = run_cli(capsys, "build", "--snapshot", str(variant), *where)
     assert f"published release {BASE}.1" in out
     assert len(object_store.object_keys()) > len(first_keys)
 
-    sql = f"SELECT count(*) AS n, count(*) FILTER (study_id = '{DROPPED_STUDY}') AS dropped "
-    sql += "FROM studies"
-    counts = {
-        version: json.loads(
-            _run(capsys, "query", sql, "--release-version", version, "--format", "json", *where)
-        )[0]
-        for version in (BASE, f"{BASE}.1")
-    }
+    counts = study_counts(capsys, (BASE, f"{BASE}.1"), *where)
     assert counts[BASE] == {"n": 68, "dropped": 1}
     assert counts[f"{BASE}.1"] == {"n": 67, "dropped": 0}

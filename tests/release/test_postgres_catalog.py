@@ -20,9 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from pipelines import paths
-from pipelines.cli import main
 from pipelines.release.catalog import postgres_catalog
-from tests.release._snapshots import DROPPED_STUDY, variant_snapshot
+from tests.release._snapshots import run_cli, study_counts, variant_snapshot
 from tests.release.conftest import ObjectStore
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -74,38 +73,25 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(root)
 
 
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    capsys.readouterr()
-    assert main(list(args)) == 0
-    return capsys.readouterr().out
-
-
 def test_two_releases_in_postgres_read_back_with_time_travel(
     postgres: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data_dir = str(tmp_path / "data")
     files = tmp_path / "shared-files"
     where = ["--data-dir", data_dir, "--catalog", postgres, "--catalog-data-path", str(files)]
-    assert "no release published yet" in _run(capsys, "releases", *where)
+    assert "no release published yet" in run_cli(capsys, "releases", *where)
     variant = variant_snapshot(tmp_path / "variant")
-    out = _run(capsys, "build", "--snapshot", str(paths.BUNDLED_SNAPSHOT), *where)
+    out = run_cli(capsys, "build", "--snapshot", str(paths.BUNDLED_SNAPSHOT), *where)
     assert f"published release {BASE}" in out
-    out = _run(capsys, "build", "--snapshot", str(variant), *where)
+    out = run_cli(capsys, "build", "--snapshot", str(variant), *where)
     assert f"published release {BASE}.1" in out
 
-    listed = _run(capsys, "releases", *where).splitlines()
+    listed = run_cli(capsys, "releases", *where).splitlines()
     assert [line.split("\t")[0] for line in listed] == [f"{BASE}.1", BASE]
     # The catalog lives in PostgreSQL, the lake's Parquet files in the named folder.
     assert not (tmp_path / "data" / "lake" / "catalog.ducklake").exists()
     assert list(files.rglob("*.parquet"))
-    sql = f"SELECT count(*) AS n, count(*) FILTER (study_id = '{DROPPED_STUDY}') AS dropped "
-    sql += "FROM studies"
-    counts = {
-        version: json.loads(
-            _run(capsys, "query", sql, "--release-version", version, "--format", "json", *where)
-        )[0]
-        for version in (BASE, f"{BASE}.1")
-    }
+    counts = study_counts(capsys, (BASE, f"{BASE}.1"), *where)
     assert counts[BASE]["dropped"] == 1 and counts[f"{BASE}.1"]["dropped"] == 0
     assert counts[BASE]["n"] == counts[f"{BASE}.1"]["n"] + 1
     # The same version read from the release folder agrees with the catalog.
@@ -126,18 +112,13 @@ def test_postgres_catalog_with_data_files_in_an_object_store(
     url = f"s3://{object_store.bucket}/shared"
     where = ["--data-dir", str(tmp_path / "data"), "--catalog", catalog, "--catalog-data-path", url]
     variant = variant_snapshot(tmp_path / "variant")
-    assert f"published release {BASE}" in _run(capsys, "build", *where)
-    assert f"published release {BASE}.1" in _run(
+    assert f"published release {BASE}" in run_cli(capsys, "build", *where)
+    assert f"published release {BASE}.1" in run_cli(
         capsys, "build", "--snapshot", str(variant), *where
     )
     stored = object_store.object_keys()
     assert stored and all(key.startswith("shared/") for key in stored)
     assert not list((tmp_path / "data").rglob("*.ducklake"))
-    sql = f"SELECT count(*) FILTER (study_id = '{DROPPED_STUDY}') AS dropped FROM studies"
-    dropped = {
-        version: json.loads(
-            _run(capsys, "query", sql, "--release-version", version, "--format", "json", *where)
-        )[0]["dropped"]
-        for version in (BASE, f"{BASE}.1")
-    }
+    counts = study_counts(capsys, (BASE, f"{BASE}.1"), *where)
+    dropped = {version: count["dropped"] for version, count in counts.items()}
     assert dropped == {BASE: 1, f"{BASE}.1": 0}
