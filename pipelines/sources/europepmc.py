@@ -233,13 +233,14 @@ def iter_search_pages(
 ) -> Iterator[dict[str, Any]]:
     """Core search pages for `query`, following cursorMark.
 
-    Stops when a page has no nextCursorMark or hands back its own cursor (Europe PMC repeats
-    the cursor on the last page); an empty page with a new cursor is followed. A cursor that
-    goes back to an earlier page is a loop: an error naming the source and URL. Pages are
-    recorded as europepmc/search-NNNN.json.
+    Stops when the cursor repeats (Europe PMC hands back its own cursor on the last page), when
+    there is no nextCursorMark, or when results run out: a page with an empty result list, or
+    hitCount records received. A cursor that goes back to an earlier page is a loop: an error
+    naming the source and URL. Pages are recorded as europepmc/search-NNNN.json.
     """
     cursor = "*"
     used = {cursor}
+    received = 0
     for number in itertools.count(1):
         params: dict[str, Any] = {
             "query": query,
@@ -250,6 +251,10 @@ def iter_search_pages(
         }
         body = http.get_json(SEARCH_PATH, params, record_as=f"search-{number:04d}.json")
         yield body
+        results = _page_results(body)
+        received += len(results)
+        if not results or _all_received(body, received):
+            return
         next_cursor = body.get("nextCursorMark") if isinstance(body, dict) else None
         if not next_cursor or next_cursor == cursor:
             return
@@ -260,6 +265,18 @@ def iter_search_pages(
             )
         used.add(next_cursor)
         cursor = next_cursor
+
+
+def _page_results(body: Any) -> list[Any]:
+    """The page's result list; empty when the page has none (the end of the results)."""
+    results = _dict(_dict(body).get("resultList")).get("result")
+    return results if isinstance(results, list) else []
+
+
+def _all_received(body: Any, received: int) -> bool:
+    """True once as many records arrived as the page's hitCount announces."""
+    hits = _dict(body).get("hitCount")
+    return isinstance(hits, int) and not isinstance(hits, bool) and received >= hits
 
 
 def _dict(value: Any) -> dict[str, Any]:

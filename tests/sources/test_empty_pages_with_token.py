@@ -1,9 +1,9 @@
 """An empty page that still carries a next token must never make a live pager loop forever.
 
 Each pager runs on the shared client against a loopback server speaking its source's paging.
-An empty page with a fresh token is followed to the real next page (Crossref excepted: its
-empty page is the documented end); a token that leads back to a page already fetched stops
-with one error naming the source and the URL.
+An empty page with a fresh token is followed to the real next page (Crossref and Europe PMC
+excepted: their empty page is the end, "results run out"); a token that leads back to a page
+already fetched stops with one error naming the source and the URL.
 """
 
 from __future__ import annotations
@@ -133,9 +133,10 @@ def _epmc(pmid: str) -> dict[str, str]:
     return {"id": pmid, "source": "MED", "pmid": pmid}
 
 
-def test_europepmc_follows_an_empty_page_with_a_new_cursor(
+def test_europepmc_empty_page_with_a_new_cursor_ends_the_walk(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
+    """Results ran out: the new cursor of an empty page is not followed (CONTRACT §6)."""
     server = Server(
         _through_empty([_epmc(PMIDS[0])], [_epmc(PMIDS[1])], "*"), "cursorMark", "*", _europepmc
     )
@@ -144,14 +145,34 @@ def test_europepmc_follows_an_empty_page_with_a_new_cursor(
     http = client(europepmc.SOURCE, httpserver.url_for(""), tmp_path)
     pages = list(europepmc.iter_search_pages(http, "kratom"))
 
-    assert server.tokens == ["*", "t2", "t3"]
-    assert [r["pmid"] for p in pages for r in p["resultList"]["result"]] == list(PMIDS)
+    assert server.tokens == ["*", "t2"]
+    assert [r["pmid"] for p in pages for r in p["resultList"]["result"]] == [PMIDS[0]]
+
+
+def test_europepmc_stops_once_hit_count_records_arrived(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """A page that completes hitCount ends the walk even when it offers a new cursor."""
+
+    def render(items: list[Any], token: str | None, current: str) -> dict[str, Any]:
+        return {"hitCount": 2, **_europepmc(items, token, current)}
+
+    pages: Pages = {"*": ([_epmc(PMIDS[0])], "t2"), "t2": ([_epmc(PMIDS[1])], "t3")}
+    server = Server(pages, "cursorMark", "*", render)
+    _serve(httpserver, europepmc.SEARCH_PATH, server)
+
+    http = client(europepmc.SOURCE, httpserver.url_for(""), tmp_path)
+    pages_seen = list(europepmc.iter_search_pages(http, "kratom"))
+
+    assert server.tokens == ["*", "t2"]
+    assert [r["pmid"] for p in pages_seen for r in p["resultList"]["result"]] == list(PMIDS)
 
 
 def test_europepmc_cursor_back_to_an_earlier_page_is_an_error(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    server = Server(_looping([_epmc(PMIDS[0])], "*", "*"), "cursorMark", "*", _europepmc)
+    pages: Pages = {"*": ([_epmc(PMIDS[0])], "t2"), "t2": ([_epmc(PMIDS[1])], "*")}
+    server = Server(pages, "cursorMark", "*", _europepmc)
     _serve(httpserver, europepmc.SEARCH_PATH, server)
     http = client(europepmc.SOURCE, httpserver.url_for(""), tmp_path)
 
