@@ -16,9 +16,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from pipelines import http as http_layer
 from pipelines.sources import clinicaltrials as ct
-
-http_layer = pytest.importorskip("pipelines.http", reason="pipelines/http.py is not in yet")
 
 RESULTS = {
     "kratom": [f"NCT0999000{n}" for n in range(1, 6)],
