@@ -2,7 +2,8 @@
 
 `kratom-evidence serve-snapshot DIR` answers any search with every record of that source in the
 snapshot, paged the way the real API pages (ClinicalTrials.gov pageToken, E-utilities history,
-Europe PMC cursorMark, OpenAlex and Crossref cursors, PubChem by CID, ChEMBL page_meta.next).
+Europe PMC cursorMark, OpenAlex and Crossref cursors, PubChem only the asked CIDs, ChEMBL
+page_meta.next).
 A change-window filter (what `refresh --since-last` sends) narrows that to the records whose own
 date field lies in the window; a record without one counts as unchanged.
 With `faults` it answers a seeded share of requests the way real APIs fail, so a refresh can be
@@ -285,6 +286,22 @@ def study_filter(expression: str | None) -> Callable[[dict[str, Any]], bool]:
     return keep
 
 
+def _by_cid(entries: list[dict[str, Any]], cids: Sequence[int]) -> list[dict[str, Any]]:
+    """The entries of the asked CIDs, in the order asked (each CID once, as PUG REST answers)."""
+    held: dict[int, list[dict[str, Any]]] = {}
+    for entry in entries:
+        cid = entry.get("CID") if isinstance(entry, dict) else None
+        if isinstance(cid, int | str) and str(cid).isdigit():
+            held.setdefault(int(cid), []).append(entry)
+    return [entry for cid in dict.fromkeys(cids) for entry in held.get(cid, [])]
+
+
+def _not_found() -> Reply:
+    """PUG REST's answer when none of the asked CIDs exists."""
+    fault = {"Code": "PUGREST.NotFound", "Message": "No records found for the given CID(s)"}
+    return Reply(404, orjson.dumps({"Fault": fault}))
+
+
 class SnapshotApi:
     """The request router: pure answers from loaded records, no sockets."""
 
@@ -439,15 +456,22 @@ class SnapshotApi:
         return _json({**head, "message": message})
 
     def pubchem(self, path: str, params: dict[str, str]) -> Reply:
-        """PUG REST /rest/pug/compound/cid/<cids>/property/<names>/JSON and /synonyms/JSON."""
+        """PUG REST /rest/pug/compound/cid/<cids>/property/<names>/JSON and /synonyms/JSON.
+
+        Like PUG REST, only the asked CIDs come back, in the order asked; a CID the snapshot
+        does not hold is left out, and when none is held the answer is a 404 PUGREST.NotFound.
+        """
         match = re.fullmatch(
-            r"/rest/pug/compound/cid/[\d,]+/(property/[A-Za-z,]+|synonyms)/JSON", path
+            r"/rest/pug/compound/cid/([\d,]+)/(property/[A-Za-z,]+|synonyms)/JSON", path
         )
         if match is None:
             return _error(400, f"unsupported PUG REST path {path}")
-        if match.group(1) == "synonyms":
-            return _json({"InformationList": {"Information": self.data.pubchem_synonyms}})
-        return _json({"PropertyTable": {"Properties": self.data.pubchem_properties}})
+        asked = [int(c) for c in match.group(1).split(",") if c]
+        if match.group(2) == "synonyms":
+            found = _by_cid(self.data.pubchem_synonyms, asked)
+            return _json({"InformationList": {"Information": found}}) if found else _not_found()
+        found = _by_cid(self.data.pubchem_properties, asked)
+        return _json({"PropertyTable": {"Properties": found}}) if found else _not_found()
 
     def chembl(self, path: str, params: dict[str, str]) -> Reply:
         """/api/data/activity.json with limit/offset and page_meta.next from the host root."""

@@ -118,8 +118,35 @@ def test_pubchem_properties_and_synonyms_by_cid(server: EmulatorServer) -> None:
     with _client(server, "pubchem") as http:
         bodies = list(pubchem.fetch_compounds(http, [3034396, 4095], pubchem.ThrottlePacer()))
     assert "PropertyTable" in bodies[0] and "InformationList" in bodies[1]
-    cids = {p["CID"] for p in bodies[0]["PropertyTable"]["Properties"]}
-    assert 3034396 in cids
+    assert [p["CID"] for p in bodies[0]["PropertyTable"]["Properties"]] == [4095, 3034396]
+    assert [i["CID"] for i in bodies[1]["InformationList"]["Information"]] == [4095, 3034396]
+
+
+@pytest.mark.parametrize(
+    "asked", [[4095], [2803, 15560576, 44301701], [44301701, 4095], [4095, 4095]]
+)
+def test_pubchem_answers_exactly_the_asked_cids(server: EmulatorServer, asked: list[int]) -> None:
+    cids = ",".join(map(str, asked))
+    with _client(server, "pubchem") as http:
+        table = http.get_json(f"/rest/pug/compound/cid/{cids}/property/MolecularFormula/JSON")
+        names = http.get_json(f"/rest/pug/compound/cid/{cids}/synonyms/JSON")
+    returned = [p["CID"] for p in table["PropertyTable"]["Properties"]]
+    assert returned == list(dict.fromkeys(asked))
+    assert [i["CID"] for i in names["InformationList"]["Information"]] == returned
+
+
+def test_pubchem_leaves_out_unknown_cids_and_404s_when_none_is_known(
+    server: EmulatorServer,
+) -> None:
+    with _client(server, "pubchem") as http:
+        mixed = http.get_json("/rest/pug/compound/cid/4095,990000001/synonyms/JSON")
+    assert [i["CID"] for i in mixed["InformationList"]["Information"]] == [4095]
+    for kind in ("property/MolecularFormula", "synonyms"):
+        response = httpx.get(
+            f"{server.base_url}/pubchem/rest/pug/compound/cid/990000001/{kind}/JSON"
+        )
+        assert response.status_code == 404
+        assert orjson.loads(response.content)["Fault"]["Code"] == "PUGREST.NotFound"
 
 
 def test_chembl_page_meta_on_an_empty_source(server: EmulatorServer) -> None:
