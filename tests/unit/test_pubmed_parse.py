@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+import weakref
 from datetime import date
 from pathlib import Path
+from xml.etree.ElementTree import Element
 
 import pytest
 
@@ -249,9 +251,17 @@ def test_article_without_pmid_is_a_record_error(tmp_path: Path) -> None:
 
 
 def test_records_are_detached_while_streaming(tmp_path: Path) -> None:
+    """Once the caller lets go of a record, the parse tree must not keep it alive (flat memory)."""
     path = efetch(tmp_path, *(article(str(n)) for n in range(1, 6)))
-    keys = [pubmed.record_key(r) for r in pubmed.iter_records(path)]
+    earlier: list[weakref.ref[Element]] = []
+    keys = []
+    for record in pubmed.iter_records(path):
+        assert [ref() for ref in earlier] == [None] * len(earlier)
+        keys.append(pubmed.record_key(record))
+        earlier.append(weakref.ref(record))
+        del record
     assert keys == [f"PMID:{n}" for n in range(1, 6)]
+    assert len(earlier) == 5
 
 
 def test_wrong_root_is_a_format_error(tmp_path: Path) -> None:
