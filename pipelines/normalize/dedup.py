@@ -61,14 +61,17 @@ LIST_FIELDS: tuple[str, ...] = ("publication_types", "mesh_terms", "keywords")
 LINK_FIELDS: tuple[str, ...] = ("retracts", "retracted_by", "corrects", "corrected_by")
 METRIC_FIELDS: tuple[str, ...] = ("cited_by_count", "is_open_access")
 
-_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
+_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.|www\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 _PMCID = re.compile(r"(?:PMC)?(\d+)$", re.IGNORECASE)
 _OPENALEX = re.compile(r"(W\d+)$", re.IGNORECASE)
 _PMID = re.compile(r"(\d+)$")
 
 
 def normalize_doi(value: str | None) -> str | None:
-    """DOI in lower case without resolver prefix; None when it is not a DOI (or not text)."""
+    """DOI in lower case without resolver prefix (doi.org, dx.doi.org, www.doi.org, `doi:`).
+
+    None when it is not a DOI (or not text).
+    """
     if not value or not isinstance(value, str):
         return None
     doi = _DOI_PREFIX.sub("", value.strip()).strip().lower()

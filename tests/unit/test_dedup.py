@@ -49,6 +49,8 @@ def test_identifier_normalisation() -> None:
         "10.1097/adm.0000000000000986"
     )
     assert normalize_doi("doi: 10.1/X") == "10.1/x"
+    for resolver in ("https://www.doi.org/", "http://dx.doi.org/", "HTTPS://WWW.DOI.ORG/"):
+        assert normalize_doi(f"{resolver}10.1002/HUP.2582") == "10.1002/hup.2582"
     assert normalize_doi("not a doi") is None
     assert normalize_pmcid("https://www.ncbi.nlm.nih.gov/pmc/articles/123/") == "PMC123"
     assert normalize_pmid("https://pubmed.ncbi.nlm.nih.gov/0032607084") == "32607084"
@@ -86,6 +88,35 @@ def test_chain_doi_then_pmid_is_one_work() -> None:
     assert result.id_map["OPENALEX:W9"] == "PMID:55"
     assert result.stats.records_in == 3 and result.stats.clusters == 1
     assert result.stats.merged == 2
+
+
+def test_www_doi_resolver_url_merges_with_the_bare_doi() -> None:
+    a = row("crossref", doi="10.1002/hup.2582", title="Crossref title", year=2017)
+    b = row("openalex", openalex_id="W7", doi="https://www.doi.org/10.1002/HUP.2582")
+    result = merge_publications([a, b])
+    (merged,) = result.publications
+    assert merged["publication_id"] == "DOI:10.1002/hup.2582"
+    assert merged["openalex_id"] == "W7" and merged["sources"] == ["crossref", "openalex"]
+    assert result.id_map["OPENALEX:W7"] == "DOI:10.1002/hup.2582"
+
+
+def test_records_sharing_only_a_pmcid_are_one_work() -> None:
+    """Europe PMC gives a PMCID and DOI, OpenAlex only the PMCID (as a URL): one work."""
+    a = row("europepmc", pmcid="PMC7309661", doi="10.1/x", title="EPMC title", year=2020)
+    b = row(
+        "openalex",
+        openalex_id="W3",
+        pmcid="https://www.ncbi.nlm.nih.gov/pmc/articles/PMC7309661",
+        title="A quite different title from another source",
+        year=2021,
+    )
+    result = merge_publications([a, b])
+    (merged,) = result.publications
+    assert merged["publication_id"] == "DOI:10.1/x"
+    assert (merged["pmcid"], merged["openalex_id"]) == ("PMC7309661", "W3")
+    assert merged["sources"] == ["europepmc", "openalex"]
+    assert result.stats.fuzzy_merges == 0 and result.stats.merged == 1
+    assert result.id_map["PMCID:PMC7309661"] == "DOI:10.1/x"
 
 
 def test_same_result_in_any_input_order() -> None:
