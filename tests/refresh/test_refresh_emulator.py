@@ -17,7 +17,7 @@ import pytest
 
 from pipelines import paths
 from pipelines.cli import main
-from pipelines.emulator import EmulatorServer, make_server, running
+from pipelines.emulator import FAULT_KINDS, EmulatorServer, make_server, running
 from schemas import HISTORY
 
 pytestmark = pytest.mark.slow
@@ -103,18 +103,31 @@ def test_refresh_from_emulator_publishes_tables_identical_to_build(
     ).read_bytes()
 
 
-def test_refresh_through_seeded_faults_publishes_the_same_tables(
-    tmp_path: Path, bundled_tables: dict[str, str]
+FAULT_SEED = 85
+"""A seed whose faults on the bundled snapshot's 43 requests include every kind (13 faults, one
+stall, three 429s): found by replaying `FaultPlan`'s draw over those request targets."""
+
+
+def test_refresh_through_seeded_faults_of_every_kind_publishes_the_same_tables(
+    tmp_path: Path, bundled_tables: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for server in _serve(faults=0.2, seed=7, stall_seconds=2.0):
+    for name in ("KRATOM_EVIDENCE_EMAIL", "NCBI_API_KEY", "OPENALEX_API_KEY"):
+        monkeypatch.delenv(name, raising=False)  # they change the URLs the faults are keyed by
+    for server in _serve(faults=0.2, seed=FAULT_SEED, stall_seconds=2.0):
         assert _refresh(tmp_path, f"all={server.base_url}") == 0
-        injected = {kind for kind, _ in server.faults.injected}
+        injected = [kind for kind, _ in server.faults.injected]
 
     assert _table_hashes(tmp_path) == bundled_tables
-    assert len(injected) >= 4, injected
+    assert set(injected) == set(FAULT_KINDS), injected
     log = [json.loads(line) for line in (_recorded(tmp_path) / "requests.jsonl").open()]
-    assert any(e["attempt"] > 1 for e in log)
-    assert any(e["status"] is None for e in log) or "reset" not in injected
+    problems = [e["problem"] for e in log if e["problem"]]
+    assert len(problems) == len(injected)
+    assert sum(e["attempt"] > 1 for e in log) == len(injected)
+    assert any(e["status"] is None for e in log)  # reset and stall: no answer at all
+    assert sum(p.startswith("HTTP 429 (Retry-After:") for p in problems) == sum(
+        k.startswith("http429") for k in injected
+    )
+    assert any(p.startswith("invalid body") for p in problems)  # truncated and html200
 
 
 def test_source_down_for_good_stops_with_one_error_and_incomplete_snapshot(
