@@ -305,6 +305,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         backoff_cap=max(args.backoff * 60, args.backoff),
         pace=args.pace,
     )
+    if args.verbose:
+        # Retry notices are INFO: the request log and the progress bar carry them anyway.
+        logging.getLogger("kratom_evidence").setLevel(logging.INFO)
     data_dir = _data_dir(args)
     result = refresh(
         data_dir,
@@ -347,6 +350,9 @@ def parser() -> argparse.ArgumentParser:
         "--pace", type=float, default=1.0, help="factor on minimum intervals (0: local emulator)"
     )
     refresh.add_argument("--no-progress", action="store_true")
+    refresh.add_argument(
+        "-v", "--verbose", action="store_true", help="also show each retry on stderr"
+    )
     _catalog_options(refresh)
     refresh.set_defaults(handler=cmd_refresh)
 

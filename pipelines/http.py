@@ -310,7 +310,9 @@ class SourceHttp:
                 break
             with self._stats_lock:
                 self.retries += 1
-            logger.warning(
+            # INFO, not WARNING: a retry is routine, and the request log (`problem`) and the
+            # refresh progress bar already report it; `refresh -v` shows these lines too.
+            logger.info(
                 "%s: try %d/%d of %s failed (%s); retrying in %.2f s",
                 self.source,
                 attempt,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import tostring
 
 import httpx
@@ -42,6 +42,10 @@ from pipelines.http import (
     require_json,
 )
 from pipelines.sources import chembl, clinicaltrials, crossref, europepmc, openalex, pubchem, pubmed
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 LIVE_SOURCES: tuple[str, ...] = (
     "clinicaltrials",
@@ -596,17 +600,76 @@ def incremental_plan(
     return plan
 
 
-def _progress() -> Any:
+def _progress(console: Console | None) -> Progress:
+    """The bar: per source its units (queries, or batches and pages), requests and retries.
+
+    Without a console given it draws on stderr, and only on a terminal.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    target = console if console is not None else Console(stderr=True)
     return Progress(
         TextColumn("{task.description:<15}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[requests]:>5} requests"),
+        TextColumn("{task.fields[retries]:>3} retries"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=target,
+        disable=not target.is_terminal,
     )
+
+
+class SourceProgress:
+    """One progress task per live source, in report order, fed by the clients' request logs."""
+
+    def __init__(self, bar: Progress, queries: Mapping[str, list[str]]) -> None:
+        self.bar = bar
+        self.tasks = {
+            source: bar.add_task(source, total=_total_units(source, queries), requests=0, retries=0)
+            for source in LIVE_SOURCES
+        }
+        self._counts = {source: [0, 0] for source in LIVE_SOURCES}
+        self._lock = threading.Lock()
+
+    def advance(self, source: str, units: int) -> None:
+        """A query, batch or page of `source` is done."""
+        self.bar.advance(self.tasks[source], units)
+
+    def attempt(self, source: str, entry: RequestLogEntry) -> None:
+        """One request attempt ended; a failed one will (mostly) be retried."""
+        with self._lock:
+            counts = self._counts[source]
+            counts[0] += 1
+            counts[1] += entry.problem is not None
+            requests, retries = counts
+        self.bar.update(self.tasks[source], requests=requests, retries=retries)
+
+    def finish(self, outcome: SourceOutcome) -> None:
+        """The source's final counts; a source that finished shows a full bar."""
+        task = self.tasks[outcome.source]
+        fields: dict[str, Any] = {"requests": outcome.requests, "retries": outcome.retries}
+        if outcome.error is None:
+            done = int(self.bar.tasks[task].completed)
+            fields.update(total=done, completed=done)
+        else:
+            fields["description"] = f"{outcome.source} (stopped)"
+        self.bar.update(task, **fields)
+
+
+def _log_hooks(
+    write: Callable[[RequestLogEntry], None], progress: SourceProgress | None, source: str
+) -> Callable[[RequestLogEntry], None]:
+    """The client's request-log hook: the line in requests.jsonl, then the progress counts."""
+    if progress is None:
+        return write
+
+    def note(entry: RequestLogEntry) -> None:
+        write(entry)
+        progress.attempt(source, entry)
+
+    return note
 
 
 def unfinished_snapshot(snapshots_dir: Path) -> Path | None:
@@ -657,6 +720,7 @@ def refresh(
     reference_dir: Path = paths.REFERENCE_DIR,
     show_progress: bool = True,
     since_last: bool = False,
+    console: Console | None = None,
 ) -> RefreshResult:
     """Record every live source into `data_dir/snapshots/<stamp>/`; complete only if all finish.
 
@@ -664,7 +728,9 @@ def refresh(
     leaves the snapshot marked incomplete; the result carries its one-line error. The next run
     resumes that snapshot: every page already recorded is read back, not fetched again.
     With `since_last`, only what changed since the last complete recorded snapshot is fetched,
-    then merged with that snapshot's files into a complete one.
+    then merged with that snapshot's files into a complete one. The progress bar (one task per
+    source with its requests and retries) draws on `console`, by default stderr when it is a
+    terminal: piped stderr carries nothing but errors.
     """
     base = last_recorded(data_dir / "snapshots") if since_last else None
     if since_last and base is None:
@@ -684,6 +750,7 @@ def refresh(
     recorder = ResponseRecorder(folder)
     pacer = pubchem.ThrottlePacer()
     request_log = RequestLog(folder)
+    progress = SourceProgress(_progress(console), queries) if show_progress else None
     clients = {
         source: SourceHttp(
             source,
@@ -697,24 +764,17 @@ def refresh(
             default_params=_default_params(source, creds),
             recorder=recorder,
             on_response=pacer.on_response if source == "pubchem" else None,
-            on_log=request_log.writer(source),
+            on_log=_log_hooks(request_log.writer(source), progress, source),
         )
         for source in LIVE_SOURCES
     }
     outcomes: dict[str, SourceOutcome] = {}
-    progress = _progress() if show_progress else None
     stop = threading.Event()
 
     def work(source: str) -> SourceOutcome:
-        task = (
-            progress.add_task(source, total=_total_units(source, queries))
-            if progress is not None
-            else None
-        )
-
         def advance(n: int) -> None:
-            if progress is not None and task is not None:
-                progress.advance(task, n)
+            if progress is not None:
+                progress.advance(source, n)
             if stop.is_set():
                 raise _Cancelled(f"{source}: stopped because another source failed")
 
@@ -728,17 +788,19 @@ def refresh(
         http = clients[source]
         outcome.requests, outcome.retries = http.requests_sent, http.retries
         outcome.log = [asdict(entry) for entry in http.log]
+        if progress is not None:
+            progress.finish(outcome)
         return outcome
 
     try:
         if progress is not None:
-            progress.start()
+            progress.bar.start()
         with ThreadPoolExecutor(max_workers=len(LIVE_SOURCES)) as pool:
             for outcome in pool.map(work, LIVE_SOURCES):
                 outcomes[outcome.source] = outcome
     finally:
         if progress is not None:
-            progress.stop()
+            progress.bar.stop()
         for http in clients.values():
             http.close()
         request_log.close()

@@ -6,7 +6,9 @@ but the one error line reaches the terminal (CONTRACT §2).
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import paths
+from pipelines.emulator import make_server, running
 
 pytestmark = pytest.mark.slow
 
@@ -46,3 +49,48 @@ def test_successful_build_writes_nothing_to_stderr(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert "published release" in done.stdout
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: bound to learn a free one, then closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_refresh_with_a_source_down_writes_one_error_line_and_retries_only_when_verbose(
+    tmp_path: Path, verbose: bool
+) -> None:
+    down = f"pubmed=http://127.0.0.1:{_closed_port()}"
+    fast = ["--pace", "0", "--timeout", "0.5", "--backoff", "0.02", "--max-tries", "3"]
+    with running(make_server(paths.BUNDLED_SNAPSHOT)) as emulator:
+        done = _cli(
+            "refresh",
+            "--data-dir",
+            str(tmp_path),
+            "--base-url",
+            f"all={emulator.base_url}",
+            "--base-url",
+            down,
+            *fast,
+            *(["-v"] if verbose else []),
+        )
+
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert lines[-1].startswith("kratom-evidence: pubmed: giving up on http://127.0.0.1:")
+    assert "left incomplete" in lines[-1]
+    retries = lines[:-1]
+    if verbose:
+        assert [line.split(" of ")[0] for line in retries] == [
+            "INFO:kratom_evidence.http:pubmed: try 1/3",
+            "INFO:kratom_evidence.http:pubmed: try 2/3",
+        ]
+    else:
+        assert retries == [], done.stderr
+    (folder,) = (tmp_path / "snapshots").iterdir()
+    log = [json.loads(line) for line in (folder / "requests.jsonl").read_text().splitlines()]
+    pubmed = [entry for entry in log if entry["source"] == "pubmed"]
+    assert [e["attempt"] for e in pubmed] == [1, 2, 3]
+    assert all(e["status"] is None and "ConnectError" in e["problem"] for e in pubmed)
