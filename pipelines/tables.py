@@ -24,6 +24,7 @@ from pipelines.normalize.compounds import (
 from pipelines.normalize.conditions import load_condition_lexicon
 from pipelines.normalize.dedup import merge_publications
 from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
+from pipelines.normalize.evidence_map import text_compound_links
 from pipelines.normalize.literature_studies import literature_studies, load_design_rules
 from pipelines.normalize.outcomes import load_instrument_lexicon
 from pipelines.warehouse import read_frame, union_staging, write_table
@@ -359,18 +360,32 @@ def build_publication_compounds(con: duckdb.DuckDBPyConnection, reference_dir: P
 def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Compound × domain × design cells from the curated tables.
 
-    Literature-only studies reach compounds through the compounds their paper names.
+    Registered studies also reach the kratom products and alkaloids their title, official title
+    or conditions name (conditions as staged: every registry condition, before curation), and
+    literature-only studies the compounds their paper names; `study_links` says which.
     """
     studies = read_frame(con, "SELECT study_id, design, enrollment FROM curated.studies")
     interventions = read_frame(con, "SELECT study_id, compound_id FROM curated.interventions")
     outcomes = read_frame(con, "SELECT study_id, domain FROM curated.outcomes")
-    study_compounds = read_frame(
+    registered = read_frame(
         con,
-        "SELECT DISTINCT s.study_id, c.compound_id FROM curated.studies s "
+        "SELECT study_id, title, official_title FROM curated.studies "
+        "WHERE evidence_source = 'registry' ORDER BY study_id",
+    )
+    conditions = staged(con, "conditions")
+    if conditions.empty:
+        conditions = pd.DataFrame({"study_id": [], "condition": []})
+    lexicon = load_compound_lexicon(reference_dir)
+    text_links = text_compound_links(registered, conditions, lexicon.kratom_compounds)
+    paper_links = read_frame(
+        con,
+        "SELECT DISTINCT s.study_id, c.compound_id, 'publication' AS linked_by "
+        "FROM curated.studies s "
         "JOIN curated.study_publications l ON l.study_id = s.study_id "
         "JOIN curated.publication_compounds c ON c.publication_id = l.publication_id "
         "WHERE s.evidence_source = 'literature' ORDER BY 1, 2",
     )
+    study_compounds = pd.concat([text_links, paper_links], ignore_index=True)
     frame = evidence_map(studies, interventions, outcomes, study_compounds)
     frame["_source"] = "derived"
     frame["_source_file"] = None

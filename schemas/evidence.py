@@ -9,18 +9,58 @@ from pandera.typing import Series
 from schemas import vocab
 from schemas.fields import one_of, str_list, text
 
+STUDY_COMPOUND_LINKS = ("intervention", "title", "official_title", "condition", "publication")
+"""How a study names a compound in the evidence map, strongest first."""
+
 
 class EvidenceMapCell(pa.DataFrameModel):
-    """Compound x outcome domain x design: how many studies, how many participants, which ones."""
+    """Compound x outcome domain x design: how many studies, how many participants, which ones.
+
+    A study is in a cell when it names the compound (see study_links) and registers an outcome
+    of the domain. A study with no outcome row at all is counted under domain "other" and listed
+    in unmeasured_study_ids, apart from outcomes the vocabulary could not place.
+    """
 
     compound_id: Series[pd.StringDtype] = text("Compound.", nullable=False)
-    domain: Series[pd.StringDtype] = one_of(vocab.OUTCOME_DOMAINS, "Outcome domain.")
+    domain: Series[pd.StringDtype] = one_of(
+        vocab.OUTCOME_DOMAINS,
+        "Outcome domain; 'other' also holds the studies of unmeasured_study_ids, which register"
+        " no outcome at all.",
+    )
     design: Series[pd.StringDtype] = one_of(vocab.DESIGNS, "Study design.")
     studies: Series[pd.Int64Dtype] = pa.Field(ge=1, description="Studies in the cell.")
     participants: Series[pd.Int64Dtype] = pa.Field(
         ge=0, nullable=True, description="Sum of enrollment over the cell's studies."
     )
     study_ids: Series[object] = str_list("The studies, sorted.")
+    study_links: Series[object] = str_list(
+        "How each study of the cell names the compound, as '<study_id>=<how>', one per study:"
+        " intervention (an intervention is matched to it), title / official_title / condition"
+        " (its registry text names a kratom product or alkaloid and no intervention does),"
+        " publication (a literature-only study's paper names it)."
+    )
+    unmeasured_study_ids: Series[object] = str_list(
+        "Studies of the cell that register no outcome at all (counted under domain 'other' so"
+        " they stay on the map); empty in every other domain."
+    )
+
+    @pa.check("study_links", element_wise=True, name="known_link_kinds")
+    def _known_link_kinds(cls, value: list[str]) -> bool:
+        """Every link is '<study_id>=<how>' with a kind of STUDY_COMPOUND_LINKS."""
+        return all(v.rpartition("=")[2] in STUDY_COMPOUND_LINKS for v in value)
+
+    @pa.dataframe_check(name="one_link_per_study")
+    def _one_link_per_study(cls, frame: pd.DataFrame) -> pd.Series:
+        """study_links names exactly the studies of study_ids, and studies counts them."""
+        return pd.Series(
+            [
+                sorted(v.rpartition("=")[0] for v in links) == list(ids) and len(ids) == n
+                for ids, links, n in zip(
+                    frame["study_ids"], frame["study_links"], frame["studies"], strict=True
+                )
+            ],
+            index=frame.index,
+        )
 
     class Config:
         strict = True

@@ -128,6 +128,14 @@ class CompoundLexicon:
         """Compound ids named in `text`, each once, in order of first appearance."""
         return self.lexicon.keys(text)
 
+    def kratom_compounds(self, text: str) -> list[str]:
+        """Kratom products and alkaloids named in `text` (a study title, a condition).
+
+        Comparators named in a title are left out: "... Using Clonidine" names the treatment
+        arm, which the interventions already link, while kratom there is the studied exposure.
+        """
+        return [c for c in self.match(text) if self.roles.get(c) in KRATOM_ROLES]
+
     def primary(self, text: str) -> str | None:
         """The main compound of an intervention name.
 

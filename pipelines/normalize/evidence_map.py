@@ -1,36 +1,90 @@
 """The evidence map: compound x outcome domain x study design -> studies, participants, ids.
 
-A study contributes to a cell when it names the compound (an intervention matched to it, or, for
-literature-only studies, a `study_compounds` row built from publication_compounds) and measures
-the domain (one of its outcomes). A study with compounds but no outcome rows contributes to the
-domain "other", so it is still counted somewhere rather than vanishing from the map. Placebo
-arms have no compound and add nothing. Participants are the sum of enrollment over the cell's
-studies that report one; null when none does.
+A study contributes to a cell when it names the compound and measures the domain (one of its
+outcomes). A study names a compound, strongest link first:
+
+- `intervention`: one of its interventions is matched to the compound;
+- `title`, `official_title`, `condition`: for registered studies, its registry text names a
+  kratom product or alkaloid ("Kratom Use Disorder Management Using Clonidine", condition
+  "Kratom"), even when no intervention does (kratom is then the studied exposure, not the arm);
+- `publication`: for literature-only studies, its paper names the compound.
+
+Each cell keeps how each of its studies was linked (`study_links`, "<study_id>=<how>").
+A study with compounds but no outcome rows at all is counted under the domain "other", so it
+does not vanish from the map; `unmeasured_study_ids` names those studies, so "other" from an
+unplaced outcome title and "other" from no registered outcome stay apart. Placebo arms have no
+compound and add nothing. Participants are the sum of enrollment over the cell's studies that
+report one; null when none does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
-COLUMNS = ["compound_id", "domain", "design", "studies", "participants", "study_ids"]
+from schemas.evidence import STUDY_COMPOUND_LINKS
+
+COLUMNS = [
+    "compound_id",
+    "domain",
+    "design",
+    "studies",
+    "participants",
+    "study_ids",
+    "study_links",
+    "unmeasured_study_ids",
+]
 UNCLASSIFIED_DOMAIN = "other"
 UNKNOWN_DESIGN = "other"
+LINKS = STUDY_COMPOUND_LINKS
+"""How a study names a compound, strongest first: a study linked twice keeps the first."""
+TEXT_COLUMNS = ("title", "official_title")
+PAIR_COLUMNS = ["study_id", "compound_id", "linked_by"]
+
+
+def text_compound_links(
+    studies: pd.DataFrame, conditions: pd.DataFrame, match: Callable[[str], list[str]]
+) -> pd.DataFrame:
+    """(study_id, compound_id, linked_by) for compounds `match` finds in registry text.
+
+    `studies` has study_id, title and official_title; `conditions` has study_id and condition.
+    Blank text links nothing.
+    """
+    rows: list[tuple[str, str, str]] = []
+    for column in TEXT_COLUMNS:
+        for study_id, text in zip(studies["study_id"], studies[column], strict=True):
+            if isinstance(text, str) and text:
+                rows += [(str(study_id), c, column) for c in match(text)]
+    for study_id, text in zip(conditions["study_id"], conditions["condition"], strict=True):
+        if isinstance(text, str) and text:
+            rows += [(str(study_id), c, "condition") for c in match(text)]
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 def _study_compound_pairs(
     interventions: pd.DataFrame, study_compounds: pd.DataFrame | None
 ) -> pd.DataFrame:
-    frames = [interventions[["study_id", "compound_id"]]]
+    named = interventions[["study_id", "compound_id"]].assign(linked_by="intervention")
+    frames = [named]
     if study_compounds is not None:
-        frames.append(study_compounds[["study_id", "compound_id"]])
-    pairs = pd.concat(frames, ignore_index=True).dropna()
-    return pairs.astype(str).drop_duplicates()
+        frames.append(study_compounds[PAIR_COLUMNS])
+    pairs = pd.concat(frames, ignore_index=True).dropna().astype(str)
+    unknown = set(pairs["linked_by"]) - set(LINKS)
+    if unknown:
+        raise ValueError(f"unknown study-compound link kinds: {sorted(unknown)}")
+    pairs["_rank"] = pairs["linked_by"].map(LINKS.index)
+    pairs = pairs.sort_values(["study_id", "compound_id", "_rank"])
+    return pairs.drop_duplicates(["study_id", "compound_id"])[PAIR_COLUMNS]
 
 
 def _study_domains(outcomes: pd.DataFrame, study_ids: pd.Series) -> pd.DataFrame:
     measured = outcomes[["study_id", "domain"]].dropna().astype(str).drop_duplicates()
+    measured["unmeasured"] = False
     unmeasured = sorted(set(study_ids) - set(measured["study_id"]))
-    filler = pd.DataFrame({"study_id": unmeasured, "domain": UNCLASSIFIED_DOMAIN})
+    filler = pd.DataFrame(
+        {"study_id": unmeasured, "domain": UNCLASSIFIED_DOMAIN, "unmeasured": True}
+    )
     return pd.concat([measured, filler], ignore_index=True)
 
 
@@ -47,7 +101,9 @@ def build_evidence_map(
 ) -> pd.DataFrame:
     """Rows of the evidence_map table (schemas.evidence.EvidenceMapCell), sorted by key.
 
-    Studies absent from `studies` are ignored (their design and enrollment are unknown); a study
+    `study_compounds` (study_id, compound_id, linked_by) adds links that are not interventions:
+    registry text (see `text_compound_links`) and literature-only studies' papers. Studies
+    absent from `studies` are ignored (their design and enrollment are unknown); a study
     without a design is counted under "other".
     """
     pairs = _study_compound_pairs(interventions, study_compounds)
@@ -64,6 +120,7 @@ def build_evidence_map(
     for (compound, domain, kind), group in facts.groupby(
         ["compound_id", "domain", "design"], sort=True
     ):
+        group = group.sort_values("study_id")
         cells.append(
             {
                 "compound_id": compound,
@@ -71,7 +128,11 @@ def build_evidence_map(
                 "design": kind,
                 "studies": len(group),
                 "participants": _participants(pd.to_numeric(group["enrollment"])),
-                "study_ids": sorted(group["study_id"]),
+                "study_ids": list(group["study_id"]),
+                "study_links": [
+                    f"{i}={k}" for i, k in zip(group.study_id, group.linked_by, strict=True)
+                ],
+                "unmeasured_study_ids": list(group.loc[group["unmeasured"], "study_id"]),
             }
         )
     return _typed(pd.DataFrame(cells, columns=COLUMNS))

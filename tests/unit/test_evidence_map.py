@@ -1,10 +1,15 @@
-"""The evidence map: cells, participant sums, literature-only studies, determinism."""
+"""The evidence map: cells, participant sums, link kinds, unmeasured studies, determinism."""
 
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
-from pipelines.normalize.evidence_map import build_evidence_map
+from pipelines.curate import conform, enforce
+from pipelines.normalize.compounds import load_compound_lexicon
+from pipelines.normalize.evidence_map import build_evidence_map, text_compound_links
+from pipelines.paths import REFERENCE_DIR
+from schemas import TABLES
 from schemas.evidence import EvidenceMapCell
 
 
@@ -55,11 +60,25 @@ def test_cells_count_studies_and_sum_enrollment() -> None:
     assert _cell(result, "oxycodone", "physiology", "rct").study_ids == ["NCT2"]
 
 
-def test_study_without_outcomes_counts_under_other_with_null_participants() -> None:
+def test_study_without_outcomes_counts_under_other_and_is_named_unmeasured() -> None:
     result = build_evidence_map(_studies(), _interventions(), _outcomes())
     cell = _cell(result, "kratom", "other", "observational")
     assert cell.study_ids == ["NCT3"]
+    assert cell.unmeasured_study_ids == ["NCT3"]
     assert pd.isna(cell.participants)
+    measured = _cell(result, "kratom", "pharmacokinetics", "rct")
+    assert measured.unmeasured_study_ids == []
+
+
+def test_outcome_classified_other_is_not_unmeasured() -> None:
+    outcomes = pd.concat([_outcomes(), pd.DataFrame({"study_id": ["NCT3"], "domain": ["other"]})])
+    cell = _cell(
+        build_evidence_map(_studies(), _interventions(), outcomes),
+        "kratom",
+        "other",
+        "observational",
+    )
+    assert (cell.study_ids, cell.unmeasured_study_ids) == (["NCT3"], [])
 
 
 def test_placebo_and_unknown_studies_add_nothing() -> None:
@@ -70,13 +89,20 @@ def test_placebo_and_unknown_studies_add_nothing() -> None:
 
 
 def test_literature_only_studies_contribute_through_study_compounds() -> None:
-    links = pd.DataFrame({"study_id": ["PMID:9"], "compound_id": ["7-hydroxymitragynine"]})
+    links = pd.DataFrame(
+        {
+            "study_id": ["PMID:9"],
+            "compound_id": ["7-hydroxymitragynine"],
+            "linked_by": ["publication"],
+        }
+    )
     outcomes = pd.concat(
         [_outcomes(), pd.DataFrame({"study_id": ["PMID:9"], "domain": ["safety"]})]
     )
     result = build_evidence_map(_studies(), _interventions(), outcomes, links)
     cell = _cell(result, "7-hydroxymitragynine", "safety", "case_report")
     assert (cell.studies, cell.participants, cell.study_ids) == (1, 1, ["PMID:9"])
+    assert cell.study_links == ["PMID:9=publication"]
 
 
 def test_output_is_sorted_and_deterministic_under_input_order() -> None:
@@ -94,3 +120,74 @@ def test_no_compounds_gives_an_empty_valid_table() -> None:
     result = build_evidence_map(_studies(), empty, _outcomes())
     assert result.empty
     EvidenceMapCell.validate(result)
+
+
+def _registered_text() -> tuple[pd.DataFrame, pd.DataFrame]:
+    studies = pd.DataFrame(
+        {
+            "study_id": ["NCT2", "NCT3", "NCT4"],
+            "title": ["Kratom-oxycodone interaction", None, "Kratom Use Disorder Management"],
+            "official_title": [None, "Commercial Kratom Extract Products", "Using Clonidine"],
+        }
+    )
+    conditions = pd.DataFrame(
+        {"study_id": ["NCT3", "NCT5"], "condition": ["Kratom Pharmacodynamics", "Chronic Pain"]}
+    )
+    return studies, conditions
+
+
+def test_text_links_find_kratom_in_title_official_title_and_conditions_only() -> None:
+    lexicon = load_compound_lexicon(REFERENCE_DIR)
+    studies, conditions = _registered_text()
+    links = text_compound_links(studies, conditions, lexicon.kratom_compounds)
+    found = set(links.itertuples(index=False, name=None))
+    assert found == {
+        ("NCT2", "kratom", "title"),
+        ("NCT3", "kratom", "official_title"),
+        ("NCT3", "kratom", "condition"),
+        ("NCT4", "kratom", "title"),
+    }
+    assert "oxycodone" not in set(links.compound_id)  # comparators come from interventions
+
+
+def test_text_linked_study_joins_the_map_and_intervention_link_wins() -> None:
+    lexicon = load_compound_lexicon(REFERENCE_DIR)
+    studies, conditions = _registered_text()
+    design = pd.DataFrame(
+        {
+            "study_id": ["NCT2", "NCT3", "NCT4"],
+            "design": ["rct", "observational", "observational"],
+            "enrollment": pd.array([20, 16, 50], dtype="Int64"),
+        }
+    )
+    interventions = pd.DataFrame(
+        {"study_id": ["NCT2", "NCT4"], "compound_id": ["kratom", "clonidine"]}
+    )
+    outcomes = pd.DataFrame(
+        {"study_id": ["NCT2", "NCT4"], "domain": ["pharmacokinetics", "withdrawal"]}
+    )
+    links = text_compound_links(studies, conditions, lexicon.kratom_compounds)
+    result = build_evidence_map(design, interventions, outcomes, links)
+    EvidenceMapCell.validate(result, lazy=True)
+    assert _cell(result, "kratom", "withdrawal", "observational").study_links == ["NCT4=title"]
+    assert _cell(result, "kratom", "pharmacokinetics", "rct").study_links == ["NCT2=intervention"]
+    unmeasured = _cell(result, "kratom", "other", "observational")
+    assert unmeasured.study_links == ["NCT3=official_title"]
+    assert unmeasured.unmeasured_study_ids == ["NCT3"]
+    assert _cell(result, "clonidine", "withdrawal", "observational").studies == 1
+
+
+def test_unknown_link_kind_is_an_error() -> None:
+    links = pd.DataFrame({"study_id": ["NCT1"], "compound_id": ["kratom"], "linked_by": ["guess"]})
+    with pytest.raises(ValueError, match="guess"):
+        build_evidence_map(_studies(), _interventions(), _outcomes(), links)
+
+
+def test_gate_rejects_a_cell_whose_links_do_not_name_its_studies() -> None:
+    result = build_evidence_map(_studies(), _interventions(), _outcomes())
+    spec = next(s for s in TABLES if s.name == "evidence_map")
+    result.at[0, "study_links"] = ["NCT_OTHER=intervention"]
+    gated = enforce(conform(result, spec), spec, {"compounds": {("kratom",), ("oxycodone",)}})
+    assert len(gated.rejects) == 1
+    assert "one_link_per_study" in gated.rejects.reason.iloc[0]
+    assert len(gated.frame) == len(result) - 1
