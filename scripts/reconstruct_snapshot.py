@@ -31,9 +31,11 @@ SNAPSHOT_INFO: dict[str, str] = {
     "topic": "kratom",
     "method": "reconstructed",
     "notes": (
-        "Rebuilt offline by scripts/reconstruct_snapshot.py from the public facts tables in "
-        "shared/facts (identifiers, titles, dates, categories only); nothing here was captured "
-        "live from a source API."
+        "Rebuilt offline from the public facts tables in shared/facts (identifiers, titles, "
+        "dates, categories only) by scripts/reconstruct_snapshot.py (clinicaltrials, "
+        "registries, this file), scripts/snapshot_literature.py (pubmed, europepmc, crossref) "
+        "and scripts/snapshot_compounds.py (pubchem); nothing here was captured live from a "
+        "source API."
     ),
 }
 
@@ -138,6 +140,9 @@ REGISTRY_UNCARRIED = (
     "primary_purpose",
     "has_results",
 )
+
+CURATED_LINK_SOURCE = "curated_inference"
+"""Every link of the curated links file: stated by the facts, not by a registry or PubMed."""
 
 LINK_COLUMNS: tuple[str, ...] = (
     "study_id",
@@ -445,7 +450,7 @@ def curated_links(facts: Facts) -> list[dict[str, str]]:
             "study_id": study_id_of(row),
             "pmid": pmid,
             "link_type": "report",
-            "link_source": "curated_inference",
+            "link_source": CURATED_LINK_SOURCE,
             "basis": "matched_by_design",
             "source_url": row["source_url"],
         }
@@ -455,14 +460,18 @@ def curated_links(facts: Facts) -> list[dict[str, str]]:
 
 
 def mention_links(facts: Facts) -> list[dict[str, str]]:
-    """Links from publications that name a snapshot study's registry id in their text."""
+    """Links from publications the facts say name a snapshot study's registry id.
+
+    A curator read the id, the pipeline did not find it: link_source curated_inference
+    (text_mention is kept for ids the pipeline itself finds in titles and abstracts).
+    """
     study_ids = {study_id_of(row) for row in facts.studies}
     return [
         {
             "study_id": study_id,
             "pmid": pub["pmid"],
             "link_type": "report",
-            "link_source": "text_mention",
+            "link_source": CURATED_LINK_SOURCE,
             "basis": "registry_id_in_publication",
             "source_url": pub["source_url"],
         }
@@ -476,8 +485,8 @@ def mention_links(facts: Facts) -> list[dict[str, str]]:
 def merge_links(*link_sets: list[dict[str, str]]) -> list[dict[str, str]]:
     """One link per (study, pmid), later sets winning, sorted by study then pmid.
 
-    Pass the strongest evidence last: a publication naming the registry id (text_mention)
-    beats an inference by matching design (curated_inference) for the same pair.
+    Pass the study rows' own `linked_pmids` last: the facts state those pairs on the study, so
+    their basis and source page are kept when a publication row also names the registry id.
     """
     merged: dict[tuple[str, str], dict[str, str]] = {}
     for links in link_sets:
@@ -488,7 +497,7 @@ def merge_links(*link_sets: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def write_study_publication_links(facts: Facts, out: Path) -> list[Path]:
     """`reference/study_publication_links.csv`: curated links that no registry record holds."""
-    links = merge_links(curated_links(facts), mention_links(facts))
+    links = merge_links(mention_links(facts), curated_links(facts))
     path = out / "reference" / "study_publication_links.csv"
     return [write_text(path, csv_text(LINK_COLUMNS, links))]
 

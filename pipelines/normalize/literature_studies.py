@@ -51,6 +51,11 @@ REGISTRY_ID_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 """Registry id syntax in running text -> the study id form (schemas.studies.STUDY_ID_PATTERN)."""
 
 
+RULE_FIELDS = ("publication_type", "mesh", "title", "pmid")
+"""What a rule reads: NLM types, MeSH, title wording, or one paper by PMID (a curated fact such
+as a review whose record carries no publication type)."""
+
+
 @dataclass(frozen=True)
 class Rule:
     """One row of design_rules.csv."""
@@ -82,14 +87,18 @@ def load_design_rules(path: Path = DESIGN_RULES_FILE) -> list[Rule]:
             allowed = (*vocab.DESIGNS, NOT_A_STUDY) if target == "design" else vocab.POPULATIONS
             if target not in ("design", "population") or value not in allowed:
                 raise ValueError(f"{path}:{line}: bad target/value {target!r}/{value!r}")
-            if field not in ("publication_type", "mesh", "title"):
+            if field not in RULE_FIELDS:
                 raise ValueError(f"{path}:{line}: unknown field {field!r}")
+            if field == "pmid" and not row["term"].isdigit():
+                raise ValueError(f"{path}:{line}: pmid rule term {row['term']!r} is not a PMID")
             pattern = re.compile(row["term"], re.IGNORECASE) if field == "title" else None
             rules.append(Rule(target, field, row["term"], value, int(row["rank"]), pattern))
     return sorted(rules, key=lambda r: (r.rank, r.target, r.field, r.term))
 
 
 def _matches(rule: Rule, publication: Mapping[str, Any]) -> bool:
+    if rule.field == "pmid":
+        return str(publication.get("pmid") or "") == rule.term
     if rule.pattern is not None:
         return bool(rule.pattern.search(publication.get("title") or ""))
     column = "publication_types" if rule.field == "publication_type" else "mesh_terms"

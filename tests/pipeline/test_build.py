@@ -74,21 +74,54 @@ def test_every_registered_study_of_the_facts_is_published(
 def test_curated_inference_links_are_kept_apart(
     bundled_release: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The facts' linked_pmids pairs are curated inferences, even where a paper names the id."""
     rows = _query(
         bundled_release,
-        "select study_id, publication_id, link_source from study_publications "
-        "where study_id in ('omon:52572', 'NCT04392011') order by 1, 2",
+        "select study_id, publication_id, link_source from study_publications order by 1, 2",
         capsys,
     )
-    assert {
-        "study_id": "omon:52572",
-        "publication_id": "PMID:39724441",
-        "link_source": "curated_inference",
-    } in rows
-    assert {r["publication_id"] for r in rows if r["study_id"] == "NCT04392011"} >= {
-        "PMID:35335999",
-        "PMID:36924284",
-    }
+    pairs = {(r["study_id"], r["publication_id"]): r["link_source"] for r in rows}
+    facts_pairs = [
+        ("NCT03414099", "PMID:32607084"),
+        ("NCT04392011", "PMID:35335999"),
+        ("NCT04392011", "PMID:36924284"),
+        ("omon:52572", "PMID:39724441"),
+    ]
+    assert {pair: pairs.get(pair) for pair in facts_pairs} == dict.fromkeys(
+        facts_pairs, "curated_inference"
+    )
+    assert "text_mention" not in pairs.values()  # the bundled titles name no registry id
+
+
+def test_reviews_tagged_by_the_facts_stay_publications_only(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _query(
+        bundled_release,
+        "select p.publication_id, s.study_id from publications p left join studies s "
+        "on s.study_id = p.publication_id "
+        "where p.publication_id in ('PMID:18259963', 'PMID:35341571') order by 1",
+        capsys,
+    )
+    assert rows == [
+        {"publication_id": "PMID:18259963", "study_id": None},
+        {"publication_id": "PMID:35341571", "study_id": None},
+    ]
+
+
+def test_each_pmid_and_doi_of_the_facts_is_one_publication(bundled_release: Path) -> None:
+    if not FACTS.is_dir():
+        pytest.skip("../shared/facts is absent")
+    with open(FACTS / "publications.csv", newline="", encoding="utf-8") as handle:
+        facts = list(csv.DictReader(handle))
+    table = pq.read_table(_release_dir(bundled_release) / "publications.parquet")
+    pmids = [p for p in table.column("pmid").to_pylist() if p]
+    dois = [d for d in table.column("doi").to_pylist() if d]
+    wanted_pmids = {r["pmid"].strip() for r in facts if r["pmid"].strip()}
+    wanted_dois = {r["doi"].strip().lower() for r in facts if r["doi"].strip()}
+    assert len(wanted_pmids) == 90 and len(wanted_dois) == 106
+    assert {p: pmids.count(p) for p in wanted_pmids} == dict.fromkeys(wanted_pmids, 1)
+    assert {d: dois.count(d) for d in wanted_dois} == dict.fromkeys(wanted_dois, 1)
 
 
 def test_rebuild_with_identical_tables_publishes_nothing(

@@ -144,3 +144,25 @@ def test_bad_rule_file_is_refused(tmp_path: Path) -> None:
     path.write_text("target,field,term,value,rank,source\ndesign,title,x,cohort,1,me\n")
     with pytest.raises(ValueError, match="cohort"):
         load_design_rules(path)
+
+
+@pytest.mark.parametrize(
+    ("pmid", "title"),
+    [
+        ("18259963", "Opioid receptors and legal highs: Salvia divinorum and Kratom"),
+        ("35341571", "In vitro and in vivo pharmacology of kratom"),
+    ],
+)
+def test_reviews_the_facts_tag_stay_publications(pmid: str, title: str) -> None:
+    """Their titles read as lab work, but the facts tag both as reviews: a PMID rule wins."""
+    assert classify(pub(pmid, title), RULES).design is None
+    assert classify(pub("1", title), RULES).design == "preclinical"
+    rows = literature_studies([pub(pmid, title)], [], set(), RULES)
+    assert rows == {"studies": [], "study_publications": []}
+
+
+def test_pmid_rule_term_must_be_a_pmid(tmp_path: Path) -> None:
+    path = tmp_path / "rules.csv"
+    path.write_text("target,field,term,value,rank,source\ndesign,pmid,PMID:1,not_a_study,0,me\n")
+    with pytest.raises(ValueError, match="not a PMID"):
+        load_design_rules(path)

@@ -115,7 +115,9 @@ def test_snapshot_info_says_reconstructed() -> None:
     assert info["method"] == "reconstructed"
     assert info["topic"] == "kratom"
     assert info["captured_at"] == "2026-11-25"
-    assert info["notes"]
+    for script in (REPO_ROOT / "scripts").glob("snapshot_*.py"):
+        assert f"scripts/{script.name}" in info["notes"]
+    assert "scripts/reconstruct_snapshot.py" in info["notes"]
 
 
 def test_every_nct_id_in_the_facts_has_a_study_file(facts: Any) -> None:
@@ -185,14 +187,23 @@ def test_study_with_only_id_type_and_status_is_a_minimal_file() -> None:
     }
 
 
-def test_text_mention_wins_over_curated_inference_for_the_same_pair() -> None:
-    links = {(row["study_id"], row["pmid"]): row["link_source"] for row in _read_csv(LINKS)}
-    assert links == {
-        ("NCT03414099", "32607084"): "text_mention",
-        ("NCT04392011", "35335999"): "text_mention",
-        ("NCT04392011", "36924284"): "text_mention",
+def test_facts_linked_pmids_are_curated_inference_even_when_a_paper_names_the_id() -> None:
+    """text_mention is for ids the pipeline finds; every curated link is curated_inference."""
+    links = {(row["study_id"], row["pmid"]): row for row in _read_csv(LINKS)}
+    assert {pair: row["link_source"] for pair, row in links.items()} == {
+        ("NCT03414099", "32607084"): "curated_inference",
+        ("NCT04392011", "35335999"): "curated_inference",
+        ("NCT04392011", "36924284"): "curated_inference",
         ("omon:52572", "39724441"): "curated_inference",
     }
+    assert {row["basis"] for row in links.values()} == {"matched_by_design"}
+
+
+def test_merge_links_keeps_the_study_rows_linked_pmids_over_a_mention() -> None:
+    mention = {"study_id": "NCT1", "pmid": "5", "basis": "registry_id_in_publication"}
+    inferred = {"study_id": "NCT1", "pmid": "5", "basis": "matched_by_design"}
+    other = {"study_id": "NCT0", "pmid": "7", "basis": "registry_id_in_publication"}
+    assert rs.merge_links([mention, other], [inferred]) == [other, inferred]
 
 
 def test_parse_masking_with_who_masked() -> None:
