@@ -159,11 +159,18 @@ def _missing(value: Any) -> bool:
 
 
 def build_compound_targets(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
-    """ChEMBL activities plus the curated literature values of data/reference."""
+    """ChEMBL activities plus the curated literature values of data/reference.
+
+    A ChEMBL activity carries its own assay target; a curated value gets its id from
+    data/reference/target_ids.csv, and `target_id_source` keeps the two apart.
+    """
     curated = frame_of(
         reference_target_rows(reference_dir), "reference", "data/reference/compound_targets.csv"
     )
-    return Built(pd.concat([staged(con, "compound_targets"), curated], ignore_index=True))
+    activities = staged(con, "compound_targets")
+    if not activities.empty:
+        activities["target_id_source"] = "chembl_activity"
+    return Built(pd.concat([activities, curated], ignore_index=True))
 
 
 def build_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:

@@ -9,6 +9,9 @@ from pandera.typing import Series
 from schemas import vocab
 from schemas.fields import one_of, str_list, text
 
+TARGET_ID_SOURCES = ("chembl_activity", "curated_exact", "curated_stand_in")
+"""How a compound_targets row got its target_chembl_id (see CompoundTarget.target_id_source)."""
+
 
 class Compound(pa.DataFrameModel):
     """A compound or product, with the identifiers PubChem and ChEMBL know it by."""
@@ -57,6 +60,22 @@ class CompoundTarget(pa.DataFrameModel):
     assay_organism: Series[pd.StringDtype] = text("Organism of the assay.")
     assay_chembl_id: Series[pd.StringDtype] = text("ChEMBL assay id.")
     document_chembl_id: Series[pd.StringDtype] = text("ChEMBL document id.")
+    target_id_source: Series[pd.StringDtype] = one_of(
+        TARGET_ID_SOURCES,
+        "How target_chembl_id was assigned: chembl_activity (ChEMBL's own assay target),"
+        " curated_exact (a literature value whose source names receptor and species, mapped in"
+        " data/reference/target_ids.csv), curated_stand_in (the source names the receptor but"
+        " no species: the human receptor's id is the key, assay_organism stays empty and the"
+        " row claims no organism).",
+    )
+    flag: Series[pd.StringDtype] = text(
+        "Caveat on a curated value: as_printed_conflict (the source prints values in an order"
+        " other data contradict), approximate; null when none."
+    )
+    source_url: Series[pd.StringDtype] = text(
+        "Page a curated value was read from (data/reference/compound_targets.csv); null for"
+        " ChEMBL activities, whose source_id is the activity id."
+    )
 
     class Config:
         strict = True

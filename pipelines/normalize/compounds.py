@@ -22,6 +22,7 @@ from pipelines.paths import REFERENCE_DIR
 
 COMPOUNDS_FILE = "compounds.csv"
 TARGETS_FILE = "compound_targets.csv"
+TARGET_IDS_FILE = "target_ids.csv"
 PRODUCT_FORMS_FILE = "product_forms.csv"
 KRATOM_ROLES = ("kratom_product", "kratom_alkaloid")
 IDENTIFIER_COLUMNS = (
@@ -36,7 +37,6 @@ IDENTIFIER_COLUMNS = (
 )
 TARGET_COLUMNS = (
     "compound_id",
-    "target_chembl_id",
     "activity_type",
     "source_id",
     "target_name",
@@ -47,7 +47,10 @@ TARGET_COLUMNS = (
     "assay_organism",
     "assay_chembl_id",
     "document_chembl_id",
+    "flag",
+    "source_url",
 )
+"""Columns of compound_targets.csv; the ChEMBL target id comes from target_ids.csv."""
 
 
 def _blank_to_none(value: str) -> str | None:
@@ -84,17 +87,39 @@ def reference_compound_rows(reference_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def load_target_ids(reference_dir: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """(target name, assay organism or "") -> (ChEMBL target id, how the id was assigned).
+
+    A ChEMBL target is one protein of one species, while a literature value often names only
+    the receptor: target_ids.csv says which id such a value is filed under, and whether that id
+    is the assay's own target (curated_exact) or a stand-in for an unstated species.
+    """
+    return {
+        (raw["target_name"], raw["assay_organism"]): (
+            raw["target_chembl_id"],
+            raw["target_id_source"],
+        )
+        for raw in read_reference_csv(reference_dir / TARGET_IDS_FILE)
+    }
+
+
 def reference_target_rows(reference_dir: Path) -> list[dict[str, Any]]:
     """Curated `compound_targets` rows (values read from literature, not ChEMBL activities).
 
-    The `source_id` names the citation; values a source prints in a conflicting order carry
-    "as printed" in it, so the flag survives into the published table.
+    The `source_id` names the citation and `source_url` the page; values a source prints in a
+    conflicting order carry "as printed" in it and a `flag`. The organism stays what the source
+    says (empty when it says none). A target with no row in target_ids.csv is an error.
     """
+    target_ids = load_target_ids(reference_dir)
     rows = []
     for raw in read_reference_csv(reference_dir / TARGETS_FILE):
         row: dict[str, Any] = {c: _blank_to_none(raw.get(c, "")) for c in TARGET_COLUMNS}
         for number in ("value", "pchembl_value"):
             row[number] = float(row[number]) if row[number] is not None else None
+        key = (raw["target_name"], raw["assay_organism"])
+        if key not in target_ids:
+            raise ValueError(f"{TARGETS_FILE}: no ChEMBL target id in {TARGET_IDS_FILE} for {key}")
+        row["target_chembl_id"], row["target_id_source"] = target_ids[key]
         rows.append(row)
     return rows
 

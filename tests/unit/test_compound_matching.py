@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -102,6 +103,28 @@ def test_reference_target_rows_validate_and_keep_the_as_printed_flag() -> None:
     CompoundTarget.validate(pd.DataFrame(rows), lazy=True)
     as_printed = {(r["compound_id"], r["value"]) for r in rows if "as printed" in r["source_id"]}
     assert as_printed == {("mitragynine", 77.9), ("7-hydroxymitragynine", 709.0)}
+    flagged = {(r["compound_id"], r["value"]) for r in rows if r["flag"] == "as_printed_conflict"}
+    assert flagged == as_printed
+    assert all(r["source_url"] and r["source_url"].startswith("https://") for r in rows)
+
+
+def test_curated_targets_claim_no_organism_their_source_does_not_state() -> None:
+    rows = reference_target_rows(REFERENCE_DIR)
+    for row in rows:
+        says_human = "human" in row["source_id"]
+        assert row["assay_organism"] == ("Homo sapiens" if says_human else None), row
+        expected = "curated_exact" if says_human else "curated_stand_in"
+        assert row["target_id_source"] == expected, row
+    assert {r["target_id_source"] for r in rows} == {"curated_exact", "curated_stand_in"}
+
+
+def test_curated_target_without_an_id_mapping_is_an_error(tmp_path: Path) -> None:
+    for name in ("compound_targets.csv", "target_ids.csv"):
+        (tmp_path / name).write_text((REFERENCE_DIR / name).read_text(encoding="utf-8"))
+    with (tmp_path / "compound_targets.csv").open("a", encoding="utf-8") as handle:
+        handle.write("mitragynine,Ki,test,Kappa opioid receptor,=,1,nM,,Rattus norvegicus,,,,\n")
+    with pytest.raises(ValueError, match="Kappa opioid receptor"):
+        reference_target_rows(tmp_path)
 
 
 def test_every_facts_compound_carries_exactly_the_facts_identifiers() -> None:
