@@ -129,6 +129,9 @@ class HttpSettings:
     backoff_cap: float = 60.0
     pace: float = 1.0
     """Factor on every source's minimum interval: 1 for real APIs, 0 against a local emulator."""
+    page_size: int | None = None
+    """Records per page or batch for every source; None keeps each source's own. Tests shrink
+    it so every paging protocol turns several pages on a few records."""
 
 
 @dataclass
@@ -266,7 +269,8 @@ class _RecordingClient:
 
     Two queries page through the same file names (`search-0001.json`); a prefix keeps both. A
     2xx body that is not the right format (an HTML error page, a cut-off body) is retried.
-    With a `Delta`, every request gets its change filter and every page a delta name.
+    With a `Delta`, every request gets its change filter and every page a delta name; `fixed`
+    parameters (by request path) go with every request too.
     """
 
     def __init__(
@@ -275,12 +279,14 @@ class _RecordingClient:
         prefix: str,
         validate: Callable[[httpx.Response], None],
         delta: Delta | None = None,
+        fixed: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.http = http
         self.base_url = http.base_url
         self.prefix = prefix
         self.validate = validate
         self.delta = delta
+        self.fixed = fixed or {}
         self.pages = 0
 
     def _name(self, record_as: str | None) -> str | None:
@@ -292,9 +298,9 @@ class _RecordingClient:
         return f"{self.prefix}{record_as}"
 
     def _params(self, path: str, params: dict[str, Any] | None) -> dict[str, Any] | None:
-        if self.delta is None or path not in self.delta.params:
-            return params
-        return {**(params or {}), **self.delta.params[path]}
+        changed = self.delta.params.get(path, {}) if self.delta is not None else {}
+        extra = {**self.fixed.get(path, {}), **changed}
+        return {**(params or {}), **extra} if extra else params
 
     def _recorded(self, name: str | None) -> bytes | None:
         """The body an earlier, interrupted run of this snapshot already recorded, if any."""
@@ -353,11 +359,16 @@ def _count_json(body: Any, *keys: str) -> int:
 
 
 def fetch_clinicaltrials(
-    http: SourceHttp, queries: Sequence[str], advance: Advance, delta: Delta | None = None
+    http: SourceHttp,
+    queries: Sequence[str],
+    advance: Advance,
+    delta: Delta | None = None,
+    page_size: int | None = None,
 ) -> SourceOutcome:
     """Every query's study pages (the pager already names pages by query slug)."""
     out = SourceOutcome("clinicaltrials")
-    client = _RecordingClient(http, "", _json_body, delta)
+    fixed = {clinicaltrials.STUDIES_PATH: {"pageSize": page_size}} if page_size else None
+    client = _RecordingClient(http, "", _json_body, delta, fixed)
     for query in queries:
         hits = 0
         for body in clinicaltrials.iter_pages(client, query):
@@ -369,14 +380,18 @@ def fetch_clinicaltrials(
 
 
 def fetch_pubmed(
-    http: SourceHttp, queries: Sequence[str], advance: Advance, delta: Delta | None = None
+    http: SourceHttp,
+    queries: Sequence[str],
+    advance: Advance,
+    delta: Delta | None = None,
+    page_size: int | None = None,
 ) -> SourceOutcome:
     """esearch + efetch batches per query; pages prefixed by query."""
     out = SourceOutcome("pubmed")
     for query in queries:
         client = _RecordingClient(http, _query_prefix(query), _pubmed_body, delta)
         hits = 0
-        for body in pubmed.iter_efetch_pages(client, query):
+        for body in pubmed.iter_efetch_pages(client, query, page_size or pubmed.EFETCH_BATCH):
             hits += pubmed.count_records(body)
         out.hits[query] = hits
         out.pages += client.pages
@@ -386,17 +401,18 @@ def fetch_pubmed(
 
 def _fetch_paged_json(
     source: str,
-    pager: Callable[[Any, str], Iterable[Any]],
-    items: tuple[str, ...],
+    pager: JsonPager,
     http: SourceHttp,
     queries: Sequence[str],
     advance: Advance,
     delta: Delta | None = None,
+    page_size: int | None = None,
 ) -> SourceOutcome:
     out = SourceOutcome(source)
     for query in queries:
         client = _RecordingClient(http, _query_prefix(query), _json_body, delta)
-        out.hits[query] = sum(_count_json(body, *items) for body in pager(client, query))
+        pages = pager.pages(client, query, page_size or pager.page_size)
+        out.hits[query] = sum(_count_json(body, *pager.items) for body in pages)
         out.pages += client.pages
         advance(1)
     return out
@@ -408,11 +424,13 @@ def fetch_pubchem(
     pacer: pubchem.ThrottlePacer,
     advance: Advance,
     delta: Delta | None = None,
+    page_size: int | None = None,
 ) -> SourceOutcome:
     """Property tables and synonym lists of the curated CIDs, batched."""
     out = SourceOutcome("pubchem")
     client = _RecordingClient(http, "", _json_body, delta)
-    for body in pubchem.fetch_compounds(client, cids, pacer):
+    batch = page_size or pubchem.BATCH_SIZE
+    for body in pubchem.fetch_compounds(client, cids, pacer, batch):
         out.hits["properties" if "PropertyTable" in body else "synonyms"] = _count_json(
             body, "PropertyTable", "Properties"
         ) or _count_json(body, "InformationList", "Information")
@@ -422,13 +440,17 @@ def fetch_pubchem(
 
 
 def fetch_chembl(
-    http: SourceHttp, chembl_ids: Sequence[str], advance: Advance, delta: Delta | None = None
+    http: SourceHttp,
+    chembl_ids: Sequence[str],
+    advance: Advance,
+    delta: Delta | None = None,
+    page_size: int | None = None,
 ) -> SourceOutcome:
     """Activity pages of the curated molecules, following page_meta.next."""
     out = SourceOutcome("chembl")
     client = _RecordingClient(http, "", _json_body, delta)
     hits = 0
-    for body in chembl.iter_activity_pages(client, chembl_ids):
+    for body in chembl.iter_activity_pages(client, chembl_ids, page_size or chembl.PAGE_LIMIT):
         hits += _count_json(body, "activities")
         advance(1)
     out.hits["molecule_chembl_id__in"] = hits
@@ -482,33 +504,44 @@ class _Plan:
     chembl_ids: list[str]
     delta: dict[str, Delta] = field(default_factory=dict)
     """Per source, the change filter and page names of a --since-last run (empty: full run)."""
+    page_size: int | None = None
+    """`HttpSettings.page_size`: None keeps each source's own."""
 
 
-_JSON_PAGERS: dict[str, tuple[Callable[[Any, str], Iterable[Any]], tuple[str, ...]]] = {
-    "europepmc": (europepmc.iter_search_pages, ("resultList", "result")),
-    "openalex": (openalex.iter_works_pages, ("results",)),
-    "crossref": (crossref.iter_works_pages, ("message", "items")),
+@dataclass(frozen=True)
+class JsonPager:
+    """A search source paged as JSON: its pager, where a page keeps its records, its page size."""
+
+    pages: Callable[[Any, str, int], Iterable[Any]]
+    items: tuple[str, ...]
+    page_size: int
+
+
+_JSON_PAGERS: dict[str, JsonPager] = {
+    "europepmc": JsonPager(
+        europepmc.iter_search_pages, ("resultList", "result"), europepmc.PAGE_SIZE
+    ),
+    "openalex": JsonPager(openalex.iter_works_pages, ("results",), openalex.PER_PAGE),
+    "crossref": JsonPager(crossref.iter_works_pages, ("message", "items"), crossref.ROWS),
 }
-"""Search sources paged as JSON: the pager, and where each page keeps its records."""
 
 
 def _run_source(
     source: str, http: SourceHttp, plan: _Plan, pacer: pubchem.ThrottlePacer, advance: Advance
 ) -> SourceOutcome:
     queries = plan.queries.get(source, [])
-    delta = plan.delta.get(source)
+    delta, size = plan.delta.get(source), plan.page_size
     if source == "clinicaltrials":
-        return fetch_clinicaltrials(http, queries, advance, delta)
+        return fetch_clinicaltrials(http, queries, advance, delta, size)
     if source == "pubmed":
-        return fetch_pubmed(http, queries, advance, delta)
+        return fetch_pubmed(http, queries, advance, delta, size)
     if source in _JSON_PAGERS:
-        pager, items = _JSON_PAGERS[source]
-        return _fetch_paged_json(source, pager, items, http, queries, advance, delta)
+        return _fetch_paged_json(source, _JSON_PAGERS[source], http, queries, advance, delta, size)
     if delta is not None and not (plan.cids if source == "pubchem" else plan.chembl_ids):
         return SourceOutcome(source)
     if source == "pubchem":
-        return fetch_pubchem(http, plan.cids, pacer, advance, delta)
-    return fetch_chembl(http, plan.chembl_ids, advance, delta)
+        return fetch_pubchem(http, plan.cids, pacer, advance, delta, size)
+    return fetch_chembl(http, plan.chembl_ids, advance, delta, size)
 
 
 def combined_query(source: str, queries: Sequence[str]) -> str:
@@ -747,6 +780,7 @@ def refresh(
     else:
         base_info = json.loads((base / snapshot.INFO_FILE).read_text(encoding="utf-8"))
         plan = incremental_plan(queries, cids, chembl_ids, base_info, now.date(), delta_name)
+    plan.page_size = settings.page_size
     recorder = ResponseRecorder(folder)
     pacer = pubchem.ThrottlePacer()
     request_log = RequestLog(folder)

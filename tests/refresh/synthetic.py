@@ -166,7 +166,11 @@ def write_snapshot(out: Path, counts: Counts) -> Path:
         }
         for i in range(counts.chembl)
     ]
-    _write_json(out / "chembl" / "activity_00001.json", {"activities": activities})
+    meta = {"limit": 1000, "offset": 0, "next": None, "previous": None}
+    _write_json(
+        out / "chembl" / "activity_00001.json",
+        {"activities": activities, "page_meta": {**meta, "total_count": len(activities)}},
+    )
     info = {
         "captured_at": CAPTURED_AT,
         "topic": "kratom",
