@@ -166,8 +166,12 @@ class CompoundLexicon:
 
         The first kratom product or alkaloid named wins ("kratom tea + oxycodone" -> kratom):
         a kratom arm that adds a comparator is still about kratom. Without kratom, the first
-        compound named wins ("Clonidine + Buprenorphine" -> clonidine). None when nothing matches.
+        compound named wins ("Clonidine + Buprenorphine" -> clonidine). None when nothing
+        matches, and None for a placebo that names what it mimics ("oral placebo naltrexone"):
+        a placebo arm gives no compound, so it never counts as one in the evidence map.
         """
+        if any(r.fires(text, None) for r in self.form_rules if r.product_form == "placebo"):
+            return None
         found = self.match(text)
         kratom = [c for c in found if self.roles.get(c) in KRATOM_ROLES]
         if kratom:

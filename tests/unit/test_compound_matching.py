@@ -65,6 +65,12 @@ def test_primary_without_kratom_is_first_named(lexicon: CompoundLexicon) -> None
     assert lexicon.primary("Cognitive behavioral therapy") is None
 
 
+def test_placebo_that_names_a_drug_gives_no_compound(lexicon: CompoundLexicon) -> None:
+    assert lexicon.primary("oral placebo naltrexone") is None
+    assert lexicon.primary("Placebo kratom tea") is None
+    assert lexicon.product_form("oral placebo naltrexone", "DRUG", None) == "placebo"
+
+
 @pytest.mark.parametrize(
     ("name", "compound", "form"),
     [

@@ -27,6 +27,17 @@ def lexicon() -> InstrumentLexicon:
         ("Pupil diameter (pharmacodynamic interaction)", ("physiology", "pupil diameter")),
         ("Heart rate variability", ("physiology", "heart rate variability")),
         ("Heart rate", ("safety", "vital signs")),
+        # titles an audit saw go to "other" before the vocabulary learned them
+        ("Area Under Curve", ("pharmacokinetics", "AUC")),
+        ("Plasma mitragynine", ("pharmacokinetics", None)),
+        ("Pupil constriction", ("physiology", "pupil diameter")),
+        ("MMSE", ("cognition", "MMSE")),
+        ("Montreal Cognitive Assessment (MoCA)", ("cognition", "MoCA")),
+        ("Stanford Sleepiness Scale", ("sleep", "Stanford Sleepiness Scale")),
+        ("Liver enzymes (ALT, AST)", ("safety", "clinical laboratory tests")),
+        ("Seizures", ("safety", None)),
+        ("Deaths", ("safety", None)),
+        ("Record self-report of MOUD prevalence and adherence", ("substance_use", None)),
     ],
 )
 def test_instrument_and_domain(
@@ -61,3 +72,15 @@ def test_unknown_domain_in_reference_is_an_error(tmp_path) -> None:  # type: ign
     )
     with pytest.raises(ValueError, match="unknown domain"):
         load_instrument_lexicon(tmp_path)
+
+
+def test_plasma_alone_or_another_analyte_is_not_pharmacokinetics(
+    lexicon: InstrumentLexicon,
+) -> None:
+    assert lexicon.classify("Serum cortisol") == ("physiology", None)
+    assert lexicon.classify("Plasma volume") == ("other", None)
+
+
+def test_adverse_events_named_with_withdrawal_stay_safety(lexicon: InstrumentLexicon) -> None:
+    title = "Occurrence of Adverse Events (AEs) Not Related to Opioid Withdrawal"
+    assert lexicon.classify(title) == ("safety", "adverse events")
