@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -33,9 +34,15 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 def _outputs(args: argparse.Namespace) -> DataDir:
     """The data dir with the catalog the options name (local `lake/` by default)."""
+    from pipelines.release.catalog import split_password
     from pipelines.release.publish import DataDir
 
-    return DataDir(_data_dir(args), args.catalog, args.catalog_data_path)
+    url, password = split_password(args.catalog) if args.catalog else (None, None)
+    if password is not None:
+        # libpq reads it from the environment, so the URL passed on (Dagster resource config,
+        # messages) never holds it.
+        os.environ["PGPASSWORD"] = password
+    return DataDir(_data_dir(args), url, args.catalog_data_path)
 
 
 def _refuse_published(outputs: DataDir, version: str) -> None:
@@ -201,16 +208,42 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    """Per table: rows added, removed and changed between two published versions."""
-    from pipelines.release.diff import diff_releases, render_summary
-    from pipelines.release.publish import DataDir
+    """Per table: rows added, removed and changed between two published versions.
 
-    releases = DataDir(_data_dir(args)).releases
-    folders = [releases / v for v in (args.old, args.new)]
-    for version, folder in zip((args.old, args.new), folders, strict=True):
-        if not folder.is_dir():
-            raise CliError(f"unknown release version {version!r}: no folder {folder}")
-    diff = diff_releases(*folders)
+    A version whose folder is not here (another machine published it into a shared catalog)
+    is read from the catalog as of its own snapshot.
+    """
+    from pipelines.release import catalog
+    from pipelines.release.diff import (
+        CatalogRelease,
+        FolderRelease,
+        ReleaseTables,
+        diff_releases,
+        render_summary,
+    )
+
+    outputs = _outputs(args)
+    wanted = [(v, outputs.releases / v) for v in (args.old, args.new)]
+    missing = {v for v, folder in wanted if not folder.is_dir()}
+    con = (
+        catalog.connect(outputs.lake, read_only=True) if missing and outputs.lake.exists() else None
+    )
+    try:
+        published = {r.version: r.snapshot_id for r in catalog.list_releases(con)} if con else {}
+        for version, folder in wanted:
+            if version in missing and version not in published:
+                raise CliError(
+                    f"unknown release version {version!r}: no folder {folder} "
+                    "and not in the catalog"
+                )
+        releases: list[ReleaseTables] = [
+            CatalogRelease(con, v, published[v]) if con and v in missing else FolderRelease(f)
+            for v, f in wanted
+        ]
+        diff = diff_releases(*releases)
+    finally:
+        if con is not None:
+            con.close()
     print(json.dumps(diff.to_dict(), indent=2) if args.json else render_summary(diff))
     return 0
 
@@ -289,8 +322,6 @@ def cmd_serve_snapshot(args: argparse.Namespace) -> int:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Record every live source into a new snapshot, then build and publish from it."""
-    import os
-
     from pipelines.refresh import Credentials, HttpSettings, parse_base_urls, refresh
 
     creds = Credentials(
@@ -384,6 +415,7 @@ def parser() -> argparse.ArgumentParser:
     diff.add_argument("new", metavar="V2")
     diff.add_argument("--json", action="store_true", help="every key and changed column")
     diff.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR))
+    _catalog_options(diff)
     diff.set_defaults(handler=cmd_diff)
 
     validate = sub.add_parser("validate", help="check a release folder against its manifest")
@@ -405,7 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("kratom-evidence: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        from pipelines.release.catalog import mask_secrets
+
+        text = mask_secrets(str(exc)).strip()
+        message = text.splitlines()[0] if text else type(exc).__name__
         print(f"kratom-evidence: {message}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -34,7 +34,16 @@ class Compound(pa.DataFrameModel):
     chembl_id: Series[pd.StringDtype] = text("ChEMBL molecule id.", str_matches=r"^CHEMBL\d+$")
     cas: Series[pd.StringDtype] = text("CAS registry number.", str_matches=r"^\d{2,7}-\d{2}-\d$")
     unii: Series[pd.StringDtype] = text("FDA UNII.")
-    synonyms: Series[object] = str_list("Names and spellings a searcher meets.")
+    synonyms: Series[object] = str_list(
+        "Names and spellings a searcher meets: the shared facts', the curated ones and PubChem's."
+    )
+    curated_synonyms: Series[object] = str_list(
+        "The synonyms a curator added (brand names, spellings met in registrations, vernacular"
+        " kratom names), not taken from the shared facts or PubChem."
+    )
+    curated_synonyms_source: Series[pd.StringDtype] = text(
+        "Where the curated synonyms come from (a page URL or a 'curated:' note); null when none."
+    )
 
     class Config:
         strict = True

@@ -1,9 +1,11 @@
 """Compounds: the reference vocabulary, free-text matching, and the product form of an intervention.
 
 `data/reference/compounds.csv` holds one row per compound or product. Its identifier columns
-(PubChem CID, InChIKey, formula, weight, SMILES, ChEMBL id, CAS, UNII) are copied from the shared
-facts file and nothing else; rows the facts do not cover (the kratom product, extra opioid
-medications) carry a name, a role and synonyms only.
+(PubChem CID, InChIKey, formula, weight, SMILES, ChEMBL id, CAS, UNII) and `synonyms` are copied
+from the shared facts file and nothing else; names a curator added (brand names, spellings met
+in registrations, vernacular kratom names) sit in `curated_synonyms`, with their own source in
+`curated_synonyms_source`. Rows the facts do not cover (the kratom product, extra opioid
+medications) carry a name, a role and curated synonyms only.
 
 Kratom products are one compound, `kratom` (role kratom_product): leaf, powder, tea and extract
 are the same plant material in different preparations, so they are told apart by
@@ -57,11 +59,17 @@ def _blank_to_none(value: str) -> str | None:
     return value or None
 
 
+def _curated(raw: dict[str, str]) -> list[str]:
+    return split_terms(raw.get("curated_synonyms"))
+
+
 def reference_compound_rows(reference_dir: Path) -> list[dict[str, Any]]:
     """Rows for the `compounds` table (schemas.compounds.Compound), in file order.
 
-    Blank identifier cells stay null; synonyms are the `synonyms` cell split on ';' (refused
-    match terms such as "MG" are still synonyms a searcher meets, they just never match alone).
+    Blank identifier cells stay null; `synonyms` joins the facts' and the curated synonyms
+    (split on ';'), and `curated_synonyms` keeps the curated ones apart with their source.
+    Refused match terms such as "MG" are still synonyms a searcher meets, they just never match
+    alone.
     """
     rows = []
     for raw in read_reference_csv(reference_dir / COMPOUNDS_FILE):
@@ -81,7 +89,9 @@ def reference_compound_rows(reference_dir: Path) -> list[dict[str, Any]]:
                 "chembl_id": _blank_to_none(raw["chembl_id"]),
                 "cas": _blank_to_none(raw["cas"]),
                 "unii": _blank_to_none(raw["unii"]),
-                "synonyms": split_terms(raw["synonyms"]),
+                "synonyms": split_terms(raw["synonyms"]) + _curated(raw),
+                "curated_synonyms": _curated(raw),
+                "curated_synonyms_source": _blank_to_none(raw.get("curated_synonyms_source", "")),
             }
         )
     return rows
@@ -227,12 +237,13 @@ def load_product_form_rules(reference_dir: Path) -> tuple[ProductFormRule, ...]:
 
 
 def load_compound_lexicon(reference_dir: Path) -> CompoundLexicon:
-    """Build the matcher from compounds.csv (name and every synonym not listed as refused)."""
+    """Build the matcher from compounds.csv (name, facts' and curated synonyms, minus refused)."""
     raws = read_reference_csv(reference_dir / COMPOUNDS_FILE)
     terms: list[tuple[str, str]] = []
     for raw in raws:
         refused = {normalize(t) for t in split_terms(raw["refused_terms"])}
-        for term in [raw["compound_id"], raw["name"], *split_terms(raw["synonyms"])]:
+        names = [raw["compound_id"], raw["name"], *split_terms(raw["synonyms"]), *_curated(raw)]
+        for term in names:
             if normalize(term) not in refused:
                 terms.append((raw["compound_id"], term))
     return CompoundLexicon(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import duckdb
 import duckdb_extension_ducklake
@@ -105,19 +106,75 @@ def postgres_extension_path(cache: Path | None = None) -> Path:
     return target
 
 
+MASK = "***"
+_CONNINFO_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s\"']+)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^/\s]*)(@)")
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every PostgreSQL password (conninfo `password=` or URL `user:pw@`) masked.
+
+    Database drivers quote the whole connection string in their errors; this keeps the
+    password out of anything printed or logged.
+    """
+    text = _CONNINFO_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+
+
+def redact_url(url: str) -> str:
+    """`url` with the password of its `user:password@` part masked, however malformed."""
+    userinfo, at, rest = url.rpartition("@")
+    scheme, sep, user = userinfo.rpartition("://")
+    if not at or ":" not in user:
+        return url
+    return f"{scheme}{sep}{user.split(':', 1)[0]}:{MASK}@{rest}"
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """`url` without its password, and the password (None when it carries none).
+
+    Lets the CLI hand the password to libpq through `PGPASSWORD` so that the URL it passes
+    on (Dagster resource config, messages) never holds it.
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), unquote(parts.password)
+
+
+def _conninfo_value(value: str) -> str:
+    """A libpq keyword value, quoted when it holds a space, a quote or a backslash."""
+    if value and not re.search(r"[\s'\\]", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def postgres_catalog(url: str) -> str:
-    """`postgresql://user[:password]@host[:port]/dbname` as a DuckLake catalog string."""
+    """`postgresql://user[:password]@host[:port]/dbname` as a DuckLake catalog string.
+
+    Without a password in the URL, libpq takes it from `PGPASSWORD` or `~/.pgpass`.
+
+    Raises:
+        CatalogError: not such a URL (the message never repeats the password).
+    """
+    shown = redact_url(url)
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
-        raise CatalogError(f"catalog {url!r} is not postgresql://user@host:port/dbname")
+        raise CatalogError(f"catalog {shown!r} is not postgresql://user@host:port/dbname")
+    try:
+        port = parts.port
+    except ValueError:
+        raise CatalogError(f"catalog {shown!r}: the port is not a number") from None
     fields = {
         "dbname": unquote(parts.path.strip("/")),
         "host": parts.hostname,
-        "port": str(parts.port) if parts.port else None,
+        "port": str(port) if port else None,
         "user": unquote(parts.username) if parts.username else None,
         "password": unquote(parts.password) if parts.password else None,
     }
-    return POSTGRES_PREFIX + " ".join(f"{k}={v}" for k, v in fields.items() if v)
+    return POSTGRES_PREFIX + " ".join(f"{k}={_conninfo_value(v)}" for k, v in fields.items() if v)
 
 
 @dataclass(frozen=True)
@@ -176,15 +233,17 @@ def connect(
         options.append("READ_ONLY")
     if snapshot_version is not None:
         options.append(f"SNAPSHOT_VERSION {int(snapshot_version)}")
+    attach = f"ATTACH '{_sql_text(location.catalog)}' AS {CATALOG_ALIAS} ({', '.join(options)})"
     try:
-        con.execute(f"ATTACH '{location.catalog}' AS {CATALOG_ALIAS} ({', '.join(options)})")
-    except duckdb.InvalidInputException as exc:
+        con.execute(attach)
+    except duckdb.Error as exc:
         con.close()
         if "creating a new DuckLake is explicitly disabled" in str(exc):
             raise NoCatalogError(
                 "no release has been published into this catalog yet: run `kratom-evidence build`"
             ) from None
-        raise
+        # The driver's message quotes the connection string, password included.
+        raise CatalogError(f"cannot open the catalog: {mask_secrets(str(exc))}") from None
     con.execute(f"USE {CATALOG_ALIAS}")
     return con
 

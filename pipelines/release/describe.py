@@ -12,7 +12,12 @@ from typing import Any
 
 from pipelines.release.datapackage import LICENSE, build_datapackage
 from pipelines.release.dictionary import render_dictionary
-from pipelines.release.diff import diff_releases, render_first_release, render_markdown
+from pipelines.release.diff import (
+    ReleaseTables,
+    diff_releases,
+    render_first_release,
+    render_markdown,
+)
 from pipelines.release.publish import sha256_file
 from pipelines.release.report import write_report
 from pipelines.release.validate import SUMS
@@ -45,12 +50,15 @@ def render_citation(manifest: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_changes(folder: Path, manifest: dict[str, Any], previous: Path | None) -> str:
+def render_changes(
+    folder: Path, manifest: dict[str, Any], previous: Path | ReleaseTables | None
+) -> str:
     """CHANGES.md: the diff against the previous release, or a note that this is the first.
 
-    The folder's own manifest.json (already written) names the new version.
+    The previous release is a folder, or read from the catalog when it was published on
+    another machine. The folder's own manifest.json (already written) names the new version.
     """
-    if previous is None or not previous.is_dir():
+    if previous is None or (isinstance(previous, Path) and not previous.is_dir()):
         return render_first_release(manifest["version"])
     return render_markdown(diff_releases(previous, folder))
 
@@ -65,7 +73,9 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")
 
 
-def describe_release(folder: Path, manifest: dict[str, Any], previous: Path | None) -> None:
+def describe_release(
+    folder: Path, manifest: dict[str, Any], previous: Path | ReleaseTables | None
+) -> None:
     """Write README.md, datapackage.json, CITATION.cff, CHANGES.md, report.html, then SHA256SUMS."""
     _write(folder / "README.md", render_dictionary(manifest))
     package = build_datapackage(manifest)

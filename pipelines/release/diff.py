@@ -1,5 +1,7 @@
-"""What changed between two release folders, table by table, by primary key.
+"""What changed between two releases, table by table, by primary key.
 
+A release is read from its folder, or from the catalog by DuckLake time travel when the folder
+is not on this machine (a shared PostgreSQL catalog that another machine published into).
 Tables with a key are compared row by row on it; the quarantine has none and is compared as a
 multiset of whole rows. Results are sorted, so the same two releases always give the same text.
 """
@@ -11,10 +13,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.release.catalog import CATALOG_ALIAS
 from schemas import HISTORY, QUARANTINE, RELEASED, TableSpec
 
 DETAIL_LIMIT = 50
@@ -98,11 +103,69 @@ def _sort_key(key: Key) -> tuple[tuple[bool, str], ...]:
     return tuple((v is None, "" if v is None else str(v)) for v in key)
 
 
-def _read_rows(folder: Path, name: str) -> tuple[list[str], list[dict[str, Any]]] | None:
-    path = folder / f"{name}.parquet"
-    if not path.is_file():
+class ReleaseTables(Protocol):
+    """One published release's tables, wherever they are read from."""
+
+    @property
+    def version(self) -> str: ...
+
+    def read(self, name: str) -> pa.Table | None:
+        """The table `name`, or None when this release does not hold it."""
+        ...
+
+
+def release_version(folder: Path) -> str:
+    """The version a folder's manifest states, else the folder's name."""
+    try:
+        return str(json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        return folder.name
+
+
+@dataclass(frozen=True)
+class FolderRelease:
+    """A release folder: one Parquet file per table."""
+
+    folder: Path
+
+    @property
+    def version(self) -> str:
+        return release_version(self.folder)
+
+    def read(self, name: str) -> pa.Table | None:
+        path = self.folder / f"{name}.parquet"
+        return pq.read_table(path) if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class CatalogRelease:
+    """A release read from the catalog as of its own DuckLake snapshot (time travel).
+
+    `con` has the catalog attached as `lake` (see `catalog.connect`); table names come from
+    the schema registry, never from input.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    version: str
+    snapshot_id: int
+
+    def read(self, name: str) -> pa.Table | None:
+        at = f"AT (VERSION => {int(self.snapshot_id)})"
+        try:
+            return self.con.execute(f"SELECT * FROM {CATALOG_ALIAS}.{name} {at}").to_arrow_table()
+        except duckdb.CatalogException:
+            return None
+
+
+def as_release(source: Path | ReleaseTables) -> ReleaseTables:
+    """A folder path as a FolderRelease; anything else as it is."""
+    return FolderRelease(source) if isinstance(source, Path) else source
+
+
+def _read_rows(release: ReleaseTables, name: str) -> tuple[list[str], list[dict[str, Any]]] | None:
+    table = release.read(name)
+    if table is None:
         return None
-    table = pq.read_table(path)
     rows = [{k: _hashable(v) for k, v in r.items()} for r in table.to_pylist()]
     return table.column_names, rows
 
@@ -140,16 +203,9 @@ def diff_multiset(
     return TableDiff(name, tuple(columns), added=tuple(added), removed=tuple(removed))
 
 
-def release_version(folder: Path) -> str:
-    """The version a folder's manifest states, else the folder's name."""
-    try:
-        return str(json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["version"])
-    except (OSError, ValueError, KeyError):
-        return folder.name
-
-
-def diff_releases(old: Path, new: Path) -> ReleaseDiff:
-    """Compare every table of two release folders (a table missing on one side is empty)."""
+def diff_releases(old: Path | ReleaseTables, new: Path | ReleaseTables) -> ReleaseDiff:
+    """Compare every table of two releases (a table missing on one side is empty)."""
+    old, new = as_release(old), as_release(new)
     diffs = []
     for spec in RELEASED:
         before = _read_rows(old, spec.name)
@@ -163,7 +219,7 @@ def diff_releases(old: Path, new: Path) -> ReleaseDiff:
         else:
             columns = (after or before)[0]  # type: ignore[index]
             diffs.append(diff_multiset(spec.name, columns, old_rows, new_rows))
-    return ReleaseDiff(release_version(old), release_version(new), tuple(diffs))
+    return ReleaseDiff(old.version, new.version, tuple(diffs))
 
 
 def render_summary(diff: ReleaseDiff) -> str:

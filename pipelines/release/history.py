@@ -22,8 +22,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from pipelines.release.diff import ReleaseTables, as_release
 from schemas.arrow import arrow_schema
 from schemas.history import RecordVersion, RemovedRecord
 from schemas.literature import Publication
@@ -77,22 +77,23 @@ class History:
         return {RECORD_VERSIONS: self.record_versions, REMOVED_RECORDS: self.removed_records}
 
 
-def _read_optional(path: Path) -> pa.Table | None:
-    return pq.read_table(path) if path.is_file() else None
+def read_previous(source: Path | ReleaseTables, version: str) -> PreviousRelease:
+    """Read what history needs from a published release: its folder, or the catalog.
 
-
-def read_previous(folder: Path, version: str) -> PreviousRelease:
-    """Read what history needs from a published release folder."""
+    A release published on another machine into a shared catalog has no folder here; it is
+    read from the catalog by time travel instead (`diff.CatalogRelease`).
+    """
+    release = as_release(source)
     tables = {
-        name: pq.read_table(folder / f"{name}.parquet")
+        name: table
         for name in ("studies", "publications", "study_identifiers")
-        if (folder / f"{name}.parquet").is_file()
+        if (table := release.read(name)) is not None
     }
     return PreviousRelease(
         version,
         Records.from_tables(tables),
-        _read_optional(folder / f"{RECORD_VERSIONS}.parquet"),
-        _read_optional(folder / f"{REMOVED_RECORDS}.parquet"),
+        release.read(RECORD_VERSIONS),
+        release.read(REMOVED_RECORDS),
     )
 
 

@@ -23,10 +23,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.release import catalog, history
+from pipelines.release.diff import CatalogRelease, FolderRelease, ReleaseTables
 from pipelines.snapshot import SnapshotInfo
 from schemas import HISTORY, SCHEMA_VERSION
 
@@ -40,8 +42,9 @@ to leave a marker file and wait to be killed (crash tests)."""
 _HELD_LOCKS: set[Path] = set()
 
 
-Describer = Callable[[Path, dict[str, Any], Path | None], None]
-"""Writes documentation files into a release folder, given its manifest and the previous one."""
+Describer = Callable[[Path, dict[str, Any], ReleaseTables | None], None]
+"""Writes documentation files into a release folder, given its manifest and the previous release
+(its folder, or the catalog when another machine published it)."""
 
 
 class PublishError(RuntimeError):
@@ -216,24 +219,29 @@ def _content_hashes(tables_sha256: dict[str, str]) -> dict[str, str]:
     return {name: digest for name, digest in tables_sha256.items() if name not in HISTORY_NAMES}
 
 
+def _previous_release(
+    con: duckdb.DuckDBPyConnection, data_dir: DataDir, previous: catalog.ReleaseRecord | None
+) -> ReleaseTables | None:
+    """The previous release's folder, else the catalog as of its snapshot (time travel).
+
+    With a shared catalog, the previous release may have been published on another machine:
+    its folder is not here, but its tables are in the catalog.
+    """
+    if previous is None:
+        return None
+    folder = data_dir.releases / previous.version
+    if folder.is_dir():
+        return FolderRelease(folder)
+    return CatalogRelease(con, previous.version, previous.snapshot_id)
+
+
 def _history(
-    data_dir: DataDir,
-    previous: catalog.ReleaseRecord | None,
-    tables: dict[str, pa.Table],
-    version: str,
+    before: ReleaseTables | None, tables: dict[str, pa.Table], version: str
 ) -> dict[str, pa.Table]:
-    """The history tables of `version`, continued from the previous release's folder."""
-    before = None
-    if previous is not None:
-        folder = data_dir.releases / previous.version
-        if not folder.is_dir():
-            raise PublishError(
-                f"release {previous.version} is in the catalog but its folder {folder} is "
-                "missing: record history cannot be continued"
-            )
-        before = history.read_previous(folder, previous.version)
+    """The history tables of `version`, continued from the previous release's."""
+    prior = history.read_previous(before, before.version) if before is not None else None
     current = history.Records.from_tables(tables)
-    return history.compute_history(before, current, version).tables()
+    return history.compute_history(prior, current, version).tables()
 
 
 def publish(
@@ -248,11 +256,12 @@ def publish(
 ) -> PublishResult:
     """Publish `tables` (name → Arrow table, quarantine included) as the next release.
 
-    `describe(folder, manifest, previous_folder)` writes the release's documentation files
+    `describe(folder, manifest, previous)` writes the release's documentation files
     (data dictionary, data package, changes, report) into the folder before it is published.
     The history tables (record_versions, removed_records) are added here once the version is
-    known, continued from the previous release's folder; they never count when deciding
-    whether anything changed, since they would differ with every version.
+    known, continued from the previous release (its folder, else the catalog by time travel);
+    they never count when deciding whether anything changed, since they would differ with
+    every version.
     """
     with exclusive(data_dir):
         recover(data_dir)
@@ -288,7 +297,8 @@ def publish(
                     f"nothing changed since release {previous.version}: no new version published",
                 )
             version = requested_version or next_version(base_version(info.captured_at), taken)
-            trail = _history(data_dir, previous, tables, version)
+            before = _previous_release(con, data_dir, previous)
+            trail = _history(before, tables, version)
             for name, table in sorted(trail.items()):
                 hashes[name] = write_parquet(table, staging / f"{name}.parquet")
             tables = {**tables, **trail}
@@ -321,11 +331,7 @@ def publish(
                 json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
             )
             if describe is not None:
-                describe(
-                    staging,
-                    manifest,
-                    data_dir.releases / previous.version if previous else None,
-                )
+                describe(staging, manifest, before)
             incoming = data_dir.releases / f"{INCOMING_PREFIX}{version}"
             staging.rename(incoming)
             _pause_if_asked(data_dir, "incoming-renamed")

@@ -26,7 +26,7 @@ from pipelines.release.history import (
     read_previous,
     version_key,
 )
-from pipelines.release.publish import DataDir, PublishError, publish
+from pipelines.release.publish import DataDir, publish
 from pipelines.release.validate import check_table, validate_release
 from pipelines.snapshot import SnapshotInfo
 from schemas import HISTORY, QUARANTINE, TABLES
@@ -406,13 +406,16 @@ def test_publish_ignores_history_when_deciding_nothing_changed(
 
 
 @pytest.mark.slow
-def test_publish_refuses_to_continue_history_without_the_previous_folder(
+def test_publish_continues_history_from_the_catalog_without_the_previous_folder(
     two_releases: TwoReleases, tmp_path: Path
 ) -> None:
+    """With a shared catalog the previous release may have no folder here: time travel."""
     assert _publish(tmp_path, _curated(two_releases.first)).version == FIRST_VERSION
     shutil.rmtree(tmp_path / "releases" / FIRST_VERSION)
-    with pytest.raises(PublishError, match="record history cannot be continued"):
-        _publish(tmp_path, _curated(two_releases.second))
+    result = _publish(tmp_path, _curated(two_releases.second))
+    assert result.version == SECOND_VERSION
+    for name in ("record_versions.parquet", "removed_records.parquet", "CHANGES.md"):
+        assert (result.folder / name).read_bytes() == (two_releases.second / name).read_bytes()
 
 
 @pytest.mark.slow

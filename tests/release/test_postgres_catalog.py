@@ -20,12 +20,31 @@ from urllib.parse import urlsplit
 import pytest
 
 from pipelines import paths
-from pipelines.release.catalog import postgres_catalog
+from pipelines.cli import main
+from pipelines.release.catalog import (
+    CatalogError,
+    LakeLocation,
+    connect,
+    mask_secrets,
+    postgres_catalog,
+    redact_url,
+    split_password,
+)
+from pipelines.release.diff import diff_releases
+from pipelines.release.validate import validate_release
 from tests.release._snapshots import run_cli, study_counts, variant_snapshot
-from tests.release.conftest import ObjectStore
+from tests.release.conftest import (
+    FIRST_VERSION,
+    SECOND_VERSION,
+    ObjectStore,
+    TwoReleases,
+    edit_snapshot,
+)
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BASE = "2026.11.25"
+PW_USER = "kratom_pw"
+PW_SECRET = "Sx9-pw-only-for-this-test"
 
 
 def test_postgres_url_becomes_a_ducklake_catalog_string() -> None:
@@ -63,10 +82,15 @@ def postgres() -> Iterator[str]:
     port = _free_port()
     data = root / "data"
     _as_postgres(f"{PG_BIN}/initdb -A trust -U postgres -D {data}")
+    # PW_USER must give its password (the first matching line wins); `postgres` is trusted.
+    hba = data / "pg_hba.conf"
+    hba.write_text(f"host all {PW_USER} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
     options = f"-p {port} -h 127.0.0.1 -k {root}"
     _as_postgres(f"{PG_BIN}/pg_ctl -D {data} -o '{options}' -l {root}/server.log -w start")
     try:
         _as_postgres(f"{PG_BIN}/createdb -h 127.0.0.1 -p {port} -U postgres lake")
+        role = f"CREATE ROLE {PW_USER} LOGIN CREATEDB PASSWORD '{PW_SECRET}'"
+        _as_postgres(f'{PG_BIN}/psql -h 127.0.0.1 -p {port} -U postgres -c "{role}"')
         yield f"postgresql://postgres@127.0.0.1:{port}/lake"
     finally:
         _as_postgres(f"{PG_BIN}/pg_ctl -D {data} -m fast -w stop")
@@ -122,3 +146,139 @@ def test_postgres_catalog_with_data_files_in_an_object_store(
     counts = study_counts(capsys, (BASE, f"{BASE}.1"), *where)
     dropped = {version: count["dropped"] for version, count in counts.items()}
     assert dropped == {BASE: 1, f"{BASE}.1": 0}
+
+
+def test_password_is_split_off_and_masked_in_messages() -> None:
+    url = f"postgresql://{PW_USER}:s%40cret@db.example:6543/lake"
+    assert split_password(url) == (f"postgresql://{PW_USER}@db.example:6543/lake", "s@cret")
+    assert split_password("postgresql://ana@db/lake") == ("postgresql://ana@db/lake", None)
+    said = "at \"dbname=lake user=ana password=s@cret\": refused; password='a b\\' c' too"
+    assert mask_secrets(said) == 'at "dbname=lake user=ana password=***": refused; password=*** too'
+    assert redact_url("postgresql://ana:p@ss@db:x/lake") == "postgresql://ana:***@db:x/lake"
+    assert postgres_catalog("postgresql://ana:a%20b'c@h/l") == (
+        "ducklake:postgres:dbname=l host=h user=ana password='a b\\'c'"
+    )
+
+
+def _cli(capfd: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of one CLI run, read at the file descriptors."""
+    capfd.readouterr()
+    code = main(list(args))
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def no_pgpassword(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start without PGPASSWORD and restore it afterwards (the CLI moves a URL's password there)."""
+    monkeypatch.setenv("PGPASSWORD", "")
+    monkeypatch.delenv("PGPASSWORD")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_pgpassword")
+def test_password_never_reaches_stderr(
+    postgres: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    port = urlsplit(postgres).port
+    where = ["--data-dir", str(tmp_path / "data")]
+    secret = f"{PW_USER}:{PW_SECRET}"
+    cases = {
+        "no server": f"postgresql://{secret}@127.0.0.1:{_free_port()}/lake",
+        "bad port": f"postgresql://{secret}@127.0.0.1:five/lake",
+        "no database": f"postgresql://{secret}@127.0.0.1:{port}",
+        "not postgres": f"mysql://{secret}@127.0.0.1:{port}/lake",
+        "wrong password": f"postgresql://{secret}-wrong@127.0.0.1:{port}/lake",
+    }
+    commands = (
+        ["releases"],
+        ["query", "select 1"],
+        ["diff", "2026.01.01", "2026.01.02"],
+        ["build", "--release-version", "2026.01.01"],
+    )
+    for case, url in cases.items():
+        for command in commands:
+            code, out, err = _cli(capfd, *command, *where, "--catalog", url)
+            assert code == 1, (case, command, out)
+            assert PW_SECRET not in out + err, (case, command)
+            assert len(err.strip().splitlines()) == 1, (case, command, err)
+            assert err.startswith("kratom-evidence: "), (case, command, err)
+        if case == "wrong password":
+            assert f'password authentication failed for user "{PW_USER}"' in err
+    # A library caller that keeps the password in the URL gets the same masked message.
+    location = LakeLocation.choose(tmp_path, cases["wrong password"], None)
+    with pytest.raises(CatalogError) as raised:
+        connect(location, read_only=True)
+    assert "password=***" in str(raised.value) and PW_SECRET not in str(raised.value)
+
+
+@pytest.mark.usefixtures("no_pgpassword")
+def test_password_from_pgpassword_or_pgpass_file(
+    postgres: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README's advice: no password in the URL; libpq finds it in the environment."""
+    port = urlsplit(postgres).port
+    _as_postgres(f"{PG_BIN}/createdb -h 127.0.0.1 -p {port} -U postgres -O {PW_USER} lake_pw")
+    where = ["--data-dir", str(tmp_path / "data")]
+    where += ["--catalog", f"postgresql://{PW_USER}@127.0.0.1:{port}/lake_pw"]
+    code, _, err = _cli(capfd, "releases", *where)
+    assert code == 1 and "no password supplied" in err
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"127.0.0.1:{port}:lake_pw:{PW_USER}:{PW_SECRET}\n", encoding="utf-8")
+    pgpass.chmod(0o600)  # libpq ignores a password file others can read
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))
+    assert _cli(capfd, "releases", *where) == (0, "no release published yet\n", "")
+    monkeypatch.delenv("PGPASSFILE")
+    monkeypatch.setenv("PGPASSWORD", PW_SECRET)
+    assert _cli(capfd, "releases", *where) == (0, "no release published yet\n", "")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_pgpassword")
+def test_second_machine_continues_history_and_diffs_from_the_shared_catalog(
+    postgres: str, two_releases: TwoReleases, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Two data dirs (two machines) share one catalog and data files, not release folders.
+
+    The second publishes the next release: its history and CHANGES.md continue the first's
+    release, read from the catalog by time travel, and equal those of a one-machine build.
+    """
+    port = urlsplit(postgres).port
+    _as_postgres(f"{PG_BIN}/createdb -h 127.0.0.1 -p {port} -U postgres -O {PW_USER} lake_two")
+    url = f"postgresql://{PW_USER}:{PW_SECRET}@127.0.0.1:{port}/lake_two"
+    shared = ["--catalog", url, "--catalog-data-path", str(tmp_path / "shared-files")]
+    one, two = tmp_path / "one", tmp_path / "two"
+    edited = Path(shutil.copytree(paths.BUNDLED_SNAPSHOT, tmp_path / "edited"))
+    edit_snapshot(edited)
+    runs = [
+        _cli(capfd, "build", "--data-dir", str(one), *shared),
+        _cli(capfd, "build", "--snapshot", str(edited), "--data-dir", str(two), *shared),
+    ]
+    assert [code for code, _, _ in runs] == [0, 0], [err for _, _, err in runs]
+    assert f"published release {FIRST_VERSION}" in runs[0][1]
+    assert f"published release {SECOND_VERSION}" in runs[1][1]
+    assert not (two / "releases" / FIRST_VERSION).exists()
+    second = two / "releases" / SECOND_VERSION
+    for name in ("CHANGES.md", "record_versions.parquet", "removed_records.parquet"):
+        assert (second / name).read_bytes() == (two_releases.second / name).read_bytes(), name
+    assert validate_release(second) == []
+
+    expected = diff_releases(two_releases.first, two_releases.second).to_dict()
+    for data_dir in (one, two):
+        code, out, err = _cli(
+            capfd,
+            "diff",
+            FIRST_VERSION,
+            SECOND_VERSION,
+            "--json",
+            "--data-dir",
+            str(data_dir),
+            *shared,
+        )
+        assert code == 0, err
+        assert json.loads(out) == expected
+        runs.append((code, out, err))
+    assert all(PW_SECRET not in out + err for _, out, err in runs)

@@ -171,3 +171,53 @@ def test_compounds_not_in_facts_carry_no_identifiers() -> None:
         if row["name"] not in names:
             assert row["pubchem_cid"] is None and row["inchikey"] is None, row["compound_id"]
             assert row["chembl_id"] is None and row["cas"] is None, row["compound_id"]
+
+
+def _reference_csv() -> list[dict[str, str]]:
+    with (REFERENCE_DIR / "compounds.csv").open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _clean(synonym: str) -> str:
+    """The facts' synonym without a trailing remark ("corynoxine B (isomer)" -> "corynoxine B")."""
+    synonym = synonym.strip()
+    return synonym.rsplit(" (", 1)[0] if synonym.endswith(")") else synonym
+
+
+def test_synonyms_column_holds_only_the_facts_synonyms() -> None:
+    if not FACTS.is_file():
+        pytest.skip("shared facts not available")
+    with FACTS.open(newline="", encoding="utf-8") as handle:
+        facts = {r["name"]: r["synonyms"] for r in csv.DictReader(handle)}
+    for row in _reference_csv():
+        ours = [s.strip() for s in row["synonyms"].split(";") if s.strip()]
+        theirs = {_clean(s).lower() for s in facts.get(row["name"], "").split(";")}
+        assert all(s.lower() in theirs for s in ours), row["compound_id"]
+
+
+def test_curated_synonyms_carry_their_own_source() -> None:
+    for row in _reference_csv():
+        if not row["curated_synonyms"].strip():
+            continue
+        source = row["curated_synonyms_source"]
+        assert source.startswith("curated"), row["compound_id"]
+        assert "shared/facts" in source or row["compound_id"] not in FACT_NAMES, row
+    rows = {r["compound_id"]: r for r in reference_compound_rows(REFERENCE_DIR)}
+    buprenorphine = rows["buprenorphine"]
+    assert "Suboxone" in buprenorphine["curated_synonyms"]
+    assert set(buprenorphine["curated_synonyms"]) <= set(buprenorphine["synonyms"])
+    assert buprenorphine["curated_synonyms_source"].startswith("curated brand names")
+    assert rows["mitragynine"]["curated_synonyms"] == ["MG001", "mitragynin"]
+    assert rows["speciogynine"]["curated_synonyms_source"] is None
+
+
+FACT_NAMES = {
+    "mitragynine",
+    "7-hydroxymitragynine",
+    "morphine",
+    "buprenorphine",
+    "methadone",
+    "naloxone",
+    "oxycodone",
+}
+"""Facts compounds that have curated synonyms: their note must say they are not from the facts."""
