@@ -144,6 +144,19 @@ def _table_section(doc: TableDoc, rows: int | None) -> list[str]:
     return [*lines, ""]
 
 
+FRICTIONLESS_EXAMPLE = (
+    "```python",
+    "import frictionless",
+    "from pipelines.release.datapackage import register_parquet_reader",
+    "",
+    "register_parquet_reader()",
+    'report = frictionless.validate("datapackage.json", skip_errors=["byte-count", "hash-count"])',
+    "print(report.valid)",
+    "```",
+)
+"""How a user validates a release with frictionless (run by the tests from the README)."""
+
+
 def render_dictionary(manifest: dict[str, Any]) -> str:
     """README.md of a release: what it is, how to check it, and every column explained."""
     version = manifest["version"]
@@ -162,9 +175,17 @@ def render_dictionary(manifest: dict[str, Any]) -> str:
         f"- Previous version: {manifest.get('previous_version') or 'none (first release)'}",
         "",
         "Files: one Parquet file per table, `quarantine.parquet` (records turned away, with the "
-        "reason), `manifest.json`, `datapackage.json` (Frictionless Data Package), `CHANGES.md`, "
-        "`CITATION.cff` and `SHA256SUMS`. Check a download with `sha256sum -c SHA256SUMS` or "
-        "`kratom-evidence validate <folder>`.",
+        "reason), `manifest.json`, `datapackage.json` (Frictionless Data Package), `CHANGES.md` "
+        "(what changed since the previous version), `CITATION.cff`, `report.html` (evidence map "
+        "and quality charts, opens offline) and `SHA256SUMS`. Check a download with "
+        "`sha256sum -c SHA256SUMS` or `kratom-evidence validate <folder>`.",
+        "",
+        "To validate the data against `datapackage.json` with frictionless in Python, register "
+        "the project's Parquet reader first: frictionless's own reads Parquet through pandas and "
+        "reports list and null cells as type errors. Sizes and hashes are "
+        "`kratom-evidence validate`'s job, hence `skip_errors`. Run it in this folder:",
+        "",
+        *FRICTIONLESS_EXAMPLE,
         "",
         "## Tables",
         "",

@@ -11,44 +11,23 @@ import frictionless
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from frictionless.system import Parser, Plugin
 
-from pipelines.release.datapackage import field_type
+from pipelines.release.datapackage import (
+    PARQUET_PLUGIN,
+    field_type,
+    parquet_cells,
+    register_parquet_reader,
+)
 from schemas import RELEASED
 from tests.release.conftest import TwoReleases
 
 
-class PylistParquetParser(Parser):
-    """Reads Parquet with pyarrow's to_pylist: lists stay lists and nulls stay None.
-
-    frictionless 5.21's own Parquet parser goes through pandas, where a list cell is a numpy
-    array and a null integer is a NaN it does not recognise, so every list and null-integer cell
-    would be a false `type-error`.
-    """
-
-    supported_types = ("array", "boolean", "date", "datetime", "integer", "number", "string")
-
-    def read_cell_stream_create(self) -> Iterator[list[Any]]:
-        table = pq.read_table(self.resource.normpath)
-        yield table.column_names
-        for row in table.to_pylist():
-            yield list(row.values())
-
-
-class PylistParquetPlugin(Plugin):
-    """Registered ahead of the built-in plugin for `format: parquet` resources."""
-
-    def create_parser(self, resource: frictionless.Resource) -> Parser | None:
-        if resource.format == "parquet":
-            return PylistParquetParser(resource)
-        return None
-
-
 @pytest.fixture
-def pylist_parquet() -> Iterator[None]:
-    frictionless.system.register("kratom_pylist_parquet", PylistParquetPlugin())
+def parquet_reader() -> Iterator[None]:
+    """Our Parquet reader, as a user registers it (README), removed again afterwards."""
+    register_parquet_reader()
     yield
-    frictionless.system.deregister("kratom_pylist_parquet")
+    frictionless.system.deregister(PARQUET_PLUGIN)
 
 
 def descriptor(folder: Path) -> dict[str, Any]:
@@ -61,7 +40,7 @@ def test_descriptor_is_a_valid_data_package(two_releases: TwoReleases) -> None:
 
 
 def test_frictionless_validates_every_table_and_key(
-    two_releases: TwoReleases, pylist_parquet: None
+    two_releases: TwoReleases, parquet_reader: None
 ) -> None:
     report = frictionless.validate(
         two_releases.second / "datapackage.json", skip_errors=["byte-count", "hash-count"]
@@ -72,19 +51,52 @@ def test_frictionless_validates_every_table_and_key(
     assert {t.name for t in report.tasks} == {t.name for t in RELEASED}
 
 
-def test_frictionless_catches_a_value_outside_the_enum(
-    two_releases: TwoReleases, pylist_parquet: None, tmp_path: Path
+def _studies_alone(release: Path, folder: Path, studies: pa.Table | None = None) -> Path:
+    """A package of the studies table alone (no bytes or hash to check, no foreign keys)."""
+    package = descriptor(release)
+    resource = next(r for r in package["resources"] if r["name"] == "studies")
+    pq.write_table(studies or pq.read_table(release / "studies.parquet"), folder / "s.parquet")
+    schema = {k: v for k, v in resource["schema"].items() if k != "foreignKeys"}
+    resource = {**resource, "path": "s.parquet", "schema": schema}
+    resource = {k: v for k, v in resource.items() if k not in ("bytes", "hash")}
+    (folder / "dp.json").write_text(json.dumps({**package, "resources": [resource]}))
+    return folder / "dp.json"
+
+
+def test_frictionless_own_parquet_reader_gives_false_type_errors(
+    two_releases: TwoReleases, tmp_path: Path
 ) -> None:
-    package = descriptor(two_releases.first)
-    studies = next(r for r in package["resources"] if r["name"] == "studies")
+    """Why the reader ships: without it, list and null-integer cells fail their types."""
+    package = _studies_alone(two_releases.second, tmp_path)
+    own = frictionless.validate(package)
+    assert not own.valid and {e[0] for e in own.flatten(["type"])} == {"type-error"}
+    register_parquet_reader()
+    try:
+        assert frictionless.validate(package).valid
+    finally:
+        frictionless.system.deregister(PARQUET_PLUGIN)
+
+
+def test_parquet_cells_keep_lists_and_nulls(tmp_path: Path) -> None:
+    table = pa.table(
+        {"phases": [["PHASE1", "PHASE2"], []], "enrollment": pa.array([None, 3], pa.int64())}
+    )
+    pq.write_table(table, tmp_path / "t.parquet")
+    assert list(parquet_cells(str(tmp_path / "t.parquet"))) == [
+        ["phases", "enrollment"],
+        [["PHASE1", "PHASE2"], None],
+        [[], 3],
+    ]
+
+
+def test_frictionless_catches_a_value_outside_the_enum(
+    two_releases: TwoReleases, parquet_reader: None, tmp_path: Path
+) -> None:
     table = pq.read_table(two_releases.first / "studies.parquet")
     index = table.schema.get_field_index("design")
     designs = ["not_a_design", *table["design"].to_pylist()[1:]]
-    pq.write_table(table.set_column(index, "design", pa.array(designs)), tmp_path / "s.parquet")
-    resource = {**studies, "path": "s.parquet", "bytes": None, "hash": None}
-    resource = {k: v for k, v in resource.items() if v is not None}
-    (tmp_path / "dp.json").write_text(json.dumps({**package, "resources": [resource]}))
-    report = frictionless.validate(tmp_path / "dp.json", skip_errors=["foreign-key"])
+    studies = table.set_column(index, "design", pa.array(designs))
+    report = frictionless.validate(_studies_alone(two_releases.first, tmp_path, studies))
     assert [(e[0], e[1]) for e in report.flatten(["fieldName", "type"])] == [
         ("design", "constraint-error")
     ]
@@ -174,3 +186,25 @@ def test_readme_dictionary_describes_every_column(two_releases: TwoReleases) -> 
     assert "- Foreign key: `compound_id` → `compounds` (`compound_id`); null allowed" in readme
     assert "one of `rct`, `non_randomised_trial`" in readme
     assert "| `phases` | `list<item: string>` | no |" in readme
+
+
+def test_release_readme_names_every_file_it_ships(two_releases: TwoReleases) -> None:
+    readme = (two_releases.second / "README.md").read_text(encoding="utf-8")
+    files = next(line for line in readme.splitlines() if line.startswith("Files:"))
+    others = [p.name for p in two_releases.second.iterdir() if p.suffix != ".parquet"]
+    others.remove("README.md")  # the file being read
+    assert "`report.html`" in files and "`quarantine.parquet`" in files
+    assert [name for name in sorted(others) if f"`{name}`" not in files] == []
+
+
+def test_release_readme_frictionless_example_runs_as_written(
+    two_releases: TwoReleases, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (two_releases.second / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(two_releases.second)
+    try:
+        exec(compile(example, "README.md", "exec"), {})
+    finally:
+        frictionless.system.deregister(PARQUET_PLUGIN)
+    assert capsys.readouterr().out == "True\n"
