@@ -95,31 +95,49 @@ def _json_items(source: str, doc: Any) -> list[Any]:
 
 
 def load_snapshot(snapshot_dir: Path) -> SnapshotRecords:
-    """Read every record of every served source of `snapshot_dir` into memory."""
+    """Read every record of every served source of `snapshot_dir` into memory.
+
+    A record SNAPSHOT.json lists as superseded (a `--since-last` snapshot) is not served: the
+    newer record that replaces it is.
+    """
+    from pipelines.staging import PARSERS, superseded_records
+
     info = json.loads((snapshot_dir / snapshot.INFO_FILE).read_text(encoding="utf-8"))
     loaded = SnapshotRecords(captured_at=str(info["captured_at"]))
+    superseded = superseded_records(snapshot_dir)
+
+    def current(source: str, path: Path) -> Callable[[Any], bool]:
+        gone = superseded.get(f"{source}/{path.name}", frozenset())
+        return lambda record: not gone or PARSERS[source].record_key(record) not in gone
+
     for source in ("clinicaltrials", "europepmc", "openalex", "crossref", "chembl"):
         for path in snapshot.source_files(snapshot_dir, source):
             doc = json.loads(path.read_bytes())
-            loaded.records.setdefault(source, []).extend(_json_items(source, doc))
+            kept = filter(current(source, path), _json_items(source, doc))
+            loaded.records.setdefault(source, []).extend(kept)
     for path in snapshot.source_files(snapshot_dir, "pubchem"):
         doc = json.loads(path.read_bytes())
-        loaded.pubchem_properties.extend(doc.get("PropertyTable", {}).get("Properties", []))
-        loaded.pubchem_synonyms.extend(doc.get("InformationList", {}).get("Information", []))
+        keep = current("pubchem", path)
+        for key, items, target in (
+            ("PropertyTable", "Properties", loaded.pubchem_properties),
+            ("InformationList", "Information", loaded.pubchem_synonyms),
+        ):
+            target.extend(i for i in doc.get(key, {}).get(items, []) if keep({key: {items: [i]}}))
     for path in snapshot.source_files(snapshot_dir, "pubmed"):
         body = path.read_bytes()
         doctype = _DOCTYPE.search(body)
         if doctype:
             loaded.pubmed_doctype = doctype.group(0).decode()
-        root = SafeET.fromstring(body, forbid_dtd=False)
-        for child in root:
-            loaded.pubmed_modified.append(pubmed_modified(child))
-            loaded.pubmed_articles.append(article_bytes(child))
+        keep = current("pubmed", path)
+        for child in SafeET.fromstring(body, forbid_dtd=False):
+            if keep(child):
+                loaded.pubmed_modified.append(pubmed_modified(child))
+                loaded.pubmed_articles.append(article_bytes(child))
     return loaded
 
 
 def article_bytes(element: Element) -> bytes:
-    """One efetch record as it sits in an emulated (or merged) <PubmedArticleSet>."""
+    """One efetch record as it sits in an emulated <PubmedArticleSet>."""
     element.tail = "\n"
     return tostring(element, encoding="utf-8", xml_declaration=False)
 
@@ -128,12 +146,6 @@ def efetch_document(doctype: str, articles: Sequence[bytes]) -> bytes:
     """An efetch XML body around `articles`, in the layout every emulated page has."""
     head = [b'<?xml version="1.0" ?>\n', doctype.encode(), b"\n<PubmedArticleSet>\n"]
     return b"".join([*head, *articles, b"</PubmedArticleSet>\n"])
-
-
-def doctype_of(body: bytes) -> str:
-    """The DOCTYPE line of an efetch body, or the current PubMed one when it has none."""
-    match = _DOCTYPE.search(body)
-    return match.group(0).decode() if match else DEFAULT_DOCTYPE
 
 
 def pubmed_modified(record: Element) -> str:

@@ -8,8 +8,8 @@ environment here, and never reach a file or a log line.
 
 `--since-last` asks each source only for what changed since the last complete recorded snapshot
 (one OR-combined query per source with the source's own change filter), then carries that
-snapshot's files over minus every record a changed one supersedes, so the new folder is again a
-complete snapshot.
+snapshot's files over byte for byte and lists in SNAPSHOT.json `supersedes` every carried record
+a changed one replaces: the new folder is again a complete snapshot of bodies as returned.
 """
 
 from __future__ import annotations
@@ -22,16 +22,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from xml.etree.ElementTree import tostring
 
 import httpx
 import orjson
 from defusedxml import ElementTree as SafeET
 
-from pipelines import emulator, paths, snapshot
+from pipelines import paths, snapshot
 from pipelines.http import (
     InvalidBody,
     RateLimit,
@@ -848,11 +846,15 @@ def refresh(
             registries = previous_registries(data_dir / "snapshots", folder)
             shutil.copytree(registries, folder / "registries")
         else:
-            merged = merge_base(folder, base, delta_name)
+            from pipelines.staging import SUPERSEDES
+
+            carried = merge_base(folder, base, delta_name)
+            extra = {**extra, SUPERSEDES: carried.supersedes}
             notes = (
-                f"Incremental from {base.name}: records changed since then, as recorded, merged "
-                f"with that snapshot's files ({merged.copied} carried over, {merged.rewritten} "
-                f"rewritten without {merged.dropped} superseded records). " + notes
+                f"Incremental from {base.name}: records changed since then, as recorded, with "
+                f"that snapshot's {carried.files} files carried over byte for byte; "
+                f"{carried.superseded} of their records are superseded (listed under "
+                f"{SUPERSEDES!r}, skipped by the build). " + notes
             )
         compound_ids = {"pubchem": cids, "chembl": chembl_ids}
         write_info(
@@ -866,33 +868,17 @@ def refresh(
 
 
 @dataclass(frozen=True)
-class MergeStats:
-    """What carrying a base snapshot over did."""
+class Carried:
+    """What carrying a base snapshot over did, and what it leaves superseded."""
 
-    copied: int
-    rewritten: int
-    dropped: int
+    files: int
+    supersedes: dict[str, list[str]]
+    """Relative file -> keys of its records that newer records replace (SNAPSHOT.json)."""
 
-
-_RECORD_LISTS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "clinicaltrials": (("studies",),),
-    "europepmc": (("resultList", "result"),),
-    "openalex": (("results",),),
-    "crossref": (("message", "items"),),
-    "chembl": (("activities",),),
-    "pubchem": (
-        ("PropertyTable", "Properties"),
-        ("InformationList", "Information"),
-        ("PC_Compounds",),
-    ),
-}
-"""Where a JSON body keeps its records; a body with none of these is one record."""
-
-
-def _record_key(source: str) -> Callable[[Any], str | None]:
-    from pipelines.staging import PARSERS
-
-    return PARSERS[source].record_key
+    @property
+    def superseded(self) -> int:
+        """How many records of carried files the build skips."""
+        return sum(len(keys) for keys in self.supersedes.values())
 
 
 def superseded_keys(folder: Path, source: str, delta_name: str) -> set[str]:
@@ -925,98 +911,31 @@ def nct_aliases(study: Any) -> list[str]:
     return [a for a in aliases if isinstance(a, str)] if isinstance(aliases, list) else []
 
 
-def _enveloped(source: str, keys: tuple[str, ...], item: Any) -> Any:
-    """An item as `record_key` expects it: PubChem records keep their one-item envelope."""
-    if source != "pubchem":
-        return item
-    node: Any = [item]
-    for key in reversed(keys):
-        node = {key: node}
-    return node
+def merge_base(folder: Path, base: Path, delta_name: str) -> Carried:
+    """Carry every source file of `base` into `folder` byte for byte; list what is superseded.
 
-
-def json_without(source: str, doc: Any, drop: set[str]) -> tuple[Any | None, int]:
-    """(body without the records whose key is in `drop`, how many went); None: nothing left.
-
-    A list body keeps its envelope (page tokens, meta) with a shorter list; a single-record
-    body that is dropped leaves nothing to write.
+    A snapshot holds bodies exactly as the sources returned them, so no carried file is
+    rewritten: the records this run's delta pages replace (same key, or an old NCT id in
+    `nctIdAliases`) are listed per file instead, on top of what the base already listed.
     """
-    key_of = _record_key(source)
-    for keys in _RECORD_LISTS.get(source, ()):
-        parent = doc
-        for key in keys[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        items = parent.get(keys[-1]) if isinstance(parent, dict) else None
-        if isinstance(parent, dict) and isinstance(items, list):
-            kept = [i for i in items if key_of(_enveloped(source, keys, i)) not in drop]
-            parent[keys[-1]] = kept
-            return doc, len(items) - len(kept)
-    return (None, 1) if key_of(doc) in drop else (doc, 0)
+    from pipelines.staging import PARSERS, superseded_records
 
-
-def xml_without(body: bytes, drop: set[str]) -> tuple[bytes, int]:
-    """An efetch body without the records whose `PMID:<n>` is in `drop`.
-
-    Each kept record is written back as parsed, its trailing whitespace included, so it reads
-    back exactly like its untouched copies in other files (staging compares the two).
-    """
-    root = SafeET.fromstring(body, forbid_dtd=False)
-    kept = [child for child in root if pubmed.record_key(child) not in drop]
-    articles = [tostring(child, encoding="utf-8", xml_declaration=False) for child in kept]
-    return emulator.efetch_document(emulator.doctype_of(body), articles), len(root) - len(kept)
-
-
-def merge_base(folder: Path, base: Path, delta_name: str) -> MergeStats:
-    """Carry every source file of `base` into `folder`, minus records this run superseded.
-
-    A file holding no superseded record is copied byte for byte; one that does is rewritten
-    without them in its source's format; a single-record file that is superseded is left out.
-    """
-    copied = rewritten = dropped = 0
+    supersedes = {name: set(keys) for name, keys in superseded_records(base).items()}
+    files = 0
     for source in snapshot.SOURCES:
         drop = superseded_keys(folder, source, delta_name) if source != "registries" else set()
         for path in snapshot.source_files(base, source):
             target = folder / source / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            body, gone = _carried(source, path, drop)
-            if gone == 0:
-                shutil.copyfile(path, target)
-                copied += 1
+            shutil.copyfile(path, target)
+            files += 1
+            if not drop:
                 continue
-            dropped += gone
-            rewritten += 1
-            if body is not None:
-                target.write_bytes(body)
-    return MergeStats(copied, rewritten, dropped)
-
-
-def _carried(source: str, path: Path, drop: set[str]) -> tuple[bytes | None, int]:
-    """The file's body without superseded records (None: none left) and how many went."""
-    if not drop or source == "registries":
-        return None, 0
-    raw = path.read_bytes()
-    if source == "pubmed":
-        return xml_without(raw, drop)
-    doc, gone = json_without(source, json.loads(raw, parse_float=Decimal), drop)
-    if gone == 0 or doc is None:
-        return None, gone
-    return exact_json(doc).encode("utf-8"), gone
-
-
-def exact_json(value: Any) -> str:
-    """JSON text that spells each number as its parsed Decimal does.
-
-    A record kept in a rewritten file must read back exactly as its untouched copies in other
-    files do (staging compares the two); `json.dumps` would respell `1.0E-5` as `1e-05`.
-    """
-    if isinstance(value, dict):
-        items = (f"{json.dumps(k, ensure_ascii=False)}:{exact_json(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(exact_json(v) for v in value) + "]"
-    if isinstance(value, Decimal):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
+            parser = PARSERS[source]
+            hit = {key for r in parser.iter_records(path) if (key := parser.record_key(r)) in drop}
+            if hit:
+                supersedes.setdefault(f"{source}/{path.name}", set()).update(hit)
+    return Carried(files, {name: sorted(keys) for name, keys in sorted(supersedes.items())})
 
 
 def _scheme_host(url: str) -> str:

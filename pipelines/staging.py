@@ -1,12 +1,15 @@
 """Staging: replay a snapshot source folder into staging tables, record by record.
 
 Every record read ends somewhere: as rows in staging tables, as a quarantine row with a reason,
-or counted as an exact duplicate of a record already staged (the same study on two pages).
+counted as an exact duplicate of a record already staged (the same study on two pages), or
+counted as superseded: a record of a file a `--since-last` refresh carried over unchanged, which
+a newer record replaces (SNAPSHOT.json `supersedes` lists it by file and key).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,9 +71,33 @@ PARSERS: dict[str, SourceParser] = {
 """Sources the build reads, by snapshot folder name."""
 
 
+SUPERSEDES = "supersedes"
+"""SNAPSHOT.json key: {file relative to the snapshot: [record keys a newer record replaces]}."""
+
+
+def superseded_records(snapshot_dir: Path) -> dict[str, frozenset[str]]:
+    """The records SNAPSHOT.json says are superseded, by relative file; none when it says none
+    (or when there is no SNAPSHOT.json: a folder of files staged on their own).
+
+    Raises:
+        snapshot.SnapshotError: `supersedes` is not a map of file names to lists of keys.
+    """
+    path = snapshot_dir / snapshot.INFO_FILE
+    info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    listed = info.get(SUPERSEDES, {}) if isinstance(info, dict) else {}
+    if not isinstance(listed, dict) or not all(
+        isinstance(keys, list) and all(isinstance(k, str) for k in keys) for keys in listed.values()
+    ):
+        raise snapshot.SnapshotError(f"{path}: {SUPERSEDES!r} must map files to key lists")
+    return {str(name): frozenset(keys) for name, keys in listed.items()}
+
+
 @dataclass
 class StageStats:
-    """What staging one source did; records_read == staged + quarantined + duplicates."""
+    """What staging one source did.
+
+    records_read == staged + quarantined + duplicates + superseded.
+    """
 
     source: str
     files: int = 0
@@ -78,6 +105,7 @@ class StageStats:
     staged: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    superseded: int = 0
     rows: dict[str, int] = field(default_factory=dict)
 
 
@@ -87,9 +115,11 @@ def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str
     A file that is not in the source's format raises `SnapshotFormatError`; a bad record inside a
     good file becomes a quarantine row with what is wrong with it; a good record seen again with
     different content after a staged one keeps the first and quarantines the second (a
-    quarantined first is not "kept", so a later good version of it is staged).
+    quarantined first is not "kept", so a later good version of it is staged). A record the
+    snapshot lists as superseded is counted and skipped.
     """
     parser = PARSERS[source]
+    superseded = superseded_records(snapshot_dir)
     drop_staging(con, source)
     sink = StagingSink(con, source)
     stats = StageStats(source)
@@ -97,9 +127,13 @@ def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str
     for path in snapshot.source_files(snapshot_dir, source):
         stats.files += 1
         file_name = path.relative_to(snapshot_dir).as_posix()
+        replaced = superseded.get(file_name, frozenset())
         for record in parser.iter_records(path):
             stats.records_read += 1
             key = parser.record_key(record)
+            if key is not None and key in replaced:
+                stats.superseded += 1
+                continue
             raw = parser.raw(record)
             fingerprint = hashlib.sha256(raw.encode()).hexdigest() if key is not None else ""
             previous = seen.get(key) if key is not None else None

@@ -44,7 +44,8 @@ def quarantine_arrow(con: duckdb.DuckDBPyConnection) -> pa.Table:
 
 
 def accounting(con: duckdb.DuckDBPyConnection, out_rows: dict[str, int]) -> dict[str, object]:
-    """Rows in = rows out + rows quarantined, per source and per table; raises if not."""
+    """Rows in = rows out + rows quarantined (per source also exact duplicates and superseded
+    records), per source and per table; raises if not."""
     per_source = {
         str(source): {
             "files": int(files),
@@ -52,15 +53,19 @@ def accounting(con: duckdb.DuckDBPyConnection, out_rows: dict[str, int]) -> dict
             "records_staged": int(staged),
             "records_quarantined": int(quarantined),
             "exact_duplicates": int(duplicates),
+            "records_superseded": int(superseded or 0),
         }
-        for source, files, read, staged, quarantined, duplicates in con.execute(
-            "SELECT source, files, records_read, staged, quarantined, duplicates "
+        for source, files, read, staged, quarantined, duplicates, superseded in con.execute(
+            "SELECT source, files, records_read, staged, quarantined, duplicates, superseded "
             f"FROM {SOURCE_STATS} ORDER BY source"
         ).fetchall()
     }
     for source, counts in per_source.items():
         if counts["records_read"] != (
-            counts["records_staged"] + counts["records_quarantined"] + counts["exact_duplicates"]
+            counts["records_staged"]
+            + counts["records_quarantined"]
+            + counts["exact_duplicates"]
+            + counts["records_superseded"]
         ):
             raise RuntimeError(f"{source}: records read do not add up: {counts}")
     by_table: dict[str, dict[str, dict[str, int]]] = {}

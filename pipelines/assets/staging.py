@@ -28,11 +28,14 @@ def _staging_asset(source: str) -> dg.AssetsDefinition:
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {STATS_TABLE} (source VARCHAR PRIMARY KEY, "
                 "files BIGINT, records_read BIGINT, staged BIGINT, quarantined BIGINT, "
-                "duplicates BIGINT)"
+                "duplicates BIGINT, superseded BIGINT)"
             )
+            # A warehouse from before --since-last snapshots listed superseded records.
+            con.execute(f"ALTER TABLE {STATS_TABLE} ADD COLUMN IF NOT EXISTS superseded BIGINT")
             con.execute(f"DELETE FROM {STATS_TABLE} WHERE source = ?", [source])
             con.execute(
-                f"INSERT INTO {STATS_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {STATS_TABLE} (source, files, records_read, staged, quarantined, "
+                "duplicates, superseded) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     source,
                     stats.files,
@@ -40,6 +43,7 @@ def _staging_asset(source: str) -> dg.AssetsDefinition:
                     stats.staged,
                     stats.quarantined,
                     stats.duplicates,
+                    stats.superseded,
                 ],
             )
         return dg.MaterializeResult(
@@ -49,6 +53,7 @@ def _staging_asset(source: str) -> dg.AssetsDefinition:
                 "records_staged": stats.staged,
                 "records_quarantined": stats.quarantined,
                 "exact_duplicates": stats.duplicates,
+                "records_superseded": stats.superseded,
                 "rows_by_table": dg.MetadataValue.json(stats.rows),
             }
         )

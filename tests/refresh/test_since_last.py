@@ -12,7 +12,6 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -32,13 +31,11 @@ from pipelines.refresh import (
     HttpSettings,
     combined_query,
     delta_request,
-    exact_json,
-    json_without,
     parse_base_urls,
     refresh,
-    xml_without,
 )
-from pipelines.sources import clinicaltrials, pubmed
+from pipelines.snapshot import source_files
+from pipelines.staging import PARSERS, superseded_records
 
 FAST = ["--pace", "0", "--timeout", "2", "--backoff", "0.02", "--max-tries", "4", "--no-progress"]
 TODAY = datetime.now(UTC).date()
@@ -60,16 +57,40 @@ def _manifests(data_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in (data_dir / "releases").glob("*/manifest.json")]
 
 
-def _latest_tables(data_dir: Path) -> dict[str, str]:
-    """sha256 per table of the newest release (the one no other release names as previous)."""
+def _latest(data_dir: Path) -> dict:
+    """Manifest of the newest release (the one no other release names as previous)."""
     manifests = _manifests(data_dir)
     previous = {m["previous_version"] for m in manifests}
     (latest,) = [m for m in manifests if m["version"] not in previous]
-    return {name: entry["sha256"] for name, entry in latest["tables"].items()}
+    return latest
+
+
+def _latest_tables(data_dir: Path) -> dict[str, str]:
+    """sha256 per table of the newest release."""
+    return {name: entry["sha256"] for name, entry in _latest(data_dir)["tables"].items()}
 
 
 def _snapshots(data_dir: Path) -> list[Path]:
     return sorted((data_dir / "snapshots").iterdir())
+
+
+def _assert_base_carried_byte_for_byte(new: Path, base: Path) -> None:
+    """Every source file of the base sits in the new snapshot unchanged, under the same name."""
+    carried = [p for source in PARSERS for p in source_files(base, source)]
+    assert carried
+    for path in carried:
+        assert (new / path.relative_to(base)).read_bytes() == path.read_bytes(), path
+
+
+def _live_keys(folder: Path, source: str) -> set[str | None]:
+    """Record keys the build stages from `source`: every file's, minus the superseded ones."""
+    parser, superseded = PARSERS[source], superseded_records(folder)
+    return {
+        key
+        for path in source_files(folder, source)
+        for record in parser.iter_records(path)
+        if (key := parser.record_key(record)) not in superseded.get(f"{source}/{path.name}", ())
+    }
 
 
 def _by_source(requests: list[str]) -> Counter[str]:
@@ -152,43 +173,6 @@ def test_delta_request_puts_each_change_filter_where_its_api_reads_it() -> None:
     assert delta_request("crossref", "q", since, until)[1] == {
         "/works": {"filter": "from-update-date:2026-01-02"}
     }
-
-
-def test_json_without_keeps_pubchem_envelope_and_drops_single_records() -> None:
-    table = {"PropertyTable": {"Properties": [{"CID": 1}, {"CID": 2}]}}
-    doc, gone = json_without("pubchem", table, {"CID:2:properties"})
-    assert (doc, gone) == ({"PropertyTable": {"Properties": [{"CID": 1}]}}, 1)
-    work = {"message": {"DOI": "10.1/X"}}
-    assert json_without("crossref", work["message"], {"DOI:10.1/x"}) == (None, 1)
-    page = {"studies": [], "nextPageToken": "t"}
-    assert json_without("clinicaltrials", page, {"NCT00000000"}) == (page, 0)
-
-
-def _raw_by_key(path: Path) -> dict[str | None, str]:
-    return {pubmed.record_key(r): pubmed.record_raw(r) for r in pubmed.iter_records(path)}
-
-
-def test_xml_without_drops_a_pmid_and_keeps_the_others_reading_back_the_same(
-    tmp_path: Path,
-) -> None:
-    original = paths.BUNDLED_SNAPSHOT / "pubmed" / "efetch-0001.xml"
-    before = _raw_by_key(original)
-    dropped = next(iter(before))
-    body, gone = xml_without(original.read_bytes(), {str(dropped)})
-    rewritten = tmp_path / "efetch-0001.xml"
-    rewritten.write_bytes(body)
-
-    assert gone == 1
-    assert body.startswith(b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet')
-    assert _raw_by_key(rewritten) == {k: v for k, v in before.items() if k != dropped}
-
-
-def test_exact_json_keeps_each_number_spelled_as_the_source_spelled_it() -> None:
-    raw = '{"a": [1.0E-5, 0.10, 3, "x\u00e9"], "b": {"c": null, "d": true, "e": 2.50}}'
-    text = exact_json(json.loads(raw, parse_float=Decimal))
-    assert text == '{"a":[0.000010,0.10,3,"xé"],"b":{"c":null,"d":true,"e":2.50}}'
-    again = json.loads(text, parse_float=Decimal)
-    assert [str(v) for v in again["a"][:2]] == [str(Decimal("1.0E-5")), "0.10"]
 
 
 def _api(tmp_path: Path) -> SnapshotApi:
@@ -300,6 +284,28 @@ def test_since_last_fetches_only_the_delta_and_publishes_what_a_full_refresh_wou
     assert _by_source(asked) == {**{s: 1 for s in SEARCHED}, "pubmed": 2, "crossref": 2}
     assert _latest_tables(incremental) == _latest_tables(full)
     new = _snapshots(incremental)[-1]
+    _assert_base_carried_byte_for_byte(new, _snapshots(incremental)[0])
+    info = json.loads((new / "SNAPSHOT.json").read_text())
+    by_source: dict[str, set[str]] = {}
+    for name, keys in info["supersedes"].items():
+        assert (new / name).is_file() and not Path(name).name.startswith("delta-"), name
+        by_source.setdefault(name.split("/")[0], set()).update(keys)
+    changed_doi = page["message"]["items"][5]["DOI"].lower()
+    assert by_source == {
+        "clinicaltrials": {"NCT05846451"},
+        "pubmed": {"PMID:3072396"},
+        "crossref": {f"DOI:{changed_doi}"},
+    }
+    books = _latest(incremental)["accounting"]["sources"]
+    listed = Counter(name.split("/")[0] for name in info["supersedes"])
+    for source, counts in books.items():
+        assert counts["records_superseded"] == listed[source], source
+        assert counts["records_read"] == (
+            counts["records_staged"]
+            + counts["records_quarantined"]
+            + counts["exact_duplicates"]
+            + counts["records_superseded"]
+        ), source
     (delta,) = sorted((new / "clinicaltrials").glob("delta-*.json"))
     studies = json.loads(delta.read_text())["studies"]
     assert [s["protocolSection"]["identificationModule"]["nctId"] for s in studies] == [
@@ -333,14 +339,13 @@ def test_since_last_drops_the_record_a_changed_study_lists_as_its_nct_alias(
 
     assert _latest_tables(incremental) == _latest_tables(full)
     new = _snapshots(incremental)[-1]
-    ids = {
-        clinicaltrials.record_key(study)
-        for path in (new / "clinicaltrials").glob("*.json")
-        for study in clinicaltrials.iter_records(path)
-    }
+    _assert_base_carried_byte_for_byte(new, _snapshots(incremental)[0])
+    ids = _live_keys(new, "clinicaltrials")
     assert "NCT06089980" in ids and "NCT04392011" not in ids
     info = json.loads((new / "SNAPSHOT.json").read_text())
-    assert "rewritten without" in info["notes"]
+    superseded = {key for keys in info["supersedes"].values() for key in keys}
+    assert superseded == {"NCT04392011", "NCT06089980"}
+    assert "carried over byte for byte" in info["notes"]
 
 
 def test_since_last_without_a_recorded_snapshot_stops_with_one_line(
@@ -392,6 +397,12 @@ def test_interrupted_since_last_resumes_its_own_snapshot_and_chains_on_an_increm
     assert {p for p in first & again if "/esearch.fcgi?" not in p} == set()
     chained = json.loads((_snapshots(data_dir)[-1] / "SNAPSHOT.json").read_text())
     assert chained["incremental_from"] == unfinished.name
+    _assert_base_carried_byte_for_byte(_snapshots(data_dir)[-1], unfinished)
+    first_delta = json.loads((unfinished / "SNAPSHOT.json").read_text())["supersedes"]
+    later = {f: keys for f, keys in chained["supersedes"].items() if f not in first_delta}
+    assert first_delta and chained["supersedes"] == {**first_delta, **later}
+    # the study changed today, so today's second run fetches it again: it replaces the first's
+    assert later == {f"clinicaltrials/delta-{unfinished.name}-0001.json": ["NCT05883358"]}
     assert "nothing changed since release" in capsys.readouterr().out
     sql = "select overall_status from studies where study_id = 'NCT05883358'"
     assert main(["query", sql, "--data-dir", str(data_dir), "--format", "csv"]) == 0
