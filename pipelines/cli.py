@@ -48,16 +48,26 @@ def _outputs(args: argparse.Namespace) -> DataDir:
 def _refuse_published(outputs: DataDir, version: str) -> None:
     """Stop before building when the requested version exists (a release is never rewritten)."""
     from pipelines.release import catalog
-    from pipelines.release.publish import check_requested
+    from pipelines.release.publish import check_requested, folder_versions
 
-    if not outputs.lake.exists():
-        return
-    con = catalog.connect(outputs.lake)
-    try:
-        taken = {r.version for r in catalog.list_releases(con)}
-    finally:
-        con.close()
+    taken = folder_versions(outputs.releases)
+    if outputs.lake.exists():
+        con = catalog.connect(outputs.lake)
+        try:
+            taken |= {r.version for r in catalog.list_releases(con)}
+        finally:
+            con.close()
     check_requested(version, taken)
+
+
+def _settle(outputs: DataDir) -> str | None:
+    """Finish a publish a killed build left half done (see `finish_interrupted`); say if busy."""
+    from pipelines.release.publish import finish_interrupted
+
+    note = finish_interrupted(outputs)
+    if note:
+        print(f"kratom-evidence: {note}", file=sys.stderr)
+    return note
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -85,7 +95,7 @@ def publish_snapshot(
     import dagster as dg
 
     from pipelines.definitions import make_definitions
-    from pipelines.release.publish import exclusive
+    from pipelines.release.publish import exclusive, recover
     from pipelines.snapshot import read_info
 
     read_info(snapshot_dir)
@@ -100,6 +110,7 @@ def publish_snapshot(
     job = defs.resolve_job_def("build")
     # The whole build holds the lock: the warehouse file is shared as well as the release.
     with exclusive(outputs):
+        recover(outputs)  # before the build: a folder the catalog does not list stops it here
         if release_version:
             _refuse_published(outputs, release_version)
         result = job.execute_in_process(
@@ -164,6 +175,7 @@ def cmd_releases(args: argparse.Namespace) -> int:
     from pipelines.release import catalog
 
     data_dir = _outputs(args)
+    _settle(data_dir)
     if not data_dir.lake.exists():
         print("no release published yet")
         return 0
@@ -189,6 +201,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     from pipelines.release import catalog
 
     data_dir = _outputs(args)
+    _settle(data_dir)
     if not data_dir.lake.exists():
         raise CliError(f"no catalog in {data_dir.lake_dir}: run `kratom-evidence build` first")
     con = catalog.connect(data_dir.lake, read_only=True)
@@ -221,8 +234,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         diff_releases,
         render_summary,
     )
+    from pipelines.release.publish import finish_interrupted
 
     outputs = _outputs(args)
+    busy = finish_interrupted(outputs)  # named in the error below only when a folder is missing
     wanted = [(v, outputs.releases / v) for v in (args.old, args.new)]
     missing = {v for v, folder in wanted if not folder.is_dir()}
     con = (
@@ -233,7 +248,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         for version, folder in wanted:
             if version in missing and version not in published:
                 raise CliError(
-                    f"unknown release version {version!r}: no folder {folder} "
+                    f"release {version!r} has no folder {folder} yet: {busy}"
+                    if busy
+                    else f"unknown release version {version!r}: no folder {folder} "
                     "and not in the catalog"
                 )
         releases: list[ReleaseTables] = [

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +28,9 @@ AUTHOR = "kratom-evidence"
 RELEASES_TABLE = "releases"
 POSTGRES_PREFIX = "ducklake:postgres:"
 OBJECT_STORE_PREFIX = "s3://"
+ORPHAN_GRACE = "1 DAY"
+"""How old an unreferenced data file must be before a shared catalog's cleanup deletes it: far
+longer than any publish, so a build on another machine never loses files it is writing."""
 
 
 class CatalogError(RuntimeError):
@@ -280,11 +283,14 @@ def commit_release(
     created_at: str,
     tables: dict[str, pa.Table],
     tables_sha256: dict[str, str],
+    before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Write every table and the releases row as ONE DuckLake snapshot; return its id.
 
     Either the whole release is committed or nothing is: a crash before COMMIT leaves the
-    previous snapshot as the latest.
+    previous snapshot as the latest (and data files no snapshot references, which
+    `delete_orphaned_files` removes). `before_commit` runs last inside the transaction (the
+    crash tests pause there).
     """
     current = con.execute(
         f"SELECT coalesce(max(snapshot_id), -1) FROM {CATALOG_ALIAS}.snapshots()"
@@ -317,6 +323,8 @@ def commit_release(
             f"CALL {CATALOG_ALIAS}.set_commit_message(?, ?, extra_info => ?)",
             [AUTHOR, f"release {version}", json.dumps({"version": version})],
         )
+        if before_commit is not None:
+            before_commit()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -325,6 +333,19 @@ def commit_release(
     if committed is None or int(committed[0]) != snapshot_id:
         raise CatalogError(f"release {version}: expected snapshot {snapshot_id}, got {committed}")
     return snapshot_id
+
+
+def delete_orphaned_files(con: duckdb.DuckDBPyConnection, *, every: bool) -> list[str]:
+    """Delete data files no snapshot references; return their paths.
+
+    `every` removes them all, which is safe only when no other writer can be mid-transaction
+    (a local catalog under the build lock); otherwise only files older than a day go.
+    """
+    age = "cleanup_all => true" if every else f"older_than => now() - INTERVAL {ORPHAN_GRACE}"
+    rows = con.execute(
+        f"SELECT * FROM ducklake_delete_orphaned_files('{CATALOG_ALIAS}', {age})"
+    ).fetchall()
+    return sorted(str(row[0]) for row in rows)
 
 
 def snapshot_for(con: duckdb.DuckDBPyConnection, version: str | None) -> ReleaseRecord:

@@ -3,7 +3,9 @@
 Order makes a crash harmless: the folder is written under a temporary name, then the catalog
 commits (one transaction), then the folder is renamed into place. The catalog is the truth: a
 version is published when its `releases` row is committed. `recover` finishes a rename a crash
-interrupted and removes folders no committed release owns.
+interrupted, removes unfinished `.incoming-*` folders and the data files of a transaction that
+never committed, and refuses a release folder the catalog does not list: a published version is
+never changed or overwritten (CONTRACT §4), so a folder is never deleted or reused.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ INCOMING_PREFIX = ".incoming-"
 SOFTWARE = ("dagster", "duckdb", "pandera", "pyarrow", "pandas", "httpx", "kratom-evidence")
 VERSION_PATTERN = re.compile(r"^\d{4}\.\d{2}\.\d{2}(\.\d+)?$")
 PAUSE_ENV = "KRATOM_EVIDENCE_PAUSE_AT"
-"""Test hook: the publish step (parquet-written, incoming-renamed, catalog-committed) at which
-to leave a marker file and wait to be killed (crash tests)."""
+"""Test hook: the publish step (parquet-written, incoming-renamed, catalog-before-commit,
+catalog-committed) at which to leave a marker file and wait to be killed (crash tests)."""
 _HELD_LOCKS: set[Path] = set()
 
 
@@ -49,6 +51,10 @@ Describer = Callable[[Path, dict[str, Any], ReleaseTables | None], None]
 
 class PublishError(RuntimeError):
     """Publishing was refused (another build holds the lock, a version exists, ...)."""
+
+
+class BusyError(PublishError):
+    """Another process holds the data dir's build lock."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ def exclusive(data_dir: DataDir) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise PublishError(
+            raise BusyError(
                 f"another build is publishing into {data_dir.root}; wait for it to finish"
             ) from None
         _HELD_LOCKS.add(key)
@@ -141,6 +147,13 @@ def check_requested(version: str, taken: set[str]) -> None:
             f"release {version} is already published and is never overwritten; "
             "choose another version"
         )
+
+
+def folder_versions(releases: Path) -> set[str]:
+    """Version-named folders in `releases/`: taken even when no catalog lists them."""
+    if not releases.is_dir():
+        return set()
+    return {p.name for p in releases.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name)}
 
 
 def next_version(base: str, taken: set[str]) -> str:
@@ -188,27 +201,68 @@ class PublishResult:
     message: str
 
 
+def unlisted_folders(releases: Path, published: set[str]) -> list[str]:
+    """Release folders no committed release owns (a lost or replaced catalog), sorted."""
+    return sorted(folder_versions(releases) - published)
+
+
 def recover(data_dir: DataDir) -> None:
-    """Make folders agree with the catalog after an interrupted publish."""
-    if not data_dir.releases.is_dir():
-        return
-    published: set[str] = set()
-    if data_dir.lake.exists():
-        con = catalog.connect(data_dir.lake)
-        try:
-            published = {r.version for r in catalog.list_releases(con)}
-        finally:
-            con.close()
-    for entry in sorted(data_dir.releases.iterdir()):
-        if entry.name.startswith(INCOMING_PREFIX):
+    """Make folders and data files agree with the catalog after an interrupted publish.
+
+    Call it holding the lock. Orphaned data files (a publish killed inside its catalog
+    transaction) go too: every one with a local catalog, which has one writer; only old ones
+    with a PostgreSQL catalog, where a build on another machine may be writing right now.
+
+    Raises:
+        PublishError: a version-named folder the catalog does not list; nothing is touched.
+    """
+    con = catalog.connect(data_dir.lake) if data_dir.lake.exists() else None
+    try:
+        published = {r.version for r in catalog.list_releases(con)} if con else set()
+        unlisted = unlisted_folders(data_dir.releases, published)
+        if unlisted:
+            raise PublishError(
+                f"release folder(s) {', '.join(unlisted)} in {data_dir.releases} are not in the "
+                "catalog (lake missing or replaced?) and published versions are never "
+                "overwritten: restore the catalog that published them, or move them out"
+            )
+        for entry in sorted(data_dir.releases.glob(f"{INCOMING_PREFIX}*")):
             version = entry.name.removeprefix(INCOMING_PREFIX)
             final = data_dir.releases / version
             if version in published and not final.exists():
                 entry.rename(final)
             else:
                 shutil.rmtree(entry)
-        elif entry.is_dir() and entry.name not in published:
-            shutil.rmtree(entry)
+        if con is not None:
+            catalog.delete_orphaned_files(con, every=not data_dir.lake.is_postgres)
+    finally:
+        if con is not None:
+            con.close()
+
+
+def interrupted(data_dir: DataDir) -> bool:
+    """Whether a publish left an unfinished `.incoming-*` folder behind."""
+    return any(data_dir.releases.glob(f"{INCOMING_PREFIX}*"))
+
+
+def finish_interrupted(data_dir: DataDir) -> str | None:
+    """For read commands: finish a publish a killed build left half done, unless one runs.
+
+    After a kill between the catalog commit and the folder rename, `releases` lists a version
+    whose folder is still `.incoming-V`. Returns a one-line note when a running build holds
+    the lock (it finishes the folders itself), else None.
+    """
+    if not interrupted(data_dir):
+        return None
+    try:
+        with exclusive(data_dir):
+            recover(data_dir)
+    except BusyError:
+        return (
+            f"a build is publishing into {data_dir.root}: release folders may lag the catalog "
+            "until it finishes"
+        )
+    return None
 
 
 HISTORY_NAMES = frozenset(spec.name for spec in HISTORY)
@@ -270,7 +324,7 @@ def publish(
         con = catalog.connect(data_dir.lake)
         try:
             releases = catalog.list_releases(con)
-            taken = {r.version for r in releases}
+            taken = {r.version for r in releases} | folder_versions(data_dir.releases)
             previous = releases[0] if releases else None
             if requested_version:
                 check_requested(requested_version, taken)
@@ -335,7 +389,14 @@ def publish(
             incoming = data_dir.releases / f"{INCOMING_PREFIX}{version}"
             staging.rename(incoming)
             _pause_if_asked(data_dir, "incoming-renamed")
-            catalog.commit_release(con, version, created_at, tables, hashes)
+            catalog.commit_release(
+                con,
+                version,
+                created_at,
+                tables,
+                hashes,
+                before_commit=lambda: _pause_if_asked(data_dir, "catalog-before-commit"),
+            )
             _pause_if_asked(data_dir, "catalog-committed")
             final = data_dir.releases / version
             incoming.rename(final)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,13 @@ import pytest
 from pipelines import paths
 from pipelines.cli import main
 from pipelines.release import catalog
-from pipelines.release.publish import DataDir, PublishError, check_requested, next_version
+from pipelines.release.publish import (
+    DataDir,
+    PublishError,
+    check_requested,
+    folder_versions,
+    next_version,
+)
 from tests.release._snapshots import DROPPED_STUDY, fingerprint, variant_snapshot
 
 BASE = "2026.11.25"
@@ -33,6 +40,16 @@ def test_requested_version_must_be_free_and_well_formed() -> None:
         check_requested(BASE, {BASE})
     with pytest.raises(PublishError, match=r"is not YYYY\.MM\.DD"):
         check_requested("v1", set())
+
+
+def test_folder_versions_counts_release_folders_only(tmp_path: Path) -> None:
+    for name in (BASE, f"{BASE}.3", ".incoming-2026.11.26", ".incoming-pending", "notes"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "2026.11.27").write_text("a file, not a release folder")
+    assert folder_versions(tmp_path) == {BASE, f"{BASE}.3"}
+    assert folder_versions(tmp_path / "absent") == set()
+    # A folder no catalog lists still takes its version.
+    assert next_version(BASE, folder_versions(tmp_path)) == f"{BASE}.1"
 
 
 def _build(snapshot: Path, data_dir: Path, *extra: str) -> int:
@@ -149,3 +166,24 @@ def test_query_of_an_unknown_version_is_one_clear_error(
     assert capsys.readouterr().err.strip() == (
         f"kratom-evidence: no release '2020.01.01' in the catalog (published: {BASE}.1, {BASE})"
     )
+
+
+def test_release_folders_without_their_catalog_stop_the_build_untouched(
+    two_releases: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A data dir copied without lake/: the build must not delete or republish any folder."""
+    source, _ = two_releases
+    data_dir = tmp_path / "copy"
+    shutil.copytree(source / "releases", data_dir / "releases")
+    before = fingerprint(data_dir / "releases")
+    capsys.readouterr()
+    assert _build(paths.BUNDLED_SNAPSHOT, data_dir) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(
+        f"kratom-evidence: release folder(s) {BASE}, {BASE}.1 in {data_dir / 'releases'} "
+        "are not in the catalog"
+    )
+    assert "restore the catalog that published them, or move them out" in err
+    assert fingerprint(data_dir / "releases") == before
+    assert sorted(p.name for p in data_dir.iterdir()) == [".lock", "releases"]
