@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,13 @@ import pytest
 from pipelines.cli import main
 from pipelines.release.diff import diff_keyed, diff_multiset, diff_releases, render_markdown
 from schemas import TABLES_BY_NAME
-from tests.release.conftest import DELETED_STUDY, EDITED_STUDY, TwoReleases
+from tests.release.conftest import (
+    DELETED_STUDY,
+    EDITED_STUDY,
+    FIRST_VERSION,
+    SECOND_VERSION,
+    TwoReleases,
+)
 
 
 def test_diff_keyed_names_only_the_columns_that_differ() -> None:
@@ -100,6 +107,18 @@ def test_cli_diff_unknown_version_is_one_line_error(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "unknown release version '1999.01.01'" in err[0]
+
+
+def test_cli_diff_reads_a_version_without_a_folder_from_the_catalog(
+    two_releases: TwoReleases, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another machine's release has no folder here: the catalog has it (time travel)."""
+    data_dir = Path(shutil.copytree(two_releases.data_dir, tmp_path / "data"))
+    shutil.rmtree(data_dir / "releases" / FIRST_VERSION)
+    args = ["diff", FIRST_VERSION, SECOND_VERSION, "--json", "--data-dir", str(data_dir)]
+    assert main(args) == 0
+    expected = diff_releases(two_releases.first, two_releases.second).to_dict()
+    assert json.loads(capsys.readouterr().out) == expected
 
 
 def test_changes_md_of_second_release_names_the_changes(two_releases: TwoReleases) -> None:
