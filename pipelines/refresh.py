@@ -662,10 +662,12 @@ class SourceProgress:
             for source in LIVE_SOURCES
         }
         self._counts = {source: [0, 0] for source in LIVE_SOURCES}
+        self._done = dict.fromkeys(LIVE_SOURCES, 0)
         self._lock = threading.Lock()
 
     def advance(self, source: str, units: int) -> None:
-        """A query, batch or page of `source` is done."""
+        """A query, batch or page of `source` is done (called from that source's thread)."""
+        self._done[source] += units
         self.bar.advance(self.tasks[source], units)
 
     def attempt(self, source: str, entry: RequestLogEntry) -> None:
@@ -682,7 +684,7 @@ class SourceProgress:
         task = self.tasks[outcome.source]
         fields: dict[str, Any] = {"requests": outcome.requests, "retries": outcome.retries}
         if outcome.error is None:
-            done = int(self.bar.tasks[task].completed)
+            done = self._done[outcome.source]
             fields.update(total=done, completed=done)
         else:
             fields["description"] = f"{outcome.source} (stopped)"
