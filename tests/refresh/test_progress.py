@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from pipelines import paths
@@ -32,7 +33,9 @@ ROW = re.compile(r"^(\w+) +[━╸╺]+ +(\d+)/(\d+) +(\d+) requests +(\d+) retr
 
 
 def _refresh_into(console: Console, data_dir: Path, faults: float = 0.0) -> RefreshResult:
-    server = make_server(paths.BUNDLED_SNAPSHOT, faults=faults, seed=85, stall_seconds=0.1)
+    server = make_server(
+        paths.BUNDLED_SNAPSHOT, faults=faults, seed=85, stall_seconds=0.1, retry_after_seconds=0
+    )
     with running(server):
         urls = parse_base_urls([f"all={server.base_url}"])
         return refresh(
@@ -40,6 +43,7 @@ def _refresh_into(console: Console, data_dir: Path, faults: float = 0.0) -> Refr
         )
 
 
+@pytest.mark.slow
 def test_progress_has_one_finished_task_per_source_with_its_requests_and_retries(
     tmp_path: Path,
 ) -> None:
