@@ -761,9 +761,9 @@ def refresh(
     leaves the snapshot marked incomplete; the result carries its one-line error. The next run
     resumes that snapshot: every page already recorded is read back, not fetched again.
     With `since_last`, only what changed since the last complete recorded snapshot is fetched,
-    then merged with that snapshot's files into a complete one. The progress bar (one task per
-    source with its requests and retries) draws on `console`, by default stderr when it is a
-    terminal: piped stderr carries nothing but errors.
+    and that snapshot's files are carried over unchanged (see `merge_base`). The progress bar
+    (one task per source with its requests and retries) draws on `console`, by default stderr
+    when it is a terminal: piped stderr carries nothing but errors.
     """
     base = last_recorded(data_dir / "snapshots") if since_last else None
     if since_last and base is None:
