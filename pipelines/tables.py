@@ -83,7 +83,8 @@ def publication_stubs(links: pd.DataFrame, known_ids: set[str]) -> pd.DataFrame:
     """Publications known only as a link target (a registry reference, a curated link).
 
     They keep every link resolvable when the literature sources did not return the work; the
-    stub carries the PMID and where it was seen, nothing more.
+    stub carries the PMID, `is_stub` and no literature source (its link_source says where it
+    was seen), nothing more.
     """
     if links.empty:
         return pd.DataFrame()
@@ -93,10 +94,8 @@ def publication_stubs(links: pd.DataFrame, known_ids: set[str]) -> pd.DataFrame:
         {
             "publication_id": stubs["publication_id"].to_numpy(),
             "pmid": stubs["publication_id"].str.removeprefix("PMID:").to_numpy(),
-            "sources": [
-                ["clinicaltrials"] if s == "registry_reference" else []
-                for s in stubs["link_source"]
-            ],
+            "sources": [[] for _ in range(len(stubs))],
+            "is_stub": True,
             "is_retracted": False,
             "_source": stubs["_source"].to_numpy(),
             "_source_file": stubs["_source_file"].to_numpy(),
@@ -185,6 +184,7 @@ def build_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     merged = merge_publications(records(literature)) if not literature.empty else None
     publications = pd.DataFrame(merged.publications if merged else [])
     if not publications.empty:
+        publications["is_stub"] = False
         publications["_source"] = "literature"
         publications["_source_file"] = None
         publications["_seq"] = range(len(publications))
@@ -254,8 +254,8 @@ def all_links(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> pd.DataFra
 def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Registered studies, plus primary studies known only from the literature.
 
-    Writes `curated.literature_links`: text-mention links and each literature study's link to
-    its own paper, for the study_publications table.
+    Writes `curated.literature_links`: the text-mention links, for the study_publications
+    table (a literature study names its own paper in `source_publication_id`).
     """
     registered = staged(con, "studies")
     links = remap(all_links(con, reference_dir), "publication_id", publication_id_map(con))
@@ -388,8 +388,7 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
         con,
         "SELECT DISTINCT s.study_id, c.compound_id, 'publication' AS linked_by "
         "FROM curated.studies s "
-        "JOIN curated.study_publications l ON l.study_id = s.study_id "
-        "JOIN curated.publication_compounds c ON c.publication_id = l.publication_id "
+        "JOIN curated.publication_compounds c ON c.publication_id = s.source_publication_id "
         "WHERE s.evidence_source = 'literature' ORDER BY 1, 2",
     )
     study_compounds = pd.concat([text_links, paper_links], ignore_index=True)

@@ -63,7 +63,8 @@ class RemovedRecord(pa.DataFrameModel):
     removed_in_version: Series[pd.StringDtype] = _version("First release without it.")
     merged_into: Series[pd.StringDtype] = text(
         "For a removed NCT id: the study of this release that lists it among its nctIdAliases "
-        "(study_identifiers id_type nct_alias), i.e. the registry merged it; null when it vanished."
+        "(study_identifiers id_type nct with is_alias), i.e. the registry merged it; null when "
+        "it vanished."
     )
 
     class Config:

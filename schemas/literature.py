@@ -46,8 +46,14 @@ class Publication(pa.DataFrameModel):
         nullable=False, description="Retracted (a retraction notice points at it)."
     )
     sources: Series[object] = str_list(
-        "Where the work was seen: pubmed, europepmc, openalex, crossref, or clinicaltrials (known "
-        "only as a registry reference)."
+        "Literature sources the work was seen in: pubmed, europepmc, openalex, crossref; empty "
+        "for a stub (is_stub)."
+    )
+    is_stub: Series[pd.BooleanDtype] = pa.Field(
+        nullable=False,
+        description="True when no literature source returned the work: the row only carries "
+        "the PMID a registry reference or curated link names (its link_source says which), so "
+        "every link resolves.",
     )
 
     class Config:
@@ -63,8 +69,11 @@ class StudyPublication(pa.DataFrameModel):
     link_type: Series[pd.StringDtype] = one_of(vocab.LINK_TYPES, "What the paper is to the study.")
     link_source: Series[pd.StringDtype] = one_of(
         vocab.LINK_SOURCES,
-        "How the link is known; curated_inference marks a link inferred by matching designs, "
-        "source_publication the paper a literature-only study (PMID:<n>) is known from.",
+        "How the link is known: registry_reference (the registry lists the paper), "
+        "pubmed_databank (PubMed lists the registry id), text_mention (the pipeline found the "
+        "id in the title or abstract), curated_inference (data/reference/"
+        "study_publication_links.csv: stated by the curated facts, e.g. matched by design). A "
+        "literature-only study's own paper is studies.source_publication_id, not a link.",
     )
 
     class Config:

@@ -49,8 +49,13 @@ def _fk(column: str, table: str, ref: str | None = None) -> ForeignKey:
 
 TABLES: tuple[TableSpec, ...] = (
     TableSpec("compounds", Compound, ("compound_id",)),
-    TableSpec("studies", Study, ("study_id",)),
     TableSpec("publications", Publication, ("publication_id",)),
+    TableSpec(
+        "studies",
+        Study,
+        ("study_id",),
+        (_fk("source_publication_id", "publications", "publication_id"),),
+    ),
     TableSpec(
         "study_identifiers",
         StudyIdentifier,

@@ -88,9 +88,14 @@ class Study(pa.DataFrameModel):
     population: Series[pd.StringDtype] = one_of(vocab.POPULATIONS, "Who or what was studied.")
     design: Series[pd.StringDtype] = one_of(vocab.DESIGNS, "Study design class.")
     flags: Series[object] = str_list(
-        "Caveats on the record, e.g. unconfirmed_registry_id when the registry id was not seen."
+        "Caveats on the record, e.g. unconfirmed_match:<NCT id> when a listing may be that "
+        "registration but no page confirms it (the records stay apart)."
     )
     source_url: Series[pd.StringDtype] = text("Page the record was read from (non-API registries).")
+    source_publication_id: Series[pd.StringDtype] = text(
+        "The paper a literature-only study (PMID:<n>) is known from (FK publications); null for "
+        "registered studies, whose papers are in study_publications."
+    )
 
     class Config:
         strict = True
@@ -104,6 +109,11 @@ class StudyIdentifier(pa.DataFrameModel):
     id_type: Series[pd.StringDtype] = one_of(vocab.ID_TYPES, "Kind of identifier.")
     id_value: Series[pd.StringDtype] = text("The identifier as registered.", nullable=False)
     id_domain: Series[pd.StringDtype] = text("Issuer or type given by the registry, if any.")
+    is_alias: Series[pd.BooleanDtype] = pa.Field(
+        nullable=False,
+        description="An id_type nct the registry lists among the study's nctIdAliases: an "
+        "older NCT id merged into this study (ClinicalTrials.gov no longer shows it).",
+    )
 
     class Config:
         strict = True

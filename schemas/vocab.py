@@ -17,7 +17,6 @@ DESIGNS = (
 DATE_PRECISIONS = ("day", "month", "year")
 ID_TYPES = (
     "nct",
-    "nct_alias",
     "isrctn",
     "euctr",
     "ctis",
@@ -26,7 +25,6 @@ ID_TYPES = (
     "anzctr",
     "org_study_id",
     "secondary",
-    "registry_listing",
 )
 CONDITION_CATEGORIES = (
     "opioid_use_disorder",
@@ -64,14 +62,13 @@ OUTCOME_DOMAINS = (
     "other",
 )
 OUTCOME_SOURCES = ("registry_protocol", "registry_results", "literature")
-PUBLICATION_SOURCES = ("pubmed", "europepmc", "openalex", "crossref", "clinicaltrials")
+PUBLICATION_SOURCES = ("pubmed", "europepmc", "openalex", "crossref")
 LINK_TYPES = ("result", "background", "derived", "report")
 LINK_SOURCES = (
     "registry_reference",
     "pubmed_databank",
     "text_mention",
     "curated_inference",
-    "source_publication",
 )
 COMPOUND_ROLES = ("kratom_alkaloid", "kratom_product", "comparator", "other")
 MATCHED_IN = ("title", "abstract", "mesh", "keywords")

@@ -76,24 +76,24 @@ MASKING = re.compile(r"^(?P<masking>[A-Z_]+)(?:\s*\((?P<who>[^()]*)\))?$")
 
 @dataclass(frozen=True)
 class Registry:
-    """A registry without an open API: its name in the snapshot and its study id prefix."""
+    """A registry without an open API: its name, study id prefix and CONTRACT §5 id type."""
 
     name: str
     prefix: str
+    id_type: str
 
 
 # Facts `registry` cell (its start) -> registry. The Dutch register's NL-OMON id string was not
-# seen, so its study id is `omon:<local id>` rather than a made-up NL-OMON number.
+# seen, so its study id is `omon:<local id>` rather than a made-up NL-OMON number; its trial
+# number is typed nl_omon with the value as seen (52572). withpower.com is a listing site, not a
+# registry: its listing number is another id of the study, `secondary` (id_domain says whose).
 REGISTRIES: dict[str, Registry] = {
-    "Onderzoek met Mensen": Registry("onderzoekmetmensen.nl", "omon"),
-    "withpower.com listing": Registry("withpower.com", "withpower"),
+    "Onderzoek met Mensen": Registry("onderzoekmetmensen.nl", "omon", "nl_omon"),
+    "withpower.com listing": Registry("withpower.com", "withpower", "secondary"),
 }
 
-# Caveats read from the facts' notes by hand: the withpower listing may be NCT07218549, but its
-# notes call the match unconfirmed, so the row is kept and flagged, not merged.
-REGISTRY_FLAGS: dict[str, tuple[str, ...]] = {
-    "withpower:71101": ("unconfirmed_match:NCT07218549",),
-}
+UNCONFIRMED_MATCH = re.compile(r"\bpossibly (NCT\d{8}) \(unconfirmed\)", re.IGNORECASE)
+"""How the facts' notes name a registration a listing may be without confirming it."""
 
 REGISTRY_COLUMNS = registries.COLUMNS
 """The registries CSV header is the parser's: one definition, read by both."""
@@ -410,6 +410,12 @@ def write_clinicaltrials(facts: Facts, out: Path) -> list[Path]:
 # --- Registries without an API: one CSV ------------------------------------------------------
 
 
+def registry_flags(row: Mapping[str, str]) -> list[str]:
+    """`unconfirmed_match:<NCT>` for each registration the notes call a possible, unconfirmed
+    match: the row is kept and flagged, never merged (only the NCT id is read from the prose)."""
+    return [f"unconfirmed_match:{nct.upper()}" for nct in UNCONFIRMED_MATCH.findall(row["notes"])]
+
+
 def registry_record(row: Mapping[str, str]) -> dict[str, str]:
     """A non-ClinicalTrials.gov facts row as a `registries.csv` row; blanks stay blank."""
     filled = [column for column in REGISTRY_UNCARRIED if row[column]]
@@ -424,8 +430,8 @@ def registry_record(row: Mapping[str, str]) -> dict[str, str]:
         registry=registry.name,
         registry_id=local_id(row, registry),
         study_id=study_id,
-        id_type="registry_listing",
-        flags=";".join(REGISTRY_FLAGS.get(study_id, ())),
+        id_type=registry.id_type,
+        flags=";".join(registry_flags(row)),
     )
     return record
 

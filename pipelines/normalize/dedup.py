@@ -30,7 +30,6 @@ SOURCE_PRECEDENCE: tuple[str, ...] = (
     "europepmc",
     "crossref",
     "openalex",
-    "clinicaltrials",
 )
 """Bibliographic fields come from the first source in this order that knows them."""
 
@@ -39,7 +38,6 @@ METRIC_PRECEDENCE: tuple[str, ...] = (
     "europepmc",
     "crossref",
     "pubmed",
-    "clinicaltrials",
 )
 """cited_by_count and is_open_access: OpenAlex is the reference for both."""
 

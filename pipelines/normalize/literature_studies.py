@@ -5,8 +5,10 @@ Two jobs on merged publications:
   study (`link_source` text_mention);
 - a paper that reports a primary study (trial, cohort, survey, case report, lab or animal work)
   and is linked to no registered study becomes a study itself, `PMID:<n>`, classified by the
-  rules in `data/reference/design_rules.csv`. Reviews, editorials, comments, letters and
-  guidelines stay publications. A paper linked to a registered study reports it.
+  rules in `data/reference/design_rules.csv`; the study row names its paper in
+  `source_publication_id` (the paper is the study's own record, not a link). Reviews,
+  editorials, comments, letters and guidelines stay publications. A paper linked to a
+  registered study reports it.
 """
 
 from __future__ import annotations
@@ -28,13 +30,6 @@ HUMAN_DESIGNS = frozenset(
     {"rct", "non_randomised_trial", "observational", "case_report", "survey", "qualitative"}
 )
 """Designs that only exist in people: the population is human unless a rule says otherwise."""
-
-SELF_LINK_SOURCE = "source_publication"
-"""link_source of the link between a literature-only study and the paper that defines it.
-
-The paper is that study's own record: no registry states the link (so not registry_reference),
-nor is it inferred (curated_inference), found in prose (text_mention) or asserted by PubMed
-about another record (pubmed_databank)."""
 
 REGISTRY_ID_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bNCT\s?(\d{8})\b", re.IGNORECASE), "NCT{}"),
@@ -166,7 +161,7 @@ def literature_studies(
     study_ids: set[str],
     rules: list[Rule],
 ) -> TableRows:
-    """New text-mention links, literature-only studies and their self links.
+    """New text-mention links and literature-only studies.
 
     Args:
         publications: merged publications rows (with the staging `abstract` where known).
@@ -176,8 +171,9 @@ def literature_studies(
         rules: from `load_design_rules`.
 
     Returns:
-        {"studies": [...], "study_publications": [...]}: text-mention links not already
-        known, plus one study and one `report` link per literature-only primary study.
+        {"studies": [...], "study_publications": [...]}: one study per literature-only primary
+        study (its paper in `source_publication_id`) and the text-mention links not already
+        known.
     """
     pubs = sorted(publications, key=lambda p: p["publication_id"])
     known = {(link["study_id"], link["publication_id"]) for link in links}
@@ -188,24 +184,14 @@ def literature_studies(
     ]
     reporting = {pid for _, pid in known} | {link["publication_id"] for link in mentions}
     studies: list[dict[str, Any]] = []
-    self_links: list[dict[str, Any]] = []
     for publication in pubs:
         if not publication.get("pmid") or publication["publication_id"] in reporting:
             continue
         found = classify(publication, rules)
         if found.design is None:
             continue
-        study_id = f"PMID:{publication['pmid']}"
-        studies.append(_study_row(study_id, publication, found))
-        self_links.append(
-            {
-                "study_id": study_id,
-                "publication_id": publication["publication_id"],
-                "link_type": "report",
-                "link_source": SELF_LINK_SOURCE,
-            }
-        )
-    return {"studies": studies, "study_publications": mentions + self_links}
+        studies.append(_study_row(f"PMID:{publication['pmid']}", publication, found))
+    return {"studies": studies, "study_publications": mentions}
 
 
 def _study_row(
@@ -235,4 +221,5 @@ def _study_row(
         "population": found.population,
         "design": found.design,
         "flags": flags,
+        "source_publication_id": publication["publication_id"],
     }

@@ -31,7 +31,8 @@ from schemas.studies import Study, StudyIdentifier
 
 RECORD_VERSIONS = "record_versions"
 REMOVED_RECORDS = "removed_records"
-ALIAS_ID_TYPE = "nct_alias"
+ALIAS_ID_TYPE = "nct"
+"""An nctIdAlias is a study_identifiers row of this id_type with is_alias true."""
 
 Row = dict[str, Any]
 RecordKey = tuple[str, str]
@@ -171,7 +172,12 @@ def merge_targets(study_identifiers: pa.Table, present: Iterable[str]) -> dict[s
     Should two studies list the same alias, the smallest study id wins (deterministic).
     """
     studies = set(present)
-    aliases = study_identifiers.filter(pc.equal(study_identifiers["id_type"], ALIAS_ID_TYPE))
+    aliases = study_identifiers.filter(
+        pc.and_(
+            pc.equal(study_identifiers["id_type"], ALIAS_ID_TYPE),
+            pc.equal(study_identifiers["is_alias"], True),
+        )
+    )
     targets: dict[str, str] = {}
     for row in aliases.select(["study_id", "id_value"]).to_pylist():
         alias, study = row["id_value"], row["study_id"]

@@ -332,7 +332,11 @@ def _evidence_figure(folder: Path) -> str:
 
 
 def _years_figure(folder: Path, studies: list[dict[str, Any]]) -> str:
-    links = _rows(folder, "study_publications", ("study_id", "publication_id"))
+    links = _rows(folder, "study_publications", ("study_id", "publication_id")) + [
+        {"study_id": s["study_id"], "publication_id": s["source_publication_id"]}
+        for s in studies
+        if s["source_publication_id"]
+    ]
     publications = _rows(folder, "publications", ("publication_id", "year"))
     counts, undated = year_design_counts(studies, earliest_publication_years(links, publications))
     years = sorted({int(c) for c, _ in counts})
@@ -399,7 +403,15 @@ def render_report(folder: Path, manifest: dict[str, Any]) -> str:
     studies = _rows(
         folder,
         "studies",
-        ("study_id", "evidence_source", "start_date", "design", "overall_status", "phases"),
+        (
+            "study_id",
+            "evidence_source",
+            "start_date",
+            "design",
+            "overall_status",
+            "phases",
+            "source_publication_id",
+        ),
     )
     version = manifest.get("version", "")
     snapshot = manifest.get("snapshot") or {}

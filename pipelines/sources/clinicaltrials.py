@@ -263,10 +263,14 @@ def _study_row(nct: str, study: dict[str, Any]) -> dict[str, Any]:
 
 
 def _identifiers(nct: str, ident: dict[str, Any]) -> list[dict[str, Any]]:
-    """NCT id, aliases, the sponsor's own id and secondary ids; one row per (type, value)."""
+    """NCT id, aliases, the sponsor's own id and secondary ids; one row per (type, value).
+
+    An nctIdAlias is an NCT id too: id_type nct with `is_alias` (CONTRACT §5 id types).
+    """
     found: dict[tuple[str, str], str | None] = {("nct", nct): None}
-    for alias in _str_list(ident.get("nctIdAliases")):
-        found.setdefault(("nct_alias", alias), None)
+    aliases = {("nct", a) for a in _str_list(ident.get("nctIdAliases")) if a != nct}
+    for key in sorted(aliases):
+        found.setdefault(key, None)
     org_id = _text((ident.get("orgStudyIdInfo") or {}).get("id"))
     if org_id:
         found.setdefault(("org_study_id", org_id), _text(_dig(ident, "organization", "fullName")))
@@ -281,7 +285,13 @@ def _identifiers(nct: str, ident: dict[str, Any]) -> list[dict[str, Any]]:
         elif domain and domain not in (found[key] or "").split("; "):
             found[key] = "; ".join(d for d in (found[key], domain) if d)  # same id, two issuers
     return [
-        {"study_id": nct, "id_type": kind, "id_value": value, "id_domain": domain}
+        {
+            "study_id": nct,
+            "id_type": kind,
+            "id_value": value,
+            "id_domain": domain,
+            "is_alias": (kind, value) in aliases,
+        }
         for (kind, value), domain in found.items()
     ]
 

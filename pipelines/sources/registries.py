@@ -151,7 +151,13 @@ def parse_row(row: dict[str, Any]) -> TableRows:
     return {
         "studies": [study],
         "study_identifiers": [
-            {"study_id": study_id, "id_type": id_type, "id_value": registry_id, "id_domain": None}
+            {
+                "study_id": study_id,
+                "id_type": id_type,
+                "id_value": registry_id,
+                "id_domain": study["registry"],
+                "is_alias": False,
+            }
         ],
         "conditions": [
             {"study_id": study_id, "condition": c, "condition_category": None, "mesh_term": None}

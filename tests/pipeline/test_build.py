@@ -141,12 +141,39 @@ def test_snapshot_with_only_some_sources_publishes_every_table(
     snapshot.mkdir()
     shutil.copy(paths.BUNDLED_SNAPSHOT / "SNAPSHOT.json", snapshot)
     shutil.copytree(paths.BUNDLED_SNAPSHOT / "registries", snapshot / "registries")
+    (snapshot / "clinicaltrials").mkdir()
+    study = {
+        "protocolSection": {
+            "identificationModule": {"nctId": "NCT09990001", "nctIdAliases": ["NCT09990002"]},
+            "referencesModule": {"references": [{"pmid": "1", "type": "RESULT"}]},
+        }
+    }
+    (snapshot / "clinicaltrials" / "NCT09990001.json").write_text(json.dumps(study))
     data_dir = tmp_path / "out"
     assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
-    manifest = json.loads((_release_dir(data_dir) / "manifest.json").read_text())
+    folder = _release_dir(data_dir)
+    manifest = json.loads((folder / "manifest.json").read_text())
     assert set(manifest["tables"]) == {s.name for s in RELEASED}
-    assert manifest["tables"]["studies"]["rows"] == 2
+    assert manifest["tables"]["studies"]["rows"] == 3
     assert manifest["tables"]["outcome_results"]["rows"] == 0
+    # No literature source: the linked papers are stubs, with no source outside the contract.
+    stubs = pq.read_table(folder / "publications.parquet").to_pylist()
+    assert {(p["publication_id"], p["is_stub"], tuple(p["sources"])) for p in stubs} >= {
+        ("PMID:1", True, ()),
+        ("PMID:39724441", True, ()),
+    }
+    links = pq.read_table(folder / "study_publications.parquet").to_pylist()
+    assert {(r["study_id"], r["publication_id"], r["link_source"]) for r in links} == {
+        ("NCT09990001", "PMID:1", "registry_reference"),
+        ("omon:52572", "PMID:39724441", "curated_inference"),
+    }
+    ids = pq.read_table(folder / "study_identifiers.parquet").to_pylist()
+    assert {(r["id_type"], r["id_value"], r["is_alias"]) for r in ids} == {
+        ("nct", "NCT09990001", False),
+        ("nct", "NCT09990002", True),
+        ("nl_omon", "52572", False),
+        ("secondary", "71101", False),
+    }
 
 
 def test_bad_record_is_quarantined_with_its_reason(

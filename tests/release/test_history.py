@@ -23,6 +23,7 @@ from pipelines.release.history import (
     changed_columns,
     compute_history,
     differs,
+    merge_targets,
     read_previous,
     version_key,
 )
@@ -44,6 +45,7 @@ PUBLICATION_COLUMNS = pa.schema(
 )
 IDENTIFIER_COLUMNS = pa.schema(
     [(c, pa.string()) for c in ("study_id", "id_type", "id_value", "id_domain")]
+    + [("is_alias", pa.bool_())]
 )
 
 
@@ -66,7 +68,13 @@ def publication(publication_id: str, **values: Any) -> dict[str, Any]:
 
 
 def alias(study_id: str, value: str) -> dict[str, Any]:
-    return {"study_id": study_id, "id_type": "nct_alias", "id_value": value, "id_domain": None}
+    return {
+        "study_id": study_id,
+        "id_type": "nct",
+        "id_value": value,
+        "id_domain": None,
+        "is_alias": True,
+    }
 
 
 def records(
@@ -440,3 +448,15 @@ def test_removed_nct_id_that_became_an_alias_is_published_as_merged(
         }
     ]
     assert validate_release(tmp_path / "releases" / SECOND_VERSION) == []
+
+
+def test_only_nct_rows_marked_is_alias_are_merge_targets() -> None:
+    """An NCT id listed as a plain nct row (not is_alias) is no nctIdAlias: nothing merged."""
+    rows = [
+        alias("NCT00000002", "NCT00000001"),
+        {**alias("NCT00000003", "NCT00000004"), "is_alias": False},
+        {**alias("NCT00000003", "NCT00000005"), "id_type": "secondary"},
+    ]
+    table = pa.Table.from_pylist(rows, schema=IDENTIFIER_COLUMNS)
+    present = ["NCT00000002", "NCT00000003"]
+    assert merge_targets(table, present) == {"NCT00000001": "NCT00000002"}

@@ -178,6 +178,22 @@ def test_report_of_the_bundled_release_counts_what_the_tables_hold(
     assert sum(int(n) for _, n in bars) == registered
 
 
+def test_literature_studies_are_dated_by_their_own_paper(
+    release: tuple[Path, dict[str, Any]],
+) -> None:
+    """studies.source_publication_id gives a literature-only study its year (not a link)."""
+    folder, manifest = release
+    (undated,) = duckdb.sql(
+        f"select count(*) from '{folder / 'studies.parquet'}' s "
+        f"left join '{folder / 'publications.parquet'}' p "
+        "on p.publication_id = s.source_publication_id "
+        "where (s.evidence_source = 'registry' and s.start_date is null) "
+        "or (s.evidence_source = 'literature' and p.year is null)"
+    ).fetchone() or (0,)
+    report = render_report(folder, manifest)
+    assert f"{undated} studies have no year." in report
+
+
 def test_report_is_byte_identical_for_the_same_release(
     release: tuple[Path, dict[str, Any]],
 ) -> None:

@@ -199,7 +199,7 @@ def test_study_with_only_nct_and_status_gives_one_sparse_study() -> None:
     assert study["design"] == "other" and study["population"] == "human"
     assert study["has_results"] is None and study["source_url"] is None
     assert rows["study_identifiers"] == [
-        {"study_id": NCT, "id_type": "nct", "id_value": NCT, "id_domain": None}
+        {"study_id": NCT, "id_type": "nct", "id_value": NCT, "id_domain": None, "is_alias": False}
     ]
     for table in ("conditions", "interventions", "outcomes", "outcome_results"):
         assert rows[table] == []
@@ -365,11 +365,12 @@ def test_nct_aliases_org_and_secondary_ids() -> None:
         ],
     )
     rows = ct.parse_study(study)["study_identifiers"]
+    assert {r["id_value"] for r in rows if r["is_alias"]} == {"NCT09990002", "NCT09990003"}
     got = {(r["id_type"], r["id_value"]): r["id_domain"] for r in rows}
     assert got == {
         ("nct", NCT): None,
-        ("nct_alias", "NCT09990002"): None,
-        ("nct_alias", "NCT09990003"): None,
+        ("nct", "NCT09990002"): None,
+        ("nct", "NCT09990003"): None,
         ("org_study_id", "ORG-1"): "Org University",
         ("secondary", "R01DA000001"): "NIH",
         ("isrctn", "ISRCTN12345678"): "ISRCTN",

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from pipelines.normalize.literature_studies import (
-    SELF_LINK_SOURCE,
     classify,
     find_registry_ids,
     literature_studies,
@@ -31,8 +30,14 @@ def pub(pmid: str | None, title: str, types: list[str] | None = None, **extra: A
     }
 
 
-def test_self_link_source_is_in_the_vocabulary() -> None:
-    assert SELF_LINK_SOURCE in vocab.LINK_SOURCES
+def test_link_sources_are_the_contract_four() -> None:
+    """CONTRACT §5: a literature study's own paper is a column, not a fifth link_source."""
+    assert vocab.LINK_SOURCES == (
+        "registry_reference",
+        "pubmed_databank",
+        "text_mention",
+        "curated_inference",
+    )
 
 
 @pytest.mark.parametrize(
@@ -132,10 +137,10 @@ def test_literature_studies_end_to_end() -> None:
         (lk["study_id"], lk["publication_id"], lk["link_source"])
         for lk in rows["study_publications"]
     }
-    assert pairs == {
-        ("NCT03414099", "PMID:1", "text_mention"),
-        ("PMID:2", "PMID:2", "source_publication"),
-        ("PMID:6", "PMID:6", "source_publication"),
+    assert pairs == {("NCT03414099", "PMID:1", "text_mention")}
+    assert {s["study_id"]: s["source_publication_id"] for s in studies.values()} == {
+        "PMID:2": "PMID:2",
+        "PMID:6": "PMID:6",
     }
 
 

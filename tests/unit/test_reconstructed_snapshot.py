@@ -264,3 +264,20 @@ def test_registry_row_with_an_uncarried_fact_is_refused(facts: Any) -> None:
     row = next(r for r in facts.studies if r["registry_id"] == "52572")
     with pytest.raises(ValueError, match="primary_purpose"):
         rs.registry_record(row | {"primary_purpose": "TREATMENT"})
+
+
+def test_unconfirmed_match_flag_comes_from_the_facts_notes(facts: Any) -> None:
+    by_id = {row["registry_id"]: row for row in facts.studies}
+    assert rs.registry_flags(by_id["withpower:71101"]) == ["unconfirmed_match:NCT07218549"]
+    assert rs.registry_flags(by_id["52572"]) == []
+    edited = {**by_id["withpower:71101"], "notes": "Registry id not visible in excerpt."}
+    assert rs.registry_flags(edited) == []
+
+
+def test_registry_rows_use_contract_id_types() -> None:
+    rows = {r["study_id"]: r for r in _read_csv(SNAPSHOT / "registries" / "registries.csv")}
+    assert (rows["omon:52572"]["id_type"], rows["omon:52572"]["registry_id"]) == (
+        "nl_omon",
+        "52572",
+    )
+    assert rows["withpower:71101"]["id_type"] == "secondary"

@@ -21,7 +21,7 @@ def row(**cells: str) -> dict[str, Any]:
         registry="onderzoekmetmensen.nl",
         registry_id="52572",
         study_id="omon:52572",
-        id_type="registry_listing",
+        id_type="nl_omon",
         source_url="https://www.onderzoekmetmensen.nl/en/trial/52572",
     )
     base.update(cells)
@@ -53,9 +53,10 @@ def test_row_with_only_required_cells_gives_sparse_study() -> None:
     assert rows["study_identifiers"] == [
         {
             "study_id": "omon:52572",
-            "id_type": "registry_listing",
+            "id_type": "nl_omon",
             "id_value": "52572",
-            "id_domain": None,
+            "id_domain": "onderzoekmetmensen.nl",
+            "is_alias": False,
         }
     ]
     assert rows["conditions"] == rows["interventions"] == rows["outcomes"] == []
@@ -78,7 +79,7 @@ def test_full_row_maps_every_column() -> None:
             allocation="RANDOMIZED",
             masking="SINGLE",
             countries="Netherlands; Belgium;Netherlands",
-            flags="unconfirmed_registry_id; reconstructed",
+            flags="unconfirmed_match:NCT07218549; reconstructed",
         )
     )
     study = rows["studies"][0]
@@ -96,7 +97,7 @@ def test_full_row_maps_every_column() -> None:
     assert (study["allocation"], study["masking"]) == ("RANDOMIZED", "SINGLE")
     assert study["overall_status"] == "COMPLETED"
     assert study["countries"] == ["Belgium", "Netherlands"]
-    assert study["flags"] == ["unconfirmed_registry_id", "reconstructed"]
+    assert study["flags"] == ["unconfirmed_match:NCT07218549", "reconstructed"]
 
 
 def test_design_from_phase_when_study_type_blank() -> None:
