@@ -368,8 +368,8 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     """Compound × domain × design cells from the curated tables.
 
     Registered studies also reach the kratom products and alkaloids their title, official title
-    or conditions name (conditions as staged: every registry condition, before curation), and
-    literature-only studies the compounds their paper names; `study_links` says which.
+    or curated conditions name (a quarantined condition links nothing), and literature-only
+    studies the compounds their paper names; `study_links` says which.
     """
     studies = read_frame(con, "SELECT study_id, design, enrollment FROM curated.studies")
     interventions = read_frame(con, "SELECT study_id, compound_id FROM curated.interventions")
@@ -379,9 +379,9 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
         "SELECT study_id, title, official_title FROM curated.studies "
         "WHERE evidence_source = 'registry' ORDER BY study_id",
     )
-    conditions = staged(con, "conditions")
-    if conditions.empty:
-        conditions = pd.DataFrame({"study_id": [], "condition": []})
+    conditions = read_frame(
+        con, "SELECT study_id, condition FROM curated.conditions ORDER BY study_id, condition"
+    )
     lexicon = load_compound_lexicon(reference_dir)
     text_links = text_compound_links(registered, conditions, lexicon.kratom_compounds)
     paper_links = read_frame(

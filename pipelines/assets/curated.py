@@ -39,6 +39,7 @@ READS: dict[str, tuple[str, ...]] = {
     "study_publications": ("publications", "studies"),
     "evidence_map": (
         "studies",
+        "conditions",
         "interventions",
         "outcomes",
         "study_publications",
