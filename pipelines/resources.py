@@ -9,7 +9,8 @@ from pydantic import Field
 
 from pipelines import paths
 from pipelines.refresh import LIVE_BASE_URLS, LIVE_SOURCES, Credentials, HttpSettings, RefreshError
-from pipelines.release.publish import DataDir
+from pipelines.release.catalog import redact_url, split_password
+from pipelines.release.publish import DataDir, PublishError
 from pipelines.snapshot import SnapshotInfo, read_info
 
 
@@ -41,6 +42,13 @@ class ReleaseResource(dg.ConfigurableResource):
 
     @property
     def outputs(self) -> DataDir:
+        """The data dir; a catalog URL carrying a password is refused, since run config is
+        shown to everyone who opens the Dagster UI (libpq reads PGPASSWORD or ~/.pgpass)."""
+        if self.catalog is not None and split_password(self.catalog)[1] is not None:
+            raise PublishError(
+                f"catalog URL {redact_url(self.catalog)} carries a password, which Dagster would "
+                "show in the run config: set PGPASSWORD or ~/.pgpass and leave it out of the URL"
+            )
         return DataDir(Path(self.data_dir), self.catalog, self.catalog_data_path)
 
     @property
