@@ -15,7 +15,7 @@ release: $(STAMP)  ## build the bundled snapshot and publish a release into data
 	$(VENV)/bin/kratom-evidence build
 
 test: $(STAMP) lint typecheck system-packages  ## lint, types, then the whole test suite (2 cores)
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=15
 
 system-packages:  ## Debian's chromium and postgresql, which some tests drive for real
 	scripts/system_packages.sh
