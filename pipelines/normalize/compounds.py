@@ -236,18 +236,30 @@ def load_product_form_rules(reference_dir: Path) -> tuple[ProductFormRule, ...]:
     return tuple(sorted(rules, key=lambda r: r.priority))
 
 
+SHORT_TERM_MAX = 4
+"""Synonyms of at most this many letters and digits ("7-OH", "7-HMG", "biak") match only as a
+whole hyphen-joined word: "7-OH" alone is 7-hydroxymitragynine, "7-OH-DPAT" is another drug."""
+
+
 def load_compound_lexicon(reference_dir: Path) -> CompoundLexicon:
-    """Build the matcher from compounds.csv (name, facts' and curated synonyms, minus refused)."""
+    """Build the matcher from compounds.csv (name, facts' and curated synonyms, minus refused).
+
+    Terms in a row's `needs_context` (vernacular names that are also common words or places,
+    such as "thang") match only when one of the row's `context_terms` is in the same text.
+    """
     raws = read_reference_csv(reference_dir / COMPOUNDS_FILE)
     terms: list[tuple[str, str]] = []
+    contexts: dict[str, list[str]] = {}
     for raw in raws:
         refused = {normalize(t) for t in split_terms(raw["refused_terms"])}
         names = [raw["compound_id"], raw["name"], *split_terms(raw["synonyms"]), *_curated(raw)]
         for term in names:
             if normalize(term) not in refused:
                 terms.append((raw["compound_id"], term))
+        for term in split_terms(raw.get("needs_context")):
+            contexts[term] = split_terms(raw.get("context_terms"))
     return CompoundLexicon(
-        lexicon=Lexicon.build(terms),
+        lexicon=Lexicon.build(terms, whole_word_max=SHORT_TERM_MAX, contexts=contexts),
         roles={r["compound_id"]: r["role"] for r in raws},
         chembl_ids={r["chembl_id"]: r["compound_id"] for r in raws if r["chembl_id"]},
         pubchem_cids={int(r["pubchem_cid"]): r["compound_id"] for r in raws if r["pubchem_cid"]},

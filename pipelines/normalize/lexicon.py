@@ -13,6 +13,12 @@ tolerates the variants that do not change meaning:
 
 Matches are word-bounded on both sides, so "mg" never matches inside "mg001" or "kg". When matches
 overlap, the leftmost-longest wins, so "mitragynine pseudoindoxyl" is not also "mitragynine".
+
+Two guards keep short and ambiguous terms honest. A short term (a lexicon's `whole_word_max`
+letters and digits or fewer) matches only a whole hyphen-joined word of the text: "7-OH" names
+7-hydroxymitragynine alone, but it is only the start of "7-OH-DPAT" or "7-OH-coumarin". And a term
+given context terms (a vernacular name that is also a common word or a place, such as "thang")
+matches only when one of them is also in the text.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GREEK = {
@@ -54,6 +60,8 @@ STEREO = r"(?:alpha|beta|[rs])"
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _LETTER_DIGIT = re.compile(r"(?<=[a-z])(?=\d)")
 _TOKEN_PART = re.compile(r"\d+|[a-z]+")
+_WORD_SEPARATORS = re.compile(r"[\s/\\,;:()\[\]{}<>+&|=\"]+")
+"""What ends a hyphen-joined word of raw text; hyphens, dashes and dots do not."""
 
 
 def normalize(text: str) -> str:
@@ -68,6 +76,25 @@ def normalize(text: str) -> str:
         ch if ch.isascii() else ("" if unicodedata.combining(ch) else " ") for ch in folded
     ).lower()
     return _LETTER_DIGIT.sub(" ", _NON_ALNUM.sub(" ", ascii_text)).strip()
+
+
+def hyphen_words(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """Normalised text and the spans (in it) of the raw text's hyphen-joined words.
+
+    "7-OH-DPAT (agonist)" -> ("7 oh dpat agonist", ((0, 9), (10, 17))): normalisation turns the
+    hyphens into spaces, the spans remember which normalised words were written as one.
+    """
+    parts = [n for n in (normalize(c) for c in _WORD_SEPARATORS.split(text)) if n]
+    spans = []
+    position = 0
+    for part in parts:
+        spans.append((position, position + len(part)))
+        position += len(part) + 1
+    return " ".join(parts), tuple(spans)
+
+
+def _alnum_length(term: str) -> int:
+    return len(normalize(term).replace(" ", ""))
 
 
 def _word_pattern(word: str) -> str:
@@ -120,13 +147,29 @@ class Match:
 
 @dataclass(frozen=True)
 class Lexicon:
-    """Terms compiled for matching; each term points at a key (compound_id, instrument, ...)."""
+    """Terms compiled for matching; each term points at a key (compound_id, instrument, ...).
+
+    `whole_word_max`: terms of at most this many letters and digits match only a whole
+    hyphen-joined word (0: no such guard). `contexts`: normalised term -> the lexicon of which
+    one match must also be in the text for the term to count.
+    """
 
     entries: tuple[tuple[str, str, re.Pattern[str]], ...]
+    whole_word_max: int = 0
+    contexts: Mapping[str, Lexicon] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, terms: Iterable[tuple[str, str]]) -> Lexicon:
-        """Compile (key, term) pairs; a term listed twice for different keys is an error."""
+    def build(
+        cls,
+        terms: Iterable[tuple[str, str]],
+        whole_word_max: int = 0,
+        contexts: Mapping[str, Iterable[str]] | None = None,
+    ) -> Lexicon:
+        """Compile (key, term) pairs; a term listed twice for different keys is an error.
+
+        `contexts` maps a term to its context terms; a term with an empty context list, or
+        context given for a term the lexicon does not hold, is an error.
+        """
         seen: dict[str, str] = {}
         entries = []
         for key, term in terms:
@@ -137,15 +180,35 @@ class Lexicon:
                 continue
             seen[norm] = key
             entries.append((key, term, re.compile(term_pattern(term))))
-        return cls(tuple(entries))
+        compiled: dict[str, Lexicon] = {}
+        for term, context in (contexts or {}).items():
+            norm = normalize(term)
+            context_terms = [c for c in context if normalize(c)]
+            if norm not in seen or not context_terms:
+                raise ValueError(f"context for {term!r}: not a term of the lexicon, or empty")
+            compiled[norm] = Lexicon.build((seen[norm], c) for c in context_terms)
+        return cls(tuple(entries), whole_word_max, compiled)
+
+    def _stands(self, term: str, span: tuple[int, int], words: tuple[tuple[int, int], ...]) -> bool:
+        """False for a short term that is only part of a hyphen-joined word ("7-OH-DPAT")."""
+        if _alnum_length(term) > self.whole_word_max:
+            return True
+        starts = {start for start, _ in words}
+        ends = {end for _, end in words}
+        return span[0] in starts and span[1] in ends
 
     def find(self, text: str) -> list[Match]:
-        """Non-overlapping matches in reading order; where matches overlap the longest wins."""
-        norm = normalize(text)
+        """Non-overlapping matches in reading order; where matches overlap the longest wins.
+
+        Short terms inside a longer hyphen-joined word and context-bound terms without their
+        context are dropped before overlaps are resolved.
+        """
+        norm, words = hyphen_words(text)
         found = [
             Match(key, m.start(), m.end(), term)
             for key, term, pattern in self.entries
             for m in pattern.finditer(norm)
+            if self._stands(term, m.span(), words) and self._in_context(term, text)
         ]
         found.sort(key=lambda m: (m.start, -(m.end - m.start), m.key))
         chosen: list[Match] = []
@@ -154,6 +217,10 @@ class Lexicon:
                 continue
             chosen.append(match)
         return chosen
+
+    def _in_context(self, term: str, text: str) -> bool:
+        context = self.contexts.get(normalize(term))
+        return context is None or bool(context.find(text))
 
     def keys(self, text: str) -> list[str]:
         """Keys found in `text`, each once, in order of first appearance."""

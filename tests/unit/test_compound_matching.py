@@ -50,6 +50,48 @@ def test_ambiguous_mg_alone_is_refused(lexicon: CompoundLexicon) -> None:
     assert lexicon.match("MG001 20 mg") == ["mitragynine"]
 
 
+@pytest.mark.parametrize(
+    "text", ["7-OH-DPAT", "7-OH-CBD", "7-OH-coumarin", "7-OH-chlorpromazine", "7-HMG-CoA"]
+)
+def test_short_synonym_as_prefix_of_another_chemical_name_is_refused(
+    lexicon: CompoundLexicon, text: str
+) -> None:
+    assert lexicon.match(text) == []
+
+
+def test_short_synonym_alone_in_a_kratom_sentence_matches(lexicon: CompoundLexicon) -> None:
+    assert lexicon.match("kratom products sold as 7-OH tablets") == [
+        "kratom",
+        "7-hydroxymitragynine",
+    ]
+    assert lexicon.primary("Drug: 7-OH") == "7-hydroxymitragynine"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Thang Long University", []),
+        ("Biak island, Papua", []),
+        ("thang leaves (kratom)", ["kratom"]),
+        ("biak-biak, the Mitragyna speciosa of southern Thailand", ["kratom"]),
+    ],
+)
+def test_vernacular_name_that_is_a_common_word_needs_kratom_context(
+    lexicon: CompoundLexicon, text: str, expected: list[str]
+) -> None:
+    assert lexicon.match(text) == expected
+
+
+def test_context_bound_terms_are_names_of_their_row() -> None:
+    with (REFERENCE_DIR / "compounds.csv").open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            names = {t.strip().lower() for t in row["curated_synonyms"].split(";")}
+            names |= {t.strip().lower() for t in row["synonyms"].split(";")}
+            for term in filter(None, row["needs_context"].split(";")):
+                assert term.strip().lower() in names, (row["compound_id"], term)
+                assert row["context_terms"] and row["context_source"], row["compound_id"]
+
+
 def test_generic_kratom_alkaloid_is_not_mitragynine(lexicon: CompoundLexicon) -> None:
     assert lexicon.match("total kratom alkaloid content") == ["kratom"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.normalize.lexicon import Lexicon, normalize, split_terms
+from pipelines.normalize.lexicon import Lexicon, hyphen_words, normalize, split_terms
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +83,35 @@ def test_term_claimed_by_two_keys_is_an_error() -> None:
 def test_split_terms_drops_blanks() -> None:
     assert split_terms(" a; ;b ;") == ["a", "b"]
     assert split_terms(None) == []
+
+
+def test_hyphen_words_remember_which_normalised_words_were_one() -> None:
+    assert hyphen_words("7-OH-DPAT (agonist)") == ("7 oh dpat agonist", ((0, 9), (10, 17)))
+    assert hyphen_words("AUC0-inf / Cmax")[0] == normalize("AUC0-inf / Cmax")
+
+
+def test_short_term_matches_only_a_whole_hyphen_joined_word() -> None:
+    guarded = Lexicon.build([("7-oh", "7-OH"), ("7-oh", "7-OH-MG")], whole_word_max=4)
+    assert guarded.keys("7-OH-DPAT") == []
+    assert guarded.keys("7OH-coumarin") == []
+    assert guarded.keys("pre-7-OH") == []
+    assert guarded.keys("products sold as 7-OH, 10 mg") == ["7-oh"]
+    assert guarded.keys("7-OH-MG") == ["7-oh"]
+    unguarded = Lexicon.build([("7-oh", "7-OH")])
+    assert unguarded.keys("7-OH-DPAT") == ["7-oh"]
+
+
+def test_context_bound_term_needs_its_context_in_the_text() -> None:
+    lexicon = Lexicon.build(
+        [("kratom", "kratom"), ("kratom", "thang")], contexts={"thang": ["kratom", "leaf"]}
+    )
+    assert lexicon.keys("Thang Long University") == []
+    assert lexicon.keys("thang leaf") == ["kratom"]
+    assert [m.term for m in lexicon.find("thang (kratom)")] == ["thang", "kratom"]
+
+
+def test_context_for_an_unknown_term_or_without_terms_is_an_error() -> None:
+    with pytest.raises(ValueError, match="context for"):
+        Lexicon.build([("kratom", "kratom")], contexts={"thang": ["kratom"]})
+    with pytest.raises(ValueError, match="context for"):
+        Lexicon.build([("kratom", "thang")], contexts={"thang": [" "]})
