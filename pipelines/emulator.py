@@ -5,7 +5,8 @@ snapshot, paged the way the real API pages (ClinicalTrials.gov pageToken, E-util
 Europe PMC cursorMark, OpenAlex and Crossref cursors, PubChem only the asked CIDs, ChEMBL
 page_meta.next).
 A change-window filter (what `refresh --since-last` sends) narrows that to the records whose own
-date field lies in the window; a record without one counts as unchanged.
+date field lies in the window; a record without one counts as unchanged. Like the live API,
+OpenAlex refuses `from_updated_date` unless the request carries an `api_key`.
 With `faults` it answers a seeded share of requests the way real APIs fail, so a refresh can be
 tested against 429s, 5xx, resets, stalls, cut-off bodies and HTML error pages.
 """
@@ -314,6 +315,17 @@ def _not_found() -> Reply:
     return Reply(404, orjson.dumps({"Fault": fault}))
 
 
+def _openalex_key_required() -> Reply:
+    """OpenAlex's refusal of `from_updated_date` without `api_key`.
+
+    The filter is documented as needing an API key; the exact live answer was not seen. A 403
+    with OpenAlex's documented error body (`error` and `message`) is what this emulator sends,
+    and like any final 4xx it stops the client at once.
+    """
+    message = "The from_updated_date filter requires an API key (api_key parameter)."
+    return Reply(403, orjson.dumps({"error": "Forbidden", "message": message}))
+
+
 class SnapshotApi:
     """The request router: pure answers from loaded records, no sockets."""
 
@@ -430,6 +442,8 @@ class SnapshotApi:
             since = since_filter(params.get("filter"), "from_updated_date")
         except ValueError as exc:
             return _error(400, str(exc))
+        if since is not None and not params.get("api_key"):
+            return _openalex_key_required()
         records = self.data.of("openalex")
         if since is not None:
             records = [r for r in records if within(openalex_updated(r), since, "MAX")]

@@ -10,12 +10,15 @@ environment here, and never reach a file or a log line.
 (one OR-combined query per source with the source's own change filter), then carries that
 snapshot's files over byte for byte and lists in SNAPSHOT.json `supersedes` every carried record
 a changed one replaces: the new folder is again a complete snapshot of bodies as returned.
+OpenAlex only filters on `from_updated_date` for requests with an API key, so without
+`OPENALEX_API_KEY` it is asked its OR-combined query unfiltered (search_strategy.json says so).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -92,6 +95,13 @@ INCREMENTAL_FROM = "incremental_from"
 """SNAPSHOT.json key of a --since-last snapshot: the stamp (folder name) of its base."""
 SEARCH_SOURCES: tuple[str, ...] = ("clinicaltrials", "pubmed", "europepmc", "openalex", "crossref")
 """Sources searched by topic query; each has a change filter --since-last uses."""
+OPENALEX_UNFILTERED = (
+    "since-last without OPENALEX_API_KEY: OpenAlex filters on from_updated_date only for "
+    "requests with an API key, so its combined query was asked in full"
+)
+"""search_strategy.json `note` of OpenAlex in a --since-last run without a key."""
+
+logger = logging.getLogger("kratom_evidence.refresh")
 
 Advance = Callable[[int], None]
 
@@ -504,6 +514,8 @@ class _Plan:
     """Per source, the change filter and page names of a --since-last run (empty: full run)."""
     page_size: int | None = None
     """`HttpSettings.page_size`: None keeps each source's own."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Per source, how this run asked it when that differs from the usual (search strategy)."""
 
 
 @dataclass(frozen=True)
@@ -563,7 +575,8 @@ def delta_request(
     ClinicalTrials.gov API v2 `filter.advanced=AREA[LastUpdatePostDate]RANGE[since,MAX]`;
     E-utilities esearch `datetype=mdat&mindate&maxdate` (YYYY/MM/DD, both required); Europe PMC
     search syntax field `UPDATE_DATE:[a TO b]` (europepmc.org/searchsyntax); OpenAlex works filter
-    `from_updated_date` (docs.openalex.org filter-works; the live API wants an API key for it);
+    `from_updated_date` (docs.openalex.org filter-works; the live API wants an API key for it,
+    see `incremental_plan`);
     Crossref works filter `from-update-date` (REST API filters, "currently the same as
     from-deposit-date").
     """
@@ -609,11 +622,15 @@ def incremental_plan(
     base_info: Mapping[str, Any],
     until: date,
     name: str,
+    *,
+    openalex_key: bool = False,
 ) -> _Plan:
     """One change-filtered query per searched source; PubChem/ChEMBL only for new compound ids.
 
     Neither PubChem nor ChEMBL has a change feed: their files are carried over, and only ids the
-    base snapshot did not ask for (per its SNAPSHOT.json `compound_ids`) are fetched.
+    base snapshot did not ask for (per its SNAPSHOT.json `compound_ids`) are fetched. OpenAlex
+    refuses `from_updated_date` without an API key, so without `openalex_key` it gets its
+    combined query unfiltered: every hit is recorded again and supersedes its carried copy.
     """
     since = _since(base_info)
     plan = _Plan({}, [], [])
@@ -622,6 +639,9 @@ def incremental_plan(
             query, params = delta_request(
                 source, combined_query(source, queries[source]), since, until
             )
+            if source == "openalex" and not openalex_key:
+                params = {}
+                plan.notes[source] = OPENALEX_UNFILTERED
             plan.queries[source] = [query]
             plan.delta[source] = Delta(name, params)
     asked = base_info.get("compound_ids") or {}
@@ -779,7 +799,17 @@ def refresh(
         plan = _Plan(queries, cids, chembl_ids)
     else:
         base_info = json.loads((base / snapshot.INFO_FILE).read_text(encoding="utf-8"))
-        plan = incremental_plan(queries, cids, chembl_ids, base_info, now.date(), delta_name)
+        plan = incremental_plan(
+            queries,
+            cids,
+            chembl_ids,
+            base_info,
+            now.date(),
+            delta_name,
+            openalex_key=creds.openalex_api_key is not None,
+        )
+        for source, note in plan.notes.items():
+            logger.info("%s: %s", source, note)
     plan.page_size = settings.page_size
     recorder = ResponseRecorder(folder)
     pacer = pubchem.ThrottlePacer()
@@ -838,7 +868,7 @@ def refresh(
         for http in clients.values():
             http.close()
         request_log.close()
-    _write_strategy(folder, outcomes, captured_at)
+    _write_strategy(folder, outcomes, captured_at, plan.notes)
     result = RefreshResult(folder, outcomes)
     if result.complete:
         notes = "Recorded by kratom-evidence refresh from: " + ", ".join(
@@ -996,8 +1026,16 @@ def _timing(log: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
     return {"busiest_second": busiest, "seconds": round(last - first, 3)}
 
 
-def _write_strategy(folder: Path, outcomes: Mapping[str, SourceOutcome], captured_at: str) -> None:
-    """search_strategy.json: the search as data, each query with its hit count per source."""
+def _write_strategy(
+    folder: Path,
+    outcomes: Mapping[str, SourceOutcome],
+    captured_at: str,
+    notes: Mapping[str, str],
+) -> None:
+    """search_strategy.json: the search as data, each query with its hit count per source.
+
+    `note` says when a source was asked differently from the usual (null otherwise).
+    """
     doc = {
         "captured_at": captured_at,
         "topic": TOPIC,
@@ -1009,6 +1047,7 @@ def _write_strategy(folder: Path, outcomes: Mapping[str, SourceOutcome], capture
                 "retries": outcome.retries,
                 "error": outcome.error,
                 "cancelled": outcome.cancelled,
+                "note": notes.get(source),
                 **_timing(outcome.log),
             }
             for source, outcome in outcomes.items()

@@ -11,7 +11,7 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -27,6 +27,7 @@ from pipelines.emulator import (
     running,
 )
 from pipelines.refresh import (
+    OPENALEX_UNFILTERED,
     Credentials,
     HttpSettings,
     combined_query,
@@ -36,6 +37,7 @@ from pipelines.refresh import (
 )
 from pipelines.snapshot import source_files
 from pipelines.staging import PARSERS, superseded_records
+from tests.refresh import synthetic
 
 FAST = ["--pace", "0", "--timeout", "2", "--backoff", "0.02", "--max-tries", "4", "--no-progress"]
 TODAY = datetime.now(UTC).date()
@@ -220,8 +222,19 @@ def test_emulator_narrows_each_source_to_its_change_window(tmp_path: Path) -> No
     assert epmc["hitCount"] == 1 and epmc["resultList"]["result"][0]["firstIndexDate"]
     window = quote("(kratom) AND (UPDATE_DATE:[2026-04-01 TO 2026-04-30])")
     assert json.loads(api.answer(f"/europepmc/rest/search?query={window}").body)["hitCount"] == 0
-    assert api.answer("/openalex/works?filter=from_updated_date:2026-01-01").status == 200
+    assert api.answer("/openalex/works?filter=from_updated_date:2026-01-01&api_key=k").status == 200
     assert api.answer("/openalex/works?filter=publication_year:2020").status == 400
+
+
+def test_emulator_refuses_openalex_change_filter_without_an_api_key(tmp_path: Path) -> None:
+    api = _api(tmp_path)
+
+    refused = api.answer("/openalex/works?search=kratom&filter=from_updated_date:2026-01-01")
+
+    assert refused.status == 403
+    body = json.loads(refused.body)
+    assert body["error"] == "Forbidden" and "API key" in body["message"]
+    assert api.answer("/openalex/works?search=kratom").status == 200
 
 
 # --- end to end over loopback -------------------------------------------------------------------
@@ -229,8 +242,9 @@ def test_emulator_narrows_each_source_to_its_change_window(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_since_last_with_nothing_changed_asks_each_source_once_and_publishes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("OPENALEX_API_KEY", "oa-key-for-the-filter")
     for server in _serve(paths.BUNDLED_SNAPSHOT):
         assert _refresh(tmp_path, server) == 0
         first = len(server.requests)
@@ -245,6 +259,7 @@ def test_since_last_with_nothing_changed_asks_each_source_once_and_publishes_not
     assert _params(asked, "pubmed")[0]["datetype"] == "mdat"
     assert "UPDATE_DATE:[" in _params(asked, "europepmc")[0]["query"]
     assert _params(asked, "openalex")[0]["filter"].startswith("from_updated_date:")
+    assert _params(asked, "openalex")[0]["api_key"] == "oa-key-for-the-filter"
     assert _params(asked, "crossref")[0]["filter"].startswith("from-update-date:")
     assert " OR " in _params(asked, "clinicaltrials")[0]["query.term"]
     assert "nothing changed since release" in capsys.readouterr().out
@@ -408,3 +423,73 @@ def test_interrupted_since_last_resumes_its_own_snapshot_and_chains_on_an_increm
     assert main(["query", sql, "--data-dir", str(data_dir), "--format", "csv"]) == 0
     assert "COMPLETED" in capsys.readouterr().out
     assert len(_manifests(data_dir)) == 1
+
+
+def _openalex_since_last(data_dir: Path, served: Path, reference: Path, key: str | None) -> Path:
+    """A --since-last refresh of `served` on top of `data_dir`'s snapshot, with or without key."""
+    for server in _serve(served):
+        result = refresh(
+            data_dir,
+            parse_base_urls([f"all={server.base_url}"]),
+            Credentials(openalex_api_key=key),
+            datetime.now(UTC) + timedelta(seconds=5),
+            settings=HttpSettings(timeout=2.0, backoff_base=0.02, pace=0.0, page_size=3),
+            reference_dir=reference,
+            show_progress=False,
+            since_last=True,
+        )
+        asked = _params(list(server.requests), "openalex")
+    assert result.complete, result.first_error
+    assert all(p.get("api_key") == key for p in asked)
+    filters = {p.get("filter") for p in asked}
+    assert filters == ({None} if key is None else {f"from_updated_date:{TODAY.isoformat()}"})
+    return result.snapshot_dir
+
+
+def test_openalex_since_last_asks_in_full_without_a_key_and_by_change_date_with_one(
+    tmp_path: Path,
+) -> None:
+    counts = synthetic.Counts(
+        clinicaltrials=2, pubmed=2, europepmc=2, openalex=7, crossref=2, chembl=0, cids=1
+    )
+    served = synthetic.write_snapshot(tmp_path / "served", counts)
+    reference = synthetic.write_reference(tmp_path / "reference", counts)
+    for server in _serve(served):
+        base = refresh(
+            tmp_path / "base",
+            parse_base_urls([f"all={server.base_url}"]),
+            Credentials(),
+            datetime.now(UTC),
+            settings=HttpSettings(timeout=2.0, backoff_base=0.02, pace=0.0, page_size=3),
+            reference_dir=reference,
+            show_progress=False,
+        )
+    assert base.complete
+    works = served / "openalex" / "works-0001.json"
+    page = json.loads(works.read_text())
+    page["results"][4]["updated_date"] = f"{TODAY.isoformat()}T01:02:03"
+    works.write_text(json.dumps(page))
+    every = {f"OPENALEX:{w['id'].rsplit('/', 1)[1]}" for w in page["results"]}
+
+    for key in (None, "oa-key"):
+        data_dir = _data_dir_on(base.snapshot_dir, tmp_path / f"key-{key}")
+        new = _openalex_since_last(data_dir, served, reference, key)
+
+        strategy = json.loads((new / "search_strategy.json").read_text())["sources"]
+        info = json.loads((new / "SNAPSHOT.json").read_text())
+        superseded = {
+            k
+            for name, keys in info["supersedes"].items()
+            if name.startswith("openalex/")
+            for k in keys
+        }
+        assert _live_keys(new, "openalex") == every
+        assert all(strategy[s]["note"] is None for s in SEARCHED if s != "openalex")
+        if key is None:
+            assert strategy["openalex"]["note"] == OPENALEX_UNFILTERED
+            assert strategy["openalex"]["queries"][0]["hits"] == len(every)
+            assert superseded == every
+        else:
+            assert strategy["openalex"]["note"] is None
+            assert strategy["openalex"]["queries"][0]["hits"] == 1
+            assert superseded == {f"OPENALEX:{page['results'][4]['id'].rsplit('/', 1)[1]}"}
