@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines.normalize.compounds import (
+    curated_study_compounds,
     load_compound_lexicon,
     reference_compound_rows,
     reference_target_rows,
@@ -368,8 +369,9 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     """Compound × domain × design cells from the curated tables.
 
     Registered studies also reach the kratom products and alkaloids their title, official title
-    or curated conditions name (a quarantined condition links nothing), and literature-only
-    studies the compounds their paper names; `study_links` says which.
+    or curated conditions name (a quarantined condition links nothing), literature-only
+    studies the compounds their paper names, and studies no text links the compounds
+    data/reference/study_compounds.csv gives; `study_links` says which.
     """
     studies = read_frame(con, "SELECT study_id, design, enrollment FROM curated.studies")
     interventions = read_frame(con, "SELECT study_id, compound_id FROM curated.interventions")
@@ -391,7 +393,11 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
         "JOIN curated.publication_compounds c ON c.publication_id = s.source_publication_id "
         "WHERE s.evidence_source = 'literature' ORDER BY 1, 2",
     )
-    study_compounds = pd.concat([text_links, paper_links], ignore_index=True)
+    curated_links = pd.DataFrame(
+        [(s, c, "curated") for s, c in curated_study_compounds(reference_dir)],
+        columns=["study_id", "compound_id", "linked_by"],
+    )
+    study_compounds = pd.concat([text_links, paper_links, curated_links], ignore_index=True)
     frame = evidence_map(studies, interventions, outcomes, study_compounds)
     frame["_source"] = "derived"
     frame["_source_file"] = None

@@ -9,7 +9,14 @@ from pandera.typing import Series
 from schemas import vocab
 from schemas.fields import one_of, str_list, text
 
-STUDY_COMPOUND_LINKS = ("intervention", "title", "official_title", "condition", "publication")
+STUDY_COMPOUND_LINKS = (
+    "intervention",
+    "title",
+    "official_title",
+    "condition",
+    "publication",
+    "curated",
+)
 """How a study names a compound in the evidence map, strongest first."""
 
 
@@ -37,7 +44,8 @@ class EvidenceMapCell(pa.DataFrameModel):
         "How each study of the cell names the compound, as '<study_id>=<how>', one per study:"
         " intervention (an intervention is matched to it), title / official_title / condition"
         " (its registry text names a kratom product or alkaloid and no intervention does),"
-        " publication (a literature-only study's paper names it)."
+        " publication (a literature-only study's paper names it), curated (no text names it;"
+        " data/reference/study_compounds.csv links it, quoting its source)."
     )
     unmeasured_study_ids: Series[object] = str_list(
         "Studies of the cell that register no outcome at all (counted under domain 'other' so"

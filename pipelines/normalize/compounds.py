@@ -26,6 +26,7 @@ COMPOUNDS_FILE = "compounds.csv"
 TARGETS_FILE = "compound_targets.csv"
 TARGET_IDS_FILE = "target_ids.csv"
 PRODUCT_FORMS_FILE = "product_forms.csv"
+STUDY_COMPOUNDS_FILE = "study_compounds.csv"
 KRATOM_ROLES = ("kratom_product", "kratom_alkaloid")
 IDENTIFIER_COLUMNS = (
     "pubchem_cid",
@@ -132,6 +133,22 @@ def reference_target_rows(reference_dir: Path) -> list[dict[str, Any]]:
         row["target_chembl_id"], row["target_id_source"] = target_ids[key]
         rows.append(row)
     return rows
+
+
+def curated_study_compounds(reference_dir: Path) -> list[tuple[str, str]]:
+    """(study_id, compound_id) links that no registry text gives, from study_compounds.csv.
+
+    Some registered studies are known only by their id and how they were found (the facts list
+    NCT05812001 and NCT07218549 as hits of the ClinicalTrials.gov intervention search for
+    'kratom', with no title or intervention); a curated row puts them on the evidence map. A row
+    without a source is an error; the evidence map's foreign keys check the compound.
+    """
+    links = []
+    for raw in read_reference_csv(reference_dir / STUDY_COMPOUNDS_FILE):
+        if not raw["source"]:
+            raise ValueError(f"{STUDY_COMPOUNDS_FILE}: a link without a source: {raw}")
+        links.append((raw["study_id"], raw["compound_id"]))
+    return links
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,28 @@ def test_registered_kratom_studies_named_only_in_registry_text_are_on_the_map(
     }
 
 
+def test_kratom_intervention_search_hits_without_text_are_on_the_map_as_curated(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _query(
+        bundled_release,
+        "SELECT m.compound_id, m.domain, m.design, link, "
+        "list_contains(m.unmeasured_study_ids, split_part(link, '=', 1)) AS unmeasured "
+        "FROM evidence_map m, unnest(m.study_links) AS u(link) "
+        "WHERE link LIKE '%=curated' ORDER BY link",
+        capsys,
+    )
+    assert [(r["compound_id"], r["domain"], r["link"], r["unmeasured"]) for r in rows] == [
+        ("kratom", "other", "NCT05812001=curated", True),
+        ("kratom", "other", "NCT07218549=curated", True),
+    ]
+    studies = {r["study_id"]: r for r in _release_table(bundled_release, "studies")}
+    assert {r["design"] for r in rows} == {
+        studies["NCT05812001"]["design"],
+        studies["NCT07218549"]["design"],
+    }
+
+
 def test_every_study_on_the_map_is_a_published_study(bundled_release: Path) -> None:
     studies = {r["study_id"] for r in _release_table(bundled_release, "studies")}
     cells = _release_table(bundled_release, "evidence_map")

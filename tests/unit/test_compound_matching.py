@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.normalize.compounds import (
     CompoundLexicon,
+    curated_study_compounds,
     load_compound_lexicon,
     product_form,
     reference_compound_rows,
@@ -263,3 +264,26 @@ FACT_NAMES = {
     "oxycodone",
 }
 """Facts compounds that have curated synonyms: their note must say they are not from the facts."""
+
+
+def test_curated_study_compounds_name_known_compounds_and_facts_studies() -> None:
+    links = curated_study_compounds(REFERENCE_DIR)
+    assert ("NCT05812001", "kratom") in links and ("NCT07218549", "kratom") in links
+    with (REFERENCE_DIR / "compounds.csv").open(newline="", encoding="utf-8") as handle:
+        compounds = {row["compound_id"] for row in csv.DictReader(handle)}
+    assert {c for _, c in links} <= compounds
+    facts = PROJECT_ROOT.parent / "shared" / "facts" / "registered_studies.csv"
+    if not facts.is_file():
+        pytest.skip("../shared/facts is absent")
+    with facts.open(newline="", encoding="utf-8") as handle:
+        registered = {row["registry_id"]: row for row in csv.DictReader(handle)}
+    for study_id, _ in links:
+        assert "intervention search 'kratom'" in registered[study_id]["source_url"], study_id
+
+
+def test_curated_study_compound_without_a_source_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "study_compounds.csv").write_text(
+        "study_id,compound_id,source\nNCT05812001,kratom,\n", encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="without a source"):
+        curated_study_compounds(tmp_path)
