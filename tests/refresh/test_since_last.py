@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines import paths
@@ -493,3 +494,49 @@ def test_openalex_since_last_asks_in_full_without_a_key_and_by_change_date_with_
             assert strategy["openalex"]["note"] is None
             assert strategy["openalex"]["queries"][0]["hits"] == 1
             assert superseded == {f"OPENALEX:{page['results'][4]['id'].rsplit('/', 1)[1]}"}
+
+
+@pytest.mark.slow
+def test_full_refresh_leaves_a_tombstone_for_a_vanished_study_and_merged_into_for_an_alias(
+    tmp_path: Path, base_snapshot: Path
+) -> None:
+    data_dir = _data_dir_on(base_snapshot, tmp_path / "data")
+    recorded = data_dir / "snapshots" / base_snapshot.name
+    # the full refresh that recorded the base ends with this build: the first release
+    assert main(["build", "--snapshot", str(recorded), "--data-dir", str(data_dir)]) == 0
+    first = _latest(data_dir)["version"]
+    served = _served_copy(tmp_path)
+    (served / "clinicaltrials" / "NCT05457803.json").unlink()
+    (served / "clinicaltrials" / "NCT04392011.json").unlink()
+    study = _edit_study(served, "NCT06089980", **_updated_today())
+    study["protocolSection"]["identificationModule"]["nctIdAliases"] = ["NCT04392011"]
+    (served / "clinicaltrials" / "NCT06089980.json").write_text(json.dumps(study, indent=1))
+
+    for server in _serve(served):
+        assert _refresh(data_dir, server) == 0
+
+    latest = _latest(data_dir)
+    assert latest["previous_version"] == first
+    release = data_dir / "releases" / latest["version"]
+    removed = pq.read_table(release / latest["tables"]["removed_records"]["file"]).to_pylist()
+    assert {r["record_id"]: r for r in removed} == {
+        "NCT05457803": {
+            "record_type": "study",
+            "record_id": "NCT05457803",
+            "sources": ["clinicaltrials.gov"],
+            "last_version_seen": first,
+            "removed_in_version": latest["version"],
+            "merged_into": None,
+        },
+        "NCT04392011": {
+            "record_type": "study",
+            "record_id": "NCT04392011",
+            "sources": ["clinicaltrials.gov"],
+            "last_version_seen": first,
+            "removed_in_version": latest["version"],
+            "merged_into": "NCT06089980",
+        },
+    }
+    versions = pq.read_table(release / latest["tables"]["record_versions"]["file"]).to_pylist()
+    now = {(r["record_id"], r["change"]) for r in versions if r["version"] == latest["version"]}
+    assert {("NCT05457803", "removed"), ("NCT04392011", "removed")} <= now
