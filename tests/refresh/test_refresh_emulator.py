@@ -6,13 +6,12 @@ with short timeouts and back-off so the faulted runs stay fast.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
-import pyarrow.parquet as pq
 import pytest
 
 from pipelines import paths
@@ -37,28 +36,40 @@ def emulator() -> Iterator[EmulatorServer]:
     yield from _serve()
 
 
+BundledTables = Callable[[Path], dict[str, str]]
+
+
 @pytest.fixture(scope="module")
-def bundled_tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """sha256 of every table Parquet of a plain `build` on data/snapshot."""
-    data_dir = tmp_path_factory.mktemp("bundled")
-    assert main(["build", "--data-dir", str(data_dir)]) == 0
-    return _table_hashes(data_dir)
+def bundled_tables(tmp_path_factory: pytest.TempPathFactory) -> BundledTables:
+    """sha256 of every table Parquet of `build` on data/snapshot, under a refresh's version.
+
+    A refresh is captured today and data/snapshot on its own date; the history tables name the
+    version, so the build publishes under the version the refresh got (`--release-version`) and
+    every table, history included, is compared as the bytes of its file. Built once per version.
+    """
+    built: dict[str, dict[str, str]] = {}
+
+    def like(refreshed: Path) -> dict[str, str]:
+        version = _manifest(refreshed)["version"]
+        if version not in built:
+            data_dir = tmp_path_factory.mktemp("bundled")
+            assert main(["build", "--data-dir", str(data_dir), "--release-version", version]) == 0
+            built[version] = _table_hashes(data_dir)
+        return built[version]
+
+    return like
+
+
+def _manifest(data_dir: Path) -> dict[str, Any]:
+    (manifest,) = sorted((data_dir / "releases").glob("*/manifest.json"))
+    return dict(json.loads(manifest.read_text()))
 
 
 def _table_hashes(data_dir: Path) -> dict[str, str]:
-    """sha256 per released table; history tables as their rows with the version left out.
-
-    A refresh is captured today and `build` on data/snapshot carries the bundled capture date,
-    so the two releases have different versions, which the history tables name by design.
-    """
-    (manifest,) = sorted((data_dir / "releases").glob("*/manifest.json"))
-    tables = json.loads(manifest.read_text())["tables"]
-    hashes = {name: entry["sha256"] for name, entry in tables.items() if name not in HISTORY_NAMES}
-    for name in HISTORY_NAMES:
-        rows = pq.read_table(manifest.parent / tables[name]["file"]).to_pylist()
-        versionless = [{k: v for k, v in row.items() if "version" not in k} for row in rows]
-        hashes[name] = hashlib.sha256(repr(versionless).encode()).hexdigest()
-    return hashes
+    """sha256 of every released table's Parquet file (quarantine and history tables included)."""
+    tables = _manifest(data_dir)["tables"]
+    assert set(HISTORY_NAMES) <= set(tables)
+    return {name: entry["sha256"] for name, entry in tables.items()}
 
 
 def _refresh(data_dir: Path, *base_urls: str) -> int:
@@ -74,11 +85,11 @@ def _recorded(data_dir: Path) -> Path:
 
 
 def test_refresh_from_emulator_publishes_tables_identical_to_build(
-    tmp_path: Path, emulator: EmulatorServer, bundled_tables: dict[str, str]
+    tmp_path: Path, emulator: EmulatorServer, bundled_tables: BundledTables
 ) -> None:
     assert _refresh(tmp_path, f"all={emulator.base_url}") == 0
 
-    assert _table_hashes(tmp_path) == bundled_tables
+    assert _table_hashes(tmp_path) == bundled_tables(tmp_path)
     folder = _recorded(tmp_path)
     info = json.loads((folder / "SNAPSHOT.json").read_text())
     assert info["method"] == "recorded" and info["complete"] is True
@@ -109,7 +120,7 @@ stall, three 429s): found by replaying `FaultPlan`'s draw over those request tar
 
 
 def test_refresh_through_seeded_faults_of_every_kind_publishes_the_same_tables(
-    tmp_path: Path, bundled_tables: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, bundled_tables: BundledTables, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("KRATOM_EVIDENCE_EMAIL", "NCBI_API_KEY", "OPENALEX_API_KEY"):
         monkeypatch.delenv(name, raising=False)  # they change the URLs the faults are keyed by
@@ -117,7 +128,7 @@ def test_refresh_through_seeded_faults_of_every_kind_publishes_the_same_tables(
         assert _refresh(tmp_path, f"all={server.base_url}") == 0
         injected = [kind for kind, _ in server.faults.injected]
 
-    assert _table_hashes(tmp_path) == bundled_tables
+    assert _table_hashes(tmp_path) == bundled_tables(tmp_path)
     assert set(injected) == set(FAULT_KINDS), injected
     log = [json.loads(line) for line in (_recorded(tmp_path) / "requests.jsonl").open()]
     problems = [e["problem"] for e in log if e["problem"]]
@@ -189,7 +200,7 @@ def test_secrets_never_reach_files_or_output(
 
 
 def test_rerun_after_a_failed_refresh_resumes_without_fetching_a_page_twice(
-    tmp_path: Path, bundled_tables: dict[str, str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, bundled_tables: BundledTables, capsys: pytest.CaptureFixture[str]
 ) -> None:
     down = make_server(paths.BUNDLED_SNAPSHOT, faults=1.0)
     down.faults.kinds = ("http503",)
@@ -210,5 +221,5 @@ def test_rerun_after_a_failed_refresh_resumes_without_fetching_a_page_twice(
     refetched = {p for p in fetched_first & fetched_again if "/esearch.fcgi?" not in p}
     assert refetched == set()
     assert any(path.startswith("/crossref/") for path in fetched_again)
-    assert _table_hashes(tmp_path) == bundled_tables
+    assert _table_hashes(tmp_path) == bundled_tables(tmp_path)
     assert "left incomplete" in capsys.readouterr().err
