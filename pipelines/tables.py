@@ -256,7 +256,8 @@ def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Registered studies, plus primary studies known only from the literature.
 
     Writes `curated.literature_links`: the text-mention links, for the study_publications
-    table (a literature study names its own paper in `source_publication_id`).
+    table (a literature study names its own paper in `source_publication_id`), and
+    `curated.literature_papers`: what became of each PMID paper, for the manifest.
     """
     registered = staged(con, "studies")
     links = remap(all_links(con, reference_dir), "publication_id", publication_id_map(con))
@@ -283,6 +284,12 @@ def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     )
     write_table(
         con, "curated.literature_links", pa.Table.from_pandas(extra_links, preserve_index=False)
+    )
+    papers = pd.DataFrame(
+        found["literature_papers"], columns=["publication_id", "outcome", "basis"], dtype=object
+    )
+    write_table(
+        con, "curated.literature_papers", pa.Table.from_pandas(papers, preserve_index=False)
     )
     return Built(pd.concat([registered, literature], ignore_index=True))
 

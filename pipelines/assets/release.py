@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipelines.assets.curated import STATS_TABLE as TABLE_STATS
 from pipelines.assets.staging import STATS_TABLE as SOURCE_STATS
+from pipelines.normalize.literature_studies import paper_accounting
 from pipelines.release.describe import describe_release
 from pipelines.release.publish import publish
 from pipelines.resources import ReleaseResource, SnapshotResource
@@ -92,7 +93,15 @@ def accounting(con: duckdb.DuckDBPyConnection, out_rows: dict[str, int]) -> dict
             "rows_merged": merged,
             "by_source": by_source,
         }
-    return {"sources": per_source, "tables": per_table}
+    return {"sources": per_source, "tables": per_table, "literature": literature_books(con)}
+
+
+def literature_books(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
+    """What became of each PMID paper (studies, reports, not studies, unclassified ids)."""
+    rows = con.execute(
+        "SELECT publication_id, outcome FROM curated.literature_papers ORDER BY publication_id"
+    ).fetchall()
+    return paper_accounting({"publication_id": pid, "outcome": out} for pid, out in rows)
 
 
 @dg.asset(

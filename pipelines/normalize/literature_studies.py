@@ -9,6 +9,8 @@ Two jobs on merged publications:
   `source_publication_id` (the paper is the study's own record, not a link). Reviews,
   editorials, comments, letters and guidelines stay publications. A paper linked to a
   registered study reports it.
+A PMID paper that no rule classifies is neither: `literature_studies` lists it as unclassified
+for the release manifest (`paper_accounting`), so a missing rule shows instead of a dropped paper.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from schemas import vocab
 
 DESIGN_RULES_FILE = REFERENCE_DIR / "design_rules.csv"
 NOT_A_STUDY = "not_a_study"
+PAPER_OUTCOMES = ("study", "reports_registered_study", "not_a_study", "unclassified")
+"""What became of a PMID paper: its own study, a report of a registered study, a publication
+that a rule says is not a primary study, or a paper no rule classifies."""
 HUMAN_DESIGNS = frozenset(
     {"rct", "non_randomised_trial", "observational", "case_report", "survey", "qualitative"}
 )
@@ -171,9 +176,10 @@ def literature_studies(
         rules: from `load_design_rules`.
 
     Returns:
-        {"studies": [...], "study_publications": [...]}: one study per literature-only primary
-        study (its paper in `source_publication_id`) and the text-mention links not already
-        known.
+        {"studies": [...], "study_publications": [...], "literature_papers": [...]}: one study
+        per literature-only primary study (its paper in `source_publication_id`), the
+        text-mention links not already known, and what became of each PMID paper
+        (`publication_id`, `outcome` from PAPER_OUTCOMES, `basis`: the deciding rule's field).
     """
     pubs = sorted(publications, key=lambda p: p["publication_id"])
     known = {(link["study_id"], link["publication_id"]) for link in links}
@@ -184,14 +190,50 @@ def literature_studies(
     ]
     reporting = {pid for _, pid in known} | {link["publication_id"] for link in mentions}
     studies: list[dict[str, Any]] = []
+    papers: list[dict[str, Any]] = []
     for publication in pubs:
-        if not publication.get("pmid") or publication["publication_id"] in reporting:
+        if not publication.get("pmid"):
+            continue
+        if publication["publication_id"] in reporting:
+            papers.append(_paper(publication, "reports_registered_study", None))
             continue
         found = classify(publication, rules)
-        if found.design is None:
-            continue
-        studies.append(_study_row(f"PMID:{publication['pmid']}", publication, found))
-    return {"studies": studies, "study_publications": mentions}
+        if found.design is not None:
+            studies.append(_study_row(f"PMID:{publication['pmid']}", publication, found))
+        papers.append(_paper(publication, _outcome(found), found.design_basis))
+    return {"studies": studies, "study_publications": mentions, "literature_papers": papers}
+
+
+def _outcome(found: Classification) -> str:
+    if found.design is not None:
+        return "study"
+    return "not_a_study" if found.design_basis is not None else "unclassified"
+
+
+def _paper(publication: Mapping[str, Any], outcome: str, basis: str | None) -> dict[str, Any]:
+    return {"publication_id": publication["publication_id"], "outcome": outcome, "basis": basis}
+
+
+def paper_accounting(papers: Iterable[Mapping[str, Any]]) -> dict[str, object]:
+    """Manifest lines for PMID papers: counts per outcome and the unclassified papers by id.
+
+    A paper that no design rule classifies is listed rather than made a study of design
+    `other`: its design is unknown, and counting it would put it on the evidence map.
+    """
+    rows = list(papers)
+    counts = {outcome: 0 for outcome in PAPER_OUTCOMES}
+    for row in rows:
+        counts[row["outcome"]] += 1
+    return {
+        "papers": len(rows),
+        "studies": counts["study"],
+        "reporting_registered_studies": counts["reports_registered_study"],
+        "not_studies": counts["not_a_study"],
+        "unclassified": sorted(
+            (r["publication_id"] for r in rows if r["outcome"] == "unclassified"),
+            key=lambda pid: int(pid.removeprefix("PMID:")),
+        ),
+    }
 
 
 def _study_row(

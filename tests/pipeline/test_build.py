@@ -13,6 +13,7 @@ import pytest
 from pipelines import paths
 from pipelines.cli import main
 from pipelines.definitions import defs
+from pipelines.normalize.literature_studies import classify, load_design_rules
 from schemas import RELEASED, TABLES
 
 FACTS = paths.PROJECT_ROOT.parent / "shared" / "facts"
@@ -71,26 +72,147 @@ def test_every_registered_study_of_the_facts_is_published(
     assert published["withpower:71101"] == ["unconfirmed_match:NCT07218549"]
 
 
+def _facts(name: str) -> list[dict[str, str]]:
+    if not FACTS.is_dir():
+        pytest.skip("../shared/facts is absent")
+    with open(FACTS / name, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _split(cell: str) -> set[str]:
+    return {part.strip() for part in cell.split(";") if part.strip()}
+
+
+FACTS_REGISTRY_PREFIXES = {"Onderzoek met Mensen": "omon", "withpower.com listing": "withpower"}
+"""Study ids of non-NCT registries, as scripts/reconstruct_snapshot.py makes them."""
+
+
+def _facts_study_id(row: dict[str, str]) -> str:
+    if row["registry"] == "ClinicalTrials.gov":
+        return row["registry_id"]
+    (prefix,) = [
+        p for label, p in FACTS_REGISTRY_PREFIXES.items() if row["registry"].startswith(label)
+    ]
+    return f"{prefix}:{row['registry_id'].removeprefix(prefix + ':')}"
+
+
 def test_curated_inference_links_are_kept_apart(
     bundled_release: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The facts' linked_pmids pairs are curated inferences, even where a paper names the id."""
+    """The facts' linked_pmids pairs (and registry ids a curator read in a paper) are curated
+    inferences, even where a paper names the id."""
+    studies = _facts("registered_studies.csv")
+    facts_pairs = {
+        (_facts_study_id(row), f"PMID:{pmid}")
+        for row in studies
+        for pmid in _split(row["linked_pmids"])
+    }
+    study_ids = {_facts_study_id(row) for row in studies}
+    facts_pairs |= {
+        (study_id, f"PMID:{row['pmid']}")
+        for row in _facts("publications.csv")
+        if row["pmid"]
+        for study_id in _split(row["registry_ids_mentioned"]) & study_ids
+    }
+    assert len(facts_pairs) == 4 and ("omon:52572", "PMID:39724441") in facts_pairs
     rows = _query(
         bundled_release,
         "select study_id, publication_id, link_source from study_publications order by 1, 2",
         capsys,
     )
-    pairs = {(r["study_id"], r["publication_id"]): r["link_source"] for r in rows}
-    facts_pairs = [
-        ("NCT03414099", "PMID:32607084"),
-        ("NCT04392011", "PMID:35335999"),
-        ("NCT04392011", "PMID:36924284"),
-        ("omon:52572", "PMID:39724441"),
-    ]
-    assert {pair: pairs.get(pair) for pair in facts_pairs} == dict.fromkeys(
-        facts_pairs, "curated_inference"
-    )
-    assert "text_mention" not in pairs.values()  # the bundled titles name no registry id
+    inferred = {
+        (r["study_id"], r["publication_id"])
+        for r in rows
+        if r["link_source"] == "curated_inference"
+    }
+    assert facts_pairs <= inferred
+    assert "text_mention" not in {r["link_source"] for r in rows}  # titles name no registry id
+
+
+def _facts_design(row: dict[str, str]) -> str | None:
+    """What the facts say a paper is: its NLM type first, then its survey/preclinical/review tag."""
+    types, tags = _split(row["publication_type"]), _split(row["topic_tags"])
+    for nlm_type, design in (
+        ("Randomized Controlled Trial", "rct"),
+        ("Case Reports", "case_report"),
+        ("Clinical Trial", "non_randomised_trial"),
+    ):
+        if nlm_type in types:
+            return design
+    if types & {"Review", "Systematic Review", "Meta-Analysis"} or "review" in tags:
+        return "not_a_study"
+    return next((tag for tag in ("survey", "preclinical") if tag in tags), None)
+
+
+DESIGN_AGREEMENT_THRESHOLD = 0.9
+"""Share of facts PMID papers with a stated type or tag whose published design agrees (52/55 on
+2026.11.25: two papers tagged survey are observational by their "regular users"/"patrons" title
+words, and a case series published as a systematic review stays a publication)."""
+
+
+def test_literature_designs_agree_with_the_facts(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    facts = [row for row in _facts("publications.csv") if row["pmid"]]
+    designs = {
+        r["study_id"]: r["design"]
+        for r in _query(bundled_release, "select study_id, design from studies", capsys)
+    }
+    reported = {
+        r["publication_id"]: r["study_id"]
+        for r in _query(bundled_release, "select * from study_publications", capsys)
+    }
+    compared = {}
+    for row in facts:
+        wanted = _facts_design(row)
+        if wanted is not None:
+            pid = f"PMID:{row['pmid']}"
+            got = designs.get(pid) or designs.get(reported.get(pid, "")) or "not_a_study"
+            compared[pid] = (wanted, got)
+    assert len(compared) >= 50
+    agreeing = sum(wanted == got for wanted, got in compared.values())
+    disagreeing = {pid: pair for pid, pair in compared.items() if pair[0] != pair[1]}
+    assert agreeing / len(compared) >= DESIGN_AGREEMENT_THRESHOLD, disagreeing
+    covered = {wanted for wanted, _ in compared.values()}
+    assert covered >= {"survey", "preclinical", "case_report", "not_a_study"}
+
+
+def test_every_pmid_paper_of_the_facts_is_accounted_for(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A study, a report of a registered study, not a study by a stated rule, or listed."""
+    manifest = json.loads((_release_dir(bundled_release) / "manifest.json").read_text())
+    books = manifest["accounting"]["literature"]
+    studies = {
+        r["study_id"]
+        for r in _query(
+            bundled_release,
+            "select study_id from studies where evidence_source = 'literature'",
+            capsys,
+        )
+    }
+    reported = {
+        r["publication_id"]
+        for r in _query(bundled_release, "select * from study_publications", capsys)
+    }
+    publications = {
+        r["publication_id"]: r
+        for r in pq.read_table(_release_dir(bundled_release) / "publications.parquet").to_pylist()
+    }
+    rules = load_design_rules()
+    not_studies = set()
+    for row in _facts("publications.csv"):
+        pid = f"PMID:{row['pmid']}"
+        if not row["pmid"] or pid in studies | reported or pid in books["unclassified"]:
+            continue
+        found = classify(publications[pid], rules)
+        assert found.design is None and found.design_basis is not None, pid
+        not_studies.add(pid)
+    assert books["studies"] == len(studies) == 66
+    assert books["reporting_registered_studies"] == len(reported) == 4
+    assert books["not_studies"] == len(not_studies) == 20
+    assert books["unclassified"] == []
+    assert books["papers"] == 90
 
 
 def test_reviews_tagged_by_the_facts_stay_publications_only(

@@ -55,7 +55,7 @@ def test_moved_then_copied_data_dir_reads_time_travels_and_publishes(
 
     count = "SELECT count(*) AS n FROM studies"
     bundled = _query(moved, count, capsys=capsys)
-    assert bundled == [{"n": 66}]
+    assert bundled == [{"n": 79}]
 
     variant = variant_snapshot(tmp_path / "variant")
     assert main(["build", "--snapshot", str(variant), "--data-dir", str(moved)]) == 0
@@ -68,8 +68,8 @@ def test_moved_then_copied_data_dir_reads_time_travels_and_publishes(
     shutil.rmtree(moved)
     latest = _query(copied, count, capsys=capsys)
     old = _query(copied, count, "--release-version", BASE, capsys=capsys)
-    assert latest == [{"n": 65}]
-    assert old == [{"n": 66}]
+    assert latest == [{"n": 78}]
+    assert old == [{"n": 79}]
     dropped = f"SELECT count(*) AS n FROM studies WHERE study_id = '{DROPPED_STUDY}'"
     assert _query(copied, dropped, "--release-version", BASE, capsys=capsys) == [{"n": 1}]
 
@@ -101,4 +101,4 @@ def test_readme_attach_sql_reads_a_moved_data_dir(tmp_path: Path) -> None:
     versions = [row[0] for row in results[3]]
     assert versions == [f"{BASE}.1", BASE]
     assert (DROPPED_STUDY,) not in [(row[0],) for row in results[4]]
-    assert results[-1] == [(66,)]
+    assert results[-1] == [(79,)]

@@ -56,5 +56,5 @@ def test_two_releases_with_data_files_in_s3_read_back_with_time_travel(
     assert len(object_store.object_keys()) > len(first_keys)
 
     counts = study_counts(capsys, (BASE, f"{BASE}.1"), *where)
-    assert counts[BASE] == {"n": 66, "dropped": 1}
-    assert counts[f"{BASE}.1"] == {"n": 65, "dropped": 0}
+    assert counts[BASE] == {"n": 79, "dropped": 1}
+    assert counts[f"{BASE}.1"] == {"n": 78, "dropped": 0}

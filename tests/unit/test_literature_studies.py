@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from pipelines.normalize.literature_studies import (
+    DESIGN_RULES_FILE,
     classify,
     find_registry_ids,
     literature_studies,
     load_design_rules,
+    paper_accounting,
     text_mention_links,
 )
 from schemas import vocab
@@ -142,6 +144,14 @@ def test_literature_studies_end_to_end() -> None:
         "PMID:2": "PMID:2",
         "PMID:6": "PMID:6",
     }
+    outcomes = {p["publication_id"]: p["outcome"] for p in rows["literature_papers"]}
+    assert outcomes == {
+        "PMID:1": "reports_registered_study",
+        "PMID:2": "study",
+        "PMID:3": "not_a_study",
+        "PMID:4": "reports_registered_study",
+        "PMID:6": "study",
+    }
 
 
 def test_bad_rule_file_is_refused(tmp_path: Path) -> None:
@@ -163,7 +173,10 @@ def test_reviews_the_facts_tag_stay_publications(pmid: str, title: str) -> None:
     assert classify(pub(pmid, title), RULES).design is None
     assert classify(pub("1", title), RULES).design == "preclinical"
     rows = literature_studies([pub(pmid, title)], [], set(), RULES)
-    assert rows == {"studies": [], "study_publications": []}
+    assert rows["studies"] == [] and rows["study_publications"] == []
+    assert rows["literature_papers"] == [
+        {"publication_id": f"PMID:{pmid}", "outcome": "not_a_study", "basis": "pmid"}
+    ]
 
 
 def test_pmid_rule_term_must_be_a_pmid(tmp_path: Path) -> None:
@@ -171,3 +184,61 @@ def test_pmid_rule_term_must_be_a_pmid(tmp_path: Path) -> None:
     path.write_text("target,field,term,value,rank,source\ndesign,pmid,PMID:1,not_a_study,0,me\n")
     with pytest.raises(ValueError, match="not a PMID"):
         load_design_rules(path)
+
+
+@pytest.mark.parametrize(
+    ("title", "design"),
+    [
+        ("Seizure and coma following Kratom (Mitragynina speciosa Korth) exposure", "case_report"),
+        ("Self-treatment of opioid withdrawal with a dietary supplement, Kratom", "case_report"),
+        ('A coincidence of addiction to "Kratom" and severe primary hypothyroidism', "case_report"),
+        (
+            "Substance Use Disorder Following Consumption of a Novel Synthetic Product",
+            "case_report",
+        ),
+        ("Kratom exposure following ingestion in rats", "preclinical"),
+        ("Self-treatment of opioid withdrawal with kratom: an online survey", "survey"),
+        ("Hormone levels in regular Mitragyna speciosa (Korth.) users", "observational"),
+        ("Long-Term Cognitive Effects of Kratom (Mitragyna speciosa Korth.) Use", "observational"),
+        ("Kratom Use and Toxicities in the United States", "observational"),
+        ("Behavioral and neurochemical characterization of kratom extract", "preclinical"),
+        ("Pseudoindoxyls with Mu Agonism and Delta Antagonism", "preclinical"),
+        ("G protein-biased kratom-alkaloids for alcohol use disorder", "preclinical"),
+        ("Quality of information on websites selling kratom", "other"),
+        ("Controversies in Assessment, Diagnosis, and Treatment of Kratom Use Disorder", None),
+        ('Kratom use as more than a "self-treatment"', None),
+        ("From kratom to mitragynine: physiological and behavioral effects", None),
+    ],
+)
+def test_title_rules_for_papers_without_publication_types(title: str, design: str | None) -> None:
+    """Title wording classifies papers whose record has no NLM type; cohort/animal words win."""
+    assert classify(pub("1", title), RULES).design == design
+
+
+def test_paper_matching_no_rule_is_listed_not_dropped() -> None:
+    papers = [
+        pub("12", "Kratom", ["Journal Article"]),
+        pub("3", "Mitragynine", []),
+        pub("7", "Kratom: a review", ["Review"]),
+        pub("8", "Kratom use: an online survey"),
+        pub(None, "Kratom"),
+    ]
+    rows = literature_studies(papers, [], set(), RULES)
+    assert [s["study_id"] for s in rows["studies"]] == ["PMID:8"]
+    assert paper_accounting(rows["literature_papers"]) == {
+        "papers": 4,
+        "studies": 1,
+        "reporting_registered_studies": 0,
+        "not_studies": 1,
+        "unclassified": ["PMID:3", "PMID:12"],
+    }
+
+
+def test_pmid_rules_for_facts_tags_name_their_source() -> None:
+    """A PMID rule is a curated fact: each says which facts tag it copies."""
+    pmid_rules = [r for r in RULES if r.field == "pmid"]
+    assert len(pmid_rules) == 8
+    text = DESIGN_RULES_FILE.read_text(encoding="utf-8")
+    for rule in pmid_rules:
+        (line,) = [ln for ln in text.splitlines() if f",pmid,{rule.term}," in ln]
+        assert "shared/facts/publications.csv: topic tag" in line
