@@ -1,0 +1,86 @@
+"""The README's "What a refresh records" against a real recorded snapshot.
+
+A small synthetic snapshot is refreshed over loopback through seeded 503s and 429s, so the
+request log holds retries; the section must name every key the files really have, and its
+duckdb example, run as written on that log, must count what search_strategy.json counts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipelines import paths
+from pipelines.emulator import make_server, running
+from pipelines.refresh import Credentials, HttpSettings, parse_base_urls, refresh
+from tests.refresh import synthetic
+
+COUNTS = synthetic.Counts(
+    clinicaltrials=4, pubmed=4, europepmc=4, openalex=4, crossref=4, chembl=4, cids=2
+)
+pytestmark = pytest.mark.slow  # the faulted refresh and its imports take ~5 s
+
+ROW = re.compile(r"│\s*(\w+)\s*│\s*(\d+)\s*│\s*(\d+)\s*│")
+
+
+def _section() -> str:
+    text = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    return text.split("### What a refresh records", 1)[1].split("\n### ", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A snapshot a refresh recorded through faults that are retried."""
+    root = tmp_path_factory.mktemp("readme")
+    served = synthetic.write_snapshot(root / "served", COUNTS)
+    reference = synthetic.write_reference(root / "reference", COUNTS)
+    server = make_server(served, faults=0.3, seed=3, retry_after_seconds=0)
+    server.faults.kinds = ("http503", "http429_seconds")
+    with running(server):
+        result = refresh(
+            root / "data",
+            parse_base_urls([f"all={server.base_url}"]),
+            Credentials(),
+            datetime.now(UTC),
+            settings=HttpSettings(timeout=2.0, backoff_base=0.01, pace=0.0, page_size=2),
+            reference_dir=reference,
+            show_progress=False,
+        )
+    assert result.complete, result.first_error
+    assert server.faults.injected
+    return result.snapshot_dir
+
+
+def test_readme_names_every_key_the_recorded_files_have(recorded: Path) -> None:
+    named = set(re.findall(r"`(\w+)`", _section()))
+    info = json.loads((recorded / "SNAPSHOT.json").read_text())
+    log = [json.loads(line) for line in (recorded / "requests.jsonl").read_text().splitlines()]
+    strategy = json.loads((recorded / "search_strategy.json").read_text())
+    keys = {
+        "SNAPSHOT.json": set(info) | {"incremental_from", "supersedes"},
+        "requests.jsonl": {key for entry in log for key in entry},
+        "search_strategy.json": set(strategy).union(*strategy["sources"].values()),
+    }
+
+    assert {name: sorted(found - named) for name, found in keys.items()} == {
+        name: [] for name in keys
+    }
+
+
+def test_readme_duckdb_example_counts_requests_and_retries_like_the_search_strategy(
+    recorded: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (code,) = re.findall(r"```python\n(.*?)```", _section(), re.DOTALL)
+    code = code.replace("data/snapshots/<stamp>", recorded.as_posix())
+    capfd.readouterr()
+
+    exec(compile(code, "README.md", "exec"), {})
+
+    shown = {m[1]: (int(m[2]), int(m[3])) for m in ROW.finditer(capfd.readouterr().out)}
+    strategy = json.loads((recorded / "search_strategy.json").read_text())["sources"]
+    assert shown == {s: (o["requests"], o["retries"]) for s, o in strategy.items()}
+    assert sum(retries for _, retries in shown.values()) > 0
