@@ -201,6 +201,7 @@ def test_pmid_rule_term_must_be_a_pmid(tmp_path: Path) -> None:
         ("Hormone levels in regular Mitragyna speciosa (Korth.) users", "observational"),
         ("Long-Term Cognitive Effects of Kratom (Mitragyna speciosa Korth.) Use", "observational"),
         ("Kratom Use and Toxicities in the United States", "observational"),
+        ("Kratom regulation in the United States", None),
         ("Behavioral and neurochemical characterization of kratom extract", "preclinical"),
         ("Pseudoindoxyls with Mu Agonism and Delta Antagonism", "preclinical"),
         ("G protein-biased kratom-alkaloids for alcohol use disorder", "preclinical"),
