@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,33 @@ def test_curated_targets_say_where_their_id_came_from(bundled_release: Path) -> 
             assert row["target_id_source"] == "curated_exact", row
     flagged = {(r["compound_id"], r["value"]) for r in rows if r["flag"] == "as_printed_conflict"}
     assert flagged == {("mitragynine", 77.9), ("7-hydroxymitragynine", 709.0)}
+
+
+UNMEASURED_INTRO = "no outcome are asked for apart"
+EXPECTED_UNMEASURED = {
+    ("kratom", "non_randomised_trial"): ["NCT05812001", "NCT07218549", "withpower:71101"],
+    ("kratom", "observational"): ["NCT05457803", "NCT06089980", "NCT06640569"],
+    ("kratom", "rct"): ["NCT06072170"],
+    ("mitragynine", "rct"): ["NCT07204171"],
+    ("oxycodone", "non_randomised_trial"): ["withpower:71101"],
+}
+"""Registered records the facts give no outcome: the README lists them and why."""
+
+
+def _readme_query(intro: str) -> str:
+    readme = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split(intro, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    words = shlex.split(block)
+    assert words[:2] == [".venv/bin/kratom-evidence", "query"], words
+    return words[2]
+
+
+def test_readme_query_for_registered_records_without_outcomes_answers_as_it_says(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _query(bundled_release, _readme_query(UNMEASURED_INTRO), capsys)
+    found = {(r["compound_id"], r["design"]): r["study_ids"] for r in rows}
+    assert found == EXPECTED_UNMEASURED
+    readme = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    for study_id in {s for ids in EXPECTED_UNMEASURED.values() for s in ids}:
+        assert study_id in readme.split(UNMEASURED_INTRO, 1)[0], study_id
