@@ -81,7 +81,8 @@ def normalize(text: str) -> str:
 def hyphen_words(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
     """Normalised text and the spans (in it) of the raw text's hyphen-joined words.
 
-    "7-OH-DPAT (agonist)" -> ("7 oh dpat agonist", ((0, 9), (10, 17))): normalisation turns the
+    "7-OH-DPAT (agonist)" -> ("7 oh dpat agonist", ((0, 9), (10, 17))); the text is exactly
+    `normalize(text)` (separators only ever become single spaces). Normalisation turns the
     hyphens into spaces, the spans remember which normalised words were written as one.
     """
     parts = [n for n in (normalize(c) for c in _WORD_SEPARATORS.split(text)) if n]
@@ -189,27 +190,28 @@ class Lexicon:
             compiled[norm] = Lexicon.build((seen[norm], c) for c in context_terms)
         return cls(tuple(entries), whole_word_max, compiled)
 
-    def _stands(self, term: str, span: tuple[int, int], words: tuple[tuple[int, int], ...]) -> bool:
-        """False for a short term that is only part of a hyphen-joined word ("7-OH-DPAT")."""
-        if _alnum_length(term) > self.whole_word_max:
-            return True
-        starts = {start for start, _ in words}
-        ends = {end for _, end in words}
-        return span[0] in starts and span[1] in ends
+    def _is_short(self, term: str) -> bool:
+        return self.whole_word_max > 0 and _alnum_length(term) <= self.whole_word_max
 
     def find(self, text: str) -> list[Match]:
         """Non-overlapping matches in reading order; where matches overlap the longest wins.
 
-        Short terms inside a longer hyphen-joined word and context-bound terms without their
-        context are dropped before overlaps are resolved.
+        Short terms inside a longer hyphen-joined word ("7-OH" in "7-OH-DPAT") and context-bound
+        terms without their context are dropped before overlaps are resolved.
         """
-        norm, words = hyphen_words(text)
+        norm = normalize(text)
         found = [
             Match(key, m.start(), m.end(), term)
             for key, term, pattern in self.entries
             for m in pattern.finditer(norm)
-            if self._stands(term, m.span(), words) and self._in_context(term, text)
+            if self._in_context(term, text)
         ]
+        short = [m for m in found if self._is_short(m.term)]
+        if short:
+            words = hyphen_words(text)[1]
+            starts, ends = {start for start, _ in words}, {end for _, end in words}
+            inside = {m for m in short if m.start not in starts or m.end not in ends}
+            found = [m for m in found if m not in inside]
         found.sort(key=lambda m: (m.start, -(m.end - m.start), m.key))
         chosen: list[Match] = []
         for match in found:
@@ -219,6 +221,8 @@ class Lexicon:
         return chosen
 
     def _in_context(self, term: str, text: str) -> bool:
+        if not self.contexts:
+            return True
         context = self.contexts.get(normalize(term))
         return context is None or bool(context.find(text))
 
