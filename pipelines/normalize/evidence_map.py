@@ -7,7 +7,9 @@ outcomes). A study names a compound, strongest link first:
 - `title`, `official_title`, `condition`: for registered studies, its registry text names a
   kratom product or alkaloid ("Kratom Use Disorder Management Using Clonidine", condition
   "Kratom"), even when no intervention does (kratom is then the studied exposure, not the arm);
-- `publication`: for literature-only studies, its paper names the compound.
+- `publication`: for literature-only studies, its paper names the compound;
+- `curated`: `data/reference/study_compounds.csv` names it, with the facts that say so (registry
+  hits of a kratom intervention search known only by id and status).
 
 Each cell keeps how each of its studies was linked (`study_links`, "<study_id>=<how>").
 A study with compounds but no outcome rows at all is counted under the domain "other", so it
@@ -102,7 +104,8 @@ def build_evidence_map(
     """Rows of the evidence_map table (schemas.evidence.EvidenceMapCell), sorted by key.
 
     `study_compounds` (study_id, compound_id, linked_by) adds links that are not interventions:
-    registry text (see `text_compound_links`) and literature-only studies' papers. Studies
+    registry text (see `text_compound_links`), literature-only studies' papers and curated
+    links. Studies
     absent from `studies` are ignored (their design and enrollment are unknown); a study
     without a design is counted under "other".
     """
