@@ -15,6 +15,7 @@ from pipelines.cli import main
 from pipelines.definitions import defs
 from pipelines.normalize.literature_studies import classify, load_design_rules
 from schemas import RELEASED, TABLES
+from tests.cli_query import query_json
 
 FACTS = paths.PROJECT_ROOT.parent / "shared" / "facts"
 
@@ -22,12 +23,6 @@ FACTS = paths.PROJECT_ROOT.parent / "shared" / "facts"
 def _release_dir(data_dir: Path) -> Path:
     (folder,) = [p for p in (data_dir / "releases").iterdir() if not p.name.startswith(".")]
     return folder
-
-
-def _query(data_dir: Path, sql: str, capsys: pytest.CaptureFixture[str]) -> list[dict]:
-    capsys.readouterr()
-    assert main(["query", sql, "--data-dir", str(data_dir), "--format", "json"]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def test_release_folder_has_every_table_and_a_true_manifest(bundled_release: Path) -> None:
@@ -65,7 +60,7 @@ def test_every_registered_study_of_the_facts_is_published(
     with open(FACTS / "registered_studies.csv", newline="", encoding="utf-8") as handle:
         facts = list(csv.DictReader(handle))
     nct_ids = {r["registry_id"] for r in facts if r["registry_id"].startswith("NCT")}
-    rows = _query(bundled_release, "select study_id, flags from studies", capsys)
+    rows = query_json(bundled_release, "select study_id, flags from studies", capsys)
     published = {r["study_id"]: r["flags"] for r in rows}
     assert nct_ids <= set(published)
     assert "omon:52572" in published
@@ -115,7 +110,7 @@ def test_curated_inference_links_are_kept_apart(
         for study_id in _split(row["registry_ids_mentioned"]) & study_ids
     }
     assert len(facts_pairs) == 4 and ("omon:52572", "PMID:39724441") in facts_pairs
-    rows = _query(
+    rows = query_json(
         bundled_release,
         "select study_id, publication_id, link_source from study_publications order by 1, 2",
         capsys,
@@ -156,11 +151,11 @@ def test_literature_designs_agree_with_the_facts(
     facts = [row for row in _facts("publications.csv") if row["pmid"]]
     designs = {
         r["study_id"]: r["design"]
-        for r in _query(bundled_release, "select study_id, design from studies", capsys)
+        for r in query_json(bundled_release, "select study_id, design from studies", capsys)
     }
     reported = {
         r["publication_id"]: r["study_id"]
-        for r in _query(bundled_release, "select * from study_publications", capsys)
+        for r in query_json(bundled_release, "select * from study_publications", capsys)
     }
     compared = {}
     for row in facts:
@@ -185,7 +180,7 @@ def test_every_pmid_paper_of_the_facts_is_accounted_for(
     books = manifest["accounting"]["literature"]
     studies = {
         r["study_id"]
-        for r in _query(
+        for r in query_json(
             bundled_release,
             "select study_id from studies where evidence_source = 'literature'",
             capsys,
@@ -193,7 +188,7 @@ def test_every_pmid_paper_of_the_facts_is_accounted_for(
     }
     reported = {
         r["publication_id"]
-        for r in _query(bundled_release, "select * from study_publications", capsys)
+        for r in query_json(bundled_release, "select * from study_publications", capsys)
     }
     publications = {
         r["publication_id"]: r
@@ -218,7 +213,7 @@ def test_every_pmid_paper_of_the_facts_is_accounted_for(
 def test_reviews_tagged_by_the_facts_stay_publications_only(
     bundled_release: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = _query(
+    rows = query_json(
         bundled_release,
         "select p.publication_id, s.study_id from publications p left join studies s "
         "on s.study_id = p.publication_id "
@@ -309,7 +304,7 @@ def test_bad_record_is_quarantined_with_its_reason(
     (snapshot / "clinicaltrials" / "page.json").write_text(json.dumps(page))
     data_dir = tmp_path / "out"
     assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
-    rows = _query(
+    rows = query_json(
         data_dir,
         "select table_name, source, reason, source_file from quarantine "
         "where source = 'clinicaltrials'",

@@ -7,7 +7,6 @@ Questions a reader asks of a release, asked the way a reader would: SQL through
 from __future__ import annotations
 
 import csv
-import json
 import shlex
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import paths
-from pipelines.cli import main
+from tests.cli_query import query_json
 
 pytestmark = pytest.mark.slow
 
@@ -67,12 +66,6 @@ FACT_IDENTIFIERS = {
 """Published compounds column -> ../shared/facts/compounds.csv column."""
 
 
-def _query(data_dir: Path, sql: str, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
-    capsys.readouterr()
-    assert main(["query", sql, "--data-dir", str(data_dir), "--format", "json"]) == 0
-    return list(json.loads(capsys.readouterr().out))
-
-
 def _release_table(data_dir: Path, table: str) -> list[dict[str, Any]]:
     (folder,) = [p for p in (data_dir / "releases").iterdir() if not p.name.startswith(".")]
     return list(pq.read_table(folder / f"{table}.parquet").to_pylist())
@@ -85,10 +78,10 @@ def _facts(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_where_are_there_no_rcts_is_one_query(
+def test_where_are_there_no_rcts_is_onequery_json(
     bundled_release: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = _query(bundled_release, NO_RCT_SQL, capsys)
+    rows = query_json(bundled_release, NO_RCT_SQL, capsys)
     found = {(r["compound_id"], r["domain"]): r["study_ids"] for r in rows}
     assert found == EXPECTED_NO_RCT
     withdrawal = next(
@@ -101,7 +94,7 @@ def test_where_are_there_no_rcts_is_one_query(
 def test_registered_kratom_studies_named_only_in_registry_text_are_on_the_map(
     bundled_release: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = _query(
+    rows = query_json(
         bundled_release,
         "SELECT s.study_id, m.domain, link, list_contains(m.unmeasured_study_ids, s.study_id) "
         "AS unmeasured FROM evidence_map m, unnest(m.study_links) AS u(link), "
@@ -120,7 +113,7 @@ def test_registered_kratom_studies_named_only_in_registry_text_are_on_the_map(
 def test_kratom_intervention_search_hits_without_text_are_on_the_map_as_curated(
     bundled_release: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = _query(
+    rows = query_json(
         bundled_release,
         "SELECT m.compound_id, m.domain, m.design, link, "
         "list_contains(m.unmeasured_study_ids, split_part(link, '=', 1)) AS unmeasured "
@@ -172,7 +165,7 @@ def test_every_facts_compound_is_published_with_exactly_the_facts_identifiers(
 def test_every_registered_non_placebo_intervention_has_a_compound(
     bundled_release: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = _query(
+    rows = query_json(
         bundled_release,
         "SELECT i.study_id, i.intervention_name, i.compound_id, i.product_form "
         "FROM interventions i JOIN studies s USING (study_id) "
@@ -190,7 +183,7 @@ def test_every_registered_non_placebo_intervention_has_a_compound(
 def test_every_registered_outcome_has_a_domain(
     bundled_release: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = _query(
+    rows = query_json(
         bundled_release,
         "SELECT o.study_id, o.title, o.domain FROM outcomes o JOIN studies s USING (study_id) "
         "WHERE s.evidence_source = 'registry' ORDER BY 1, 2",
@@ -226,7 +219,7 @@ EXPECTED_UNMEASURED = {
 """Registered records the facts give no outcome: the README lists them and why."""
 
 
-def _readme_query(intro: str) -> str:
+def _readmequery_json(intro: str) -> str:
     readme = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split(intro, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     words = shlex.split(block)
@@ -237,7 +230,7 @@ def _readme_query(intro: str) -> str:
 def test_readme_query_for_registered_records_without_outcomes_answers_as_it_says(
     bundled_release: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = _query(bundled_release, _readme_query(UNMEASURED_INTRO), capsys)
+    rows = query_json(bundled_release, _readmequery_json(UNMEASURED_INTRO), capsys)
     found = {(r["compound_id"], r["design"]): r["study_ids"] for r in rows}
     assert found == EXPECTED_UNMEASURED
     readme = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")

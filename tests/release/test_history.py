@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.cli import main
 from pipelines.release import catalog
 from pipelines.release.describe import describe_release
 from pipelines.release.history import (
@@ -31,6 +30,7 @@ from pipelines.release.publish import DataDir, publish
 from pipelines.release.validate import check_table, validate_release
 from pipelines.snapshot import SnapshotInfo
 from schemas import HISTORY, QUARANTINE, TABLES
+from tests.cli_query import query_json
 from tests.release.conftest import (
     DELETED_STUDY,
     EDITED_STUDY,
@@ -295,13 +295,6 @@ def test_versions_sort_numerically() -> None:
     ]
 
 
-def _query(data_dir: Path, sql: str, capsys: pytest.CaptureFixture[str], *extra: str) -> Any:
-    capsys.readouterr()
-    args = ["query", sql, "--data-dir", str(data_dir), "--format", "json", *extra]
-    assert main(args) == 0
-    return json.loads(capsys.readouterr().out)
-
-
 @pytest.mark.slow
 def test_query_finds_the_release_in_which_a_trial_status_changed(
     two_releases: TwoReleases, capsys: pytest.CaptureFixture[str]
@@ -311,14 +304,14 @@ def test_query_finds_the_release_in_which_a_trial_status_changed(
         "AND list_contains(changed_fields, 'overall_status')"
     )
     assert EDITED_STUDY == "NCT06089980"
-    assert _query(two_releases.data_dir, sql, capsys) == [{"version": SECOND_VERSION}]
+    assert query_json(two_releases.data_dir, sql, capsys) == [{"version": SECOND_VERSION}]
 
 
 @pytest.mark.slow
 def test_query_finds_the_removed_study_with_its_last_version_seen(
     two_releases: TwoReleases, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    found = _query(
+    found = query_json(
         two_releases.data_dir,
         "SELECT * FROM removed_records ORDER BY record_type, record_id",
         capsys,
@@ -333,7 +326,7 @@ def test_query_finds_the_removed_study_with_its_last_version_seen(
             "merged_into": None,
         }
     ]
-    second = _query(
+    second = query_json(
         two_releases.data_dir,
         "SELECT record_id, change, changed_fields FROM record_versions "
         f"WHERE version = '{SECOND_VERSION}' ORDER BY record_type, record_id",
@@ -349,7 +342,7 @@ def test_query_finds_the_removed_study_with_its_last_version_seen(
 def test_first_release_history_holds_every_record_added(
     two_releases: TwoReleases, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    counts = _query(
+    counts = query_json(
         two_releases.data_dir,
         "SELECT (SELECT count(*) FROM studies) + (SELECT count(*) FROM publications) AS records, "
         "(SELECT count(*) FROM record_versions WHERE change = 'added') AS added, "
@@ -437,7 +430,7 @@ def test_removed_nct_id_that_became_an_alias_is_published_as_merged(
     )
     tables["study_identifiers"] = pa.concat_tables([tables["study_identifiers"], merged])
     assert _publish(tmp_path, tables).version == SECOND_VERSION
-    found = _query(
+    found = query_json(
         tmp_path, "SELECT record_id, merged_into, last_version_seen FROM removed_records", capsys
     )
     assert found == [

@@ -6,7 +6,6 @@ whole data dir must still be able to query it, time-travel in it and publish int
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from pipelines import paths
 from pipelines.cli import main
 from pipelines.release import catalog
+from tests.cli_query import query_json
 from tests.release._snapshots import DROPPED_STUDY, variant_snapshot
 
 pytestmark = pytest.mark.slow
@@ -37,14 +37,6 @@ def _cwd(folder: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def _query(data_dir: Path, sql: str, *extra: str, capsys: pytest.CaptureFixture[str]) -> object:
-    capsys.readouterr()
-    code = main(["query", sql, "--data-dir", str(data_dir), "--format", "json", *extra])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    return json.loads(captured.out)
-
-
 def test_moved_then_copied_data_dir_reads_time_travels_and_publishes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -54,7 +46,7 @@ def test_moved_then_copied_data_dir_reads_time_travels_and_publishes(
     first.rename(moved)
 
     count = "SELECT count(*) AS n FROM studies"
-    bundled = _query(moved, count, capsys=capsys)
+    bundled = query_json(moved, count, capsys)
     assert bundled == [{"n": 79}]
 
     variant = variant_snapshot(tmp_path / "variant")
@@ -66,12 +58,12 @@ def test_moved_then_copied_data_dir_reads_time_travels_and_publishes(
     copied = tmp_path / "copied"
     shutil.copytree(moved, copied)
     shutil.rmtree(moved)
-    latest = _query(copied, count, capsys=capsys)
-    old = _query(copied, count, "--release-version", BASE, capsys=capsys)
+    latest = query_json(copied, count, capsys)
+    old = query_json(copied, count, capsys, "--release-version", BASE)
     assert latest == [{"n": 78}]
     assert old == [{"n": 79}]
     dropped = f"SELECT count(*) AS n FROM studies WHERE study_id = '{DROPPED_STUDY}'"
-    assert _query(copied, dropped, "--release-version", BASE, capsys=capsys) == [{"n": 1}]
+    assert query_json(copied, dropped, capsys, "--release-version", BASE) == [{"n": 1}]
 
 
 def _readme_sql() -> list[str]:

@@ -18,6 +18,7 @@ from pipelines.release.publish import (
     folder_versions,
     next_version,
 )
+from tests.cli_query import query_json
 from tests.release._snapshots import DROPPED_STUDY, fingerprint, variant_snapshot
 
 BASE = "2026.11.25"
@@ -136,21 +137,15 @@ def test_releases_table_records_version_snapshot_time_and_rows(
     assert f"studies={oldest.rows['studies']}" in lines[1]
 
 
-def _query(data_dir: Path, sql: str, capsys: pytest.CaptureFixture[str], *extra: str) -> list:
-    capsys.readouterr()
-    assert main(["query", sql, "--data-dir", str(data_dir), "--format", "json", *extra]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
 def test_query_release_version_reads_that_snapshot(
     two_releases: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     data_dir, _ = two_releases
     sql = f"SELECT count(*) AS n, count(*) FILTER (study_id = '{DROPPED_STUDY}') AS dropped "
     sql += "FROM studies"
-    old = _query(data_dir, sql, capsys, "--release-version", BASE)
-    new = _query(data_dir, sql, capsys, "--release-version", f"{BASE}.1")
-    latest = _query(data_dir, sql, capsys)
+    old = query_json(data_dir, sql, capsys, "--release-version", BASE)
+    new = query_json(data_dir, sql, capsys, "--release-version", f"{BASE}.1")
+    latest = query_json(data_dir, sql, capsys)
     assert old[0]["dropped"] == 1 and new[0]["dropped"] == 0
     assert old[0]["n"] == new[0]["n"] + 1
     assert latest == new
