@@ -15,13 +15,21 @@ from __future__ import annotations
 import csv
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from pipelines import paths
-from pipelines.refresh import LIVE_SOURCES
+from pipelines.refresh import (
+    LIVE_SOURCES,
+    Credentials,
+    HttpSettings,
+    RefreshResult,
+    parse_base_urls,
+    refresh,
+)
 from pipelines.sources import chembl, clinicaltrials, crossref, europepmc, openalex, pubchem, pubmed
 
 CAPTURED_AT = "2026-11-25"
@@ -216,3 +224,30 @@ def _write_csv(path: Path, header: list[str], rows: list[dict[str, str]]) -> Non
         writer = csv.DictWriter(handle, fieldnames=header, restval="")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def quick_refresh(
+    data_dir: Path,
+    base_url: str,
+    reference: Path,
+    *,
+    page_size: int,
+    credentials: Credentials | None = None,
+    now: datetime | None = None,
+    since_last: bool = False,
+    backoff_base: float = 0.02,
+) -> RefreshResult:
+    """A refresh of every source from one emulator, at test speed: no pacing, a short timeout
+    and back-off, pages of `page_size` so that small snapshots still page."""
+    return refresh(
+        data_dir,
+        parse_base_urls([f"all={base_url}"]),
+        credentials or Credentials(),
+        now or datetime.now(UTC),
+        settings=HttpSettings(
+            timeout=2.0, backoff_base=backoff_base, pace=0.0, page_size=page_size
+        ),
+        reference_dir=reference,
+        show_progress=False,
+        since_last=since_last,
+    )

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pipelines import paths
 from pipelines.emulator import make_server, running
-from pipelines.refresh import Credentials, HttpSettings, parse_base_urls, refresh
 from tests.refresh import synthetic
 
 COUNTS = synthetic.Counts(
@@ -41,14 +39,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     server = make_server(served, faults=0.3, seed=3, retry_after_seconds=0)
     server.faults.kinds = ("http503", "http429_seconds")
     with running(server):
-        result = refresh(
-            root / "data",
-            parse_base_urls([f"all={server.base_url}"]),
-            Credentials(),
-            datetime.now(UTC),
-            settings=HttpSettings(timeout=2.0, backoff_base=0.01, pace=0.0, page_size=2),
-            reference_dir=reference,
-            show_progress=False,
+        result = synthetic.quick_refresh(
+            root / "data", server.base_url, reference, page_size=2, backoff_base=0.01
         )
     assert result.complete, result.first_error
     assert server.faults.injected

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import pytest
 from pipelines import paths, snapshot
 from pipelines.cli import main
 from pipelines.emulator import make_server, running
-from pipelines.refresh import LIVE_SOURCES, Credentials, HttpSettings, parse_base_urls, refresh
+from pipelines.refresh import LIVE_SOURCES
 from pipelines.staging import PARSERS
 from tests.refresh import synthetic
 from tests.refresh.test_refresh_emulator import _table_hashes
@@ -44,14 +43,8 @@ def test_refresh_paging_every_source_publishes_tables_identical_to_build(tmp_pat
     reference = synthetic.write_reference(tmp_path / "reference", COUNTS)
     server = make_server(served)
     with running(server):
-        result = refresh(
-            tmp_path / "refreshed",
-            parse_base_urls([f"all={server.base_url}"]),
-            Credentials(),
-            datetime.now(UTC),
-            settings=HttpSettings(timeout=2.0, backoff_base=0.02, pace=0.0, page_size=PAGE),
-            reference_dir=reference,
-            show_progress=False,
+        result = synthetic.quick_refresh(
+            tmp_path / "refreshed", server.base_url, reference, page_size=PAGE
         )
     assert result.complete
 

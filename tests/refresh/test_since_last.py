@@ -429,14 +429,13 @@ def test_interrupted_since_last_resumes_its_own_snapshot_and_chains_on_an_increm
 def _openalex_since_last(data_dir: Path, served: Path, reference: Path, key: str | None) -> Path:
     """A --since-last refresh of `served` on top of `data_dir`'s snapshot, with or without key."""
     for server in _serve(served):
-        result = refresh(
+        result = synthetic.quick_refresh(
             data_dir,
-            parse_base_urls([f"all={server.base_url}"]),
-            Credentials(openalex_api_key=key),
-            datetime.now(UTC) + timedelta(seconds=5),
-            settings=HttpSettings(timeout=2.0, backoff_base=0.02, pace=0.0, page_size=3),
-            reference_dir=reference,
-            show_progress=False,
+            server.base_url,
+            reference,
+            page_size=3,
+            credentials=Credentials(openalex_api_key=key),
+            now=datetime.now(UTC) + timedelta(seconds=5),
             since_last=True,
         )
         asked = _params(list(server.requests), "openalex")
@@ -456,15 +455,7 @@ def test_openalex_since_last_asks_in_full_without_a_key_and_by_change_date_with_
     served = synthetic.write_snapshot(tmp_path / "served", counts)
     reference = synthetic.write_reference(tmp_path / "reference", counts)
     for server in _serve(served):
-        base = refresh(
-            tmp_path / "base",
-            parse_base_urls([f"all={server.base_url}"]),
-            Credentials(),
-            datetime.now(UTC),
-            settings=HttpSettings(timeout=2.0, backoff_base=0.02, pace=0.0, page_size=3),
-            reference_dir=reference,
-            show_progress=False,
-        )
+        base = synthetic.quick_refresh(tmp_path / "base", server.base_url, reference, page_size=3)
     assert base.complete
     works = served / "openalex" / "works-0001.json"
     page = json.loads(works.read_text())
