@@ -72,3 +72,14 @@ LINK_SOURCES = (
 )
 COMPOUND_ROLES = ("kratom_alkaloid", "kratom_product", "comparator", "other")
 MATCHED_IN = ("title", "abstract", "mesh", "keywords")
+INTERACTION_SETTINGS = ("clinical", "in_vitro", "animal")
+ADVERSE_EVENT_TYPES = ("serious", "other")
+FLOW_KINDS = ("milestone", "drop_withdraw")
+OUTCOME_CHANGE_STATUSES = (
+    "matched",
+    "registered_not_reported",
+    "reported_not_registered",
+    "primary_demoted",
+    "secondary_promoted",
+    "time_frame_changed",
+)

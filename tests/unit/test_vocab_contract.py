@@ -30,6 +30,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, ...]] = {
     ("study_publications", "link_source"): vocab.LINK_SOURCES,
     ("compounds", "role"): vocab.COMPOUND_ROLES,
     ("publication_compounds", "matched_in"): vocab.MATCHED_IN,
+    ("interaction_effects", "setting"): vocab.INTERACTION_SETTINGS,
+    ("adverse_events", "event_type"): vocab.ADVERSE_EVENT_TYPES,
+    ("participant_flow", "kind"): vocab.FLOW_KINDS,
+    ("outcome_changes", "status"): vocab.OUTCOME_CHANGE_STATUSES,
 }
 
 _VALUE_LIST = re.compile(r"(\w+)\*{0,2} \((?:list: )?([^()]*)\)")
