@@ -36,6 +36,7 @@ import orjson
 from defusedxml import ElementTree as SafeET
 
 from pipelines import snapshot
+from pipelines.sources import SOURCES
 
 FAULT_KINDS: tuple[str, ...] = (
     "http500",
@@ -101,7 +102,7 @@ def load_snapshot(snapshot_dir: Path) -> SnapshotRecords:
     A record SNAPSHOT.json lists as superseded (a `--since-last` snapshot) is not served: the
     newer record that replaces it is.
     """
-    from pipelines.staging import PARSERS, superseded_records
+    from pipelines.staging import superseded_records
 
     info = json.loads((snapshot_dir / snapshot.INFO_FILE).read_text(encoding="utf-8"))
     loaded = SnapshotRecords(captured_at=str(info["captured_at"]))
@@ -109,7 +110,7 @@ def load_snapshot(snapshot_dir: Path) -> SnapshotRecords:
 
     def current(source: str, path: Path) -> Callable[[Any], bool]:
         gone = superseded.get(f"{source}/{path.name}", frozenset())
-        return lambda record: not gone or PARSERS[source].record_key(record) not in gone
+        return lambda record: not gone or SOURCES[source].record_key(record) not in gone
 
     for source in ("clinicaltrials", "europepmc", "openalex", "crossref", "chembl"):
         for path in snapshot.source_files(snapshot_dir, source):

@@ -42,7 +42,16 @@ from pipelines.http import (
     SourceHttp,
     require_json,
 )
-from pipelines.sources import chembl, clinicaltrials, crossref, europepmc, openalex, pubchem, pubmed
+from pipelines.sources import (
+    SOURCES,
+    chembl,
+    clinicaltrials,
+    crossref,
+    europepmc,
+    openalex,
+    pubchem,
+    pubmed,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -919,9 +928,7 @@ def superseded_keys(folder: Path, source: str, delta_name: str) -> set[str]:
     Only the delta pages count (named `<delta_name>-NNNN`), never a file already carried over.
     A ClinicalTrials.gov study listing an old id in `nctIdAliases` supersedes that id's record.
     """
-    from pipelines.staging import PARSERS
-
-    parser = PARSERS[source]
+    parser = SOURCES[source]
     keys: set[str] = set()
     for path in snapshot.source_files(folder, source):
         if not path.name.startswith(f"{delta_name}-"):
@@ -950,11 +957,11 @@ def merge_base(folder: Path, base: Path, delta_name: str) -> Carried:
     rewritten: the records this run's delta pages replace (same key, or an old NCT id in
     `nctIdAliases`) are listed per file instead, on top of what the base already listed.
     """
-    from pipelines.staging import PARSERS, superseded_records
+    from pipelines.staging import superseded_records
 
     supersedes = {name: set(keys) for name, keys in superseded_records(base).items()}
     files = 0
-    for source in snapshot.SOURCES:
+    for source in SOURCES:
         drop = superseded_keys(folder, source, delta_name) if source != "registries" else set()
         for path in snapshot.source_files(base, source):
             target = folder / source / path.name
@@ -963,7 +970,7 @@ def merge_base(folder: Path, base: Path, delta_name: str) -> Carried:
             files += 1
             if not drop:
                 continue
-            parser = PARSERS[source]
+            parser = SOURCES[source]
             hit = {key for r in parser.iter_records(path) if (key := parser.record_key(r)) in drop}
             if hit:
                 supersedes.setdefault(f"{source}/{path.name}", set()).update(hit)

@@ -12,28 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-SOURCES: tuple[str, ...] = (
-    "clinicaltrials",
-    "registries",
-    "pubmed",
-    "europepmc",
-    "openalex",
-    "crossref",
-    "pubchem",
-    "chembl",
-)
-"""Source folders a snapshot may hold, in build order."""
+from pipelines.sources import SOURCES
 
-SOURCE_SUFFIX: dict[str, str] = {
-    "clinicaltrials": ".json",
-    "registries": ".csv",
-    "pubmed": ".xml",
-    "europepmc": ".json",
-    "openalex": ".json",
-    "crossref": ".json",
-    "pubchem": ".json",
-    "chembl": ".json",
-}
 INFO_FILE = "SNAPSHOT.json"
 METHODS = ("recorded", "reconstructed")
 
@@ -79,7 +59,7 @@ def read_info(snapshot_dir: Path) -> SnapshotInfo:
 
 
 def source_files(snapshot_dir: Path, source: str) -> list[Path]:
-    """Files of one source, sorted by name; none when the folder is absent.
+    """Files of one registered source, sorted by name; none when the folder is absent.
 
     A file with another suffix is an error, not a silent skip (CONTRACT §3).
     """
@@ -87,7 +67,7 @@ def source_files(snapshot_dir: Path, source: str) -> list[Path]:
     if not folder.is_dir():
         return []
     files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    suffix = SOURCE_SUFFIX[source]
+    suffix = SOURCES[source].suffix
     for path in files:
         if not path.is_file() or path.suffix != suffix:
             raise SnapshotError(f"{path}: not a {source} file (expected *{suffix})")

@@ -10,66 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import duckdb
-import orjson
 
 from pipelines import snapshot
-from pipelines.sources import (
-    chembl,
-    clinicaltrials,
-    crossref,
-    europepmc,
-    openalex,
-    pubchem,
-    pubmed,
-    registries,
-)
-from pipelines.sources.base import RecordError, TableRows
+from pipelines.sources import SOURCES
+from pipelines.sources.base import RecordError
 from pipelines.warehouse import StagingSink, drop_staging
-
-
-@dataclass(frozen=True)
-class SourceParser:
-    """How the staging step reads one source: stream records, parse each, name it."""
-
-    iter_records: Callable[[Path], Iterator[Any]]
-    parse: Callable[[Any], TableRows]
-    record_key: Callable[[Any], str | None]
-    primary_table: str
-    raw: Callable[[Any], str]
-
-
-def _raw_json(record: Any) -> str:
-    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str).decode()
-
-
-def _parser(
-    module: ModuleType,
-    parse: Callable[[Any], TableRows],
-    table: str,
-    raw: Callable[[Any], str] = _raw_json,
-) -> SourceParser:
-    return SourceParser(module.iter_records, parse, module.record_key, table, raw)
-
-
-PARSERS: dict[str, SourceParser] = {
-    "clinicaltrials": _parser(clinicaltrials, clinicaltrials.parse_study, "studies"),
-    "registries": _parser(registries, registries.parse_row, "studies"),
-    "pubmed": _parser(pubmed, pubmed.parse_record, "publications", pubmed.record_raw),
-    "europepmc": _parser(europepmc, europepmc.parse_record, "publications"),
-    "openalex": _parser(openalex, openalex.parse_record, "publications"),
-    "crossref": _parser(crossref, crossref.parse_record, "publications"),
-    "pubchem": _parser(pubchem, pubchem.parse_record, "compounds"),
-    "chembl": _parser(chembl, chembl.parse_record, "compound_targets"),
-}
-"""Sources the build reads, by snapshot folder name."""
-
 
 SUPERSEDES = "supersedes"
 """SNAPSHOT.json key: {file relative to the snapshot: [record keys a newer record replaces]}."""
@@ -118,7 +67,7 @@ def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str
     quarantined first is not "kept", so a later good version of it is staged). A record the
     snapshot lists as superseded is counted and skipped.
     """
-    parser = PARSERS[source]
+    unit = SOURCES[source]
     superseded = superseded_records(snapshot_dir)
     drop_staging(con, source)
     sink = StagingSink(con, source)
@@ -128,13 +77,13 @@ def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str
         stats.files += 1
         file_name = path.relative_to(snapshot_dir).as_posix()
         replaced = superseded.get(file_name, frozenset())
-        for record in parser.iter_records(path):
+        for record in unit.iter_records(path):
             stats.records_read += 1
-            key = parser.record_key(record)
+            key = unit.record_key(record)
             if key is not None and key in replaced:
                 stats.superseded += 1
                 continue
-            raw = parser.raw(record)
+            raw = unit.raw(record)
             fingerprint = hashlib.sha256(raw.encode()).hexdigest() if key is not None else ""
             previous = seen.get(key) if key is not None else None
             if previous is not None and previous[0] == fingerprint:
@@ -142,7 +91,7 @@ def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str
                 continue
             reason = None
             try:
-                rows = parser.parse(record)
+                rows = unit.parse(record)
             except RecordError as exc:
                 reason = str(exc)
             if reason is None and previous is not None and previous[2]:
@@ -157,7 +106,7 @@ def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str
                 sink.add(
                     "quarantine",
                     {
-                        "table_name": parser.primary_table,
+                        "table_name": unit.primary_table,
                         "source": source,
                         "record_key": key,
                         "reason": reason,

@@ -12,7 +12,7 @@ from dagster_duckdb import DuckDBResource
 from pipelines import tables
 from pipelines.curate import enforce, key_set
 from pipelines.resources import ReleaseResource
-from pipelines.staging import PARSERS
+from pipelines.sources import SOURCES
 from pipelines.warehouse import read_frame, write_table
 from schemas import QUARANTINE, TABLES, TableSpec
 from schemas.arrow import arrow_schema, to_arrow
@@ -93,7 +93,7 @@ def _record_stats(
 def _curated_asset(spec: TableSpec) -> dg.AssetsDefinition:
     build = BUILDERS.get(spec.name, _staged_only(spec.name))
     parents = sorted({fk.ref_table for fk in spec.foreign_keys} | set(READS.get(spec.name, ())))
-    deps = [dg.AssetKey(["staging", s]) for s in PARSERS] + [
+    deps = [dg.AssetKey(["staging", s]) for s in SOURCES] + [
         dg.AssetKey(["curated", p]) for p in parents
     ]
 

@@ -1,23 +1,28 @@
 """Raw layer: the snapshot's files per source, inventoried (the bytes stay where they are)."""
 
 import hashlib
+from collections.abc import Iterable
 
 import dagster as dg
 
 from pipelines import snapshot
 from pipelines.resources import SnapshotResource
-from pipelines.staging import PARSERS
+from pipelines.sources import SOURCES
+from pipelines.sources.base import SourceUnit
 
 
-def _raw_asset(source: str) -> dg.AssetsDefinition:
+def raw_asset(unit: SourceUnit) -> dg.AssetsDefinition:
+    """The inventory of one source's snapshot files, with when and how the snapshot was taken."""
+    source = unit.name
+
     @dg.asset(
         key=["raw", source],
         group_name="raw",
-        kinds={"json" if snapshot.SOURCE_SUFFIX[source] == ".json" else "file"},
+        kinds={"json" if unit.suffix == ".json" else "file"},
         description=f"Response bodies of {source} in the snapshot, exactly as recorded.",
     )
     def raw_source(snapshot_store: SnapshotResource) -> dg.MaterializeResult:
-        snapshot_store.info()
+        info = snapshot_store.info()
         files = snapshot.source_files(snapshot_store.folder, source)
         digest = hashlib.sha256()
         total = 0
@@ -31,10 +36,17 @@ def _raw_asset(source: str) -> dg.AssetsDefinition:
                 "bytes": total,
                 "sha256": digest.hexdigest(),
                 "folder": dg.MetadataValue.path(str(snapshot_store.folder / source)),
+                "captured_at": info.captured_at.isoformat(),
+                "method": info.method,
             }
         )
 
     return raw_source
 
 
-RAW_ASSETS = [_raw_asset(source) for source in PARSERS]
+def raw_assets(units: Iterable[SourceUnit]) -> list[dg.AssetsDefinition]:
+    """One raw asset per source unit."""
+    return [raw_asset(unit) for unit in units]
+
+
+RAW_ASSETS = raw_assets(SOURCES.values())

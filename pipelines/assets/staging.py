@@ -1,16 +1,23 @@
 """Staging layer: each source's records parsed into `staging.<source>__<table>` tables."""
 
+from collections.abc import Iterable
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipelines.resources import SnapshotResource
-from pipelines.staging import PARSERS, stage_source
+from pipelines.sources import SOURCES
+from pipelines.sources.base import SourceUnit
+from pipelines.staging import stage_source
 from pipelines.warehouse import ensure_schemas
 
 STATS_TABLE = "staging.source_stats"
 
 
-def _staging_asset(source: str) -> dg.AssetsDefinition:
+def staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
+    """One source's records staged from the snapshot, with its counts in `source_stats`."""
+    source = unit.name
+
     @dg.asset(
         key=["staging", source],
         group_name="staging",
@@ -61,4 +68,9 @@ def _staging_asset(source: str) -> dg.AssetsDefinition:
     return staging_source
 
 
-STAGING_ASSETS = [_staging_asset(source) for source in PARSERS]
+def staging_assets(units: Iterable[SourceUnit]) -> list[dg.AssetsDefinition]:
+    """One staging asset per source unit."""
+    return [staging_asset(unit) for unit in units]
+
+
+STAGING_ASSETS = staging_assets(SOURCES.values())

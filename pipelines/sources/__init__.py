@@ -1,1 +1,51 @@
-"""One module per source: live paging over `pipelines.http`, and pure parsing of raw bodies."""
+"""One module per source; this registry lists each once, and every layer loops over it.
+
+A source module defines `UNIT` (a `SourceUnit`: snapshot files, parsing, live paging, change
+filter, politeness, emulator behaviour). Adding a source means writing its module and adding
+its unit to `_REGISTERED` below; snapshot reading, staging, refresh, the emulator and the asset
+factories pick it up from `SOURCES`.
+"""
+
+from __future__ import annotations
+
+from pipelines.sources import (
+    chembl,
+    clinicaltrials,
+    crossref,
+    europepmc,
+    openalex,
+    pubchem,
+    pubmed,
+    registries,
+)
+from pipelines.sources.base import SourceUnit
+
+SOURCES: dict[str, SourceUnit] = {}
+"""Registered sources by name, in build order (the order of `_REGISTERED`)."""
+
+
+def register(unit: SourceUnit) -> SourceUnit:
+    """Add a source to the registry; a second source of the same name is refused."""
+    if unit.name in SOURCES:
+        raise ValueError(f"source {unit.name!r} is registered already")
+    SOURCES[unit.name] = unit
+    return unit
+
+
+def unregister(name: str) -> None:
+    """Take a source out of the registry again (a test's toy source)."""
+    del SOURCES[name]
+
+
+_REGISTERED = (
+    clinicaltrials.UNIT,
+    registries.UNIT,
+    pubmed.UNIT,
+    europepmc.UNIT,
+    openalex.UNIT,
+    crossref.UNIT,
+    pubchem.UNIT,
+    chembl.UNIT,
+)
+for _unit in _REGISTERED:
+    register(_unit)

@@ -18,7 +18,13 @@ from urllib.parse import parse_qsl, urlsplit
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.compounds import load_compound_lexicon
 from pipelines.paths import REFERENCE_DIR
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
+from pipelines.sources.base import (
+    RecordError,
+    SnapshotFormatError,
+    SourceUnit,
+    TableRows,
+    load_json_file,
+)
 
 SOURCE = "chembl"
 ACTIVITY_PATH = "/api/data/activity.json"
@@ -187,3 +193,14 @@ def iter_activity_pages(
             )
         followed.add(next_link)
         path, params = next_request(next_link, http.base_url)
+
+
+UNIT = SourceUnit(
+    name=SOURCE,
+    suffix=".json",
+    iter_records=iter_records,
+    record_key=record_key,
+    parse=parse_record,
+    primary_table="compound_targets",
+)
+"""chembl as the pipeline sees it (registered in `pipelines.sources`)."""

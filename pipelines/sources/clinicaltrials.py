@@ -22,7 +22,7 @@ import ijson
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.dates import parse_partial_date
 from pipelines.normalize.design import registered_design
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.base import RecordError, SnapshotFormatError, SourceUnit, TableRows
 
 SOURCE = "clinicaltrials"
 REGISTRY = "clinicaltrials.gov"
@@ -746,3 +746,14 @@ def _scan_page(body: bytes, query: str, number: int) -> tuple[list[str], str | N
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PagingError(f"query {query!r} page {number} is not JSON: {problem}") from exc
     return ids, token
+
+
+UNIT = SourceUnit(
+    name=SOURCE,
+    suffix=".json",
+    iter_records=iter_records,
+    record_key=record_key,
+    parse=parse_study,
+    primary_table="studies",
+)
+"""clinicaltrials as the pipeline sees it (registered in `pipelines.sources`)."""

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipelines.normalize.dedup import normalize_doi
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
+from pipelines.sources.base import (
+    RecordError,
+    SnapshotFormatError,
+    SourceUnit,
+    TableRows,
+    load_json_file,
+)
 from pipelines.sources.pubmed import date_from_parts
 
 SOURCE = "crossref"
@@ -249,3 +255,14 @@ def iter_works_pages(http: JsonClient, query: str, rows: int = ROWS) -> Iterator
         cursor = message.get("next-cursor") if isinstance(message, dict) else None
         if not items or not cursor:
             return
+
+
+UNIT = SourceUnit(
+    name=SOURCE,
+    suffix=".json",
+    iter_records=iter_records,
+    record_key=record_key,
+    parse=parse_record,
+    primary_table="publications",
+)
+"""crossref as the pipeline sees it (registered in `pipelines.sources`)."""

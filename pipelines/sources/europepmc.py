@@ -16,7 +16,13 @@ from typing import Any, Protocol
 
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid, provisional_id
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
+from pipelines.sources.base import (
+    RecordError,
+    SnapshotFormatError,
+    SourceUnit,
+    TableRows,
+    load_json_file,
+)
 from pipelines.sources.pubmed import date_from_parts, parse_text_date
 
 SOURCE = "europepmc"
@@ -282,3 +288,14 @@ def _all_received(body: Any, received: int) -> bool:
 def _dict(value: Any) -> dict[str, Any]:
     """The value when it is an object, else an empty one (absent or malformed field)."""
     return value if isinstance(value, dict) else {}
+
+
+UNIT = SourceUnit(
+    name=SOURCE,
+    suffix=".json",
+    iter_records=iter_records,
+    record_key=record_key,
+    parse=parse_record,
+    primary_table="publications",
+)
+"""europepmc as the pipeline sees it (registered in `pipelines.sources`)."""

@@ -20,7 +20,13 @@ from pipelines.normalize.dedup import (
     normalize_pmid,
     provisional_id,
 )
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
+from pipelines.sources.base import (
+    RecordError,
+    SnapshotFormatError,
+    SourceUnit,
+    TableRows,
+    load_json_file,
+)
 from pipelines.sources.crossref import initials_of, language_code
 
 SOURCE = "openalex"
@@ -240,3 +246,14 @@ def iter_works_pages(
 def _dict(value: Any) -> dict[str, Any]:
     """The value when it is an object, else an empty one (absent or malformed field)."""
     return value if isinstance(value, dict) else {}
+
+
+UNIT = SourceUnit(
+    name=SOURCE,
+    suffix=".json",
+    iter_records=iter_records,
+    record_key=record_key,
+    parse=parse_record,
+    primary_table="publications",
+)
+"""openalex as the pipeline sees it (registered in `pipelines.sources`)."""

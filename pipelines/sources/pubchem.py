@@ -22,7 +22,13 @@ from typing import Any, Protocol
 import httpx
 
 from pipelines.http import RETRY_STATUSES, RateLimit
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows, load_json_file
+from pipelines.sources.base import (
+    RecordError,
+    SnapshotFormatError,
+    SourceUnit,
+    TableRows,
+    load_json_file,
+)
 
 SOURCE = "pubchem"
 RATE_LIMIT = RateLimit(5, 1.05)
@@ -262,3 +268,14 @@ def fetch_compounds(
             yield http.get_json(
                 path_of(batch), None, record_as=f"{kind}_{batch[0]}-{batch[-1]}.json"
             )
+
+
+UNIT = SourceUnit(
+    name=SOURCE,
+    suffix=".json",
+    iter_records=iter_records,
+    record_key=record_key,
+    parse=parse_record,
+    primary_table="compounds",
+)
+"""pubchem as the pipeline sees it (registered in `pipelines.sources`)."""

@@ -23,7 +23,7 @@ from defusedxml import ElementTree as SafeET
 
 from pipelines.http import RateLimit
 from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.base import RecordError, SnapshotFormatError, SourceUnit, TableRows
 
 SOURCE = "pubmed"
 BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
@@ -511,3 +511,15 @@ def iter_efetch_pages(http: PubmedClient, term: str, batch: int = EFETCH_BATCH) 
             "retmode": "xml",
         }
         yield http.get_bytes(EFETCH_PATH, params, record_as=f"efetch-{number:04d}.xml")
+
+
+UNIT = SourceUnit(
+    name=SOURCE,
+    suffix=".xml",
+    iter_records=iter_records,
+    record_key=record_key,
+    parse=parse_record,
+    primary_table="publications",
+    raw=record_raw,
+)
+"""pubmed as the pipeline sees it (registered in `pipelines.sources`)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipelines.normalize.dates import parse_partial_date
 from pipelines.normalize.design import registered_design
-from pipelines.sources.base import RecordError, SnapshotFormatError, TableRows
+from pipelines.sources.base import RecordError, SnapshotFormatError, SourceUnit, TableRows
 from schemas.studies import STUDY_ID_PATTERN
 from schemas.vocab import ID_TYPES
 
@@ -249,3 +249,14 @@ def _split(cell: str | None) -> list[str]:
 
 def _unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
+
+
+UNIT = SourceUnit(
+    name=SOURCE,
+    suffix=".csv",
+    iter_records=iter_records,
+    record_key=record_key,
+    parse=parse_row,
+    primary_table="studies",
+)
+"""registries as the pipeline sees it (registered in `pipelines.sources`)."""

@@ -24,7 +24,7 @@ from pipelines import paths, snapshot
 from pipelines.cli import main
 from pipelines.emulator import make_server, running
 from pipelines.refresh import LIVE_SOURCES
-from pipelines.staging import PARSERS
+from pipelines.sources import SOURCES
 from tests.refresh import synthetic
 from tests.refresh.test_refresh_emulator import _table_hashes
 
@@ -94,7 +94,7 @@ def _quarantine(data_dir: Path) -> list[tuple[str, ...]]:
     """
     rows = pq.read_table(_release(data_dir) / "quarantine.parquet").to_pylist()
     return sorted(
-        tuple(str(v) for k, v in row.items() if k != "source_file" or row["source"] not in PARSERS)
+        tuple(str(v) for k, v in row.items() if k != "source_file" or row["source"] not in SOURCES)
         for row in rows
     )
 
@@ -102,9 +102,9 @@ def _quarantine(data_dir: Path) -> list[tuple[str, ...]]:
 def _assert_quarantine_names_its_file(data_dir: Path, snapshot_dir: Path) -> None:
     """Each quarantine row's `source_file` is a file of the built snapshot holding its record."""
     rows = pq.read_table(_release(data_dir) / "quarantine.parquet").to_pylist()
-    read = [row for row in rows if row["source"] in PARSERS]  # not the curation's own rows
+    read = [row for row in rows if row["source"] in SOURCES]  # not the curation's own rows
     assert read
     for row in read:
-        parser = PARSERS[row["source"]]
+        parser = SOURCES[row["source"]]
         held = {parser.raw(r) for r in parser.iter_records(snapshot_dir / row["source_file"])}
         assert row["raw"] in held, row["source_file"]

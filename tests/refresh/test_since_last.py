@@ -37,7 +37,8 @@ from pipelines.refresh import (
     refresh,
 )
 from pipelines.snapshot import source_files
-from pipelines.staging import PARSERS, superseded_records
+from pipelines.sources import SOURCES
+from pipelines.staging import superseded_records
 from tests.refresh import synthetic
 
 FAST = ["--pace", "0", "--timeout", "2", "--backoff", "0.02", "--max-tries", "4", "--no-progress"]
@@ -79,7 +80,7 @@ def _snapshots(data_dir: Path) -> list[Path]:
 
 def _assert_base_carried_byte_for_byte(new: Path, base: Path) -> None:
     """Every source file of the base sits in the new snapshot unchanged, under the same name."""
-    carried = [p for source in PARSERS for p in source_files(base, source)]
+    carried = [p for source in SOURCES for p in source_files(base, source)]
     assert carried
     for path in carried:
         assert (new / path.relative_to(base)).read_bytes() == path.read_bytes(), path
@@ -87,7 +88,7 @@ def _assert_base_carried_byte_for_byte(new: Path, base: Path) -> None:
 
 def _live_keys(folder: Path, source: str) -> set[str | None]:
     """Record keys the build stages from `source`: every file's, minus the superseded ones."""
-    parser, superseded = PARSERS[source], superseded_records(folder)
+    parser, superseded = SOURCES[source], superseded_records(folder)
     return {
         key
         for path in source_files(folder, source)

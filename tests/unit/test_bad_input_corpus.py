@@ -22,10 +22,10 @@ import duckdb
 import pytest
 from bad_input_corpus import CASES, CORPUS, OUTCOMES, Case
 
-from pipelines.snapshot import SOURCE_SUFFIX, SnapshotError
-from pipelines.sources import pubmed
+from pipelines.snapshot import SnapshotError
+from pipelines.sources import SOURCES, pubmed
 from pipelines.sources.base import SnapshotFormatError
-from pipelines.staging import PARSERS, StageStats, stage_source
+from pipelines.staging import StageStats, stage_source
 from pipelines.warehouse import ensure_schemas
 
 
@@ -83,7 +83,7 @@ def test_expected_csv_lists_every_corpus_file_once() -> None:
 
 
 def test_every_parsed_source_has_an_error_case_and_a_quarantine_case() -> None:
-    for source in PARSERS:
+    for source in SOURCES:
         outcomes = {c.outcome for c in CASES if c.source == source}
         assert {"error", "quarantine"} <= outcomes, source
 
@@ -107,7 +107,7 @@ def test_bad_record_is_quarantined_with_its_reason(case: Case, tmp_path: Path) -
     mine = [row for row in quarantine if row["source_file"] == case.path]
     assert len(mine) == 1, quarantine
     assert case.reason in mine[0]["reason"]
-    assert mine[0]["table_name"] == PARSERS[case.source].primary_table
+    assert mine[0]["table_name"] == SOURCES[case.source].primary_table
     assert mine[0]["raw"]
     assert_adds_up(stats, quarantine)
 
@@ -143,7 +143,7 @@ def test_bad_first_record_does_not_shadow_a_good_later_one(tmp_path: Path) -> No
 
 
 def test_corpus_file_suffixes_match_their_source_except_the_wrong_suffix_case() -> None:
-    wrong = [c.path for c in CASES if not c.path.endswith(SOURCE_SUFFIX[c.source])]
+    wrong = [c.path for c in CASES if not c.path.endswith(SOURCES[c.source].suffix)]
     assert wrong == ["pubmed/wrong_suffix.json"]
 
 

@@ -1,0 +1,113 @@
+"""Adding a source is one module and one registration: a toy source gets its snapshot files
+read, its records staged (bad ones quarantined) and its raw and staging assets, with no other
+module touched."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+from toy_source import SOURCE, UNIT
+
+from pipelines import snapshot
+from pipelines.assets.raw import raw_assets
+from pipelines.assets.staging import STATS_TABLE, staging_assets
+from pipelines.resources import SnapshotResource
+from pipelines.sources import SOURCES, register, unregister
+
+LINES = [
+    "10.5555/toy.1\tFirst toy paper",
+    "10.5555/toy.2\tSecond toy paper",
+    "10.5555/toy.1\tFirst toy paper",  # the same record on a second page: a duplicate
+    "no-doi\tA line without a DOI",
+    "10.5555/toy.3\t",
+]
+
+
+@pytest.fixture
+def toy() -> Iterator[str]:
+    """The toy source, registered for the length of one test."""
+    register(UNIT)
+    try:
+        yield SOURCE
+    finally:
+        unregister(SOURCE)
+
+
+def _snapshot(folder: Path) -> Path:
+    (folder / SOURCE).mkdir(parents=True)
+    (folder / SOURCE / "page-0001.tsv").write_text("\n".join(LINES) + "\n")
+    info = {"captured_at": "2026-03-04", "topic": "kratom", "method": "reconstructed", "notes": ""}
+    (folder / snapshot.INFO_FILE).write_text(json.dumps(info))
+    return folder
+
+
+def test_registering_twice_is_refused(toy: str) -> None:
+    with pytest.raises(ValueError, match="registered already"):
+        register(UNIT)
+
+
+def test_toy_source_files_are_read_and_a_foreign_suffix_refused(toy: str, tmp_path: Path) -> None:
+    folder = _snapshot(tmp_path / "snap")
+    assert [p.name for p in snapshot.source_files(folder, toy)] == ["page-0001.tsv"]
+    before = snapshot.snapshot_sha256(folder)
+    (folder / toy / "stray.json").write_text("{}")
+    with pytest.raises(snapshot.SnapshotError, match=r"not a toybase file \(expected \*\.tsv\)"):
+        snapshot.source_files(folder, toy)
+    (folder / toy / "stray.json").unlink()
+    (folder / toy / "page-0001.tsv").write_text(LINES[1])
+    assert snapshot.snapshot_sha256(folder) != before  # its files are part of the snapshot
+
+
+def test_toy_source_gets_raw_and_staging_assets_that_stage_its_rows(
+    toy: str, tmp_path: Path
+) -> None:
+    folder = _snapshot(tmp_path / "snap")
+    units = [SOURCES[toy]]
+    assets = [*raw_assets(units), *staging_assets(units)]
+    keys = {key for asset in assets for key in asset.keys}
+    assert keys == {dg.AssetKey(["raw", toy]), dg.AssetKey(["staging", toy])}
+    database = tmp_path / "warehouse.duckdb"
+    result = dg.materialize(
+        assets,
+        resources={
+            "snapshot_store": SnapshotResource(path=str(folder)),
+            "warehouse": DuckDBResource(database=str(database)),
+        },
+    )
+    assert result.success
+    [raw_meta] = [
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(["raw", toy])
+    ]
+    assert raw_meta["files"].value == 1
+    assert raw_meta["captured_at"].value == "2026-03-04"
+    assert raw_meta["method"].value == "reconstructed"
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.execute(
+            f'SELECT publication_id, title, _source_file FROM staging."{toy}__publications" '
+            "ORDER BY publication_id"
+        ).fetchall()
+        quarantined = con.execute(
+            f'SELECT record_key, reason FROM staging."{toy}__quarantine" ORDER BY reason'
+        ).fetchall()
+        stats = con.execute(
+            f"SELECT files, records_read, staged, quarantined, duplicates FROM {STATS_TABLE} "
+            "WHERE source = ?",
+            [toy],
+        ).fetchone()
+    assert rows == [
+        ("DOI:10.5555/toy.1", "First toy paper", f"{toy}/page-0001.tsv"),
+        ("DOI:10.5555/toy.2", "Second toy paper", f"{toy}/page-0001.tsv"),
+    ]
+    assert quarantined == [
+        ("DOI:10.5555/toy.3", "DOI:10.5555/toy.3 has no title"),
+        (None, "no DOI in 'no-doi'"),
+    ]
+    assert stats == (1, 5, 2, 2, 1)
