@@ -208,6 +208,8 @@ def test_curated_targets_say_where_their_id_came_from(bundled_release: Path) -> 
     assert flagged == {("mitragynine", 77.9), ("7-hydroxymitragynine", 709.0)}
 
 
+VOCABULARIES_PAGE = paths.PROJECT_ROOT / "docs" / "vocabularies-and-accuracy.md"
+NO_RCT_INTRO = "## Where are there no randomised trials?"
 UNMEASURED_INTRO = "no outcome are asked for apart"
 EXPECTED_UNMEASURED = {
     ("kratom", "non_randomised_trial"): ["NCT05812001", "NCT07218549", "withpower:71101"],
@@ -216,23 +218,35 @@ EXPECTED_UNMEASURED = {
     ("mitragynine", "rct"): ["NCT07204171"],
     ("oxycodone", "non_randomised_trial"): ["withpower:71101"],
 }
-"""Registered records the facts give no outcome: the README lists them and why."""
+"""Registered records the facts give no outcome: the vocabularies page lists them and why."""
 
 
-def _readmequery_json(intro: str) -> str:
-    readme = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split(intro, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+def _docs_query(intro: str) -> str:
+    """The SQL of the first `kratom-evidence query` shell block after `intro` on the page."""
+    page = VOCABULARIES_PAGE.read_text(encoding="utf-8")
+    block = page.split(intro, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     words = shlex.split(block)
     assert words[:2] == [".venv/bin/kratom-evidence", "query"], words
     return words[2]
 
 
-def test_readme_query_for_registered_records_without_outcomes_answers_as_it_says(
+def test_docs_query_for_domains_without_rcts_answers_as_the_page_says(
     bundled_release: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = query_json(bundled_release, _readmequery_json(UNMEASURED_INTRO), capsys)
+    rows = query_json(bundled_release, _docs_query(NO_RCT_INTRO), capsys)
+    assert {(r["compound_id"], r["domain"]): r["study_ids"] for r in rows} == EXPECTED_NO_RCT
+    answer = VOCABULARIES_PAGE.read_text(encoding="utf-8").split(NO_RCT_INTRO, 1)[1]
+    answer = answer.split("```", 2)[2].split(UNMEASURED_INTRO, 1)[0]
+    for compound in {compound for compound, _ in EXPECTED_NO_RCT}:
+        assert compound in answer, compound
+
+
+def test_docs_query_for_registered_records_without_outcomes_answers_as_it_says(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = query_json(bundled_release, _docs_query(UNMEASURED_INTRO), capsys)
     found = {(r["compound_id"], r["design"]): r["study_ids"] for r in rows}
     assert found == EXPECTED_UNMEASURED
-    readme = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    page = VOCABULARIES_PAGE.read_text(encoding="utf-8")
     for study_id in {s for ids in EXPECTED_UNMEASURED.values() for s in ids}:
-        assert study_id in readme.split(UNMEASURED_INTRO, 1)[0], study_id
+        assert study_id in page.split(UNMEASURED_INTRO, 1)[0], study_id

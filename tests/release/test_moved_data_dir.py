@@ -28,7 +28,7 @@ BASE = "2026.11.25"
 
 @contextmanager
 def _cwd(folder: Path) -> Iterator[None]:
-    """The README's SQL uses paths relative to the analyst's working directory."""
+    """The documented SQL uses paths relative to the analyst's working directory."""
     before = Path.cwd()
     os.chdir(folder)
     try:
@@ -66,15 +66,31 @@ def test_moved_then_copied_data_dir_reads_time_travels_and_publishes(
     assert query_json(copied, dropped, capsys, "--release-version", BASE) == [{"n": 1}]
 
 
-def _readme_sql() -> list[str]:
-    """The statements of the README's "from any DuckDB session" block, in order."""
-    text = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+SQL_PAGES = ("README.md", "docs/releases-and-time-travel.md")
+"""The README's first DuckDB query, and the docs page's with time travel to an older release."""
+
+
+def _sql_statements(page: str) -> list[str]:
+    """The statements of the page's "from any DuckDB session" block, in order."""
+    text = (paths.PROJECT_ROOT / page).read_text(encoding="utf-8")
     block = text.split("```sql\nLOAD ", 1)[1].split("```", 1)[0]
     lines = [line for line in ("LOAD " + block).splitlines() if not line.startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def test_readme_attach_sql_reads_a_moved_data_dir(tmp_path: Path) -> None:
+def _run_statements(page: str, workdir: Path) -> list[list[tuple[object, ...]]]:
+    """Each statement's rows, run as an analyst in `workdir` would (the LOAD path filled in)."""
+    con = duckdb.connect()
+    results = []
+    with _cwd(workdir):
+        for statement in _sql_statements(page):
+            if statement.startswith("LOAD "):
+                statement = f"LOAD '{catalog.ducklake_extension_path()}'"
+            results.append(con.execute(statement).fetchall())
+    return results
+
+
+def test_attach_sql_of_readme_and_docs_reads_a_moved_data_dir(tmp_path: Path) -> None:
     built = tmp_path / "built"
     assert main(["build", "--data-dir", str(built)]) == 0
     variant = variant_snapshot(tmp_path / "variant")
@@ -83,14 +99,11 @@ def test_readme_attach_sql_reads_a_moved_data_dir(tmp_path: Path) -> None:
     workdir.mkdir()
     built.rename(workdir / "data")
 
-    con = duckdb.connect()
-    results = []
-    with _cwd(workdir):
-        for statement in _readme_sql():
-            if statement.startswith("LOAD "):
-                statement = f"LOAD '{catalog.ducklake_extension_path()}'"
-            results.append(con.execute(statement).fetchall())
-    versions = [row[0] for row in results[3]]
-    assert versions == [f"{BASE}.1", BASE]
-    assert (DROPPED_STUDY,) not in [(row[0],) for row in results[4]]
-    assert results[-1] == [(79,)]
+    answers = {page: _run_statements(page, workdir) for page in SQL_PAGES}
+    for page, results in answers.items():
+        versions = [row[0] for row in results[3]]
+        assert versions == [f"{BASE}.1", BASE], page
+        studies = [row[0] for row in results[4]]
+        assert studies and DROPPED_STUDY not in studies, page
+    older = answers["docs/releases-and-time-travel.md"]
+    assert older[-1] == [(79,)]

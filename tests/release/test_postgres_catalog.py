@@ -232,7 +232,7 @@ def test_password_from_pgpassword_or_pgpass_file(
     capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The README's advice: no password in the URL; libpq finds it in the environment."""
+    """docs/running-past-one-machine.md: no password in the URL; libpq finds it elsewhere."""
     port = urlsplit(postgres).port
     _as_postgres(f"{PG_BIN}/createdb -h 127.0.0.1 -p {port} -U postgres -O {PW_USER} lake_pw")
     where = ["--data-dir", str(tmp_path / "data")]

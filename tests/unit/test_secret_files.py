@@ -1,4 +1,4 @@
-"""Where the README tells people to put their keys, git never picks them up."""
+"""Where docs/refresh-and-politeness.md tells people to put their keys, git never picks them up."""
 
 from __future__ import annotations
 

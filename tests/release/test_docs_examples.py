@@ -1,7 +1,8 @@
-"""The README's "Checking a download" commands, run as written against two real releases.
+"""The "Checking a download" commands of docs/releases-and-time-travel.md, run as written
+against two real releases.
 
-Like `_readme_sql()` in test_moved_data_dir.py for the SQL block: the README is the interface
-a reader copies from, so its commands must run and its promised output must be what they print.
+Like `_sql_statements()` in test_moved_data_dir.py for the SQL block: the docs are the interface
+a reader copies from, so their commands must run and their promised output must be what they print.
 """
 
 from __future__ import annotations
@@ -16,44 +17,45 @@ from pipelines import paths
 from pipelines.cli import main
 from tests.release.conftest import DELETED_STUDY, FIRST_VERSION, SECOND_VERSION, TwoReleases
 
-BLOCK_INTRO = "Checking a download and seeing what changed:"
+PAGE = paths.PROJECT_ROOT / "docs" / "releases-and-time-travel.md"
+BLOCK_INTRO = "## Checking a download and seeing what changed"
 PROGRAM = ".venv/bin/kratom-evidence"
 
 
 @dataclass(frozen=True)
-class ReadmeCommand:
-    """One line of a README shell block: the CLI arguments and the output its comment shows."""
+class DocsCommand:
+    """One line of a documented shell block: the CLI arguments and the output its comment shows."""
 
     args: list[str]
     promised: str | None
 
 
-def parse_command(line: str) -> ReadmeCommand:
+def parse_command(line: str) -> DocsCommand:
     """`.venv/bin/kratom-evidence ARGS  # output` as arguments and promised output."""
     words = shlex.split(line, comments=True)
     assert words[0] == PROGRAM, line
     commented = words != shlex.split(line)
-    return ReadmeCommand(words[1:], line.rpartition("# ")[2].strip() if commented else None)
+    return DocsCommand(words[1:], line.rpartition("# ")[2].strip() if commented else None)
 
 
-def readme_commands(readme: str) -> list[ReadmeCommand]:
+def docs_commands(page: str) -> list[DocsCommand]:
     """The commands of the shell block that follows BLOCK_INTRO, in order."""
-    block = readme.split(BLOCK_INTRO, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    block = page.split(BLOCK_INTRO, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     return [parse_command(line) for line in block.splitlines() if line.strip()]
 
 
 def test_parse_command_splits_arguments_from_the_promised_output() -> None:
     line = f'{PROGRAM} query "select 1  # not a comment"   # prints 1'
-    assert parse_command(line) == ReadmeCommand(["query", "select 1  # not a comment"], "prints 1")
-    assert parse_command(f"{PROGRAM} releases") == ReadmeCommand(["releases"], None)
+    assert parse_command(line) == DocsCommand(["query", "select 1  # not a comment"], "prints 1")
+    assert parse_command(f"{PROGRAM} releases") == DocsCommand(["releases"], None)
 
 
-def test_readme_checking_a_download_runs_as_written(
+def test_docs_checking_a_download_runs_as_written(
     two_releases: TwoReleases, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    commands = readme_commands((paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8"))
+    commands = docs_commands(PAGE.read_text(encoding="utf-8"))
     assert [c.args[0] for c in commands] == ["validate", "diff", "query"]
-    # The README runs from the project root, where the data dir is `data/`.
+    # The docs run from the project root, where the data dir is `data/`.
     monkeypatch.chdir(two_releases.data_dir.parent)
     assert two_releases.data_dir.name == "data"
     printed: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""The README's "What a refresh records" against a real recorded snapshot.
+"""docs/refresh-and-politeness.md, "What a refresh records", against a real recorded snapshot.
 
 A small synthetic snapshot is refreshed over loopback through seeded 503s and 429s, so the
 request log holds retries; the section must name every key the files really have, and its
@@ -25,15 +25,18 @@ pytestmark = pytest.mark.slow  # the faulted refresh and its imports take ~5 s
 ROW = re.compile(r"│\s*(\w+)\s*│\s*(\d+)\s*│\s*(\d+)\s*│")
 
 
+PAGE = paths.PROJECT_ROOT / "docs" / "refresh-and-politeness.md"
+
+
 def _section() -> str:
-    text = (paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    return text.split("### What a refresh records", 1)[1].split("\n### ", 1)[0]
+    text = PAGE.read_text(encoding="utf-8")
+    return text.split("\n## What a refresh records\n", 1)[1].split("\n## ", 1)[0]
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A snapshot a refresh recorded through faults that are retried."""
-    root = tmp_path_factory.mktemp("readme")
+    root = tmp_path_factory.mktemp("docs")
     served = synthetic.write_snapshot(root / "served", COUNTS)
     reference = synthetic.write_reference(root / "reference", COUNTS)
     server = make_server(served, faults=0.3, seed=3, retry_after_seconds=0)
@@ -47,7 +50,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return result.snapshot_dir
 
 
-def test_readme_names_every_key_the_recorded_files_have(recorded: Path) -> None:
+def test_docs_name_every_key_the_recorded_files_have(recorded: Path) -> None:
     named = set(re.findall(r"`(\w+)`", _section()))
     info = json.loads((recorded / "SNAPSHOT.json").read_text())
     log = [json.loads(line) for line in (recorded / "requests.jsonl").read_text().splitlines()]
@@ -63,14 +66,14 @@ def test_readme_names_every_key_the_recorded_files_have(recorded: Path) -> None:
     }
 
 
-def test_readme_duckdb_example_counts_requests_and_retries_like_the_search_strategy(
+def test_docs_duckdb_example_counts_requests_and_retries_like_the_search_strategy(
     recorded: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     (code,) = re.findall(r"```python\n(.*?)```", _section(), re.DOTALL)
     code = code.replace("data/snapshots/<stamp>", recorded.as_posix())
     capfd.readouterr()
 
-    exec(compile(code, "README.md", "exec"), {})
+    exec(compile(code, PAGE.name, "exec"), {})
 
     shown = {m[1]: (int(m[2]), int(m[3])) for m in ROW.finditer(capfd.readouterr().out)}
     strategy = json.loads((recorded / "search_strategy.json").read_text())["sources"]
