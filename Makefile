@@ -1,4 +1,4 @@
-# The two commands of CONTRACT §1, and a few for developers.
+# The two commands of README.md (release, test), and a few for developers.
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

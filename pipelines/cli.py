@@ -1,4 +1,4 @@
-"""`kratom-evidence`: build, list, query and check releases (CONTRACT §2).
+"""`kratom-evidence`: build, list, query and check releases (README.md, The command line).
 
 Errors are one clear line on stderr and a non-zero exit, never a traceback.
 """

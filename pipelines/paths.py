@@ -1,4 +1,4 @@
-"""Where the project's own files live, whatever --data-dir says (CONTRACT §4)."""
+"""The project's own files, whatever --data-dir says (docs/releases-and-time-travel.md)."""
 
 from __future__ import annotations
 

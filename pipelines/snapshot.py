@@ -1,4 +1,4 @@
-"""Snapshot folders: the raw input of every build (CONTRACT §3).
+"""Snapshot folders: the raw input of every build (docs/snapshot.md).
 
 A snapshot is a folder of response bodies, one subfolder per source, and `SNAPSHOT.json`.
 Reading is replay: the build sees exactly the bytes a refresh recorded.
@@ -61,7 +61,7 @@ def read_info(snapshot_dir: Path) -> SnapshotInfo:
 def source_files(snapshot_dir: Path, source: str) -> list[Path]:
     """Files of one registered source, sorted by name; none when the folder is absent.
 
-    A file with another suffix is an error, not a silent skip (CONTRACT §3).
+    A file with another suffix is an error, not a silent skip (docs/snapshot.md).
     """
     folder = snapshot_dir / source
     if not folder.is_dir():

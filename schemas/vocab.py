@@ -1,4 +1,4 @@
-"""Allowed values of categorical columns (CONTRACT §5). Changing one is a schema change."""
+"""Allowed values of categorical columns (schema_version 1). Changing one is a schema change."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ MASKING = re.compile(r"^(?P<masking>[A-Z_]+)(?:\s*\((?P<who>[^()]*)\))?$")
 
 @dataclass(frozen=True)
 class Registry:
-    """A registry without an open API: its name, study id prefix and CONTRACT §5 id type."""
+    """A registry without an open API: its name, study id prefix and schemas/vocab.py id type."""
 
     name: str
     prefix: str

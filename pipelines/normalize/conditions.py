@@ -1,4 +1,4 @@
-"""Conditions: the category of a registered condition (CONTRACT §5 condition_category).
+"""Conditions: the category of a registered condition (schemas/vocab.py CONDITION_CATEGORIES).
 
 `data/reference/condition_categories.csv` gives each category its terms and a priority; the
 matching row with the lowest priority number wins, so "Alcohol Withdrawal Syndrome" is alcohol

@@ -5,7 +5,7 @@ commits (one transaction), then the folder is renamed into place. The catalog is
 version is published when its `releases` row is committed. `recover` finishes a rename a crash
 interrupted, removes unfinished `.incoming-*` folders and the data files of a transaction that
 never committed, and refuses a release folder the catalog does not list: a published version is
-never changed or overwritten (CONTRACT §4), so a folder is never deleted or reused.
+never changed or overwritten (docs/releases-and-time-travel.md): no folder is deleted or reused.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class BusyError(PublishError):
 
 @dataclass(frozen=True)
 class DataDir:
-    """The outputs of builds under one --data-dir (CONTRACT §4)."""
+    """The outputs of builds under one --data-dir (docs/releases-and-time-travel.md)."""
 
     root: Path
     catalog_url: str | None = None

@@ -265,7 +265,7 @@ def _study_row(nct: str, study: dict[str, Any]) -> dict[str, Any]:
 def _identifiers(nct: str, ident: dict[str, Any]) -> list[dict[str, Any]]:
     """NCT id, aliases, the sponsor's own id and secondary ids; one row per (type, value).
 
-    An nctIdAlias is an NCT id too: id_type nct with `is_alias` (CONTRACT §5 id types).
+    An nctIdAlias is an NCT id too: id_type nct with `is_alias` (schemas/vocab.py ID_TYPES).
     """
     found: dict[tuple[str, str], str | None] = {("nct", nct): None}
     aliases = {("nct", a) for a in _str_list(ident.get("nctIdAliases")) if a != nct}

@@ -6,7 +6,7 @@ a synonym list (`{"InformationList": {"Information": [...]}}`) or a full compoun
 (`{"PC_Compounds": [...]}`). Each compound inside is one record; parsing gives pseudo-rows keyed
 by `pubchem_cid` that the pipeline joins to the compound reference.
 
-Politeness (CONTRACT §6): at most 5 requests per second, batched CIDs, and slower still when a
+Politeness (docs/refresh-and-politeness.md): at most 5 requests/s, batched CIDs, slower when a
 503 comes back or the `X-Throttling-Control` header reports Yellow, Red or Black.
 """
 

@@ -1,7 +1,7 @@
 """The command line as a user meets it: a child process, its exit code and its whole stderr.
 
 In-process tests see warnings through pytest's capture; only a real process shows that nothing
-but the one error line reaches the terminal (CONTRACT §2).
+but the one error line reaches the terminal (README.md, The command line).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def minimum_requests(counts: Counts, queries: int = 1) -> dict[str, int]:
 
     Per query: ClinicalTrials.gov and Europe PMC (its last page repeats the cursor) one request
     per page; PubMed one esearch, then one efetch per batch; OpenAlex ("until next_cursor is
-    null and results is empty") and Crossref ("until no items", CONTRACT §6) one empty page
+    null and results is empty") and Crossref ("until a page has no items") one empty page
     past the last. PubChem
     asks properties and synonyms per CID batch; ChEMBL pages all molecules in one chain.
     """

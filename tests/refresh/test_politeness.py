@@ -52,7 +52,7 @@ COUNTS = synthetic.Counts(
 """ClinicalTrials.gov 7 pages (about 7 s at 50/min), PubMed 1 + 19, Europe PMC 6, OpenAlex 12,
 Crossref 4 + the empty page, PubChem 2 x 10 batches, ChEMBL 6."""
 PUBLISHED_LIMITS: dict[str, float] = {"clinicaltrials": 50 / 60, "pubmed": 3.0, "pubchem": 5.0}
-"""Requests per second each source publishes (CONTRACT §6); NCBI allows 10 with a key."""
+"""Requests/s each source publishes (docs/refresh-and-politeness.md); NCBI allows 10 with a key."""
 NCBI_WITH_KEY = 10.0
 MINUTE_LIMIT = 50
 """ClinicalTrials.gov: about 50 requests a minute."""

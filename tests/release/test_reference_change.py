@@ -1,6 +1,6 @@
 """Changing a reference vocabulary and rebuilding the same snapshot publishes `.1` with its changes.
 
-The vocabularies are always read from the project's own `data/reference/` (CONTRACT §4), so the
+The vocabularies are always read from the project's own `data/reference/`, so the
 test copies the project's code and data into a temporary checkout, edits a vocabulary there the
 way a curator would, and runs the real CLI in that checkout twice.
 """

@@ -1,4 +1,4 @@
-"""Versions (CONTRACT §4) and time travel: real builds of the bundled snapshot and a variant."""
+"""Versions and time travel (docs/releases-and-time-travel.md): builds of the bundled snapshot."""
 
 from __future__ import annotations
 

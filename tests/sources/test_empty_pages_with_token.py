@@ -136,7 +136,7 @@ def _epmc(pmid: str) -> dict[str, str]:
 def test_europepmc_empty_page_with_a_new_cursor_ends_the_walk(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    """Results ran out: the new cursor of an empty page is not followed (CONTRACT §6)."""
+    """Results ran out: an empty page's cursor is not followed (docs/refresh-and-politeness.md)."""
     server = Server(
         _through_empty([_epmc(PMIDS[0])], [_epmc(PMIDS[1])], "*"), "cursorMark", "*", _europepmc
     )

@@ -1,4 +1,4 @@
-"""Registered conditions to CONTRACT §5 categories."""
+"""Registered conditions to the categories of schemas/vocab.py."""
 
 from __future__ import annotations
 

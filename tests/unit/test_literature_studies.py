@@ -33,7 +33,7 @@ def pub(pmid: str | None, title: str, types: list[str] | None = None, **extra: A
 
 
 def test_link_sources_are_the_contract_four() -> None:
-    """CONTRACT §5: a literature study's own paper is a column, not a fifth link_source."""
+    """vocab.LINK_SOURCES: a literature study's own paper is a column, not a fifth link_source."""
     assert vocab.LINK_SOURCES == (
         "registry_reference",
         "pubmed_databank",
