@@ -124,3 +124,20 @@ def test_tables_page_lists_every_released_table_with_its_primary_key() -> None:
     listed = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", page, re.MULTILINE))
     expected = {spec.name: ", ".join(spec.primary_key) or "none" for spec in RELEASED}
     assert {name: key.strip() for name, key in listed.items()} == expected
+
+
+REPO_PATH = re.compile(
+    r"`((?:pipelines|schemas|scripts|tests|bench|data/reference|data/snapshot)/[^`\s<>{}*]*)`"
+)
+
+
+def test_every_repository_path_the_readme_and_docs_quote_exists() -> None:
+    """A module moved or renamed must not leave its old path in the prose."""
+    pages = [README, *sorted((paths.PROJECT_ROOT / "docs").glob("*.md"))]
+    quoted = [
+        (page.name, path)
+        for page in pages
+        for path in REPO_PATH.findall(page.read_text(encoding="utf-8"))
+    ]
+    assert ("refresh-and-politeness.md", "pipelines/http.py") in quoted
+    assert [q for q in quoted if not (paths.PROJECT_ROOT / q[1]).exists()] == []
