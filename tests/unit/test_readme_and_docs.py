@@ -13,6 +13,7 @@ import re
 
 from pipelines import paths
 from pipelines.cli import parser
+from pipelines.sources import SOURCES
 from schemas import RELEASED
 
 README = paths.PROJECT_ROOT / "README.md"
@@ -141,3 +142,19 @@ def test_every_repository_path_the_readme_and_docs_quote_exists() -> None:
     ]
     assert ("refresh-and-politeness.md", "pipelines/http.py") in quoted
     assert [q for q in quoted if not (paths.PROJECT_ROOT / q[1]).exists()] == []
+
+
+def test_refresh_page_counts_the_clinicaltrials_topic_queries() -> None:
+    """ClinicalTrials.gov costs at least one request per topic query; the page says how many."""
+    page = (paths.PROJECT_ROOT / "docs" / "refresh-and-politeness.md").read_text(encoding="utf-8")
+    (said,) = re.findall(r"at least one request per query \((\d+) today\)", page)
+    queries = (paths.REFERENCE_DIR / "topic_queries.csv").read_text(encoding="utf-8")
+    assert int(said) == sum(line.startswith("clinicaltrials,") for line in queries.splitlines())
+
+
+def test_snapshot_page_names_the_sources_the_bundled_snapshot_lacks() -> None:
+    page = (paths.PROJECT_ROOT / "docs" / "snapshot.md").read_text(encoding="utf-8")
+    (sentence,) = re.findall(r"It holds no ([^.]+) folder", " ".join(page.split()))
+    said = set(re.findall(r"`(\w+)/`", sentence))
+    lacking = {name for name in SOURCES if not (paths.BUNDLED_SNAPSHOT / name).is_dir()}
+    assert said == lacking != set()
