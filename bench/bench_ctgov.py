@@ -66,17 +66,15 @@ def run_build_steps(snapshot_dir: Path, work: Path) -> dict[str, Any]:
     """The build job in-process, as `kratom-evidence build` runs it, with each step's duration."""
     import dagster as dg
 
-    from pipelines.definitions import make_definitions
+    from pipelines.build import run_config
+    from pipelines.definitions import build_job
+    from pipelines.release.publish import DataDir
 
-    data_dir = work / "data"
-    data_dir.mkdir()  # the CLI's lock step makes it; the warehouse resource expects it
-    defs = make_definitions(
-        str(snapshot_dir), str(data_dir), None, created_at="2026-11-25T00:00:00Z"
-    )
-    result = defs.resolve_job_def("build").execute_in_process(
+    config = run_config(snapshot_dir, DataDir(work / "data"), None, "2026-11-25T00:00:00Z")
+    result = build_job().execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=True,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config={**config, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     steps = {
         event.step_key: round(event.event_specific_data.duration_ms / 1000, 2)

@@ -3,7 +3,7 @@
 The job is op-based, not assets: the snapshot a refresh records is only known once it has run,
 while the asset graph is wired to one snapshot folder when the definitions are made. So one op
 records the snapshot (`refresh.refresh`) and a second publishes it through the very function
-`kratom-evidence build` and `refresh` use (`cli.publish_snapshot`), which materialises the
+`kratom-evidence build` and `refresh` use (`build.build`), which materialises the
 asset graph on that folder. Two steps let a failed publish be re-executed without fetching again.
 
 Secrets reach the job only through `LiveCredentialsResource` (wired with `dg.EnvVar`); metadata
@@ -18,7 +18,7 @@ import dagster as dg
 import httpx
 import orjson
 
-from pipelines.cli import publish_snapshot
+from pipelines.build import Published, build
 from pipelines.refresh import LIVE_SOURCES, RefreshResult, refresh
 from pipelines.resources import LiveCredentialsResource, LiveSourcesResource, ReleaseResource
 
@@ -119,25 +119,24 @@ def publish_recorded(
     context: dg.OpExecutionContext, release: ReleaseResource, snapshot_dir: str
 ) -> dg.Output[str]:
     created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    published: dict[str, dg.MetadataValue] | None = None
+    published: Published | None = None
     error = ""
     try:
-        published = publish_snapshot(Path(snapshot_dir), release.outputs, None, created_at)
+        published = build(Path(snapshot_dir), release.outputs, None, created_at)
     except Exception as exc:  # one line, like the CLI
         error = one_line(exc)
     if published is None:
         raise dg.Failure(description=f"publish failed: {error}")
-    message = str(published["message"].value)
-    context.log.info(message)
-    version = str(published["version"].value)
+    context.log.info(published.message)
+    version = published.version or ""
     return dg.Output(
         version,
         metadata={
             "version": version,
-            "published": published["published"],
-            "message": message,
-            "folder": published["folder"],
-            "rows": published["rows"],
+            "published": published.version is not None,
+            "message": published.message,
+            "folder": dg.MetadataValue.path(str(published.folder or "")),
+            "rows": dg.MetadataValue.json(published.rows),
             "snapshot": dg.MetadataValue.path(snapshot_dir),
         },
     )

@@ -14,11 +14,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipelines import paths
 
 if TYPE_CHECKING:
+    from pipelines.build import Published
     from pipelines.release.publish import DataDir
 
 EXIT_ERROR = 1
@@ -45,21 +46,6 @@ def _outputs(args: argparse.Namespace) -> DataDir:
     return DataDir(_data_dir(args), url, args.catalog_data_path)
 
 
-def _refuse_published(outputs: DataDir, version: str) -> None:
-    """Stop before building when the requested version exists (a release is never rewritten)."""
-    from pipelines.release import catalog
-    from pipelines.release.publish import check_requested, folder_versions
-
-    taken = folder_versions(outputs.releases)
-    if outputs.lake.exists():
-        con = catalog.connect(outputs.lake)
-        try:
-            taken |= {r.version for r in catalog.list_releases(con)}
-        finally:
-            con.close()
-    check_requested(version, taken)
-
-
 def _settle(outputs: DataDir) -> str | None:
     """Finish a publish a killed build left half done (see `finish_interrupted`); say if busy."""
     from pipelines.release.publish import finish_interrupted
@@ -71,103 +57,30 @@ def _settle(outputs: DataDir) -> str | None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """Materialise every asset from a snapshot and publish a release."""
+    """Materialise every asset from a snapshot and publish a release (pipelines/build.py)."""
+    from pipelines.build import build
+
     outputs = _outputs(args)
     created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    metadata = publish_snapshot(
-        Path(args.snapshot).resolve(), outputs, args.release_version, created_at
-    )
-    print(metadata["message"].value)
-    _print_summary(outputs, metadata)
+    published = build(Path(args.snapshot).resolve(), outputs, args.release_version, created_at)
+    print(published.message)
+    _print_summary(published)
     return 0
 
 
-def publish_snapshot(
-    snapshot_dir: Path, outputs: DataDir, release_version: str | None, created_at: str
-) -> dict[str, Any]:
-    """Build every asset from a snapshot and publish; the release asset's metadata.
-
-    Shared by `build`, `refresh` and the Dagster refresh job, so all three publish alike.
-
-    Raises:
-        CliError: the build failed (one line naming the step or check).
-    """
-    import dagster as dg
-
-    from pipelines.definitions import make_definitions
-    from pipelines.release.publish import exclusive, recover
-    from pipelines.snapshot import read_info
-
-    read_info(snapshot_dir)
-    defs = make_definitions(
-        str(snapshot_dir),
-        str(outputs.root),
-        release_version,
-        created_at=created_at,
-        catalog=outputs.catalog_url,
-        catalog_data_path=outputs.data_path,
-    )
-    job = defs.resolve_job_def("build")
-    # The whole build holds the lock: the warehouse file is shared as well as the release.
-    with exclusive(outputs):
-        recover(outputs)  # before the build: a folder the catalog does not list stops it here
-        if release_version:
-            _refuse_published(outputs, release_version)
-        result = job.execute_in_process(
-            instance=dg.DagsterInstance.ephemeral(),
-            raise_on_error=False,
-            # A failure becomes one line below; Dagster's own ERROR event would add its trace.
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        )
-    if not result.success:
-        raise CliError(_first_failure(result))
-    published = [
-        m
-        for m in result.asset_materializations_for_node(result.dagster_run.job_name)
-        if m.asset_key.path == ["release", "published"]
-    ] or [
-        e.event_specific_data.materialization  # type: ignore[union-attr]
-        for e in result.all_events
-        if e.is_step_materialization
-        and e.event_specific_data.materialization.asset_key.path  # type: ignore[union-attr]
-        == ["release", "published"]
-    ]
-    return dict(published[-1].metadata)
-
-
-def _first_failure(result: object) -> str:
-    for event in result.all_events:  # type: ignore[attr-defined]
-        if event.is_step_failure:
-            # The first error under Dagster's wrappers is what our code raised: its message
-            # names the file or record; the causes below it are the library's detail.
-            cause = event.step_failure_data.error
-            while cause.cause is not None and cause.cls_name.startswith("Dagster"):
-                cause = cause.cause
-            lines = [line for line in cause.message.strip().splitlines() if line.strip()]
-            return f"build failed in {event.step_key}: {lines[0] if lines else cause.cls_name}"
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            if not evaluation.passed:
-                return f"check {evaluation.check_name} failed: {evaluation.metadata}"
-    return "build failed"
-
-
-def _print_summary(data_dir: object, metadata: dict) -> None:
+def _print_summary(published: Published) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows = metadata["rows"].value
-    table = Table(
-        title=f"release {metadata['version'].value or metadata['previous_version'].value}"
-    )
+    table = Table(title=f"release {published.version or published.previous}")
     table.add_column("table")
     table.add_column("rows", justify="right")
-    for name, count in rows.items():
+    for name, count in published.rows.items():
         table.add_row(name, str(count))
     console = Console()
     console.print(table)
-    if metadata["folder"].value:
-        console.print(f"files: {metadata['folder'].value}")
+    if published.folder:
+        console.print(f"files: {published.folder}")
 
 
 def cmd_releases(args: argparse.Namespace) -> int:

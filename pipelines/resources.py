@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
-from pipelines import paths
+from pipelines import build, paths
 from pipelines.refresh import LIVE_BASE_URLS, LIVE_SOURCES, Credentials, HttpSettings, RefreshError
 from pipelines.release.catalog import redact_url, split_password
 from pipelines.release.publish import DataDir, PublishError
@@ -18,6 +21,9 @@ class SnapshotResource(dg.ConfigurableResource):
     """The snapshot folder a build replays (the bundled one unless told otherwise)."""
 
     path: str = str(paths.BUNDLED_SNAPSHOT)
+    mode: Literal["read", "record"] = "read"
+    """`record`: the run first records the live sources into `path`, a new
+    `<data dir>/snapshots/<stamp>` folder (the schedule and the sensor ask for that)."""
 
     @property
     def folder(self) -> Path:
@@ -54,6 +60,13 @@ class ReleaseResource(dg.ConfigurableResource):
     @property
     def reference(self) -> Path:
         return Path(self.reference_dir)
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[ReleaseResource]:
+        """Hold the data dir's lock for the whole run (the warehouse is shared as well as the
+        releases), so a run launched from the UI is as exclusive as `kratom-evidence build`."""
+        with build.held(self.outputs, self.release_version):
+            yield self
 
 
 class LiveSourcesResource(dg.ConfigurableResource):

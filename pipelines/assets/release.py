@@ -1,4 +1,8 @@
-"""Release layer: publish the curated tables as a versioned folder and a DuckLake snapshot."""
+"""Release layer: publish the curated tables as a versioned folder and a DuckLake snapshot.
+
+The asset assembles what a release holds (tables in key order, quarantine, accounting) and hands
+it to the build service's publish step (`pipelines/build.py`), the one that chooses the version.
+"""
 
 from datetime import UTC, datetime
 
@@ -9,11 +13,10 @@ from dagster_duckdb import DuckDBResource
 
 from pipelines.assets.curated import STATS_TABLE as TABLE_STATS
 from pipelines.assets.staging import STATS_TABLE as SOURCE_STATS
+from pipelines.build import publish_tables
 from pipelines.normalize.literature_studies import paper_accounting
-from pipelines.release.describe import describe_release
-from pipelines.release.publish import publish
+from pipelines.release.publish import PublishResult
 from pipelines.resources import ReleaseResource, SnapshotResource
-from pipelines.snapshot import snapshot_sha256
 from schemas import QUARANTINE, TABLES
 from schemas.arrow import arrow_schema
 
@@ -104,6 +107,28 @@ def literature_books(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
     return paper_accounting({"publication_id": pid, "outcome": out} for pid, out in rows)
 
 
+def release_metadata(result: PublishResult) -> dict[str, dg.MetadataValue]:
+    """The catalog's view of a publish: version, links to its report and manifest, rows."""
+    folder = result.folder
+    links = (
+        {
+            "folder": dg.MetadataValue.path(str(folder)),
+            "report": dg.MetadataValue.path(str(folder / "report.html")),
+            "manifest": dg.MetadataValue.path(str(folder / "manifest.json")),
+        }
+        if folder is not None
+        else {"folder": dg.MetadataValue.text("")}
+    )
+    return {
+        "version": dg.MetadataValue.text(result.version or ""),
+        "previous_version": dg.MetadataValue.text(result.previous or ""),
+        "published": dg.MetadataValue.bool(result.version is not None),
+        "message": dg.MetadataValue.text(result.message),
+        **links,
+        "rows": dg.MetadataValue.json(result.rows),
+    }
+
+
 @dg.asset(
     key=["release", "published"],
     group_name="release",
@@ -118,30 +143,18 @@ def published_release(
     warehouse: DuckDBResource,
     release: ReleaseResource,
 ) -> dg.MaterializeResult:
-    info = snapshot_store.info()
     with warehouse.get_connection() as con:
         tables = {spec.name: curated_arrow(con, spec.name, spec.primary_key) for spec in TABLES}
         books = accounting(con, {name: t.num_rows for name, t in tables.items()})
         tables[QUARANTINE.name] = quarantine_arrow(con)
     created_at = release.created_at or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = publish(
+    result = publish_tables(
         release.outputs,
         tables,
-        info,
-        snapshot_sha256(snapshot_store.folder),
+        snapshot_store.folder,
         books,
         created_at,
-        requested_version=release.release_version,
-        describe=describe_release,
+        release.release_version,
     )
     context.log.info(result.message)
-    return dg.MaterializeResult(
-        metadata={
-            "version": result.version or "",
-            "previous_version": result.previous or "",
-            "published": result.version is not None,
-            "message": result.message,
-            "folder": dg.MetadataValue.path(str(result.folder)) if result.folder else "",
-            "rows": dg.MetadataValue.json(result.rows),
-        }
-    )
+    return dg.MaterializeResult(metadata=release_metadata(result))

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from pipelines import paths
+from pipelines.build import run_config
 from pipelines.cli import _outputs, main, parser
-from pipelines.definitions import make_definitions
 from pipelines.release.catalog import (
     CatalogError,
     LakeLocation,
@@ -163,14 +163,14 @@ def test_password_is_split_off_and_masked_in_messages() -> None:
 
 @pytest.mark.usefixtures("no_pgpassword")
 def test_cli_hands_dagster_a_catalog_url_without_the_password() -> None:
-    """What the CLI passes on (DataDir, then the release resource's config) holds no password."""
+    """What the CLI passes on (DataDir, then the build run's config) holds no password."""
     url = f"postgresql://{PW_USER}:{PW_SECRET}@127.0.0.1:5432/lake"
     outputs = _outputs(parser().parse_args(["build", "--catalog", url]))
     assert outputs.catalog_url == f"postgresql://{PW_USER}@127.0.0.1:5432/lake"
     assert os.environ["PGPASSWORD"] == PW_SECRET
-    release = (make_definitions(catalog=outputs.catalog_url).resources or {})["release"]
-    assert f"catalog='{outputs.catalog_url}'" in repr(release)
-    assert PW_SECRET not in repr(release) and PW_SECRET not in outputs.lake.catalog
+    config = run_config(paths.BUNDLED_SNAPSHOT, outputs)
+    assert config["resources"]["release"]["config"]["catalog"] == outputs.catalog_url
+    assert PW_SECRET not in repr(config) and PW_SECRET not in outputs.lake.catalog
 
 
 def _cli(capfd: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -1,0 +1,217 @@
+"""The one build service: lock, recovery, version check, the asset run, and the publish step.
+
+`kratom-evidence build` and `refresh`, the Dagster runs (UI, schedule, sensor) and the tests all
+go through here, so every build publishes alike. A run is one asset job (raw → staging →
+curated → release, checks included) launched with `dg.execute_job` in this process; what it
+builds is run config (`run_config`), never definitions made for the occasion. The lock is taken
+twice on purpose: here, before the run starts, so a busy data dir or a taken version is one
+clear line; and by the release resource for the whole run, so a run launched from the UI holds
+it too (the lock is re-entrant within a process).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from pipelines.release import catalog
+from pipelines.release.describe import describe_release
+from pipelines.release.publish import (
+    DataDir,
+    PublishResult,
+    check_requested,
+    exclusive,
+    folder_versions,
+    publish,
+    recover,
+)
+from pipelines.snapshot import read_info, snapshot_sha256
+
+JOB_NAME = "build"
+DEFINITIONS_MODULE = "pipelines.definitions"
+SNAPSHOT_TAG = "kratom-evidence/snapshot"
+"""Run tag naming the snapshot a run builds: its folder name (a recorded stamp, or `snapshot`)."""
+RELEASE_KEY = dg.AssetKey(["release", "published"])
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+"""A failure becomes one line (`first_failure`); Dagster's own ERROR event would add its trace."""
+
+
+class BuildError(RuntimeError):
+    """A build failed; the message is one line naming the step or check."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a build's release step did, read back from its materialization."""
+
+    version: str | None
+    previous: str | None
+    message: str
+    folder: Path | None
+    rows: dict[str, int]
+
+
+def refuse_published(outputs: DataDir, version: str) -> None:
+    """Stop before building when the requested version exists (a release is never rewritten)."""
+    taken = folder_versions(outputs.releases)
+    if outputs.lake.exists():
+        con = catalog.connect(outputs.lake)
+        try:
+            taken |= {r.version for r in catalog.list_releases(con)}
+        finally:
+            con.close()
+    check_requested(version, taken)
+
+
+@contextmanager
+def held(outputs: DataDir, release_version: str | None = None) -> Iterator[None]:
+    """Hold the data dir's lock, with a half-done publish finished first and the version free.
+
+    Raises:
+        PublishError: another build holds the lock, a release folder the catalog does not
+            list, or the requested version is taken.
+    """
+    with exclusive(outputs):
+        recover(outputs)  # before the build: a folder the catalog does not list stops it here
+        if release_version:
+            refuse_published(outputs, release_version)
+        yield
+
+
+def run_config(
+    snapshot_dir: Path,
+    outputs: DataDir,
+    release_version: str | None = None,
+    created_at: str | None = None,
+    *,
+    record: bool = False,
+) -> dict[str, Any]:
+    """Resource config of a build run: which snapshot, which data dir, which version.
+
+    With `record`, the run first records the live sources into `snapshot_dir`, which must be
+    `<data dir>/snapshots/<stamp>`. The warehouse follows the data dir, so the two never part.
+    """
+    release: dict[str, Any] = {"data_dir": str(outputs.root)}
+    optional = {
+        "release_version": release_version,
+        "created_at": created_at,
+        "catalog": outputs.catalog_url,
+        "catalog_data_path": outputs.data_path,
+    }
+    release.update({key: value for key, value in optional.items() if value is not None})
+    return {
+        "resources": {
+            "snapshot_store": {
+                "config": {"path": str(snapshot_dir), "mode": "record" if record else "read"}
+            },
+            "release": {"config": release},
+            "warehouse": {"config": {"database": str(outputs.warehouse)}},
+        }
+    }
+
+
+def _instance() -> dg.DagsterInstance:
+    """The Dagster instance of DAGSTER_HOME when one is set (so `dagster dev` lists CLI builds
+    too), else a throwaway one."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def build(
+    snapshot_dir: Path,
+    outputs: DataDir,
+    release_version: str | None = None,
+    created_at: str | None = None,
+) -> Published:
+    """Build every asset from a snapshot and publish a release, in this process.
+
+    Raises:
+        BuildError: the run failed (one line naming the step or check).
+        PublishError: the data dir is busy or the requested version is taken.
+        SnapshotError: the snapshot is missing or incomplete.
+    """
+    read_info(snapshot_dir)
+    config = run_config(snapshot_dir, outputs, release_version, created_at)
+    job = dg.build_reconstructable_job(DEFINITIONS_MODULE, "build_job")
+    with held(outputs, release_version), _instance() as instance:
+        result = dg.execute_job(
+            job,
+            instance=instance,
+            run_config={**config, **QUIET},
+            tags={SNAPSHOT_TAG: snapshot_dir.name},
+            raise_on_error=False,
+        )
+        if not result.success:
+            raise BuildError(first_failure(result.all_events))
+        return published(result.all_events)
+
+
+def published(events: Sequence[dg.DagsterEvent]) -> Published:
+    """The release step's outcome, from its materialization event in a run's events."""
+    (metadata,) = [
+        e.event_specific_data.materialization.metadata  # type: ignore[union-attr]
+        for e in events
+        if e.is_step_materialization
+        and e.event_specific_data.materialization.asset_key == RELEASE_KEY  # type: ignore[union-attr]
+    ]
+    folder = metadata["folder"].value
+    return Published(
+        version=str(metadata["version"].value) or None,
+        previous=str(metadata["previous_version"].value) or None,
+        message=str(metadata["message"].value),
+        folder=Path(str(folder)) if folder else None,
+        rows=dict(metadata["rows"].value),  # type: ignore[arg-type]
+    )
+
+
+def first_failure(events: Sequence[dg.DagsterEvent]) -> str:
+    """One line for the first failed step or check of a run."""
+    for event in events:
+        if event.is_step_failure:
+            # The first error under Dagster's wrappers is what our code raised: its message
+            # names the file or record; the causes below it are the library's detail.
+            cause = event.step_failure_data.error
+            if cause is None:
+                return f"build failed in {event.step_key}"
+            while cause.cause is not None and (cause.cls_name or "").startswith("Dagster"):
+                cause = cause.cause
+            lines = [line for line in cause.message.strip().splitlines() if line.strip()]
+            return f"build failed in {event.step_key}: {lines[0] if lines else cause.cls_name}"
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:  # type: ignore[union-attr]
+                return f"check {evaluation.check_name} failed: {evaluation.metadata}"  # type: ignore[union-attr]
+    return "build failed"
+
+
+def publish_tables(
+    outputs: DataDir,
+    tables: dict[str, pa.Table],
+    snapshot_dir: Path,
+    accounting: dict[str, object],
+    created_at: str,
+    release_version: str | None,
+) -> PublishResult:
+    """The release step: publish the assembled tables of a snapshot, with their documentation.
+
+    The version is the requested one, else the snapshot's capture date (`.N` when taken); when
+    nothing changed since the last release, none is published.
+    """
+    return publish(
+        outputs,
+        tables,
+        read_info(snapshot_dir),
+        snapshot_sha256(snapshot_dir),
+        accounting,
+        created_at,
+        requested_version=release_version,
+        describe=describe_release,
+    )
