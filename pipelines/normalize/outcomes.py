@@ -1,7 +1,8 @@
 """Outcome measures: which domain an outcome title measures, and with which instrument.
 
 `data/reference/outcome_instruments.csv` lists instruments (COWS, SOWS, AUC, ...) with their
-domain, and domain keywords (rows without an instrument). A pattern is a term, or "A|B & C|D"
+domain and the page that defines them (`defined_at`), and domain keywords (rows without an
+instrument). A pattern is a term, or "A|B & C|D"
 when an instrument is only named by two words together ("craving" and "VAS"). The best match
 is the lowest priority number, then the earliest in the title; the time frame is read only when
 the title names nothing, and "other" with no instrument is the answer when neither does.
@@ -84,10 +85,16 @@ class InstrumentLexicon:
 
 
 def load_instrument_lexicon(reference_dir: Path) -> InstrumentLexicon:
-    """Compile outcome_instruments.csv; a domain outside OUTCOME_DOMAINS is an error."""
+    """Compile outcome_instruments.csv; a domain outside OUTCOME_DOMAINS is an error.
+
+    A short acronym that is also an ordinary word or another abbreviation ("audit", "ISI",
+    "SDS") is listed in its row's `needs_context`: it counts only when one of the row's
+    `context_terms` is in the same text (the compound vocabulary's guard, `Lexicon.build`).
+    """
     rules: list[InstrumentRule] = []
     terms: list[tuple[str, str]] = []
     co_occurrences: list[CoOccurrence] = []
+    contexts: dict[str, list[str]] = {}
     for raw in read_reference_csv(reference_dir / INSTRUMENTS_FILE):
         if raw["domain"] not in OUTCOME_DOMAINS:
             raise ValueError(f"{INSTRUMENTS_FILE}: unknown domain {raw['domain']!r}")
@@ -99,4 +106,7 @@ def load_instrument_lexicon(reference_dir: Path) -> InstrumentLexicon:
                 co_occurrences.append(CoOccurrence(index, parts))
             else:
                 terms.append((str(index), pattern))
-    return InstrumentLexicon(tuple(rules), Lexicon.build(terms), tuple(co_occurrences))
+        for term in split_terms(raw.get("needs_context")):
+            contexts[term] = split_terms(raw.get("context_terms"))
+    lexicon = Lexicon.build(terms, contexts=contexts)
+    return InstrumentLexicon(tuple(rules), lexicon, tuple(co_occurrences))
