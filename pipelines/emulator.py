@@ -102,7 +102,7 @@ def load_snapshot(snapshot_dir: Path) -> SnapshotRecords:
     A record SNAPSHOT.json lists as superseded (a `--since-last` snapshot) is not served: the
     newer record that replaces it is.
     """
-    from pipelines.staging import superseded_records
+    from pipelines.snapshot import superseded_records
 
     info = json.loads((snapshot_dir / snapshot.INFO_FILE).read_text(encoding="utf-8"))
     loaded = SnapshotRecords(captured_at=str(info["captured_at"]))

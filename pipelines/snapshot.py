@@ -74,6 +74,27 @@ def source_files(snapshot_dir: Path, source: str) -> list[Path]:
     return files
 
 
+SUPERSEDES = "supersedes"
+"""SNAPSHOT.json key: {file relative to the snapshot: [record keys a newer record replaces]}."""
+
+
+def superseded_records(snapshot_dir: Path) -> dict[str, frozenset[str]]:
+    """The records SNAPSHOT.json says are superseded, by relative file; none when it says none
+    (or when there is no SNAPSHOT.json: a folder of files staged on their own).
+
+    Raises:
+        SnapshotError: `supersedes` is not a map of file names to lists of keys.
+    """
+    path = snapshot_dir / INFO_FILE
+    info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    listed = info.get(SUPERSEDES, {}) if isinstance(info, dict) else {}
+    if not isinstance(listed, dict) or not all(
+        isinstance(keys, list) and all(isinstance(k, str) for k in keys) for keys in listed.values()
+    ):
+        raise SnapshotError(f"{path}: {SUPERSEDES!r} must map files to key lists")
+    return {str(name): frozenset(keys) for name, keys in listed.items()}
+
+
 def snapshot_sha256(snapshot_dir: Path) -> str:
     """Content hash of a snapshot: SNAPSHOT.json and every source file, by relative path."""
     digest = hashlib.sha256()

@@ -9,36 +9,16 @@ a newer record replaces (SNAPSHOT.json `supersedes` lists it by file and key).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
 from pipelines import snapshot
+from pipelines.snapshot import superseded_records
 from pipelines.sources import SOURCES
 from pipelines.sources.base import RecordError
 from pipelines.warehouse import StagingSink, drop_staging
-
-SUPERSEDES = "supersedes"
-"""SNAPSHOT.json key: {file relative to the snapshot: [record keys a newer record replaces]}."""
-
-
-def superseded_records(snapshot_dir: Path) -> dict[str, frozenset[str]]:
-    """The records SNAPSHOT.json says are superseded, by relative file; none when it says none
-    (or when there is no SNAPSHOT.json: a folder of files staged on their own).
-
-    Raises:
-        snapshot.SnapshotError: `supersedes` is not a map of file names to lists of keys.
-    """
-    path = snapshot_dir / snapshot.INFO_FILE
-    info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    listed = info.get(SUPERSEDES, {}) if isinstance(info, dict) else {}
-    if not isinstance(listed, dict) or not all(
-        isinstance(keys, list) and all(isinstance(k, str) for k in keys) for keys in listed.values()
-    ):
-        raise snapshot.SnapshotError(f"{path}: {SUPERSEDES!r} must map files to key lists")
-    return {str(name): frozenset(keys) for name, keys in listed.items()}
 
 
 @dataclass

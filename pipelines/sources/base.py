@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import httpx
 import orjson
+
+from pipelines.http import RateLimit, require_json
 
 TableRows = dict[str, list[dict[str, Any]]]
 """Rows parsed from one record, by table name. Row keys are the table's model columns
@@ -40,6 +45,165 @@ def raw_json(record: Any) -> str:
     return orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str).decode()
 
 
+def count_items(body: Any, *keys: str) -> int:
+    """Length of the list at `keys` inside a JSON body; 0 when it is not there."""
+    node = body
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return len(node) if isinstance(node, list) else 0
+
+
+def slug(query: str) -> str:
+    """File-name form of a query: `Mitragyna speciosa` -> `mitragyna-speciosa`."""
+    return re.sub(r"[^a-z0-9]+", "-", query.casefold()).strip("-") or "query"
+
+
+def query_prefix(query: str) -> str:
+    """Prefix of a query's recorded pages: two queries page through the same file names."""
+    return f"{slug(query)}__"
+
+
+# --- live: what a refresh needs from a source ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Contact e-mail and API keys; repr hides them so they never land in a log or traceback."""
+
+    email: str | None = field(default=None, repr=False)
+    ncbi_api_key: str | None = field(default=None, repr=False)
+    openalex_api_key: str | None = field(default=None, repr=False)
+
+    def secrets(self) -> list[str]:
+        """The values that must never be written anywhere."""
+        return [s for s in (self.email, self.ncbi_api_key, self.openalex_api_key) if s]
+
+
+class PageClient(Protocol):
+    """The client a source's pager talks to: gets, each optionally recorded under a name."""
+
+    base_url: str
+
+    def get_bytes(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> bytes: ...
+
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
+    ) -> Any: ...
+
+
+class ClientFactory(Protocol):
+    """Makes a recording client: page names get `prefix`, requests get `fixed` (by path)."""
+
+    def __call__(
+        self, prefix: str = "", fixed: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> PageClient: ...
+
+
+class Pacer(Protocol):
+    """A source's own pacing, told of every response (e.g. PubChem's throttling header)."""
+
+    def on_response(self, response: httpx.Response) -> None: ...
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """One source's share of a refresh: what to ask, how to page, how to report progress."""
+
+    client: ClientFactory
+    work: Sequence[Any]
+    """Topic queries, or compound ids for a source that is asked by id."""
+    page_size: int | None
+    """Records per page or batch; None keeps the source's own."""
+    advance: Callable[[int], None]
+    """Called after each query, batch or page; raises to stop the source between them."""
+    pacer: Any = None
+    """What `LiveSource.pacer` made for this run, if anything."""
+
+
+def paged_fetch(
+    pages: Callable[[Any, str, int], Iterable[Any]], items: tuple[str, ...], page_size: int
+) -> Callable[[LiveRun], dict[str, int]]:
+    """The fetch of a source searched page by page as JSON: each query through its own
+    prefixed client, hits counted at `items` of every page."""
+
+    def fetch(run: LiveRun) -> dict[str, int]:
+        hits: dict[str, int] = {}
+        for query in run.work:
+            bodies = pages(run.client(query_prefix(query)), query, run.page_size or page_size)
+            hits[query] = sum(count_items(body, *items) for body in bodies)
+            run.advance(1)
+        return hits
+
+    return fetch
+
+
+def check_json(response: httpx.Response) -> None:
+    """A 2xx body must be JSON (an HTML error page or a cut-off body is retried)."""
+    require_json(response)
+
+
+def or_combined(queries: Sequence[str]) -> str:
+    """Queries as one boolean search: `(a) OR (b)`."""
+    return " OR ".join(f"({query})" for query in queries)
+
+
+def _no_params(creds: Credentials) -> dict[str, str]:
+    return {}
+
+
+def _no_rate_limit(creds: Credentials) -> RateLimit | None:
+    return None
+
+
+def _always_filtered(creds: Credentials) -> str | None:
+    return None
+
+
+ChangeFilter = Callable[[str, date, date], tuple[str, dict[str, dict[str, str]]]]
+"""(query, since, until) -> (query, extra parameters by request path) asking only for records
+changed in that window."""
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """How a refresh asks a source: where, paging, politeness and the --since-last filter."""
+
+    base_url: str
+    fetch: Callable[[LiveRun], dict[str, int]]
+    """Pages through the run's work with its clients; returns hits per query (or per kind)."""
+    emulator_path: str
+    """Where the source sits under one `serve-snapshot` base URL (`--base-url all=URL`)."""
+    min_interval: Callable[[Credentials], float]
+    """Seconds between request starts (stretched by the refresh's pace)."""
+    check_body: Callable[[httpx.Response], None] = check_json
+    """Raises InvalidBody when a 2xx body is not what this source answers (then retried)."""
+    rate_limit: Callable[[Credentials], RateLimit | None] = _no_rate_limit
+    """A published per-window limit, enforced as a sliding window."""
+    default_params: Callable[[Credentials], dict[str, str]] = _no_params
+    """Contact and key parameters sent with every request."""
+    pacer: Callable[[], Pacer] | None = None
+    """A pacer shared by the client (told of every response) and `fetch` (`LiveRun.pacer`)."""
+    compound_ids: Callable[[Sequence[Mapping[str, str]]], list[Any]] | None = None
+    """Asked by id: the ids to ask from the rows of compounds.csv. None: asked by topic query
+    (topic_queries.csv rows of this source)."""
+    combine: Callable[[Sequence[str]], str] = or_combined
+    """All topic queries as one search, so an unchanged source costs one request."""
+    changed_since: ChangeFilter | None = None
+    """The change filter --since-last sends; None: the source has no change feed."""
+    unfiltered_note: Callable[[Credentials], str | None] = _always_filtered
+    """Why the change filter cannot be sent with these credentials (the combined query is then
+    asked in full and search_strategy.json says this note); None when it can."""
+
+
+# --- the unit ----------------------------------------------------------------------------------
+
+
+def _no_replacements(record: Any) -> tuple[str, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class SourceUnit:
     """Everything the pipeline knows about one source, in the source's own module.
@@ -62,5 +226,8 @@ class SourceUnit:
     """The table a quarantined record of this source would have fed."""
     raw: Callable[[Any], str] = raw_json
     """A record as text, for its fingerprint and the quarantine table's `raw` column."""
-    replaces: Callable[[Any], Iterable[str]] = lambda record: ()
-    """Keys of older records a record stands in for (beyond its own key), e.g. merged ids."""
+    replaces: Callable[[Any], Iterable[str]] = _no_replacements
+    """Keys of older records a record stands in for besides its own (e.g. merged ids)."""
+    live: LiveSource | None = None
+    """How a refresh asks the source; None: a snapshot-only source, carried over from the
+    previous snapshot by every refresh."""

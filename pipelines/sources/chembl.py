@@ -9,7 +9,7 @@ each activity is one record and becomes one `compound_targets` row, its compound
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,10 +19,13 @@ from pipelines.http import PagingError, page_url
 from pipelines.normalize.compounds import load_compound_lexicon
 from pipelines.paths import REFERENCE_DIR
 from pipelines.sources.base import (
+    LiveRun,
+    LiveSource,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
     TableRows,
+    count_items,
     load_json_file,
 )
 
@@ -195,6 +198,25 @@ def iter_activity_pages(
         path, params = next_request(next_link, http.base_url)
 
 
+BASE_URL = "https://www.ebi.ac.uk/chembl"
+MIN_INTERVAL = 0.1
+
+
+def compound_ids(rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """The curated compounds' ChEMBL ids (compounds.csv `chembl_id`; blanks skipped)."""
+    return sorted({r["chembl_id"].strip() for r in rows if r["chembl_id"].strip()})
+
+
+def fetch(run: LiveRun) -> dict[str, int]:
+    """Activity pages of the run's molecules, following page_meta.next; activities in all."""
+    client = run.client()
+    hits = 0
+    for body in iter_activity_pages(client, run.work, run.page_size or PAGE_LIMIT):
+        hits += count_items(body, "activities")
+        run.advance(1)
+    return {"molecule_chembl_id__in": hits}
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -202,5 +224,12 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="compound_targets",
+    live=LiveSource(
+        base_url=BASE_URL,
+        fetch=fetch,
+        emulator_path="/chembl",
+        min_interval=lambda creds: MIN_INTERVAL,
+        compound_ids=compound_ids,
+    ),
 )
-"""chembl as the pipeline sees it (registered in `pipelines.sources`)."""
+"""ChEMBL activities of the curated compounds, as the pipeline sees them."""

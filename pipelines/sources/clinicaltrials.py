@@ -18,11 +18,21 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import ijson
+import orjson
 
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.dates import parse_partial_date
 from pipelines.normalize.design import registered_design
-from pipelines.sources.base import RecordError, SnapshotFormatError, SourceUnit, TableRows
+from pipelines.sources.base import (
+    LiveRun,
+    LiveSource,
+    RecordError,
+    SnapshotFormatError,
+    SourceUnit,
+    TableRows,
+    count_items,
+    slug,
+)
 
 SOURCE = "clinicaltrials"
 REGISTRY = "clinicaltrials.gov"
@@ -667,11 +677,6 @@ class FetchSummary:
         return len(self.nct_ids)
 
 
-def slug(query: str) -> str:
-    """File-name form of a query: `Mitragyna speciosa` -> `mitragyna-speciosa`."""
-    return re.sub(r"[^a-z0-9]+", "-", query.casefold()).strip("-") or "query"
-
-
 def iter_pages(http: StudiesClient, query: str) -> Iterator[bytes]:
     """Yield raw /api/v2/studies pages for one query until nextPageToken runs out.
 
@@ -748,6 +753,33 @@ def _scan_page(body: bytes, query: str, number: int) -> tuple[list[str], str | N
     return ids, token
 
 
+def nct_aliases(study: Any) -> list[str]:
+    """Old NCT ids a study was registered under (`identificationModule.nctIdAliases`): a
+    refresh that records the study supersedes the records of those ids."""
+    ident = _dig(study, "protocolSection", "identificationModule")
+    aliases = ident.get("nctIdAliases") if isinstance(ident, dict) else None
+    return [a for a in aliases if isinstance(a, str)] if isinstance(aliases, list) else []
+
+
+def fetch(run: LiveRun) -> dict[str, int]:
+    """Every query's study pages (the pager names pages by query slug), studies per query."""
+    fixed = {STUDIES_PATH: {"pageSize": run.page_size}} if run.page_size else None
+    client = run.client("", fixed)
+    hits: dict[str, int] = {}
+    for query in run.work:
+        hits[query] = sum(
+            count_items(orjson.loads(b), "studies") for b in iter_pages(client, query)
+        )
+        run.advance(1)
+    return hits
+
+
+def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, dict[str, str]]]:
+    """API v2 `filter.advanced=AREA[LastUpdatePostDate]RANGE[since,MAX]`."""
+    advanced = f"AREA[LastUpdatePostDate]RANGE[{since.isoformat()},MAX]"
+    return query, {STUDIES_PATH: {"filter.advanced": advanced}}
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -755,5 +787,13 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_study,
     primary_table="studies",
+    replaces=nct_aliases,
+    live=LiveSource(
+        base_url=BASE_URL,
+        fetch=fetch,
+        emulator_path="/clinicaltrials",
+        min_interval=lambda creds: MIN_INTERVAL,
+        changed_since=changed_since,
+    ),
 )
-"""clinicaltrials as the pipeline sees it (registered in `pipelines.sources`)."""
+"""ClinicalTrials.gov API v2 studies, as every layer of the pipeline sees them."""

@@ -9,17 +9,21 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
 from pipelines.normalize.dedup import normalize_doi
 from pipelines.sources.base import (
+    Credentials,
+    LiveSource,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
     TableRows,
     load_json_file,
+    paged_fetch,
 )
 from pipelines.sources.pubmed import date_from_parts
 
@@ -257,6 +261,22 @@ def iter_works_pages(http: JsonClient, query: str, rows: int = ROWS) -> Iterator
             return
 
 
+def live_params(creds: Credentials) -> dict[str, str]:
+    """`mailto` when a contact is given (Crossref's polite pool)."""
+    return default_params(creds.email) if creds.email else {}
+
+
+def combine(queries: Sequence[str]) -> str:
+    """Crossref's `query` has no boolean syntax but ranks works matching any word."""
+    return " ".join(queries)
+
+
+def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, dict[str, str]]]:
+    """The works filter `from-update-date` (REST API filters: "currently the same as
+    from-deposit-date")."""
+    return query, {WORKS_PATH: {"filter": f"from-update-date:{since.isoformat()}"}}
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -264,5 +284,14 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="publications",
+    live=LiveSource(
+        base_url=BASE_URL,
+        fetch=paged_fetch(iter_works_pages, ("message", "items"), ROWS),
+        emulator_path="/crossref",
+        min_interval=lambda creds: MIN_INTERVAL,
+        default_params=live_params,
+        combine=combine,
+        changed_since=changed_since,
+    ),
 )
-"""crossref as the pipeline sees it (registered in `pipelines.sources`)."""
+"""Crossref works, as the pipeline sees them."""

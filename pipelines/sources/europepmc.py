@@ -11,17 +11,20 @@ import html
 import itertools
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid, provisional_id
 from pipelines.sources.base import (
+    LiveSource,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
     TableRows,
     load_json_file,
+    paged_fetch,
 )
 from pipelines.sources.pubmed import date_from_parts, parse_text_date
 
@@ -290,6 +293,11 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, dict[str, str]]]:
+    """The search syntax field `UPDATE_DATE:[a TO b]` (europepmc.org/searchsyntax)."""
+    return f"({query}) AND (UPDATE_DATE:[{since.isoformat()} TO {until.isoformat()}])", {}
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -297,5 +305,12 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="publications",
+    live=LiveSource(
+        base_url=BASE_URL,
+        fetch=paged_fetch(iter_search_pages, ("resultList", "result"), PAGE_SIZE),
+        emulator_path="/europepmc/rest",
+        min_interval=lambda creds: MIN_INTERVAL,
+        changed_since=changed_since,
+    ),
 )
-"""europepmc as the pipeline sees it (registered in `pipelines.sources`)."""
+"""Europe PMC core search results, as the pipeline sees them."""

@@ -21,11 +21,14 @@ from pipelines.normalize.dedup import (
     provisional_id,
 )
 from pipelines.sources.base import (
+    Credentials,
+    LiveSource,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
     TableRows,
     load_json_file,
+    paged_fetch,
 )
 from pipelines.sources.crossref import initials_of, language_code
 
@@ -248,6 +251,30 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+OPENALEX_UNFILTERED = (
+    "since-last without OPENALEX_API_KEY: OpenAlex filters on from_updated_date only for "
+    "requests with an API key, so its combined query was asked in full"
+)
+"""search_strategy.json `note` of OpenAlex in a --since-last run without a key."""
+
+
+def live_params(creds: Credentials) -> dict[str, str]:
+    """`mailto` (the polite pool) and `api_key` when given."""
+    if creds.email:
+        return default_params(creds.email, creds.openalex_api_key)
+    return {"api_key": creds.openalex_api_key} if creds.openalex_api_key else {}
+
+
+def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, dict[str, str]]]:
+    """The works filter `from_updated_date` (docs.openalex.org filter-works)."""
+    return query, {WORKS_PATH: {"filter": f"from_updated_date:{since.isoformat()}"}}
+
+
+def unfiltered_note(creds: Credentials) -> str | None:
+    """The live API refuses `from_updated_date` without an API key."""
+    return None if creds.openalex_api_key else OPENALEX_UNFILTERED
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -255,5 +282,14 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="publications",
+    live=LiveSource(
+        base_url=BASE_URL,
+        fetch=paged_fetch(iter_works_pages, ("results",), PER_PAGE),
+        emulator_path="/openalex",
+        min_interval=lambda creds: MIN_INTERVAL,
+        default_params=live_params,
+        changed_since=changed_since,
+        unfiltered_note=unfiltered_note,
+    ),
 )
-"""openalex as the pipeline sees it (registered in `pipelines.sources`)."""
+"""OpenAlex works, as the pipeline sees them."""

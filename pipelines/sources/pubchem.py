@@ -23,10 +23,13 @@ import httpx
 
 from pipelines.http import RETRY_STATUSES, RateLimit
 from pipelines.sources.base import (
+    LiveRun,
+    LiveSource,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
     TableRows,
+    count_items,
     load_json_file,
 )
 
@@ -270,6 +273,27 @@ def fetch_compounds(
             )
 
 
+BASE_URL = "https://pubchem.ncbi.nlm.nih.gov"
+
+
+def compound_ids(rows: Sequence[Mapping[str, str]]) -> list[int]:
+    """The curated compounds' PubChem CIDs (compounds.csv `pubchem_cid`; blanks skipped)."""
+    return sorted({int(r["pubchem_cid"]) for r in rows if r["pubchem_cid"].strip().isdigit()})
+
+
+def fetch(run: LiveRun) -> dict[str, int]:
+    """Property tables and synonym lists of the run's CIDs, batched; entries of the last
+    batch of each kind."""
+    client = run.client()
+    hits: dict[str, int] = {}
+    for body in fetch_compounds(client, run.work, run.pacer, run.page_size or BATCH_SIZE):
+        hits["properties" if "PropertyTable" in body else "synonyms"] = count_items(
+            body, "PropertyTable", "Properties"
+        ) or count_items(body, "InformationList", "Information")
+        run.advance(1)
+    return hits
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -277,5 +301,14 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="compounds",
+    live=LiveSource(
+        base_url=BASE_URL,
+        fetch=fetch,
+        emulator_path="/pubchem",
+        min_interval=lambda creds: MIN_INTERVAL,
+        rate_limit=lambda creds: RATE_LIMIT,
+        pacer=ThrottlePacer,
+        compound_ids=compound_ids,
+    ),
 )
-"""pubchem as the pipeline sees it (registered in `pipelines.sources`)."""
+"""PubChem PUG REST properties and synonyms of the curated compounds, as the pipeline sees them."""

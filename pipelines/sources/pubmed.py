@@ -18,12 +18,23 @@ from pathlib import Path
 from typing import Any, Protocol
 from xml.etree.ElementTree import Element
 
+import httpx
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
-from pipelines.http import RateLimit
+from pipelines.http import InvalidBody, RateLimit
 from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid
-from pipelines.sources.base import RecordError, SnapshotFormatError, SourceUnit, TableRows
+from pipelines.sources.base import (
+    Credentials,
+    LiveRun,
+    LiveSource,
+    RecordError,
+    SnapshotFormatError,
+    SourceUnit,
+    TableRows,
+    query_prefix,
+    require_json,
+)
 
 SOURCE = "pubmed"
 BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
@@ -513,6 +524,46 @@ def iter_efetch_pages(http: PubmedClient, term: str, batch: int = EFETCH_BATCH) 
         yield http.get_bytes(EFETCH_PATH, params, record_as=f"efetch-{number:04d}.xml")
 
 
+def check_body(response: httpx.Response) -> None:
+    """efetch XML must parse and be a <PubmedArticleSet>; esearch answers JSON."""
+    if response.url.path.endswith(ESEARCH_PATH):
+        require_json(response)
+        return
+    try:
+        root = SafeET.fromstring(response.content, forbid_dtd=False)
+    except Exception as exc:
+        raise InvalidBody(f"not efetch XML ({type(exc).__name__})") from None
+    if root.tag != ROOT_TAG:
+        raise InvalidBody(f"root is <{root.tag}>, not <{ROOT_TAG}>")
+
+
+def live_params(creds: Credentials) -> dict[str, str]:
+    """`tool` always; `email` and `api_key` when given (E-utilities usage guidelines)."""
+    params = {"tool": TOOL}
+    if creds.email:
+        params["email"] = creds.email
+    if creds.ncbi_api_key:
+        params["api_key"] = creds.ncbi_api_key
+    return params
+
+
+def fetch(run: LiveRun) -> dict[str, int]:
+    """esearch + efetch batches per query, pages prefixed by query; articles per query."""
+    hits: dict[str, int] = {}
+    for query in run.work:
+        client = run.client(query_prefix(query))
+        pages = iter_efetch_pages(client, query, run.page_size or EFETCH_BATCH)
+        hits[query] = sum(count_records(body) for body in pages)
+        run.advance(1)
+    return hits
+
+
+def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, dict[str, str]]]:
+    """esearch `datetype=mdat&mindate&maxdate` (YYYY/MM/DD, both required)."""
+    window = {"mindate": since.strftime("%Y/%m/%d"), "maxdate": until.strftime("%Y/%m/%d")}
+    return query, {ESEARCH_PATH: {"datetype": "mdat", **window}}
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".xml",
@@ -521,5 +572,15 @@ UNIT = SourceUnit(
     parse=parse_record,
     primary_table="publications",
     raw=record_raw,
+    live=LiveSource(
+        base_url=BASE_URL,
+        fetch=fetch,
+        emulator_path="/pubmed",
+        min_interval=lambda creds: min_interval(creds.ncbi_api_key),
+        check_body=check_body,
+        rate_limit=lambda creds: rate_limit(creds.ncbi_api_key),
+        default_params=live_params,
+        changed_since=changed_since,
+    ),
 )
-"""pubmed as the pipeline sees it (registered in `pipelines.sources`)."""
+"""PubMed through E-utilities (esearch history + efetch XML), as the pipeline sees it."""

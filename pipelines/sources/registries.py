@@ -259,4 +259,5 @@ UNIT = SourceUnit(
     parse=parse_row,
     primary_table="studies",
 )
-"""registries as the pipeline sees it (registered in `pipelines.sources`)."""
+"""Other registries' records, curated by hand as CSV rows: snapshot only, carried over by
+every refresh."""

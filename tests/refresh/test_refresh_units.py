@@ -15,7 +15,7 @@ from pipelines.refresh import (
     load_compound_ids,
     load_queries,
     parse_base_urls,
-    previous_registries,
+    previous_folder,
     write_info,
 )
 
@@ -44,7 +44,8 @@ def test_reference_gives_queries_for_every_search_source_and_compound_ids() -> N
     queries = load_queries(paths.REFERENCE_DIR)
     for source in ("clinicaltrials", "pubmed", "europepmc", "openalex", "crossref"):
         assert "kratom" in queries[source]
-    cids, chembl_ids = load_compound_ids(paths.REFERENCE_DIR)
+    ids = load_compound_ids(paths.REFERENCE_DIR)
+    cids, chembl_ids = ids["pubchem"], ids["chembl"]
     assert 3034396 in cids and "CHEMBL299031" in chembl_ids
     assert cids == sorted(set(cids))
 
@@ -56,11 +57,14 @@ def test_registries_come_from_newest_complete_recorded_snapshot(tmp_path: Path) 
         (folder / "registries").mkdir(parents=True)
         write_info(folder, "2026-01-01", complete=complete, notes="")
     current = snapshots / "20260301T000000Z"
-    assert previous_registries(snapshots, current) == snapshots / "20260101T000000Z" / "registries"
+    assert (
+        previous_folder(snapshots, current, "registries")
+        == snapshots / "20260101T000000Z" / "registries"
+    )
 
 
 def test_registries_fall_back_to_the_bundled_snapshot(tmp_path: Path) -> None:
-    found = previous_registries(tmp_path / "snapshots", tmp_path / "snapshots" / "x")
+    found = previous_folder(tmp_path / "snapshots", tmp_path / "snapshots" / "x", "registries")
     assert found == paths.BUNDLED_SNAPSHOT / "registries"
 
 

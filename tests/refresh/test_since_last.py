@@ -28,7 +28,6 @@ from pipelines.emulator import (
     running,
 )
 from pipelines.refresh import (
-    OPENALEX_UNFILTERED,
     Credentials,
     HttpSettings,
     combined_query,
@@ -36,9 +35,9 @@ from pipelines.refresh import (
     parse_base_urls,
     refresh,
 )
-from pipelines.snapshot import source_files
+from pipelines.snapshot import source_files, superseded_records
 from pipelines.sources import SOURCES
-from pipelines.staging import superseded_records
+from pipelines.sources.openalex import OPENALEX_UNFILTERED
 from tests.refresh import synthetic
 
 FAST = ["--pace", "0", "--timeout", "2", "--backoff", "0.02", "--max-tries", "4", "--no-progress"]

@@ -15,9 +15,9 @@ import pytest
 
 from pipelines import paths
 from pipelines.emulator import load_snapshot
-from pipelines.snapshot import SnapshotError
+from pipelines.snapshot import SUPERSEDES, SnapshotError, superseded_records
 from pipelines.sources import clinicaltrials, pubmed
-from pipelines.staging import SUPERSEDES, StageStats, stage_source, superseded_records
+from pipelines.staging import StageStats, stage_source
 from pipelines.warehouse import ensure_schemas
 
 STUDY = "NCT05846451"

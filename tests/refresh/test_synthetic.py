@@ -72,7 +72,8 @@ def test_synthetic_reference_has_one_query_per_source_and_the_synthetic_compound
 
     queries = load_queries(reference)
     assert set(queries) <= set(LIVE_SOURCES) and all(len(q) == 1 for q in queries.values())
-    cids, chembl_ids = load_compound_ids(reference)
+    ids = load_compound_ids(reference)
+    cids, chembl_ids = ids["pubchem"], ids["chembl"]
     assert cids == [990_000_001 + i for i in range(250)]
     assert chembl_ids == ["CHEMBL99000001", "CHEMBL99000002"]
 

@@ -1,0 +1,101 @@
+"""What a refresh talks to and how politely: the live sources, their URLs, the client knobs.
+
+Everything per source comes from its unit's `live` part (`pipelines.sources`); this module
+names no source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from pipelines.http import RequestLogEntry, ResponseRecorder, SourceHttp
+from pipelines.sources import SOURCES
+from pipelines.sources.base import Credentials, LiveSource, Pacer
+
+LIVE: dict[str, LiveSource] = {
+    name: unit.live for name, unit in SOURCES.items() if unit.live is not None
+}
+"""The registered sources with an API, in registry order (the order they are reported in)."""
+LIVE_SOURCES: tuple[str, ...] = tuple(LIVE)
+LIVE_BASE_URLS: dict[str, str] = {name: live.base_url for name, live in LIVE.items()}
+EMULATOR_PATHS: dict[str, str] = {name: live.emulator_path for name, live in LIVE.items()}
+"""Where each source sits under one `serve-snapshot` base URL (`--base-url all=URL`)."""
+MIN_INTERVALS: dict[str, float] = {
+    name: live.min_interval(Credentials()) for name, live in LIVE.items()
+}
+"""Seconds between request starts without credentials."""
+
+
+class RefreshError(RuntimeError):
+    """The refresh cannot run as asked (bad --base-url, no queries)."""
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Client knobs; tests shorten them, a real refresh keeps the polite defaults."""
+
+    timeout: float = 30.0
+    max_tries: int = 6
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    pace: float = 1.0
+    """Factor on every source's minimum interval: 1 for real APIs, 0 against a local emulator."""
+    page_size: int | None = None
+    """Records per page or batch for every source; None keeps each source's own. Tests shrink
+    it so every paging protocol turns several pages on a few records."""
+
+
+POLITE = HttpSettings()
+"""The defaults a real refresh runs with."""
+
+
+def parse_base_urls(values: Sequence[str]) -> dict[str, str]:
+    """`SOURCE=URL` and `all=URL` overrides -> base URL per live source (live defaults else).
+
+    `all=URL` points every source at one `serve-snapshot` emulator, each under its own path;
+    a `SOURCE=URL` given as well wins for that source and is used as is.
+    """
+    urls = dict(LIVE_BASE_URLS)
+    explicit: dict[str, str] = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise RefreshError(f"--base-url wants SOURCE=URL, got {value!r}")
+        if name == "all":
+            urls.update({s: url.rstrip("/") + EMULATOR_PATHS[s] for s in LIVE_SOURCES})
+        elif name in LIVE_SOURCES:
+            explicit[name] = url.rstrip("/")
+        else:
+            raise RefreshError(f"--base-url: unknown source {name!r} (one of all, {LIVE_SOURCES})")
+    return {**urls, **explicit}
+
+
+def source_client(
+    source: str,
+    base_url: str,
+    creds: Credentials,
+    settings: HttpSettings,
+    recorder: ResponseRecorder,
+    on_log: Callable[[RequestLogEntry], None],
+    pacer: Pacer | None,
+) -> SourceHttp:
+    """The client of one live source with its own politeness, stretched by `settings.pace`."""
+    live = LIVE[source]
+    limit = live.rate_limit(creds)
+    return SourceHttp(
+        source,
+        base_url,
+        min_interval=live.min_interval(creds) * settings.pace,
+        rate_limit=limit.scaled(settings.pace) if limit is not None else None,
+        max_tries=settings.max_tries,
+        timeout=httpx.Timeout(settings.timeout),
+        backoff_base=settings.backoff_base,
+        backoff_cap=settings.backoff_cap,
+        default_params=live.default_params(creds),
+        recorder=recorder,
+        on_response=pacer.on_response if pacer is not None else None,
+        on_log=on_log,
+    )
