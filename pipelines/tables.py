@@ -26,6 +26,7 @@ from pipelines.normalize.conditions import load_condition_lexicon
 from pipelines.normalize.dedup import merge_publications
 from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
 from pipelines.normalize.evidence_map import text_compound_links
+from pipelines.normalize.literature_domains import literature_outcomes, load_literature_domains
 from pipelines.normalize.literature_studies import literature_studies, load_design_rules
 from pipelines.normalize.outcomes import load_instrument_lexicon
 from pipelines.warehouse import read_frame, union_staging, write_table
@@ -331,6 +332,7 @@ def build_interventions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> 
 
 
 def build_outcomes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Registered outcomes classified by title, plus the domains literature-only papers name."""
     frame = staged(con, "outcomes")
     if not frame.empty:
         lexicon = load_instrument_lexicon(reference_dir)
@@ -340,7 +342,35 @@ def build_outcomes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built
         ]
         frame["domain"] = [d for d, _ in found]
         frame["instrument"] = [i for _, i in found]
-    return Built(frame)
+    literature = pd.DataFrame(
+        literature_outcomes(
+            records(
+                read_frame(
+                    con,
+                    "SELECT study_id, source_publication_id FROM curated.studies "
+                    "WHERE evidence_source = 'literature' ORDER BY study_id",
+                )
+            ),
+            _paper_records(con),
+            load_literature_domains(reference_dir),
+        )
+    )
+    if not literature.empty:
+        literature["_source"] = "literature"
+        literature["_source_file"] = None
+        literature["_seq"] = range(len(literature))
+    return Built(pd.concat([frame, literature], ignore_index=True))
+
+
+def _paper_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    """publication_id -> the fields a literature domain is read from (never the abstract)."""
+    papers = read_frame(
+        con,
+        "SELECT p.publication_id, p.title, p.publication_types, p.mesh_terms, t.keywords "
+        "FROM curated.publications p LEFT JOIN curated.publication_text t USING (publication_id) "
+        "ORDER BY p.publication_id",
+    )
+    return {str(r["publication_id"]): r for r in records(papers)}
 
 
 def build_publication_compounds(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:

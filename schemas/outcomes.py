@@ -15,9 +15,10 @@ class Outcome(pa.DataFrameModel):
 
     outcome_id: Series[pd.StringDtype] = pa.Field(
         unique=True,
-        str_matches=r"^.+:(P|S|O|R|AE)\d+$",
-        description="<study_id>:<P|S|O|R|AE><n>: protocol primary/secondary/other, results "
-        "measure, adverse-event table; n counts from 1 in registry order.",
+        str_matches=r"^.+:(P|S|O|R|AE|L)\d+$",
+        description="<study_id>:<P|S|O|R|AE|L><n>: protocol primary/secondary/other, results "
+        "measure, adverse-event table, a domain a literature-only study's paper names; n counts "
+        "from 1 in registry order (literature: in domain order).",
     )
     study_id: Series[pd.StringDtype] = text("Study.", nullable=False)
     outcome_kind: Series[pd.StringDtype] = one_of(vocab.OUTCOME_KINDS, "Role of the outcome.")
@@ -28,6 +29,24 @@ class Outcome(pa.DataFrameModel):
     param_type: Series[pd.StringDtype] = text("Results: MEAN, MEDIAN, GEOMETRIC_MEAN, COUNT...")
     unit: Series[pd.StringDtype] = text("Results: unit of measure.")
     source: Series[pd.StringDtype] = one_of(vocab.OUTCOME_SOURCES, "Where the outcome was read.")
+    matched_in: Series[pd.StringDtype] = one_of(
+        vocab.LITERATURE_FIELDS,
+        "Literature rows: the field of the paper's record the domain was read from (null for "
+        "registry rows).",
+        nullable=True,
+    )
+    matched_term: Series[pd.StringDtype] = text(
+        "Literature rows: the term of data/reference/literature_domains.csv (or an instrument "
+        "of outcome_instruments.csv) that matched (null for registry rows)."
+    )
+
+    @pa.dataframe_check(name="literature_rows_say_where_they_were_read")
+    def _literature_rows_say_where(cls, frame: pd.DataFrame) -> pd.Series:
+        """A literature row names its field and term; a registry row names neither."""
+        literature = frame["source"] == "literature"
+        return (literature == frame["matched_in"].notna()) & (
+            literature == frame["matched_term"].notna()
+        )
 
     class Config:
         strict = True

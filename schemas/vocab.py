@@ -83,3 +83,5 @@ OUTCOME_CHANGE_STATUSES = (
     "secondary_promoted",
     "time_frame_changed",
 )
+LITERATURE_FIELDS = ("title", "keywords", "mesh", "publication_type")
+"""Fields of a paper's record a literature outcome domain is read from, in reading order."""

@@ -36,6 +36,7 @@ BUILDERS: dict[str, Builder] = {
 
 READS: dict[str, tuple[str, ...]] = {
     "studies": ("publications",),
+    "outcomes": ("publications",),
     "study_publications": ("publications", "studies"),
     "evidence_map": (
         "studies",

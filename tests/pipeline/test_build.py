@@ -140,9 +140,9 @@ def _facts_design(row: dict[str, str]) -> str | None:
 
 
 DESIGN_AGREEMENT_THRESHOLD = 0.9
-"""Share of facts PMID papers with a stated type or tag whose published design agrees (52/55 on
-2026.11.25: two papers tagged survey are observational by their "regular users"/"patrons" title
-words, and a case series published as a systematic review stays a publication)."""
+"""Share of facts PMID papers with a stated type or tag whose published design agrees (54/55 on
+2026.11.25: a case series published as a systematic review stays a publication; the two papers
+tagged survey whose titles name "regular users" and "perceived benefits" are surveys)."""
 
 
 def test_literature_designs_agree_with_the_facts(

@@ -68,6 +68,30 @@ def test_design_from_types_and_title(types: list[str], title: str, design: str |
     assert classify(pub("1", title, types), RULES).design == design
 
 
+@pytest.mark.parametrize(
+    ("title", "mesh", "design"),
+    [
+        ("Kratom and sleep", ["Humans", "Self Report", "Cross-Sectional Studies"], "survey"),
+        ("Kratom and the heart", ["Humans", "Cross-Sectional Studies"], "observational"),
+        ("Mitragynine in blood", ["Humans", "Fatal Outcome", "Forensic Toxicology"], "case_report"),
+        ("Mitragynine deaths", ["Retrospective Studies", "Fatal Outcome"], "observational"),
+        ("Kratom hepatitis in a 32-year-old man", [], "case_report"),
+        ("Seizures in a young woman after kratom", [], "case_report"),
+        ("Perceived benefits of kratom", [], "survey"),
+        ("Motives for kratom use", [], "survey"),
+        ("Kratom among residents of southern Thailand", [], "observational"),
+        ("Kratom and veterans", [], "observational"),
+        ("Kratom for patients: a review", [], None),
+        ("A patient-centred view of kratom", [], None),
+    ],
+)
+def test_designs_of_papers_without_an_nlm_design_type(
+    title: str, mesh: list[str], design: str | None
+) -> None:
+    """Self-report is a survey, one patient or fatality a case report, a population a study."""
+    assert classify(pub("1", title, ["Journal Article"], mesh=mesh), RULES).design == design
+
+
 def test_population_from_mesh_and_design() -> None:
     animal = classify(
         pub("1", "Mitragynine effects", ["Journal Article"], mesh=["Animals", "Rats"]), RULES
@@ -238,7 +262,7 @@ def test_paper_matching_no_rule_is_listed_not_dropped() -> None:
 def test_pmid_rules_for_facts_tags_name_their_source() -> None:
     """A PMID rule is a curated fact: each says which facts tag it copies."""
     pmid_rules = [r for r in RULES if r.field == "pmid"]
-    assert len(pmid_rules) == 8
+    assert len(pmid_rules) == 9
     text = DESIGN_RULES_FILE.read_text(encoding="utf-8")
     for rule in pmid_rules:
         (line,) = [ln for ln in text.splitlines() if f",pmid,{rule.term}," in ln]
