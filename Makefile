@@ -31,8 +31,11 @@ bench: $(STAMP)  ## scale benchmarks (not part of `make test`)
 	$(PY) bench/bench_ctgov.py
 	$(PY) bench/bench_pubmed.py
 
-dev: $(STAMP)  ## the Dagster UI on the asset graph
+dev: $(STAMP) .env  ## the Dagster UI on the asset graph
 	$(VENV)/bin/dagster dev -w workspace.yaml
+
+.env:  ## the live credentials' variables, empty for none: every run's graph names them
+	cp .env.example .env
 
 clean:
 	rm -rf data/warehouse.duckdb* data/lake data/releases

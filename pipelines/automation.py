@@ -1,12 +1,13 @@
-"""The live refresh in Dagster: a `refresh` job, a weekly schedule, a ClinicalTrials.gov sensor.
+"""Live refresh in the asset graph: what a weekly schedule and a ClinicalTrials.gov sensor ask for.
 
-The job is op-based, not assets: the snapshot a refresh records is only known once it has run,
-while the asset graph is wired to one snapshot folder when the definitions are made. So one op
-records the snapshot (`refresh.refresh`) and a second publishes it through the very function
-`kratom-evidence build` and `refresh` use (`build.build`), which materialises the
-asset graph on that folder. Two steps let a failed publish be re-executed without fetching again.
+Both request a run of the asset job (`build`, pipelines/build.py) whose run config sets the
+snapshot store to `record` into `DATA/snapshots/<stamp>/`: the head asset `raw/snapshot`
+records the live sources there (`record`), then raw → staging → curated → release materialize
+from that folder in the same run, checks included, and the UI shows every one of them. The stamp
+is chosen when the run is requested, so it sits in run config and in the run's snapshot tag; a
+snapshot a failed refresh left unfinished is resumed under its own stamp.
 
-Secrets reach the job only through `LiveCredentialsResource` (wired with `dg.EnvVar`); metadata
+Secrets reach the run only through `LiveCredentialsResource` (wired with `dg.EnvVar`); metadata
 holds counts and paths, and any failure is one line with every secret value replaced by `***`.
 """
 
@@ -18,16 +19,24 @@ import dagster as dg
 import httpx
 import orjson
 
-from pipelines.build import Published, build
-from pipelines.refresh import LIVE_SOURCES, RefreshResult, refresh
-from pipelines.resources import LiveCredentialsResource, LiveSourcesResource, ReleaseResource
+from pipelines.build import BUILD_JOB, SNAPSHOT_TAG, run_config
+from pipelines.refresh import (
+    LIVE_SOURCES,
+    RefreshResult,
+    refresh,
+    snapshot_stamp,
+    unfinished_snapshot,
+)
+from pipelines.release.publish import DataDir
+from pipelines.resources import LiveCredentialsResource, LiveSourcesResource
 
-JOB_NAME = "refresh"
 VERSION_PATH = "/api/v2/version"
 WEEKLY_CRON = "0 3 * * 1"
 """Mondays 03:00 UTC: ClinicalTrials.gov and PubMed are quiet, the week's updates are in."""
 POLL_SECONDS = 3600
 """The version sensor asks ClinicalTrials.gov once an hour at most."""
+KIND_TAG = "kratom-evidence/kind"
+"""A run-queue limit on this tag (value `refresh`) keeps scheduled and sensor runs apart."""
 
 
 def one_line(exc: BaseException, secrets: Iterable[str] = ()) -> str:
@@ -60,7 +69,7 @@ def poll_data_timestamp(base_url: str, timeout: float) -> str:
 
 
 def outcome_metadata(result: RefreshResult) -> dict[str, dg.MetadataValue]:
-    """What a refresh did, per source, for the op's output: counts and a path, never a secret."""
+    """What a refresh did, per source: counts and a path, never a secret."""
     outcomes = [result.outcomes[s] for s in LIVE_SOURCES if s in result.outcomes]
     return {
         "snapshot": dg.MetadataValue.path(str(result.snapshot_dir)),
@@ -71,27 +80,48 @@ def outcome_metadata(result: RefreshResult) -> dict[str, dg.MetadataValue]:
     }
 
 
-@dg.op(
-    description="Query every live source and record each body into DATA/snapshots/<stamp>/.",
-    out=dg.Out(str, description="The recorded snapshot folder."),
-)
-def record_snapshot(
-    context: dg.OpExecutionContext,
+def snapshot_folder(outputs: DataDir, now: datetime) -> Path:
+    """Where a refresh requested at `now` records: the unfinished snapshot, else a new stamp."""
+    unfinished = unfinished_snapshot(outputs.snapshots)
+    return unfinished if unfinished is not None else outputs.snapshots / snapshot_stamp(now)
+
+
+def refresh_request(outputs: DataDir, now: datetime, run_key: str | None) -> dg.RunRequest:
+    """A run of the asset job that records a snapshot at `now`, then builds and publishes it."""
+    folder = snapshot_folder(outputs, now)
+    return dg.RunRequest(
+        run_key=run_key,
+        run_config=run_config(folder, outputs, record=True),
+        tags={SNAPSHOT_TAG: folder.name, KIND_TAG: "refresh"},
+    )
+
+
+def record(
+    folder: Path,
     live_sources: LiveSourcesResource,
     live_credentials: LiveCredentialsResource,
-    release: ReleaseResource,
-) -> dg.Output[str]:
+    reference_dir: Path,
+) -> dict[str, dg.MetadataValue]:
+    """Record every live source into `folder` (`DATA/snapshots/<stamp>`); its metadata.
+
+    Raises:
+        dg.Failure: the refresh failed or stopped (one redacted line), or it resumed another
+            unfinished snapshot than `folder`.
+    """
+    if folder.parent.name != "snapshots":
+        raise dg.Failure(description=f"record mode writes DATA/snapshots/<stamp>, not {folder}")
     creds = live_credentials.credentials()
     result: RefreshResult | None = None
     error = ""
     try:
+        now = datetime.strptime(folder.name, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         result = refresh(
-            release.outputs.root,
+            folder.parent.parent,
             live_sources.urls(),
             creds,
-            datetime.now(UTC),
+            now,
             settings=live_sources.settings(),
-            reference_dir=release.reference,
+            reference_dir=reference_dir,
             show_progress=False,
         )
     except Exception as exc:  # any failure leaves as one redacted line
@@ -100,10 +130,11 @@ def record_snapshot(
     if result is None:
         raise dg.Failure(description=f"refresh failed: {error}")
     metadata = outcome_metadata(result)
-    for outcome in result.outcomes.values():
-        context.log.info(
-            f"{outcome.source}: {outcome.pages} pages, {outcome.requests} requests, "
-            f"{outcome.retries} retries"
+    if result.snapshot_dir != folder:
+        raise dg.Failure(
+            description=f"refresh resumed the unfinished snapshot {result.snapshot_dir.name}, "
+            f"not {folder.name}: request a run for that one",
+            metadata=metadata,
         )
     if not result.complete:
         stop = result.first_error or "a source stopped"
@@ -111,74 +142,48 @@ def record_snapshot(
             description=f"{stop} (snapshot {result.snapshot_dir} left incomplete)",
             metadata=metadata,
         )
-    return dg.Output(str(result.snapshot_dir), metadata=metadata)
+    return metadata
 
 
-@dg.op(description="Build every asset from the recorded snapshot and publish a release.")
-def publish_recorded(
-    context: dg.OpExecutionContext, release: ReleaseResource, snapshot_dir: str
-) -> dg.Output[str]:
-    created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    published: Published | None = None
-    error = ""
-    try:
-        published = build(Path(snapshot_dir), release.outputs, None, created_at)
-    except Exception as exc:  # one line, like the CLI
-        error = one_line(exc)
-    if published is None:
-        raise dg.Failure(description=f"publish failed: {error}")
-    context.log.info(published.message)
-    version = published.version or ""
-    return dg.Output(
-        version,
-        metadata={
-            "version": version,
-            "published": published.version is not None,
-            "message": published.message,
-            "folder": dg.MetadataValue.path(str(published.folder or "")),
-            "rows": dg.MetadataValue.json(published.rows),
-            "snapshot": dg.MetadataValue.path(snapshot_dir),
-        },
+def refresh_schedule(outputs: DataDir) -> dg.ScheduleDefinition:
+    """Every Monday at 03:00 UTC, a refresh run recording into `outputs`."""
+
+    @dg.schedule(
+        name="weekly_refresh",
+        job=BUILD_JOB,
+        cron_schedule=WEEKLY_CRON,
+        execution_timezone="UTC",
+        description="Record the live sources every Monday at 03:00 UTC, then build and publish.",
     )
+    def weekly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        when = context.scheduled_execution_time or datetime.now(UTC)
+        return refresh_request(outputs, when.astimezone(UTC), run_key=None)
+
+    return weekly_refresh
 
 
-@dg.job(
-    name=JOB_NAME,
-    description="Live refresh: record every source into a new snapshot, then publish from it.",
-    # A run-queue tag limit on this tag keeps scheduled and sensor runs from overlapping.
-    tags={"kratom-evidence/kind": "refresh"},
-)
-def refresh_job() -> None:
-    publish_recorded(record_snapshot())
+def version_sensor(outputs: DataDir) -> dg.SensorDefinition:
+    """A refresh run recording into `outputs` whenever ClinicalTrials.gov's data changes."""
 
-
-weekly_refresh = dg.ScheduleDefinition(
-    name="weekly_refresh",
-    job=refresh_job,
-    cron_schedule=WEEKLY_CRON,
-    execution_timezone="UTC",
-    description="Refresh from the live sources every Monday at 03:00 UTC.",
-)
-
-
-@dg.sensor(
-    name="clinicaltrials_version",
-    job=refresh_job,
-    minimum_interval_seconds=POLL_SECONDS,
-    description="Start a refresh when ClinicalTrials.gov's /api/v2/version dataTimestamp changes.",
-)
-def clinicaltrials_version_sensor(
-    context: dg.SensorEvaluationContext, live_sources: LiveSourcesResource
-) -> dg.SensorResult | dg.SkipReason:
-    """The cursor keeps the last dataTimestamp seen; a new one is the run key of one refresh."""
-    base_url = live_sources.urls()["clinicaltrials"]
-    try:
-        stamp = poll_data_timestamp(base_url, live_sources.timeout)
-    except (httpx.HTTPError, ValueError) as exc:
-        return dg.SkipReason(f"version poll failed: {one_line(exc)}")
-    if stamp == context.cursor:
-        return dg.SkipReason(f"dataTimestamp {stamp} unchanged")
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=stamp)],
-        cursor=stamp,
+    @dg.sensor(
+        name="clinicaltrials_version",
+        job=BUILD_JOB,
+        minimum_interval_seconds=POLL_SECONDS,
+        description="Record, build and publish when ClinicalTrials.gov's /api/v2/version "
+        "dataTimestamp changes.",
     )
+    def clinicaltrials_version(
+        context: dg.SensorEvaluationContext, live_sources: LiveSourcesResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        """The cursor keeps the last dataTimestamp seen; a new one is the run key of a refresh."""
+        base_url = live_sources.urls()["clinicaltrials"]
+        try:
+            stamp = poll_data_timestamp(base_url, live_sources.timeout)
+        except (httpx.HTTPError, ValueError) as exc:
+            return dg.SkipReason(f"version poll failed: {one_line(exc)}")
+        if stamp == context.cursor:
+            return dg.SkipReason(f"dataTimestamp {stamp} unchanged")
+        request = refresh_request(outputs, datetime.now(UTC), run_key=stamp)
+        return dg.SensorResult(run_requests=[request], cursor=stamp)
+
+    return clinicaltrials_version

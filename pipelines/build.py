@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pyarrow as pa
@@ -34,11 +34,26 @@ from pipelines.release.publish import (
 )
 from pipelines.snapshot import read_info, snapshot_sha256
 
+if TYPE_CHECKING:
+    from dagster_shared.error import SerializableErrorInfo
+
 JOB_NAME = "build"
 DEFINITIONS_MODULE = "pipelines.definitions"
 SNAPSHOT_TAG = "kratom-evidence/snapshot"
 """Run tag naming the snapshot a run builds: its folder name (a recorded stamp, or `snapshot`)."""
 RELEASE_KEY = dg.AssetKey(["release", "published"])
+NO_CREDENTIALS = {"email": "", "ncbi_api_key": "", "openalex_api_key": ""}
+"""A build that reads a snapshot asks no source, so it needs no secret from the environment."""
+
+BUILD_JOB = dg.define_asset_job(
+    JOB_NAME,
+    selection=dg.AssetSelection.all(),
+    description="The snapshot (recorded, or read as is), then every asset from it, checks "
+    "included, then the release.",
+    # One process for the whole run, as in `kratom-evidence build`: a process per step would
+    # cost seconds of imports each and could not share the data dir's lock.
+    executor_def=dg.in_process_executor,
+)
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 """A failure becomes one line (`first_failure`); Dagster's own ERROR event would add its trace."""
 
@@ -96,7 +111,9 @@ def run_config(
     """Resource config of a build run: which snapshot, which data dir, which version.
 
     With `record`, the run first records the live sources into `snapshot_dir`, which must be
-    `<data dir>/snapshots/<stamp>`. The warehouse follows the data dir, so the two never part.
+    `<data dir>/snapshots/<stamp>`; the live credentials then come from the environment
+    (`dg.EnvVar`), else none are needed. The warehouse follows the data dir, so the two never
+    part.
     """
     release: dict[str, Any] = {"data_dir": str(outputs.root)}
     optional = {
@@ -106,15 +123,16 @@ def run_config(
         "catalog_data_path": outputs.data_path,
     }
     release.update({key: value for key, value in optional.items() if value is not None})
-    return {
-        "resources": {
-            "snapshot_store": {
-                "config": {"path": str(snapshot_dir), "mode": "record" if record else "read"}
-            },
-            "release": {"config": release},
-            "warehouse": {"config": {"database": str(outputs.warehouse)}},
-        }
+    resources: dict[str, Any] = {
+        "snapshot_store": {
+            "config": {"path": str(snapshot_dir), "mode": "record" if record else "read"}
+        },
+        "release": {"config": release},
+        "warehouse": {"config": {"database": str(outputs.warehouse)}},
     }
+    if not record:
+        resources["live_credentials"] = {"config": NO_CREDENTIALS}
+    return {"resources": resources}
 
 
 def _instance() -> dg.DagsterInstance:
@@ -173,23 +191,31 @@ def published(events: Sequence[dg.DagsterEvent]) -> Published:
 
 
 def first_failure(events: Sequence[dg.DagsterEvent]) -> str:
-    """One line for the first failed step or check of a run."""
+    """One line for the first failed step, check or resource of a run."""
     for event in events:
         if event.is_step_failure:
-            # The first error under Dagster's wrappers is what our code raised: its message
-            # names the file or record; the causes below it are the library's detail.
-            cause = event.step_failure_data.error
-            if cause is None:
-                return f"build failed in {event.step_key}"
-            while cause.cause is not None and (cause.cls_name or "").startswith("Dagster"):
-                cause = cause.cause
-            lines = [line for line in cause.message.strip().splitlines() if line.strip()]
-            return f"build failed in {event.step_key}: {lines[0] if lines else cause.cls_name}"
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            return f"build failed in {event.step_key}: {_cause(event.step_failure_data.error)}"
+        if event.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE:
+            error = event.event_specific_data.error  # type: ignore[union-attr]
+            return f"build failed before its first step: {_cause(error)}"
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not evaluation.passed:  # type: ignore[union-attr]
                 return f"check {evaluation.check_name} failed: {evaluation.metadata}"  # type: ignore[union-attr]
     return "build failed"
+
+
+def _cause(error: SerializableErrorInfo | None) -> str:
+    """The first line of what our code raised, under Dagster's wrappers.
+
+    Its message names the file or record; the causes below it are the library's detail.
+    """
+    if error is None:
+        return "no error recorded"
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    lines = [line for line in error.message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else str(error.cls_name)
 
 
 def publish_tables(

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipelines import build, paths
+from pipelines import paths
 from pipelines.assets.curated import CURATED_ASSETS, CURATED_CHECKS
 from pipelines.assets.raw import RAW_ASSETS
 from pipelines.assets.release import published_release
+from pipelines.assets.snapshot import snapshot_folder
 from pipelines.assets.staging import STAGING_ASSETS
-from pipelines.automation import clinicaltrials_version_sensor, refresh_job, weekly_refresh
+from pipelines.automation import refresh_schedule, version_sensor
+from pipelines.build import BUILD_JOB, JOB_NAME
 from pipelines.release.publish import DataDir
 from pipelines.resources import (
     LiveCredentialsResource,
@@ -24,13 +26,8 @@ from pipelines.resources import (
     SnapshotResource,
 )
 
-BUILD_JOB = dg.define_asset_job(
-    build.JOB_NAME,
-    selection=dg.AssetSelection.all(),
-    description="Every asset from the configured snapshot, checks included, then the release.",
-    executor_def=dg.in_process_executor,
-)
-ASSETS = [*RAW_ASSETS, *STAGING_ASSETS, *CURATED_ASSETS, published_release]
+DATA_DIR = DataDir(paths.DEFAULT_DATA_DIR)
+ASSETS = [snapshot_folder, *RAW_ASSETS, *STAGING_ASSETS, *CURATED_ASSETS, published_release]
 CHECKS = [*CURATED_CHECKS]
 
 defs = dg.Definitions(
@@ -38,8 +35,8 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     resources={
         "snapshot_store": SnapshotResource(path=str(paths.BUNDLED_SNAPSHOT)),
-        "warehouse": DuckDBResource(database=str(DataDir(paths.DEFAULT_DATA_DIR).warehouse)),
-        "release": ReleaseResource(data_dir=str(paths.DEFAULT_DATA_DIR)),
+        "warehouse": DuckDBResource(database=str(DATA_DIR.warehouse)),
+        "release": ReleaseResource(data_dir=str(DATA_DIR.root)),
         "live_sources": LiveSourcesResource(),
         # Names, not values: Dagster resolves them at run time and never displays them.
         "live_credentials": LiveCredentialsResource(
@@ -48,15 +45,14 @@ defs = dg.Definitions(
             openalex_api_key=dg.EnvVar("OPENALEX_API_KEY"),
         ),
     },
-    jobs=[BUILD_JOB, refresh_job],
-    # One process for the whole run, as in `kratom-evidence build`: a process per step would
-    # cost seconds of imports each and could not share the data dir's lock.
+    jobs=[BUILD_JOB],
+    # "Materialize" in the UI runs the implicit asset job: in one process too (see BUILD_JOB).
     executor=dg.in_process_executor,
-    schedules=[weekly_refresh],
-    sensors=[clinicaltrials_version_sensor],
+    schedules=[refresh_schedule(DATA_DIR)],
+    sensors=[version_sensor(DATA_DIR)],
 )
 
 
 def build_job() -> dg.JobDefinition:
     """The asset job, resolved: what `pipelines/build.py` reconstructs and runs by name."""
-    return defs.resolve_job_def(build.JOB_NAME)
+    return defs.resolve_job_def(JOB_NAME)

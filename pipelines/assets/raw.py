@@ -6,6 +6,7 @@ from collections.abc import Iterable
 import dagster as dg
 
 from pipelines import snapshot
+from pipelines.assets.snapshot import SNAPSHOT_KEY
 from pipelines.resources import SnapshotResource
 from pipelines.sources import SOURCES
 from pipelines.sources.base import SourceUnit
@@ -18,6 +19,7 @@ def raw_asset(unit: SourceUnit) -> dg.AssetsDefinition:
     @dg.asset(
         key=["raw", source],
         group_name="raw",
+        deps=[SNAPSHOT_KEY],
         kinds={"json" if unit.suffix == ".json" else "file"},
         description=f"Response bodies of {source} in the snapshot, exactly as recorded.",
     )
