@@ -20,13 +20,8 @@ import httpx
 import orjson
 
 from pipelines.build import BUILD_JOB, SNAPSHOT_TAG, run_config
-from pipelines.refresh import (
-    LIVE_SOURCES,
-    RefreshResult,
-    refresh,
-    snapshot_stamp,
-    unfinished_snapshot,
-)
+from pipelines.refresh import LIVE_SOURCES, RefreshResult, refresh
+from pipelines.refresh.resume import snapshot_stamp, unfinished_snapshot
 from pipelines.release.publish import DataDir
 from pipelines.resources import LiveCredentialsResource, LiveSourcesResource
 
@@ -35,6 +30,8 @@ WEEKLY_CRON = "0 3 * * 1"
 """Mondays 03:00 UTC: ClinicalTrials.gov and PubMed are quiet, the week's updates are in."""
 POLL_SECONDS = 3600
 """The version sensor asks ClinicalTrials.gov once an hour at most."""
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+"""How `pipelines/refresh/resume.py` names a recorded snapshot's folder (`snapshot_stamp`)."""
 KIND_TAG = "kratom-evidence/kind"
 """A run-queue limit on this tag (value `refresh`) keeps scheduled and sensor runs apart."""
 
@@ -80,15 +77,27 @@ def outcome_metadata(result: RefreshResult) -> dict[str, dg.MetadataValue]:
     }
 
 
-def snapshot_folder(outputs: DataDir, now: datetime) -> Path:
+def recording_folder(outputs: DataDir, now: datetime) -> Path:
     """Where a refresh requested at `now` records: the unfinished snapshot, else a new stamp."""
     unfinished = unfinished_snapshot(outputs.snapshots)
     return unfinished if unfinished is not None else outputs.snapshots / snapshot_stamp(now)
 
 
+def stamp_time(stamp: str) -> datetime:
+    """The UTC time a snapshot stamp names: a refresh run records as of its request.
+
+    Raises:
+        ValueError: `stamp` is not a folder name `snapshot_stamp` makes.
+    """
+    now = datetime.strptime(stamp, STAMP_FORMAT).replace(tzinfo=UTC)
+    if snapshot_stamp(now) != stamp:
+        raise ValueError(f"{stamp!r} is not a snapshot stamp ({STAMP_FORMAT})")
+    return now
+
+
 def refresh_request(outputs: DataDir, now: datetime, run_key: str | None) -> dg.RunRequest:
     """A run of the asset job that records a snapshot at `now`, then builds and publishes it."""
-    folder = snapshot_folder(outputs, now)
+    folder = recording_folder(outputs, now)
     return dg.RunRequest(
         run_key=run_key,
         run_config=run_config(folder, outputs, record=True),
@@ -114,7 +123,7 @@ def record(
     result: RefreshResult | None = None
     error = ""
     try:
-        now = datetime.strptime(folder.name, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        now = stamp_time(folder.name)
         result = refresh(
             folder.parent.parent,
             live_sources.urls(),
