@@ -230,7 +230,7 @@ def _catalog_options(command: argparse.ArgumentParser) -> None:
 
 def cmd_serve_snapshot(args: argparse.Namespace) -> int:
     """Serve a snapshot on 127.0.0.1 with each source's real protocol, optionally faulty."""
-    from pipelines.emulator import make_server
+    from pipelines.devtools.emulator import make_server
     from pipelines.snapshot import read_info
 
     snapshot_dir = Path(args.dir).resolve()

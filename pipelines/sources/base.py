@@ -13,6 +13,7 @@ import httpx
 import orjson
 
 from pipelines.http import RateLimit, require_json
+from pipelines.sources.serving import Emulation
 
 TableRows = dict[str, list[dict[str, Any]]]
 """Rows parsed from one record, by table name. Row keys are the table's model columns
@@ -231,3 +232,5 @@ class SourceUnit:
     live: LiveSource | None = None
     """How a refresh asks the source; None: a snapshot-only source, carried over from the
     previous snapshot by every refresh."""
+    emulation: Emulation | None = None
+    """How `serve-snapshot` serves the source's files with its paging (a live source's only)."""

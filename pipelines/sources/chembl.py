@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.compounds import load_compound_lexicon
 from pipelines.paths import REFERENCE_DIR
+from pipelines.sources import serving
 from pipelines.sources.base import (
     LiveRun,
     LiveSource,
@@ -217,6 +218,35 @@ def fetch(run: LiveRun) -> dict[str, int]:
     return {"molecule_chembl_id__in": hits}
 
 
+# --- served by the emulator -------------------------------------------------------------------
+
+
+def _served_activities(doc: Any) -> list[Any]:
+    return list(doc.get("activities", [])) if isinstance(doc, dict) else []
+
+
+def answer(activities: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
+    """/api/data/activity.json with limit/offset and page_meta.next from the host root."""
+    params = request.params
+    if request.path != ACTIVITY_PATH:
+        return serving.error_reply(404, f"unknown path {request.path}")
+    limit = serving.int_param(params, "limit", 20) or 20
+    start = serving.int_param(params, "offset", 0)
+    items, nxt = serving.page(activities, start, limit)
+    next_link = None
+    if nxt is not None:
+        query = urlencode({**params, "limit": limit, "offset": nxt})
+        next_link = f"{request.mount}{ACTIVITY_PATH}?{query}"
+    meta = {
+        "limit": limit,
+        "offset": start,
+        "next": next_link,
+        "previous": None,
+        "total_count": len(activities),
+    }
+    return serving.json_reply({"activities": items, "page_meta": meta})
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -231,5 +261,6 @@ UNIT = SourceUnit(
         min_interval=lambda creds: MIN_INTERVAL,
         compound_ids=compound_ids,
     ),
+    emulation=serving.Emulation(serving.json_records(_served_activities), answer),
 )
 """ChEMBL activities of the curated compounds, as the pipeline sees them."""

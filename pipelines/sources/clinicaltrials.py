@@ -11,7 +11,7 @@ import io
 import itertools
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,6 +23,7 @@ import orjson
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.dates import parse_partial_date
 from pipelines.normalize.design import registered_design
+from pipelines.sources import serving
 from pipelines.sources.base import (
     LiveRun,
     LiveSource,
@@ -780,6 +781,65 @@ def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, 
     return query, {STUDIES_PATH: {"filter.advanced": advanced}}
 
 
+# --- served by the emulator -------------------------------------------------------------------
+
+_RANGE = re.compile(r"^AREA\[(\w+)\]RANGE\[([\w-]+),\s*([\w-]+)\]$")
+_DATE_FIELDS = {
+    "LastUpdatePostDate": "lastUpdatePostDateStruct",
+    "StudyFirstPostDate": "studyFirstPostDateStruct",
+    "ResultsFirstPostDate": "resultsFirstPostDateStruct",
+    "StartDate": "startDateStruct",
+}
+
+
+def study_filter(expression: str | None) -> Callable[[dict[str, Any]], bool]:
+    """A `filter.advanced` date range (`AREA[LastUpdatePostDate]RANGE[a,b]`) as a predicate.
+
+    Bounds are ISO dates or MIN / MAX; other Essie expressions are refused with a ValueError.
+    """
+    if not expression:
+        return lambda study: True
+    match = _RANGE.match(expression.strip())
+    if match is None or match.group(1) not in _DATE_FIELDS:
+        raise ValueError(f"unsupported filter.advanced {expression!r}")
+    struct, low, high = _DATE_FIELDS[match.group(1)], match.group(2), match.group(3)
+
+    def keep(study: dict[str, Any]) -> bool:
+        status = study.get("protocolSection", {}).get("statusModule", {})
+        return serving.within(str(status.get(struct, {}).get("date") or ""), low, high)
+
+    return keep
+
+
+def _served_studies(doc: Any) -> list[Any]:
+    if not isinstance(doc, dict):
+        return []
+    return list(doc["studies"]) if "studies" in doc else [doc]
+
+
+def answer(studies: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
+    """GET /api/v2/studies (pageToken paging) and /api/v2/version."""
+    params = request.params
+    if request.path == VERSION_PATH:
+        stamp = f"{request.captured_at}T00:00:00"
+        return serving.json_reply({"apiVersion": "2.0.0-emulator", "dataTimestamp": stamp})
+    if request.path != STUDIES_PATH:
+        return serving.error_reply(404, f"unknown path {request.path}")
+    size = serving.int_param(params, "pageSize", 10) or 10
+    try:
+        keep = study_filter(params.get("filter.advanced"))
+    except ValueError as exc:
+        return serving.error_reply(400, str(exc))
+    kept = [s for s in studies if keep(s)]
+    items, nxt = serving.page(kept, serving.offset(params.get("pageToken")), size)
+    doc: dict[str, Any] = {"studies": items}
+    if nxt is not None:
+        doc["nextPageToken"] = serving.token(nxt)
+    if params.get("countTotal") == "true":
+        doc["totalCount"] = len(kept)
+    return serving.json_reply(doc)
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -795,5 +855,6 @@ UNIT = SourceUnit(
         min_interval=lambda creds: MIN_INTERVAL,
         changed_since=changed_since,
     ),
+    emulation=serving.Emulation(serving.json_records(_served_studies), answer),
 )
 """ClinicalTrials.gov API v2 studies, as every layer of the pipeline sees them."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipelines.normalize.dedup import normalize_doi
+from pipelines.sources import serving
 from pipelines.sources.base import (
     Credentials,
     LiveSource,
@@ -277,6 +278,55 @@ def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, 
     return query, {WORKS_PATH: {"filter": f"from-update-date:{since.isoformat()}"}}
 
 
+# --- served by the emulator -------------------------------------------------------------------
+
+
+def updated(work: dict[str, Any]) -> str:
+    """`deposited` date of a work: Crossref's from-update-date is "currently the same"."""
+    deposited = work.get("deposited") if isinstance(work, dict) else None
+    if not isinstance(deposited, dict):
+        return ""
+    stamp = deposited.get("date-time")
+    if isinstance(stamp, str) and stamp:
+        return stamp[:10]
+    parts = (deposited.get("date-parts") or [[]])[0]
+    if len(parts) == 3 and all(isinstance(p, int) for p in parts):
+        return f"{parts[0]:04d}-{parts[1]:02d}-{parts[2]:02d}"
+    return ""
+
+
+def _served_works(doc: Any) -> list[Any]:
+    if not isinstance(doc, dict):
+        return []
+    message = doc.get("message", {})
+    return list(message["items"]) if "items" in message else [message]
+
+
+def answer(works: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
+    """/works with deep-paging cursors; past the end, a page with no items."""
+    params = request.params
+    if request.path != WORKS_PATH:
+        return serving.error_reply(404, f"unknown path {request.path}")
+    try:
+        since = serving.since_filter(params.get("filter"), "from-update-date")
+    except ValueError as exc:
+        return serving.error_reply(400, str(exc))
+    if since is not None:
+        works = [w for w in works if serving.within(updated(w), since, "MAX")]
+    size = serving.int_param(params, "rows", 20) or 20
+    start = serving.offset(params.get("cursor"))
+    items = works[start : start + size]
+    message = {
+        "facets": {},
+        "total-results": len(works),
+        "items": items,
+        "items-per-page": size,
+        "next-cursor": serving.token(start + len(items)),
+    }
+    head = {"status": "ok", "message-type": "work-list", "message-version": "1.0.0"}
+    return serving.json_reply({**head, "message": message})
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -293,5 +343,6 @@ UNIT = SourceUnit(
         combine=combine,
         changed_since=changed_since,
     ),
+    emulation=serving.Emulation(serving.json_records(_served_works), answer),
 )
 """Crossref works, as the pipeline sees them."""

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid, provisional_id
+from pipelines.sources import serving
 from pipelines.sources.base import (
     LiveSource,
     RecordError,
@@ -298,6 +299,43 @@ def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, 
     return f"({query}) AND (UPDATE_DATE:[{since.isoformat()} TO {until.isoformat()}])", {}
 
 
+# --- served by the emulator -------------------------------------------------------------------
+
+_UPDATE_RANGE = re.compile(r"UPDATE_DATE:\[\s*([\w-]+)\s+TO\s+([\w-]+)\s*\]")
+
+
+def updated(record: dict[str, Any]) -> str:
+    """Latest of the dates a core result carries about its own record (revision, indexing)."""
+    return max(str(record.get(k) or "") for k in ("dateOfRevision", "firstIndexDate"))
+
+
+def _served_results(doc: Any) -> list[Any]:
+    return list(doc.get("resultList", {}).get("result", [])) if isinstance(doc, dict) else []
+
+
+def answer(results: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
+    """/search with cursorMark; the last page hands back its own cursor again."""
+    params = request.params
+    if request.path != SEARCH_PATH:
+        return serving.error_reply(404, f"unknown path {request.path}")
+    window = _UPDATE_RANGE.search(params.get("query", ""))
+    if window is not None:
+        low, high = window.group(1), window.group(2)
+        results = [r for r in results if serving.within(updated(r), low, high)]
+    cursor = params.get("cursorMark", "*")
+    size = serving.int_param(params, "pageSize", 25) or 25
+    items, nxt = serving.page(results, serving.offset(cursor), size)
+    asked = {"queryString": params.get("query", ""), "cursorMark": cursor, "pageSize": size}
+    return serving.json_reply(
+        {
+            "hitCount": len(results),
+            "nextCursorMark": serving.token(nxt) if nxt is not None else cursor,
+            "request": {**asked, "resultType": params.get("resultType", "lite")},
+            "resultList": {"result": items},
+        }
+    )
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -312,5 +350,6 @@ UNIT = SourceUnit(
         min_interval=lambda creds: MIN_INTERVAL,
         changed_since=changed_since,
     ),
+    emulation=serving.Emulation(serving.json_records(_served_results), answer),
 )
 """Europe PMC core search results, as the pipeline sees them."""

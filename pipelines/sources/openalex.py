@@ -12,6 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.dedup import (
     normalize_doi,
@@ -20,6 +22,7 @@ from pipelines.normalize.dedup import (
     normalize_pmid,
     provisional_id,
 )
+from pipelines.sources import serving
 from pipelines.sources.base import (
     Credentials,
     LiveSource,
@@ -275,6 +278,56 @@ def unfiltered_note(creds: Credentials) -> str | None:
     return None if creds.openalex_api_key else OPENALEX_UNFILTERED
 
 
+# --- served by the emulator -------------------------------------------------------------------
+
+
+def updated(work: dict[str, Any]) -> str:
+    """`updated_date` of a work, as a day."""
+    return str(work.get("updated_date") or "")[:10]
+
+
+def _served_works(doc: Any) -> list[Any]:
+    if not isinstance(doc, dict):
+        return []
+    return list(doc["results"]) if "results" in doc else [doc]
+
+
+def _key_required() -> serving.Reply:
+    """OpenAlex's refusal of `from_updated_date` without `api_key`.
+
+    The filter is documented as needing an API key; the exact live answer was not seen. A 403
+    with OpenAlex's documented error body (`error` and `message`) is what the emulator sends,
+    and like any final 4xx it stops the client at once.
+    """
+    message = "The from_updated_date filter requires an API key (api_key parameter)."
+    return serving.Reply(403, orjson.dumps({"error": "Forbidden", "message": message}))
+
+
+def answer(works: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
+    """/works with cursor paging: like OpenAlex, every page with results carries a
+    next_cursor, and the end is a page with no results and a null one."""
+    params = request.params
+    if request.path != WORKS_PATH:
+        return serving.error_reply(404, f"unknown path {request.path}")
+    try:
+        since = serving.since_filter(params.get("filter"), "from_updated_date")
+    except ValueError as exc:
+        return serving.error_reply(400, str(exc))
+    if since is not None and not params.get("api_key"):
+        return _key_required()
+    if since is not None:
+        works = [w for w in works if serving.within(updated(w), since, "MAX")]
+    size = serving.int_param(params, "per-page", 25) or 25
+    start = serving.offset(params.get("cursor"))
+    items = works[start : start + size]
+    meta: dict[str, Any] = {
+        "count": len(works),
+        "per_page": size,
+        "next_cursor": serving.token(start + len(items)) if items else None,
+    }
+    return serving.json_reply({"meta": meta, "results": items})
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -291,5 +344,6 @@ UNIT = SourceUnit(
         changed_since=changed_since,
         unfiltered_note=unfiltered_note,
     ),
+    emulation=serving.Emulation(serving.json_records(_served_works), answer),
 )
 """OpenAlex works, as the pipeline sees them."""

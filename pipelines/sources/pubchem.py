@@ -12,6 +12,7 @@ Politeness (docs/refresh-and-politeness.md): at most 5 requests/s, batched CIDs,
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from pipelines.http import RETRY_STATUSES, RateLimit
+from pipelines.sources import serving
 from pipelines.sources.base import (
     LiveRun,
     LiveSource,
@@ -294,6 +297,67 @@ def fetch(run: LiveRun) -> dict[str, int]:
     return hits
 
 
+# --- served by the emulator -------------------------------------------------------------------
+
+_PUG_PATH = re.compile(r"/rest/pug/compound/cid/([\d,]+)/(property/[A-Za-z,]+|synonyms)/JSON")
+
+
+@dataclass
+class Served:
+    """Property rows and synonym lists of a snapshot, as the emulator serves them."""
+
+    properties: list[dict[str, Any]] = field(default_factory=list)
+    synonyms: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_served(files: Sequence[tuple[Path, serving.Keep]]) -> Served:
+    """Every kept property row and synonym list of the files, in file order."""
+    served = Served()
+    for path, keep in files:
+        doc = json.loads(path.read_bytes())
+        for key, items, target in (
+            ("PropertyTable", "Properties", served.properties),
+            ("InformationList", "Information", served.synonyms),
+        ):
+            target.extend(i for i in doc.get(key, {}).get(items, []) if keep({key: {items: [i]}}))
+    return served
+
+
+def _by_cid(entries: list[dict[str, Any]], cids: Sequence[int]) -> list[dict[str, Any]]:
+    """The entries of the asked CIDs, in the order asked (each CID once, as PUG REST answers)."""
+    held: dict[int, list[dict[str, Any]]] = {}
+    for entry in entries:
+        cid = entry.get("CID") if isinstance(entry, dict) else None
+        if isinstance(cid, int | str) and str(cid).isdigit():
+            held.setdefault(int(cid), []).append(entry)
+    return [entry for cid in dict.fromkeys(cids) for entry in held.get(cid, [])]
+
+
+def _not_found() -> serving.Reply:
+    """PUG REST's answer when none of the asked CIDs exists."""
+    fault = {"Code": "PUGREST.NotFound", "Message": "No records found for the given CID(s)"}
+    return serving.Reply(404, orjson.dumps({"Fault": fault}))
+
+
+def answer(served: Served, request: serving.Request) -> serving.Reply:
+    """PUG REST /rest/pug/compound/cid/<cids>/property/<names>/JSON and /synonyms/JSON.
+
+    Like PUG REST, only the asked CIDs come back, in the order asked; a CID the snapshot
+    does not hold is left out, and when none is held the answer is a 404 PUGREST.NotFound.
+    """
+    match = _PUG_PATH.fullmatch(request.path)
+    if match is None:
+        return serving.error_reply(400, f"unsupported PUG REST path {request.path}")
+    asked = [int(c) for c in match.group(1).split(",") if c]
+    if match.group(2) == "synonyms":
+        found = _by_cid(served.synonyms, asked)
+        doc: dict[str, Any] = {"InformationList": {"Information": found}}
+    else:
+        found = _by_cid(served.properties, asked)
+        doc = {"PropertyTable": {"Properties": found}}
+    return serving.json_reply(doc) if found else _not_found()
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -310,5 +374,6 @@ UNIT = SourceUnit(
         pacer=ThrottlePacer,
         compound_ids=compound_ids,
     ),
+    emulation=serving.Emulation(load_served, answer),
 )
 """PubChem PUG REST properties and synonyms of the curated compounds, as the pipeline sees them."""

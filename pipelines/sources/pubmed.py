@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, tostring
 
 import httpx
 from defusedxml import DefusedXmlException
@@ -24,6 +24,7 @@ from defusedxml import ElementTree as SafeET
 
 from pipelines.http import InvalidBody, RateLimit
 from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid
+from pipelines.sources import serving
 from pipelines.sources.base import (
     Credentials,
     LiveRun,
@@ -140,8 +141,6 @@ def _is_digits(text: str | None) -> bool:
 
 def record_raw(record: Element) -> str:
     """The record as XML text, for the quarantine table's `raw` column."""
-    from xml.etree.ElementTree import tostring
-
     return tostring(record, encoding="unicode")
 
 
@@ -564,6 +563,124 @@ def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, 
     return query, {ESEARCH_PATH: {"datetype": "mdat", **window}}
 
 
+# --- served by the emulator -------------------------------------------------------------------
+
+DEFAULT_DOCTYPE = (
+    '<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
+    '"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">'
+)
+_DOCTYPE = re.compile(rb"<!DOCTYPE[^>]*>")
+_WEBENV = "MCID_emulator"
+
+
+@dataclass
+class Served:
+    """The efetch records of a snapshot as the emulator serves them."""
+
+    articles: list[bytes] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    """Per article, its modification date (YYYY-MM-DD, empty when the XML carries none)."""
+    doctype: str = DEFAULT_DOCTYPE
+
+
+def article_bytes(element: Element) -> bytes:
+    """One efetch record as it sits in an emulated <PubmedArticleSet>."""
+    element.tail = "\n"
+    return tostring(element, encoding="utf-8", xml_declaration=False)
+
+
+def efetch_document(doctype: str, articles: Sequence[bytes]) -> bytes:
+    """An efetch XML body around `articles`, in the layout every emulated page has."""
+    head = [b'<?xml version="1.0" ?>\n', doctype.encode(), b"\n<PubmedArticleSet>\n"]
+    return b"".join([*head, *articles, b"</PubmedArticleSet>\n"])
+
+
+def modified_date(record: Element) -> str:
+    """When NCBI last changed the record (`datetype=mdat`): DateRevised, else DateCompleted."""
+    for tag in ("DateRevised", "DateCompleted"):
+        parts = [
+            record.findtext(f"MedlineCitation/{tag}/{p}") or "" for p in ("Year", "Month", "Day")
+        ]
+        if all(p.strip().isdigit() for p in parts):
+            year, month, day = (int(p) for p in parts)
+            return f"{year:04d}-{month:02d}-{day:02d}"
+    return ""
+
+
+def load_served(files: Sequence[tuple[Path, serving.Keep]]) -> Served:
+    """Every kept record of the efetch files, with the last file's DOCTYPE."""
+    served = Served()
+    for path, keep in files:
+        body = path.read_bytes()
+        doctype = _DOCTYPE.search(body)
+        if doctype:
+            served.doctype = doctype.group(0).decode()
+        for child in SafeET.fromstring(body, forbid_dtd=False):
+            if keep(child):
+                served.modified.append(modified_date(child))
+                served.articles.append(article_bytes(child))
+    return served
+
+
+def _window(params: dict[str, str]) -> tuple[str, str] | None:
+    """esearch `datetype=mdat&mindate&maxdate` as an ISO date pair; None when not filtered."""
+    low, high = params.get("mindate"), params.get("maxdate")
+    if low is None and high is None:
+        return None
+    if params.get("datetype") != "mdat" or not low or not high:
+        raise ValueError("datetype=mdat with both mindate and maxdate is all this emulator filters")
+    return _slash_day(low), _slash_day(high)
+
+
+def _slash_day(value: str) -> str:
+    parts = value.strip().split("/")
+    if not parts or not all(p.isdigit() for p in parts):
+        raise ValueError(f"not an E-utilities date: {value!r}")
+    return "-".join([f"{int(parts[0]):04d}", *(f"{int(p):02d}" for p in parts[1:])])
+
+
+def _hits(served: Served, window: tuple[str, str] | None) -> list[bytes]:
+    if window is None:
+        return served.articles
+    pairs = zip(served.articles, served.modified, strict=True)
+    return [article for article, day in pairs if serving.within(day, *window)]
+
+
+def answer(served: Served, request: serving.Request) -> serving.Reply:
+    """esearch (usehistory=y, JSON) and efetch (retstart/retmax, XML).
+
+    A `datetype=mdat` window travels inside the WebEnv, so efetch pages the same hits.
+    """
+    params = request.params
+    if request.path == ESEARCH_PATH:
+        try:
+            window = _window(params)
+        except ValueError as exc:
+            return serving.json_reply({"esearchresult": {"ERROR": str(exc)}})
+        webenv = _WEBENV if window is None else f"{_WEBENV}:{window[0]}:{window[1]}"
+        result = {
+            "count": str(len(_hits(served, window))),
+            "retmax": "0",
+            "retstart": "0",
+            "idlist": [],
+            "querykey": "1",
+            "webenv": webenv,
+        }
+        header = {"type": "esearch", "version": "0.3"}
+        return serving.json_reply({"header": header, "esearchresult": result})
+    if request.path != EFETCH_PATH:
+        return serving.error_reply(404, f"unknown path {request.path}")
+    base, _, window_text = params.get("WebEnv", "").partition(":")
+    low, _, high = window_text.partition(":")
+    if base != _WEBENV or params.get("query_key") != "1" or bool(window_text) != bool(high):
+        return serving.Reply(400, b"<ERROR>Unable to obtain query #1</ERROR>", "text/xml")
+    hits = _hits(served, (low, high) if window_text else None)
+    start = serving.int_param(params, "retstart", 0)
+    articles = hits[start : start + serving.int_param(params, "retmax", 20)]
+    body = efetch_document(served.doctype, articles)
+    return serving.Reply(200, body, "text/xml; charset=UTF-8")
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".xml",
@@ -582,5 +699,6 @@ UNIT = SourceUnit(
         default_params=live_params,
         changed_since=changed_since,
     ),
+    emulation=serving.Emulation(load_served, answer),
 )
 """PubMed through E-utilities (esearch history + efetch XML), as the pipeline sees it."""

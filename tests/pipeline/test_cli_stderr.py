@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import paths
-from pipelines.emulator import make_server, running
+from pipelines.devtools.emulator import make_server, running
 
 pytestmark = pytest.mark.slow
 

@@ -31,7 +31,7 @@ from pipelines.automation import (
 )
 from pipelines.build import SNAPSHOT_TAG
 from pipelines.definitions import build_job, defs
-from pipelines.emulator import EmulatorServer, make_server, running
+from pipelines.devtools.emulator import EmulatorServer, make_server, running
 from pipelines.refresh import EMULATOR_PATHS, LIVE_SOURCES
 from pipelines.release.publish import DataDir
 from pipelines.resources import LiveSourcesResource

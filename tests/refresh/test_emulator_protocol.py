@@ -14,18 +14,18 @@ import orjson
 import pytest
 
 from pipelines import paths
-from pipelines.emulator import (
+from pipelines.devtools.emulator import (
     EmulatorServer,
     FaultPlan,
     SnapshotApi,
     SnapshotRecords,
     make_server,
     running,
-    study_filter,
 )
 from pipelines.http import SourceHttp
 from pipelines.refresh import parse_base_urls
 from pipelines.sources import chembl, crossref, europepmc, openalex, pubchem, pubmed
+from pipelines.sources.clinicaltrials import study_filter
 from tests.refresh import synthetic
 
 

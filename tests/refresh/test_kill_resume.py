@@ -24,7 +24,7 @@ import pytest
 
 from pipelines import paths
 from pipelines.cli import main
-from pipelines.emulator import EmulatorServer, Reply, make_server, running
+from pipelines.devtools.emulator import EmulatorServer, Reply, make_server, running
 from pipelines.refresh import LIVE_SOURCES, REQUEST_LOG, load_queries
 
 pytestmark = pytest.mark.slow

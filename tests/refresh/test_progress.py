@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from pipelines import paths
-from pipelines.emulator import make_server, running
+from pipelines.devtools.emulator import make_server, running
 from pipelines.refresh import (
     LIVE_SOURCES,
     REQUEST_LOG,

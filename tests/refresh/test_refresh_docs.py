@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import paths
-from pipelines.emulator import make_server, running
+from pipelines.devtools.emulator import make_server, running
 from tests.refresh import synthetic
 
 COUNTS = synthetic.Counts(

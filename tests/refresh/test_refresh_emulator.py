@@ -16,7 +16,7 @@ import pytest
 
 from pipelines import paths
 from pipelines.cli import main
-from pipelines.emulator import FAULT_KINDS, EmulatorServer, make_server, running
+from pipelines.devtools.emulator import FAULT_KINDS, EmulatorServer, make_server, running
 from schemas import HISTORY
 
 pytestmark = pytest.mark.slow

@@ -22,7 +22,7 @@ import pytest
 
 from pipelines import paths, snapshot
 from pipelines.cli import main
-from pipelines.emulator import make_server, running
+from pipelines.devtools.emulator import make_server, running
 from pipelines.refresh import LIVE_SOURCES
 from pipelines.sources import SOURCES
 from tests.refresh import synthetic

@@ -20,7 +20,7 @@ import pytest
 
 from pipelines import paths
 from pipelines.cli import main
-from pipelines.emulator import (
+from pipelines.devtools.emulator import (
     EmulatorServer,
     SnapshotApi,
     load_snapshot,
@@ -216,7 +216,7 @@ def test_emulator_narrows_each_source_to_its_change_window(tmp_path: Path) -> No
     assert fetched.body.count(b"<PubmedArticle>") == 1 and b"<DateRevised>" in fetched.body
     assert json.loads(api.answer("/pubmed/esearch.fcgi?term=x").body)["esearchresult"][
         "count"
-    ] == str(len(api.data.pubmed_articles))
+    ] == str(len(api.data.of("pubmed").articles))
 
     window = quote("(kratom) AND (UPDATE_DATE:[2026-03-01 TO 2026-03-31])")
     epmc = json.loads(api.answer(f"/europepmc/rest/search?query={window}").body)

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from pipelines import paths
-from pipelines.emulator import load_snapshot
+from pipelines.devtools.emulator import load_snapshot
 from pipelines.snapshot import SUPERSEDES, SnapshotError, superseded_records
 from pipelines.sources import clinicaltrials, pubmed
 from pipelines.staging import StageStats, stage_source
@@ -87,12 +87,12 @@ def test_the_emulator_serves_no_superseded_record(tmp_path: Path) -> None:
 
     ids = [clinicaltrials.record_key(s) for s in served.of("clinicaltrials")]
     assert STUDY not in ids and len(ids) == len(everything.of("clinicaltrials")) - 1
-    assert len(served.pubmed_articles) == len(everything.pubmed_articles) - 1
-    assert len(served.pubmed_modified) == len(served.pubmed_articles)
+    assert len(served.of("pubmed").articles) == len(everything.of("pubmed").articles) - 1
+    assert len(served.of("pubmed").modified) == len(served.of("pubmed").articles)
     tag = f'<PMID Version="1">{pmid.removeprefix("PMID:")}<'.encode()
-    assert tag in b"".join(everything.pubmed_articles)
-    assert tag not in b"".join(served.pubmed_articles)
-    assert [i["CID"] for i in served.pubchem_synonyms] == [
-        i["CID"] for i in everything.pubchem_synonyms if i["CID"] != 4095
+    assert tag in b"".join(everything.of("pubmed").articles)
+    assert tag not in b"".join(served.of("pubmed").articles)
+    assert [i["CID"] for i in served.of("pubchem").synonyms] == [
+        i["CID"] for i in everything.of("pubchem").synonyms if i["CID"] != 4095
     ]
-    assert served.pubchem_properties == everything.pubchem_properties
+    assert served.of("pubchem").properties == everything.of("pubchem").properties

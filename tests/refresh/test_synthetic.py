@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.emulator import load_snapshot
+from pipelines.devtools.emulator import load_snapshot
 from pipelines.refresh import LIVE_SOURCES, load_compound_ids, load_queries
 from tests.refresh import request_audit, synthetic
 
@@ -56,12 +56,12 @@ def test_synthetic_snapshot_serves_every_record_and_ids_are_synthetic(tmp_path: 
 
     served = {s: len(loaded.of(s)) for s in ("clinicaltrials", "europepmc", "openalex", "crossref")}
     assert served == {"clinicaltrials": 12, "europepmc": 5, "openalex": 3, "crossref": 4}
-    assert len(loaded.pubmed_articles) == 7 and len(loaded.of("chembl")) == 6
-    assert len(loaded.pubchem_properties) == len(loaded.pubchem_synonyms) == 9
+    assert len(loaded.of("pubmed").articles) == 7 and len(loaded.of("chembl")) == 6
+    assert len(loaded.of("pubchem").properties) == len(loaded.of("pubchem").synonyms) == 9
     first = loaded.of("clinicaltrials")[0]["protocolSection"]["identificationModule"]["nctId"]
     assert first == "NCT90000001"
     assert loaded.of("crossref")[0]["DOI"].startswith("10.5555/")
-    assert b'<PMID Version="1">99000001</PMID>' in loaded.pubmed_articles[0]
+    assert b'<PMID Version="1">99000001</PMID>' in loaded.of("pubmed").articles[0]
 
 
 def test_synthetic_reference_has_one_query_per_source_and_the_synthetic_compounds(

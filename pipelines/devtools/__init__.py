@@ -1,0 +1,1 @@
+"""Development tools kept out of the build and the refresh: the offline API emulator."""
