@@ -24,6 +24,7 @@ from pipelines.normalize.compounds import (
 )
 from pipelines.normalize.conditions import load_condition_lexicon
 from pipelines.normalize.dedup import merge_publications
+from pipelines.normalize.dosing import load_dosing_terms, study_durations
 from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
 from pipelines.normalize.evidence_map import text_compound_links
 from pipelines.normalize.literature_domains import literature_outcomes, load_literature_domains
@@ -292,7 +293,33 @@ def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     write_table(
         con, "curated.literature_papers", pa.Table.from_pandas(papers, preserve_index=False)
     )
-    return Built(pd.concat([registered, literature], ignore_index=True))
+    return Built(
+        pd.concat([_with_durations(con, registered, reference_dir), literature], ignore_index=True)
+    )
+
+
+def _with_durations(
+    con: duckdb.DuckDBPyConnection, registered: pd.DataFrame, reference_dir: Path
+) -> pd.DataFrame:
+    """Registered studies with the course their interventions name and their follow-up."""
+    if registered.empty:
+        return registered
+    pairs = {
+        table: list(zip(frame["study_id"], frame[column], strict=True)) if not frame.empty else []
+        for table, column, frame in (
+            ("interventions", "intervention_name", staged(con, "interventions")),
+            ("outcomes", "time_frame", staged(con, "outcomes")),
+        )
+    }
+    found = study_durations(
+        pairs["interventions"], pairs["outcomes"], load_dosing_terms(reference_dir)
+    )
+    registered = registered.copy()
+    for column in ("planned_duration_days", "max_followup_days", "long_term"):
+        registered[column] = [
+            getattr(found[s], column) if s in found else None for s in registered["study_id"]
+        ]
+    return registered
 
 
 def build_study_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
@@ -328,6 +355,12 @@ def build_interventions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> 
                 strict=True,
             )
         ]
+        terms = load_dosing_terms(reference_dir)
+        doses = [terms.parse_dose(n) for n in frame["intervention_name"]]
+        frame["dose_amount"] = [d.amount if d else None for d in doses]
+        frame["dose_unit"] = [d.unit if d else None for d in doses]
+        frame["dose_frequency"] = [d.frequency if d else None for d in doses]
+        frame["dose_text"] = [d.text if d else None for d in doses]
     return Built(frame)
 
 
@@ -410,7 +443,7 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     studies the compounds their paper names, and studies no text links the compounds
     data/reference/study_compounds.csv gives; `study_links` says which.
     """
-    studies = read_frame(con, "SELECT study_id, design, enrollment FROM curated.studies")
+    studies = read_frame(con, "SELECT study_id, design, enrollment, long_term FROM curated.studies")
     interventions = read_frame(con, "SELECT study_id, compound_id FROM curated.interventions")
     outcomes = read_frame(con, "SELECT study_id, domain FROM curated.outcomes")
     registered = read_frame(

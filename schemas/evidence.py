@@ -39,6 +39,10 @@ class EvidenceMapCell(pa.DataFrameModel):
     participants: Series[pd.Int64Dtype] = pa.Field(
         ge=0, nullable=True, description="Sum of enrollment over the cell's studies."
     )
+    long_term_studies: Series[pd.Int64Dtype] = pa.Field(
+        ge=0,
+        description="Studies of the cell whose follow-up is long term (studies.long_term).",
+    )
     study_ids: Series[object] = str_list("The studies, sorted.")
     study_links: Series[object] = str_list(
         "How each study of the cell names the compound, as '<study_id>=<how>', one per study:"

@@ -96,6 +96,24 @@ class Study(pa.DataFrameModel):
         "The paper a literature-only study (PMID:<n>) is known from (FK publications); null for "
         "registered studies, whose papers are in study_publications."
     )
+    planned_duration_days: Series[pd.Float64Dtype] = pa.Field(
+        ge=0,
+        nullable=True,
+        description="Longest treatment course an intervention names ('daily x4 days', 'for 12 "
+        "weeks'), in days; null when none is named.",
+    )
+    max_followup_days: Series[pd.Float64Dtype] = pa.Field(
+        ge=0,
+        nullable=True,
+        description="Latest time point of the study's outcome time frames ('Day 7', 'baseline to "
+        "week 24'), in days (a month is 365.25/12 days; baseline only is 0); null when no time "
+        "frame names one.",
+    )
+    long_term: Series[pd.BooleanDtype] = pa.Field(
+        nullable=True,
+        description="max_followup_days at or above the long-term threshold of "
+        "data/reference/dose_duration_terms.csv (6 months, ICH E1A); null when it is unknown.",
+    )
 
     class Config:
         strict = True
@@ -152,6 +170,20 @@ class Intervention(pa.DataFrameModel):
     )
     arm_group_labels: Series[object] = str_list("Arms that receive it.")
     other_names: Series[object] = str_list("Other names registered for it.")
+    dose_amount: Series[pd.Float64Dtype] = pa.Field(
+        ge=0,
+        nullable=True,
+        description="First dose amount the name states (2 in 'kratom tea 2 g').",
+    )
+    dose_unit: Series[pd.StringDtype] = text(
+        "Unit of dose_amount (mg, g, mcg, mcg/h, mg/kg, mL, capsule, tablet, cup)."
+    )
+    dose_frequency: Series[pd.StringDtype] = text(
+        "How often (once, daily, twice_daily, every_<n>_hours, weekly, as_needed, ...)."
+    )
+    dose_text: Series[pd.StringDtype] = text(
+        "The words the dose was read from ('0.1 mg tablet q4h', 'up to 10 capsules per day')."
+    )
 
     class Config:
         strict = True

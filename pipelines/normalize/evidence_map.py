@@ -16,7 +16,8 @@ A study with compounds but no outcome rows at all is counted under the domain "o
 does not vanish from the map; `unmeasured_study_ids` names those studies, so "other" from an
 unplaced outcome title and "other" from no registered outcome stay apart. Placebo arms have no
 compound and add nothing. Participants are the sum of enrollment over the cell's studies that
-report one; null when none does.
+report one; null when none does. `long_term_studies` counts the cell's studies whose follow-up
+is long term (`studies.long_term`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ COLUMNS = [
     "design",
     "studies",
     "participants",
+    "long_term_studies",
     "study_ids",
     "study_links",
     "unmeasured_study_ids",
@@ -111,6 +113,8 @@ def build_evidence_map(
     """
     pairs = _study_compound_pairs(interventions, study_compounds)
     design = studies[["study_id", "design", "enrollment"]].copy()
+    long_term = studies["long_term"] if "long_term" in studies else pd.Series(pd.NA, studies.index)
+    design["long_term"] = long_term.astype("boolean").fillna(False).astype(bool)
     design["study_id"] = design["study_id"].astype(str)
     design["design"] = design["design"].fillna(UNKNOWN_DESIGN).astype(str)
     pairs = pairs[pairs["study_id"].isin(design["study_id"])]
@@ -131,6 +135,7 @@ def build_evidence_map(
                 "design": kind,
                 "studies": len(group),
                 "participants": _participants(pd.to_numeric(group["enrollment"])),
+                "long_term_studies": int(group["long_term"].sum()),
                 "study_ids": list(group["study_id"]),
                 "study_links": [
                     f"{i}={k}" for i, k in zip(group.study_id, group.linked_by, strict=True)
@@ -153,5 +158,6 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             "design": "string",
             "studies": "Int64",
             "participants": "Int64",
+            "long_term_studies": "Int64",
         }
     ).reset_index(drop=True)

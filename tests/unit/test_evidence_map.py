@@ -191,3 +191,13 @@ def test_gate_rejects_a_cell_whose_links_do_not_name_its_studies() -> None:
     assert len(gated.rejects) == 1
     assert "one_link_per_study" in gated.rejects.reason.iloc[0]
     assert len(gated.frame) == len(result) - 1
+
+
+def test_cells_count_their_long_term_studies() -> None:
+    studies = _studies().assign(long_term=pd.array([True, None, True, False], dtype="boolean"))
+    result = build_evidence_map(studies, _interventions(), _outcomes())
+    EvidenceMapCell.validate(result, lazy=True)
+    assert _cell(result, "kratom", "pharmacokinetics", "rct").long_term_studies == 1
+    assert _cell(result, "kratom", "other", "observational").long_term_studies == 1
+    unknown = build_evidence_map(_studies(), _interventions(), _outcomes())
+    assert set(unknown["long_term_studies"]) == {0}

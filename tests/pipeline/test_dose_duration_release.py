@@ -1,0 +1,70 @@
+"""Dose and duration columns of a real build: a real ClinicalTrials.gov record with time
+frames (../shared/samples/ctgov) beside bundled kratom records whose names carry doses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import paths
+from pipelines.cli import main
+
+pytestmark = pytest.mark.slow
+
+SAMPLE = (
+    paths.PROJECT_ROOT.parent
+    / "shared"
+    / "samples"
+    / "ctgov"
+    / "v2_study_NCT03722472_with_results.json"
+)
+
+
+def _table(data_dir: Path, table: str) -> dict[str, dict[str, object]]:
+    (folder,) = [p for p in (data_dir / "releases").iterdir() if not p.name.startswith(".")]
+    rows = pq.read_table(folder / f"{table}.parquet").to_pylist()
+    key = "study_id" if table == "studies" else "intervention_name"
+    return {str(r[key]): r for r in rows}
+
+
+def test_time_frames_and_intervention_names_give_duration_and_dose(tmp_path: Path) -> None:
+    if not SAMPLE.is_file():
+        pytest.skip("../shared/samples is absent")
+    snapshot = tmp_path / "snap"
+    (snapshot / "clinicaltrials").mkdir(parents=True)
+    shutil.copy(paths.BUNDLED_SNAPSHOT / "SNAPSHOT.json", snapshot)
+    shutil.copy(SAMPLE, snapshot / "clinicaltrials")
+    for name in ("NCT05846451.json", "NCT05883358.json"):
+        shutil.copy(paths.BUNDLED_SNAPSHOT / "clinicaltrials" / name, snapshot / "clinicaltrials")
+    data_dir = tmp_path / "out"
+    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    studies = _table(data_dir, "studies")
+    sample = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    frames = [
+        o["timeFrame"]
+        for kind in ("primaryOutcomes", "secondaryOutcomes")
+        for o in sample["protocolSection"]["outcomesModule"].get(kind, [])
+    ]
+    assert "Day 0 - 421" in frames  # the latest time point of the record
+    assert (studies["NCT03722472"]["max_followup_days"], studies["NCT03722472"]["long_term"]) == (
+        421.0,
+        True,
+    )
+    kratom = studies["NCT05846451"]
+    assert (kratom["planned_duration_days"], kratom["max_followup_days"], kratom["long_term"]) == (
+        4.0,
+        None,
+        None,
+    )
+    doses = _table(data_dir, "interventions")
+    clonidine = doses["Clonidine 0.1 mg tablet q4h"]
+    assert (
+        clonidine["dose_amount"],
+        clonidine["dose_unit"],
+        clonidine["dose_frequency"],
+        clonidine["dose_text"],
+    ) == (0.1, "mg", "every_4_hours", "0.1 mg tablet q4h")
