@@ -304,16 +304,18 @@ def _with_durations(
     """Registered studies with the course their interventions name and their follow-up."""
     if registered.empty:
         return registered
-    pairs = {
-        table: list(zip(frame["study_id"], frame[column], strict=True)) if not frame.empty else []
-        for table, column, frame in (
-            ("interventions", "intervention_name", staged(con, "interventions")),
-            ("outcomes", "time_frame", staged(con, "outcomes")),
-        )
-    }
-    found = study_durations(
-        pairs["interventions"], pairs["outcomes"], load_dosing_terms(reference_dir)
-    )
+    interventions, outcomes = staged(con, "interventions"), staged(con, "outcomes")
+    courses = []
+    if not interventions.empty:
+        texts = zip(interventions["intervention_name"], _descriptions(interventions), strict=True)
+        courses = [
+            (study_id, " ; ".join(t for t in pair if isinstance(t, str)))
+            for study_id, pair in zip(interventions["study_id"], texts, strict=True)
+        ]
+    frames = []
+    if not outcomes.empty:
+        frames = list(zip(outcomes["study_id"], outcomes["time_frame"], strict=True))
+    found = study_durations(courses, frames, load_dosing_terms(reference_dir))
     registered = registered.copy()
     for column in ("planned_duration_days", "max_followup_days", "long_term"):
         registered[column] = [
@@ -356,12 +358,22 @@ def build_interventions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> 
             )
         ]
         terms = load_dosing_terms(reference_dir)
-        doses = [terms.parse_dose(n) for n in frame["intervention_name"]]
+        doses = [
+            terms.parse_dose(name) or terms.parse_dose(_str(text))
+            for name, text in zip(frame["intervention_name"], _descriptions(frame), strict=True)
+        ]
         frame["dose_amount"] = [d.amount if d else None for d in doses]
         frame["dose_unit"] = [d.unit if d else None for d in doses]
         frame["dose_frequency"] = [d.frequency if d else None for d in doses]
         frame["dose_text"] = [d.text if d else None for d in doses]
     return Built(frame)
+
+
+def _descriptions(interventions: pd.DataFrame) -> list[Any]:
+    """Registered intervention descriptions (staging-only, ClinicalTrials.gov), else None."""
+    if "description" in interventions:
+        return list(interventions["description"])
+    return [None] * len(interventions)
 
 
 def build_outcomes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:

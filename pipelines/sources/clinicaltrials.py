@@ -358,6 +358,7 @@ def _interventions(nct: str, interventions: list[dict[str, Any]]) -> list[dict[s
                 "product_form": None,
                 "arm_group_labels": [],
                 "other_names": [],
+                "description": _text(item.get("description")),
             },
         )
         for column, key in (("arm_group_labels", "armGroupLabels"), ("other_names", "otherNames")):

@@ -68,3 +68,50 @@ def test_time_frames_and_intervention_names_give_duration_and_dose(tmp_path: Pat
         clonidine["dose_frequency"],
         clonidine["dose_text"],
     ) == (0.1, "mg", "every_4_hours", "0.1 mg tablet q4h")
+
+
+def _study(nct: str, description: str, time_frame: str) -> dict[str, object]:
+    """A kratom study in ClinicalTrials.gov v2 shape with one described intervention."""
+    return {
+        "protocolSection": {
+            "identificationModule": {"nctId": nct, "briefTitle": "Kratom study"},
+            "designModule": {"studyType": "INTERVENTIONAL", "phases": ["PHASE1"]},
+            "armsInterventionsModule": {
+                "interventions": [{"type": "DRUG", "name": "Kratom", "description": description}]
+            },
+            "outcomesModule": {
+                "primaryOutcomes": [{"measure": "COWS score", "timeFrame": time_frame}]
+            },
+        }
+    }
+
+
+def test_descriptions_reach_doses_courses_and_the_long_term_count(tmp_path: Path) -> None:
+    snapshot = tmp_path / "snap"
+    (snapshot / "clinicaltrials").mkdir(parents=True)
+    shutil.copy(paths.BUNDLED_SNAPSHOT / "SNAPSHOT.json", snapshot)
+    studies = {
+        "NCT09990011": _study("NCT09990011", "2 g kratom tea once daily for 12 weeks", "Week 24"),
+        "NCT09990012": _study("NCT09990012", "kratom capsules as needed", "Up to 1 year"),
+    }
+    for nct, study in studies.items():
+        (snapshot / "clinicaltrials" / f"{nct}.json").write_text(json.dumps(study))
+    data_dir = tmp_path / "out"
+    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    (folder,) = [p for p in (data_dir / "releases").iterdir() if not p.name.startswith(".")]
+    rows = {
+        (r["study_id"], r["dose_amount"], r["dose_unit"], r["dose_frequency"], r["dose_text"])
+        for r in pq.read_table(folder / "interventions.parquet").to_pylist()
+    }
+    assert rows == {
+        ("NCT09990011", 2.0, "g", "daily", "2 g kratom tea once daily"),
+        ("NCT09990012", None, None, "as_needed", "as needed"),
+    }
+    found = {
+        r["study_id"]: (r["planned_duration_days"], r["max_followup_days"], r["long_term"])
+        for r in pq.read_table(folder / "studies.parquet").to_pylist()
+    }
+    assert found == {"NCT09990011": (84.0, 168.0, False), "NCT09990012": (None, 365.25, True)}
+    cells = pq.read_table(folder / "evidence_map.parquet").to_pylist()
+    (cell,) = [c for c in cells if (c["compound_id"], c["domain"]) == ("kratom", "withdrawal")]
+    assert (cell["studies"], cell["long_term_studies"]) == (2, 1)

@@ -457,6 +457,21 @@ def test_interventions_with_same_name_merge_arms() -> None:
     assert rows["Kratom"]["compound_id"] is None and rows["Kratom"]["product_form"] is None
 
 
+def test_intervention_description_is_staged_for_dose_reading() -> None:
+    """Staging-only: the dose parser reads it (pipelines/normalize/dosing.py); not published."""
+    study = with_modules(
+        armsInterventionsModule={
+            "interventions": [
+                {"type": "DRUG", "name": "Kratom", "description": "2 g leaf powder daily"},
+                {"type": "DRUG", "name": "Placebo"},
+            ]
+        }
+    )
+    rows = by_id(ct.parse_study(study)["interventions"], "intervention_name")
+    assert rows["Kratom"]["description"] == "2 g leaf powder daily"
+    assert rows["Placebo"]["description"] is None
+
+
 # --- outcomes and results ------------------------------------------------------------------
 
 
