@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipelines import paths
-from pipelines.assets.curated import CURATED_ASSETS, CURATED_CHECKS
+from pipelines.assets.curated import CURATED_ASSETS, CURATED_CHECKS, REFERENCE_ASSETS
 from pipelines.assets.raw import RAW_ASSETS
 from pipelines.assets.release import published_release
 from pipelines.assets.snapshot import snapshot_folder
@@ -27,7 +27,14 @@ from pipelines.resources import (
 )
 
 DATA_DIR = DataDir(paths.DEFAULT_DATA_DIR)
-ASSETS = [snapshot_folder, *RAW_ASSETS, *STAGING_ASSETS, *CURATED_ASSETS, published_release]
+ASSETS: list[dg.AssetsDefinition | dg.AssetSpec] = [
+    snapshot_folder,
+    *RAW_ASSETS,
+    *REFERENCE_ASSETS,
+    *STAGING_ASSETS,
+    *CURATED_ASSETS,
+    published_release,
+]
 CHECKS = [*CURATED_CHECKS]
 
 defs = dg.Definitions(

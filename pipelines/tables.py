@@ -2,12 +2,18 @@
 
 Builders are the only place where sources meet: they union every source's staged rows for a
 table, resolve identifiers across sources and fill the columns the vocabularies classify. They
-return unvalidated frames; `pipelines.curate.enforce` is the gate after them.
+return unvalidated frames; `pipelines.rules.enforce` is the gate after them.
+
+Each builder is registered with `@builds(...)`, which declares what it reads (staged tables,
+curated and working tables, reference files) and the working tables it writes: the asset graph
+(`pipelines.assets.curated`) draws its lineage from these declarations, and
+tests/pipeline/test_lineage.py checks them against what the builders really read.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -17,19 +23,32 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines.normalize.compounds import (
+    COMPOUNDS_FILE,
+    PRODUCT_FORMS_FILE,
+    STUDY_COMPOUNDS_FILE,
+    TARGET_IDS_FILE,
+    TARGETS_FILE,
     curated_study_compounds,
     load_compound_lexicon,
     reference_compound_rows,
     reference_target_rows,
 )
-from pipelines.normalize.conditions import load_condition_lexicon
+from pipelines.normalize.conditions import CATEGORIES_FILE, load_condition_lexicon
 from pipelines.normalize.dedup import merge_publications
 from pipelines.normalize.dosing import load_dosing_terms, study_durations
 from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
 from pipelines.normalize.evidence_map import text_compound_links
-from pipelines.normalize.literature_domains import literature_outcomes, load_literature_domains
-from pipelines.normalize.literature_studies import literature_studies, load_design_rules
-from pipelines.normalize.outcomes import load_instrument_lexicon
+from pipelines.normalize.literature_domains import (
+    LITERATURE_DOMAINS_FILE,
+    literature_outcomes,
+    load_literature_domains,
+)
+from pipelines.normalize.literature_studies import (
+    DESIGN_RULES_FILE,
+    literature_studies,
+    load_design_rules,
+)
+from pipelines.normalize.outcomes import INSTRUMENTS_FILE, load_instrument_lexicon
 from pipelines.warehouse import read_frame, union_staging, write_table
 
 CURATED_LINKS_FILE = "study_publication_links.csv"
@@ -42,6 +61,60 @@ class Built:
 
     frame: pd.DataFrame
     rows_in: dict[str, int] | None = None
+
+
+BuildFn = Callable[[duckdb.DuckDBPyConnection, Path], Built]
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A curated table's builder and everything it touches: the lineage the asset graph shows.
+
+    `staged`: staged tables it unions (every source staging one of them feeds it); `curated`:
+    curated or working tables it selects from; `reference`: data/reference files it opens;
+    `writes`: working tables it leaves for later builders. The gate's foreign-key parents come
+    from the table's spec and need not be listed.
+    """
+
+    table: str
+    build: BuildFn
+    staged: tuple[str, ...] = ()
+    curated: tuple[str, ...] = ()
+    reference: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+
+BUILDERS: dict[str, Builder] = {}
+"""Every curated table's builder by table name, registered where the builder is defined."""
+
+COMPOUND_LEXICON = (COMPOUNDS_FILE, PRODUCT_FORMS_FILE)
+"""The files `load_compound_lexicon` reads."""
+
+
+def builds(
+    table: str,
+    *,
+    staged: tuple[str, ...] = (),
+    curated: tuple[str, ...] = (),
+    reference: tuple[str, ...] = (),
+    writes: tuple[str, ...] = (),
+) -> Callable[[BuildFn], BuildFn]:
+    """Register the decorated function as `table`'s builder, with what it reads and writes."""
+
+    def register(build: BuildFn) -> BuildFn:
+        BUILDERS[table] = Builder(table, build, staged, curated, reference, writes)
+        return build
+
+    return register
+
+
+def staged_as_is(table: str) -> None:
+    """Register `table` as every source's staged rows, unchanged (the gate still applies)."""
+
+    def build(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+        return Built(staged(con, table))
+
+    BUILDERS[table] = Builder(table, build, staged=(table,))
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -125,6 +198,9 @@ def frame_of(rows: list[dict[str, Any]], source: str, source_file: str) -> pd.Da
     return frame
 
 
+@builds(
+    "compounds", staged=("compound_properties", "compound_synonyms"), reference=(COMPOUNDS_FILE,)
+)
 def build_compounds(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Reference compounds, completed by PubChem properties and synonyms for their CIDs.
 
@@ -160,6 +236,11 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and pd.isna(value))
 
 
+@builds(
+    "compound_targets",
+    staged=("compound_targets",),
+    reference=(TARGETS_FILE, TARGET_IDS_FILE),
+)
 def build_compound_targets(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """ChEMBL activities plus the curated literature values of data/reference.
 
@@ -175,6 +256,12 @@ def build_compound_targets(con: duckdb.DuckDBPyConnection, reference_dir: Path) 
     return Built(pd.concat([activities, curated], ignore_index=True))
 
 
+@builds(
+    "publications",
+    staged=("publications", "study_publications"),
+    reference=(CURATED_LINKS_FILE,),
+    writes=("publication_id_map", "publication_text"),
+)
 def build_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Literature records merged into works, plus stubs for link targets no source returned.
 
@@ -254,6 +341,13 @@ def all_links(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> pd.DataFra
     )
 
 
+@builds(
+    "studies",
+    staged=("studies", "study_publications"),
+    curated=("publications", "publication_id_map", "publication_text"),
+    reference=(CURATED_LINKS_FILE, DESIGN_RULES_FILE.name),
+    writes=("literature_links", "literature_papers"),
+)
 def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Registered studies, plus primary studies known only from the literature.
 
@@ -273,7 +367,7 @@ def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
         records(publications),
         records(links) if not links.empty else [],
         study_ids,
-        load_design_rules(reference_dir / "design_rules.csv"),
+        load_design_rules(reference_dir / DESIGN_RULES_FILE.name),
     )
     literature = pd.DataFrame(found["studies"])
     if not literature.empty:
@@ -324,6 +418,12 @@ def _with_durations(
     return registered
 
 
+@builds(
+    "study_publications",
+    staged=("study_publications",),
+    curated=("publication_id_map", "literature_links"),
+    reference=(CURATED_LINKS_FILE,),
+)
 def build_study_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Every link, on final publication ids."""
     found = read_frame(con, "SELECT * FROM curated.literature_links")
@@ -335,6 +435,7 @@ def build_study_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path
     return Built(remap(links, "publication_id", publication_id_map(con)))
 
 
+@builds("conditions", staged=("conditions",), reference=(CATEGORIES_FILE,))
 def build_conditions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     frame = staged(con, "conditions")
     if not frame.empty:
@@ -343,6 +444,7 @@ def build_conditions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Bui
     return Built(frame)
 
 
+@builds("interventions", staged=("interventions",), reference=COMPOUND_LEXICON)
 def build_interventions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     frame = staged(con, "interventions")
     if not frame.empty:
@@ -376,6 +478,12 @@ def _descriptions(interventions: pd.DataFrame) -> list[Any]:
     return [None] * len(interventions)
 
 
+@builds(
+    "outcomes",
+    staged=("outcomes",),
+    curated=("studies", "publications", "publication_text"),
+    reference=(INSTRUMENTS_FILE, LITERATURE_DOMAINS_FILE),
+)
 def build_outcomes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Registered outcomes classified by title, plus the domains literature-only papers name."""
     frame = staged(con, "outcomes")
@@ -418,6 +526,7 @@ def _paper_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     return {str(r["publication_id"]): r for r in records(papers)}
 
 
+@builds("publication_compounds", curated=("publication_text",), reference=COMPOUND_LEXICON)
 def build_publication_compounds(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Compounds named in a publication's title, abstract, MeSH terms or keywords."""
     text = read_frame(con, "SELECT * FROM curated.publication_text ORDER BY publication_id")
@@ -447,6 +556,11 @@ def build_publication_compounds(con: duckdb.DuckDBPyConnection, reference_dir: P
     return Built(frame)
 
 
+@builds(
+    "evidence_map",
+    curated=("studies", "interventions", "outcomes", "conditions", "publication_compounds"),
+    reference=(*COMPOUND_LEXICON, STUDY_COMPOUNDS_FILE),
+)
 def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Compound × domain × design cells from the curated tables.
 
@@ -485,3 +599,7 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     frame["_source_file"] = None
     frame["_seq"] = range(len(frame))
     return Built(frame)
+
+
+staged_as_is("study_identifiers")
+staged_as_is("outcome_results")

@@ -1,69 +1,68 @@
-"""Curated layer: one validated table per asset, each guarded by a blocking Pandera check."""
+"""Curated layer: one asset per builder (a multi-asset when it also writes working tables).
 
-from collections.abc import Callable
-from pathlib import Path
+Lineage comes from each builder's declaration (`pipelines.tables.builds`): a curated table
+depends on the staging assets of the sources that stage a table it reads, on the reference files
+it opens (external assets `reference/<file>`), on the curated and working tables it reads, and
+on its foreign-key parents (the gate reads their keys). Every curated table is guarded by the
+blocking check `pipelines.rules` derives from its model and keys.
+"""
+
+from collections.abc import Iterator
 
 import dagster as dg
 import duckdb
 import pandas as pd
-import pandera.errors
 from dagster_duckdb import DuckDBResource
 
-from pipelines import tables
-from pipelines.curate import enforce, key_set
+from pipelines import paths, tables
 from pipelines.resources import ReleaseResource
+from pipelines.rules import asset_check_for, enforce, warehouse_parents
 from pipelines.sources import SOURCES
-from pipelines.warehouse import read_frame, write_table
-from schemas import QUARANTINE, TABLES, TableSpec
+from pipelines.warehouse import write_table
+from schemas import QUARANTINE, TABLES, TABLES_BY_NAME, TableSpec
 from schemas.arrow import arrow_schema, to_arrow
+from schemas.working import WORKING_BY_NAME
 
 STATS_TABLE = "curated.table_stats"
-Builder = Callable[[duckdb.DuckDBPyConnection, Path], tables.Built]
-
-BUILDERS: dict[str, Builder] = {
-    "compounds": tables.build_compounds,
-    "compound_targets": tables.build_compound_targets,
-    "publications": tables.build_publications,
-    "studies": tables.build_studies,
-    "study_publications": tables.build_study_publications,
-    "conditions": tables.build_conditions,
-    "interventions": tables.build_interventions,
-    "outcomes": tables.build_outcomes,
-    "publication_compounds": tables.build_publication_compounds,
-    "evidence_map": tables.build_evidence_map,
-}
-"""Tables with more to do than union their staged rows."""
-
-READS: dict[str, tuple[str, ...]] = {
-    "studies": ("publications",),
-    "outcomes": ("publications",),
-    "study_publications": ("publications", "studies"),
-    "evidence_map": (
-        "studies",
-        "conditions",
-        "interventions",
-        "outcomes",
-        "study_publications",
-        "publication_compounds",
-    ),
-}
-"""Curated tables a builder reads beyond its foreign-key parents."""
 
 
-def _staged_only(table: str) -> Builder:
-    def build(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> tables.Built:
-        return tables.Built(tables.staged(con, table))
-
-    return build
+def reference_key(file: str) -> dg.AssetKey:
+    """The external asset of a data/reference file: `reference/<file name without .csv>`."""
+    return dg.AssetKey(["reference", file.removesuffix(".csv")])
 
 
-def _parent_keys(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> dict[str, set[tuple]]:
-    parents: dict[str, set[tuple]] = {}
-    for fk in spec.foreign_keys:
-        columns = ", ".join(fk.ref_columns)
-        frame = read_frame(con, f"SELECT {columns} FROM curated.{fk.ref_table}")
-        parents[fk.ref_table] = key_set(frame, fk.ref_columns)
-    return parents
+def column_schema(spec: TableSpec) -> dg.TableSchema:
+    """Each column's Arrow type, nullability and the description its Pandera field gives."""
+    columns = spec.model.to_schema().columns
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                field.name,
+                str(field.type),
+                description=columns[field.name].description or "",
+                constraints=dg.TableColumnConstraints(nullable=field.nullable),
+            )
+            for field in arrow_schema(spec.model)
+        ]
+    )
+
+
+def staging_deps(builder: tables.Builder) -> list[dg.AssetKey]:
+    """Staging assets of the sources that stage a table the builder reads."""
+    return [
+        dg.AssetKey(["staging", source])
+        for source, unit in SOURCES.items()
+        if set(unit.tables) & set(builder.staged)
+    ]
+
+
+def builder_deps(builder: tables.Builder) -> list[dg.AssetKey]:
+    """Everything the builder reads, as asset keys."""
+    return [
+        *staging_deps(builder),
+        *(reference_key(f) for f in builder.reference),
+        *(dg.AssetKey(["curated", t]) for t in builder.curated),
+    ]
 
 
 def _count_values(column: pd.Series) -> dict[str, int]:
@@ -91,87 +90,108 @@ def _record_stats(
         )
 
 
-def _curated_asset(spec: TableSpec) -> dg.AssetsDefinition:
-    build = BUILDERS.get(spec.name, _staged_only(spec.name))
-    parents = sorted({fk.ref_table for fk in spec.foreign_keys} | set(READS.get(spec.name, ())))
-    deps = [dg.AssetKey(["staging", s]) for s in SOURCES] + [
-        dg.AssetKey(["curated", p]) for p in parents
-    ]
+def _table_metadata(spec: TableSpec, rows: int) -> dict[str, dg.MetadataValue]:
+    """What every table asset's materialization carries: its rows and described columns."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(rows),
+        "dagster/column_schema": dg.MetadataValue.table_schema(column_schema(spec)),
+    }
 
-    @dg.asset(
-        key=["curated", spec.name],
+
+def _specs(builder: tables.Builder) -> list[dg.AssetSpec]:
+    spec = TABLES_BY_NAME[builder.table]
+    reads = builder_deps(builder)
+    parents = [dg.AssetKey(["curated", fk.ref_table]) for fk in spec.foreign_keys]
+    deps = sorted(set(reads + parents), key=lambda key: key.to_user_string())
+    main = dg.AssetSpec(
+        ["curated", spec.name],
         group_name="curated",
         deps=deps,
         kinds={"duckdb", "pandera"},
         description=spec.description,
-        metadata={
-            "primary_key": list(spec.primary_key),
-            "dagster/column_schema": dg.TableSchema(
-                columns=[
-                    dg.TableColumn(name, str(field.type))
-                    for name, field in zip(
-                        arrow_schema(spec.model).names, arrow_schema(spec.model), strict=True
-                    )
-                ]
-            ),
-        },
+        metadata={"primary_key": list(spec.primary_key), **_static(spec)},
     )
-    def curated_table(warehouse: DuckDBResource, release: ReleaseResource) -> dg.MaterializeResult:
+    working = [
+        dg.AssetSpec(
+            ["curated", name],
+            group_name="curated",
+            deps=reads,
+            kinds={"duckdb"},
+            description=f"{WORKING_BY_NAME[name].description} Written by the {spec.name} "
+            "builder; not published.",
+            metadata=_static(WORKING_BY_NAME[name]),
+        )
+        for name in builder.writes
+    ]
+    return [main, *working]
+
+
+def _static(spec: TableSpec) -> dict[str, dg.TableSchema]:
+    return {"dagster/column_schema": column_schema(spec)}
+
+
+def _curated_asset(builder: tables.Builder) -> dg.AssetsDefinition:
+    spec = TABLES_BY_NAME[builder.table]
+
+    @dg.multi_asset(name=f"curated_{spec.name}", specs=_specs(builder))
+    def curated_table(
+        warehouse: DuckDBResource, release: ReleaseResource
+    ) -> Iterator[dg.MaterializeResult]:
         with warehouse.get_connection() as con:
-            built = build(con, release.reference)
-            result = enforce(built.frame, spec, _parent_keys(con, spec))
+            built = builder.build(con, release.reference)
+            result = enforce(built.frame, spec, warehouse_parents(con, spec))
             write_table(con, f"curated.{spec.name}", to_arrow(result.frame, spec.model))
             write_table(
-                con,
-                f"curated.rejects__{spec.name}",
-                to_arrow(result.rejects, QUARANTINE.model),
+                con, f"curated.rejects__{spec.name}", to_arrow(result.rejects, QUARANTINE.model)
             )
             _record_stats(con, spec.name, built, result.rejects)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": len(result.frame),
-                "rows_quarantined": len(result.rejects),
+            written = {
+                name: con.execute(f"SELECT count(*) FROM curated.{name}").fetchone()
+                for name in builder.writes
             }
+        yield dg.MaterializeResult(
+            asset_key=["curated", spec.name],
+            metadata={
+                **_table_metadata(spec, len(result.frame)),
+                "rows_quarantined": len(result.rejects),
+            },
         )
+        for name, count in written.items():
+            rows = int(count[0]) if count else 0
+            yield dg.MaterializeResult(
+                asset_key=["curated", name],
+                metadata=_table_metadata(WORKING_BY_NAME[name], rows),
+            )
 
     return curated_table
 
 
-def _check(spec: TableSpec) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=dg.AssetKey(["curated", spec.name]),
-        name=f"{spec.name}_matches_schema",
-        blocking=True,
-        description=f"{spec.name} validates against its Pandera model and its foreign keys "
-        "resolve.",
+def _reference_asset(file: str) -> dg.AssetSpec:
+    readers = sorted(b.table for b in tables.BUILDERS.values() if file in b.reference)
+    return dg.AssetSpec(
+        reference_key(file),
+        group_name="reference",
+        kinds={"csv"},
+        description=f"data/reference/{file}: curated reference rows (each with its source), "
+        f"read by the {', '.join(readers)} builder(s).",
+        metadata={"path": dg.MetadataValue.path(str(paths.REFERENCE_DIR / file))},
     )
-    def check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as con:
-            frame = read_frame(con, f"SELECT * FROM curated.{spec.name}")
-            problems: list[str] = []
-            try:
-                spec.model.validate(frame, lazy=True)
-            except pandera.errors.SchemaErrors as errors:
-                problems += [
-                    f"{c.column}: {c.check} ({c.failure_case!r})"
-                    for c in errors.failure_cases.head(20).itertuples()
-                ]
-            if spec.primary_key and frame.duplicated(list(spec.primary_key)).any():
-                problems.append(f"duplicate primary keys on {spec.primary_key}")
-            parents = _parent_keys(con, spec)
-            for fk in spec.foreign_keys:
-                keys = parents[fk.ref_table]
-                values = frame[list(fk.columns)].dropna()
-                missing = [v for v in values.itertuples(index=False, name=None) if v not in keys]
-                if missing:
-                    problems.append(f"{fk.columns} → {fk.ref_table}: {len(missing)} unresolved")
-        return dg.AssetCheckResult(
-            passed=not problems,
-            metadata={"rows": len(frame), "problems": dg.MetadataValue.json(problems)},
+
+
+def _builder(spec: TableSpec) -> tables.Builder:
+    builder = tables.BUILDERS.get(spec.name)
+    if builder is None:
+        raise LookupError(
+            f"curated table {spec.name} has no builder: register one in pipelines/tables.py "
+            "with @builds(...) or staged_as_is(...)"
         )
+    return builder
 
-    return check
 
-
-CURATED_ASSETS = [_curated_asset(spec) for spec in TABLES]
-CURATED_CHECKS = [_check(spec) for spec in TABLES]
+CURATED_ASSETS = [_curated_asset(_builder(spec)) for spec in TABLES]
+REFERENCE_ASSETS = [
+    _reference_asset(f) for f in sorted({f for b in tables.BUILDERS.values() for f in b.reference})
+]
+CURATED_CHECKS = [asset_check_for(spec) for spec in TABLES]
+CURATED_KEYS = [key for asset in CURATED_ASSETS for key in asset.keys]
+"""Every curated and working table's asset key (what the release may read)."""

@@ -1,4 +1,4 @@
-"""Check a downloaded release folder: checksums, then every table against its Pandera model.
+"""Check a downloaded release folder: checksums, then every table against the rules.
 
 Every problem is collected (not just the first), each naming the file it is about; checksum
 problems come first, so the first line says whether the download itself is damaged.
@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pandera.errors
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines import rules
 from pipelines.release.publish import sha256_file
 from schemas import RELEASED, TableSpec
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
-EXAMPLES = 3
 
 _PANDAS_TYPES = {
     pa.string(): pd.StringDtype(),
@@ -105,94 +104,36 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def _examples(values: pd.Series) -> str:
-    shown = [repr(v) for v in values.drop_duplicates().head(EXAMPLES).tolist()]
-    return ", ".join(shown)
-
-
-def schema_problems(spec: TableSpec, file: str, frame: pd.DataFrame) -> list[str]:
-    """Pandera's lazy validation, one line per failing column and check."""
-    try:
-        spec.model.validate(frame, lazy=True)
-    except pandera.errors.SchemaErrors as exc:
-        cases = exc.failure_cases
-        problems = []
-        grouped = cases.groupby(["column", "check"], dropna=False, sort=True)
-        for (column, check), part in grouped:
-            where = f"column {column}" if isinstance(column, str) else "table"
-            problems.append(
-                f"{file}: table {spec.name}, {where} fails {check} "
-                f"({len(part)} values, e.g. {_examples(part['failure_case'])})"
-            )
-        return problems
-    return []
-
-
-def key_problems(spec: TableSpec, file: str, table: pa.Table) -> list[str]:
-    """The primary key is unique and never null."""
-    if not spec.primary_key:
-        return []
-    keys = [tuple(r.values()) for r in table.select(list(spec.primary_key)).to_pylist()]
-    problems = []
-    if any(v is None for k in keys for v in k):
-        problems.append(f"{file}: table {spec.name}, null in primary key {spec.primary_key}")
-    if len(set(keys)) != len(keys):
-        problems.append(
-            f"{file}: table {spec.name}, primary key {', '.join(spec.primary_key)} "
-            f"has {len(keys) - len(set(keys))} duplicate rows"
-        )
-    return problems
-
-
-def check_table(folder: Path, spec: TableSpec, file: str) -> tuple[pa.Table | None, list[str]]:
-    """Read one table with pyarrow and check its columns, schema and key."""
+def read_table(folder: Path, spec: TableSpec, file: str) -> tuple[pa.Table | None, list[str]]:
+    """Read one table with pyarrow; None and the problem when it is unreadable or its columns
+    are not the model's."""
     try:
         table = pq.read_table(folder / file)
     except (OSError, pa.ArrowException) as exc:
         return None, [f"{file}: not a readable Parquet file: {exc}"]
     if table.column_names != spec.columns:
-        return table, [
+        return None, [
             f"{file}: table {spec.name}, columns {table.column_names} differ from the "
             f"schema {spec.columns}"
         ]
-    return table, schema_problems(spec, file, to_frame(table)) + key_problems(spec, file, table)
+    return table, []
 
 
-def foreign_key_problems(tables: dict[str, pa.Table]) -> list[str]:
-    """Every non-null foreign key resolves to a row of its parent in the same release."""
-    problems = []
-    for spec in RELEASED:
-        child = tables.get(spec.name)
-        if child is None:
-            continue
-        for fk in spec.foreign_keys:
-            parent = tables.get(fk.ref_table)
-            if parent is None:
-                continue
-            known = {tuple(r.values()) for r in parent.select(list(fk.ref_columns)).to_pylist()}
-            values = {tuple(r.values()) for r in child.select(list(fk.columns)).to_pylist()}
-            missing = sorted(
-                str(v[0] if len(v) == 1 else v)
-                for v in values - known
-                if all(x is not None for x in v)
-            )
-            if missing:
-                problems.append(
-                    f"{spec.name}.parquet: foreign key {', '.join(fk.columns)} -> "
-                    f"{fk.ref_table}: {len(missing)} values do not resolve, "
-                    f"e.g. {', '.join(missing[:EXAMPLES])}"
-                )
-    return problems
+def _lines(spec: TableSpec, file: str, found: list[rules.Breach], *kinds: str) -> list[str]:
+    return [f"{file}: {line}" for kind in kinds for line in rules.problem_lines(spec, found, kind)]
 
 
 def validate_release(folder: Path) -> list[str]:
-    """Every problem with a release folder; empty when it is intact and valid."""
+    """Every problem with a release folder; empty when it is intact and valid.
+
+    The table rules are `pipelines.rules`: the same the curate gate and the asset checks apply.
+    """
     manifest, problems = read_manifest(folder)
     if manifest is None:
         return problems
     problems += check_manifest_files(folder, manifest)
     problems += check_sums(folder)
-    tables: dict[str, pa.Table] = {}
+    frames: dict[str, tuple[TableSpec, str, pd.DataFrame]] = {}
     for spec in RELEASED:
         entry = manifest["tables"].get(spec.name)
         if entry is None:
@@ -201,11 +142,19 @@ def validate_release(folder: Path) -> list[str]:
         file = str(entry.get("file", f"{spec.name}.parquet"))
         if not (folder / file).is_file():
             continue
-        table, found = check_table(folder, spec, file)
+        table, found = read_table(folder, spec, file)
         problems += found
         if table is not None:
-            tables[spec.name] = table
-    return problems + foreign_key_problems(tables)
+            frames[spec.name] = (spec, file, to_frame(table))
+    parents = {
+        fk.ref_table: rules.key_set(frames[fk.ref_table][2], fk.ref_columns)
+        for spec, _, _ in frames.values()
+        for fk in spec.foreign_keys
+        if fk.ref_table in frames
+    }
+    broken = [(s, f, rules.breaches(frame, s, parents)) for s, f, frame in frames.values()]
+    problems += [p for s, f, b in broken for p in _lines(s, f, b, rules.SCHEMA, rules.PRIMARY_KEY)]
+    return problems + [p for s, f, b in broken for p in _lines(s, f, b, rules.FOREIGN_KEY)]
 
 
 def verified_counts(folder: Path) -> tuple[int, int]:

@@ -31,6 +31,8 @@ from pipelines.sources.base import (
 )
 
 SOURCE = "chembl"
+TABLES = ("compound_targets",)
+"""Every staged table `parse_record` can return rows for."""
 ACTIVITY_PATH = "/api/data/activity.json"
 PAGE_LIMIT = 1000
 ITEM_KEYS = ("activities", "molecules", "drug_indications", "mechanisms", "targets", "assays")
@@ -254,6 +256,7 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="compound_targets",
+    tables=TABLES,
     live=LiveSource(
         base_url=BASE_URL,
         fetch=fetch,

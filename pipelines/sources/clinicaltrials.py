@@ -848,6 +848,7 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_study,
     primary_table="studies",
+    tables=TABLES,
     replaces=nct_aliases,
     live=LiveSource(
         base_url=BASE_URL,

@@ -29,6 +29,8 @@ from pipelines.sources.base import (
 from pipelines.sources.pubmed import date_from_parts
 
 SOURCE = "crossref"
+TABLES = ("publications",)
+"""Every staged table `parse_record` can return rows for."""
 BASE_URL = "https://api.crossref.org"
 WORKS_PATH = "/works"
 ROWS = 1000
@@ -334,6 +336,7 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="publications",
+    tables=TABLES,
     live=LiveSource(
         base_url=BASE_URL,
         fetch=paged_fetch(iter_works_pages, ("message", "items"), ROWS),

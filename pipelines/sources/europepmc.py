@@ -30,6 +30,8 @@ from pipelines.sources.base import (
 from pipelines.sources.pubmed import date_from_parts, parse_text_date
 
 SOURCE = "europepmc"
+TABLES = ("publications",)
+"""Every staged table `parse_record` can return rows for."""
 BASE_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest"
 SEARCH_PATH = "/search"
 PAGE_SIZE = 1000
@@ -343,6 +345,7 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="publications",
+    tables=TABLES,
     live=LiveSource(
         base_url=BASE_URL,
         fetch=paged_fetch(iter_search_pages, ("resultList", "result"), PAGE_SIZE),

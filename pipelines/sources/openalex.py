@@ -36,6 +36,8 @@ from pipelines.sources.base import (
 from pipelines.sources.crossref import initials_of, language_code
 
 SOURCE = "openalex"
+TABLES = ("publications",)
+"""Every staged table `parse_record` can return rows for."""
 BASE_URL = "https://api.openalex.org"
 WORKS_PATH = "/works"
 PER_PAGE = 100
@@ -335,6 +337,7 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="publications",
+    tables=TABLES,
     live=LiveSource(
         base_url=BASE_URL,
         fetch=paged_fetch(iter_works_pages, ("results",), PER_PAGE),

@@ -37,6 +37,8 @@ from pipelines.sources.base import (
 )
 
 SOURCE = "pubchem"
+TABLES = ("compound_properties", "compound_synonyms")
+"""Every staged table `parse_record` can return rows for."""
 RATE_LIMIT = RateLimit(5, 1.05)
 """PubChem asks for no more than 5 requests per second; the window is a little over one second
 because at exactly 1 s network jitter lets the server count 6."""
@@ -365,6 +367,7 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="compounds",
+    tables=TABLES,
     live=LiveSource(
         base_url=BASE_URL,
         fetch=fetch,

@@ -38,6 +38,8 @@ from pipelines.sources.base import (
 )
 
 SOURCE = "pubmed"
+TABLES = ("publications", "study_publications")
+"""Every staged table `parse_record` can return rows for."""
 BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
 ESEARCH_PATH = "/esearch.fcgi"
 EFETCH_PATH = "/efetch.fcgi"
@@ -688,6 +690,7 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_record,
     primary_table="publications",
+    tables=TABLES,
     raw=record_raw,
     live=LiveSource(
         base_url=BASE_URL,

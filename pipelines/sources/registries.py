@@ -20,6 +20,8 @@ from schemas.studies import STUDY_ID_PATTERN
 from schemas.vocab import ID_TYPES
 
 SOURCE = "registries"
+TABLES = ("studies", "study_identifiers", "conditions", "interventions", "outcomes")
+"""Every staged table `parse_row` can return rows for."""
 COLUMNS = (
     "registry",
     "registry_id",
@@ -258,6 +260,7 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_row,
     primary_table="studies",
+    tables=TABLES,
 )
 """Other registries' records, curated by hand as CSV rows: snapshot only, carried over by
 every refresh."""

@@ -346,6 +346,6 @@ def test_definitions_load_with_descriptions_and_groups() -> None:
         node = graph.get(key)
         assert node.description, key
         groups.add(node.group_name)
-    assert groups == {"raw", "staging", "curated", "release"}
+    assert groups == {"raw", "reference", "staging", "curated", "release"}
     checks = {k.name for k in graph.asset_check_keys}
     assert {f"{s.name}_matches_schema" for s in TABLES} <= checks

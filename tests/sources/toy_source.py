@@ -48,5 +48,6 @@ UNIT = SourceUnit(
     record_key=record_key,
     parse=parse_line,
     primary_table="publications",
+    tables=("publications",),
     raw="\t".join,
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.curate import conform, enforce
 from pipelines.normalize.compounds import load_compound_lexicon
 from pipelines.normalize.evidence_map import build_evidence_map, text_compound_links
 from pipelines.paths import REFERENCE_DIR
+from pipelines.rules import conform, enforce
 from schemas import TABLES
 from schemas.evidence import EvidenceMapCell
 

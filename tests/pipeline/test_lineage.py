@@ -1,0 +1,266 @@
+"""The graph's lineage is what the builders really read; the catalog describes every table.
+
+The bundled snapshot is materialised once through Dagster (raw → staging → curated); each
+builder is then re-run on a warehouse holding only what its asset depends on, and once more
+with each of those inputs taken away.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from pipelines import paths, tables
+from pipelines.assets.curated import (
+    CURATED_ASSETS,
+    CURATED_CHECKS,
+    REFERENCE_ASSETS,
+    reference_key,
+    staging_deps,
+)
+from pipelines.assets.raw import RAW_ASSETS
+from pipelines.assets.staging import STAGING_ASSETS
+from pipelines.definitions import defs
+from pipelines.resources import ReleaseResource, SnapshotResource
+from pipelines.sources import SOURCES
+from pipelines.warehouse import read_frame
+from schemas import TABLES, TABLES_BY_NAME
+from schemas.working import WORKING_BY_NAME
+
+
+@dataclass(frozen=True)
+class Materialized:
+    warehouse: Path
+    result: dg.ExecuteInProcessResult
+
+
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory: pytest.TempPathFactory) -> Materialized:
+    """Raw, staging and curated assets of the bundled snapshot, checks included."""
+    data_dir = tmp_path_factory.mktemp("lineage")
+    warehouse = data_dir / "warehouse.duckdb"
+    result = dg.materialize(
+        [*RAW_ASSETS, *REFERENCE_ASSETS, *STAGING_ASSETS, *CURATED_ASSETS, *CURATED_CHECKS],
+        resources={
+            "snapshot_store": SnapshotResource(path=str(paths.BUNDLED_SNAPSHOT)),
+            "warehouse": DuckDBResource(database=str(warehouse)),
+            "release": ReleaseResource(data_dir=str(data_dir)),
+        },
+    )
+    assert result.success
+    return Materialized(warehouse, result)
+
+
+def _table_names(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What one builder run may see: staging and curated tables, and reference files."""
+
+    staging: frozenset[str]
+    curated: frozenset[str]
+    reference: frozenset[str]
+
+    def without_reference(self, file: str) -> Inputs:
+        return Inputs(self.staging, self.curated, self.reference - {file})
+
+
+class RecordingConnection:
+    """A DuckDB connection that keeps the SQL (and parameters) of every query run through it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self.queries: list[tuple[str, list[Any]]] = []
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        self.queries.append((sql, list(params or [])))
+        return self._con.execute(sql, params or [])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+    def curated_reads(self) -> set[str]:
+        """Curated and working tables selected from."""
+        return {t for sql, _ in self.queries for t in re.findall(CURATED_READ, sql)}
+
+    def staged_reads(self) -> set[str]:
+        """Staged tables looked up (`warehouse.staging_tables` lists every source's `__t`)."""
+        return {
+            str(params[0]).removeprefix("__")
+            for sql, params in self.queries
+            if "information_schema.tables" in sql and "'staging'" in sql and params
+        }
+
+
+CURATED_READ = re.compile(r"(?:FROM|JOIN)\s+curated\.(\w+)", re.IGNORECASE)
+
+
+def declared(builder: tables.Builder) -> Inputs:
+    """The inputs the builder's asset depends on."""
+    sources = [key.path[-1] for key in staging_deps(builder)]
+    return Inputs(
+        frozenset(f"{s}__{t}" for s in sources for t in builder.staged),
+        frozenset(builder.curated),
+        frozenset(builder.reference),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    frame: pd.DataFrame
+    written: dict[str, pd.DataFrame]
+    curated_reads: set[str]
+    staged_reads: set[str]
+
+
+def run_builder(
+    builder: tables.Builder, full: Path, inputs: Inputs | None, workdir: Path
+) -> Outcome:
+    """Run a builder on a copy of the full warehouse, or on one holding only `inputs`."""
+    workdir.mkdir(parents=True)
+    reference = workdir / "reference"
+    if inputs is None:
+        shutil.copy(full, workdir / "w.duckdb")
+        shutil.copytree(paths.REFERENCE_DIR, reference)
+    else:
+        reference.mkdir()
+        for file in inputs.reference:
+            shutil.copy(paths.REFERENCE_DIR / file, reference / file)
+    con = duckdb.connect(str(workdir / "w.duckdb"))
+    try:
+        if inputs is not None:
+            _copy_inputs(con, full, inputs)
+        before = _table_names(con, "curated")
+        recording = RecordingConnection(con)
+        frame = builder.build(cast(duckdb.DuckDBPyConnection, recording), reference)
+        new = _table_names(con, "curated") - before
+        assert inputs is None or new == set(builder.writes), (builder.table, new)
+        written = {w: read_frame(con, f"SELECT * FROM curated.{w}") for w in builder.writes}
+    finally:
+        con.close()
+    return Outcome(frame.frame, written, recording.curated_reads(), recording.staged_reads())
+
+
+def _copy_inputs(con: duckdb.DuckDBPyConnection, full: Path, inputs: Inputs) -> None:
+    con.execute(f"ATTACH '{full}' AS src (READ_ONLY)")
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE SCHEMA curated")
+    present = {
+        (schema, name)
+        for schema, name in con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_catalog = 'src'"
+        ).fetchall()
+    }
+    for schema, names in (("staging", inputs.staging), ("curated", inputs.curated)):
+        for name in sorted(names):
+            if (schema, name) in present:
+                con.execute(
+                    f'CREATE TABLE {schema}."{name}" AS SELECT * FROM src.{schema}."{name}"'
+                )
+    con.execute("DETACH src")
+
+
+def _same(left: Outcome, right: Outcome) -> bool:
+    try:
+        pd.testing.assert_frame_equal(left.frame, right.frame)
+        for name, frame in left.written.items():
+            pd.testing.assert_frame_equal(frame, right.written[name])
+    except AssertionError:
+        return False
+    return True
+
+
+BUILDERS = sorted(tables.BUILDERS)
+
+
+@pytest.mark.parametrize("table", BUILDERS)
+def test_builder_reads_exactly_what_it_declares(
+    table: str, materialized: Materialized, tmp_path: Path
+) -> None:
+    """The tables it selects are the declared ones; a warehouse and reference folder holding
+    only the declared inputs give the same result; each declared reference file is needed."""
+    builder = tables.BUILDERS[table]
+    inputs = declared(builder)
+    full = run_builder(builder, materialized.warehouse, None, tmp_path / "full")
+    assert full.curated_reads == set(builder.curated)
+    assert full.staged_reads == set(builder.staged)
+    only = run_builder(builder, materialized.warehouse, inputs, tmp_path / "declared")
+    assert _same(full, only), f"{table} reads something its declaration does not name"
+    for file in builder.reference:
+        workdir = tmp_path / f"without-{file}"
+        try:
+            less = run_builder(
+                builder, materialized.warehouse, inputs.without_reference(file), workdir
+            )
+        except FileNotFoundError:
+            continue
+        assert not _same(full, less), f"{table} declares {file} but does not need it"
+
+
+def test_sources_stage_only_the_tables_they_declare(materialized: Materialized) -> None:
+    con = duckdb.connect(str(materialized.warehouse), read_only=True)
+    try:
+        staged = _table_names(con, "staging")
+    finally:
+        con.close()
+    for source, unit in SOURCES.items():
+        written = {n.removeprefix(f"{source}__") for n in staged if n.startswith(f"{source}__")}
+        assert written or not (paths.BUNDLED_SNAPSHOT / source).is_dir(), source
+        assert written - {"quarantine"} <= set(unit.tables), source
+
+
+def test_curated_assets_depend_on_exactly_what_their_builders_declare() -> None:
+    graph = defs.resolve_asset_graph()
+    for builder in tables.BUILDERS.values():
+        spec = TABLES_BY_NAME[builder.table]
+        expected = {
+            *staging_deps(builder),
+            *(reference_key(f) for f in builder.reference),
+            *(dg.AssetKey(["curated", t]) for t in builder.curated),
+            *(dg.AssetKey(["curated", fk.ref_table]) for fk in spec.foreign_keys),
+        }
+        assert graph.get(dg.AssetKey(["curated", builder.table])).parent_keys == expected
+        for written in builder.writes:
+            assert dg.AssetKey(["curated", written]) in graph.get_all_asset_keys()
+
+
+def test_every_table_materialization_has_described_columns_and_a_row_count(
+    materialized: Materialized,
+) -> None:
+    events = materialized.result.get_asset_materialization_events()
+    by_key = {e.asset_key: e.materialization.metadata for e in events}
+    table_keys = [key for asset in CURATED_ASSETS for key in asset.keys]
+    assert len(table_keys) == len(TABLES) + len(WORKING_BY_NAME)
+    con = duckdb.connect(str(materialized.warehouse), read_only=True)
+    try:
+        for key in table_keys:
+            name = key.path[-1]
+            spec = TABLES_BY_NAME.get(name) or WORKING_BY_NAME[name]
+            metadata = by_key[key]
+            schema = metadata["dagster/column_schema"].value
+            fields = spec.model.to_schema().columns
+            assert [c.name for c in schema.columns] == list(fields), key
+            for column in schema.columns:
+                assert column.description == fields[column.name].description
+                assert column.description, (key, column.name)
+            (rows,) = con.execute(f"SELECT count(*) FROM curated.{name}").fetchone() or (None,)
+            assert metadata["dagster/row_count"].value == rows, key
+            columns = read_frame(con, f"SELECT * FROM curated.{name} LIMIT 0").columns
+            assert list(columns) == list(fields), key
+    finally:
+        con.close()

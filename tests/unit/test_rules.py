@@ -1,0 +1,150 @@
+"""The rules, applied three ways: the gate quarantines with the rule named, none vanish; the
+asset check and `validate` report the same rules as counted lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from pipelines.rules import all_problem_lines, asset_check_for, breaches, enforce
+from schemas import RELEASED, TABLES_BY_NAME, TableSpec
+
+CONDITIONS = TABLES_BY_NAME["conditions"]
+
+
+def _staged(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    frame["_source"] = "clinicaltrials"
+    frame["_source_file"] = "clinicaltrials/page.json"
+    frame["_seq"] = range(len(frame))
+    return frame
+
+
+def _condition(study_id: str, condition: str, category: str = "pain") -> dict:
+    return {"study_id": study_id, "condition": condition, "condition_category": category}
+
+
+def test_duplicate_primary_key_keeps_the_first_and_quarantines_the_rest() -> None:
+    staged = _staged(
+        [_condition("NCT00000001", "Pain"), _condition("NCT00000001", "Pain", "other")]
+    )
+    result = enforce(staged, CONDITIONS, {"studies": {("NCT00000001",)}})
+    assert result.frame["condition_category"].tolist() == ["pain"]
+    assert result.rejects["reason"].tolist() == ["duplicate primary key (study_id, condition)"]
+    assert json.loads(result.rejects["raw"][0])["condition_category"] == "other"
+
+
+def test_value_outside_the_vocabulary_is_quarantined_with_the_column_named() -> None:
+    staged = _staged(
+        [_condition("NCT00000001", "Pain"), _condition("NCT00000001", "Itch", "itchy")]
+    )
+    result = enforce(staged, CONDITIONS, {"studies": {("NCT00000001",)}})
+    assert result.frame["condition"].tolist() == ["Pain"]
+    (reason,) = result.rejects["reason"]
+    assert reason.startswith("condition_category: failed isin") and "itchy" in reason
+    assert result.rejects["record_key"].tolist() == ["NCT00000001|Itch"]
+    assert result.rejects["source_file"].tolist() == ["clinicaltrials/page.json"]
+
+
+def test_unresolved_foreign_key_is_quarantined() -> None:
+    staged = _staged([_condition("NCT00000001", "Pain"), _condition("NCT00000002", "Pain")])
+    result = enforce(staged, CONDITIONS, {"studies": {("NCT00000001",)}})
+    assert result.frame["study_id"].tolist() == ["NCT00000001"]
+    assert result.rejects["reason"].tolist() == ["study_id 'NCT00000002' not found in studies"]
+
+
+def test_rows_in_equal_rows_out_plus_rejects() -> None:
+    staged = _staged(
+        [
+            _condition("NCT00000001", "Pain"),
+            _condition("NCT00000001", "Pain"),
+            _condition("NCT00000003", "Pain"),
+            _condition("bad id", "Pain", "nope"),
+        ]
+    )
+    result = enforce(staged, CONDITIONS, {"studies": {("NCT00000001",)}})
+    assert len(result.frame) + len(result.rejects) == len(staged)
+
+
+def test_missing_columns_become_nulls_and_empty_lists() -> None:
+    studies = TABLES_BY_NAME["studies"]
+    staged = _staged(
+        [
+            {
+                "study_id": "NCT00000001",
+                "evidence_source": "registry",
+                "population": "human",
+                "design": "rct",
+            }
+        ]
+    )
+    result = enforce(staged, studies, {})
+    assert result.rejects.empty
+    assert result.frame.loc[0, "phases"] == [] and pd.isna(result.frame.loc[0, "title"])
+
+
+@pytest.mark.parametrize("spec", [s for s in RELEASED if s.primary_key], ids=lambda s: s.name)
+def test_key_table_and_model_agree_on_the_primary_key(spec: TableSpec) -> None:
+    schema = spec.model.to_schema()
+    assert all(not schema.columns[c].nullable for c in spec.primary_key)
+    if len(spec.primary_key) == 1:
+        assert schema.columns[spec.primary_key[0]].unique
+    else:
+        assert list(schema.unique or []) == list(spec.primary_key)
+
+
+def test_problem_lines_count_each_rule_once_with_examples() -> None:
+    frame = pd.DataFrame(
+        [
+            _condition("NCT00000001", "Pain"),
+            _condition("NCT00000001", "Pain"),
+            _condition("NCT00000001", "Itch", "itchy"),
+            _condition("NCT00000002", "Pain"),
+            _condition("NCT00000003", "Pain"),
+        ]
+    ).assign(mesh_term=None, mesh_id=None)
+    found = breaches(frame, CONDITIONS, {"studies": {("NCT00000001",)}})
+    lines = all_problem_lines(CONDITIONS, found)
+    assert lines[0].startswith("table conditions, column condition_category fails isin(")
+    assert lines[0].endswith("(1 values, e.g. 'itchy')")
+    assert lines[1:] == [
+        "table conditions, primary key study_id, condition has 1 duplicate rows",
+        "foreign key study_id -> studies: 2 values do not resolve, e.g. NCT00000002, NCT00000003",
+    ]
+
+
+def _warehouse(path: Path, conditions: str) -> DuckDBResource:
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA curated")
+    con.execute("CREATE TABLE curated.studies AS SELECT 'NCT00000001' AS study_id")
+    con.execute(
+        "CREATE TABLE curated.conditions AS SELECT * FROM (VALUES "
+        f"{conditions}) t(study_id, condition, condition_category, mesh_term, mesh_id)"
+    )
+    con.close()
+    return DuckDBResource(database=str(path))
+
+
+def test_asset_check_passes_a_curated_table_that_keeps_the_rules(tmp_path: Path) -> None:
+    warehouse = _warehouse(tmp_path / "w.duckdb", "('NCT00000001', 'Pain', 'pain', NULL, NULL)")
+    result = asset_check_for(CONDITIONS)(warehouse=warehouse)
+    assert result.passed and result.metadata["problems"].value == []
+
+
+def test_asset_check_fails_naming_each_broken_rule(tmp_path: Path) -> None:
+    warehouse = _warehouse(
+        tmp_path / "w.duckdb",
+        "('NCT00000001', 'Pain', 'pain', NULL, NULL), ('NCT00000001', 'Pain', 'pain', NULL, NULL), "
+        "('NCT00000009', 'Pain', 'pain', NULL, NULL)",
+    )
+    result = asset_check_for(CONDITIONS)(warehouse=warehouse)
+    assert not result.passed
+    assert result.metadata["problems"].value == [
+        "table conditions, primary key study_id, condition has 1 duplicate rows",
+        "foreign key study_id -> studies: 1 values do not resolve, e.g. NCT00000009",
+    ]
