@@ -35,6 +35,7 @@ from pipelines.normalize.compounds import (
 )
 from pipelines.normalize.conditions import CATEGORIES_FILE, load_condition_lexicon
 from pipelines.normalize.dedup import merge_publications
+from pipelines.normalize.dosing import TERMS_FILE as DOSING_TERMS_FILE
 from pipelines.normalize.dosing import load_dosing_terms, study_durations
 from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
 from pipelines.normalize.evidence_map import text_compound_links
@@ -343,9 +344,9 @@ def all_links(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> pd.DataFra
 
 @builds(
     "studies",
-    staged=("studies", "study_publications"),
+    staged=("studies", "study_publications", "interventions", "outcomes"),
     curated=("publications", "publication_id_map", "publication_text"),
-    reference=(CURATED_LINKS_FILE, DESIGN_RULES_FILE.name),
+    reference=(CURATED_LINKS_FILE, DESIGN_RULES_FILE.name, DOSING_TERMS_FILE),
     writes=("literature_links", "literature_papers"),
 )
 def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
@@ -444,7 +445,11 @@ def build_conditions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Bui
     return Built(frame)
 
 
-@builds("interventions", staged=("interventions",), reference=COMPOUND_LEXICON)
+@builds(
+    "interventions",
+    staged=("interventions",),
+    reference=(*COMPOUND_LEXICON, DOSING_TERMS_FILE),
+)
 def build_interventions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     frame = staged(con, "interventions")
     if not frame.empty:
