@@ -11,6 +11,15 @@ from schemas.evidence import EvidenceMapCell, QuarantineRow
 from schemas.history import RecordVersion, RemovedRecord
 from schemas.literature import Publication, PublicationCompound, StudyPublication
 from schemas.outcomes import Outcome, OutcomeResult
+from schemas.results import (
+    AdverseEvent,
+    AdverseEventTotal,
+    Arm,
+    BaselineMeasure,
+    OutcomeAnalysis,
+    ParticipantFlowRow,
+    ResultGroup,
+)
 from schemas.studies import Condition, Intervention, Study, StudyIdentifier
 
 SCHEMA_VERSION = 1
@@ -74,6 +83,46 @@ TABLES: tuple[TableSpec, ...] = (
         "outcome_results",
         OutcomeResult,
         ("outcome_id", "group_title", "param_type", "category"),
+        (_fk("outcome_id", "outcomes"),),
+    ),
+    TableSpec("arms", Arm, ("study_id", "arm_label"), (_fk("study_id", "studies"),)),
+    TableSpec(
+        "result_groups",
+        ResultGroup,
+        ("study_id", "group_scope", "group_id"),
+        (
+            _fk("study_id", "studies"),
+            ForeignKey(("study_id", "arm_label"), "arms", ("study_id", "arm_label")),
+        ),
+    ),
+    TableSpec(
+        "adverse_events",
+        AdverseEvent,
+        ("study_id", "event_group_id", "event_type", "term", "organ_system", "group_title"),
+        (_fk("study_id", "studies"),),
+    ),
+    TableSpec(
+        "adverse_event_totals",
+        AdverseEventTotal,
+        ("study_id", "event_group_id", "total_type"),
+        (_fk("study_id", "studies"),),
+    ),
+    TableSpec(
+        "baseline_measures",
+        BaselineMeasure,
+        ("study_id", "title", "group_title", "category", "param_type"),
+        (_fk("study_id", "studies"),),
+    ),
+    TableSpec(
+        "participant_flow",
+        ParticipantFlowRow,
+        ("study_id", "period", "milestone_or_reason", "kind", "group_title"),
+        (_fk("study_id", "studies"),),
+    ),
+    TableSpec(
+        "outcome_analyses",
+        OutcomeAnalysis,
+        ("analysis_id",),
         (_fk("outcome_id", "outcomes"),),
     ),
     TableSpec(

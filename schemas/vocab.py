@@ -85,3 +85,6 @@ OUTCOME_CHANGE_STATUSES = (
 )
 LITERATURE_FIELDS = ("title", "keywords", "mesh", "publication_type")
 """Fields of a paper's record a literature outcome domain is read from, in reading order."""
+ARM_TIES = ("title", "similar_title", "single_arm", "total", "none")
+AE_TOTAL_TYPES = ("all_cause_mortality", "serious", "other")
+P_VALUE_RELATIONS = ("<", "<=", "=", ">=", ">")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import orjson
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.dates import parse_partial_date
 from pipelines.normalize.design import registered_design
-from pipelines.sources import serving
+from pipelines.sources import clinicaltrials_results, serving
 from pipelines.sources.base import (
     LiveRun,
     LiveSource,
@@ -33,6 +32,13 @@ from pipelines.sources.base import (
     TableRows,
     count_items,
     slug,
+)
+from pipelines.sources.clinicaltrials_values import (
+    as_number,
+    as_text,
+    denominators,
+    dig,
+    str_list,
 )
 
 SOURCE = "clinicaltrials"
@@ -49,6 +55,7 @@ TABLES = (
     "outcome_results",
     "study_publications",
     STUB_TABLE,
+    *clinicaltrials_results.TABLES,
 )
 """Every table `parse_study` returns (each present, possibly empty)."""
 
@@ -171,7 +178,7 @@ def _iter_page(
 
 def record_key(study: dict[str, Any]) -> str | None:
     """The study's NCT id, for quarantine entries and de-duplication; None when absent."""
-    ident = _dig(study, "protocolSection", "identificationModule")
+    ident = dig(study, "protocolSection", "identificationModule")
     nct = ident.get("nctId") if isinstance(ident, dict) else None
     return nct if isinstance(nct, str) and nct.strip() else None
 
@@ -193,19 +200,20 @@ def parse_study(study: dict[str, Any]) -> TableRows:
     if not NCT_ID.fullmatch(nct):
         raise RecordError(f"nctId {nct!r} is not an NCT id (NCT and eight digits)")
     protocol = study["protocolSection"]
-    references = _references(nct, _dig(protocol, "referencesModule", "references") or [])
+    references = _references(nct, dig(protocol, "referencesModule", "references") or [])
     outcomes, results = _results(nct, study.get("resultsSection") or {})
     return {
         "studies": [_study_row(nct, study)],
         "study_identifiers": _identifiers(nct, protocol.get("identificationModule") or {}),
         "conditions": _conditions(nct, study),
         "interventions": _interventions(
-            nct, _dig(protocol, "armsInterventionsModule", "interventions") or []
+            nct, dig(protocol, "armsInterventionsModule", "interventions") or []
         ),
         "outcomes": _protocol_outcomes(nct, protocol.get("outcomesModule") or {}) + outcomes,
         "outcome_results": results,
         "study_publications": [row for row, _ in references],
         STUB_TABLE: [stub for _, stub in references],
+        **clinicaltrials_results.parse_results(nct, study),
     }
 
 
@@ -219,21 +227,21 @@ def _study_row(nct: str, study: dict[str, Any]) -> dict[str, Any]:
     masking = info.get("maskingInfo") or {}
     enrollment = design.get("enrollmentInfo") or {}
     eligibility = protocol.get("eligibilityModule") or {}
-    locations = _dig(protocol, "contactsLocationsModule", "locations") or []
-    phases = _str_list(design.get("phases"))
+    locations = dig(protocol, "contactsLocationsModule", "locations") or []
+    phases = str_list(design.get("phases"))
     row: dict[str, Any] = {
         "study_id": nct,
         "evidence_source": "registry",
         "registry": REGISTRY,
-        "title": _text(ident.get("briefTitle")),
-        "official_title": _text(ident.get("officialTitle")),
-        "acronym": _text(ident.get("acronym")),
-        "study_type": _text(design.get("studyType")),
+        "title": as_text(ident.get("briefTitle")),
+        "official_title": as_text(ident.get("officialTitle")),
+        "acronym": as_text(ident.get("acronym")),
+        "study_type": as_text(design.get("studyType")),
         "phases": phases,
-        "overall_status": _text(status.get("overallStatus")),
-        "last_known_status": _text(status.get("lastKnownStatus")),
+        "overall_status": as_text(status.get("overallStatus")),
+        "last_known_status": as_text(status.get("lastKnownStatus")),
         "enrollment": _count(nct, "enrollmentInfo.count", enrollment.get("count")),
-        "enrollment_type": _text(enrollment.get("type")),
+        "enrollment_type": as_text(enrollment.get("type")),
     }
     for column, struct in (
         ("start_date", "startDateStruct"),
@@ -249,21 +257,21 @@ def _study_row(nct: str, study: dict[str, Any]) -> dict[str, Any]:
         row[column] = _date(nct, status, struct)[0]
     lead = sponsors.get("leadSponsor") or {}
     row |= {
-        "lead_sponsor": _text(lead.get("name")),
-        "sponsor_class": _text(lead.get("class")),
-        "collaborators": _str_list(c.get("name") for c in sponsors.get("collaborators") or []),
-        "allocation": _text(info.get("allocation")),
-        "intervention_model": _text(info.get("interventionModel")),
-        "masking": _text(masking.get("masking")),
-        "who_masked": _str_list(masking.get("whoMasked")),
-        "primary_purpose": _text(info.get("primaryPurpose")),
-        "observational_model": _text(info.get("observationalModel")),
-        "time_perspective": _text(info.get("timePerspective")),
-        "sex": _text(eligibility.get("sex")),
-        "minimum_age": _text(eligibility.get("minimumAge")),
-        "maximum_age": _text(eligibility.get("maximumAge")),
+        "lead_sponsor": as_text(lead.get("name")),
+        "sponsor_class": as_text(lead.get("class")),
+        "collaborators": str_list(c.get("name") for c in sponsors.get("collaborators") or []),
+        "allocation": as_text(info.get("allocation")),
+        "intervention_model": as_text(info.get("interventionModel")),
+        "masking": as_text(masking.get("masking")),
+        "who_masked": str_list(masking.get("whoMasked")),
+        "primary_purpose": as_text(info.get("primaryPurpose")),
+        "observational_model": as_text(info.get("observationalModel")),
+        "time_perspective": as_text(info.get("timePerspective")),
+        "sex": as_text(eligibility.get("sex")),
+        "minimum_age": as_text(eligibility.get("minimumAge")),
+        "maximum_age": as_text(eligibility.get("maximumAge")),
         "healthy_volunteers": _bool(eligibility.get("healthyVolunteers")),
-        "countries": sorted(set(_str_list(loc.get("country") for loc in locations))),
+        "countries": sorted(set(str_list(loc.get("country") for loc in locations))),
         "has_results": _bool(study.get("hasResults")),
         "population": "human",
         "design": registered_design(design.get("studyType"), info.get("allocation"), phases),
@@ -279,17 +287,17 @@ def _identifiers(nct: str, ident: dict[str, Any]) -> list[dict[str, Any]]:
     An nctIdAlias is an NCT id too: id_type nct with `is_alias` (schemas/vocab.py ID_TYPES).
     """
     found: dict[tuple[str, str], str | None] = {("nct", nct): None}
-    aliases = {("nct", a) for a in _str_list(ident.get("nctIdAliases")) if a != nct}
+    aliases = {("nct", a) for a in str_list(ident.get("nctIdAliases")) if a != nct}
     for key in sorted(aliases):
         found.setdefault(key, None)
-    org_id = _text((ident.get("orgStudyIdInfo") or {}).get("id"))
+    org_id = as_text((ident.get("orgStudyIdInfo") or {}).get("id"))
     if org_id:
-        found.setdefault(("org_study_id", org_id), _text(_dig(ident, "organization", "fullName")))
+        found.setdefault(("org_study_id", org_id), as_text(dig(ident, "organization", "fullName")))
     for info in ident.get("secondaryIdInfos") or []:
-        value = _text(info.get("id"))
+        value = as_text(info.get("id"))
         if not value:
             continue
-        domain = _text(info.get("domain")) or _text(info.get("type"))
+        domain = as_text(info.get("domain")) or as_text(info.get("type"))
         key = (secondary_id_type(value, info.get("type")), value)
         if key not in found:
             found[key] = domain
@@ -319,14 +327,14 @@ def secondary_id_type(value: str, registry_type: str | None = None) -> str:
 
 def _conditions(nct: str, study: dict[str, Any]) -> list[dict[str, Any]]:
     """Registered conditions; MeSH term and id only where the registry's own term equals one."""
-    meshes = _dig(study, "derivedSection", "conditionBrowseModule", "meshes") or []
+    meshes = dig(study, "derivedSection", "conditionBrowseModule", "meshes") or []
     by_term = {
-        term.casefold(): (term, _text(m.get("id")))
+        term.casefold(): (term, as_text(m.get("id")))
         for m in meshes
-        if (term := _text(m.get("term")))
+        if (term := as_text(m.get("term")))
     }
     rows: dict[str, dict[str, Any]] = {}
-    for condition in _str_list(_dig(study, "protocolSection", "conditionsModule", "conditions")):
+    for condition in str_list(dig(study, "protocolSection", "conditionsModule", "conditions")):
         mesh_term, mesh_id = by_term.get(condition.casefold(), (None, None))
         rows.setdefault(
             condition,
@@ -345,7 +353,7 @@ def _interventions(nct: str, interventions: list[dict[str, Any]]) -> list[dict[s
     """One row per distinct name; a name registered twice gets the union of its arms."""
     rows: dict[str, dict[str, Any]] = {}
     for item in interventions:
-        name = _text(item.get("name"))
+        name = as_text(item.get("name"))
         if name is None:  # nothing to key a row on; the registry always names interventions
             continue
         row = rows.setdefault(
@@ -353,16 +361,16 @@ def _interventions(nct: str, interventions: list[dict[str, Any]]) -> list[dict[s
             {
                 "study_id": nct,
                 "intervention_name": name,
-                "intervention_type": _text(item.get("type")),
+                "intervention_type": as_text(item.get("type")),
                 "compound_id": None,
                 "product_form": None,
                 "arm_group_labels": [],
                 "other_names": [],
-                "description": _text(item.get("description")),
+                "description": as_text(item.get("description")),
             },
         )
         for column, key in (("arm_group_labels", "armGroupLabels"), ("other_names", "otherNames")):
-            row[column] += [v for v in _str_list(item.get(key)) if v not in row[column]]
+            row[column] += [v for v in str_list(item.get(key)) if v not in row[column]]
     return list(rows.values())
 
 
@@ -371,7 +379,7 @@ def _protocol_outcomes(nct: str, module: dict[str, Any]) -> list[dict[str, Any]]
     rows = []
     for key, letter, kind in _PROTOCOL_OUTCOMES:
         for n, item in enumerate(module.get(key) or [], start=1):
-            title = _text(item.get("measure"))
+            title = as_text(item.get("measure"))
             if title is None:
                 continue
             rows.append(
@@ -380,7 +388,7 @@ def _protocol_outcomes(nct: str, module: dict[str, Any]) -> list[dict[str, Any]]
                     nct,
                     kind,
                     title,
-                    _text(item.get("timeFrame")),
+                    as_text(item.get("timeFrame")),
                     "registry_protocol",
                 )
             )
@@ -417,19 +425,19 @@ def _results(
     """Outcomes and values from the results section: each measure, then the AE table."""
     outcomes: list[dict[str, Any]] = []
     values: list[dict[str, Any]] = []
-    measures = _dig(results, "outcomeMeasuresModule", "outcomeMeasures") or []
+    measures = dig(results, "outcomeMeasuresModule", "outcomeMeasures") or []
     for n, measure in enumerate(measures, start=1):
-        outcome_id = f"{nct}:R{n}"
+        outcome_id = clinicaltrials_results.results_outcome_id(nct, n)
         outcomes.append(
             _outcome(
                 outcome_id,
                 nct,
                 _OUTCOME_KIND.get(measure.get("type") or "", "other"),
                 _required(outcome_id, "title", measure.get("title")),
-                _text(measure.get("timeFrame")),
+                as_text(measure.get("timeFrame")),
                 "registry_results",
-                _text(measure.get("paramType")),
-                _text(measure.get("unitOfMeasure")),
+                as_text(measure.get("paramType")),
+                as_text(measure.get("unitOfMeasure")),
             )
         )
         values += _measurements(outcome_id, measure)
@@ -442,7 +450,7 @@ def _results(
                 nct,
                 "adverse_events",
                 "Adverse events",
-                _text(module.get("timeFrame")),
+                as_text(module.get("timeFrame")),
                 "registry_results",
                 "COUNT_OF_PARTICIPANTS",
             )
@@ -454,18 +462,18 @@ def _results(
 def _measurements(outcome_id: str, measure: dict[str, Any]) -> list[dict[str, Any]]:
     """Every cell of one results table: group x class/category, with its denominator."""
     groups = {
-        g.get("id"): _text(g.get("title")) or g.get("id") for g in measure.get("groups") or []
+        g.get("id"): as_text(g.get("title")) or g.get("id") for g in measure.get("groups") or []
     }
-    param_type = _text(measure.get("paramType")) or ""
-    unit = _text(measure.get("unitOfMeasure"))
-    dispersion = _text(measure.get("dispersionType"))
-    measure_denoms = _denominators(measure.get("denoms"))
+    param_type = as_text(measure.get("paramType")) or ""
+    unit = as_text(measure.get("unitOfMeasure"))
+    dispersion = as_text(measure.get("dispersionType"))
+    measure_denoms = denominators(measure.get("denoms"))
     rows = []
     for klass in measure.get("classes") or []:
-        denoms = _denominators(klass.get("denoms")) or measure_denoms
+        denoms = denominators(klass.get("denoms")) or measure_denoms
         for category in klass.get("categories") or []:
             label = " / ".join(
-                t for t in (_text(klass.get("title")), _text(category.get("title"))) if t
+                t for t in (as_text(klass.get("title")), as_text(category.get("title"))) if t
             )
             for cell in category.get("measurements") or []:
                 group_id = cell.get("groupId")
@@ -474,19 +482,19 @@ def _measurements(outcome_id: str, measure: dict[str, Any]) -> list[dict[str, An
                         f"{outcome_id}: measurement for group {group_id!r} not among the "
                         "measure's groups"
                     )
-                raw = _text(cell.get("value"))
+                raw = as_text(cell.get("value"))
                 rows.append(
                     {
                         "outcome_id": outcome_id,
                         "group_title": groups[group_id],
                         "param_type": param_type,
                         "category": label,
-                        "value": _number(raw),
+                        "value": as_number(raw),
                         "value_text": raw,
                         "dispersion_type": dispersion,
-                        "dispersion_value": _number(cell.get("spread")),
-                        "lower_limit": _number(cell.get("lowerLimit")),
-                        "upper_limit": _number(cell.get("upperLimit")),
+                        "dispersion_value": as_number(cell.get("spread")),
+                        "lower_limit": as_number(cell.get("lowerLimit")),
+                        "upper_limit": as_number(cell.get("upperLimit")),
                         "unit": unit,
                         "participants": denoms.get(group_id),
                     }
@@ -494,33 +502,18 @@ def _measurements(outcome_id: str, measure: dict[str, Any]) -> list[dict[str, An
     return rows
 
 
-def _denominators(denoms: list[dict[str, Any]] | None) -> dict[str, int]:
-    """Participants per group id: the 'Participants' denominator, else the first one given."""
-    if not denoms:
-        return {}
-    chosen = next(
-        (d for d in denoms if (d.get("units") or "").casefold() == "participants"), denoms[0]
-    )
-    counts = {}
-    for count in chosen.get("counts") or []:
-        value = _number(count.get("value"))
-        if value is not None and value.is_integer() and value >= 0:
-            counts[count.get("groupId")] = int(value)
-    return counts
-
-
 def _adverse_events(nct: str, module: dict[str, Any]) -> list[dict[str, Any]]:
     """Serious and other adverse events: participants affected per group and term."""
     groups = {
-        g.get("id"): _text(g.get("title")) or g.get("id") for g in module.get("eventGroups") or []
+        g.get("id"): as_text(g.get("title")) or g.get("id") for g in module.get("eventGroups") or []
     }
     rows = []
     for kind, key in (("serious", "seriousEvents"), ("other", "otherEvents")):
         events = module.get(key) or []
-        terms = [_text(e.get("term")) or "" for e in events]
+        terms = [as_text(e.get("term")) or "" for e in events]
         for event, term in zip(events, terms, strict=True):
             label = f"{kind}: {term}"
-            if terms.count(term) > 1 and _text(event.get("organSystem")):
+            if terms.count(term) > 1 and as_text(event.get("organSystem")):
                 label = f"{label} ({event['organSystem'].strip()})"  # same term, two systems
             for stat in event.get("stats") or []:
                 if stat.get("groupId") not in groups:
@@ -534,7 +527,7 @@ def _adverse_events(nct: str, module: dict[str, Any]) -> list[dict[str, Any]]:
                         "group_title": groups[stat.get("groupId")],
                         "param_type": "COUNT_OF_PARTICIPANTS",
                         "category": label,
-                        "value": _number(affected),
+                        "value": as_number(affected),
                         "value_text": None if affected is None else str(affected),
                         "dispersion_type": None,
                         "dispersion_value": None,
@@ -553,7 +546,7 @@ def _references(
     """(study_publications row, publication stub) for each reference with a PMID."""
     out: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for ref in references:
-        pmid = _text(ref.get("pmid"))
+        pmid = as_text(ref.get("pmid"))
         if pmid is None or not pmid.isdigit():
             continue
         kind = ref.get("type")
@@ -578,58 +571,28 @@ def _references(
 # --- small value helpers ----------------------------------------------------------------------
 
 
-def _dig(node: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _str_list(values: Any) -> list[str]:
-    return [t for v in values or () if (t := _text(v))]
-
-
 def _bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
-
-
-def _number(value: Any) -> float | None:
-    """A finite float, or None for 'NA', '', '≤ 5' and the like."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _count(nct: str, field: str, value: Any) -> int | None:
     if value is None:
         return None
-    number = _number(value)
+    number = as_number(value)
     if number is None or not number.is_integer() or number < 0:
         raise RecordError(f"{nct}: {field} is not a count: {value!r}")
     return int(number)
 
 
 def _required(where: str, field: str, value: Any) -> str:
-    text = _text(value)
+    text = as_text(value)
     if text is None:
         raise RecordError(f"{where}: {field} is missing")
     return text
 
 
 def _date(nct: str, status: dict[str, Any], struct: str) -> tuple[date | None, str | None]:
-    value = _dig(status, struct, "date")
+    value = dig(status, struct, "date")
     try:
         if value is not None and not isinstance(value, str):
             raise ValueError(f"not a date string: {value!r}")
@@ -758,7 +721,7 @@ def _scan_page(body: bytes, query: str, number: int) -> tuple[list[str], str | N
 def nct_aliases(study: Any) -> list[str]:
     """Old NCT ids a study was registered under (`identificationModule.nctIdAliases`): a
     refresh that records the study supersedes the records of those ids."""
-    ident = _dig(study, "protocolSection", "identificationModule")
+    ident = dig(study, "protocolSection", "identificationModule")
     aliases = ident.get("nctIdAliases") if isinstance(ident, dict) else None
     return [a for a in aliases if isinstance(a, str)] if isinstance(aliases, list) else []
 
