@@ -2,10 +2,13 @@
 
 Each synthetic study starts from one bundled study (its module layout and titles) and gets a
 synthetic NCT id `NCT9xxxxxxx` (the registry has not issued ids in that range: none is real),
-varied dates, phases, status, conditions, protocol outcomes and, for about a third, a results
-section shaped like a posted v2 `resultsSection` (outcome measures with groups, denominators and
-measurements; an adverse-events table). All values come from a seeded RNG and short code-side
-vocabularies, so the same seed gives the same bytes. Pages hold PAGE_SIZE studies with a
+varied dates, phases, status, conditions, protocol outcomes and, for about a third, registered
+arms and a results section shaped like a posted v2 `resultsSection` with every results module:
+participant flow (periods, milestones, drop-out reasons), baseline characteristics (with a Total
+group), outcome measures (groups, denominators, measurements, statistical analyses) and adverse
+events (group totals, serious and other events). A few counts are printed as "NA", as the
+registry sometimes does. All values come from a seeded RNG and short code-side vocabularies, so
+the same seed gives the same bytes. Pages hold PAGE_SIZE studies with a
 `nextPageToken` on every page but the last, as `GET /api/v2/studies` returns them.
 
 Run `python bench/generate_ctgov.py OUT --studies N [--seed S]`; OUT gets a SNAPSHOT.json
@@ -90,7 +93,25 @@ _AE_TERMS = (
     ("Pruritus", "Skin and subcutaneous tissue disorders"),
     ("Tachycardia", "Cardiac disorders"),
 )
+_SERIOUS_TERMS = (
+    ("Seizure", "Nervous system disorders"),
+    ("Respiratory depression", "Respiratory, thoracic and mediastinal disorders"),
+    ("Hepatotoxicity", "Hepatobiliary disorders"),
+    ("Opioid withdrawal syndrome", "General disorders"),
+)
 _GROUPS = ("Kratom low dose", "Kratom high dose", "Mitragynine", "Placebo", "Buprenorphine")
+_ARM_TYPES = {"Placebo": "PLACEBO_COMPARATOR", "Buprenorphine": "ACTIVE_COMPARATOR"}
+_DROP_REASONS = (
+    "Lost to Follow-up",
+    "Withdrawal by Subject",
+    "Adverse Event",
+    "Protocol Violation",
+)
+_ANALYSIS_METHODS = ("ANCOVA", "t-Test, 2 sided", "Mixed Models Analysis", "Fisher Exact")
+_NON_INFERIORITY = ("SUPERIORITY", "NON_INFERIORITY", "EQUIVALENCE", "OTHER")
+_P_VALUES = ("<0.001", "0.032", "0.41", ">0.99", "0.0004")
+MALFORMED_SHARE = 0.03
+"""Share of participant-flow counts printed "NA" (text the parser must keep, not drop)."""
 
 
 def load_templates(snapshot_dir: Path = BUNDLED_SNAPSHOT) -> list[dict[str, Any]]:
@@ -138,7 +159,10 @@ def synthetic_study(template: dict[str, Any], index: int, rng: random.Random) ->
     study["hasResults"] = has_results
     study.pop("resultsSection", None)
     if has_results:
-        study["resultsSection"] = _results(measures[:primary], rng)
+        titles = rng.sample(_GROUPS, rng.randint(2, 3))
+        arms = study["protocolSection"].setdefault("armsInterventionsModule", {})
+        arms["armGroups"] = _arm_groups(titles, arms.get("interventions") or [], rng)
+        study["resultsSection"] = _results(titles, measures[:primary], rng)
     return study
 
 
@@ -163,9 +187,25 @@ def _protocol_outcome(measure: int, rng: random.Random) -> dict[str, str]:
     return {"measure": _MEASURES[measure][0], "timeFrame": rng.choice(_TIME_FRAMES)}
 
 
-def _results(measures: list[int], rng: random.Random) -> dict[str, Any]:
-    """A posted-results section: one table per primary measure, then adverse events."""
-    titles = rng.sample(_GROUPS, rng.randint(2, 3))
+def _arm_groups(
+    titles: list[str], interventions: list[dict[str, Any]], rng: random.Random
+) -> list[dict[str, Any]]:
+    """Registered arms for the results groups: labelled as the group, or "<group> group" (so
+    results groups tie to arms by equal or by similar titles), each naming an intervention of
+    the template as the registry lists it ("Type: Name")."""
+    names = [f"{(i.get('type') or 'OTHER').title()}: {i['name']}" for i in interventions]
+    return [
+        {
+            "label": title if rng.random() < 0.5 else f"{title} group",
+            "type": _ARM_TYPES.get(title, "EXPERIMENTAL"),
+            "interventionNames": rng.sample(names, min(len(names), 1)),
+        }
+        for title in titles
+    ]
+
+
+def _results(titles: list[str], measures: list[int], rng: random.Random) -> dict[str, Any]:
+    """A posted-results section: flow, baseline, one table per primary measure, adverse events."""
     at_risk = [rng.randint(5, 150) for _ in titles]
     groups = [{"id": f"OG{i:03d}", "title": t} for i, t in enumerate(titles)]
     denoms = [
@@ -203,9 +243,20 @@ def _results(measures: list[int], rng: random.Random) -> dict[str, Any]:
         }
         if not counted:
             table["dispersionType"] = "STANDARD_DEVIATION"
+        if rng.random() < 0.5:
+            table["analyses"] = [_analysis(counted, rng) for _ in range(rng.randint(1, 2))]
         outcome_measures.append(table)
     event_groups = [
-        {"id": f"EG{i:03d}", "title": t, "seriousNumAtRisk": n, "otherNumAtRisk": n}
+        {
+            "id": f"EG{i:03d}",
+            "title": t,
+            "deathsNumAffected": rng.randint(0, 1),
+            "deathsNumAtRisk": n,
+            "seriousNumAffected": rng.randint(0, n // 10),
+            "seriousNumAtRisk": n,
+            "otherNumAffected": rng.randint(0, n),
+            "otherNumAtRisk": n,
+        }
         for i, (t, n) in enumerate(zip(titles, at_risk, strict=True))
     ]
     events = [
@@ -221,14 +272,178 @@ def _results(measures: list[int], rng: random.Random) -> dict[str, Any]:
         }
         for term, system in rng.sample(_AE_TERMS, rng.randint(1, 4))
     ]
+    serious = [
+        {
+            "term": term,
+            "organSystem": system,
+            "sourceVocabulary": "MedDRA 26.0",
+            "assessmentType": "NON_SYSTEMATIC_ASSESSMENT",
+            "stats": [
+                {
+                    "groupId": g["id"],
+                    "numEvents": (k := rng.randint(0, 2)),
+                    "numAffected": k,
+                    "numAtRisk": n,
+                }
+                for g, n in zip(event_groups, at_risk, strict=True)
+            ],
+        }
+        for term, system in rng.sample(_SERIOUS_TERMS, rng.randint(0, 2))
+    ]
     return {
+        "participantFlowModule": _flow(titles, at_risk, rng),
+        "baselineCharacteristicsModule": _baseline(titles, at_risk, rng),
         "outcomeMeasuresModule": {"outcomeMeasures": outcome_measures},
         "adverseEventsModule": {
             "frequencyThreshold": "5",
             "timeFrame": "Duration of the study",
             "eventGroups": event_groups,
+            "seriousEvents": serious,
             "otherEvents": events,
         },
+    }
+
+
+def _flow(titles: list[str], started: list[int], rng: random.Random) -> dict[str, Any]:
+    """Participant flow: one or two periods, each with milestones and drop-out reasons."""
+    groups = [{"id": f"FG{i:03d}", "title": t} for i, t in enumerate(titles)]
+    periods = []
+    for title in ("Overall Study", "Follow-up")[: rng.randint(1, 2)]:
+        dropped = [rng.randint(0, n // 4) for n in started]
+        reasons = rng.sample(_DROP_REASONS, rng.randint(1, 3))
+        periods.append(
+            {
+                "title": title,
+                "milestones": [
+                    _milestone(kind, groups, counts, rng)
+                    for kind, counts in (
+                        ("STARTED", started),
+                        ("COMPLETED", [n - d for n, d in zip(started, dropped, strict=True)]),
+                        ("NOT COMPLETED", dropped),
+                    )
+                ],
+                "dropWithdraws": [
+                    {
+                        "type": reason,
+                        "reasons": [
+                            {
+                                "groupId": g["id"],
+                                "numSubjects": _printed_count(rng.randint(0, d), rng),
+                            }
+                            for g, d in zip(groups, dropped, strict=True)
+                        ],
+                    }
+                    for reason in reasons
+                ],
+            }
+        )
+    return {"groups": groups, "periods": periods}
+
+
+def _milestone(
+    kind: str, groups: list[dict[str, str]], counts: list[int], rng: random.Random
+) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "achievements": [
+            {"groupId": g["id"], "numSubjects": _printed_count(n, rng)}
+            for g, n in zip(groups, counts, strict=True)
+        ],
+    }
+
+
+def _printed_count(count: int, rng: random.Random) -> str:
+    """A count as the registry prints it: a numeral, rarely "NA"."""
+    return "NA" if rng.random() < MALFORMED_SHARE else str(count)
+
+
+def _baseline(titles: list[str], sizes: list[int], rng: random.Random) -> dict[str, Any]:
+    """Baseline: age (mean, SD), sex (counts by category), region (a class with one category)."""
+    groups = [{"id": f"BG{i:03d}", "title": t} for i, t in enumerate([*titles, "Total"])]
+    counts = [*sizes, sum(sizes)]
+    females = [rng.randint(0, n) for n in sizes]
+    females.append(sum(females))
+
+    def cells(values: list[Any], **extra: Any) -> list[dict[str, Any]]:
+        return [
+            {"groupId": g["id"], "value": str(v), **extra}
+            for g, v in zip(groups, values, strict=True)
+        ]
+
+    return {
+        "groups": groups,
+        "denoms": [
+            {
+                "units": "Participants",
+                "counts": [
+                    {"groupId": g["id"], "value": str(n)}
+                    for g, n in zip(groups, counts, strict=True)
+                ],
+            }
+        ],
+        "measures": [
+            {
+                "title": "Age, Continuous",
+                "paramType": "MEAN",
+                "dispersionType": "STANDARD_DEVIATION",
+                "unitOfMeasure": "years",
+                "classes": [
+                    {
+                        "categories": [
+                            {
+                                "measurements": cells(
+                                    [f"{rng.uniform(20, 60):.1f}" for _ in groups], spread="10.2"
+                                )
+                            }
+                        ]
+                    }
+                ],
+            },
+            {
+                "title": "Sex: Female, Male",
+                "paramType": "COUNT_OF_PARTICIPANTS",
+                "unitOfMeasure": "Participants",
+                "classes": [
+                    {
+                        "categories": [
+                            {"title": "Female", "measurements": cells(females)},
+                            {
+                                "title": "Male",
+                                "measurements": cells(
+                                    [n - f for n, f in zip(counts, females, strict=True)]
+                                ),
+                            },
+                        ]
+                    }
+                ],
+            },
+            {
+                "title": "Region of Enrollment",
+                "paramType": "COUNT_OF_PARTICIPANTS",
+                "unitOfMeasure": "Participants",
+                "classes": [
+                    {"title": "United States", "categories": [{"measurements": cells(counts)}]}
+                ],
+            },
+        ],
+    }
+
+
+def _analysis(counted: bool, rng: random.Random) -> dict[str, Any]:
+    """A statistical analysis of OG000 against OG001: estimate, 95% CI and a printed p-value."""
+    estimate = rng.uniform(0.2, 3) if counted else rng.uniform(-20, 20)
+    half_width = rng.uniform(0.1, 5)
+    return {
+        "groupIds": ["OG000", "OG001"],
+        "nonInferiorityType": rng.choice(_NON_INFERIORITY),
+        "pValue": rng.choice(_P_VALUES),
+        "statisticalMethod": rng.choice(_ANALYSIS_METHODS),
+        "paramType": "Odds Ratio (OR)" if counted else "Mean Difference (Final Values)",
+        "paramValue": f"{estimate:.2f}",
+        "ciPctValue": "95",
+        "ciNumSides": "TWO_SIDED",
+        "ciLowerLimit": f"{estimate - half_width:.2f}",
+        "ciUpperLimit": f"{estimate + half_width:.2f}",
     }
 
 

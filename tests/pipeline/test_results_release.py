@@ -1,9 +1,10 @@
-"""Posted results travel the whole way: v2 resultsSection → outcome_results in a validated release.
+"""Posted results travel the whole way: every v2 results module → its tables in a validated release.
 
 The bundled snapshot has no posted results (the facts give no result numbers), so these builds
-read snapshots that do: the benchmark's synthetic studies (always) and the real ClinicalTrials.gov
-samples in ../shared (when present). The expected row counts are counted here straight from the
-JSON, independently of the parser.
+read snapshots that do: the benchmark's synthetic studies (always; every results module) and the
+real ClinicalTrials.gov samples in ../shared (when present). Expected rows are counted here,
+cell by cell, straight from the JSON, independently of the parser; values are compared with the
+Parquet files read back.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CTGOV_SAMPLES = REPO_ROOT.parent / "shared" / "samples" / "ctgov"
+Study = dict[str, Any]
 
 
 def _generator() -> ModuleType:
@@ -36,27 +39,12 @@ def _generator() -> ModuleType:
     return module
 
 
-def _studies(snapshot: Path) -> list[dict[str, Any]]:
+def _studies(snapshot: Path) -> list[Study]:
     studies = []
     for path in sorted((snapshot / "clinicaltrials").glob("*.json")):
         body = json.loads(path.read_bytes())
         studies += body.get("studies", [body])
     return studies
-
-
-def _result_cells(study: dict[str, Any]) -> int:
-    """Measurements of every outcome-measure table plus one per adverse-event group statistic."""
-    results = study.get("resultsSection") or {}
-    measures = (results.get("outcomeMeasuresModule") or {}).get("outcomeMeasures") or []
-    cells = sum(
-        len(category.get("measurements") or [])
-        for measure in measures
-        for klass in measure.get("classes") or []
-        for category in klass.get("categories") or []
-    )
-    adverse = results.get("adverseEventsModule") or {}
-    events = (adverse.get("seriousEvents") or []) + (adverse.get("otherEvents") or [])
-    return cells + sum(len(event.get("stats") or []) for event in events)
 
 
 def _build_and_validate(snapshot: Path, data_dir: Path) -> Path:
@@ -66,40 +54,244 @@ def _build_and_validate(snapshot: Path, data_dir: Path) -> Path:
     return release
 
 
-def _published_results(release: Path) -> tuple[int, int]:
-    """Rows in outcome_results.parquet, and outcome_results rows sent to quarantine."""
-    published = pq.read_table(release / "outcome_results.parquet").num_rows
-    quarantine = pq.read_table(release / "quarantine.parquet", columns=["table_name"])
-    quarantined = quarantine.column("table_name").to_pylist().count("outcome_results")
-    return published, quarantined
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Study], Path]:
+    """60 synthetic studies (a third with every results module) and their release."""
+    root = tmp_path_factory.mktemp("synthetic")
+    _generator().write_snapshot(root / "snapshot", 60, seed=3)
+    return _studies(root / "snapshot"), _build_and_validate(root / "snapshot", root / "data")
 
 
-def test_synthetic_results_are_published_cell_for_cell(tmp_path: Path) -> None:
-    snapshot = tmp_path / "snapshot"
-    _generator().write_snapshot(snapshot, 60, seed=3)
-    expected = sum(_result_cells(study) for study in _studies(snapshot))
-    assert expected > 100, "the generator should give a third of the studies posted results"
-
-    release = _build_and_validate(snapshot, tmp_path / "data")
-
-    assert _published_results(release) == (expected, 0)
-    manifest = json.loads((release / "manifest.json").read_text())
-    assert manifest["tables"]["outcome_results"]["rows"] == expected
-
-
-def test_real_sample_results_are_published_or_quarantined_with_a_reason(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Study], Path]:
+    """The real ClinicalTrials.gov samples (NCT03722472 posted results) and their release."""
     if not CTGOV_SAMPLES.is_dir():
         pytest.skip("../shared/samples/ctgov is not present")
-    snapshot = tmp_path / "snapshot"
-    shutil.copytree(CTGOV_SAMPLES, snapshot / "clinicaltrials")
-    (snapshot / "SNAPSHOT.json").write_text(
+    root = tmp_path_factory.mktemp("samples")
+    shutil.copytree(CTGOV_SAMPLES, root / "snapshot" / "clinicaltrials")
+    (root / "snapshot" / "SNAPSHOT.json").write_text(
         json.dumps({"captured_at": "2026-11-20", "topic": "kratom", "method": "recorded"})
     )
-    expected = sum(_result_cells(study) for study in _studies(snapshot))
-    assert expected > 0
+    return _studies(root / "snapshot"), _build_and_validate(root / "snapshot", root / "data")
 
-    release = _build_and_validate(snapshot, tmp_path / "data")
 
-    published, quarantined = _published_results(release)
-    assert published > 0
+# --- cells counted straight from the JSON -----------------------------------------------------
+
+
+def _results(study: Study) -> dict[str, Any]:
+    return study.get("resultsSection") or {}
+
+
+def _measures(study: Study) -> list[dict[str, Any]]:
+    return (_results(study).get("outcomeMeasuresModule") or {}).get("outcomeMeasures") or []
+
+
+def _module(study: Study, name: str) -> dict[str, Any]:
+    return _results(study).get(name) or {}
+
+
+def _ae_stats(study: Study) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(event type, event, stat) for every adverse-event cell."""
+    module = _module(study, "adverseEventsModule")
+    for kind, key in (("serious", "seriousEvents"), ("other", "otherEvents")):
+        for event in module.get(key) or []:
+            for stat in event.get("stats") or []:
+                yield kind, event, stat
+
+
+def _value_cells(classes: list[dict[str, Any]]) -> int:
+    return sum(
+        len(category.get("measurements") or [])
+        for klass in classes
+        for category in klass.get("categories") or []
+    )
+
+
+def _flow_cells(study: Study) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(period, milestone or reason, kind, cell) for every participant-flow count."""
+    for period in _module(study, "participantFlowModule").get("periods") or []:
+        for item in period.get("milestones") or []:
+            for cell in item.get("achievements") or []:
+                yield period["title"], item["type"], "milestone", cell
+        for item in period.get("dropWithdraws") or []:
+            for cell in item.get("reasons") or []:
+                yield period["title"], item["type"], "drop_withdraw", cell
+
+
+def _total_cells(study: Study) -> int:
+    return sum(
+        any(f"{prefix}{field}" in group for field in ("NumAffected", "NumAtRisk"))
+        for group in _module(study, "adverseEventsModule").get("eventGroups") or []
+        for prefix in ("deaths", "serious", "other")
+    )
+
+
+CELLS: dict[str, Callable[[Study], int]] = {
+    "arms": lambda s: len(
+        (s["protocolSection"].get("armsInterventionsModule") or {}).get("armGroups") or []
+    ),
+    "result_groups": lambda s: (
+        sum(
+            len(_module(s, m).get(k) or [])
+            for m, k in (
+                ("participantFlowModule", "groups"),
+                ("baselineCharacteristicsModule", "groups"),
+                ("adverseEventsModule", "eventGroups"),
+            )
+        )
+        + sum(len(m.get("groups") or []) for m in _measures(s))
+    ),
+    "adverse_events": lambda s: sum(1 for _ in _ae_stats(s)),
+    "adverse_event_totals": _total_cells,
+    "baseline_measures": lambda s: sum(
+        _value_cells(m.get("classes") or [])
+        for m in _module(s, "baselineCharacteristicsModule").get("measures") or []
+    ),
+    "participant_flow": lambda s: sum(1 for _ in _flow_cells(s)),
+    "outcome_analyses": lambda s: sum(len(m.get("analyses") or []) for m in _measures(s)),
+    "outcome_results": lambda s: (
+        sum(_value_cells(m.get("classes") or []) for m in _measures(s))
+        + sum(1 for _ in _ae_stats(s))
+    ),
+}
+"""Per results table: the cells of one study's JSON that each become one row."""
+
+
+def _published_and_quarantined(release: Path, table: str) -> tuple[int, int]:
+    published = pq.read_table(release / f"{table}.parquet").num_rows
+    quarantine = pq.read_table(release / "quarantine.parquet", columns=["table_name"])
+    return published, quarantine.column("table_name").to_pylist().count(table)
+
+
+def _rows(release: Path, table: str) -> list[dict[str, Any]]:
+    return pq.read_table(release / f"{table}.parquet").to_pylist()
+
+
+@pytest.mark.parametrize("table", sorted(CELLS))
+def test_synthetic_results_are_published_cell_for_cell(
+    synthetic: tuple[list[Study], Path], table: str
+) -> None:
+    studies, release = synthetic
+    expected = sum(CELLS[table](study) for study in studies)
+    assert expected > 20, f"the generator should post {table} for a third of the studies"
+    assert _published_and_quarantined(release, table) == (expected, 0)
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert manifest["tables"][table]["rows"] == expected
+
+
+@pytest.mark.parametrize("table", sorted(CELLS))
+def test_real_sample_results_are_published_or_quarantined_cell_for_cell(
+    samples: tuple[list[Study], Path], table: str
+) -> None:
+    studies, release = samples
+    expected = sum(CELLS[table](study) for study in studies)
+    published, quarantined = _published_and_quarantined(release, table)
     assert published + quarantined == expected
+    if table != "outcome_analyses":  # NCT03722472 posts no statistical analysis
+        posted = next(s for s in studies if s.get("resultsSection"))
+        assert CELLS[table](posted) > 0
+        assert published > 0
+
+
+def _check_adverse_events(studies: list[Study], release: Path) -> None:
+    """Every adverse-event cell of the JSON is a published row with its counts and vocabulary."""
+    published = {
+        (r["study_id"], r["event_group_id"], r["event_type"], r["term"]): r
+        for r in _rows(release, "adverse_events")
+    }
+    for study in studies:
+        nct = study["protocolSection"]["identificationModule"]["nctId"]
+        for kind, event, stat in _ae_stats(study):
+            row = published[(nct, stat["groupId"], kind, event["term"])]
+            assert (row["affected"], row["at_risk"], row["events"]) == (
+                stat.get("numAffected"),
+                stat.get("numAtRisk"),
+                stat.get("numEvents"),
+            )
+            assert row["organ_system"] == event["organSystem"]
+            assert row["source_vocabulary"] == event.get("sourceVocabulary")
+            assert row["assessment"] == event.get("assessmentType")
+
+
+def _check_flow(studies: list[Study], release: Path) -> None:
+    """Every flow count is published: the number where it is one, else the text beside null."""
+    published = {
+        (r["study_id"], r["period"], r["milestone_or_reason"], r["kind"], r["group_id"]): r
+        for r in _rows(release, "participant_flow")
+    }
+    for study in studies:
+        nct = study["protocolSection"]["identificationModule"]["nctId"]
+        for period, name, kind, cell in _flow_cells(study):
+            row = published[(nct, period, name, kind, cell["groupId"])]
+            printed = cell["numSubjects"]
+            if printed.isdigit():
+                assert (row["participants"], row["participants_text"]) == (int(printed), None)
+            else:
+                assert (row["participants"], row["participants_text"]) == (None, printed)
+
+
+def test_synthetic_cells_carry_their_values(synthetic: tuple[list[Study], Path]) -> None:
+    studies, release = synthetic
+    _check_adverse_events(studies, release)
+    _check_flow(studies, release)
+    malformed = [r for r in _rows(release, "participant_flow") if r["participants_text"]]
+    assert malformed, "the generator prints some flow counts as NA; they must be kept as text"
+    analyses = _rows(release, "outcome_analyses")
+    by_id = {r["analysis_id"]: r for r in analyses}
+    for study in studies:
+        nct = study["protocolSection"]["identificationModule"]["nctId"]
+        for number, measure in enumerate(_measures(study), start=1):
+            for index, analysis in enumerate(measure.get("analyses") or [], start=1):
+                row = by_id[f"{nct}:R{number}:A{index}"]
+                assert row["estimate"] == float(analysis["paramValue"])
+                assert (row["ci_low"], row["ci_high"]) == (
+                    float(analysis["ciLowerLimit"]),
+                    float(analysis["ciUpperLimit"]),
+                )
+                assert row["p_value_text"] == analysis["pValue"]
+                assert row["non_inferiority"] == analysis["nonInferiorityType"]
+    assert {r["p_value_relation"] for r in analyses} >= {"<", "=", ">"}
+    ties = {r["arm_tie"] for r in _rows(release, "result_groups")}
+    assert ties == {"title", "similar_title", "total"}
+
+
+def test_real_sample_cells_carry_their_values(samples: tuple[list[Study], Path]) -> None:
+    studies, release = samples
+    _check_adverse_events(studies, release)
+    _check_flow(studies, release)
+    posted = next(s for s in studies if s.get("resultsSection"))
+    nct = posted["protocolSection"]["identificationModule"]["nctId"]
+    groups = _module(posted, "adverseEventsModule")["eventGroups"]
+    totals = {
+        (r["event_group_id"], r["total_type"]): (r["affected"], r["at_risk"])
+        for r in _rows(release, "adverse_event_totals")
+        if r["study_id"] == nct
+    }
+    for group in groups:
+        for total_type, prefix in (
+            ("all_cause_mortality", "deaths"),
+            ("serious", "serious"),
+            ("other", "other"),
+        ):
+            assert totals[(group["id"], total_type)] == (
+                group[f"{prefix}NumAffected"],
+                group[f"{prefix}NumAtRisk"],
+            )
+    baseline = _module(posted, "baselineCharacteristicsModule")
+    titles = {g["id"]: g["title"] for g in baseline["groups"]}
+    published = {
+        (r["title"], r["category"], r["group_title"]): r["value"]
+        for r in _rows(release, "baseline_measures")
+        if r["study_id"] == nct
+    }
+    for measure in baseline["measures"]:
+        for klass in measure["classes"]:
+            for category in klass["categories"]:
+                label = " / ".join(t for t in (klass.get("title"), category.get("title")) if t)
+                for cell in category["measurements"]:
+                    key = (measure["title"], label, titles[cell["groupId"]])
+                    assert published[key] == float(cell["value"])
+    arms = {a["label"] for a in posted["protocolSection"]["armsInterventionsModule"]["armGroups"]}
+    tied = [r for r in _rows(release, "result_groups") if r["study_id"] == nct]
+    assert {r["arm_label"] for r in tied} - {None} == arms  # every arm has its results groups
+    assert {r["arm_tie"] for r in tied if r["arm_label"] is None} <= {"total"}
