@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.cli import main
+from tests.cli_query import query_json
 
 pytestmark = pytest.mark.slow
 
@@ -295,3 +297,44 @@ def test_real_sample_cells_carry_their_values(samples: tuple[list[Study], Path])
     tied = [r for r in _rows(release, "result_groups") if r["study_id"] == nct]
     assert {r["arm_label"] for r in tied} - {None} == arms  # every arm has its results groups
     assert {r["arm_tie"] for r in tied if r["arm_label"] is None} <= {"total"}
+
+
+README_INTRO = "Queries on the posted results:"
+
+
+def readme_queries() -> list[str]:
+    """The SQL of each command in the README's shell block after README_INTRO."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split(README_INTRO, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line)[2] for line in block.splitlines() if line.strip()]
+
+
+def test_readme_queries_answer_on_the_samples_and_synthetic_releases(
+    samples: tuple[list[Study], Path],
+    synthetic: tuple[list[Study], Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    queries = readme_queries()
+    tables = {t for sql in queries for t in CELLS if f"from {t} " in sql or f"join {t} " in sql}
+    assert tables == set(CELLS) - {"outcome_results"}, "one README query per new table"
+    # The real sample posts neither statistical analyses nor drop-out reasons.
+    posted_by_sample = {
+        "outcome_analyses": CELLS["outcome_analyses"],
+        "drop_withdraw": lambda s: sum(kind == "drop_withdraw" for *_, kind, _ in _flow_cells(s)),
+    }
+    for sql in queries:
+        real = query_json(samples[1].parent.parent, sql, capsys)
+        assert query_json(synthetic[1].parent.parent, sql, capsys), sql
+        expected = [
+            sum(cells(s) for s in samples[0])
+            for key, cells in posted_by_sample.items()
+            if key in sql
+        ]
+        assert bool(real) == (expected[0] > 0 if expected else True), sql
+    by_arm = query_json(samples[1].parent.parent, queries[0], capsys)
+    assert {r["arm_label"] for r in by_arm} == {
+        a["label"]
+        for s in samples[0]
+        if s.get("resultsSection")
+        for a in s["protocolSection"]["armsInterventionsModule"]["armGroups"]
+    }
