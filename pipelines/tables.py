@@ -608,3 +608,11 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
 
 staged_as_is("study_identifiers")
 staged_as_is("outcome_results")
+# Posted results: ClinicalTrials.gov is their only source, so its staged rows are the table.
+staged_as_is("arms")
+staged_as_is("result_groups")
+staged_as_is("adverse_events")
+staged_as_is("adverse_event_totals")
+staged_as_is("baseline_measures")
+staged_as_is("participant_flow")
+staged_as_is("outcome_analyses")
