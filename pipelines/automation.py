@@ -74,6 +74,8 @@ def outcome_metadata(result: RefreshResult) -> dict[str, dg.MetadataValue]:
         "retries": dg.MetadataValue.json({o.source: o.retries for o in outcomes}),
         "pages": dg.MetadataValue.json({o.source: o.pages for o in outcomes}),
         "requests_total": dg.MetadataValue.int(sum(o.requests for o in outcomes)),
+        "failed_sources": dg.MetadataValue.json(result.failed),
+        "carried_from": dg.MetadataValue.json(result.carried_from),
     }
 
 

@@ -282,6 +282,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if not result.complete:
         error = result.first_error or "a source stopped"
         raise CliError(f"{error} (snapshot {result.snapshot_dir} left incomplete)")
+    for source, stamp in result.carried_from.items():
+        reason = result.failed[source]
+        print(f"kratom-evidence: {reason}; {source} carried over from {stamp}", file=sys.stderr)
     print(f"recorded snapshot {result.snapshot_dir}")
     build_args = {**vars(args), "snapshot": str(result.snapshot_dir), "release_version": None}
     return cmd_build(argparse.Namespace(**build_args))

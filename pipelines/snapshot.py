@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -31,6 +31,9 @@ class SnapshotInfo:
     method: str
     notes: str
     complete: bool = True
+    carried_from: dict[str, str] = field(default_factory=dict)
+    """Source -> stamp of the earlier snapshot its files were carried over from, because it
+    failed for good in the refresh that recorded this one (docs/refresh-and-politeness.md)."""
 
 
 def read_info(snapshot_dir: Path) -> SnapshotInfo:
@@ -48,6 +51,7 @@ def read_info(snapshot_dir: Path) -> SnapshotInfo:
             method=str(raw["method"]),
             notes=str(raw.get("notes", "")),
             complete=bool(raw.get("complete", True)),
+            carried_from=_carried_from(raw.get("carried_from", {})),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise SnapshotError(f"{path} is not valid: {exc}") from exc
@@ -56,6 +60,15 @@ def read_info(snapshot_dir: Path) -> SnapshotInfo:
     if not info.complete:
         raise SnapshotError(f"{snapshot_dir} is marked incomplete (an unfinished refresh)")
     return info
+
+
+def _carried_from(value: object) -> dict[str, str]:
+    """SNAPSHOT.json `carried_from`: a map of registered source names to snapshot stamps."""
+    if not isinstance(value, dict) or not all(
+        name in SOURCES and isinstance(stamp, str) for name, stamp in value.items()
+    ):
+        raise ValueError(f"carried_from must map source names to snapshot stamps, not {value!r}")
+    return dict(sorted(value.items()))
 
 
 def source_files(snapshot_dir: Path, source: str) -> list[Path]:

@@ -11,6 +11,11 @@ environment here, and never reach a file or a log line.
 snapshot's files over byte for byte and lists in SNAPSHOT.json `supersedes` every carried record
 a changed one replaces: the new folder is again a complete snapshot of bodies as returned.
 
+A source that fails for good never stops the others: it is named in SNAPSHOT.json
+`failed_sources`, and its files are carried over byte for byte from the newest complete recorded
+snapshot (`carried_from`, named in the release manifest too); with none, the snapshot stays
+incomplete for the next run to resume.
+
 One module per concern: `settings` (live sources, URLs, client knobs), `plan` (what to ask),
 `record` (recording one source), `resume` (the snapshot folder, resumed after a stop), `carry`
 (files taken over), `audit` (request log, search strategy), `progress` (the bar), `run` (the

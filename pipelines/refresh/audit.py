@@ -67,10 +67,12 @@ def write_strategy(
     outcomes: Mapping[str, SourceOutcome],
     captured_at: str,
     notes: Mapping[str, str],
+    carried: Mapping[str, str],
 ) -> None:
     """search_strategy.json: the search as data, each query with its hit count per source.
 
-    `note` says when a source was asked differently from the usual (null otherwise).
+    `note` says when a source was asked differently from the usual (null otherwise);
+    `carried_from` names the snapshot a failed source's files were copied from (else null).
     """
     doc = {
         "captured_at": captured_at,
@@ -82,7 +84,7 @@ def write_strategy(
                 "requests": outcome.requests,
                 "retries": outcome.retries,
                 "error": outcome.error,
-                "cancelled": outcome.cancelled,
+                "carried_from": carried.get(source),
                 "note": notes.get(source),
                 **_timing(outcome.log),
             }

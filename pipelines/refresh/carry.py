@@ -1,18 +1,25 @@
 """What a finished refresh takes over from earlier snapshots: the snapshot-only sources' files,
-and for `--since-last` every file of the base, with the records newer ones replace listed."""
+a live source's files when that source failed for good, and for `--since-last` every file of
+the base, with the records newer ones replace listed."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import paths, snapshot
 from pipelines.sources import SOURCES
 
+FAILED_SOURCES = "failed_sources"
+"""SNAPSHOT.json key: {source: one-line reason} for every live source that failed for good."""
+CARRIED_FROM = "carried_from"
+"""SNAPSHOT.json key: {source: stamp of the complete snapshot its files were copied from}."""
 
-def previous_folder(snapshots_dir: Path, exclude: Path, source: str) -> Path:
-    """`source`'s folder in the newest complete snapshot that has one, else the bundled one."""
+
+def previous_recorded(snapshots_dir: Path, exclude: Path, source: str) -> Path | None:
+    """`source`'s folder in the newest complete snapshot under `snapshots_dir` that has one."""
     if snapshots_dir.is_dir():
         for folder in sorted(snapshots_dir.iterdir(), reverse=True):
             if folder == exclude or not (folder / source).is_dir():
@@ -22,7 +29,47 @@ def previous_folder(snapshots_dir: Path, exclude: Path, source: str) -> Path:
             except snapshot.SnapshotError:
                 continue
             return folder / source
-    return paths.BUNDLED_SNAPSHOT / source
+    return None
+
+
+def previous_folder(snapshots_dir: Path, exclude: Path, source: str) -> Path:
+    """`source`'s folder in the newest complete snapshot that has one, else the bundled one."""
+    recorded = previous_recorded(snapshots_dir, exclude, source)
+    return recorded if recorded is not None else paths.BUNDLED_SNAPSHOT / source
+
+
+def carry_sources(
+    snapshots_dir: Path, folder: Path, failed: Iterable[str], base: Path | None
+) -> dict[str, Path] | None:
+    """Where each failed source's files would come from; None when one has nowhere to come from.
+
+    With a `--since-last` base that is the base (whose files are carried anyway); otherwise
+    the newest complete recorded snapshot holding the source. The bundled snapshot does not
+    count: it is reconstructed, and carrying it would pass off old input as this refresh's.
+    """
+    sources: dict[str, Path] = {}
+    for source in failed:
+        found = (
+            base / source if base is not None else previous_recorded(snapshots_dir, folder, source)
+        )
+        if found is None:
+            return None
+        sources[source] = found
+    return sources
+
+
+def carry_failed(folder: Path, sources: Mapping[str, Path], *, copy: bool) -> dict[str, str]:
+    """Replace each failed source's partial pages in `folder` by its earlier files, byte for byte.
+
+    What the failed source recorded before it failed is dropped: a snapshot never mixes pages
+    of two runs of one source. With `copy` false (a `--since-last` run, whose `merge_base`
+    copies the base's files), the pages are only dropped. Returns source -> stamp carried from.
+    """
+    for source, previous in sources.items():
+        shutil.rmtree(folder / source, ignore_errors=True)
+        if copy and previous.is_dir():
+            shutil.copytree(previous, folder / source)
+    return {source: previous.parent.name for source, previous in sorted(sources.items())}
 
 
 def carry_snapshot_only(snapshots_dir: Path, folder: Path) -> None:

@@ -30,8 +30,7 @@ class SourceOutcome:
     retries: int = 0
     log: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
-    cancelled: bool = False
-    """Stopped early because another source failed; `error` then names that."""
+    """One line (secrets as ***) when the source failed for good."""
 
 
 class RecordingClient:

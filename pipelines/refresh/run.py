@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,14 @@ import httpx
 from pipelines import paths, snapshot
 from pipelines.http import ResponseRecorder, SourceError, SourceHttp
 from pipelines.refresh.audit import RequestLog, write_strategy
-from pipelines.refresh.carry import carry_snapshot_only, merge_base
+from pipelines.refresh.carry import (
+    CARRIED_FROM,
+    FAILED_SOURCES,
+    carry_failed,
+    carry_snapshot_only,
+    carry_sources,
+    merge_base,
+)
 from pipelines.refresh.plan import (
     COMPOUND_IDS,
     Plan,
@@ -45,27 +51,32 @@ if TYPE_CHECKING:
 logger = logging.getLogger("kratom_evidence.refresh")
 
 
-class _Cancelled(RuntimeError):
-    """Another source failed for good: stop this one between queries."""
-
-
 @dataclass(frozen=True)
 class RefreshResult:
-    """The recorded snapshot and what each source did."""
+    """The recorded snapshot, what each source did, and what was carried over for failures."""
 
     snapshot_dir: Path
     outcomes: dict[str, SourceOutcome]
+    carried_from: dict[str, str] = field(default_factory=dict)
+    """Failed source -> stamp of the complete snapshot its files were copied from."""
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Source -> one-line reason, for every source that failed for good."""
+        return {s: o.error for s, o in self.outcomes.items() if o.error is not None}
 
     @property
     def complete(self) -> bool:
-        """True when every source finished."""
-        return all(o.error is None for o in self.outcomes.values())
+        """True when every source finished or was carried over from an earlier snapshot."""
+        return set(self.failed) <= set(self.carried_from)
 
     @property
     def first_error(self) -> str | None:
-        """The failure that stopped the refresh (not a source cancelled because of it)."""
-        failed = [o for o in self.outcomes.values() if o.error is not None and not o.cancelled]
-        return failed[0].error if failed else None
+        """Why the snapshot was left incomplete: the first failure nothing was carried for."""
+        for source, error in self.failed.items():
+            if source not in self.carried_from:
+                return f"{error}; no earlier complete snapshot holds {source} to carry over"
+        return None
 
 
 def refresh(
@@ -80,11 +91,14 @@ def refresh(
     since_last: bool = False,
     console: Console | None = None,
 ) -> RefreshResult:
-    """Record every live source into `data_dir/snapshots/<stamp>/`; complete only if all finish.
+    """Record every live source into `data_dir/snapshots/<stamp>/`; complete if all are there.
 
-    Sources run concurrently, each inside its own client and pace. A source that fails for good
-    leaves the snapshot marked incomplete; the result carries its one-line error. The next run
-    resumes that snapshot: every page already recorded is read back, not fetched again.
+    Sources run concurrently, each inside its own client and pace, and one failing never stops
+    the others. A source that fails for good is named with its one-line reason in SNAPSHOT.json
+    (`failed_sources`); its files are then carried over byte for byte from the newest complete
+    recorded snapshot (`carried_from`) and the snapshot is complete. When a failed source has no
+    earlier snapshot, nothing is carried and the snapshot stays incomplete; the next run
+    resumes it: every page already recorded is read back, not fetched again.
     With `since_last`, only what changed since the last complete recorded snapshot is fetched,
     and that snapshot's files are carried over unchanged (see `carry.merge_base`). The progress
     bar (one task per source with its requests and retries) draws on `console`, by default
@@ -109,10 +123,18 @@ def refresh(
     progress = SourceProgress(progress_bar(console), full.work) if show_progress else None
     request_log = RequestLog(folder)
     outcomes = _record_all(folder, plan, base_urls, creds, settings, request_log, progress)
-    write_strategy(folder, outcomes, captured_at, plan.notes)
-    result = RefreshResult(folder, outcomes)
+    failed = {s: o.error for s, o in outcomes.items() if o.error is not None}
+    sources = carry_sources(data_dir / "snapshots", folder, failed, base)
+    carried = carry_failed(folder, sources, copy=base is None) if sources is not None else {}
+    write_strategy(folder, outcomes, captured_at, plan.notes, carried)
+    result = RefreshResult(folder, outcomes, carried)
+    if failed:
+        extra = {**extra, FAILED_SOURCES: failed}
     if result.complete:
-        _finish(data_dir, folder, base, delta_name, captured_at, extra, base_urls, full)
+        _finish(data_dir, folder, base, delta_name, captured_at, extra, base_urls, full, carried)
+    else:
+        notes = "refresh stopped: " + "; ".join(f"{s} failed" for s in failed)
+        write_info(folder, captured_at, complete=False, notes=notes, extra=extra)
     return result
 
 
@@ -125,7 +147,7 @@ def _record_all(
     request_log: RequestLog,
     progress: SourceProgress | None,
 ) -> dict[str, SourceOutcome]:
-    """Every live source in its own thread; the first to fail for good stops the others."""
+    """Every live source in its own thread; each runs to its end, whatever the others do."""
     recorder = ResponseRecorder(folder)
     pacers = {s: live.pacer() for s, live in LIVE.items() if live.pacer is not None}
     clients: dict[str, SourceHttp] = {
@@ -141,21 +163,15 @@ def _record_all(
         for source in LIVE_SOURCES
     }
     outcomes: dict[str, SourceOutcome] = {}
-    stop = threading.Event()
 
     def work(source: str) -> SourceOutcome:
         def advance(n: int) -> None:
             if progress is not None:
                 progress.advance(source, n)
-            if stop.is_set():
-                raise _Cancelled(f"{source}: stopped because another source failed")
 
         try:
             outcome = fetch_source(source, clients[source], plan, pacers.get(source), advance)
-        except _Cancelled as exc:
-            outcome = SourceOutcome(source, error=str(exc), cancelled=True)
         except (SourceError, ValueError) as exc:
-            stop.set()
             outcome = SourceOutcome(source, error=_one_line(exc, creds))
         http = clients[source]
         outcome.requests, outcome.retries = http.requests_sent, http.retries
@@ -188,20 +204,29 @@ def _finish(
     extra: dict[str, Any],
     base_urls: Mapping[str, str],
     full: Plan,
+    carried: Mapping[str, str],
 ) -> None:
     """Carry over what this run did not fetch, then mark the snapshot complete."""
     notes = "Recorded by kratom-evidence refresh from: " + ", ".join(
         f"{s}={_scheme_host(base_urls[s])}" for s in LIVE_SOURCES
     )
+    if carried:
+        extra = {**extra, CARRIED_FROM: dict(carried)}
+        notes = (
+            "Failed for good, so carried over byte for byte from an earlier complete snapshot: "
+            + ", ".join(f"{s} from {stamp}" for s, stamp in carried.items())
+            + ". "
+            + notes
+        )
     if base is None:
         carry_snapshot_only(data_dir / "snapshots", folder)
     else:
-        carried = merge_base(folder, base, delta_name)
-        extra = {**extra, snapshot.SUPERSEDES: carried.supersedes}
+        merged = merge_base(folder, base, delta_name)
+        extra = {**extra, snapshot.SUPERSEDES: merged.supersedes}
         notes = (
             f"Incremental from {base.name}: records changed since then, as recorded, with "
-            f"that snapshot's {carried.files} files carried over byte for byte; "
-            f"{carried.superseded} of their records are superseded (listed under "
+            f"that snapshot's {merged.files} files carried over byte for byte; "
+            f"{merged.superseded} of their records are superseded (listed under "
             f"{snapshot.SUPERSEDES!r}, skipped by the build). " + notes
         )
     compound_ids = {s: full.work[s] for s, live in LIVE.items() if live.compound_ids}

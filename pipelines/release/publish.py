@@ -367,6 +367,9 @@ def publish(
                     "method": info.method,
                     "topic": info.topic,
                     "sha256": snapshot_sha256,
+                    # Only a refresh that carried a failed source over says so, so manifests
+                    # of every other release keep their exact bytes.
+                    **({"carried_from": info.carried_from} if info.carried_from else {}),
                 },
                 "tables": {
                     name: {
