@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
@@ -22,6 +26,7 @@ from pipelines import paths
 from pipelines.cli import main
 from pipelines.devtools.emulator import (
     EmulatorServer,
+    Reply,
     SnapshotApi,
     load_snapshot,
     make_server,
@@ -43,6 +48,20 @@ from tests.refresh import synthetic
 FAST = ["--pace", "0", "--timeout", "2", "--backoff", "0.02", "--max-tries", "4", "--no-progress"]
 TODAY = datetime.now(UTC).date()
 SEARCHED = ("clinicaltrials", "pubmed", "europepmc", "openalex", "crossref")
+
+
+class _HeldAnswers:
+    """The emulator's router, holding answers under `prefix` for `seconds`; counts those begun."""
+
+    def __init__(self, answer: Callable[[str], Reply], prefix: str, seconds: float) -> None:
+        self.answer, self.prefix, self.seconds = answer, prefix, seconds
+        self.begun = 0
+
+    def __call__(self, target: str) -> Reply:
+        if target.startswith(self.prefix):
+            self.begun += 1
+            time.sleep(self.seconds)
+        return self.answer(target)
 
 
 def _serve(snapshot_dir: Path) -> Iterator[EmulatorServer]:
@@ -393,13 +412,22 @@ def test_interrupted_since_last_resumes_its_own_snapshot_and_chains_on_an_increm
     served = _served_copy(tmp_path)
     _edit_study(served, "NCT05883358", overallStatus="COMPLETED", **_updated_today())
     data_dir = _data_dir_on(base_snapshot, tmp_path / "data")
-    down = make_server(served, faults=1.0)
-    down.faults.kinds = ("http503",)
-    with running(down):
-        for server in _serve(served):
-            extra = ["--since-last", "--base-url", f"crossref={down.base_url}/crossref"]
-            assert _refresh(data_dir, server, *extra) == 1
-            first = set(server.requests)
+    # A failed source is carried from the base, so only a killed process leaves a --since-last
+    # snapshot unfinished: SIGKILL lands while Crossref's page is held in the emulator.
+    for server in _serve(served):
+        held = _HeldAnswers(server.api.answer, "/crossref/", seconds=5.0)
+        server.api.answer = held  # type: ignore[method-assign]
+        command = [sys.executable, "-m", "pipelines.cli", "refresh", "--data-dir", str(data_dir)]
+        command += ["--base-url", f"all={server.base_url}", "--since-last", *FAST]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not (held.begun and list(data_dir.glob("snapshots/*/clinicaltrials/delta-*"))):
+            assert time.monotonic() < deadline and process.poll() is None, "no page in flight"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=10) == -signal.SIGKILL
+        # Crossref's page was asked, never answered, so the resume asks it again.
+        first = {p for p in server.requests if not p.startswith("/crossref/")}
     unfinished = _snapshots(data_dir)[-1]
     info = json.loads((unfinished / "SNAPSHOT.json").read_text())
     assert info["complete"] is False and info["incremental_from"] == base_snapshot.name
