@@ -17,7 +17,7 @@ import pytest
 
 from pipelines import paths, snapshot
 from pipelines.cli import main
-from pipelines.emulator import EmulatorServer, make_server, running
+from pipelines.devtools.emulator import EmulatorServer, make_server, running
 from pipelines.refresh import LIVE_SOURCES, HttpSettings, parse_base_urls, refresh
 from pipelines.sources.base import Credentials
 
