@@ -1,12 +1,13 @@
 """Adding a source is one module and one registration: a toy source gets its snapshot files
-read, its records staged (bad ones quarantined) and its raw and staging assets, with no other
-module touched."""
+read, its records staged (bad ones quarantined), its raw and staging assets, and its snapshot
+served by the emulator to its own pager, with no other module touched."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -17,8 +18,14 @@ from toy_source import SOURCE, UNIT
 from pipelines import snapshot
 from pipelines.assets.raw import raw_assets
 from pipelines.assets.staging import STATS_TABLE, staging_assets
+from pipelines.devtools.emulator import make_server, running
+from pipelines.http import ResponseRecorder, SourceHttp
+from pipelines.refresh.record import RecordingClient
 from pipelines.resources import SnapshotResource
 from pipelines.sources import SOURCES, register, unregister
+from pipelines.sources.base import LiveRun
+from pipelines.staging import stage_source
+from pipelines.warehouse import ensure_schemas
 
 LINES = [
     "10.5555/toy.1\tFirst toy paper",
@@ -111,3 +118,36 @@ def test_toy_source_gets_raw_and_staging_assets_that_stage_its_rows(
         (None, "no DOI in 'no-doi'"),
     ]
     assert stats == (1, 5, 2, 2, 1)
+
+
+def test_toy_source_is_served_by_the_emulator_and_recorded_by_its_own_pager(
+    toy: str, tmp_path: Path
+) -> None:
+    folder = _snapshot(tmp_path / "snap")
+    info = json.loads((folder / snapshot.INFO_FILE).read_text())
+    info[snapshot.SUPERSEDES] = {f"{toy}/page-0001.tsv": ["DOI:10.5555/toy.2"]}
+    (folder / snapshot.INFO_FILE).write_text(json.dumps(info))
+    live = SOURCES[toy].live
+    assert live is not None
+    out = tmp_path / "recorded"
+    clients: list[RecordingClient] = []
+
+    def client(prefix: str = "", fixed: Any = None) -> RecordingClient:
+        clients.append(RecordingClient(http, prefix, live.check_body, None, fixed))
+        return clients[-1]
+
+    with running(make_server(folder)) as server:
+        url = server.base_url + live.emulator_path
+        with SourceHttp(toy, url, recorder=ResponseRecorder(out)) as http:
+            hits = live.fetch(LiveRun(client, ["kratom"], 2, lambda units: None))
+    assert hits == {"kratom": 4}  # five lines, one superseded: not served
+    assert [c.pages for c in clients] == [3]  # two full pages, then an empty one ends
+    pages = snapshot.source_files(out, toy)
+    assert [p.name for p in pages] == [f"kratom__lines-000{n}.tsv" for n in (1, 2, 3)]
+    assert [request.split("?")[0] for request in server.requests] == [
+        f"{live.emulator_path}/lines"
+    ] * 3
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        ensure_schemas(con)
+        stats = stage_source(con, out, toy)
+    assert (stats.records_read, stats.staged, stats.duplicates, stats.quarantined) == (4, 1, 1, 2)

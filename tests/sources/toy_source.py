@@ -1,14 +1,27 @@
 """A toy source defined the way a real one is: one module with one `SourceUnit`.
 
-Its snapshot files are tab-separated `doi<TAB>title` lines; each line is one publication.
+Its snapshot files are tab-separated `doi<TAB>title` lines; each line is one publication. Its
+"API" pages those lines by offset, and the emulator serves its snapshot files that way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pipelines.sources.base import RecordError, SnapshotFormatError, SourceUnit, TableRows
+import httpx
+
+from pipelines.http import InvalidBody
+from pipelines.sources import serving
+from pipelines.sources.base import (
+    LiveRun,
+    LiveSource,
+    RecordError,
+    SnapshotFormatError,
+    SourceUnit,
+    TableRows,
+    query_prefix,
+)
 
 SOURCE = "toybase"
 
@@ -41,6 +54,51 @@ def parse_line(cells: list[str]) -> TableRows:
     return {"publications": [row]}
 
 
+# --- live and emulated: `GET /lines?q=&offset=&limit=` answers tab-separated lines ------------
+
+LINES_PATH = "/lines"
+PAGE_SIZE = 100
+
+
+def check_body(response: httpx.Response) -> None:
+    """A page is tab-separated text; an HTML error page with status 200 is retried."""
+    if not response.headers.get("content-type", "").startswith("text/tab-separated-values"):
+        raise InvalidBody("not a tab-separated page")
+
+
+def fetch(run: LiveRun) -> dict[str, int]:
+    """Offset pages per query until a short page; lines per query."""
+    hits: dict[str, int] = {}
+    size = run.page_size or PAGE_SIZE
+    for query in run.work:
+        client = run.client(query_prefix(query))
+        offset, number, count = 0, 1, size
+        hits[query] = 0
+        while count == size:
+            params = {"q": query, "offset": offset, "limit": size}
+            body = client.get_bytes(LINES_PATH, params, record_as=f"lines-{number:04d}.tsv")
+            count = len(body.decode().splitlines())
+            hits[query] += count
+            offset, number = offset + size, number + 1
+        run.advance(1)
+    return hits
+
+
+def load_served(files: Sequence[tuple[Path, serving.Keep]]) -> list[list[str]]:
+    """Every kept line of the snapshot files, in file order."""
+    return [cells for path, keep in files for cells in iter_records(path) if keep(cells)]
+
+
+def answer(lines: list[list[str]], request: serving.Request) -> serving.Reply:
+    """`/lines` paged by offset and limit."""
+    if request.path != LINES_PATH:
+        return serving.error_reply(404, f"unknown path {request.path}")
+    limit = serving.int_param(request.params, "limit", 10) or 10
+    items, _ = serving.page(lines, serving.int_param(request.params, "offset", 0), limit)
+    body = "".join("\t".join(cells) + "\n" for cells in items).encode()
+    return serving.Reply(200, body, "text/tab-separated-values; charset=utf-8")
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".tsv",
@@ -50,4 +108,12 @@ UNIT = SourceUnit(
     primary_table="publications",
     tables=("publications",),
     raw="\t".join,
+    live=LiveSource(
+        base_url="https://toy.invalid",
+        fetch=fetch,
+        emulator_path="/toybase",
+        min_interval=lambda creds: 0.0,
+        check_body=check_body,
+    ),
+    emulation=serving.Emulation(load_served, answer),
 )
