@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from pipelines import paths
-from pipelines.cli import main
+from pipelines.build import build
+from pipelines.release.publish import DataDir
 
 EDITED_STUDY = "NCT06089980"
 EDITED_STATUS = "COMPLETED"
@@ -52,9 +53,9 @@ def two_releases(tmp_path_factory: pytest.TempPathFactory) -> TwoReleases:
     data_dir = root / "data"
     snapshot = root / "snapshot"
     shutil.copytree(paths.BUNDLED_SNAPSHOT, snapshot)
-    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    assert build(snapshot, DataDir(data_dir)).version == FIRST_VERSION
     edit_snapshot(snapshot)
-    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    assert build(snapshot, DataDir(data_dir)).version == SECOND_VERSION
     releases = data_dir / "releases"
     return TwoReleases(data_dir, releases / FIRST_VERSION, releases / SECOND_VERSION)
 
