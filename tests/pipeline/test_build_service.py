@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from pipelines import paths
-from pipelines.build import RELEASE_KEY, first_failure, run_config
+from pipelines.build import RELEASE_KEY, SNAPSHOT_TAG, build, first_failure, run_config
 from pipelines.definitions import build_job
 from pipelines.release.publish import DataDir
 
@@ -62,3 +63,19 @@ def test_a_ui_run_holds_the_lock_and_its_release_links_version_report_and_manife
     assert release["report"].value == str(folder / "report.html")
     assert (folder / "report.html").is_file()
     assert release["rows"].value == {k: v["rows"] for k, v in manifest["tables"].items()}
+
+
+def test_a_cli_build_with_dagster_home_is_a_run_of_that_instance_tagged_with_its_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "dagster"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    published = build(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"))
+
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs()
+        release = instance.get_latest_materialization_event(RELEASE_KEY)
+    assert run.job_name == "build" and run.tags[SNAPSHOT_TAG] == "snapshot"
+    assert release is not None and release.run_id == run.run_id
+    assert published.version == "2026.11.25"
