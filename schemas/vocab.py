@@ -88,3 +88,16 @@ LITERATURE_FIELDS = ("title", "keywords", "mesh", "publication_type")
 ARM_TIES = ("title", "similar_title", "single_arm", "total", "none")
 AE_TOTAL_TYPES = ("all_cause_mortality", "serious", "other")
 P_VALUE_RELATIONS = ("<", "<=", "=", ">=", ">")
+SOURCE_KINDS = ("peer_reviewed", "regulator", "secondary_summary", "news")
+RATIO_PARAMETERS = ("auc_ratio", "cmax_ratio", "half_life_ratio", "predicted_auc_ratio")
+INTERACTION_PARAMETERS = (*RATIO_PARAMETERS, "ic50", "ki", "ki_inactivation", "kinact")
+MATERIAL_CLASSES = ("leaf", "powder", "extract", "7oh_product", "commercial_product", "mixed")
+SAFETY_OUTCOMES = (
+    "exposure",
+    "death",
+    "liver_injury",
+    "neonatal_withdrawal",
+    "prenatal_exposure",
+    "adverse_event",
+)
+RELATIONS = ("=", "<", ">")
