@@ -1,4 +1,4 @@
-"""History tables: when each study and publication changed, and which records left the dataset.
+"""History tables: when each study, publication and evidence row changed, and which records left.
 
 They are not curated from a snapshot: every release computes them from the previous release's
 history and the new tables (`pipelines.release.history`), so each release carries the whole
@@ -15,7 +15,9 @@ from pandera.typing import Series
 
 from schemas.fields import one_of, str_list, text
 
-RECORD_TYPES = ("study", "publication")
+RECORD_TYPES = ("study", "publication", "composition", "interaction", "safety_signal")
+"""What a history row follows: a study, a publication, or a row of product_composition,
+interaction_effects or safety_signals."""
 CHANGES = ("added", "changed", "removed", "restored")
 VERSION_PATTERN = r"^\d{4}\.\d{2}\.\d{2}(\.\d+)?$"
 
@@ -26,11 +28,12 @@ def _version(description: str, *, nullable: bool = False) -> Any:
 
 
 class RecordVersion(pa.DataFrameModel):
-    """Each release in which a study's or publication's content changed, and which fields did."""
+    """Each release in which a record's content changed (see RECORD_TYPES), and which fields did."""
 
     record_type: Series[pd.StringDtype] = one_of(RECORD_TYPES, "Kind of record.")
     record_id: Series[pd.StringDtype] = text(
-        "study_id or publication_id of the record.", nullable=False
+        "study_id, publication_id, composition_id, interaction_id or signal_id of the record.",
+        nullable=False,
     )
     version: Series[pd.StringDtype] = _version("Release in which the change was published.")
     change: Series[pd.StringDtype] = one_of(
@@ -51,13 +54,15 @@ class RecordVersion(pa.DataFrameModel):
 
 
 class RemovedRecord(pa.DataFrameModel):
-    """A study or publication that was in an earlier release and is not in this one (tombstone)."""
+    """A record that was in an earlier release and is not in this one (tombstone)."""
 
     record_type: Series[pd.StringDtype] = one_of(RECORD_TYPES, "Kind of record.")
-    record_id: Series[pd.StringDtype] = text("study_id or publication_id it had.", nullable=False)
+    record_id: Series[pd.StringDtype] = text(
+        "The record's id (as in record_versions).", nullable=False
+    )
     sources: Series[object] = str_list(
         "Where it came from: a study's registry (its evidence_source when it has none), a "
-        "publication's sources."
+        "publication's sources, an evidence row's source_url."
     )
     last_version_seen: Series[pd.StringDtype] = _version("Last release that held it.")
     removed_in_version: Series[pd.StringDtype] = _version("First release without it.")

@@ -1,7 +1,8 @@
 """Record history across releases: record_versions and removed_records (tombstones).
 
 Each release carries the whole cumulative history, computed from the previous release's
-history and the new studies and publications, so no release needs its predecessors to answer
+history and the new studies, publications and evidence rows (product_composition,
+interaction_effects, safety_signals), so no release needs its predecessors to answer
 "when did this trial's status change". Everything here but `read_previous` is pure: rows come
 out sorted and nothing depends on the clock or on set or dict order.
 
@@ -16,15 +17,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandera.pandas import DataFrameModel
 
 from pipelines.release.diff import ReleaseTables, as_release
 from schemas.arrow import arrow_schema
+from schemas.evidence_tables import InteractionEffect, ProductComposition, SafetySignal
 from schemas.history import RecordVersion, RemovedRecord
 from schemas.literature import Publication
 from schemas.studies import Study, StudyIdentifier
@@ -38,22 +41,39 @@ Row = dict[str, Any]
 RecordKey = tuple[str, str]
 
 
+FOLLOWED: dict[str, type[DataFrameModel]] = {
+    "studies": Study,
+    "publications": Publication,
+    "study_identifiers": StudyIdentifier,
+    "product_composition": ProductComposition,
+    "interaction_effects": InteractionEffect,
+    "safety_signals": SafetySignal,
+}
+"""The tables history reads from a release (study_identifiers only for merged NCT ids)."""
+
+
+def _empty(table: str) -> pa.Table:
+    return arrow_schema(FOLLOWED[table]).empty_table()
+
+
 @dataclass(frozen=True)
 class Records:
-    """The tables of one release that history follows."""
+    """The tables of one release that history follows.
+
+    The evidence tables default to empty: a release published before they existed has none.
+    """
 
     studies: pa.Table
     publications: pa.Table
     study_identifiers: pa.Table
+    product_composition: pa.Table = field(default_factory=lambda: _empty("product_composition"))
+    interaction_effects: pa.Table = field(default_factory=lambda: _empty("interaction_effects"))
+    safety_signals: pa.Table = field(default_factory=lambda: _empty("safety_signals"))
 
     @classmethod
     def from_tables(cls, tables: dict[str, pa.Table]) -> Records:
         """Pick the followed tables out of a release's tables (empty when a table is absent)."""
-        return cls(
-            tables.get("studies", arrow_schema(Study).empty_table()),
-            tables.get("publications", arrow_schema(Publication).empty_table()),
-            tables.get("study_identifiers", arrow_schema(StudyIdentifier).empty_table()),
-        )
+        return cls(**{name: tables.get(name, _empty(name)) for name in FOLLOWED})
 
 
 @dataclass(frozen=True)
@@ -85,11 +105,7 @@ def read_previous(source: Path | ReleaseTables, version: str) -> PreviousRelease
     read from the catalog by time travel instead (`diff.CatalogRelease`).
     """
     release = as_release(source)
-    tables = {
-        name: table
-        for name in ("studies", "publications", "study_identifiers")
-        if (table := release.read(name)) is not None
-    }
+    tables = {name: table for name in FOLLOWED if (table := release.read(name)) is not None}
     return PreviousRelease(
         version,
         Records.from_tables(tables),
@@ -166,6 +182,11 @@ def publication_sources(row: Row) -> list[str]:
     return sorted(row.get("sources") or [])
 
 
+def evidence_sources(row: Row) -> list[str]:
+    """Where an evidence row came from: the page it was read on."""
+    return [row["source_url"]] if row.get("source_url") else []
+
+
 def merge_targets(study_identifiers: pa.Table, present: Iterable[str]) -> dict[str, str]:
     """Alias NCT id → the present study listing it among its nctIdAliases.
 
@@ -199,6 +220,9 @@ class _Kind:
 _KINDS = (
     _Kind("study", "study_id", lambda r: r.studies, study_sources),
     _Kind("publication", "publication_id", lambda r: r.publications, publication_sources),
+    _Kind("composition", "composition_id", lambda r: r.product_composition, evidence_sources),
+    _Kind("interaction", "interaction_id", lambda r: r.interaction_effects, evidence_sources),
+    _Kind("safety_signal", "signal_id", lambda r: r.safety_signals, evidence_sources),
 )
 
 

@@ -455,3 +455,39 @@ def test_only_nct_rows_marked_is_alias_are_merge_targets() -> None:
     table = pa.Table.from_pylist(rows, schema=IDENTIFIER_COLUMNS)
     present = ["NCT00000002", "NCT00000003"]
     assert merge_targets(table, present) == {"NCT00000001": "NCT00000002"}
+
+
+def test_evidence_rows_are_followed_like_studies() -> None:
+    """A composition row that changes, and a safety signal that goes, are in the history."""
+    page = "https://example.org/paper"
+
+    def evidence(value: float, signals: list[str]) -> Records:
+        return Records(
+            pa.table({"study_id": pa.array([], pa.string())}),
+            pa.Table.from_pylist([], schema=PUBLICATION_COLUMNS),
+            pa.Table.from_pylist([], schema=IDENTIFIER_COLUMNS),
+            product_composition=pa.Table.from_pylist(
+                [{"composition_id": "pc-001", "value": value, "source_url": page}]
+            ),
+            safety_signals=pa.table(
+                {
+                    "signal_id": pa.array(signals, pa.string()),
+                    "source_url": pa.array([page] * len(signals), pa.string()),
+                }
+            ),
+        )
+
+    one, two = evidence(1.0, ["ss-001", "ss-002"]), evidence(2.0, ["ss-001"])
+    first = compute_history(None, one, V1)
+    second = compute_history(after(first, V1, one), two, V2)
+    changes = {
+        (r["record_type"], r["record_id"], r["change"], tuple(r["changed_fields"]))
+        for r in second.record_versions.to_pylist()
+        if r["version"] == V2
+    }
+    assert changes == {
+        ("composition", "pc-001", "changed", ("value",)),
+        ("safety_signal", "ss-002", "removed", ()),
+    }
+    (tombstone,) = second.removed_records.to_pylist()
+    assert (tombstone["record_id"], tombstone["sources"]) == ("ss-002", [page])
