@@ -107,13 +107,14 @@ def run_config(
     created_at: str | None = None,
     *,
     record: bool = False,
+    reference_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Resource config of a build run: which snapshot, which data dir, which version.
 
     With `record`, the run first records the live sources into `snapshot_dir`, which must be
     `<data dir>/snapshots/<stamp>`; the live credentials then come from the environment
     (`dg.EnvVar`), else none are needed. The warehouse follows the data dir, so the two never
-    part.
+    part. `reference_dir` replaces the project's data/reference/ (tests build with an edited copy).
     """
     release: dict[str, Any] = {"data_dir": str(outputs.root)}
     optional = {
@@ -121,6 +122,7 @@ def run_config(
         "created_at": created_at,
         "catalog": outputs.catalog_url,
         "catalog_data_path": outputs.data_path,
+        "reference_dir": str(reference_dir) if reference_dir else None,
     }
     release.update({key: value for key, value in optional.items() if value is not None})
     resources: dict[str, Any] = {
@@ -148,6 +150,7 @@ def build(
     outputs: DataDir,
     release_version: str | None = None,
     created_at: str | None = None,
+    reference_dir: Path | None = None,
 ) -> Published:
     """Build every asset from a snapshot and publish a release, in this process.
 
@@ -157,7 +160,9 @@ def build(
         SnapshotError: the snapshot is missing or incomplete.
     """
     read_info(snapshot_dir)
-    config = run_config(snapshot_dir, outputs, release_version, created_at)
+    config = run_config(
+        snapshot_dir, outputs, release_version, created_at, reference_dir=reference_dir
+    )
     job = dg.build_reconstructable_job(DEFINITIONS_MODULE, "build_job")
     with held(outputs, release_version), _instance() as instance:
         result = dg.execute_job(

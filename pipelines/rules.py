@@ -84,6 +84,14 @@ def _duplicate_keys(frame: pd.DataFrame, spec: TableSpec) -> list[Breach]:
     ]
 
 
+def _schema_reason(case: Any) -> str:
+    """A column check names the column and value; a row check (a dataframe check such as
+    'a CI contains its estimate') names the check alone, since it spans several columns."""
+    if case.schema_context == "DataFrameSchema" and not pd.isna(case.index):
+        return f"failed row check {case.check}"
+    return f"{case.column}: failed {case.check} (value {case.failure_case!r})"
+
+
 def _schema_breaches(frame: pd.DataFrame, spec: TableSpec) -> list[Breach]:
     """Pandera's lazy validation, one breach per failure case, in Pandera's order."""
     try:
@@ -101,7 +109,7 @@ def _schema_breaches(frame: pd.DataFrame, spec: TableSpec) -> list[Breach]:
                     (column,) if column and column in spec.columns else (),
                     str(case.check),
                     case.failure_case,
-                    f"{case.column}: failed {case.check} (value {case.failure_case!r})",
+                    _schema_reason(case),
                 )
             )
         return found

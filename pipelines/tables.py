@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import duckdb
+import orjson
 import pandas as pd
 import pyarrow as pa
 
@@ -39,6 +40,21 @@ from pipelines.normalize.dosing import TERMS_FILE as DOSING_TERMS_FILE
 from pipelines.normalize.dosing import load_dosing_terms, study_durations
 from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
 from pipelines.normalize.evidence_map import text_compound_links
+from pipelines.normalize.evidence_tables import (
+    COMPOSITION_FILE,
+    EVIDENCE_BY_NAME,
+    INTERACTIONS_FILE,
+    SAFETY_FILE,
+    SOURCES_FILE,
+    UNITS_FILE,
+    VOCABULARY_FILE,
+    Reject,
+    build_table,
+    load_vocabulary,
+    publication_references,
+    publication_stub,
+    read_rows,
+)
 from pipelines.normalize.literature_domains import (
     LITERATURE_DOMAINS_FILE,
     literature_outcomes,
@@ -58,10 +74,15 @@ CURATED_LINKS_FILE = "study_publication_links.csv"
 
 @dataclass(frozen=True)
 class Built:
-    """A table's unvalidated rows (with lineage), and rows in by source when rows were merged."""
+    """A table's unvalidated rows (with lineage), and rows in by source when rows were merged.
+
+    `rejects`: quarantine rows for records the builder itself could not type (they count in
+    `rows_in` and go to quarantine beside the gate's rejects).
+    """
 
     frame: pd.DataFrame
     rows_in: dict[str, int] | None = None
+    rejects: pd.DataFrame | None = None
 
 
 BuildFn = Callable[[duckdb.DuckDBPyConnection, Path], Built]
@@ -181,6 +202,33 @@ def publication_stubs(links: pd.DataFrame, known_ids: set[str]) -> pd.DataFrame:
     )
 
 
+def evidence_stubs(reference_dir: Path, id_map: dict[str, str]) -> pd.DataFrame:
+    """Stubs for the papers the evidence files name that no literature source returned.
+
+    A paper known under any of its forms (PMID or DOI) maps every form to that work; an unknown
+    one becomes a stub under its first form. `id_map` gains every form, so the evidence
+    tables resolve their publication_id from `curated.publication_id_map` alone.
+    """
+    rows = []
+    for paper in publication_references(reference_dir):
+        known = next((id_map[form] for form in paper.forms if form in id_map), None)
+        if known is None:
+            known = paper.forms[0]
+            rows.append(
+                {
+                    **publication_stub(paper.forms),
+                    "_source": "reference",
+                    "_source_file": f"data/reference/{paper.file}",
+                }
+            )
+        for form in paper.forms:
+            id_map.setdefault(form, known)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["_seq"] = range(len(frame))
+    return frame
+
+
 def remap(frame: pd.DataFrame, column: str, id_map: dict[str, str]) -> pd.DataFrame:
     """Replace identifier forms in `column` with their final ids (unknown ones stay as they are)."""
     if frame.empty:
@@ -260,11 +308,12 @@ def build_compound_targets(con: duckdb.DuckDBPyConnection, reference_dir: Path) 
 @builds(
     "publications",
     staged=("publications", "study_publications"),
-    reference=(CURATED_LINKS_FILE,),
+    reference=(CURATED_LINKS_FILE, COMPOSITION_FILE, INTERACTIONS_FILE, SAFETY_FILE),
     writes=("publication_id_map", "publication_text"),
 )
 def build_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
-    """Literature records merged into works, plus stubs for link targets no source returned.
+    """Literature records merged into works, plus stubs for link targets no source returned
+    and for the papers the evidence files name (data/reference/product_composition.csv, ...).
 
     Writes `curated.publication_id_map` (every identifier form → publication_id) and
     `curated.publication_text` (title, abstract, MeSH, keywords: what compound matching reads;
@@ -283,9 +332,10 @@ def build_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     links = remap(all_links(con, reference_dir), "publication_id", id_map)
     known = set(publications["publication_id"]) if not publications.empty else set()
     stubs = publication_stubs(links, known)
-    rows_in.update(_count_by_source(stubs))
     for stub_id in stubs.get("publication_id", []):
         id_map.setdefault(stub_id, stub_id)
+    stubs = pd.concat([stubs, evidence_stubs(reference_dir, id_map)], ignore_index=True)
+    rows_in.update(_count_by_source(stubs))
     frame = pd.concat([publications, stubs], ignore_index=True)
     write_table(
         con,
@@ -604,6 +654,73 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     frame["_source_file"] = None
     frame["_seq"] = range(len(frame))
     return Built(frame)
+
+
+def _reject_rows(table: str, file: str, rejects: list[Reject]) -> pd.DataFrame:
+    """Quarantine rows (schemas.evidence.QuarantineRow) for evidence rows that cannot be typed."""
+    return pd.DataFrame(
+        [
+            {
+                "table_name": table,
+                "source": "reference",
+                "record_key": r.record_key or None,
+                "reason": r.reason,
+                "source_file": f"data/reference/{file}",
+                "raw": orjson.dumps(r.raw, option=orjson.OPT_SORT_KEYS).decode(),
+            }
+            for r in rejects
+        ],
+        columns=["table_name", "source", "record_key", "reason", "source_file", "raw"],
+        dtype=object,
+    )
+
+
+def build_evidence(table: str, con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """product_composition, interaction_effects or safety_signals from its reference file.
+
+    Papers resolve through `curated.publication_id_map` (the publications builder has given
+    every paper the files name a row, a stub if need be); a row the vocabularies cannot type is
+    a builder reject with its reason, and every row of the file counts as a row in.
+    """
+    spec = EVIDENCE_BY_NAME[table]
+    raws = read_rows(reference_dir, spec)
+    built = build_table(spec, raws, load_vocabulary(reference_dir), publication_id_map(con))
+    frame = frame_of(built.rows, "reference", f"data/reference/{spec.file}")
+    return Built(frame, {"reference": len(raws)}, _reject_rows(table, spec.file, built.rejects))
+
+
+EVIDENCE_READS = (VOCABULARY_FILE, UNITS_FILE, SOURCES_FILE, *COMPOUND_LEXICON)
+"""The reference files every evidence builder reads beside its own."""
+
+
+@builds(
+    "product_composition",
+    curated=("publication_id_map",),
+    reference=(COMPOSITION_FILE, *EVIDENCE_READS),
+)
+def build_product_composition(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Measured alkaloid content, from data/reference/product_composition.csv."""
+    return build_evidence("product_composition", con, reference_dir)
+
+
+@builds(
+    "interaction_effects",
+    curated=("publication_id_map",),
+    reference=(INTERACTIONS_FILE, *EVIDENCE_READS),
+)
+def build_interaction_effects(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Pharmacokinetic interactions, from data/reference/interaction_effects.csv."""
+    return build_evidence("interaction_effects", con, reference_dir)
+
+
+@builds(
+    "safety_signals",
+    curated=("publication_id_map",),
+    reference=(SAFETY_FILE, *EVIDENCE_READS),
+)
+def build_safety_signals(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Published harm counts, from data/reference/safety_signals.csv."""
+    return build_evidence("safety_signals", con, reference_dir)
 
 
 staged_as_is("study_identifiers")

@@ -8,6 +8,7 @@ import pandera.pandas as pa
 
 from schemas.compounds import Compound, CompoundTarget
 from schemas.evidence import EvidenceMapCell, QuarantineRow
+from schemas.evidence_tables import InteractionEffect, ProductComposition, SafetySignal
 from schemas.history import RecordVersion, RemovedRecord
 from schemas.literature import Publication, PublicationCompound, StudyPublication
 from schemas.outcomes import Outcome, OutcomeResult
@@ -142,6 +143,29 @@ TABLES: tuple[TableSpec, ...] = (
         PublicationCompound,
         ("publication_id", "compound_id"),
         (_fk("publication_id", "publications"), _fk("compound_id", "compounds")),
+    ),
+    TableSpec(
+        "product_composition",
+        ProductComposition,
+        ("composition_id",),
+        (_fk("compound_id", "compounds"), _fk("publication_id", "publications")),
+    ),
+    TableSpec(
+        "interaction_effects",
+        InteractionEffect,
+        ("interaction_id",),
+        (
+            _fk("perpetrator_compound_id", "compounds", "compound_id"),
+            _fk("victim_compound_id", "compounds", "compound_id"),
+            _fk("study_id", "studies"),
+            _fk("publication_id", "publications"),
+        ),
+    ),
+    TableSpec(
+        "safety_signals",
+        SafetySignal,
+        ("signal_id",),
+        (_fk("compound_id", "compounds"), _fk("publication_id", "publications")),
     ),
     TableSpec(
         "evidence_map",

@@ -140,6 +140,8 @@ def _curated_asset(builder: tables.Builder) -> dg.AssetsDefinition:
         with warehouse.get_connection() as con:
             built = builder.build(con, release.reference)
             result = enforce(built.frame, spec, warehouse_parents(con, spec))
+            if built.rejects is not None and not built.rejects.empty:
+                result.rejects = pd.concat([built.rejects, result.rejects], ignore_index=True)
             write_table(con, f"curated.{spec.name}", to_arrow(result.frame, spec.model))
             write_table(
                 con, f"curated.rejects__{spec.name}", to_arrow(result.rejects, QUARANTINE.model)

@@ -476,18 +476,26 @@ def build_table(
     return Built(rows, rejects)
 
 
-def publication_references(reference_dir: Path) -> list[list[str]]:
-    """The identifier forms of every paper the evidence files name, one list per distinct paper."""
-    seen: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class PaperReference:
+    """A paper an evidence file names: its identifier forms (PMID first) and the file."""
+
+    forms: tuple[str, ...]
+    file: str
+
+
+def publication_references(reference_dir: Path) -> list[PaperReference]:
+    """Every distinct paper the evidence files name, by id, with the first file naming it."""
+    seen: dict[str, PaperReference] = {}
     for table in EVIDENCE_TABLES:
         for raw in read_rows(reference_dir, table):
-            forms = publication_forms(raw)
+            forms = tuple(publication_forms(raw))
             if forms and forms[0] not in seen:
-                seen[forms[0]] = forms
+                seen[forms[0]] = PaperReference(forms, table.file)
     return [seen[k] for k in sorted(seen)]
 
 
-def publication_stub(forms: list[str]) -> Row:
+def publication_stub(forms: tuple[str, ...]) -> Row:
     """A stub publication for a paper no literature source returned (its PMID and/or DOI)."""
     ids = {form.partition(":")[0]: form.partition(":")[2] for form in forms}
     return {

@@ -11,6 +11,8 @@ Two jobs on merged publications:
   registered study reports it.
 A PMID paper that no rule classifies is neither: `literature_studies` lists it as unclassified
 for the release manifest (`paper_accounting`), so a missing rule shows instead of a dropped paper.
+A stub publication (`is_stub`: a paper only a link or an evidence file names) is no literature
+input and is not classified.
 """
 
 from __future__ import annotations
@@ -197,6 +199,8 @@ def literature_studies(
         if publication["publication_id"] in reporting:
             papers.append(_paper(publication, "reports_registered_study", None))
             continue
+        if publication.get("is_stub"):
+            continue  # no literature source returned it: there is nothing to classify
         found = classify(publication, rules)
         if found.design is not None:
             studies.append(_study_row(f"PMID:{publication['pmid']}", publication, found))

@@ -169,7 +169,7 @@ def test_publication_resolves_to_the_merged_work_else_to_its_first_form() -> Non
 
 
 def test_a_stub_carries_only_its_identifiers() -> None:
-    stub = publication_stub(["PMID:36924284", "DOI:10.1002/cpt.2891"])
+    stub = publication_stub(("PMID:36924284", "DOI:10.1002/cpt.2891"))
     assert stub == {
         "publication_id": "PMID:36924284",
         "pmid": "36924284",
@@ -178,7 +178,8 @@ def test_a_stub_carries_only_its_identifiers() -> None:
         "is_stub": True,
         "is_retracted": False,
     }
-    assert ["PMID:36924284", "DOI:10.1002/cpt.2891"] in publication_references(REFERENCE_DIR)
+    papers = {p.forms: p.file for p in publication_references(REFERENCE_DIR)}
+    assert papers[("PMID:36924284", "DOI:10.1002/cpt.2891")] == "interaction_effects.csv"
 
 
 def test_safety_compound_is_the_kratom_compound_named_else_kratom(
