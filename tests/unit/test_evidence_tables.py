@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from datetime import date
 
 import pandas as pd
@@ -27,6 +28,7 @@ from pipelines.normalize.evidence_tables import (
     unit_head,
 )
 from pipelines.paths import PROJECT_ROOT, REFERENCE_DIR
+from schemas import vocab
 from schemas.evidence_tables import InteractionEffect, ProductComposition, SafetySignal
 
 FACTS = PROJECT_ROOT.parent / "shared" / "facts"
@@ -227,3 +229,32 @@ def test_reference_copy_keeps_every_facts_cell(name: str) -> None:
         copy = list(csv.DictReader(handle))
     assert [{k: v for k, v in r.items() if k != table.key} for r in copy] == facts
     assert all(r["source_url"] and r["quote"] for r in copy)
+
+
+CONTRACT = PROJECT_ROOT.parent / "shared" / "CONTRACT.md"
+
+
+def contract_columns(table: str) -> set[str]:
+    """The columns CONTRACT §5 lists for `table` (parentheses, bold and 'and' removed)."""
+    section = CONTRACT.read_text(encoding="utf-8").split("## 5.", 1)[1].split("\n## ", 1)[0]
+    (line,) = [row for row in section.splitlines() if row.startswith(f"| {table} |")]
+    cell = line.strip().strip("|").split("|")[1]
+    while "(" in cell:
+        cell = re.sub(r"\([^()]*\)", "", cell)
+    names = re.split(r",| and ", cell.replace("*", ""))
+    return {name.strip() for name in names if name.strip()}
+
+
+@pytest.mark.parametrize("name", [t.name for t in EVIDENCE_TABLES])
+def test_models_hold_every_column_the_contract_lists(name: str) -> None:
+    if not CONTRACT.is_file():
+        pytest.skip("../shared/CONTRACT.md is absent")
+    listed = contract_columns(name)
+    assert len(listed) >= 13
+    assert listed <= set(MODELS[name].to_schema().columns)
+
+
+def test_parameters_include_the_contract_examples() -> None:
+    assert {"auc_ratio", "cmax_ratio", "half_life_ratio", "ic50", "ki", "kinact"} <= set(
+        vocab.INTERACTION_PARAMETERS
+    )
