@@ -344,7 +344,9 @@ def test_first_release_history_holds_every_record_added(
 ) -> None:
     counts = query_json(
         two_releases.data_dir,
-        "SELECT (SELECT count(*) FROM studies) + (SELECT count(*) FROM publications) AS records, "
+        "SELECT (SELECT count(*) FROM studies) + (SELECT count(*) FROM publications) "
+        "+ (SELECT count(*) FROM product_composition) + (SELECT count(*) FROM interaction_effects) "
+        "+ (SELECT count(*) FROM safety_signals) AS records, "
         "(SELECT count(*) FROM record_versions WHERE change = 'added') AS added, "
         "(SELECT count(*) FROM record_versions) AS history, "
         "(SELECT count(*) FROM removed_records) AS removed",
