@@ -538,7 +538,7 @@ def test_full_refresh_leaves_a_tombstone_for_a_vanished_study_and_merged_into_fo
     assert latest["previous_version"] == first
     release = data_dir / "releases" / latest["version"]
     removed = pq.read_table(release / latest["tables"]["removed_records"]["file"]).to_pylist()
-    assert {r["record_id"]: r for r in removed} == {
+    assert {r["record_id"]: r for r in removed if r["record_type"] == "study"} == {
         "NCT05457803": {
             "record_type": "study",
             "record_id": "NCT05457803",
@@ -556,6 +556,16 @@ def test_full_refresh_leaves_a_tombstone_for_a_vanished_study_and_merged_into_fo
             "merged_into": "NCT06089980",
         },
     }
+    # the vanished trial's interaction rows lose their study: quarantined, and tombstoned
+    evidence = {r["record_id"] for r in removed if r["record_type"] == "interaction"}
+    quarantine = pq.read_table(release / latest["tables"]["quarantine"]["file"]).to_pylist()
+    assert evidence == {
+        r["record_key"]
+        for r in quarantine
+        if r["table_name"] == "interaction_effects"
+        and r["reason"] == "study_id 'NCT04392011' not found in studies"
+    }
+    assert evidence
     versions = pq.read_table(release / latest["tables"]["record_versions"]["file"]).to_pylist()
     now = {(r["record_id"], r["change"]) for r in versions if r["version"] == latest["version"]}
     assert {("NCT05457803", "removed"), ("NCT04392011", "removed")} <= now
