@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 import ijson
 import orjson
@@ -26,6 +26,7 @@ from pipelines.sources import clinicaltrials_results, serving
 from pipelines.sources.base import (
     LiveRun,
     LiveSource,
+    PageClient,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
@@ -612,20 +613,6 @@ VERSION_PATH = "/api/v2/version"
 _NCT_PATH = f"{_ITEM}.protocolSection.identificationModule.nctId"
 
 
-class StudiesClient(Protocol):
-    """The part of the shared client (`pipelines.http.SourceHttp`) this pager uses."""
-
-    base_url: str
-
-    def get_bytes(
-        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
-    ) -> bytes: ...
-
-    def get_json(
-        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
-    ) -> Any: ...
-
-
 @dataclass(frozen=True)
 class FetchSummary:
     """What a live fetch saw: the unique NCT ids across all queries, and what it took."""
@@ -642,7 +629,7 @@ class FetchSummary:
         return len(self.nct_ids)
 
 
-def iter_pages(http: StudiesClient, query: str) -> Iterator[bytes]:
+def iter_pages(http: PageClient, query: str) -> Iterator[bytes]:
     """Yield raw /api/v2/studies pages for one query until nextPageToken runs out.
 
     Each page is recorded by `http` as `<slug(query)>-pNNNN.json`, a file `iter_records` reads.
@@ -651,7 +638,7 @@ def iter_pages(http: StudiesClient, query: str) -> Iterator[bytes]:
         yield body
 
 
-def fetch_all(http: StudiesClient, queries: Sequence[str]) -> FetchSummary:
+def fetch_all(http: PageClient, queries: Sequence[str]) -> FetchSummary:
     """Walk every query's pages, counting each study once however many queries find it.
 
     `requests` counts the page requests this client made; retries happen inside `http`.
@@ -666,7 +653,7 @@ def fetch_all(http: StudiesClient, queries: Sequence[str]) -> FetchSummary:
     return FetchSummary(len(queries), pages, pages, seen, tuple(unique))
 
 
-def fetch_version(http: StudiesClient) -> str:
+def fetch_version(http: PageClient) -> str:
     """The data timestamp of the registry's current release (not recorded: not a studies file)."""
     body = http.get_json(VERSION_PATH, None, record_as=None)
     stamp = body.get("dataTimestamp") if isinstance(body, dict) else None
@@ -675,7 +662,7 @@ def fetch_version(http: StudiesClient) -> str:
     return stamp
 
 
-def _scanned_pages(http: StudiesClient, query: str) -> Iterator[tuple[bytes, list[str]]]:
+def _scanned_pages(http: PageClient, query: str) -> Iterator[tuple[bytes, list[str]]]:
     """(page body, its NCT ids), following nextPageToken, through empty pages too.
 
     A token already followed is an error naming the source and the page's URL: following it

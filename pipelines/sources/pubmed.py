@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from xml.etree.ElementTree import Element, tostring
 
 import httpx
@@ -29,6 +29,7 @@ from pipelines.sources.base import (
     Credentials,
     LiveRun,
     LiveSource,
+    PageClient,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
@@ -439,18 +440,6 @@ def _month(value: str | None) -> int | None:
     return MONTHS.get(value[:3].lower())
 
 
-class PubmedClient(Protocol):
-    """The part of the shared client (`pipelines.http.SourceHttp`) the E-utilities pager uses."""
-
-    def get_bytes(
-        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
-    ) -> bytes: ...
-
-    def get_json(
-        self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
-    ) -> Any: ...
-
-
 @dataclass(frozen=True)
 class SearchResult:
     """What esearch with usehistory=y hands back: a hit count and the server-side result set."""
@@ -491,7 +480,7 @@ def default_params(email: str, api_key: str | None = None, tool: str = TOOL) -> 
     return params
 
 
-def esearch(http: PubmedClient, term: str) -> SearchResult:
+def esearch(http: PageClient, term: str) -> SearchResult:
     """Run the query once and keep the result on NCBI's history server.
 
     The esearch body is not recorded: it is not an efetch document, and the snapshot's
@@ -506,7 +495,7 @@ def esearch(http: PubmedClient, term: str) -> SearchResult:
     return SearchResult(int(result.get("count", 0)), result["webenv"], str(result["querykey"]))
 
 
-def iter_efetch_pages(http: PubmedClient, term: str, batch: int = EFETCH_BATCH) -> Iterator[bytes]:
+def iter_efetch_pages(http: PageClient, term: str, batch: int = EFETCH_BATCH) -> Iterator[bytes]:
     """efetch XML bodies for every hit of `term`, `batch` articles at a time.
 
     Each body is recorded as pubmed/efetch-NNNN.xml. Paging uses the history server
