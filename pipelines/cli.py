@@ -241,6 +241,7 @@ def cmd_serve_snapshot(args: argparse.Namespace) -> int:
         faults=args.faults,
         seed=args.seed,
         stall_seconds=args.stall_seconds,
+        state_ttl=args.state_ttl if args.state_ttl > 0 else None,
     )
     print(server.base_url, flush=True)
     try:
@@ -279,6 +280,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         since_last=args.since_last,
     )
+    for source, outcome in result.outcomes.items():
+        for warning in outcome.warnings:
+            print(f"kratom-evidence: warning: {source}: {warning}", file=sys.stderr)
     if not result.complete:
         error = result.first_error or "a source stopped"
         raise CliError(f"{error} (snapshot {result.snapshot_dir} left incomplete)")
@@ -327,6 +331,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument(
         "--stall-seconds", type=float, default=40.0, help="a stall fault; above client timeouts"
+    )
+    serve.add_argument(
+        "--state-ttl",
+        type=float,
+        default=300.0,
+        help="seconds a cursor or PubMed WebEnv lives after it was handed out (0: for ever)",
     )
     serve.set_defaults(handler=cmd_serve_snapshot)
 

@@ -208,6 +208,7 @@ class SourceHttp:
         max_retry_after: float = 600.0,
         secret_params: frozenset[str] = DEFAULT_SECRET_PARAMS,
         default_params: Mapping[str, Any] | None = None,
+        retry_statuses: frozenset[int] = frozenset(),
         recorder: ResponseRecorder | None = None,
         on_response: ResponseHook | None = None,
         on_log: Callable[[RequestLogEntry], None] | None = None,
@@ -230,6 +231,8 @@ class SourceHttp:
         self.max_retry_after = max_retry_after
         self.secret_params = frozenset(name.lower() for name in secret_params)
         self.default_params = dict(default_params or {})
+        self.retry_statuses = RETRY_STATUSES | retry_statuses
+        """RETRY_STATUSES and the statuses this source documents as transient too."""
         self.recorder = recorder
         self.on_response = on_response
         self.on_log = on_log
@@ -406,7 +409,7 @@ class SourceHttp:
     ) -> tuple[httpx.Response | None, str, float]:
         """The answer, a problem to retry after a wait, or SourceError for a final failure."""
         status = response.status_code
-        if status in RETRY_STATUSES:
+        if status in self.retry_statuses:
             wait = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())
             if wait is None:
                 return None, f"HTTP {status}", self._backoff(attempt)

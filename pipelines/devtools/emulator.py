@@ -1,9 +1,11 @@
 """An offline stand-in for every live source: serves a snapshot over each source's real protocol.
 
-`kratom-evidence serve-snapshot DIR` answers any search with every record of that source in the
-snapshot, paged the way the real API pages. What each source serves and how it pages (its
-`Emulation`) lives in the source's own module; this module is the server around them: routing
-by each source's mount (`LiveSource.emulator_path`), superseded records left out, and faults.
+`kratom-evidence serve-snapshot DIR` answers a search with the records of that source in the
+snapshot that the query finds (see `serving.search`), paged the way the real API pages. What
+each source serves and how it pages (its `Emulation`) lives in the source's own module; this
+module is the server around them: routing by each source's mount (`LiveSource.emulator_path`),
+superseded records left out, server-side state that expires (cursors and search histories
+live `state_ttl` seconds after they were handed out) and faults.
 A change-window filter (what `refresh --since-last` sends) narrows a search to the records whose
 own date field lies in the window; a record without one counts as unchanged.
 With `faults` it answers a seeded share of requests the way real APIs fail, so a refresh can be
@@ -13,6 +15,7 @@ A development tool: no build or refresh imports it.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import random
@@ -30,9 +33,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pipelines import snapshot
+from pipelines import paths, snapshot
 from pipelines.sources import SOURCES
-from pipelines.sources.serving import Emulation, Keep, Reply, Request, error_reply
+from pipelines.sources.serving import Emulation, Expiry, Keep, Reply, Request, error_reply
 
 FAULT_KINDS: tuple[str, ...] = (
     "http500",
@@ -48,6 +51,14 @@ FAULT_KINDS: tuple[str, ...] = (
 """Ways a real API fails; each faulted request gets one, chosen by the seeded generator."""
 
 _HTML_ERROR = b"<html><head><title>502 Bad Gateway</title></head><body>busy</body></html>"
+
+STATE_TTL = 300.0
+"""Seconds a cursor or search history lives by default: Crossref's documented five minutes
+(https://www.crossref.org/documentation/retrieve-metadata/rest-api/tips-for-using-the-crossref-rest-api/),
+the shortest lifetime among the sources' server-side states."""
+RESULT_CAP = 9_999
+"""Records PubMed pages through from one search: its own error says `retstart` cannot be larger
+than 9998 (https://www.ncbi.nlm.nih.gov/books/NBK25499/ says "the first 10,000")."""
 
 
 def _served() -> dict[str, tuple[str, Emulation]]:
@@ -93,11 +104,29 @@ def load_snapshot(snapshot_dir: Path) -> SnapshotRecords:
     return loaded
 
 
+def topic_queries(reference_dir: Path) -> dict[str, tuple[str, ...]]:
+    """Topic queries per source from `topic_queries.csv` (what `serving.search` needs)."""
+    queries: dict[str, list[str]] = {}
+    with (reference_dir / "topic_queries.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            queries.setdefault(row["source"].strip(), []).append(row["query"].strip())
+    return {source: tuple(found) for source, found in queries.items()}
+
+
 class SnapshotApi:
     """The request router: each source's answers from its loaded records, no sockets."""
 
-    def __init__(self, data: SnapshotRecords) -> None:
+    def __init__(
+        self,
+        data: SnapshotRecords,
+        state: Expiry | None = None,
+        result_cap: int | None = RESULT_CAP,
+        topics: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.data = data
+        self.state = state or Expiry(STATE_TTL)
+        self.result_cap = result_cap
+        self.topics = topics or {}
         self.mounts = sorted(
             ((mount, name) for name, (mount, _) in _served().items()), reverse=True
         )
@@ -108,7 +137,15 @@ class SnapshotApi:
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         for mount, source in self.mounts:
             if parts.path == mount or parts.path.startswith(mount + "/"):
-                request = Request(parts.path[len(mount) :], params, self.data.captured_at, mount)
+                request = Request(
+                    parts.path[len(mount) :],
+                    params,
+                    self.data.captured_at,
+                    mount,
+                    self.state,
+                    self.result_cap,
+                    self.topics.get(source, ()),
+                )
                 emulation = SOURCES[source].emulation
                 assert emulation is not None  # only served sources are mounted
                 return emulation.answer(self.data.of(source), request)
@@ -223,10 +260,21 @@ def make_server(
     seed: int = 0,
     stall_seconds: float = 30.0,
     retry_after_seconds: int = 1,
+    state_ttl: float | None = STATE_TTL,
+    result_cap: int | None = RESULT_CAP,
+    reference_dir: Path = paths.REFERENCE_DIR,
 ) -> EmulatorServer:
-    """A server (not yet serving) for `snapshot_dir`; port 0 picks a free one."""
+    """A server (not yet serving) for `snapshot_dir`; port 0 picks a free one.
+
+    `state_ttl` is how long a cursor or search history lives (None: for ever); `result_cap`
+    how many records a PubMed search pages through; `reference_dir` holds the topic queries
+    `serving.search` tells unsearchable records by.
+    """
     plan = FaultPlan(faults, seed, stall_seconds, retry_after_seconds)
-    return EmulatorServer(SnapshotApi(load_snapshot(snapshot_dir)), plan, port)
+    api = SnapshotApi(
+        load_snapshot(snapshot_dir), Expiry(state_ttl), result_cap, topic_queries(reference_dir)
+    )
+    return EmulatorServer(api, plan, port)
 
 
 @contextmanager

@@ -72,7 +72,9 @@ def write_strategy(
     """search_strategy.json: the search as data, each query with its hit count per source.
 
     `note` says when a source was asked differently from the usual (null otherwise);
-    `carried_from` names the snapshot a failed source's files were copied from (else null).
+    `carried_from` names the snapshot a failed source's files were copied from (else null);
+    `warnings` lists what a source flagged without failing (a hit count it announced but did
+    not deliver), also printed on stderr by `refresh`.
     """
     doc = {
         "captured_at": captured_at,
@@ -84,6 +86,7 @@ def write_strategy(
                 "requests": outcome.requests,
                 "retries": outcome.retries,
                 "error": outcome.error,
+                "warnings": outcome.warnings,
                 "carried_from": carried.get(source),
                 "note": notes.get(source),
                 **_timing(outcome.log),

@@ -14,7 +14,7 @@ import orjson
 from pipelines.http import SourceHttp
 from pipelines.refresh.plan import Delta, Plan
 from pipelines.refresh.settings import LIVE
-from pipelines.sources.base import LiveRun
+from pipelines.sources.base import LiveRun, RestartQuery, check_json
 
 Advance = Callable[[int], None]
 
@@ -31,6 +31,8 @@ class SourceOutcome:
     log: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     """One line (secrets as ***) when the source failed for good."""
+    warnings: list[str] = field(default_factory=list)
+    """What the source flagged without failing (e.g. fewer records than it announced)."""
 
 
 class RecordingClient:
@@ -40,6 +42,9 @@ class RecordingClient:
     2xx body that is not the right format (an HTML error page, a cut-off body) is retried.
     With a `Delta`, every request gets its change filter and every page a delta name; `fixed`
     parameters (by request path) go with every request too.
+    With `restart` (a source whose cursors expire), a query resumed from recorded pages that
+    then needs a live page is not continued from the recorded cursor: the recorded pages of
+    the query are deleted and `RestartQuery` tells the pager to start again from page one.
     """
 
     def __init__(
@@ -49,8 +54,12 @@ class RecordingClient:
         validate: Callable[[httpx.Response], None],
         delta: Delta | None = None,
         fixed: Mapping[str, Mapping[str, Any]] | None = None,
+        restart: bool = False,
     ) -> None:
         self.http = http
+        self.restart = restart
+        self.replayed: list[Path] = []
+        self.replay = True
         self.base_url = http.base_url
         self.prefix = prefix
         self.validate = validate
@@ -74,10 +83,27 @@ class RecordingClient:
     def _recorded(self, name: str | None) -> bytes | None:
         """The body an earlier, interrupted run of this snapshot already recorded, if any."""
         recorder = self.http.recorder
-        if name is None or recorder is None:
+        if name is None or recorder is None or not self.replay:
             return None
         path = recorder.path_for(self.http.source, name)
-        return path.read_bytes() if path.is_file() else None
+        if not path.is_file():
+            return None
+        self.replayed.append(path)
+        return path.read_bytes()
+
+    def _going_live(self, name: str | None) -> None:
+        """Before a live page request: restart the query when it would follow a recorded
+        cursor. From then on, a restarting client asks every page of its query live."""
+        if name is None or not self.restart:
+            return
+        self.replay = False
+        if not self.replayed:
+            return
+        for path in self.replayed:
+            path.unlink(missing_ok=True)
+        self.replayed = []
+        self.pages = 0
+        raise RestartQuery(f"{self.http.source}: {self.prefix or 'query'} restarted")
 
     def get_bytes(
         self, path: str, params: dict[str, Any] | None = None, *, record_as: str | None = None
@@ -86,6 +112,7 @@ class RecordingClient:
         recorded = self._recorded(name)
         if recorded is not None:
             return recorded
+        self._going_live(name)
         params = self._params(path, params)
         return self.http.get_bytes(path, params, record_as=name, validate=self.validate)
 
@@ -96,7 +123,11 @@ class RecordingClient:
         recorded = self._recorded(name)
         if recorded is not None:
             return orjson.loads(recorded)
-        return self.http.get_json(path, self._params(path, params), record_as=name)
+        self._going_live(name)
+        validate = None if self.validate is check_json else self.validate
+        return self.http.get_json(
+            path, self._params(path, params), record_as=name, validate=validate
+        )
 
 
 def fetch_source(
@@ -115,9 +146,11 @@ def fetch_source(
     def client(
         prefix: str = "", fixed: Mapping[str, Mapping[str, Any]] | None = None
     ) -> RecordingClient:
-        made = RecordingClient(http, prefix, live.check_body, delta, fixed)
+        made = RecordingClient(http, prefix, live.check_body, delta, fixed, live.state_expires)
         clients.append(made)
         return made
 
-    hits = live.fetch(LiveRun(client, work, plan.page_size, advance, pacer))
-    return SourceOutcome(source, hits=hits, pages=sum(c.pages for c in clients))
+    warnings: list[str] = []
+    hits = live.fetch(LiveRun(client, work, plan.page_size, advance, pacer, warnings.append))
+    pages = sum(c.pages for c in clients)
+    return SourceOutcome(source, hits=hits, pages=pages, warnings=warnings)

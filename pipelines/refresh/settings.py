@@ -95,6 +95,7 @@ def source_client(
         backoff_base=settings.backoff_base,
         backoff_cap=settings.backoff_cap,
         default_params=live.default_params(creds),
+        retry_statuses=live.retry_statuses,
         recorder=recorder,
         on_response=pacer.on_response if pacer is not None else None,
         on_log=on_log,

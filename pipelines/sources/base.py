@@ -108,6 +108,10 @@ class Pacer(Protocol):
     def on_response(self, response: httpx.Response) -> None: ...
 
 
+def _no_warning(message: str) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class LiveRun:
     """One source's share of a refresh: what to ask, how to page, how to report progress."""
@@ -121,19 +125,71 @@ class LiveRun:
     """Called after each query, batch or page; raises to stop the source between them."""
     pacer: Any = None
     """What `LiveSource.pacer` made for this run, if anything."""
+    warn: Callable[[str], None] = _no_warning
+    """Reports what the refresh should flag without failing (search_strategy.json `warnings`
+    and stderr), e.g. fewer records recorded than the source announced."""
+
+
+def count_mismatch(query: str, announced: Any, received: int, field_name: str) -> str | None:
+    """The completeness warning of one query: the hit count the source announced (`field_name`,
+    e.g. ClinicalTrials.gov `totalCount`, Europe PMC `hitCount`, Crossref `total-results`)
+    against the records recorded; None when they agree or nothing usable was announced."""
+    if not isinstance(announced, int) or isinstance(announced, bool) or announced == received:
+        return None
+    return f"query {query!r}: {field_name} announced {announced}, {received} recorded"
+
+
+class RestartQuery(Exception):
+    """A resumed query reached the end of the pages an earlier run recorded: going on would
+    follow that run's cursor, which the server has let expire. The client has dropped those
+    pages and starts the query again from its first page (see `LiveSource.state_expires`)."""
+
+
+def dig_value(body: Any, keys: Sequence[str]) -> Any:
+    """The value at `keys` inside a JSON body; None when a step is missing."""
+    node = body
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
 
 
 def paged_fetch(
-    pages: Callable[[Any, str, int], Iterable[Any]], items: tuple[str, ...], page_size: int
+    pages: Callable[[Any, str, int], Iterable[Any]],
+    items: tuple[str, ...],
+    page_size: int,
+    total: tuple[str, ...] | None = None,
 ) -> Callable[[LiveRun], dict[str, int]]:
     """The fetch of a source searched page by page as JSON: each query through its own
-    prefixed client, hits counted at `items` of every page."""
+    prefixed client, hits counted at `items` of every page; a query the client restarts
+    (`RestartQuery`: a resumed run must not follow an expired cursor) is walked again.
+
+    With `total` (where the first page announces the query's hit count), a query whose
+    recorded records differ from that count gets a completeness warning (`count_mismatch`).
+    """
+
+    def walk(client: PageClient, query: str, size: int) -> tuple[Any, int]:
+        announced: Any = None
+        received = 0
+        for number, body in enumerate(pages(client, query, size)):
+            if number == 0 and total is not None:
+                announced = dig_value(body, total)
+            received += count_items(body, *items)
+        return announced, received
 
     def fetch(run: LiveRun) -> dict[str, int]:
         hits: dict[str, int] = {}
         for query in run.work:
-            bodies = pages(run.client(query_prefix(query)), query, run.page_size or page_size)
-            hits[query] = sum(count_items(body, *items) for body in bodies)
+            client = run.client(query_prefix(query))
+            size = run.page_size or page_size
+            try:
+                announced, received = walk(client, query, size)
+            except RestartQuery:
+                announced, received = walk(client, query, size)
+            hits[query] = received
+            if total is not None:
+                warning = count_mismatch(query, announced, received, ".".join(total))
+                if warning is not None:
+                    run.warn(warning)
             run.advance(1)
         return hits
 
@@ -182,6 +238,9 @@ class LiveSource:
     """Raises InvalidBody when a 2xx body is not what this source answers (then retried)."""
     rate_limit: Callable[[Credentials], RateLimit | None] = _no_rate_limit
     """A published per-window limit, enforced as a sliding window."""
+    retry_statuses: frozenset[int] = frozenset()
+    """Statuses retried with back-off for this source on top of 429 and 5xx (e.g. the 403 of
+    a filtering proxy in front of the API), still within the client's bounded tries."""
     default_params: Callable[[Credentials], dict[str, str]] = _no_params
     """Contact and key parameters sent with every request."""
     pacer: Callable[[], Pacer] | None = None
@@ -193,6 +252,9 @@ class LiveSource:
     """All topic queries as one search, so an unchanged source costs one request."""
     changed_since: ChangeFilter | None = None
     """The change filter --since-last sends; None: the source has no change feed."""
+    state_expires: bool = False
+    """The server's paging state (cursor) expires: a resumed refresh restarts a query that an
+    earlier run left half-way instead of following the cursor in its last recorded page."""
     unfiltered_note: Callable[[Credentials], str | None] = _always_filtered
     """Why the change filter cannot be sent with these credentials (the combined query is then
     asked in full and search_strategy.json says this note); None when it can."""

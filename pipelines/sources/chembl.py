@@ -228,10 +228,19 @@ def _served_activities(doc: Any) -> list[Any]:
 
 
 def answer(activities: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
-    """/api/data/activity.json with limit/offset and page_meta.next from the host root."""
+    """/api/data/activity.json with limit/offset and page_meta.next from the host root.
+
+    `molecule_chembl_id__in` keeps the activities of the listed molecules only (Django-style
+    `__in` filter, https://chembl.gitbook.io/chembl-interface-documentation/web-services/chembl-data-web-services);
+    the next link carries the filter on, as ChEMBL's does.
+    """
     params = request.params
     if request.path != ACTIVITY_PATH:
         return serving.error_reply(404, f"unknown path {request.path}")
+    asked = params.get("molecule_chembl_id__in")
+    if asked is not None:
+        molecules = {m.strip() for m in asked.split(",") if m.strip()}
+        activities = [a for a in activities if a.get("molecule_chembl_id") in molecules]
     limit = serving.int_param(params, "limit", 20) or 20
     start = serving.int_param(params, "offset", 0)
     items, nxt = serving.page(activities, start, limit)

@@ -32,6 +32,7 @@ from pipelines.sources.base import (
     SourceUnit,
     TableRows,
     count_items,
+    count_mismatch,
     slug,
 )
 from pipelines.sources.clinicaltrials_values import (
@@ -610,6 +611,11 @@ MIN_INTERVAL = 1.2
 PAGE_SIZE = 1000
 STUDIES_PATH = "/api/v2/studies"
 VERSION_PATH = "/api/v2/version"
+PROXY_REFUSAL = frozenset({403})
+"""A 403 from ClinicalTrials.gov comes from the filtering proxy in front of the API (an HTML
+"Access Denied" page, not an API answer: the API itself answers 400 or 404), which lifts such
+blocks after a pause; so it is retried with back-off like a 429, within the bounded tries,
+instead of ending the source on the first one (issue 13)."""
 _NCT_PATH = f"{_ITEM}.protocolSection.identificationModule.nctId"
 
 
@@ -634,8 +640,8 @@ def iter_pages(http: PageClient, query: str) -> Iterator[bytes]:
 
     Each page is recorded by `http` as `<slug(query)>-pNNNN.json`, a file `iter_records` reads.
     """
-    for body, _ in _scanned_pages(http, query):
-        yield body
+    for page in _scanned_pages(http, query):
+        yield page.body
 
 
 def fetch_all(http: PageClient, queries: Sequence[str]) -> FetchSummary:
@@ -646,10 +652,10 @@ def fetch_all(http: PageClient, queries: Sequence[str]) -> FetchSummary:
     unique: dict[str, None] = {}
     pages = seen = 0
     for query in queries:
-        for _, ids in _scanned_pages(http, query):
+        for page in _scanned_pages(http, query):
             pages += 1
-            seen += len(ids)
-            unique.update(dict.fromkeys(ids))
+            seen += len(page.ids)
+            unique.update(dict.fromkeys(page.ids))
     return FetchSummary(len(queries), pages, pages, seen, tuple(unique))
 
 
@@ -662,11 +668,24 @@ def fetch_version(http: PageClient) -> str:
     return stamp
 
 
-def _scanned_pages(http: PageClient, query: str) -> Iterator[tuple[bytes, list[str]]]:
-    """(page body, its NCT ids), following nextPageToken, through empty pages too.
+@dataclass(frozen=True)
+class ScannedPage:
+    """One studies page as the pager saw it, without building a study object."""
 
-    A token already followed is an error naming the source and the page's URL: following it
-    again would loop forever.
+    body: bytes
+    ids: list[str]
+    next_token: str | None
+    total: int | None
+    """`totalCount`: sent on the first page only, which asks `countTotal=true`."""
+
+
+def _scanned_pages(http: PageClient, query: str) -> Iterator[ScannedPage]:
+    """Every page of one query, following nextPageToken, through empty pages too.
+
+    The first page asks `countTotal=true`, the documented way to get the hit count
+    (https://clinicaltrials.gov/data-api/api); later pages do not repeat it. A token already
+    followed is an error naming the source and the page's URL: following it again would loop
+    forever.
     """
     token: str | None = None
     followed: set[str] = set()
@@ -674,35 +693,40 @@ def _scanned_pages(http: PageClient, query: str) -> Iterator[tuple[bytes, list[s
         params: dict[str, Any] = {"query.term": query, "pageSize": PAGE_SIZE}
         if token:
             params["pageToken"] = token
+        else:
+            params["countTotal"] = "true"
         body = http.get_bytes(STUDIES_PATH, params, record_as=f"{slug(query)}-p{number:04d}.json")
-        ids, next_token = _scan_page(body, query, number)
-        yield body, ids
-        if not next_token:
+        page = _scan_page(body, query, number)
+        yield page
+        if not page.next_token:
             return
-        if next_token in followed:
+        if page.next_token in followed:
             url = page_url(http.base_url, STUDIES_PATH, params)
             raise PagingError(
                 f"{SOURCE}: query {query!r} page {number} ({url}): nextPageToken repeats "
-                f"{next_token!r}, a page already fetched"
+                f"{page.next_token!r}, a page already fetched"
             )
-        followed.add(next_token)
-        token = next_token
+        followed.add(page.next_token)
+        token = page.next_token
 
 
-def _scan_page(body: bytes, query: str, number: int) -> tuple[list[str], str | None]:
-    """NCT ids and nextPageToken of one page, streamed: no study object is built."""
+def _scan_page(body: bytes, query: str, number: int) -> ScannedPage:
+    """NCT ids, nextPageToken and totalCount of one page, streamed: no study object is built."""
     ids: list[str] = []
     token = None
+    total = None
     try:
         for prefix, event, value in ijson.parse(io.BytesIO(body)):
             if prefix == _NCT_PATH and event == "string":
                 ids.append(value)
             elif prefix == "nextPageToken" and event == "string":
                 token = value
+            elif prefix == "totalCount" and event == "number":
+                total = int(value)
     except ijson.JSONError as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PagingError(f"query {query!r} page {number} is not JSON: {problem}") from exc
-    return ids, token
+    return ScannedPage(body, ids, token, total)
 
 
 def nct_aliases(study: Any) -> list[str]:
@@ -714,14 +738,23 @@ def nct_aliases(study: Any) -> list[str]:
 
 
 def fetch(run: LiveRun) -> dict[str, int]:
-    """Every query's study pages (the pager names pages by query slug), studies per query."""
+    """Every query's study pages (the pager names pages by query slug), studies per query.
+
+    A query whose studies recorded differ from the first page's `totalCount` gets a
+    completeness warning.
+    """
     fixed = {STUDIES_PATH: {"pageSize": run.page_size}} if run.page_size else None
     client = run.client("", fixed)
     hits: dict[str, int] = {}
     for query in run.work:
-        hits[query] = sum(
-            count_items(orjson.loads(b), "studies") for b in iter_pages(client, query)
-        )
+        total: int | None = None
+        hits[query] = 0
+        for number, page in enumerate(_scanned_pages(client, query)):
+            total = page.total if number == 0 else total
+            hits[query] += count_items(orjson.loads(page.body), "studies")
+        warning = count_mismatch(query, total, hits[query], "totalCount")
+        if warning is not None:
+            run.warn(warning)
         run.advance(1)
     return hits
 
@@ -768,8 +801,14 @@ def _served_studies(doc: Any) -> list[Any]:
     return list(doc["studies"]) if "studies" in doc else [doc]
 
 
-def answer(studies: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
-    """GET /api/v2/studies (pageToken paging) and /api/v2/version."""
+def answer(studies: list[serving.Doc], request: serving.Request) -> serving.Reply:
+    """GET /api/v2/studies (query.term, pageToken paging, countTotal) and /api/v2/version.
+
+    `query.term` is searched over every text of a study, words ANDed (Essie's default, see
+    https://clinicaltrials.gov/find-studies/constructing-complex-search-queries); `totalCount`
+    comes only with `countTotal=true` (https://clinicaltrials.gov/data-api/api). A query or
+    filter the emulator cannot read is a 400 with a plain-text reason, as the API answers.
+    """
     params = request.params
     if request.path == VERSION_PATH:
         stamp = f"{request.captured_at}T00:00:00"
@@ -779,9 +818,10 @@ def answer(studies: list[dict[str, Any]], request: serving.Request) -> serving.R
     size = serving.int_param(params, "pageSize", 10) or 10
     try:
         keep = study_filter(params.get("filter.advanced"))
+        found = serving.search(studies, params.get("query.term", ""), request.topics)
     except ValueError as exc:
-        return serving.error_reply(400, str(exc))
-    kept = [s for s in studies if keep(s)]
+        return serving.Reply(400, str(exc).encode(), "text/plain")
+    kept = [doc.record for doc in found if keep(doc.record)]
     items, nxt = serving.page(kept, serving.offset(params.get("pageToken")), size)
     doc: dict[str, Any] = {"studies": items}
     if nxt is not None:
@@ -805,8 +845,9 @@ UNIT = SourceUnit(
         fetch=fetch,
         emulator_path="/clinicaltrials",
         min_interval=lambda creds: MIN_INTERVAL,
+        retry_statuses=PROXY_REFUSAL,
         changed_since=changed_since,
     ),
-    emulation=serving.Emulation(serving.json_records(_served_studies), answer),
+    emulation=serving.Emulation(serving.json_docs(_served_studies), answer),
 )
 """ClinicalTrials.gov API v2 studies, as every layer of the pipeline sees them."""

@@ -14,6 +14,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from pipelines.normalize.dedup import normalize_doi
 from pipelines.sources import serving
 from pipelines.sources.base import (
@@ -304,6 +306,14 @@ def _served_works(doc: Any) -> list[Any]:
     return list(message["items"]) if "items" in message else [message]
 
 
+def cursor_invalid(cursor: str) -> serving.Reply:
+    """Crossref's answer to a cursor it does not hold (expired after five minutes unused, or
+    never issued): 404 `resource-failure` / `cursor-invalid`, the envelope of its real answer."""
+    failure = {"type": "cursor-invalid", "value": cursor, "message": "Cursor is invalid"}
+    body = {"status": "failed", "message-type": "resource-failure", "message": [failure]}
+    return serving.Reply(404, orjson.dumps(body))
+
+
 def answer(works: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
     """/works with deep-paging cursors; past the end, a page with no items."""
     params = request.params
@@ -316,14 +326,19 @@ def answer(works: list[dict[str, Any]], request: serving.Request) -> serving.Rep
     if since is not None:
         works = [w for w in works if serving.within(updated(w), since, "MAX")]
     size = serving.int_param(params, "rows", 20) or 20
-    start = serving.offset(params.get("cursor"))
+    cursor, searched = params.get("cursor"), serving.search_key(params, "cursor")
+    if cursor not in (None, "*") and not request.state.alive(SOURCE, searched, cursor):
+        return cursor_invalid(cursor)
+    start = serving.offset(cursor)
     items = works[start : start + size]
+    next_cursor = serving.token(start + len(items))
+    request.state.issue(SOURCE, searched, next_cursor)
     message = {
         "facets": {},
         "total-results": len(works),
         "items": items,
         "items-per-page": size,
-        "next-cursor": serving.token(start + len(items)),
+        "next-cursor": next_cursor,
     }
     head = {"status": "ok", "message-type": "work-list", "message-version": "1.0.0"}
     return serving.json_reply({**head, "message": message})
@@ -341,6 +356,7 @@ UNIT = SourceUnit(
         base_url=BASE_URL,
         fetch=paged_fetch(iter_works_pages, ("message", "items"), ROWS),
         emulator_path="/crossref",
+        state_expires=True,
         min_interval=lambda creds: MIN_INTERVAL,
         default_params=live_params,
         combine=combine,

@@ -303,7 +303,7 @@ def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, 
 
 # --- served by the emulator -------------------------------------------------------------------
 
-_UPDATE_RANGE = re.compile(r"UPDATE_DATE:\[\s*([\w-]+)\s+TO\s+([\w-]+)\s*\]")
+_UPDATE_RANGE = re.compile(r"^UPDATE_DATE:\[\s*([\w-]+)\s+TO\s+([\w-]+)\s*\]$")
 
 
 def updated(record: dict[str, Any]) -> str:
@@ -315,23 +315,49 @@ def _served_results(doc: Any) -> list[Any]:
     return list(doc.get("resultList", {}).get("result", [])) if isinstance(doc, dict) else []
 
 
-def answer(results: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
-    """/search with cursorMark; the last page hands back its own cursor again."""
+def _fielded(token: str) -> serving.Match | None:
+    """`UPDATE_DATE:[a TO b]`, the one field the refresh sends, as a date-window test."""
+    window = _UPDATE_RANGE.match(token)
+    if window is None:
+        return None
+    low, high = window.group(1), window.group(2)
+    return lambda doc: serving.within(updated(doc.record), low, high)
+
+
+def _expired(cursor: str) -> serving.Reply:
+    """A cursorMark this server no longer knows: Europe PMC publishes no error body for it, so
+    the emulator answers like its other bad requests, a 400 naming the parameter."""
+    message = f"cursorMark {cursor!r} is not valid (expired or never issued)"
+    return serving.error_reply(400, message)
+
+
+def answer(results: list[serving.Doc], request: serving.Request) -> serving.Reply:
+    """/search with cursorMark; the last page hands back its own cursor again.
+
+    `query` is read with Europe PMC's search syntax (AND by default between words, quoted
+    phrases, OR/NOT, `UPDATE_DATE:[a TO b]`: https://europepmc.org/searchsyntax); a cursor
+    lives `Expiry.ttl` seconds after it was handed out for this query.
+    """
     params = request.params
     if request.path != SEARCH_PATH:
         return serving.error_reply(404, f"unknown path {request.path}")
-    window = _UPDATE_RANGE.search(params.get("query", ""))
-    if window is not None:
-        low, high = window.group(1), window.group(2)
-        results = [r for r in results if serving.within(updated(r), low, high)]
+    query = params.get("query", "")
+    try:
+        found = [doc.record for doc in serving.search(results, query, request.topics, _fielded)]
+    except serving.QuerySyntaxError as exc:
+        return serving.error_reply(400, str(exc))
     cursor = params.get("cursorMark", "*")
+    if cursor != "*" and not request.state.alive(SOURCE, query, cursor):
+        return _expired(cursor)
     size = serving.int_param(params, "pageSize", 25) or 25
-    items, nxt = serving.page(results, serving.offset(cursor), size)
-    asked = {"queryString": params.get("query", ""), "cursorMark": cursor, "pageSize": size}
+    items, nxt = serving.page(found, serving.offset(cursor), size)
+    next_cursor = serving.token(nxt) if nxt is not None else cursor
+    request.state.issue(SOURCE, query, next_cursor)
+    asked = {"queryString": query, "cursorMark": cursor, "pageSize": size}
     return serving.json_reply(
         {
-            "hitCount": len(results),
-            "nextCursorMark": serving.token(nxt) if nxt is not None else cursor,
+            "hitCount": len(found),
+            "nextCursorMark": next_cursor,
             "request": {**asked, "resultType": params.get("resultType", "lite")},
             "resultList": {"result": items},
         }
@@ -348,11 +374,14 @@ UNIT = SourceUnit(
     tables=TABLES,
     live=LiveSource(
         base_url=BASE_URL,
-        fetch=paged_fetch(iter_search_pages, ("resultList", "result"), PAGE_SIZE),
+        fetch=paged_fetch(
+            iter_search_pages, ("resultList", "result"), PAGE_SIZE, total=("hitCount",)
+        ),
         emulator_path="/europepmc/rest",
+        state_expires=True,
         min_interval=lambda creds: MIN_INTERVAL,
         changed_since=changed_since,
     ),
-    emulation=serving.Emulation(serving.json_records(_served_results), answer),
+    emulation=serving.Emulation(serving.json_docs(_served_results), answer),
 )
 """Europe PMC core search results, as the pipeline sees them."""

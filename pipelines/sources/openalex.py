@@ -305,6 +305,15 @@ def _key_required() -> serving.Reply:
     return serving.Reply(403, orjson.dumps({"error": "Forbidden", "message": message}))
 
 
+def _cursor_invalid(cursor: str) -> serving.Reply:
+    """A cursor OpenAlex no longer holds: a 400 in its documented error envelope (`error`,
+    `message`, as its real 400 answers have); the exact live wording was not seen."""
+    message = f"cursor {cursor!r} is invalid or has expired; start again from cursor=*"
+    return serving.Reply(
+        400, orjson.dumps({"error": "Invalid query parameters error.", "message": message})
+    )
+
+
 def answer(works: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
     """/works with cursor paging: like OpenAlex, every page with results carries a
     next_cursor, and the end is a page with no results and a null one."""
@@ -320,13 +329,15 @@ def answer(works: list[dict[str, Any]], request: serving.Request) -> serving.Rep
     if since is not None:
         works = [w for w in works if serving.within(updated(w), since, "MAX")]
     size = serving.int_param(params, "per-page", 25) or 25
-    start = serving.offset(params.get("cursor"))
+    cursor, searched = params.get("cursor"), serving.search_key(params, "cursor")
+    if cursor not in (None, "*") and not request.state.alive(SOURCE, searched, cursor):
+        return _cursor_invalid(cursor)
+    start = serving.offset(cursor)
     items = works[start : start + size]
-    meta: dict[str, Any] = {
-        "count": len(works),
-        "per_page": size,
-        "next_cursor": serving.token(start + len(items)) if items else None,
-    }
+    next_cursor = serving.token(start + len(items)) if items else None
+    if next_cursor is not None:
+        request.state.issue(SOURCE, searched, next_cursor)
+    meta: dict[str, Any] = {"count": len(works), "per_page": size, "next_cursor": next_cursor}
     return serving.json_reply({"meta": meta, "results": items})
 
 
@@ -342,6 +353,7 @@ UNIT = SourceUnit(
         base_url=BASE_URL,
         fetch=paged_fetch(iter_works_pages, ("results",), PER_PAGE),
         emulator_path="/openalex",
+        state_expires=True,
         min_interval=lambda creds: MIN_INTERVAL,
         default_params=live_params,
         changed_since=changed_since,

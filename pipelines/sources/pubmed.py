@@ -9,16 +9,18 @@ that parses, and the DTD is never fetched.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element, tostring
 
 import httpx
+import orjson
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
@@ -46,6 +48,14 @@ ESEARCH_PATH = "/esearch.fcgi"
 EFETCH_PATH = "/efetch.fcgi"
 EFETCH_BATCH = 500
 """Articles per efetch request: NCBI allows up to 10,000; 500 keeps each body a few MB."""
+ESEARCH_CAP = 9_999
+"""Records one PubMed search pages through: "ESearch can only retrieve the first 10,000 records"
+(https://www.ncbi.nlm.nih.gov/books/NBK25499/), and the live error says `retstart` cannot be
+larger than 9998. A query over it is split by publication date (`date_ranges`)."""
+FIRST_DAY = date(1800, 1, 1)
+LAST_DAY = date(3000, 12, 31)
+"""The publication-date span a split query starts from: PubMed's oldest records are from the
+late 18th century, and 3000 is its usual stand-in for "up to now and forthcoming"."""
 TOOL = "kratom-evidence"
 RATE_MARGIN = 1.05
 """A window a little over one second: at exactly 1 s, network jitter lets NCBI count one more."""
@@ -447,10 +457,13 @@ class SearchResult:
     count: int
     webenv: str
     query_key: str
+    dropped: tuple[str, ...] = ()
+    """Phrases PubMed left out of the search (`errorlist.phrasesnotfound`) though it ran."""
 
 
 class SearchError(ValueError):
-    """esearch answered without a usable history (an error message, or no WebEnv)."""
+    """esearch answered without a usable history (an error message, or no WebEnv), or a query
+    cannot be split under the esearch cap."""
 
 
 def min_interval(api_key: str | None) -> float:
@@ -484,7 +497,8 @@ def esearch(http: PageClient, term: str) -> SearchResult:
     """Run the query once and keep the result on NCBI's history server.
 
     The esearch body is not recorded: it is not an efetch document, and the snapshot's
-    pubmed/ folder holds only those.
+    pubmed/ folder holds only those. A body with an `ERROR` or an `error` never gets here: the
+    client's body check has it retried (see `check_body`).
     """
     params = {"db": "pubmed", "term": term, "usehistory": "y", "retmode": "json", "retmax": 0}
     body = http.get_json(ESEARCH_PATH, params, record_as=None)
@@ -492,39 +506,144 @@ def esearch(http: PageClient, term: str) -> SearchResult:
     if not isinstance(result, dict) or result.get("ERROR") or not result.get("webenv"):
         problem = result.get("ERROR") if isinstance(result, dict) else "no esearchresult"
         raise SearchError(f"PubMed esearch for {term!r} failed: {problem or 'no WebEnv'}")
-    return SearchResult(int(result.get("count", 0)), result["webenv"], str(result["querykey"]))
+    errors = result.get("errorlist")
+    dropped = errors.get("phrasesnotfound") if isinstance(errors, dict) else None
+    return SearchResult(
+        int(result.get("count", 0)),
+        result["webenv"],
+        str(result["querykey"]),
+        tuple(str(p) for p in dropped) if isinstance(dropped, list) else (),
+    )
 
 
-def iter_efetch_pages(http: PageClient, term: str, batch: int = EFETCH_BATCH) -> Iterator[bytes]:
+def in_dates(term: str, low: date, high: date) -> str:
+    """`term` restricted to publications dated `low`..`high` (the `[dp]` range syntax)."""
+    return f"({term}) AND ({low:%Y/%m/%d}:{high:%Y/%m/%d}[dp])"
+
+
+def date_ranges(
+    http: PageClient, term: str, cap: int, low: date = FIRST_DAY, high: date = LAST_DAY
+) -> Iterator[tuple[str, SearchResult]]:
+    """(term, its search) for consecutive publication-date ranges of at most `cap` hits each.
+
+    A range over the cap is halved until each part fits, oldest first; empty ranges are left
+    out. A single day still over the cap cannot be split further: a SearchError says so.
+    """
+    sub = in_dates(term, low, high)
+    found = esearch(http, sub)
+    if found.count == 0:
+        return
+    if found.count <= cap:
+        yield sub, found
+        return
+    if low == high:
+        raise SearchError(
+            f"PubMed query {term!r} has {found.count} records published on {low:%Y-%m-%d}, "
+            f"over the {cap} one search can page through: narrow the query"
+        )
+    middle = low + (high - low) // 2
+    yield from date_ranges(http, term, cap, low, middle)
+    yield from date_ranges(http, term, cap, middle + timedelta(days=1), high)
+
+
+def searches(
+    http: PageClient, term: str, cap: int, warn: Callable[[str], None]
+) -> Iterator[SearchResult]:
+    """The searches that together cover every hit of `term`: the query itself when its count
+    is within `cap`, else its publication-date ranges (`date_ranges`).
+
+    Warns when PubMed dropped phrases from the query, and when the date ranges add up to a
+    count other than the whole query's (records without a usable publication date).
+    """
+    found = esearch(http, term)
+    if found.dropped:
+        warn(f"query {term!r}: PubMed left out phrases it did not find: {list(found.dropped)}")
+    if found.count <= cap:
+        yield found
+        return
+    covered = 0
+    for _, part in date_ranges(http, term, cap):
+        covered += part.count
+        yield part
+    if covered != found.count:
+        warn(
+            f"query {term!r}: count announced {found.count}, "
+            f"{covered} in its publication-date ranges"
+        )
+
+
+def iter_efetch_pages(
+    http: PageClient,
+    term: str,
+    batch: int = EFETCH_BATCH,
+    cap: int | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Iterator[bytes]:
     """efetch XML bodies for every hit of `term`, `batch` articles at a time.
 
     Each body is recorded as pubmed/efetch-NNNN.xml. Paging uses the history server
     (WebEnv + query_key) with retstart/retmax, so the result set cannot shift between pages.
+    A query over the esearch cap (`cap`, default ESEARCH_CAP) is fetched range by range of
+    publication dates. The history is opened anew by every run: a resumed refresh never
+    follows a WebEnv an earlier run got (they expire on NCBI's side).
     """
-    found = esearch(http, term)
-    for number, retstart in zip(itertools.count(1), range(0, found.count, batch), strict=False):
-        params = {
-            "db": "pubmed",
-            "query_key": found.query_key,
-            "WebEnv": found.webenv,
-            "retstart": retstart,
-            "retmax": batch,
-            "retmode": "xml",
-        }
-        yield http.get_bytes(EFETCH_PATH, params, record_as=f"efetch-{number:04d}.xml")
+    number = itertools.count(1)
+    limit = cap if cap is not None else ESEARCH_CAP
+    for found in searches(http, term, limit, warn or _ignore):
+        for retstart in range(0, found.count, batch):
+            params = {
+                "db": "pubmed",
+                "query_key": found.query_key,
+                "WebEnv": found.webenv,
+                "retstart": retstart,
+                "retmax": batch,
+                "retmode": "xml",
+            }
+            name = f"efetch-{next(number):04d}.xml"
+            yield http.get_bytes(EFETCH_PATH, params, record_as=name)
+
+
+def _ignore(message: str) -> None:
+    return None
 
 
 def check_body(response: httpx.Response) -> None:
-    """efetch XML must parse and be a <PubmedArticleSet>; esearch answers JSON."""
+    """efetch XML must parse and be a <PubmedArticleSet>; esearch answers JSON without `ERROR`.
+
+    E-utilities answers a transient backend failure inside a 200 (`esearchresult.ERROR`, e.g.
+    "Search Backend failed") and throttles a client over its rate (429, documented at
+    https://nlmportal.dynamics365portals.us/kbArticle/?pn=KA-05510) with the body
+    `{"error": "API rate limit exceeded", ...}` (a recorded one is in the shared samples): both
+    raise InvalidBody, so the client retries them with back-off, within its bounded tries,
+    instead of ending the refresh.
+    """
     if response.url.path.endswith(ESEARCH_PATH):
-        require_json(response)
+        body = require_json(response)
+        problem = _eutils_error(body)
+        if problem is not None:
+            raise InvalidBody(problem)
         return
+    if response.content.lstrip().startswith(b"{"):
+        problem = _eutils_error(require_json(response))
+        raise InvalidBody(problem or "JSON where efetch XML was expected")
     try:
         root = SafeET.fromstring(response.content, forbid_dtd=False)
     except Exception as exc:
         raise InvalidBody(f"not efetch XML ({type(exc).__name__})") from None
     if root.tag != ROOT_TAG:
         raise InvalidBody(f"root is <{root.tag}>, not <{ROOT_TAG}>")
+
+
+def _eutils_error(body: Any) -> str | None:
+    """The error an E-utilities JSON body carries (throttling or esearch ERROR), if any."""
+    if not isinstance(body, dict):
+        return "esearch body is not a JSON object"
+    if isinstance(body.get("error"), str):
+        return f"E-utilities: {body['error']}"
+    result = body.get("esearchresult")
+    if isinstance(result, dict) and result.get("ERROR"):
+        return f"esearch ERROR: {' '.join(str(result['ERROR']).split())}"
+    return None
 
 
 def live_params(creds: Credentials) -> dict[str, str]:
@@ -542,7 +661,7 @@ def fetch(run: LiveRun) -> dict[str, int]:
     hits: dict[str, int] = {}
     for query in run.work:
         client = run.client(query_prefix(query))
-        pages = iter_efetch_pages(client, query, run.page_size or EFETCH_BATCH)
+        pages = iter_efetch_pages(client, query, run.page_size or EFETCH_BATCH, warn=run.warn)
         hits[query] = sum(count_records(body) for body in pages)
         run.advance(1)
     return hits
@@ -561,7 +680,13 @@ DEFAULT_DOCTYPE = (
     '"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">'
 )
 _DOCTYPE = re.compile(rb"<!DOCTYPE[^>]*>")
-_WEBENV = "MCID_emulator"
+_WEBENV = "MCID_"
+_DATE_RANGE = re.compile(r"^(\d{4}(?:/\d{1,2}){0,2}):(\d{4}(?:/\d{1,2}){0,2})\[(?:dp|pdat)\]$")
+_CAP_ERROR = (
+    "Search Backend failed: Exception:\n'retstart' cannot be larger than {last}. For PubMed, "
+    "ESearch can only retrieve the first {cap} records matching the query."
+)
+"""The in-band esearch error past the cap, as E-utilities words it (at HTTP 200)."""
 
 
 @dataclass
@@ -571,6 +696,10 @@ class Served:
     articles: list[bytes] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
     """Per article, its modification date (YYYY-MM-DD, empty when the XML carries none)."""
+    published: list[str] = field(default_factory=list)
+    """Per article, its publication date (ISO, as precise as PubDate is; `[dp]` ranges)."""
+    docs: list[serving.Doc] = field(default_factory=list)
+    """Per article, its text to search; `record` is the article's index."""
     doctype: str = DEFAULT_DOCTYPE
 
 
@@ -598,6 +727,15 @@ def modified_date(record: Element) -> str:
     return ""
 
 
+def published_date(record: Element) -> str:
+    """The journal issue's publication date (`[dp]`) as an ISO day; a date given only to the
+    year or month counts as its first day, so consecutive day ranges never both find it."""
+    published, _ = parse_pub_date(
+        record.find("MedlineCitation/Article/Journal/JournalIssue/PubDate")
+    )
+    return published.isoformat() if published is not None else ""
+
+
 def load_served(files: Sequence[tuple[Path, serving.Keep]]) -> Served:
     """Every kept record of the efetch files, with the last file's DOCTYPE."""
     served = Served()
@@ -608,7 +746,9 @@ def load_served(files: Sequence[tuple[Path, serving.Keep]]) -> Served:
             served.doctype = doctype.group(0).decode()
         for child in SafeET.fromstring(body, forbid_dtd=False):
             if keep(child):
+                served.docs.append(serving.Doc.of(len(served.articles), " ".join(child.itertext())))
                 served.modified.append(modified_date(child))
+                served.published.append(published_date(child))
                 served.articles.append(article_bytes(child))
     return served
 
@@ -630,27 +770,86 @@ def _slash_day(value: str) -> str:
     return "-".join([f"{int(parts[0]):04d}", *(f"{int(p):02d}" for p in parts[1:])])
 
 
-def _hits(served: Served, window: tuple[str, str] | None) -> list[bytes]:
+def _fielded(served: Served) -> serving.Fielded:
+    """`YYYY/MM/DD:YYYY/MM/DD[dp]` in a term: a publication-date range."""
+
+    def read(token: str) -> serving.Match | None:
+        found = _DATE_RANGE.match(token)
+        if found is None:
+            return None
+        low, high = _slash_day(found.group(1)), _slash_day(found.group(2))
+
+        def match(doc: serving.Doc) -> bool:
+            day = served.published[doc.record]
+            return bool(day) and low <= day[: len(low)] and day[: len(high)] <= high
+
+        return match
+
+    return read
+
+
+def _hits(
+    served: Served, term: str, window: tuple[str, str] | None, topics: Sequence[str]
+) -> list[int]:
+    """Indexes of the articles `term` finds, inside the `mdat` window when there is one."""
+    found = [doc.record for doc in serving.search(served.docs, term, topics, _fielded(served))]
     if window is None:
-        return served.articles
-    pairs = zip(served.articles, served.modified, strict=True)
-    return [article for article, day in pairs if serving.within(day, *window)]
+        return found
+    return [i for i in found if serving.within(served.modified[i], *window)]
+
+
+def _webenv(term: str, window: tuple[str, str] | None) -> str:
+    """The history of one search, named by what it searched (so efetch can page it again)."""
+    asked = orjson.dumps([term, *(window or ())])
+    return _WEBENV + base64.urlsafe_b64encode(asked).decode().rstrip("=")
+
+
+def _search_of(webenv: str) -> tuple[str, tuple[str, str] | None] | None:
+    """(term, window) a WebEnv this emulator handed out stands for; None for a foreign one."""
+    if not webenv.startswith(_WEBENV):
+        return None
+    code = webenv[len(_WEBENV) :]
+    try:
+        asked = orjson.loads(base64.urlsafe_b64decode(code + "=" * (-len(code) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(asked, list) or len(asked) not in (1, 3):
+        return None
+    return str(asked[0]), (str(asked[1]), str(asked[2])) if len(asked) == 3 else None
+
+
+def _esearch_error(message: str) -> serving.Reply:
+    """E-utilities' in-band failure: HTTP 200 with `esearchresult.ERROR`."""
+    return serving.json_reply({"esearchresult": {"ERROR": message}})
+
+
+def _history_lost() -> serving.Reply:
+    """efetch with a WebEnv the server no longer holds (expired, or never handed out)."""
+    return serving.Reply(400, b"<ERROR>Unable to obtain query #1</ERROR>", "text/xml")
 
 
 def answer(served: Served, request: serving.Request) -> serving.Reply:
     """esearch (usehistory=y, JSON) and efetch (retstart/retmax, XML).
 
-    A `datetype=mdat` window travels inside the WebEnv, so efetch pages the same hits.
+    esearch finds the articles whose text the term matches (PubMed ANDs words by default;
+    `[dp]` date ranges are read) inside a `datetype=mdat` window; the WebEnv names that search,
+    lives `Expiry.ttl` seconds, and efetch pages its hits up to `result_cap` records.
     """
     params = request.params
+    cap = request.result_cap
     if request.path == ESEARCH_PATH:
+        term = params.get("term", "")
         try:
             window = _window(params)
+            hits = _hits(served, term, window, request.topics)
         except ValueError as exc:
-            return serving.json_reply({"esearchresult": {"ERROR": str(exc)}})
-        webenv = _WEBENV if window is None else f"{_WEBENV}:{window[0]}:{window[1]}"
+            return _esearch_error(str(exc))
+        if cap is not None and serving.int_param(params, "retstart", 0) >= cap:
+            return _esearch_error(_CAP_ERROR.format(last=cap - 1, cap=f"{cap:,}"))
+        webenv = _webenv(term, window)
+        request.state.issue(SOURCE, webenv)
         result = {
-            "count": str(len(_hits(served, window))),
+            "count": str(len(hits)),
             "retmax": "0",
             "retstart": "0",
             "idlist": [],
@@ -661,14 +860,24 @@ def answer(served: Served, request: serving.Request) -> serving.Reply:
         return serving.json_reply({"header": header, "esearchresult": result})
     if request.path != EFETCH_PATH:
         return serving.error_reply(404, f"unknown path {request.path}")
-    base, _, window_text = params.get("WebEnv", "").partition(":")
-    low, _, high = window_text.partition(":")
-    if base != _WEBENV or params.get("query_key") != "1" or bool(window_text) != bool(high):
-        return serving.Reply(400, b"<ERROR>Unable to obtain query #1</ERROR>", "text/xml")
-    hits = _hits(served, (low, high) if window_text else None)
+    webenv = params.get("WebEnv", "")
+    search = _search_of(webenv)
+    if search is None or params.get("query_key") != "1":
+        return _history_lost()
+    if not request.state.alive(SOURCE, webenv):
+        return _history_lost()
     start = serving.int_param(params, "retstart", 0)
-    articles = hits[start : start + serving.int_param(params, "retmax", 20)]
-    body = efetch_document(served.doctype, articles)
+    if cap is not None and start >= cap:
+        message = _CAP_ERROR.format(last=cap - 1, cap=f"{cap:,}")
+        return serving.Reply(400, f"<ERROR>{message}</ERROR>".encode(), "text/xml")
+    try:
+        hits = _hits(served, search[0], search[1], request.topics)
+    except ValueError:
+        return _history_lost()
+    stop = start + serving.int_param(params, "retmax", 20)
+    if cap is not None:
+        stop = min(stop, cap)
+    body = efetch_document(served.doctype, [served.articles[i] for i in hits[start:stop]])
     return serving.Reply(200, body, "text/xml; charset=UTF-8")
 
 

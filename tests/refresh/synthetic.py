@@ -110,7 +110,7 @@ def _study(index: int) -> dict[str, Any]:
     nct = nct_id(index)
     return {
         "protocolSection": {
-            "identificationModule": {"nctId": nct, "briefTitle": f"Synthetic study {nct}"},
+            "identificationModule": {"nctId": nct, "briefTitle": f"Synthetic kratom study {nct}"},
             "statusModule": {"overallStatus": "COMPLETED"},
         },
         "hasResults": False,
@@ -120,8 +120,8 @@ def _study(index: int) -> dict[str, Any]:
 def _pubmed_article(number: int) -> str:
     return (
         f'<PubmedArticle><MedlineCitation><PMID Version="1">{number}</PMID><Article>'
-        f"<ArticleTitle>Synthetic article {number}</ArticleTitle></Article></MedlineCitation>"
-        "</PubmedArticle>\n"
+        f"<ArticleTitle>Synthetic kratom article {number}</ArticleTitle></Article>"
+        "</MedlineCitation></PubmedArticle>\n"
     )
 
 
@@ -141,7 +141,12 @@ def write_snapshot(out: Path, counts: Counts) -> Path:
         encoding="utf-8",
     )
     epmc = [
-        {"id": str(pmid(i)), "source": "MED", "pmid": str(pmid(i)), "title": f"Synthetic {i}"}
+        {
+            "id": str(pmid(i)),
+            "source": "MED",
+            "pmid": str(pmid(i)),
+            "title": f"Synthetic kratom {i}",
+        }
         for i in range(counts.europepmc)
     ]
     _write_json(
@@ -149,12 +154,15 @@ def write_snapshot(out: Path, counts: Counts) -> Path:
         {"hitCount": len(epmc), "resultList": {"result": epmc}},
     )
     works = [
-        {"id": f"https://openalex.org/W{PMID_BASE * 1000 + i + 1}", "title": f"Synthetic {i}"}
+        {
+            "id": f"https://openalex.org/W{PMID_BASE * 1000 + i + 1}",
+            "title": f"Synthetic kratom {i}",
+        }
         for i in range(counts.openalex)
     ]
     _write_json(out / "openalex" / "works-0001.json", {"meta": {}, "results": works})
     items = [
-        {"DOI": f"{CROSSREF_TEST_PREFIX}/synthetic.{i + 1}", "title": [f"Synthetic {i}"]}
+        {"DOI": f"{CROSSREF_TEST_PREFIX}/synthetic.{i + 1}", "title": [f"Synthetic kratom {i}"]}
         for i in range(counts.crossref)
     ]
     _write_json(

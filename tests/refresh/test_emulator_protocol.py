@@ -39,7 +39,9 @@ def _client(server: EmulatorServer, source: str) -> SourceHttp:
     return SourceHttp(source, parse_base_urls([f"all={server.base_url}"])[source], max_tries=1)
 
 
-def test_clinicaltrials_page_tokens_walk_every_study_once(server: EmulatorServer) -> None:
+def test_clinicaltrials_page_tokens_walk_every_found_study_once(server: EmulatorServer) -> None:
+    """query.term is searched: "kratom" finds 8 studies by their text, and the 2 whose
+    reconstructed record holds no topic word at all are served to every search (serving.search)."""
     ids: list[str] = []
     token = None
     pages = 0
@@ -54,7 +56,7 @@ def test_clinicaltrials_page_tokens_walk_every_study_once(server: EmulatorServer
                 break
         version = http.get_json("/api/v2/version")
     assert pages == 3
-    assert len(ids) == len(set(ids)) == 11
+    assert len(ids) == len(set(ids)) == 10
     assert version["dataTimestamp"].startswith("2026-11-25")
 
 
@@ -81,18 +83,20 @@ def test_study_filter_open_lower_bound_and_missing_date() -> None:
     assert not keep({"protocolSection": {}})
 
 
-def test_pubmed_history_and_efetch_slices_return_every_article(server: EmulatorServer) -> None:
+def test_pubmed_history_and_efetch_slices_return_every_found_one(server: EmulatorServer) -> None:
     with _client(server, "pubmed") as http:
         bodies = list(pubmed.iter_efetch_pages(http, "kratom", batch=40))
-    assert len(bodies) == 3
+    assert len(bodies) == 2
     assert all(b.startswith(b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet') for b in bodies)
-    assert sum(b.count(b"<PubmedArticle>") for b in bodies) == 90
+    # 60 articles say "kratom"; 4 hold no topic word in the reconstructed snapshot.
+    assert sum(b.count(b"<PubmedArticle>") for b in bodies) == 64
 
 
 def test_europepmc_cursor_repeats_on_the_last_page(server: EmulatorServer) -> None:
     with _client(server, "europepmc") as http:
         pages = list(europepmc.iter_search_pages(http, "kratom", page_size=10))
-    assert [len(p["resultList"]["result"]) for p in pages] == [10, 10, 5]
+    assert [len(p["resultList"]["result"]) for p in pages] == [10, 9]
+    assert pages[0]["hitCount"] == 19
     assert pages[-1]["nextCursorMark"] == pages[-1]["request"]["cursorMark"]
 
 
@@ -162,7 +166,8 @@ def test_unknown_source_is_404(server: EmulatorServer) -> None:
 
 
 def test_chembl_next_link_is_followed_from_the_host_root() -> None:
-    data = SnapshotRecords("2026-01-01", {"chembl": [{"activity_id": n} for n in range(5)]})
+    activities = [{"activity_id": n, "molecule_chembl_id": "CHEMBL1"} for n in range(5)]
+    data = SnapshotRecords("2026-01-01", {"chembl": activities})
     server = EmulatorServer(SnapshotApi(data), FaultPlan())
     with running(server), _client(server, "chembl") as http:
         pages = list(chembl.iter_activity_pages(http, ["CHEMBL1"], limit=2))
