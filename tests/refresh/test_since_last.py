@@ -31,6 +31,7 @@ from pipelines.devtools.emulator import (
     load_snapshot,
     make_server,
     running,
+    topic_queries,
 )
 from pipelines.refresh import (
     Credentials,
@@ -212,7 +213,7 @@ def _api(tmp_path: Path) -> SnapshotApi:
     first_pmid = text.split("<PMID", 1)[1].split("</PMID>", 1)[0]
     revised = "<DateRevised><Year>2026</Year><Month>03</Month><Day>04</Day></DateRevised>"
     pubmed.write_text(text.replace(f"{first_pmid}</PMID>", f"{first_pmid}</PMID>{revised}", 1))
-    return SnapshotApi(load_snapshot(served))
+    return SnapshotApi(load_snapshot(served), topics=topic_queries(paths.REFERENCE_DIR))
 
 
 def test_emulator_narrows_each_source_to_its_change_window(tmp_path: Path) -> None:
@@ -225,7 +226,7 @@ def test_emulator_narrows_each_source_to_its_change_window(tmp_path: Path) -> No
     assert len(everything["message"]["items"]) == 43
 
     search = api.answer(
-        "/pubmed/esearch.fcgi?term=x&datetype=mdat&mindate=2026/03/01&maxdate=2026/03/31"
+        "/pubmed/esearch.fcgi?term=&datetype=mdat&mindate=2026/03/01&maxdate=2026/03/31"
     )
     result = json.loads(search.body)["esearchresult"]
     assert result["count"] == "1"
@@ -233,7 +234,7 @@ def test_emulator_narrows_each_source_to_its_change_window(tmp_path: Path) -> No
         f"/pubmed/efetch.fcgi?query_key=1&WebEnv={result['webenv']}&retstart=0&retmax=20"
     )
     assert fetched.body.count(b"<PubmedArticle>") == 1 and b"<DateRevised>" in fetched.body
-    assert json.loads(api.answer("/pubmed/esearch.fcgi?term=x").body)["esearchresult"][
+    assert json.loads(api.answer("/pubmed/esearch.fcgi?term=").body)["esearchresult"][
         "count"
     ] == str(len(api.data.of("pubmed").articles))
 
