@@ -28,8 +28,8 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)  ## scale benchmarks (not part of `make test`)
-	$(PY) bench/bench_ctgov.py
-	$(PY) bench/bench_pubmed.py
+	nice -n 10 $(PY) bench/bench_ctgov.py
+	nice -n 10 $(PY) bench/bench_pubmed.py
 
 dev: $(STAMP) .env  ## the Dagster UI on the asset graph
 	$(VENV)/bin/dagster dev -w workspace.yaml

@@ -1,24 +1,33 @@
-"""ClinicalTrials.gov staging at scale: our streaming path against a naive pandas baseline.
+"""ClinicalTrials.gov at scale: the build end to end against a naive flatten, on the same pages.
 
-For each size N, `generate_ctgov.write_snapshot` writes N synthetic studies as v2 list pages,
-then each method runs in its own subprocess so its peak RSS is its own (read from `os.wait4`):
+For each size N a generator writes N studies as v2 list pages of 1000 (`generate_realshape`:
+byte copies of the real v2 bodies in ../shared/samples/ctgov under new NCT9 ids, the default;
+`generate_ctgov`: studies drawn from the bundled snapshot's shapes, `--shape synthetic`). Then
+each method runs in its own process, so its peak RSS is its own (`os.wait4`, as
+`/usr/bin/time -v` reads it):
 
-- `stage_source`: `pipelines.staging.stage_source` into a fresh DuckDB file (ijson stream,
-  batched Arrow inserts), i.e. what the staging asset does;
-- `json_normalize`: for each page `json.load` then `pandas.json_normalize(page["studies"])`.
+- `naive`: per page `json.load`, `pandas.json_normalize` into four tables (studies, conditions,
+  interventions, outcomes), Parquet out; no validation;
+- `stage_source`: `pipelines.staging.stage_source` into a fresh DuckDB file, staging alone;
+- `build`: `kratom-evidence build` end to end (staging, curation, checks, publish) into a fresh
+  data dir.
 
-Then `kratom-evidence build` runs end to end once on the smallest size, and once more in-process
-to read each Dagster step's duration. Prints a table and writes `bench/out/ctgov-<stamp>.json`.
-Not a test: run `python bench/bench_ctgov.py [--sizes 10000 100000]`.
+Prints one line per method (wall and CPU seconds, studies per wall and per CPU second, peak
+RSS) and the ratio build / naive, and writes `bench/out/ctgov-<stamp>.json`. `--steps` also runs
+the build in-process for each Dagster step's duration; `--profile` runs it under cProfile
+(`bench/out/profile-ctgov-<shape>-<N>.pstats`, top functions printed). Not a test:
+`python bench/bench_ctgov.py [--sizes 20000 200000]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import importlib
 import json
 import os
 import platform
+import pstats
 import shutil
 import subprocess
 import sys
@@ -30,7 +39,6 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"
-METHODS = ("stage_source", "json_normalize")
 
 
 # --- child side: one measured run per process --------------------------------------------------
@@ -50,15 +58,48 @@ def run_stage_source(snapshot_dir: Path, work: Path) -> int:
     return stats.staged
 
 
-def run_json_normalize(snapshot_dir: Path, work: Path) -> int:
-    """Naive baseline: load each page whole and flatten its studies with pandas."""
+NAIVE_TABLES = {
+    "conditions": (("conditionsModule", "conditions"),),
+    "interventions": (("armsInterventionsModule", "interventions"),),
+    "outcomes": (
+        ("outcomesModule", "primaryOutcomes"),
+        ("outcomesModule", "secondaryOutcomes"),
+        ("outcomesModule", "otherOutcomes"),
+    ),
+}
+"""The naive baseline's child tables: the protocolSection lists each one flattens."""
+
+
+def run_naive(snapshot_dir: Path, work: Path) -> int:
+    """Naive baseline: per page `json.load`, `pandas.json_normalize` into studies, conditions,
+    interventions and outcomes, each written to Parquet; no validation, no classification."""
     import pandas as pd
 
+    out = work / "naive"
+    for table in ("studies", *NAIVE_TABLES):
+        (out / table).mkdir(parents=True)
     count = 0
     for path in sorted((snapshot_dir / "clinicaltrials").glob("*.json")):
         with path.open("rb") as handle:
-            page = json.load(handle)
-        count += len(pd.json_normalize(page["studies"]))
+            studies = json.load(handle)["studies"]
+        frames = {"studies": pd.json_normalize(studies)}
+        for table, lists in NAIVE_TABLES.items():
+            parts = []
+            for module, key in lists:
+                having = [
+                    {"nct_id": s["protocolSection"]["identificationModule"]["nctId"], key: items}
+                    for s in studies
+                    if (items := s["protocolSection"].get(module, {}).get(key))
+                ]
+                parts.append(
+                    pd.json_normalize(having, record_path=key, meta="nct_id")
+                    .rename(columns={0: "value"})
+                    .assign(list=key)
+                )
+            frames[table] = pd.concat(parts, ignore_index=True)
+        for table, frame in frames.items():
+            frame.to_parquet(out / table / f"{path.stem}.parquet")
+        count += len(studies)
     return count
 
 
@@ -81,29 +122,43 @@ def run_build_steps(snapshot_dir: Path, work: Path) -> dict[str, Any]:
         for event in result.all_events
         if event.is_step_success
     }
-    return dict(sorted(steps.items(), key=lambda item: -item[1]))
+    return {"steps": dict(sorted(steps.items(), key=lambda item: -item[1]))}
+
+
+def run_build_profile(snapshot_dir: Path, work: Path) -> dict[str, Any]:
+    """The in-process build under cProfile; the stats go to bench/out/profile-<snapshot>.pstats."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    steps = run_build_steps(snapshot_dir, work)["steps"]
+    profiler.disable()
+    path = OUT_DIR / f"profile-{snapshot_dir.name}.pstats"
+    profiler.dump_stats(path)
+    return {"steps": steps, "pstats": str(path)}
 
 
 _IMPORTS = {
     "stage_source": ("duckdb", "pipelines.staging", "pipelines.warehouse"),
-    "json_normalize": ("pandas",),
+    "naive": ("pandas", "pyarrow.parquet"),
     "build_steps": ("dagster", "pipelines.definitions"),
+    "build_profile": ("dagster", "pipelines.definitions"),
 }
 """Modules each method imports, loaded before the clock starts: we time work, not imports."""
+
+_RUNS = {
+    "stage_source": run_stage_source,
+    "naive": run_naive,
+    "build_steps": run_build_steps,
+    "build_profile": run_build_profile,
+}
 
 
 def child(method: str, snapshot_dir: Path) -> None:
     """Run one method, print one JSON line: count (or step times) and seconds."""
-    runs = {
-        "stage_source": run_stage_source,
-        "json_normalize": run_json_normalize,
-        "build_steps": run_build_steps,
-    }
     for module in _IMPORTS[method]:
         importlib.import_module(module)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        outcome = runs[method](snapshot_dir, Path(tmp))
+        outcome = _RUNS[method](snapshot_dir, Path(tmp))
         seconds = time.perf_counter() - started
     print(json.dumps({"result": outcome, "seconds": seconds}))
 
@@ -111,103 +166,145 @@ def child(method: str, snapshot_dir: Path) -> None:
 # --- parent side ------------------------------------------------------------------------------
 
 
-def measured(argv: list[str]) -> tuple[str, float, float]:
-    """Run argv to completion: (stdout, wall seconds, peak RSS MiB of that process alone)."""
+def measured(argv: list[str]) -> dict[str, Any]:
+    """Run argv to completion: stdout, wall and CPU seconds, peak RSS MiB of that process."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(argv, stdout=out, stderr=err)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if process.returncode != 0:
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
             raise SystemExit(f"{argv[:4]} failed:\n{err.read().decode()[-2000:]}")
-        return out.read().decode(), seconds, usage.ru_maxrss / 1024  # KiB on Linux
+        out.seek(0)
+        return {
+            "stdout": out.read().decode(),
+            "wall_s": seconds,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
+        }
 
 
 def run_method(method: str, snapshot_dir: Path) -> dict[str, Any]:
-    """One method in a fresh interpreter; its own count, seconds and peak RSS."""
-    stdout, _, peak = measured(
-        [sys.executable, __file__, "--child", method, "--snapshot", str(snapshot_dir)]
-    )
-    report = json.loads(stdout.strip().splitlines()[-1])
-    return {"result": report["result"], "seconds": report["seconds"], "peak_rss_mib": peak}
+    """One method in a fresh interpreter: its own result, wall and CPU seconds, peak RSS."""
+    run = measured([sys.executable, __file__, "--child", method, "--snapshot", str(snapshot_dir)])
+    report = json.loads(run.pop("stdout").strip().splitlines()[-1])
+    return run | {"result": report["result"], "work_s": report["seconds"]}
 
 
 def run_cli_build(snapshot_dir: Path) -> dict[str, Any]:
-    """`kratom-evidence build` end to end into a fresh data dir: wall seconds and peak RSS."""
+    """`kratom-evidence build` end to end into a fresh data dir."""
     cli = shutil.which("kratom-evidence", path=str(Path(sys.executable).parent))
     if cli is None:
         raise SystemExit("kratom-evidence is not installed in this interpreter's environment")
     with tempfile.TemporaryDirectory() as tmp:
-        _, seconds, peak = measured(
-            [cli, "build", "--snapshot", str(snapshot_dir), "--data-dir", tmp]
-        )
-    return {"seconds": seconds, "peak_rss_mib": peak}
+        run = measured([cli, "build", "--snapshot", str(snapshot_dir), "--data-dir", tmp])
+    del run["stdout"]
+    return run
+
+
+def write_snapshot(shape: str, out: Path, size: int, seed: int) -> None:
+    """N studies of the chosen shape as v2 pages (the generators live beside this script)."""
+    sys.path.insert(0, str(BENCH_DIR))
+    if shape == "real":
+        from generate_realshape import write_snapshot as write_real
+
+        write_real(out, size)
+    else:
+        from generate_ctgov import write_snapshot as write_synthetic
+
+        write_synthetic(out, size, seed)
+
+
+def line(method: str, size: int, run: dict[str, Any]) -> str:
+    return (
+        f"{method:<14}{size:>9}{run['wall_s']:>9.2f}{run['cpu_s']:>9.2f}"
+        f"{size / run['wall_s']:>10.0f}{size / run['cpu_s']:>10.0f}{run['peak_rss_mib']:>11.1f}"
+    )
+
+
+def print_top(pstats_path: str, count: int = 25) -> None:
+    """The profile's functions by own time, then by cumulative time."""
+    stats = pstats.Stats(pstats_path)
+    stats.sort_stats("tottime").print_stats(count)
+    stats.sort_stats("cumulative").print_stats(count)
+
+
+HEADER = (
+    f"{'method':<14}{'N':>9}{'wall s':>9}{'CPU s':>9}{'/wall s':>10}{'/CPU s':>10}{'RSS MiB':>11}"
+)
+
+
+def bench_size(snapshot_dir: Path, size: int, methods: list[str]) -> list[dict[str, Any]]:
+    """Each method once on the snapshot, printed as it ends, then the ratio build / naive."""
+    runs: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        if method == "build":
+            run = run_cli_build(snapshot_dir)
+        else:
+            run = run_method(method, snapshot_dir)
+            if run["result"] != size:
+                raise SystemExit(f"{method} read {run['result']} studies, not {size}")
+        runs[method] = run
+        print(line(method, size, run), flush=True)
+    rows = [{"method": method, "studies": size} | run for method, run in runs.items()]
+    if "build" in runs and "naive" in runs:
+        ratio = runs["build"]["wall_s"] / runs["naive"]["wall_s"]
+        rows.append({"method": "ratio build/naive", "studies": size, "wall": ratio})
+        print(f"ratio build / naive (wall) at N={size}: {ratio:.2f}", flush=True)
+    return rows
+
+
+def build_detail(method: str, snapshot_dir: Path, size: int) -> dict[str, Any]:
+    """The in-process build (`build_steps` or `build_profile`): its slowest steps printed."""
+    run = run_method(method, snapshot_dir)
+    steps = run["result"]["steps"]
+    print(
+        f"{method} N={size}: {run['work_s']:.2f} s, steps' own time "
+        f"{sum(steps.values()):.2f} s over {len(steps)} steps; slowest:"
+    )
+    for step, seconds in list(steps.items())[:10]:
+        print(f"  {step:<40}{seconds:>8.2f}")
+    if method == "build_profile":
+        print_top(run["result"]["pstats"])
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-build", action="store_true", help="skip the end-to-end build")
-    parser.add_argument("--child", choices=(*METHODS, "build_steps"), help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000])
+    parser.add_argument("--shape", choices=("real", "synthetic"), default="real")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic shape only")
+    parser.add_argument("--methods", nargs="*", default=["naive", "stage_source", "build"])
+    parser.add_argument("--steps", action="store_true", help="each build step's duration")
+    parser.add_argument("--profile", action="store_true", help="the build under cProfile")
+    parser.add_argument("--child", choices=tuple(_RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--snapshot", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.snapshot)
         return
 
-    sys.path.insert(0, str(BENCH_DIR))
-    from generate_ctgov import write_snapshot
-
     OUT_DIR.mkdir(exist_ok=True)
-    rows = []
-    build: dict[str, Any] = {}
-    header = f"{'method':<16}{'N':>9}{'seconds':>10}{'studies/s':>11}{'peak RSS MiB':>14}"
-    print(header)
+    rows: list[dict[str, Any]] = []
+    details: dict[str, Any] = {}
+    print(HEADER)
     for size in sorted(args.sizes):
-        snapshot_dir = OUT_DIR / f"ctgov-{size}"
-        write_snapshot(snapshot_dir, size, args.seed)
-        for method in METHODS:
-            run = run_method(method, snapshot_dir)
-            if run["result"] != size:
-                raise SystemExit(f"{method} read {run['result']} studies, not {size}")
-            row = {"method": method, "studies": size} | run
-            row["studies_per_second"] = size / run["seconds"]
-            rows.append(row)
-            print(
-                f"{method:<16}{size:>9}{run['seconds']:>10.2f}"
-                f"{row['studies_per_second']:>11.0f}{run['peak_rss_mib']:>14.1f}",
-                flush=True,
-            )
-        if not args.no_build and not build:
-            cli = run_cli_build(snapshot_dir)
-            steps = run_method("build_steps", snapshot_dir)
-            build = {"studies": size, "cli": cli, "in_process": steps}
-            print(
-                f"{'build (CLI)':<16}{size:>9}{cli['seconds']:>10.2f}"
-                f"{size / cli['seconds']:>11.0f}{cli['peak_rss_mib']:>14.1f}",
-                flush=True,
-            )
-    if build:
-        steps = build["in_process"]
-        print(
-            f"build in-process: {steps['seconds']:.2f} s, of which steps' own compute "
-            f"{sum(steps['result'].values()):.2f} s over {len(steps['result'])} steps"
-        )
-        print("slowest build steps (s):")
-        for step, seconds in list(build["in_process"]["result"].items())[:8]:
-            print(f"  {step:<40}{seconds:>8.2f}")
+        snapshot_dir = OUT_DIR / f"ctgov-{args.shape}-{size}"
+        write_snapshot(args.shape, snapshot_dir, size, args.seed)
+        rows += bench_size(snapshot_dir, size, args.methods)
+        for method, wanted in (("build_steps", args.steps), ("build_profile", args.profile)):
+            if wanted:
+                details[f"{method}-{size}"] = build_detail(method, snapshot_dir, size)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report = {
         "created_at": stamp,
-        "seed": args.seed,
+        "shape": args.shape,
         "python": platform.python_version(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "load_average": os.getloadavg(),
         "runs": rows,
-        "build": build,
+        "build_detail": details,
     }
     path = OUT_DIR / f"ctgov-{stamp}.json"
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
