@@ -36,6 +36,7 @@ from pipelines.normalize.compounds import (
 )
 from pipelines.normalize.conditions import CATEGORIES_FILE, load_condition_lexicon
 from pipelines.normalize.dedup import merge_publications
+from pipelines.normalize.distinct import per_distinct
 from pipelines.normalize.dosing import TERMS_FILE as DOSING_TERMS_FILE
 from pipelines.normalize.dosing import load_dosing_terms, study_durations
 from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
@@ -491,7 +492,9 @@ def build_conditions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Bui
     frame = staged(con, "conditions")
     if not frame.empty:
         lexicon = load_condition_lexicon(reference_dir)
-        frame["condition_category"] = [lexicon.categorise(c or "") for c in frame["condition"]]
+        frame["condition_category"] = per_distinct(
+            lambda c: lexicon.categorise(c or ""), frame["condition"]
+        )
     return Built(frame)
 
 
@@ -504,21 +507,21 @@ def build_interventions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> 
     frame = staged(con, "interventions")
     if not frame.empty:
         lexicon = load_compound_lexicon(reference_dir)
-        frame["compound_id"] = [lexicon.primary(n or "") for n in frame["intervention_name"]]
-        frame["product_form"] = [
-            lexicon.product_form(n or "", t if isinstance(t, str) else None, c)
-            for n, t, c in zip(
-                frame["intervention_name"],
-                frame["intervention_type"],
-                frame["compound_id"],
-                strict=True,
-            )
-        ]
+        frame["compound_id"] = per_distinct(
+            lambda n: lexicon.primary(n or ""), frame["intervention_name"]
+        )
+        frame["product_form"] = per_distinct(
+            lambda n, t, c: lexicon.product_form(n or "", t if isinstance(t, str) else None, c),
+            frame["intervention_name"],
+            frame["intervention_type"],
+            frame["compound_id"],
+        )
         terms = load_dosing_terms(reference_dir)
-        doses = [
-            terms.parse_dose(name) or terms.parse_dose(_str(text))
-            for name, text in zip(frame["intervention_name"], _descriptions(frame), strict=True)
-        ]
+        doses = per_distinct(
+            lambda name, text: terms.parse_dose(name) or terms.parse_dose(_str(text)),
+            frame["intervention_name"],
+            _descriptions(frame),
+        )
         frame["dose_amount"] = [d.amount if d else None for d in doses]
         frame["dose_unit"] = [d.unit if d else None for d in doses]
         frame["dose_frequency"] = [d.frequency if d else None for d in doses]
@@ -544,10 +547,11 @@ def build_outcomes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built
     frame = staged(con, "outcomes")
     if not frame.empty:
         lexicon = load_instrument_lexicon(reference_dir)
-        found = [
-            lexicon.classify(t or "", f if isinstance(f, str) else None)
-            for t, f in zip(frame["title"], frame["time_frame"], strict=True)
-        ]
+        found = per_distinct(
+            lambda t, f: lexicon.classify(t or "", f if isinstance(f, str) else None),
+            frame["title"],
+            frame["time_frame"],
+        )
         frame["domain"] = [d for d, _ in found]
         frame["instrument"] = [i for _, i in found]
     literature = pd.DataFrame(

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.normalize.distinct import per_distinct
 from pipelines.normalize.lexicon import Lexicon, read_reference_csv, split_terms
 
 TERMS_FILE = "dose_duration_terms.csv"
@@ -224,11 +225,12 @@ def study_durations(
     outcome time frames ((study_id, text) pairs; a study named in neither is absent)."""
     courses: dict[str, list[float]] = {}
     followups: dict[str, list[float]] = {}
-    for study_id, text in interventions:
-        days = terms.course_days(text)
+    course_texts, frame_texts = list(interventions), list(time_frames)
+    course_days = per_distinct(terms.course_days, (text for _, text in course_texts))
+    for (study_id, _), days in zip(course_texts, course_days, strict=True):
         courses.setdefault(study_id, []).extend([] if days is None else [days])
-    for study_id, text in time_frames:
-        days = terms.duration_days(text)
+    frame_days = per_distinct(terms.duration_days, (text for _, text in frame_texts))
+    for (study_id, _), days in zip(frame_texts, frame_days, strict=True):
         followups.setdefault(study_id, []).extend([] if days is None else [days])
     result = {}
     for study_id in sorted(set(courses) | set(followups)):
