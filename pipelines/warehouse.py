@@ -7,7 +7,6 @@ what validation turned away. Table names come from code constants, never from in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import duckdb
@@ -68,17 +67,21 @@ def _value_type(value: Any) -> pa.DataType:
     return pa.string()
 
 
-def staging_schema(table: str, rows: Iterable[dict[str, Any]]) -> pa.Schema:
-    """Model columns with the model's types, then any extra staging-only keys, then lineage."""
+def staging_schema(table: str, rows: list[dict[str, Any]]) -> pa.Schema:
+    """Model columns with the model's types, then any extra staging-only keys, then lineage.
+
+    An extra key takes the type of its first non-null value; a key null in every row is left
+    out (a later batch cannot add it: the first batch fixes the table's columns).
+    """
     spec = QUARANTINE if table == QUARANTINE.name else TABLES_BY_NAME.get(table)
     fields: list[pa.Field] = list(arrow_schema(spec.model)) if spec else []
     known = {f.name for f in fields} | set(LINEAGE_COLUMNS)
     extras: dict[str, pa.DataType] = {}
-    for row in rows:
-        for key, value in row.items():
-            if key not in known and key not in extras and value is not None:
-                extras[key] = _value_type(value)
-    fields += [pa.field(k, extras[k]) for k in sorted(extras)]
+    for key in sorted(set().union(*map(dict.keys, rows)) - known):
+        value = next((row[key] for row in rows if row.get(key) is not None), None)
+        if value is not None:
+            extras[key] = _value_type(value)
+    fields += [pa.field(k, extras[k]) for k in extras]
     return pa.schema([f.with_nullable(True) for f in fields] + _LINEAGE_FIELDS)
 
 
@@ -86,24 +89,24 @@ class StagingSink:
     """Buffers parsed rows per table and appends them to staging tables in batches.
 
     Batching keeps memory flat however large the source is: rows are flushed every
-    `batch_rows` rows per table.
+    `batch_rows` rows per table. Lineage columns are added per batch, not per row.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source: str, batch_rows: int = 20_000):
         self._con = con
         self._source = source
         self._batch_rows = batch_rows
-        self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._buffers: dict[str, tuple[list[dict[str, Any]], list[str]]] = {}
         self._schemas: dict[str, pa.Schema] = {}
         self._created: set[str] = set()
         self.counts: dict[str, int] = {}
 
     def add(self, table: str, row: dict[str, Any], source_file: str) -> None:
-        seq = self.counts.get(table, 0)
-        self.counts[table] = seq + 1
-        buffer = self._buffers.setdefault(table, [])
-        buffer.append({**row, "_source": self._source, "_source_file": source_file, "_seq": seq})
-        if len(buffer) >= self._batch_rows:
+        self.counts[table] = self.counts.get(table, 0) + 1
+        rows, files = self._buffers.setdefault(table, ([], []))
+        rows.append(row)
+        files.append(source_file)
+        if len(rows) >= self._batch_rows:
             self._flush(table)
 
     def close(self) -> None:
@@ -111,13 +114,20 @@ class StagingSink:
             self._flush(table)
 
     def _flush(self, table: str) -> None:
-        rows = self._buffers.get(table)
+        rows, files = self._buffers.get(table, ([], []))
         if not rows:
             return
         schema = self._schemas.get(table)
         if schema is None:
             schema = self._schemas[table] = staging_schema(table, rows)
-        batch = pa.Table.from_pylist(rows, schema=schema)
+        first = self.counts[table] - len(rows)
+        lineage = [
+            pa.array([self._source] * len(rows), pa.string()),
+            pa.array(files, pa.string()),
+            pa.array(range(first, first + len(rows)), pa.int64()),
+        ]
+        columns = pa.Table.from_pylist(rows, schema=pa.schema(list(schema)[: -len(lineage)]))
+        batch = pa.Table.from_arrays([*columns.columns, *lineage], schema=schema)
         name = staging_name(self._source, table)
         self._con.register("_batch", batch)
         try:
@@ -129,6 +139,7 @@ class StagingSink:
         finally:
             self._con.unregister("_batch")
         rows.clear()
+        files.clear()
 
 
 def read_frame(

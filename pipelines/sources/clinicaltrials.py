@@ -118,6 +118,7 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
 
     A list page (`{"studies": [...], "nextPageToken"?}`) is streamed study by study, so a page of
     any size is never held whole; a single study (`{"protocolSection": ...}`) is one record.
+    ijson's C backend builds each study (no Python call per JSON event).
 
     Raises:
         SnapshotFormatError: the file is not JSON, or neither a page nor a study.
@@ -138,41 +139,42 @@ def _iter_json(f: BinaryIO, path: Path) -> Iterator[dict[str, Any]]:
     key = next(events)
     if key[1] != "map_key":
         raise SnapshotFormatError(path, "empty JSON object (expected a v2 studies page or study)")
+    f.seek(0)
     if key[2] in _STUDY_KEYS:
-        builder = ijson.ObjectBuilder()
-        for _, event, value in (first, key):
-            builder.event(event, value)
-        for _, event, value in events:
-            builder.event(event, value)
-        yield builder.value
+        yield from ijson.items(f, "", use_float=True)
     elif key[2] in _PAGE_KEYS:
-        yield from _iter_page(path, key, events)
+        yield from _iter_page(path, f)
     else:
         raise SnapshotFormatError(
             path, f"unknown top-level key {key[2]!r}: neither a v2 studies page nor a study"
         )
 
 
-def _iter_page(
-    path: Path, first_key: tuple[str, str, Any], events: Iterator[tuple[str, str, Any]]
-) -> Iterator[dict[str, Any]]:
-    """Build each `studies[]` item from the event stream and check the page's shape."""
-    seen_studies = first_key[2] == "studies"
-    builder: ijson.ObjectBuilder | None = None
+_JSON_EVENT = {bool: "boolean", int: "number", float: "number", str: "string", list: "start_array"}
+"""The ijson event that starts a value of each type (null's is "null")."""
+
+
+def _iter_page(path: Path, f: BinaryIO) -> Iterator[dict[str, Any]]:
+    """Each `studies[]` item; when there is none, check the page has a `studies` list."""
+    found = 0
+    for study in ijson.items(f, _ITEM, use_float=True):
+        if not isinstance(study, dict):
+            event = _JSON_EVENT.get(type(study), "null")
+            raise SnapshotFormatError(path, f"studies[] holds a {event}, not a study object")
+        found += 1
+        yield study
+    if not found:
+        f.seek(0)
+        _check_empty_page(path, ijson.parse(f, use_float=True))
+
+
+def _check_empty_page(path: Path, events: Iterator[tuple[str, str, Any]]) -> None:
+    """A page without studies still needs a `studies` key holding a list."""
+    seen_studies = False
     for prefix, event, value in events:
-        if builder is not None:
-            builder.event(event, value)
-            if prefix == _ITEM and event == "end_map":
-                yield builder.value
-                builder = None
-        elif prefix == _ITEM:
-            if event != "start_map":
-                raise SnapshotFormatError(path, f"studies[] holds a {event}, not a study object")
-            builder = ijson.ObjectBuilder()
-            builder.event(event, value)
-        elif prefix == "studies" and event not in ("start_array", "end_array"):
+        if prefix == "studies" and event not in ("start_array", "end_array"):
             raise SnapshotFormatError(path, "'studies' is not a list")
-        elif prefix == "" and event == "map_key" and value == "studies":
+        if prefix == "" and event == "map_key" and value == "studies":
             seen_studies = True
     if not seen_studies:
         raise SnapshotFormatError(path, "studies page without a 'studies' list")
