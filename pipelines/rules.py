@@ -127,11 +127,13 @@ def _foreign_key_breaches(
         keys = parents.get(fk.ref_table)
         if keys is None:
             continue
-        rows = frame[list(fk.columns)].itertuples(index=True, name=None)
-        for index, *values in rows:
-            if index in skip or any(_is_missing(v) for v in values) or tuple(values) in keys:
+        columns = frame[list(fk.columns)]
+        present = ~columns.isna().any(axis=1).to_numpy()
+        tuples = columns[present].itertuples(index=False, name=None)
+        for index, values in zip(frame.index[present], tuples, strict=True):
+            if index in skip or values in keys:
                 continue
-            shown = tuple(values) if len(values) > 1 else values[0]
+            shown = values if len(values) > 1 else values[0]
             reason = f"{', '.join(fk.columns)} {shown!r} not found in {fk.ref_table}"
             found.append(Breach(int(index), FOREIGN_KEY, fk.columns, fk.ref_table, shown, reason))
             skip.add(index)

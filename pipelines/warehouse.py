@@ -145,14 +145,17 @@ class StagingSink:
 def read_frame(
     con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
 ) -> pd.DataFrame:
-    """Run a query and return pandas, with list columns as Python lists (not numpy arrays)."""
+    """Run a query and return pandas, with list columns as Python lists (not numpy arrays).
+
+    Only LIST and ARRAY columns (their DuckDB type ends in "]") hold arrays to convert.
+    """
     relation = con.execute(sql, params or [])
+    arrays = [name for name, kind, *_ in relation.description or [] if str(kind).endswith("]")]
     frame = relation.df()
-    for column in frame.columns:
-        if frame[column].dtype == object:
-            frame[column] = frame[column].map(
-                lambda v: list(v) if hasattr(v, "tolist") and not isinstance(v, str) else v
-            )
+    for column in arrays:
+        frame[column] = frame[column].map(
+            lambda v: list(v) if hasattr(v, "tolist") and not isinstance(v, str) else v
+        )
     return frame
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from pipelines.normalize.distinct import per_distinct
 from schemas.evidence import STUDY_COMPOUND_LINKS
 
 COLUMNS = [
@@ -56,13 +57,13 @@ def text_compound_links(
     Blank text links nothing.
     """
     rows: list[tuple[str, str, str]] = []
-    for column in TEXT_COLUMNS:
-        for study_id, text in zip(studies["study_id"], studies[column], strict=True):
-            if isinstance(text, str) and text:
-                rows += [(str(study_id), c, column) for c in match(text)]
-    for study_id, text in zip(conditions["study_id"], conditions["condition"], strict=True):
-        if isinstance(text, str) and text:
-            rows += [(str(study_id), c, "condition") for c in match(text)]
+    texts = [(studies, column, column) for column in TEXT_COLUMNS]
+    for frame, column, linked_by in [*texts, (conditions, "condition", "condition")]:
+        found = per_distinct(
+            lambda text: match(text) if isinstance(text, str) and text else [], frame[column]
+        )
+        for study_id, compounds in zip(frame["study_id"], found, strict=True):
+            rows += [(str(study_id), c, linked_by) for c in compounds]
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
