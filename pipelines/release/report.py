@@ -1,7 +1,10 @@
 """report.html: a static, offline picture of one release for readers who do not run SQL.
 
-Charts are hand-written inline SVG, not a plotting library: the page then needs no fonts, scripts
-or network, and the same release gives the same bytes (no ids, dates or hash salts to pin).
+The counting charts (evidence map, studies, tables) are hand-written inline SVG: bars and cells
+need no plotting library, carry no ids, dates or hash salts, and the same release gives the same
+bytes. The evidence charts with log axes (composition, interactions, safety signals) come from
+`evidence_charts.py` (matplotlib), pinned to the same bytes there. The page needs no fonts,
+scripts or network.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from pipelines.release import evidence_charts
 from schemas import vocab
 
 REPORT_FILE = "report.html"
@@ -254,8 +258,14 @@ def heat(value: int, biggest: int) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def heatmap(counts: Counts, compounds: Sequence[str], domains: Sequence[str]) -> str:
-    """Compound rows x domain columns: shade and number give studies, a strip splits by design."""
+def heatmap(
+    counts: Counts,
+    compounds: Sequence[str],
+    domains: Sequence[str],
+    long_term: dict[str, int] | None = None,
+) -> str:
+    """Compound rows x domain columns: shade and number give studies, a strip splits by design,
+    a dark corner marks a cell with long-term studies (`long_term`: cell key -> studies)."""
     label = "Evidence map: studies per compound and outcome domain, coloured by design"
     if not counts:
         return _no_data(label)
@@ -303,6 +313,8 @@ def heatmap(counts: Counts, compounds: Sequence[str], domains: Sequence[str]) ->
                     f"{_esc(compound)} × {_esc(domain)}, {_esc(design)}: {n}</title></rect>"
                 )
                 seg_x += w
+            if (long_term or {}).get(key, 0) > 0:
+                body.append(_long_term_corner(x + cell_w, y))
             ink = "#fff" if total * 4 > biggest else "#222"
             body.append(
                 f'<text x="{_fmt(x + cell_w / 2)}" y="{_fmt(y + cell_h / 2 + 1)}" '
@@ -312,6 +324,14 @@ def heatmap(counts: Counts, compounds: Sequence[str], domains: Sequence[str]) ->
     return _svg(width, height, body, label)
 
 
+def _long_term_corner(right: float, top: float) -> str:
+    """A dark triangle in a cell's top right corner."""
+    return (
+        f'<path d="M{_fmt(right - 9)} {_fmt(top)}H{_fmt(right)}V{_fmt(top + 9)}Z" '
+        'fill="#111" stroke="none"/>'
+    )
+
+
 # --- page ----------------------------------------------------------------------------------------
 
 
@@ -319,16 +339,115 @@ def _figure(chart: str, svg: str, caption: str) -> str:
     return f'<figure data-chart="{chart}">{svg}<figcaption>{_esc(caption)}</figcaption></figure>'
 
 
+def long_term_cells(evidence_map: list[dict[str, Any]]) -> dict[str, int]:
+    """(compound, domain) cell key -> its long-term studies, summed over designs."""
+    cells: Counter[str] = Counter()
+    for row in evidence_map:
+        cells[f"{row['compound_id']}\x1f{row['domain']}"] += row["long_term_studies"] or 0
+    return dict(cells)
+
+
 def _evidence_figure(folder: Path) -> str:
-    rows = _rows(folder, "evidence_map", ("compound_id", "domain", "design", "studies"))
+    rows = _rows(
+        folder, "evidence_map", ("compound_id", "domain", "design", "studies", "long_term_studies")
+    )
     counts = heatmap_counts(rows)
     compounds = sorted({r["compound_id"] for r in rows})
     domains = _vocab_order((r["domain"] for r in rows), vocab.OUTCOME_DOMAINS)
+    studies = _rows(folder, "studies", ("long_term", "max_followup_days"))
+    long_term = sum(bool(s["long_term"]) for s in studies)
+    known = sum(s["max_followup_days"] is not None for s in studies)
     caption = (
         "Evidence map: for each compound and outcome domain, the number of studies (shade and "
-        "number) and a strip at the foot of the cell split by study design in proportion."
+        "number) and a strip at the foot of the cell split by study design in proportion. A dark "
+        "corner marks a cell with long-term studies (studies.long_term: follow-up at or above "
+        f"the long-term threshold). {long_term} of {len(studies)} studies are long term; the "
+        f"follow-up of {known} is known."
     )
-    return _figure("evidence-heatmap", heatmap(counts, compounds, domains), caption)
+    svg = heatmap(counts, compounds, domains, long_term_cells(rows))
+    return _figure("evidence-heatmap", svg, caption)
+
+
+COMPOSITION_COLUMNS = (
+    "composition_id",
+    "compound_id",
+    "material_class",
+    "relation",
+    "value_mg_per_g",
+    "value_low_mg_per_g",
+    "value_high_mg_per_g",
+    "source_kind",
+)
+INTERACTION_COLUMNS = (
+    "interaction_id",
+    "setting",
+    "perpetrator_compound_id",
+    "victim_compound_id",
+    "enzyme",
+    "parameter",
+    "relation",
+    "value",
+    "ci_low",
+    "ci_high",
+    "ci_level",
+    "value_um",
+)
+SAFETY_COLUMNS = (
+    "signal_id",
+    "data_source",
+    "period_start",
+    "period_end",
+    "period",
+    "outcome",
+    "outcome_class",
+    "count",
+    "denominator",
+    "source_kind",
+)
+
+
+def _composition_figure(folder: Path) -> str:
+    rows = _rows(folder, "product_composition", COMPOSITION_COLUMNS)
+    marks = evidence_charts.composition_marks(rows)
+    label = "Alkaloid content per analyte and material, mg/g on a log scale"
+    svg = evidence_charts.composition_chart(marks, PALETTE, label) if marks else _no_data(label)
+    caption = (
+        "Measured content of each analyte (rows) by material (colour), in mg per g on a log "
+        "scale: a line is a reported range, a dot one value, a left-pointing triangle an upper "
+        f"bound. {len(rows) - len(marks)} of {len(rows)} measurements are printed per dose, per "
+        "mL or as detected only, and are not drawn."
+    )
+    return _figure("composition", svg, caption)
+
+
+def _interactions_figure(folder: Path) -> str:
+    rows = _rows(folder, "interaction_effects", INTERACTION_COLUMNS)
+    panels, undrawn = evidence_charts.interaction_panels(rows)
+    label = "Interaction effects: ratios with CI and in-vitro values on log axes"
+    svg = evidence_charts.forest_chart(panels, PALETTE, label) if panels else _no_data(label)
+    caption = (
+        "Interactions: the victim drug's exposure with kratom over without (geometric mean ratio "
+        "with its confidence interval where printed) in people and animals, on a log axis with "
+        "lines at 1 (no change) and 1.25 (the mark of a weak inhibitor); in-vitro values apart, "
+        f"below: predicted AUC ratios and inhibition constants in µM. {undrawn} in-vitro values "
+        "in other units (kinact, constants of an extract in µg/mL) are not drawn."
+    )
+    return _figure("interaction-forest", svg, caption)
+
+
+def _safety_figure(folder: Path) -> str:
+    rows = _rows(folder, "safety_signals", SAFETY_COLUMNS)
+    spans = evidence_charts.safety_spans(rows)
+    label = "Safety signals by data source and period"
+    svg = evidence_charts.safety_chart(spans, PALETTE, label) if spans else _no_data(label)
+    undated = sum(s.start is None for s in spans)
+    caption = (
+        "Published counts of harms by data source (rows) and period, coloured by outcome; the "
+        "number is the count, and its printed denominator. One source's counts often nest "
+        "(deaths with kratom detected, of which kratom-involved), so they are not added. "
+        f"{undated} of {len(spans)} figures print no period."
+    )
+    return _figure("safety-signals", svg, caption)
 
 
 def _years_figure(folder: Path, studies: list[dict[str, Any]]) -> str:
@@ -425,6 +544,10 @@ def render_report(folder: Path, manifest: dict[str, Any]) -> str:
         f"{len(studies)} studies.</p>"
         "<h2>Evidence map</h2>"
         + _evidence_figure(folder)
+        + "<h2>Evidence tables</h2>"
+        + _composition_figure(folder)
+        + _interactions_figure(folder)
+        + _safety_figure(folder)
         + "<h2>Studies</h2>"
         + _years_figure(folder, studies)
         + _status_figure(studies)

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
@@ -28,18 +29,26 @@ from pipelines.release.report import (
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHARTS = ("evidence-heatmap", "studies-by-year", "registered-status-phase", "rows-quarantine")
+CHARTS = (
+    "evidence-heatmap",
+    "composition",
+    "interaction-forest",
+    "safety-signals",
+    "studies-by-year",
+    "registered-status-phase",
+    "rows-quarantine",
+)
 PROBE = """<script>
 // Test-only probe: measure what the browser actually laid out in each chart.
 for (const fig of document.querySelectorAll("figure[data-chart]")) {
   const svg = fig.querySelector("svg");
-  const marks = [...svg.querySelectorAll("rect, path, line")].filter((el) => {
+  const marks = [...svg.querySelectorAll("rect, path, line, g")].filter((el) => {
     const box = el.getBBox();
     return box.width > 0 || box.height > 0;
   });
   const box = svg.getBoundingClientRect();
   fig.dataset.drawn = marks.length;
-  fig.dataset.data = marks.filter((el) => el.querySelector("title")).length;
+  fig.dataset.data = marks.filter((el) => el.querySelector(":scope > title")).length;
   fig.dataset.size = `${Math.round(box.width)}x${Math.round(box.height)}`;
   fig.dataset.svgns = String(svg.namespaceURI === "http://www.w3.org/2000/svg");
 }
@@ -144,8 +153,21 @@ def test_report_draws_every_chart_offline_in_headless_chromium(
         f"select count(distinct table_name) from '{quarantine}'"
     ).fetchone() or (0,)
     data_marks = {
-        # One coloured mark per evidence_map row, per (status, phases) pair, per non-zero count.
+        # One coloured mark per evidence_map row, per (status, phases) pair, per non-zero count,
+        # per measurement with a content in mg/g, per interaction value on a log axis (a ratio, or
+        # a constant in µM), per safety figure.
         "evidence-heatmap": pq.read_table(folder / "evidence_map.parquet").num_rows,
+        "composition": _count(
+            con,
+            folder / "product_composition.parquet",
+            "coalesce(value_mg_per_g, value_high_mg_per_g) is not null",
+        ),
+        "interaction-forest": _count(
+            con,
+            folder / "interaction_effects.parquet",
+            "(parameter like '%ratio' and value is not null) or value_um is not null",
+        ),
+        "safety-signals": pq.read_table(folder / "safety_signals.parquet").num_rows,
         "registered-status-phase": status_phase_pairs,
         "rows-quarantine": sum(info["rows"] > 0 for info in manifest["tables"].values())
         + quarantined_tables,
@@ -162,6 +184,11 @@ def test_report_draws_every_chart_offline_in_headless_chromium(
         assert "no data" not in figure["text"], chart
 
 
+def _count(con: duckdb.DuckDBPyConnection, parquet: Path, where: str) -> int:
+    (n,) = con.sql(f"select count(*) from '{parquet}' where {where}").fetchone() or (0,)
+    return int(n)
+
+
 def test_report_of_the_bundled_release_counts_what_the_tables_hold(
     release: tuple[Path, dict[str, Any]],
 ) -> None:
@@ -174,8 +201,60 @@ def test_report_of_the_bundled_release_counts_what_the_tables_hold(
     registered = pq.read_table(
         folder / "studies.parquet", filters=[("evidence_source", "=", "registry")]
     ).num_rows
-    bars = re.findall(r"<title>([^<]+): (\d+)</title></rect>", report.split("data-chart=")[3])
+    status = report.split('data-chart="registered-status-phase"')[1].split("</figure>")[0]
+    bars = re.findall(r"<title>([^<]+): (\d+)</title></rect>", status)
     assert sum(int(n) for _, n in bars) == registered
+
+
+def test_evidence_captions_count_what_the_charts_leave_out(
+    release: tuple[Path, dict[str, Any]],
+) -> None:
+    folder, manifest = release
+    report = render_report(folder, manifest)
+    con = duckdb.connect()
+    composition = folder / "product_composition.parquet"
+    total = _count(con, composition, "true")
+    per_dose = _count(con, composition, "coalesce(value_mg_per_g, value_high_mg_per_g) is null")
+    assert f"{per_dose} of {total} measurements are printed per dose, per mL" in report
+    other_units = _count(
+        con,
+        folder / "interaction_effects.parquet",
+        "not (parameter like '%ratio' and value is not null) and value_um is null",
+    )
+    assert f"{other_units} in-vitro values in other units" in report
+    signals = folder / "safety_signals.parquet"
+    undated = _count(con, signals, "period_start is null")
+    assert f"{undated} of {_count(con, signals, 'true')} figures print no period." in report
+    studies = folder / "studies.parquet"
+    long_term, known = (
+        _count(con, studies, "long_term"),
+        _count(con, studies, "max_followup_days is not null"),
+    )
+    n = _count(con, studies, "true")
+    assert f"{long_term} of {n} studies are long term; the follow-up of {known} is known." in report
+
+
+def test_report_is_the_same_bytes_in_another_process_and_ids_are_unique(
+    release: tuple[Path, dict[str, Any]],
+) -> None:
+    """matplotlib salts its SVG ids per process unless told otherwise: pinned, they repeat."""
+    folder, manifest = release
+    script = (
+        "import json, sys; from pathlib import Path; "
+        "from pipelines.release.report import render_report; f = Path(sys.argv[1]); "
+        "sys.stdout.write(render_report(f, json.loads((f / 'manifest.json').read_text())))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=paths.PROJECT_ROOT,
+    )
+    report = render_report(folder, manifest)
+    assert done.stdout == report
+    ids = re.findall(r' id="([^"]+)"', report)
+    assert ids and len(ids) == len(set(ids))
 
 
 def test_literature_studies_are_dated_by_their_own_paper(

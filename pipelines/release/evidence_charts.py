@@ -1,0 +1,422 @@
+"""Charts of the evidence tables for report.html: composition, interactions, safety signals.
+
+Why matplotlib here when report.py draws its bar charts by hand: these charts need logarithmic
+axes (contents from 0.1 to 390 mg/g, ratios from 0.96 to 71, inhibition constants from 0.67 to
+450 µM) with decade ticks, ranges and confidence intervals, and a time axis; a well-kept plotting
+library does that better than more hand-written geometry. The SVG stays what the page needs:
+inline, offline, the same bytes for the same release (a fixed hash salt per chart, no date or
+creator metadata, text kept as text rather than glyph outlines, matplotlib's element ids dropped
+so that charts on one page share none) and a <title> tooltip on every data mark.
+
+Everything here is pure: rows in, SVG text out.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.dates import date2num
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from schemas import vocab
+
+LANE_PT = 13.0
+"""Height of one row of marks, in points."""
+WIDTH_IN = 9.5
+LABEL_CHARS = 58
+"""Longest lane label; a longer one is cut with an ellipsis (the tooltip has it whole)."""
+UNDATED = "period not stated"
+NO_METADATA = ("Creator", "Date", "Format", "Type")
+"""Dublin Core keys matplotlib writes by default (a date, its version, two web addresses)."""
+_OWN_IDS = re.compile(r'<g id="(?!mark-)[^"]*"')
+_MARK = re.compile(r'<g id="mark-(\d+)">')
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One measurement to draw: its lane, colour group, position or range, and tooltip."""
+
+    lane: str
+    group: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    relation: str = "="
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One log-scale axis of marks, with its title, axis label and reference lines."""
+
+    title: str
+    axis: str
+    marks: list[Mark]
+    references: tuple[float, ...] = ()
+
+
+# --- data: rows -> marks --------------------------------------------------------------------------
+
+
+def _num(value: float) -> str:
+    return format(value, "g")
+
+
+def composition_marks(rows: list[dict[str, Any]]) -> list[Mark]:
+    """One mark per measurement with a content in mg/g, in lanes of analyte x material.
+
+    A range gives low-high; a single value a point; "< x" or "up to x" an upper bound at x.
+    Rows printed per dose, per mL or as detected only have no mg/g value and are not drawn.
+    """
+    marks = []
+    for row in rows:
+        low, high, point = (
+            row["value_low_mg_per_g"],
+            row["value_high_mg_per_g"],
+            row["value_mg_per_g"],
+        )
+        if point is None and high is None:
+            continue
+        bound = row["relation"] == "<" or (point is None and low is None)
+        shown = f"< {_num(point if point is not None else high)}" if bound else None
+        if shown is None:
+            shown = _num(point) if point is not None else f"{_num(low)}–{_num(high)}"
+        marks.append(
+            Mark(
+                lane=f"{row['compound_id']} · {row['material_class']}",
+                group=row["material_class"],
+                value=point if point is not None else (high if bound else None),
+                low=None if bound else low,
+                high=None if bound else high,
+                relation="<" if bound else "=",
+                title=(
+                    f"{row['composition_id']}: {row['compound_id']} in {row['material_class']}, "
+                    f"{shown} mg/g ({row['source_kind']})"
+                ),
+            )
+        )
+    order = {m: i for i, m in enumerate(vocab.MATERIAL_CLASSES)}
+    first = ("mitragynine", "7-hydroxymitragynine")
+
+    def lane_key(mark: Mark) -> tuple[int, str, int]:
+        analyte = mark.lane.split(" · ")[0]
+        rank = first.index(analyte) if analyte in first else len(first)
+        return (rank, analyte, order.get(mark.group, len(order)))
+
+    return sorted(marks, key=lane_key)
+
+
+def _interaction_label(row: dict[str, Any]) -> str:
+    victim = f" → {row['victim_compound_id']}" if row["victim_compound_id"] else ""
+    enzyme = f" ({row['enzyme']})" if row["enzyme"] else ""
+    return f"{row['perpetrator_compound_id']}{victim}{enzyme}"
+
+
+def interaction_panels(rows: list[dict[str, Any]]) -> tuple[list[Panel], int]:
+    """Ratios from people and animals, then in-vitro values apart: predicted AUC ratios and
+    inhibition constants in µM. Also how many rows have no value on these axes (kinact,
+    constants of an extract in µg/mL)."""
+    ratios: list[Mark] = []
+    predicted: list[Mark] = []
+    constants: list[Mark] = []
+    undrawn = 0
+    for row in sorted(rows, key=lambda r: r["interaction_id"]):
+        parameter = row["parameter"]
+        label = _interaction_label(row)
+        level = f"{_num(row['ci_level'])} % " if row["ci_level"] is not None else ""
+        ci = (
+            f", {level}CI {_num(row['ci_low'])}–{_num(row['ci_high'])}"
+            if row["ci_low"] is not None and row["ci_high"] is not None
+            else ""
+        )
+        if parameter in vocab.RATIO_PARAMETERS and row["value"] is not None:
+            short = parameter.removesuffix("_ratio").replace("_", " ")
+            mark = Mark(
+                lane=f"{label} {short}",
+                group=row["setting"],
+                value=row["value"],
+                low=row["ci_low"],
+                high=row["ci_high"],
+                relation=row["relation"] or "=",
+                title=f"{row['interaction_id']}: {label}, {parameter} {_num(row['value'])}{ci}",
+            )
+            (predicted if row["setting"] == "in_vitro" else ratios).append(mark)
+        elif row["value_um"] is not None:
+            constants.append(
+                Mark(
+                    lane=f"{label} {parameter}",
+                    group=parameter,
+                    value=row["value_um"],
+                    relation=row["relation"] or "=",
+                    title=(
+                        f"{row['interaction_id']}: {label}, {parameter} "
+                        f"{row['relation'] or '='} {_num(row['value_um'])} µM"
+                    ),
+                )
+            )
+        else:
+            undrawn += 1
+    setting_order = {s: i for i, s in enumerate(vocab.INTERACTION_SETTINGS)}
+    ratios.sort(key=lambda m: setting_order.get(m.group, len(setting_order)))
+    panels = [
+        Panel("In people and animals", "ratio with vs without (log)", ratios, (1.0, 1.25)),
+        Panel("In vitro: predicted AUC ratio", "ratio (log)", predicted, (1.0, 1.25)),
+        Panel("In vitro: inhibition constants", "µM (log)", constants),
+    ]
+    return [p for p in panels if p.marks], undrawn
+
+
+@dataclass(frozen=True)
+class Span:
+    """One safety figure on the time axis: its lane, outcome, period and tooltip."""
+
+    lane: str
+    group: str
+    start: date | None
+    end: date | None
+    label: str
+    title: str
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1].rstrip() + "…"
+
+
+def safety_spans(rows: list[dict[str, Any]]) -> list[Span]:
+    """One span per figure, grouped by outcome, dated ones first in order of their period."""
+    order = {o: i for i, o in enumerate(vocab.SAFETY_OUTCOMES)}
+    spans = []
+    for row in rows:
+        denominator = f" of {row['denominator']}" if row["denominator"] is not None else ""
+        period = row["period"] or UNDATED
+        spans.append(
+            Span(
+                lane=_short(row["data_source"]),
+                group=row["outcome_class"],
+                start=row["period_start"],
+                end=row["period_end"],
+                label=f"{row['count']}{denominator}",
+                title=(
+                    f"{row['signal_id']}: {row['outcome']}: {row['count']}{denominator}; "
+                    f"{row['data_source']}; {period} ({row['source_kind']})"
+                ),
+            )
+        )
+    return sorted(
+        spans,
+        key=lambda s: (
+            order.get(s.group, len(order)),
+            s.start is None,
+            s.start or date.min,
+            s.lane,
+            s.title,
+        ),
+    )
+
+
+# --- drawing -------------------------------------------------------------------------------------
+
+
+def _colours(groups: Sequence[str], palette: Sequence[str]) -> dict[str, str]:
+    return {g: palette[i % len(palette)] for i, g in enumerate(groups)}
+
+
+def _in_order(groups: Sequence[str], order: Sequence[str]) -> list[str]:
+    present = set(groups)
+    return [g for g in order if g in present] + sorted(present - set(order))
+
+
+def _log_axis(ax: Axes) -> None:
+    """Log x axis with plain-number decade labels (0.1, 1, 10) and unlabelled minor ticks."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: _num(x)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(axis="x", which="major", color="#e5e5e5", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+def _lanes(ax: Axes, lanes: list[str]) -> dict[str, int]:
+    """Lane label -> row index, top to bottom, with the labels on the y axis."""
+    index: dict[str, int] = {}
+    for lane in lanes:
+        index.setdefault(lane, len(index))
+    ax.set_yticks(range(len(index)), [_short(lane) for lane in index])
+    ax.set_ylim(len(index) - 0.5, -0.5)
+    ax.tick_params(axis="y", length=0)
+    return index
+
+
+def _draw_marks(ax: Axes, marks: list[Mark], colours: dict[str, str], titles: list[str]) -> None:
+    """Each mark a range line and/or a point (a caret for a bound), tooltips in `titles`."""
+    lanes = _lanes(ax, [m.lane for m in marks])
+    per_lane: dict[str, int] = {}
+    counts = {lane: sum(m.lane == lane for m in marks) for lane in lanes}
+    for mark in marks:
+        k = per_lane.get(mark.lane, 0)
+        per_lane[mark.lane] = k + 1
+        y = lanes[mark.lane] + (k - (counts[mark.lane] - 1) / 2) * min(0.6 / counts[mark.lane], 0.2)
+        colour = colours[mark.group]
+        gid = f"mark-{len(titles)}"
+        titles.append(mark.title)
+        if mark.low is not None and mark.high is not None:
+            ax.plot([mark.low, mark.high], [y, y], color=colour, linewidth=2.2, gid=gid)
+            gid = f"part-{len(titles)}"
+        if mark.value is not None:
+            marker = {"<": "<", ">": ">"}.get(mark.relation, "o")
+            ax.plot([mark.value], [y], marker=marker, color=colour, markersize=4.5, gid=gid)
+
+
+def _legend(fig: Figure, colours: dict[str, str]) -> None:
+    handles = [
+        Line2D([], [], color=c, marker="o", linewidth=2.2, label=g) for g, c in colours.items()
+    ]
+    fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=8)
+
+
+def _figure(rows: int, panels: int = 1) -> Figure:
+    height = (rows * LANE_PT + panels * 46 + 30) / 72
+    return Figure(figsize=(WIDTH_IN, height), layout="constrained")
+
+
+def _svg(fig: Figure, salt: str, titles: list[str], label: str) -> str:
+    """The figure as inline SVG: no prolog, namespaces, comments or matplotlib ids; a title on
+    each data mark; text in the page's sans-serif when DejaVu Sans is missing."""
+    out = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": salt}):
+        fig.savefig(out, format="svg", metadata=dict.fromkeys(NO_METADATA))
+    text = out.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r"<!--.*?-->\s*", "", text, flags=re.S)
+    text = re.sub(r' xmlns(:xlink)?="[^"]*"', "", text, count=2)
+    text = text.replace(
+        "<svg ", f'<svg role="img" aria-label="{html.escape(label, quote=True)}" ', 1
+    )
+    text = re.sub(r'<g id="part-\d+">', "<g>", text)
+    text = _OWN_IDS.sub("<g", text)
+    text = _MARK.sub(
+        lambda m: f'<g class="mark"><title>{html.escape(titles[int(m[1])])}</title>', text
+    )
+    return text.replace("font-family: 'DejaVu Sans'", "font-family: 'DejaVu Sans', sans-serif")
+
+
+def _drawn(draw: Callable[[list[str]], Figure], salt: str, label: str) -> str:
+    """Draw with text as <text> elements in one font whose metrics ship with matplotlib."""
+    titles: list[str] = []
+    with matplotlib.rc_context(
+        {"svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": 8.0}
+    ):
+        fig = draw(titles)
+        return _svg(fig, salt, titles, label)
+
+
+def composition_chart(marks: list[Mark], palette: Sequence[str], label: str) -> str:
+    """Content per analyte (rows) and material (colour) on a log mg/g axis."""
+
+    def draw(titles: list[str]) -> Figure:
+        fig = _figure(len({m.lane for m in marks}))
+        ax = fig.add_subplot()
+        _log_axis(ax)
+        colours = _colours(_in_order([m.group for m in marks], vocab.MATERIAL_CLASSES), palette)
+        _draw_marks(ax, marks, colours, titles)
+        ax.set_xlabel("mg per g (log); a line is a reported range, ◀ an upper bound")
+        _legend(fig, colours)
+        return fig
+
+    return _drawn(draw, "composition", label)
+
+
+def forest_chart(panels: list[Panel], palette: Sequence[str], label: str) -> str:
+    """One panel per group of values, each on its own log axis, lines at 1 and 1.25 for ratios."""
+
+    def draw(titles: list[str]) -> Figure:
+        sizes = [len({m.lane for m in p.marks}) for p in panels]
+        fig = _figure(sum(sizes), len(panels))
+        axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=[s + 2 for s in sizes])
+        groups = [m.group for p in panels for m in p.marks]
+        colours = _colours(
+            _in_order(groups, (*vocab.INTERACTION_SETTINGS, *vocab.INTERACTION_PARAMETERS)),
+            palette,
+        )
+        for (ax,), panel in zip(axes, panels, strict=True):
+            _log_axis(ax)
+            for ref, style in zip(panel.references, ("-", "--"), strict=False):
+                ax.axvline(ref, color="#555", linestyle=style, linewidth=0.9)
+            _draw_marks(ax, panel.marks, colours, titles)
+            ax.set_title(panel.title, loc="left", fontsize=9)
+            ax.set_xlabel(panel.axis)
+        _legend(fig, colours)
+        return fig
+
+    return _drawn(draw, "interactions", label)
+
+
+def safety_chart(spans: list[Span], palette: Sequence[str], label: str) -> str:
+    """Each figure a bar over its period (a dot where only the start is known), labelled with
+    its count; figures without a period sit at the right edge, labelled as such."""
+
+    def draw(titles: list[str]) -> Figure:
+        fig = _figure(len(spans))
+        ax = fig.add_subplot()
+        colours = _colours(_in_order([s.group for s in spans], vocab.SAFETY_OUTCOMES), palette)
+        dated = [d for s in spans for d in (s.start, s.end) if d is not None]
+        first = date2num(min(dated, default=date(2000, 1, 1)) - timedelta(days=365))
+        last = date2num(max(dated, default=date(2000, 1, 1)) + timedelta(days=365 * 4))
+        ax.set_xlim(first, last)
+        ax.xaxis_date()
+        ax.set_ylim(len(spans) - 0.5, -0.5)
+        ax.set_yticks(range(len(spans)), [s.lane for s in spans])
+        ax.tick_params(axis="y", length=0)
+        ax.grid(axis="x", color="#e5e5e5", linewidth=0.8)
+        ax.set_axisbelow(True)
+        for y, span in enumerate(spans):
+            colour = colours[span.group]
+            gid = f"mark-{len(titles)}"
+            titles.append(span.title)
+            if span.start is None:
+                ax.plot(
+                    [last], [y], marker="<", color=colour, markersize=4.5, gid=gid, clip_on=False
+                )
+                ax.annotate(
+                    f"{span.label} ({UNDATED})",
+                    (last, y),
+                    xytext=(-8, 0),
+                    textcoords="offset points",
+                    ha="right",
+                    va="center",
+                    fontsize=7,
+                )
+                continue
+            end = date2num(span.end or span.start)
+            ax.plot(
+                [date2num(span.start), end],
+                [y, y],
+                color=colour,
+                linewidth=5,
+                gid=gid,
+                marker="o" if span.end is None else None,
+                markersize=4.5,
+            )
+            ax.annotate(
+                span.label,
+                (end, y),
+                xytext=(5, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+            )
+        ax.set_xlabel("period of the figure (a dot: only its start is known)")
+        _legend(fig, colours)
+        return fig
+
+    return _drawn(draw, "safety", label)
