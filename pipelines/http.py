@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import random
+import re
 import tempfile
 import threading
 import time
@@ -31,7 +32,18 @@ import orjson
 logger = logging.getLogger("kratom_evidence.http")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-"""Statuses that say "try again later"; every other 4xx/5xx is final."""
+"""Statuses that say "try again later"; every other 4xx/5xx is final (but see RATE_LIMITED)."""
+RATE_LIMITED = re.compile(rb"rate[ _-]?limit", re.IGNORECASE)
+"""A 403 whose body says this is a rate limit, not a refusal: OpenAlex documents 403 as "Rate
+limit exceeded; slow down" (https://developers.openalex.org/api-reference/errors), so it is
+retried like a 429."""
+LIMIT_HEADER = "x-rate-limit-limit"
+INTERVAL_HEADER = "x-rate-limit-interval"
+"""Crossref announces its rate limit on every response in these two headers, e.g. `3` and `1s`
+(https://crossref.org/documentation/retrieve-metadata/rest-api/access-and-authentication/)."""
+ANNOUNCED_MARGIN = 1.1
+"""The window of an announced limit is stretched by this much: request starts on the client's
+clock and arrivals on the server's differ by network and scheduling jitter."""
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DEFAULT_SECRET_PARAMS = frozenset({"api_key", "email", "mailto"})
 REDACTED = "***"
@@ -154,6 +166,25 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def announced_limit(headers: Mapping[str, str]) -> RateLimit | None:
+    """The limit `x-rate-limit-limit` / `x-rate-limit-interval` announce (interval in seconds,
+    `1s` or `1`), its window stretched by ANNOUNCED_MARGIN; None without a usable pair."""
+    count, interval = headers.get(LIMIT_HEADER), headers.get(INTERVAL_HEADER)
+    if count is None or interval is None or not count.strip().isdigit():
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*s?\s*", interval)
+    if match is None or int(count) < 1 or float(match.group(1)) <= 0:
+        return None
+    return RateLimit(int(count), float(match.group(1)) * ANNOUNCED_MARGIN)
+
+
+def stricter(limit: RateLimit | None, other: RateLimit) -> bool:
+    """True when `other` allows fewer requests per second than `limit` (None allows any)."""
+    if limit is None or limit.window <= 0:
+        return True
+    return other.requests / other.window < limit.requests / limit.window
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -283,6 +314,15 @@ class SourceHttp:
             if self.rate_limit is not None:
                 self.rate_limit = self.rate_limit.scaled(factor)
 
+    def limit_to(self, limit: RateLimit) -> None:
+        """Keep to `limit` from now on when it is stricter than the current one (a server's
+        announced limit wins over a looser configured pace, `--pace 0` included)."""
+        with self._pace_lock:
+            if not stricter(self.rate_limit, limit):
+                return
+            self.rate_limit = limit
+            self._recent_starts = deque(self._recent_starts, maxlen=limit.requests)
+
     def get(
         self,
         path: str,
@@ -364,8 +404,9 @@ class SourceHttp:
     ) -> tuple[httpx.Response | None, str, float]:
         """One try: (final response, "", 0) or (None, the problem, seconds to wait before next).
 
-        A final status (4xx but 429, any other non-2xx), a Retry-After longer than
-        `max_retry_after` or an httpx failure that is not transient raise SourceError at once.
+        A final status (4xx but 429 and a rate-limit 403, any other non-2xx), a Retry-After
+        longer than `max_retry_after` or an httpx failure that is not transient raise SourceError
+        at once.
         """
         self._pace()
         started = self._clock()
@@ -390,6 +431,9 @@ class SourceHttp:
             attempt,
             started,
         )
+        announced = announced_limit(response.headers)
+        if announced is not None:
+            self.limit_to(announced)
         if self.on_response is not None:
             self.on_response(response)
         try:
@@ -409,7 +453,8 @@ class SourceHttp:
     ) -> tuple[httpx.Response | None, str, float]:
         """The answer, a problem to retry after a wait, or SourceError for a final failure."""
         status = response.status_code
-        if status in self.retry_statuses:
+        rate_limited = status == 403 and RATE_LIMITED.search(response.content) is not None
+        if status in self.retry_statuses or rate_limited:
             wait = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())
             if wait is None:
                 return None, f"HTTP {status}", self._backoff(attempt)

@@ -108,6 +108,28 @@ def superseded_records(snapshot_dir: Path) -> dict[str, frozenset[str]]:
     return {str(name): frozenset(keys) for name, keys in listed.items()}
 
 
+OFF_TOPIC = "off_topic"
+"""SNAPSHOT.json key: {source: {record key: sha256 of the record}} of the works a refresh's
+relevance screen dropped (`pipelines.sources.relevance`); the build quarantines them."""
+
+
+def off_topic_records(snapshot_dir: Path) -> dict[str, dict[str, str]]:
+    """The records SNAPSHOT.json lists as off topic, per source (none when it lists none).
+
+    Raises:
+        SnapshotError: `off_topic` is not a map of sources to {key: sha256}.
+    """
+    path = snapshot_dir / INFO_FILE
+    info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    listed = info.get(OFF_TOPIC, {}) if isinstance(info, dict) else {}
+    if not isinstance(listed, dict) or not all(
+        isinstance(keys, dict) and all(isinstance(v, str) for v in keys.values())
+        for keys in listed.values()
+    ):
+        raise SnapshotError(f"{path}: {OFF_TOPIC!r} must map sources to {{key: sha256}}")
+    return {str(source): dict(keys) for source, keys in listed.items()}
+
+
 def snapshot_sha256(snapshot_dir: Path) -> str:
     """Content hash of a snapshot: SNAPSHOT.json and every source file, by relative path."""
     digest = hashlib.sha256()

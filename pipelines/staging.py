@@ -3,7 +3,9 @@
 Every record read ends somewhere: as rows in staging tables, as a quarantine row with a reason,
 counted as an exact duplicate of a record already staged (the same study on two pages), or
 counted as superseded: a record of a file a `--since-last` refresh carried over unchanged, which
-a newer record replaces (SNAPSHOT.json `supersedes` lists it by file and key).
+a newer record replaces (SNAPSHOT.json `supersedes` lists it by file and key). A work a refresh's
+relevance screen dropped (SNAPSHOT.json `off_topic`, by key and content hash) is quarantined with
+that reason.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 import duckdb
 
 from pipelines import snapshot
-from pipelines.snapshot import superseded_records
+from pipelines.snapshot import off_topic_records, superseded_records
 from pipelines.sources import SOURCES
 from pipelines.sources.base import RecordError
+from pipelines.sources.relevance import OFF_TOPIC_REASON
 from pipelines.warehouse import StagingSink, drop_staging
 
 
@@ -49,6 +52,7 @@ def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str
     """
     unit = SOURCES[source]
     superseded = superseded_records(snapshot_dir)
+    off_topic = off_topic_records(snapshot_dir).get(source, {})
     drop_staging(con, source)
     sink = StagingSink(con, source)
     stats = StageStats(source)
@@ -74,6 +78,8 @@ def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str
                 rows = unit.parse(record)
             except RecordError as exc:
                 reason = str(exc)
+            if reason is None and key is not None and off_topic.get(key) == fingerprint:
+                reason = OFF_TOPIC_REASON
             if reason is None and previous is not None and previous[2]:
                 reason = (
                     f"record {key} appears again with different content; "

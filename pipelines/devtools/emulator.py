@@ -131,8 +131,9 @@ class SnapshotApi:
             ((mount, name) for name, (mount, _) in _served().items()), reverse=True
         )
 
-    def answer(self, target: str) -> Reply:
-        """The reply to a GET of `target` (path and query)."""
+    def answer(self, target: str, arrived: float | None = None) -> Reply:
+        """The reply to a GET of `target` (path and query), `arrived` (monotonic seconds) when it
+        came over the wire: a source's rate limit applies only then."""
         parts = urlsplit(target)
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         for mount, source in self.mounts:
@@ -145,6 +146,7 @@ class SnapshotApi:
                     self.state,
                     self.result_cap,
                     self.topics.get(source, ()),
+                    arrived,
                 )
                 emulation = SOURCES[source].emulation
                 assert emulation is not None  # only served sources are mounted
@@ -193,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.requests.append(self.path)
         fault = self.server.faults.fault_for(self.path)
-        reply = self.server.api.answer(self.path)
+        reply = self.server.api.answer(self.path, time.monotonic())
         if fault is None:
             self._send(reply)
         else:

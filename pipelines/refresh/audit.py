@@ -13,6 +13,7 @@ from typing import Any
 from pipelines.http import RequestLogEntry
 from pipelines.refresh.record import SourceOutcome
 from pipelines.refresh.resume import TOPIC
+from pipelines.sources.relevance import Screen
 
 REQUEST_LOG = "requests.jsonl"
 SEARCH_STRATEGY = "search_strategy.json"
@@ -62,6 +63,20 @@ def _timing(log: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
     return {"busiest_second": busiest, "seconds": round(last - first, 3)}
 
 
+def _queries(hits: Mapping[str, int], screen: Screen | None) -> list[dict[str, Any]]:
+    """Each query with its hits; a screened source adds how many it kept and dropped, the pages
+    it asked and why paging stopped."""
+    rows: list[dict[str, Any]] = []
+    for query, count in hits.items():
+        row: dict[str, Any] = {"query": query, "hits": count}
+        tally = screen.tallies.get(query) if screen is not None else None
+        if tally is not None:
+            row.update(kept=tally.kept, dropped=tally.dropped, pages=tally.pages)
+            row.update(stopped=tally.stopped)
+        rows.append(row)
+    return rows
+
+
 def write_strategy(
     folder: Path,
     outcomes: Mapping[str, SourceOutcome],
@@ -74,14 +89,15 @@ def write_strategy(
     `note` says when a source was asked differently from the usual (null otherwise);
     `carried_from` names the snapshot a failed source's files were copied from (else null);
     `warnings` lists what a source flagged without failing (a hit count it announced but did
-    not deliver), also printed on stderr by `refresh`.
+    not deliver), also printed on stderr by `refresh`. A screened source's queries say what was
+    kept and dropped (`_queries`).
     """
     doc = {
         "captured_at": captured_at,
         "topic": TOPIC,
         "sources": {
             source: {
-                "queries": [{"query": q, "hits": n} for q, n in outcome.hits.items()],
+                "queries": _queries(outcome.hits, outcome.screen),
                 "pages": outcome.pages,
                 "requests": outcome.requests,
                 "retries": outcome.retries,

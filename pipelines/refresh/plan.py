@@ -12,12 +12,16 @@ from typing import Any
 
 from pipelines import snapshot
 from pipelines.refresh.settings import LIVE, RefreshError
-from pipelines.sources.base import Credentials
+from pipelines.sources import SOURCES
+from pipelines.sources.base import Credentials, RecordError, SnapshotFormatError
+from pipelines.sources.relevance import Bounds, Relevance, topic_terms
 
 COMPOUND_IDS = "compound_ids"
 """SNAPSHOT.json key: {source: [ids asked]} for the sources asked by compound id."""
 NO_CHANGE_FILTER = "since-last: this source has no change filter, so every query was asked in full"
 """search_strategy.json `note` of a searched source without a change filter."""
+SEARCH_BOUNDS = "search_bounds.csv"
+"""Per screened source: page cap, score share and keyless budget (`relevance.Bounds`)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class Plan:
     """`HttpSettings.page_size`: None keeps each source's own."""
     notes: dict[str, str] = field(default_factory=dict)
     """Per source, how this run asked it when that differs from the usual (search strategy)."""
+    relevance: dict[str, Relevance] = field(default_factory=dict)
+    """Per screened source (a row in search_bounds.csv), the rule its hits are kept by."""
 
 
 def load_queries(reference_dir: Path) -> dict[str, list[str]]:
@@ -52,6 +58,61 @@ def load_queries(reference_dir: Path) -> dict[str, list[str]]:
         for row in csv.DictReader(handle):
             queries.setdefault(row["source"].strip(), []).append(row["query"].strip())
     return queries
+
+
+def load_bounds(reference_dir: Path) -> dict[str, Bounds]:
+    """Paging bounds per screened source from `search_bounds.csv` (empty cells: no bound)."""
+    bounds: dict[str, Bounds] = {}
+    with (reference_dir / SEARCH_BOUNDS).open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            budget = row["keyless_searches"].strip()
+            bounds[row["source"].strip()] = Bounds(
+                max_pages=int(row["max_pages"] or 0),
+                min_score_share=float(row["min_score_share"] or 0),
+                keyless_searches=int(budget) if budget else None,
+            )
+    return bounds
+
+
+def held_dois(snapshot_dir: Path | None) -> dict[str, frozenset[str]]:
+    """Per source, the DOIs of the publications a snapshot holds (none without one): the works
+    the project already knows. A record that does not parse is not known."""
+    held: dict[str, frozenset[str]] = {}
+    for name, unit in SOURCES.items():
+        if snapshot_dir is None or unit.primary_table != "publications":
+            continue
+        dois: set[str] = set()
+        for path in snapshot.source_files(snapshot_dir, name):
+            try:
+                records = list(unit.iter_records(path))
+            except SnapshotFormatError:
+                continue
+            for record in records:
+                try:
+                    rows = unit.parse(record).get("publications", [])
+                except RecordError:
+                    continue
+                dois.update(row["doi"] for row in rows if row.get("doi"))
+        held[name] = frozenset(dois)
+    return held
+
+
+def relevance_plan(
+    reference_dir: Path, known_from: Path | None, look_up: bool
+) -> dict[str, Relevance]:
+    """The screen of every source with search bounds: all sources' topic terms, the DOIs held
+    by `known_from` (any source) and, when `look_up`, the ones this source held itself, to be
+    asked by DOI if no search returns them (a full refresh never loses a work it held)."""
+    terms = topic_terms(q for queries in load_queries(reference_dir).values() for q in queries)
+    held = held_dois(known_from)
+    known = frozenset().union(*held.values())
+    return {
+        source: Relevance(
+            terms, known, bounds, tuple(sorted(held.get(source, ()))) if look_up else ()
+        )
+        for source, bounds in load_bounds(reference_dir).items()
+        if source in LIVE
+    }
 
 
 def load_compound_ids(reference_dir: Path) -> dict[str, list[Any]]:

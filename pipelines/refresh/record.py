@@ -15,6 +15,7 @@ from pipelines.http import SourceHttp
 from pipelines.refresh.plan import Delta, Plan
 from pipelines.refresh.settings import LIVE
 from pipelines.sources.base import LiveRun, RestartQuery, check_json
+from pipelines.sources.relevance import Screen
 
 Advance = Callable[[int], None]
 
@@ -33,6 +34,8 @@ class SourceOutcome:
     """One line (secrets as ***) when the source failed for good."""
     warnings: list[str] = field(default_factory=list)
     """What the source flagged without failing (e.g. fewer records than it announced)."""
+    screen: Screen | None = None
+    """The relevance screen of a screened source: kept and dropped per query, works dropped."""
 
 
 class RecordingClient:
@@ -151,6 +154,9 @@ def fetch_source(
         return made
 
     warnings: list[str] = []
-    hits = live.fetch(LiveRun(client, work, plan.page_size, advance, pacer, warnings.append))
+    relevance = plan.relevance.get(source)
+    screen = Screen(relevance) if relevance is not None else None
+    run = LiveRun(client, work, plan.page_size, advance, pacer, warnings.append, screen)
+    hits = live.fetch(run)
     pages = sum(c.pages for c in clients)
-    return SourceOutcome(source, hits=hits, pages=pages, warnings=warnings)
+    return SourceOutcome(source, hits=hits, pages=pages, warnings=warnings, screen=screen)

@@ -31,6 +31,7 @@ from pipelines.refresh.plan import (
     full_plan,
     incremental_plan,
     last_recorded,
+    relevance_plan,
 )
 from pipelines.refresh.progress import SourceProgress, log_hooks, progress_bar
 from pipelines.refresh.record import SourceOutcome, fetch_source
@@ -90,6 +91,7 @@ def refresh(
     show_progress: bool = True,
     since_last: bool = False,
     console: Console | None = None,
+    known: Path | None = paths.BUNDLED_SNAPSHOT,
 ) -> RefreshResult:
     """Record every live source into `data_dir/snapshots/<stamp>/`; complete if all are there.
 
@@ -103,6 +105,8 @@ def refresh(
     and that snapshot's files are carried over unchanged (see `carry.merge_base`). The progress
     bar (one task per source with its requests and retries) draws on `console`, by default
     stderr when it is a terminal: piped stderr carries nothing but errors.
+    Crossref and OpenAlex hits are screened for relevance (`pipelines.sources.relevance`): the
+    DOIs of the newest complete recorded snapshot count as known, else those of `known`.
     """
     base = last_recorded(data_dir / "snapshots") if since_last else None
     if since_last and base is None:
@@ -120,6 +124,8 @@ def refresh(
         for source, note in plan.notes.items():
             logger.info("%s: %s", source, note)
     plan.page_size = settings.page_size
+    known_from = last_recorded(data_dir / "snapshots") or known
+    plan.relevance = relevance_plan(reference_dir, known_from, look_up=base is None)
     progress = SourceProgress(progress_bar(console), full.work) if show_progress else None
     request_log = RequestLog(folder)
     outcomes = _record_all(folder, plan, base_urls, creds, settings, request_log, progress)
@@ -130,6 +136,9 @@ def refresh(
     result = RefreshResult(folder, outcomes, carried)
     if failed:
         extra = {**extra, FAILED_SOURCES: failed}
+    off_topic = _off_topic(outcomes, sources or {}, base)
+    if off_topic:
+        extra = {**extra, snapshot.OFF_TOPIC: off_topic}
     if result.complete:
         _finish(data_dir, folder, base, delta_name, captured_at, extra, base_urls, full, carried)
     else:
@@ -233,6 +242,24 @@ def _finish(
     write_info(
         folder, captured_at, complete=True, notes=notes, extra={**extra, COMPOUND_IDS: compound_ids}
     )
+
+
+def _off_topic(
+    outcomes: Mapping[str, SourceOutcome], carried: Mapping[str, Path], base: Path | None
+) -> dict[str, dict[str, str]]:
+    """The works each screen dropped (SNAPSHOT.json `off_topic`), with what the files carried
+    over from the base or an earlier snapshot were listed with; a record this run kept in the
+    same version is no longer listed."""
+    listed = snapshot.off_topic_records(base) if base is not None else {}
+    for source, previous in carried.items():
+        listed[source] = snapshot.off_topic_records(previous.parent).get(source, {})
+    for source, outcome in outcomes.items():
+        if outcome.screen is None or source in carried:
+            continue
+        kept = outcome.screen.kept
+        merged = {k: v for k, v in listed.get(source, {}).items() if kept.get(k) != v}
+        listed[source] = {**merged, **outcome.screen.off_topic()}
+    return {s: dict(sorted(keys.items())) for s, keys in sorted(listed.items()) if keys}
 
 
 def _scheme_host(url: str) -> str:

@@ -7,13 +7,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
 
 from pipelines.http import RateLimit, require_json
 from pipelines.sources.serving import Emulation
+
+if TYPE_CHECKING:
+    from pipelines.sources.relevance import Screen
 
 TableRows = dict[str, list[dict[str, Any]]]
 """Rows parsed from one record, by table name. Row keys are the table's model columns
@@ -128,6 +131,9 @@ class LiveRun:
     warn: Callable[[str], None] = _no_warning
     """Reports what the refresh should flag without failing (search_strategy.json `warnings`
     and stderr), e.g. fewer records recorded than the source announced."""
+    screen: Screen | None = None
+    """The relevance rule and its counts, for a source whose search needs one (Crossref,
+    OpenAlex); None: every hit is kept."""
 
 
 def count_mismatch(query: str, announced: Any, received: int, field_name: str) -> str | None:

@@ -2,6 +2,13 @@
 
 Crossref is the DOI registry: it knows every DOI's title, container, dates, type and the
 updates (retractions, corrections) registered against it, but no PMID and no MeSH.
+
+A search asks `query.bibliographic` in relevance order. Crossref matches any word of it, so each
+hit goes through the relevance screen (`pipelines.sources.relevance`) and paging stops at the
+bounds of data/reference/search_bounds.csv. Since 1 December 2025 list requests are limited to
+3 a second with `mailto` (the polite pool) and 1 a second without
+(https://www.crossref.org/blog/announcing-changes-to-rest-api-rate-limits/); the client keeps
+to that and to whatever the `x-rate-limit-*` headers announce (`pipelines.http`).
 """
 
 from __future__ import annotations
@@ -9,26 +16,34 @@ from __future__ import annotations
 import html
 import itertools
 import re
+import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
+from pipelines.http import RateLimit
 from pipelines.normalize.dedup import normalize_doi
 from pipelines.sources import serving
 from pipelines.sources.base import (
     Credentials,
+    LiveRun,
     LiveSource,
     RecordError,
+    RestartQuery,
     SnapshotFormatError,
     SourceUnit,
     TableRows,
     load_json_file,
-    paged_fetch,
+    query_prefix,
+    raw_json,
 )
 from pipelines.sources.pubmed import date_from_parts
+from pipelines.sources.relevance import Screen, words
 
 SOURCE = "crossref"
 TABLES = ("publications",)
@@ -36,8 +51,20 @@ TABLES = ("publications",)
 BASE_URL = "https://api.crossref.org"
 WORKS_PATH = "/works"
 ROWS = 1000
-MIN_INTERVAL = 0.1
-"""Crossref's polite pool allows about 10 requests per second."""
+LIST_LIMITS = {"polite": 3, "public": 1}
+"""List requests a second per pool (https://www.crossref.org/blog/announcing-changes-to-rest-api-rate-limits/)."""
+WINDOW = 1.1
+"""The one-second window, with a margin for jitter between our clock and the server's."""
+POLITE_LIMIT = RateLimit(LIST_LIMITS["polite"], WINDOW)
+PUBLIC_LIMIT = RateLimit(LIST_LIMITS["public"], WINDOW)
+MIN_INTERVAL = WINDOW / LIST_LIMITS["polite"]
+"""Seconds between request starts in the polite pool: evenly spread, never a burst of three."""
+KNOWN = "known DOIs"
+"""search_strategy.json query name of the works asked by DOI (`look_up`)."""
+LOOKUP_BATCH = 50
+"""DOIs per `filter=doi:…` request: one list request, well inside URL length limits."""
+SCREENED_FIELDS = ("title", "subtitle", "container-title", "short-container-title", "subject")
+"""Where a work must name a topic term (with its abstract) to be kept."""
 
 CROSSREF_TYPES: dict[str, str] = {
     "journal-article": "Journal Article",
@@ -70,6 +97,14 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
         yield message
     else:
         raise SnapshotFormatError(path, "not a Crossref work or work-list message")
+
+
+def raw(record: Any) -> str:
+    """A work as sorted-key JSON without `score`: Crossref scores a work against the query that
+    found it, so one work found by two queries differs only there and is the same record."""
+    if isinstance(record, dict) and "score" in record:
+        record = {k: v for k, v in record.items() if k != "score"}
+    return raw_json(record)
 
 
 def record_key(record: dict[str, Any]) -> str | None:
@@ -248,7 +283,8 @@ def default_params(mailto: str) -> dict[str, str]:
 
 
 def iter_works_pages(http: JsonClient, query: str, rows: int = ROWS) -> Iterator[dict[str, Any]]:
-    """`/works` pages for `query` with deep-paging cursors, until a page has no items.
+    """`/works` pages for `query.bibliographic`, best first, with deep-paging cursors, until a
+    page has no items (or the caller stops asking).
 
     An empty page ends the walk even when it carries a next-cursor: that is how Crossref says
     the results ran out, so no cursor is followed from an empty page. Pages are recorded as
@@ -256,7 +292,13 @@ def iter_works_pages(http: JsonClient, query: str, rows: int = ROWS) -> Iterator
     """
     cursor: str | None = "*"
     for number in itertools.count(1):
-        params = {"query": query, "rows": rows, "cursor": cursor}
+        params = {
+            "query.bibliographic": query,
+            "sort": "score",
+            "order": "desc",
+            "rows": rows,
+            "cursor": cursor,
+        }
         body = http.get_json(WORKS_PATH, params, record_as=f"works-{number:04d}.json")
         yield body
         message = body.get("message") if isinstance(body, dict) else None
@@ -266,13 +308,99 @@ def iter_works_pages(http: JsonClient, query: str, rows: int = ROWS) -> Iterator
             return
 
 
+def screened_texts(record: Any) -> list[str | None]:
+    """A work's title, subtitle, containers, subjects and abstract: what the screen reads."""
+    if not isinstance(record, dict):
+        return []
+    texts: list[str | None] = [_clean(record.get("abstract"))]
+    for name in SCREENED_FIELDS:
+        value = record.get(name)
+        texts.extend(_clean(v) for v in (value if isinstance(value, list) else [value]))
+    return texts
+
+
+def _judge_page(screen: Screen, query: str, body: Any) -> bool:
+    """Screen every item of a page; True when paging should stop after it."""
+    message = body.get("message") if isinstance(body, dict) else None
+    items = message.get("items") if isinstance(message, dict) else None
+    items = items if isinstance(items, list) else []
+    kept = sum(
+        screen.judge(query, record_key(item), _doi(item), raw(item), screened_texts(item))
+        for item in items
+    )
+    scores = [
+        float(item["score"])
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("score"), int | float)
+    ]
+    return screen.page_done(query, kept, len(items), scores)
+
+
+def _doi(record: Any) -> str | None:
+    return normalize_doi(record.get("DOI")) if isinstance(record, dict) else None
+
+
+def search(http: JsonClient, query: str, rows: int, screen: Screen) -> int:
+    """Page through `query` until the results end or the screen says stop; hits seen."""
+    for body in iter_works_pages(http, query, rows):
+        if _judge_page(screen, query, body):
+            break
+    return screen.tally(query).seen
+
+
+def look_up(http: JsonClient, dois: Sequence[str], screen: Screen) -> int:
+    """Known DOIs no search returned, asked `LOOKUP_BATCH` at a time with the `doi` filter
+    (one list request per batch, no 404 for a DOI Crossref no longer has); hits seen."""
+    for number, start in enumerate(range(0, len(dois), LOOKUP_BATCH), 1):
+        batch = dois[start : start + LOOKUP_BATCH]
+        params = {"filter": ",".join(f"doi:{doi}" for doi in batch), "rows": len(batch)}
+        body = http.get_json(WORKS_PATH, params, record_as=f"works-{number:04d}.json")
+        _judge_page(screen, KNOWN, body)
+    return screen.tally(KNOWN).seen
+
+
+def fetch(run: LiveRun) -> dict[str, int]:
+    """Each topic query through its own prefixed client, screened and bounded, then the known
+    DOIs no search returned; hits seen per query."""
+    screen = run.screen or Screen.keep_all()
+    hits: dict[str, int] = {}
+    for query in run.work:
+        client = run.client(query_prefix(query))
+        try:
+            hits[query] = search(client, query, run.page_size or ROWS, screen)
+        except RestartQuery:  # a resumed query must not follow an expired cursor
+            screen.restart(query)
+            hits[query] = search(client, query, run.page_size or ROWS, screen)
+        run.advance(1)
+    missing = [doi for doi in screen.relevance.lookup if doi not in screen.seen_dois]
+    if missing:
+        client = run.client(query_prefix(KNOWN))
+        try:
+            hits[KNOWN] = look_up(client, missing, screen)
+        except RestartQuery:
+            screen.restart(KNOWN)
+            hits[KNOWN] = look_up(client, missing, screen)
+    return hits
+
+
 def live_params(creds: Credentials) -> dict[str, str]:
     """`mailto` when a contact is given (Crossref's polite pool)."""
     return default_params(creds.email) if creds.email else {}
 
 
+def rate_limit(creds: Credentials) -> RateLimit:
+    """3 list requests a second in the polite pool (`mailto`), 1 in the public pool."""
+    return POLITE_LIMIT if creds.email else PUBLIC_LIMIT
+
+
+def min_interval(creds: Credentials) -> float:
+    """Requests spread evenly over the pool's window."""
+    limit = rate_limit(creds)
+    return limit.window / limit.requests
+
+
 def combine(queries: Sequence[str]) -> str:
-    """Crossref's `query` has no boolean syntax but ranks works matching any word."""
+    """Crossref's queries have no boolean syntax but rank works matching any word."""
     return " ".join(queries)
 
 
@@ -314,21 +442,127 @@ def cursor_invalid(cursor: str) -> serving.Reply:
     return serving.Reply(404, orjson.dumps(body))
 
 
-def answer(works: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
-    """/works with deep-paging cursors; past the end, a page with no items."""
+@dataclass
+class Served:
+    """The works the emulator serves, and the list requests each pool made in the last second."""
+
+    works: list[dict[str, Any]]
+    arrivals: dict[str, deque[float]] = field(
+        default_factory=lambda: {pool: deque() for pool in LIST_LIMITS}
+    )
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def admit(self, pool: str, now: float | None) -> bool:
+        """Whether a list request of `pool` arriving `now` is within its limit in the last
+        second (counted when admitted: a refused one does not use up the allowance); always,
+        for a request that did not come over the wire."""
+        if now is None:
+            return True
+        with self.lock:
+            recent = self.arrivals[pool]
+            while recent and now - recent[0] >= 1.0:
+                recent.popleft()
+            if len(recent) >= LIST_LIMITS[pool]:
+                return False
+            recent.append(now)
+            return True
+
+
+def load_served(files: Sequence[tuple[Path, serving.Keep]]) -> Served:
+    """Every served work of the snapshot, in file order."""
+    return Served(serving.json_records(_served_works)(files))
+
+
+def _bibliographic(work: dict[str, Any]) -> str:
+    """What `query.bibliographic` searches: titles, containers, authors, ISSNs and years
+    (https://api.crossref.org/swagger-ui/index.html, /works `query.bibliographic`)."""
+    parts: list[str | None] = []
+    for name in ("title", "subtitle", "container-title", "short-container-title", "ISSN"):
+        value = work.get(name)
+        parts.extend(_clean(v) for v in (value if isinstance(value, list) else [value]))
+    for author in work.get("author") or []:
+        if isinstance(author, dict):
+            parts.extend(_clean(author.get(k)) for k in ("given", "family", "name"))
+    published, _ = _date(work)
+    parts.append(str(published.year) if published else None)
+    return " ".join(words(p) for p in parts if p)
+
+
+def _scored(works: list[dict[str, Any]], query: str, plain: bool) -> list[dict[str, Any]]:
+    """Works sharing any word with `query`, best first, each with a `score` as Crossref adds:
+    here 20 times the share of the query's words it has (a stand-in for Crossref's own
+    Elasticsearch score; only the order and the ratios matter to the client). A plain `query`
+    also searches abstracts and subjects."""
+    asked = list(dict.fromkeys(words(query).split()))
+    scored: list[tuple[float, dict[str, Any]]] = []
+    for work in works:
+        text = _bibliographic(work)
+        if plain:
+            text += " ".join(words(t) for t in screened_texts(work) if t)
+        found = sum(f" {word} " in text for word in asked)
+        if asked and found:
+            scored.append((round(20.0 * found / len(asked), 3), work))
+    scored.sort(key=lambda pair: -pair[0])
+    return [{**work, "score": score} for score, work in scored]
+
+
+def _by_doi(works: list[dict[str, Any]], expression: str) -> list[dict[str, Any]] | None:
+    """The works a `doi:` filter names (several `doi:` filters are ORed); None when the filter
+    is not a DOI filter."""
+    parts = [part.partition(":") for part in expression.split(",")]
+    if not all(name.strip() == "doi" and value for name, _, value in parts):
+        return None
+    wanted = {normalize_doi(value.strip()) for _, _, value in parts}
+    return [w for w in works if _doi(w) in wanted]
+
+
+def _validation_failure(kind: str, value: str, text: str) -> serving.Reply:
+    """Crossref's 400 envelope (`message-type: validation-failure`, a list of problems), as in
+    the recorded bodies of ../shared/samples/crossref."""
+    problem = {"type": kind, "value": value, "message": text}
+    body = {"status": "failed", "message-type": "validation-failure", "message": [problem]}
+    return serving.Reply(400, orjson.dumps(body))
+
+
+def _limit_headers(pool: str) -> tuple[tuple[str, str], ...]:
+    """The headers Crossref announces its limit in, on every answer."""
+    return (("x-rate-limit-limit", str(LIST_LIMITS[pool])), ("x-rate-limit-interval", "1s"))
+
+
+def answer(served: Served, request: serving.Request) -> serving.Reply:
+    """/works with deep-paging cursors, like Crossref: `query.bibliographic` (or `query`) keeps
+    works sharing any word with it, best first; a `doi:` filter names works; past the end, a page
+    with no items. More list requests a second than the pool allows get a 429."""
     params = request.params
+    pool = "polite" if params.get("mailto") else "public"
+    headers = _limit_headers(pool)
     if request.path != WORKS_PATH:
         return serving.error_reply(404, f"unknown path {request.path}")
-    try:
-        since = serving.since_filter(params.get("filter"), "from-update-date")
-    except ValueError as exc:
-        return serving.error_reply(400, str(exc))
-    if since is not None:
-        works = [w for w in works if serving.within(updated(w), since, "MAX")]
-    size = serving.int_param(params, "rows", 20) or 20
+    if not served.admit(pool, request.arrived):
+        return serving.Reply(429, b"Too Many Requests", "text/plain", headers)
+    rows = params.get("rows", "20")
+    if not rows.isdigit() or int(rows) > ROWS:
+        text = f"Integer specified as {rows} but must be an integer from 0 to {ROWS}."
+        return replace(_validation_failure("integer-not-valid", rows, text), headers=headers)
+    works = served.works
+    expression = params.get("filter")
+    named = _by_doi(works, expression) if expression else None
+    if named is not None:
+        works = named
+    else:
+        try:
+            since = serving.since_filter(expression, "from-update-date")
+        except ValueError as exc:
+            return serving.error_reply(400, str(exc))
+        if since is not None:
+            works = [w for w in works if serving.within(updated(w), since, "MAX")]
+    query = params.get("query.bibliographic") or params.get("query")
+    if query:
+        works = _scored(works, query, plain="query.bibliographic" not in params)
+    size = int(rows)
     cursor, searched = params.get("cursor"), serving.search_key(params, "cursor")
     if cursor not in (None, "*") and not request.state.alive(SOURCE, searched, cursor):
-        return cursor_invalid(cursor)
+        return replace(cursor_invalid(cursor), headers=headers)
     start = serving.offset(cursor)
     items = works[start : start + size]
     next_cursor = serving.token(start + len(items))
@@ -341,7 +575,7 @@ def answer(works: list[dict[str, Any]], request: serving.Request) -> serving.Rep
         "next-cursor": next_cursor,
     }
     head = {"status": "ok", "message-type": "work-list", "message-version": "1.0.0"}
-    return serving.json_reply({**head, "message": message})
+    return replace(serving.json_reply({**head, "message": message}), headers=headers)
 
 
 UNIT = SourceUnit(
@@ -352,16 +586,18 @@ UNIT = SourceUnit(
     parse=parse_record,
     primary_table="publications",
     tables=TABLES,
+    raw=raw,
     live=LiveSource(
         base_url=BASE_URL,
-        fetch=paged_fetch(iter_works_pages, ("message", "items"), ROWS),
+        fetch=fetch,
         emulator_path="/crossref",
         state_expires=True,
-        min_interval=lambda creds: MIN_INTERVAL,
+        min_interval=min_interval,
+        rate_limit=rate_limit,
         default_params=live_params,
         combine=combine,
         changed_since=changed_since,
     ),
-    emulation=serving.Emulation(serving.json_records(_served_works), answer),
+    emulation=serving.Emulation(load_served, answer),
 )
 """Crossref works, as the pipeline sees them."""

@@ -83,6 +83,9 @@ class Request:
     topics: tuple[str, ...] = ()
     """The source's topic queries (data/reference/topic_queries.csv): what tells a record the
     snapshot keeps too little text to search apart (see `search`)."""
+    arrived: float | None = None
+    """When the request came over the wire (monotonic seconds), for a source's rate limit;
+    None for a request answered without a server (no limit applies)."""
 
 
 @dataclass(frozen=True)

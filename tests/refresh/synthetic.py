@@ -3,7 +3,8 @@
 Test data only, written into a pytest tmp folder, never into data/: every id is obviously
 synthetic and in a valid format (NCT9xxxxxxx as bench/generate_ctgov.py makes them, PMIDs from
 99000001, OpenAlex W99…, Crossref DOIs under 10.5555, Crossref's own test prefix, PubChem CIDs
-from 990000001, ChEMBL ids CHEMBL99…). Records carry ids and "Synthetic …" titles, nothing else.
+from 990000001, ChEMBL ids CHEMBL99…). Records carry ids and "Synthetic kratom …" titles, nothing
+else: the emulator's searches find them and the relevance screen keeps them.
 Studies are small on purpose: bench/generate_ctgov.py's make 2 MB pages that the emulator takes
 0.4 s to encode, and an instant emulator is what throughput is measured against.
 `minimum_requests` says how few requests the sources' protocols allow for given record counts;
@@ -258,4 +259,5 @@ def quick_refresh(
         reference_dir=reference,
         show_progress=False,
         since_last=since_last,
+        known=None,
     )

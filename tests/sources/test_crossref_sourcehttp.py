@@ -32,7 +32,9 @@ MAILTO = "team@example.org"
 
 def works(request: Request) -> Response:
     """/works by cursor: a work-list message, empty items once the results run out."""
-    assert (request.args["query"], request.args["rows"]) == ("kratom", "2")
+    assert "query" not in request.args  # `query` also searches abstracts: the client asks
+    assert (request.args["query.bibliographic"], request.args["rows"]) == ("kratom", "2")
+    assert (request.args["sort"], request.args["order"]) == ("score", "desc")
     cursor = request.args["cursor"]
     body = {
         "status": "ok",
