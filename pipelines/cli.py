@@ -286,6 +286,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if not result.complete:
         error = result.first_error or "a source stopped"
         raise CliError(f"{error} (snapshot {result.snapshot_dir} left incomplete)")
+    for source, note in result.notes.items():
+        print(f"kratom-evidence: {source}: {note}", file=sys.stderr)
     for source, stamp in result.carried_from.items():
         reason = result.failed[source]
         print(f"kratom-evidence: {reason}; {source} carried over from {stamp}", file=sys.stderr)

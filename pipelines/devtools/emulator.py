@@ -127,13 +127,18 @@ class SnapshotApi:
         self.state = state or Expiry(STATE_TTL)
         self.result_cap = result_cap
         self.topics = topics or {}
+        self.wire = False
+        """True behind a server: each request is stamped with its arrival (rate limits)."""
         self.mounts = sorted(
             ((mount, name) for name, (mount, _) in _served().items()), reverse=True
         )
 
     def answer(self, target: str, arrived: float | None = None) -> Reply:
-        """The reply to a GET of `target` (path and query), `arrived` (monotonic seconds) when it
-        came over the wire: a source's rate limit applies only then."""
+        """The reply to a GET of `target` (path and query). A request arrives (monotonic
+        seconds) when it comes over the wire, now unless given; a source's rate limit and
+        budget apply only to one that arrived."""
+        if arrived is None and self.wire:
+            arrived = time.monotonic()
         parts = urlsplit(target)
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         for mount, source in self.mounts:
@@ -195,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.requests.append(self.path)
         fault = self.server.faults.fault_for(self.path)
-        reply = self.server.api.answer(self.path, time.monotonic())
+        reply = self.server.api.answer(self.path)
         if fault is None:
             self._send(reply)
         else:
@@ -244,6 +249,7 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def __init__(self, api: SnapshotApi, faults: FaultPlan, port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
+        api.wire = True
         self.api = api
         self.faults = faults
         self.requests: list[str] = []

@@ -98,17 +98,22 @@ def held_dois(snapshot_dir: Path | None) -> dict[str, frozenset[str]]:
 
 
 def relevance_plan(
-    reference_dir: Path, known_from: Path | None, look_up: bool
+    reference_dir: Path, known_from: Path | None, look_up: bool, creds: Credentials
 ) -> dict[str, Relevance]:
     """The screen of every source with search bounds: all sources' topic terms, the DOIs held
-    by `known_from` (any source) and, when `look_up`, the ones this source held itself, to be
-    asked by DOI if no search returns them (a full refresh never loses a work it held)."""
+    by `known_from` (any source), when `look_up` the ones this source held itself, to be
+    asked by DOI if no search returns them (a full refresh never loses a work it held), and
+    the keyless budget when `creds` lack the source's API key."""
     terms = topic_terms(q for queries in load_queries(reference_dir).values() for q in queries)
     held = held_dois(known_from)
     known = frozenset().union(*held.values())
     return {
         source: Relevance(
-            terms, known, bounds, tuple(sorted(held.get(source, ()))) if look_up else ()
+            terms,
+            known,
+            bounds,
+            tuple(sorted(held.get(source, ()))) if look_up else (),
+            bounds.keyless_searches if LIVE[source].keyless(creds) else None,
         )
         for source, bounds in load_bounds(reference_dir).items()
         if source in LIVE

@@ -67,6 +67,12 @@ class RefreshResult:
         return {s: o.error for s, o in self.outcomes.items() if o.error is not None}
 
     @property
+    def notes(self) -> dict[str, str]:
+        """Source -> one line on how it was asked, when that differs from the usual (OpenAlex
+        without an API key keeps to its keyless budget)."""
+        return {s: o.screen.note for s, o in self.outcomes.items() if o.screen and o.screen.note}
+
+    @property
     def complete(self) -> bool:
         """True when every source finished or was carried over from an earlier snapshot."""
         return set(self.failed) <= set(self.carried_from)
@@ -125,15 +131,18 @@ def refresh(
             logger.info("%s: %s", source, note)
     plan.page_size = settings.page_size
     known_from = last_recorded(data_dir / "snapshots") or known
-    plan.relevance = relevance_plan(reference_dir, known_from, look_up=base is None)
+    plan.relevance = relevance_plan(reference_dir, known_from, base is None, creds)
     progress = SourceProgress(progress_bar(console), full.work) if show_progress else None
     request_log = RequestLog(folder)
     outcomes = _record_all(folder, plan, base_urls, creds, settings, request_log, progress)
     failed = {s: o.error for s, o in outcomes.items() if o.error is not None}
     sources = carry_sources(data_dir / "snapshots", folder, failed, base)
     carried = carry_failed(folder, sources, copy=base is None) if sources is not None else {}
-    write_strategy(folder, outcomes, captured_at, plan.notes, carried)
     result = RefreshResult(folder, outcomes, carried)
+    for source, note in result.notes.items():
+        logger.info("%s: %s", source, note)
+    said = {s: "; ".join(n for n in (plan.notes.get(s), result.notes.get(s)) if n) for s in LIVE}
+    write_strategy(folder, outcomes, captured_at, {s: n for s, n in said.items() if n}, carried)
     if failed:
         extra = {**extra, FAILED_SOURCES: failed}
     off_topic = _off_topic(outcomes, sources or {}, base)

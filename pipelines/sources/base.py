@@ -224,6 +224,10 @@ def _always_filtered(creds: Credentials) -> str | None:
     return None
 
 
+def _never_keyless(creds: Credentials) -> bool:
+    return False
+
+
 ChangeFilter = Callable[[str, date, date], tuple[str, dict[str, dict[str, str]]]]
 """(query, since, until) -> (query, extra parameters by request path) asking only for records
 changed in that window."""
@@ -264,6 +268,9 @@ class LiveSource:
     unfiltered_note: Callable[[Credentials], str | None] = _always_filtered
     """Why the change filter cannot be sent with these credentials (the combined query is then
     asked in full and search_strategy.json says this note); None when it can."""
+    keyless: Callable[[Credentials], bool] = _never_keyless
+    """True when these credentials lack the API key the source needs for real use: its search
+    then keeps to the keyless budget of search_bounds.csv."""
 
 
 # --- the unit ----------------------------------------------------------------------------------

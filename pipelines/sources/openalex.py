@@ -2,19 +2,31 @@
 
 OpenAlex is the reference for citation counts and open-access status; its ids link a work
 to its PMID, PMCID and DOI, which is what lets the merge join it to the other sources.
+
+`search` matches titles, abstracts and full text (https://developers.openalex.org/guides/searching),
+so every hit goes through the relevance screen (`pipelines.sources.relevance`), as Crossref's do.
+Since 13 February 2026 an API key is required for real use: without one OpenAlex allows $0.01 of
+usage a day, and a search costs $1 per 1,000 calls, so about ten search requests
+(https://developers.openalex.org/guides/authentication). Without `OPENALEX_API_KEY` the client
+asks at most that many (search_bounds.csv `keyless_searches`), says so in one line, and stops
+OpenAlex, never the refresh, when the budget is spent or OpenAlex refuses with a 429 ("Daily
+limit exceeded", https://developers.openalex.org/api-reference/errors).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
-from pipelines.http import PagingError, page_url
+from pipelines.http import PagingError, SourceError, page_url
 from pipelines.normalize.dedup import (
     normalize_doi,
     normalize_openalex_id,
@@ -25,15 +37,19 @@ from pipelines.normalize.dedup import (
 from pipelines.sources import serving
 from pipelines.sources.base import (
     Credentials,
+    LiveRun,
     LiveSource,
     RecordError,
+    RestartQuery,
     SnapshotFormatError,
     SourceUnit,
     TableRows,
     load_json_file,
-    paged_fetch,
+    query_prefix,
+    raw_json,
 )
 from pipelines.sources.crossref import initials_of, language_code
+from pipelines.sources.relevance import Screen, words
 
 SOURCE = "openalex"
 TABLES = ("publications",)
@@ -42,7 +58,11 @@ BASE_URL = "https://api.openalex.org"
 WORKS_PATH = "/works"
 PER_PAGE = 100
 MIN_INTERVAL = 0.1
-"""OpenAlex allows 10 requests per second."""
+"""10 requests a second: OpenAlex allows 100 (https://developers.openalex.org/api-reference/authentication)."""
+KEYLESS_SEARCHES = 10
+"""Search requests a day without an API key: $0.01 of usage at $1 per 1,000 searches."""
+SCORE = "relevance_score"
+"""What OpenAlex adds to each result of a search: the work's relevance to that search."""
 
 OPENALEX_TYPES: dict[str, str] = {
     "article": "Journal Article",
@@ -70,6 +90,14 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
         yield body
     else:
         raise SnapshotFormatError(path, "not an OpenAlex works page or work")
+
+
+def raw(record: Any) -> str:
+    """A work as sorted-key JSON without `relevance_score`, which belongs to the search that
+    found it: the same work from two searches is the same record."""
+    if isinstance(record, dict) and SCORE in record:
+        record = {k: v for k, v in record.items() if k != SCORE}
+    return raw_json(record)
 
 
 def record_key(record: dict[str, Any]) -> str | None:
@@ -225,9 +253,13 @@ def default_params(mailto: str, api_key: str | None = None) -> dict[str, str]:
 
 
 def iter_works_pages(
-    http: JsonClient, search: str, per_page: int = PER_PAGE
+    http: JsonClient,
+    search: str,
+    per_page: int = PER_PAGE,
+    spend: Callable[[], bool] = lambda: True,
 ) -> Iterator[dict[str, Any]]:
-    """`/works` pages for `search`, following `meta.next_cursor` until it is null.
+    """`/works` pages for `search`, following `meta.next_cursor` until it is null, or until
+    `spend` says no request is left (the keyless budget).
 
     An empty page that still carries a cursor is followed; a cursor already used is a loop: an
     error naming the source and URL. Pages are recorded as openalex/works-NNNN.json.
@@ -235,6 +267,8 @@ def iter_works_pages(
     cursor = "*"
     used = {cursor}
     for number in itertools.count(1):
+        if not spend():
+            return
         params: dict[str, Any] = {"search": search, "per-page": per_page, "cursor": cursor}
         body = http.get_json(WORKS_PATH, params, record_as=f"works-{number:04d}.json")
         yield body
@@ -249,6 +283,89 @@ def iter_works_pages(
             )
         used.add(next_cursor)
         cursor = next_cursor
+
+
+def screened_texts(record: Any) -> list[str | None]:
+    """A work's title, abstract, source name, keywords and topics: what the screen reads."""
+    if not isinstance(record, dict):
+        return []
+    texts = [
+        _text(record.get("title")),
+        _text(record.get("display_name")),
+        abstract_from_index(record.get("abstract_inverted_index")),
+        _journal(record),
+    ]
+    for name in ("keywords", "topics"):
+        items = record.get(name)
+        for item in items if isinstance(items, list) else []:
+            texts.append(_text(item.get("display_name")) if isinstance(item, dict) else None)
+    return texts
+
+
+def _judge_page(screen: Screen, query: str, body: Any) -> bool:
+    """Screen every work of a page; True when paging should stop after it."""
+    results = body.get("results") if isinstance(body, dict) else None
+    works = results if isinstance(results, list) else []
+    kept = 0
+    for work in works:
+        ids = _dict(work.get("ids")) if isinstance(work, dict) else {}
+        doi = normalize_doi(work.get("doi") or ids.get("doi")) if isinstance(work, dict) else None
+        kept += screen.judge(query, record_key(work), doi, raw(work), screened_texts(work))
+    scores = [
+        float(w[SCORE])
+        for w in works
+        if isinstance(w, dict) and isinstance(w.get(SCORE), int | float)
+    ]
+    return screen.page_done(query, kept, len(works), scores)
+
+
+def search(http: JsonClient, query: str, per_page: int, screen: Screen) -> int:
+    """Page through `query` until the results end, the screen says stop or the keyless
+    budget is spent; hits seen."""
+    for body in iter_works_pages(http, query, per_page, lambda: screen.spend(query)):
+        if _judge_page(screen, query, body):
+            break
+    return screen.tally(query).seen
+
+
+def fetch(run: LiveRun) -> dict[str, int]:
+    """Each topic query through its own prefixed client, screened and bounded; hits seen.
+
+    Without an API key (a keyless budget in the screen) OpenAlex stops, with a note, when the
+    budget is spent or OpenAlex answers 429: the refresh goes on with what was recorded.
+    """
+    screen = run.screen or Screen.keep_all()
+    hits: dict[str, int] = {}
+    for query in run.work:
+        if screen.budget == 0:
+            break
+        client = run.client(query_prefix(query))
+        try:
+            try:
+                hits[query] = search(client, query, run.page_size or PER_PAGE, screen)
+            except RestartQuery:  # a resumed query must not follow an expired cursor
+                screen.restart(query)
+                hits[query] = search(client, query, run.page_size or PER_PAGE, screen)
+        except SourceError as exc:
+            if screen.budget is None or "HTTP 429" not in str(exc):
+                raise
+            screen.note = f"OpenAlex refused keyless searches (HTTP 429, daily limit): {exc}"
+            hits[query] = screen.tally(query).seen
+            break
+        run.advance(1)
+    asked = len(hits)
+    if screen.budget is not None and screen.note is None:
+        budget = screen.relevance.budget
+        screen.note = KEYLESS_NOTE.format(budget=budget, asked=asked, total=len(run.work))
+    return hits
+
+
+KEYLESS_NOTE = (
+    "no OPENALEX_API_KEY: OpenAlex allows about {budget} search requests a day without one "
+    "(https://developers.openalex.org/guides/authentication); asked {asked} of {total} queries "
+    "within that budget"
+)
+"""The one line a keyless refresh says about OpenAlex (stderr and search_strategy.json)."""
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -275,6 +392,11 @@ def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, 
     return query, {WORKS_PATH: {"filter": f"from_updated_date:{since.isoformat()}"}}
 
 
+def keyless(creds: Credentials) -> bool:
+    """Asked without an API key: the keyless daily budget applies."""
+    return not creds.openalex_api_key
+
+
 def unfiltered_note(creds: Credentials) -> str | None:
     """The live API refuses `from_updated_date` without an API key."""
     return None if creds.openalex_api_key else OPENALEX_UNFILTERED
@@ -292,6 +414,117 @@ def _served_works(doc: Any) -> list[Any]:
     if not isinstance(doc, dict):
         return []
     return list(doc["results"]) if "results" in doc else [doc]
+
+
+@dataclass
+class Served:
+    """The works the emulator serves, and the keyless search requests it has answered."""
+
+    works: list[dict[str, Any]]
+    keyless_searches: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def charge_keyless(self) -> bool:
+        """Count one keyless search; False once the day's budget is spent."""
+        with self.lock:
+            if self.keyless_searches >= KEYLESS_SEARCHES:
+                return False
+            self.keyless_searches += 1
+            return True
+
+
+def load_served(files: Sequence[tuple[Path, serving.Keep]]) -> Served:
+    """Every served work of the snapshot, in file order."""
+    return Served(serving.json_records(_served_works)(files))
+
+
+_TOKEN = re.compile(r'\(|\)|"[^"]*"|[^\s()"]+')
+Match = Callable[[str], bool]
+"""A search's predicate on a work's searched text (in `words` form)."""
+
+
+def _both(left: Match, right: Match) -> Match:
+    return lambda text: left(text) and right(text)
+
+
+def _either(left: Match, right: Match) -> Match:
+    return lambda text: left(text) or right(text)
+
+
+def _not(inner: Match) -> Match:
+    return lambda text: not inner(text)
+
+
+def _has(phrase: str) -> Match:
+    wanted = words(phrase)
+    return lambda text: bool(wanted.strip()) and wanted in text
+
+
+class _Search:
+    """A `search` expression as OpenAlex documents it: AND, OR, NOT (upper case), parentheses,
+    double-quoted phrases; words not joined by an operator are ANDed
+    (https://developers.openalex.org/guides/searching). Words match whole words, without the
+    stemming OpenAlex adds."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens: list[str] = _TOKEN.findall(text)
+        self.at = 0
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.at] if self.at < len(self.tokens) else None
+
+    def _take(self) -> str:
+        self.at += 1
+        return self.tokens[self.at - 1]
+
+    def any_of(self) -> Match:
+        """Terms joined by OR (the whole expression, or one in parentheses)."""
+        match = self._all_of()
+        while self._peek() == "OR":
+            self._take()
+            match = _either(match, self._all_of())
+        return match
+
+    def _all_of(self) -> Match:
+        match = self._one()
+        while self._peek() not in (None, "OR", ")"):
+            if self._peek() == "AND":
+                self._take()
+            match = _both(match, self._one())
+        return match
+
+    def _one(self) -> Match:
+        token = self._take() if self._peek() is not None else ""
+        if token == "NOT":
+            return _not(self._one())
+        if token == "(":
+            inner = self.any_of()
+            if self._peek() == ")":
+                self._take()
+            return inner
+        return _has(token.strip('"'))
+
+
+def _searched(work: dict[str, Any]) -> str:
+    """What `search` reads of a served work: title and abstract (full text is not served)."""
+    parts = [_text(work.get("title")) or _text(work.get("display_name"))]
+    parts.append(abstract_from_index(work.get("abstract_inverted_index")))
+    return " ".join(words(p) for p in parts if p)
+
+
+def _matching(works: list[dict[str, Any]], search: str) -> list[dict[str, Any]]:
+    """Works the search matches, best first, each with a `relevance_score`: here the number of
+    the search's words it has (a stand-in for OpenAlex's own score; the client reads only
+    order and ratios)."""
+    matches = _Search(search).any_of()
+    asked = [w for w in words(search.replace('"', " ")).split() if w not in {"and", "or", "not"}]
+    scored = []
+    for work in works:
+        text = _searched(work)
+        if matches(text):
+            scored.append((float(sum(f" {w} " in text for w in set(asked))), work))
+    scored.sort(key=lambda pair: -pair[0])
+    return [{**work, SCORE: score} for score, work in scored]
 
 
 def _key_required() -> serving.Reply:
@@ -314,9 +547,19 @@ def _cursor_invalid(cursor: str) -> serving.Reply:
     )
 
 
-def answer(works: list[dict[str, Any]], request: serving.Request) -> serving.Reply:
+def _daily_limit() -> serving.Reply:
+    """A 429 once the keyless day's searches are spent ("Daily limit exceeded" with the
+    documented `error` / `message` body, https://developers.openalex.org/api-reference/errors)."""
+    message = "Daily limit exceeded: searches without an API key are spent for today."
+    body = {"error": "Rate limit exceeded", "message": message}
+    return serving.Reply(429, orjson.dumps(body))
+
+
+def answer(served: Served, request: serving.Request) -> serving.Reply:
     """/works with cursor paging: like OpenAlex, every page with results carries a
-    next_cursor, and the end is a page with no results and a null one."""
+    next_cursor, and the end is a page with no results and a null one. `search` keeps the
+    works it matches, best first; over the wire, keyless searches beyond the day's budget
+    get a 429."""
     params = request.params
     if request.path != WORKS_PATH:
         return serving.error_reply(404, f"unknown path {request.path}")
@@ -326,8 +569,15 @@ def answer(works: list[dict[str, Any]], request: serving.Request) -> serving.Rep
         return serving.error_reply(400, str(exc))
     if since is not None and not params.get("api_key"):
         return _key_required()
+    search = params.get("search")
+    keyless_search = bool(search) and not params.get("api_key") and request.arrived is not None
+    if keyless_search and not served.charge_keyless():
+        return _daily_limit()
+    works = served.works
     if since is not None:
         works = [w for w in works if serving.within(updated(w), since, "MAX")]
+    if search:
+        works = _matching(works, search)
     size = serving.int_param(params, "per-page", 25) or 25
     cursor, searched = params.get("cursor"), serving.search_key(params, "cursor")
     if cursor not in (None, "*") and not request.state.alive(SOURCE, searched, cursor):
@@ -349,16 +599,18 @@ UNIT = SourceUnit(
     parse=parse_record,
     primary_table="publications",
     tables=TABLES,
+    raw=raw,
     live=LiveSource(
         base_url=BASE_URL,
-        fetch=paged_fetch(iter_works_pages, ("results",), PER_PAGE),
+        fetch=fetch,
         emulator_path="/openalex",
         state_expires=True,
         min_interval=lambda creds: MIN_INTERVAL,
         default_params=live_params,
         changed_since=changed_since,
         unfiltered_note=unfiltered_note,
+        keyless=keyless,
     ),
-    emulation=serving.Emulation(serving.json_records(_served_works), answer),
+    emulation=serving.Emulation(load_served, answer),
 )
 """OpenAlex works, as the pipeline sees them."""

@@ -67,6 +67,8 @@ class Relevance:
     bounds: Bounds
     lookup: tuple[str, ...] = ()
     """DOIs this source held before, asked by DOI when no search returns them again."""
+    budget: int | None = None
+    """Search requests this run may make (a source asked without its API key); None: no cap."""
 
 
 @dataclass
@@ -92,6 +94,13 @@ class Screen:
     kept: dict[str, str] = field(default_factory=dict)
     """Record key -> sha256 of every kept record."""
     seen_dois: set[str] = field(default_factory=set)
+    budget: int | None = None
+    """Search requests left of the run's keyless budget (None: no budget)."""
+    note: str | None = None
+    """One line on how the source was asked when that differs from the usual (keyless)."""
+
+    def __post_init__(self) -> None:
+        self.budget = self.relevance.budget
 
     @classmethod
     def keep_all(cls) -> Screen:
@@ -102,6 +111,17 @@ class Screen:
         """Forget `query`'s counts: its pages are asked again from the first (an expired
         cursor); what it kept or dropped is judged again as the pages come."""
         self.tallies.pop(query, None)
+
+    def spend(self, query: str) -> bool:
+        """Take one search request of the keyless budget for `query`; False, with the reason in
+        its tally, when none is left."""
+        if self.budget is None:
+            return True
+        if self.budget <= 0:
+            self.tally(query).stopped = "keyless budget spent"
+            return False
+        self.budget -= 1
+        return True
 
     def tally(self, query: str) -> Tally:
         """The counts of `query`, started on first use."""

@@ -1,4 +1,5 @@
-"""A work Crossref returns for one word of a query is dropped, counted and quarantined, not lost.
+"""A work Crossref returns for one word of a query is dropped, counted and quarantined, not lost;
+and a refresh without OPENALEX_API_KEY finishes, saying so in one line.
 
 The emulator serves the bundled snapshot plus one orchid paper that shares only "speciosa" with
 the query "Mitragyna speciosa" (Crossref matches any word). The real CLI refresh records the
@@ -33,7 +34,10 @@ ORCHID = {
 FAST = ["--pace", "0", "--timeout", "2", "--backoff", "0.02", "--no-progress"]
 
 
-def test_off_topic_work_is_counted_listed_and_quarantined(tmp_path: Path) -> None:
+def test_off_topic_work_is_counted_listed_and_quarantined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OPENALEX_API_KEY", raising=False)
     served = tmp_path / "served"
     shutil.copytree(paths.BUNDLED_SNAPSHOT, served)
     page = served / "crossref" / "works-0001.json"
@@ -57,6 +61,9 @@ def test_off_topic_work_is_counted_listed_and_quarantined(tmp_path: Path) -> Non
             == 0
         )
 
+    err = capsys.readouterr().err.splitlines()
+    said = [line for line in err if line.startswith("kratom-evidence: openalex")]
+    assert len(said) == 1 and said[0].startswith("kratom-evidence: openalex: no OPENALEX_API_KEY")
     (folder,) = sorted((data_dir / "snapshots").iterdir())
     strategy = json.loads((folder / "search_strategy.json").read_text())
     queries = {q["query"]: q for q in strategy["sources"]["crossref"]["queries"]}

@@ -54,13 +54,14 @@ def test_synthetic_snapshot_serves_every_record_and_ids_are_synthetic(tmp_path: 
     )
     loaded = load_snapshot(synthetic.write_snapshot(tmp_path / "snap", counts))
 
-    served = {s: len(loaded.of(s)) for s in ("clinicaltrials", "europepmc", "openalex", "crossref")}
+    served = {s: len(loaded.of(s)) for s in ("clinicaltrials", "europepmc")}
+    served |= {s: len(loaded.of(s).works) for s in ("openalex", "crossref")}
     assert served == {"clinicaltrials": 12, "europepmc": 5, "openalex": 3, "crossref": 4}
     assert len(loaded.of("pubmed").articles) == 7 and len(loaded.of("chembl")) == 6
     assert len(loaded.of("pubchem").properties) == len(loaded.of("pubchem").synonyms) == 9
     first = loaded.of("clinicaltrials")[0].record["protocolSection"]["identificationModule"]
     assert first["nctId"] == "NCT90000001"
-    assert loaded.of("crossref")[0]["DOI"].startswith("10.5555/")
+    assert loaded.of("crossref").works[0]["DOI"].startswith("10.5555/")
     assert b'<PMID Version="1">99000001</PMID>' in loaded.of("pubmed").articles[0]
 
 
