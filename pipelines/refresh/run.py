@@ -139,8 +139,6 @@ def refresh(
     sources = carry_sources(data_dir / "snapshots", folder, failed, base)
     carried = carry_failed(folder, sources, copy=base is None) if sources is not None else {}
     result = RefreshResult(folder, outcomes, carried)
-    for source, note in result.notes.items():
-        logger.info("%s: %s", source, note)
     said = {s: "; ".join(n for n in (plan.notes.get(s), result.notes.get(s)) if n) for s in LIVE}
     write_strategy(folder, outcomes, captured_at, {s: n for s, n in said.items() if n}, carried)
     if failed:

@@ -42,8 +42,10 @@ def _closed_port_url() -> str:
 
 
 def _cli_lines(err: str) -> list[str]:
-    """What the CLI said on stderr (the emulator's server threads may log there too)."""
-    return [line for line in err.splitlines() if line.startswith("kratom-evidence:")]
+    """What the CLI said on stderr (the emulator's server threads may log there too), but the
+    line a refresh without OPENALEX_API_KEY says about OpenAlex's keyless budget."""
+    said = [line for line in err.splitlines() if line.startswith("kratom-evidence:")]
+    return [line for line in said if not line.startswith("kratom-evidence: openalex: no ")]
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -34,7 +34,7 @@ from pipelines.refresh import (
     parse_base_urls,
     refresh,
 )
-from pipelines.sources import pubmed
+from pipelines.sources import crossref, pubmed
 from tests.refresh import synthetic
 from tests.refresh.request_audit import instant_throughput, throughput
 
@@ -53,6 +53,8 @@ COUNTS = synthetic.Counts(
 Crossref 4 + the empty page, PubChem 2 x 10 batches, ChEMBL 6."""
 PUBLISHED_LIMITS: dict[str, float] = {"clinicaltrials": 50 / 60, "pubmed": 3.0, "pubchem": 5.0}
 """Requests/s each source publishes (docs/refresh-and-politeness.md); NCBI allows 10 with a key."""
+LIST_LIMITS: dict[str, int] = {"crossref": crossref.LIST_LIMITS["polite"]}
+"""List requests a second a source allows with a contact e-mail (checked, not measured)."""
 NCBI_WITH_KEY = 10.0
 MINUTE_LIMIT = 50
 """ClinicalTrials.gov: about 50 requests a minute."""
@@ -82,6 +84,7 @@ def _run(root: Path, url: str, creds: Credentials) -> dict[str, list[dict[str, A
         datetime.now(UTC),
         reference_dir=reference,
         show_progress=False,
+        known=None,
     )
     assert result.complete, result.first_error
     log: dict[str, list[dict[str, Any]]] = {source: [] for source in LIVE_SOURCES}
@@ -95,8 +98,9 @@ def _run(root: Path, url: str, creds: Credentials) -> dict[str, list[dict[str, A
 def plain_log(
     tmp_path_factory: pytest.TempPathFactory, emulator_url: str
 ) -> dict[str, list[dict[str, Any]]]:
-    """Request log of a refresh with a contact e-mail and no API key."""
-    creds = Credentials(email="polite@example.org")
+    """Request log of a refresh with a contact e-mail and no NCBI API key (an OpenAlex key: its
+    keyless budget is tested in tests/sources/test_openalex_relevance.py)."""
+    creds = Credentials(email="polite@example.org", openalex_api_key="synthetic-openalex-key")
     return _run(tmp_path_factory.mktemp("plain"), emulator_url, creds)
 
 
@@ -105,7 +109,11 @@ def keyed_log(
     tmp_path_factory: pytest.TempPathFactory, emulator_url: str
 ) -> dict[str, list[dict[str, Any]]]:
     """Request log of a refresh with an NCBI API key (NCBI then allows 10 per second)."""
-    creds = Credentials(email="polite@example.org", ncbi_api_key="synthetic-key")
+    creds = Credentials(
+        email="polite@example.org",
+        ncbi_api_key="synthetic-key",
+        openalex_api_key="synthetic-openalex-key",
+    )
     return _run(tmp_path_factory.mktemp("keyed"), emulator_url, creds)
 
 
@@ -118,6 +126,8 @@ def _second_limit(source: str) -> int:
 
     ClinicalTrials.gov's 50 a minute allows one per second (and is checked per minute too).
     """
+    if source in LIST_LIMITS:
+        return LIST_LIMITS[source]
     return max(1, int(PUBLISHED_LIMITS.get(source, 1 / MIN_INTERVALS[source])))
 
 
