@@ -199,11 +199,18 @@ def write_snapshot(out: Path, counts: Counts) -> Path:
 
 
 def write_reference(out: Path, counts: Counts) -> Path:
-    """data/reference copied to `out`, one topic query per source, synthetic compounds only.
+    """data/reference copied to `out`, one topic query per source, synthetic compounds only,
+    and no page cap in search_bounds.csv, so that every protocol pages to its end at any size
+    (the bounds are tested in tests/sources/test_crossref_relevance.py).
 
     Returns `out`; give it to `refresh(..., reference_dir=out)`.
     """
     shutil.copytree(paths.REFERENCE_DIR, out)
+    with (out / "search_bounds.csv").open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        bounds = [{**row, "max_pages": ""} for row in reader]
+        header = list(reader.fieldnames or [])
+    _write_csv(out / "search_bounds.csv", header, bounds)
     with (paths.REFERENCE_DIR / "topic_queries.csv").open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         header = list(reader.fieldnames or [])
