@@ -200,10 +200,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.requests.append(self.path)
         fault = self.server.faults.fault_for(self.path)
-        reply = self.server.api.answer(self.path)
-        if fault is None:
+        # Only a cut-off body comes from the source; every other fault answers in front of it
+        # (a gateway, the network), so the source never sees the request: it counts toward no
+        # rate limit or budget and hands out no cursor.
+        reply = self.server.api.answer(self.path) if fault in (None, "truncated") else None
+        if reply is not None and fault is None:
             self._send(reply)
-        else:
+        elif fault is not None:
             self._fail(fault, reply)
 
     def _send(self, reply: Reply, body: bytes | None = None) -> None:
@@ -215,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(reply.body if body is None else body)
 
-    def _fail(self, kind: str, reply: Reply) -> None:
+    def _fail(self, kind: str, reply: Reply | None) -> None:
         faults = self.server.faults
         if kind.startswith("http5"):
             self._send(error_reply(int(kind[4:]), "emulated server error"))
@@ -232,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "stall":
             time.sleep(faults.stall_seconds)
             self.close_connection = True
-        elif kind == "truncated":
+        elif kind == "truncated" and reply is not None:
             self._send(reply, reply.body[: len(reply.body) // 2])
             self.close_connection = True
         else:

@@ -21,13 +21,16 @@ import httpx
 import pytest
 
 from pipelines.devtools.emulator import EmulatorServer, Reply, make_server, running
-from pipelines.refresh import REQUEST_LOG
+from pipelines.refresh import REQUEST_LOG, Credentials
 from tests.refresh import synthetic
 
 pytestmark = pytest.mark.slow
 
-TTL = 1.0
-"""Seconds the emulator keeps a cursor or WebEnv alive after handing it out."""
+TTL = 2.0
+"""Seconds the emulator keeps a cursor or WebEnv alive after handing it out: longer than the
+1.1 s between Crossref list requests without `mailto` (the public pool's 1 a second)."""
+KEYED = Credentials(openalex_api_key="synthetic-openalex-key")
+"""Three refreshes share one emulator: with a key OpenAlex's keyless daily budget is not theirs."""
 PAGE = 3
 COUNTS = synthetic.Counts(
     clinicaltrials=4, pubmed=7, europepmc=7, openalex=7, crossref=7, chembl=3, cids=2
@@ -88,7 +91,9 @@ def test_paused_refresh_resumes_past_expired_cursors_and_equals_a_clean_one(
     server, stopper, reference = served
     resumed_dir, clean_dir = tmp_path / "resumed", tmp_path / "clean"
 
-    first = synthetic.quick_refresh(resumed_dir, server.base_url, reference, page_size=PAGE)
+    first = synthetic.quick_refresh(
+        resumed_dir, server.base_url, reference, page_size=PAGE, credentials=KEYED
+    )
     assert not first.complete and set(first.failed) == set(STOPPED)
     folder = first.snapshot_dir
     recorded = _pages(folder)
@@ -113,12 +118,16 @@ def test_paused_refresh_resumes_past_expired_cursors_and_equals_a_clean_one(
     assert history.status_code == 400 and b"Unable to obtain query" in history.content
 
     asked_before = len(server.requests)
-    second = synthetic.quick_refresh(resumed_dir, server.base_url, reference, page_size=PAGE)
+    second = synthetic.quick_refresh(
+        resumed_dir, server.base_url, reference, page_size=PAGE, credentials=KEYED
+    )
     assert second.complete and second.failed == {}
     assert second.snapshot_dir == folder
     resumed_asks = server.requests[asked_before:]
 
-    clean = synthetic.quick_refresh(clean_dir, server.base_url, reference, page_size=PAGE)
+    clean = synthetic.quick_refresh(
+        clean_dir, server.base_url, reference, page_size=PAGE, credentials=KEYED
+    )
     assert clean.complete
     assert _pages(folder) == _pages(clean.snapshot_dir)
 
