@@ -7,6 +7,8 @@ sensor all run these same definitions.
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -16,7 +18,7 @@ from pipelines.assets.raw import RAW_ASSETS
 from pipelines.assets.release import published_release
 from pipelines.assets.snapshot import snapshot_folder
 from pipelines.assets.staging import STAGING_ASSETS
-from pipelines.automation import refresh_schedule, version_sensor
+from pipelines.automation import refresh_cron, refresh_schedule, version_sensors
 from pipelines.build import BUILD_JOB, JOB_NAME
 from pipelines.release.publish import DataDir
 from pipelines.resources import (
@@ -55,8 +57,8 @@ defs = dg.Definitions(
     jobs=[BUILD_JOB],
     # "Materialize" in the UI runs the implicit asset job: in one process too (see BUILD_JOB).
     executor=dg.in_process_executor,
-    schedules=[refresh_schedule(DATA_DIR)],
-    sensors=[version_sensor(DATA_DIR)],
+    schedules=[refresh_schedule(DATA_DIR, refresh_cron(os.environ))],
+    sensors=version_sensors(DATA_DIR),
 )
 
 

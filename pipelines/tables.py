@@ -67,6 +67,7 @@ from pipelines.normalize.literature_studies import (
     load_design_rules,
 )
 from pipelines.normalize.outcomes import INSTRUMENTS_FILE, load_instrument_lexicon
+from pipelines.sources import publication_precedence
 from pipelines.warehouse import read_frame, union_staging, write_table
 
 CURATED_LINKS_FILE = "study_publication_links.csv"
@@ -322,7 +323,11 @@ def build_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     """
     literature = staged(con, "publications")
     rows_in = _count_by_source(literature)
-    merged = merge_publications(records(literature)) if not literature.empty else None
+    merged = (
+        merge_publications(records(literature), publication_precedence())
+        if not literature.empty
+        else None
+    )
     publications = pd.DataFrame(merged.publications if merged else [])
     if not publications.empty:
         publications["is_stub"] = False

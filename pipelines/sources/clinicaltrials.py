@@ -31,6 +31,7 @@ from pipelines.sources.base import (
     SnapshotFormatError,
     SourceUnit,
     TableRows,
+    VersionFeed,
     count_items,
     count_mismatch,
     slug,
@@ -661,6 +662,19 @@ def fetch_all(http: PageClient, queries: Sequence[str]) -> FetchSummary:
     return FetchSummary(len(queries), pages, pages, seen, tuple(unique))
 
 
+def data_timestamp(body: bytes) -> str:
+    """`dataTimestamp` of a `/api/v2/version` answer: when the registry's data last changed.
+
+    Raises:
+        ValueError: the body is not JSON or carries no timestamp.
+    """
+    doc = orjson.loads(body)
+    stamp = doc.get("dataTimestamp") if isinstance(doc, dict) else None
+    if not isinstance(stamp, str) or not stamp:
+        raise ValueError(f"{VERSION_PATH} answered without a dataTimestamp")
+    return stamp
+
+
 def fetch_version(http: PageClient) -> str:
     """The data timestamp of the registry's current release (not recorded: not a studies file)."""
     body = http.get_json(VERSION_PATH, None, record_as=None)
@@ -849,6 +863,7 @@ UNIT = SourceUnit(
         min_interval=lambda creds: MIN_INTERVAL,
         retry_statuses=PROXY_REFUSAL,
         changed_since=changed_since,
+        version=VersionFeed(VERSION_PATH, data_timestamp),
     ),
     emulation=serving.Emulation(serving.json_docs(_served_studies), answer),
 )

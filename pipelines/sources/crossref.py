@@ -21,6 +21,7 @@ from pipelines.sources import serving
 from pipelines.sources.base import (
     Credentials,
     LiveSource,
+    PublicationRank,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
@@ -363,5 +364,6 @@ UNIT = SourceUnit(
         changed_since=changed_since,
     ),
     emulation=serving.Emulation(serving.json_records(_served_works), answer),
+    publication=PublicationRank(bibliographic=2, metrics=2),
 )
 """Crossref works, as the pipeline sees them."""

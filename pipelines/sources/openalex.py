@@ -26,6 +26,7 @@ from pipelines.sources import serving
 from pipelines.sources.base import (
     Credentials,
     LiveSource,
+    PublicationRank,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
@@ -360,5 +361,7 @@ UNIT = SourceUnit(
         unfiltered_note=unfiltered_note,
     ),
     emulation=serving.Emulation(serving.json_records(_served_works), answer),
+    # The reference for cited_by_count and is_open_access; last for bibliographic fields.
+    publication=PublicationRank(bibliographic=3, metrics=0),
 )
 """OpenAlex works, as the pipeline sees them."""

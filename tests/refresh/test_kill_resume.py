@@ -25,7 +25,7 @@ import pytest
 from pipelines import paths
 from pipelines.cli import main
 from pipelines.devtools.emulator import EmulatorServer, Reply, make_server, running
-from pipelines.refresh import LIVE_SOURCES, REQUEST_LOG, load_queries
+from pipelines.refresh import REQUEST_LOG, live_sources, load_queries
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def _recorded(folder: Path) -> Counter[str]:
     """Pages written per source (a `.part` temp file is not a page yet)."""
     return Counter(
         path.parent.name
-        for source in LIVE_SOURCES
+        for source in live_sources()
         for path in (folder / source).glob("*")
         if not path.name.startswith(".")
     )
@@ -163,7 +163,7 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
     before = page_requests(list(emulator.requests))
     recorded = _recorded(folder)
     pages_asked = Counter(_source(p) for p in before)
-    in_flight = {s: pages_asked[s] - recorded[s] for s in LIVE_SOURCES}
+    in_flight = {s: pages_asked[s] - recorded[s] for s in live_sources()}
 
     assert first.returncode == -signal.SIGKILL
     assert json.loads((folder / "SNAPSHOT.json").read_text())["complete"] is False
@@ -172,13 +172,13 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
     ct_queries = len(load_queries(paths.REFERENCE_DIR)["clinicaltrials"])
     assert KILL_AFTER_PAGES <= recorded["clinicaltrials"] < ct_queries
     assert in_flight["clinicaltrials"] == 1
-    assert all(0 <= in_flight[s] <= 1 for s in LIVE_SOURCES), in_flight
+    assert all(0 <= in_flight[s] <= 1 for s in live_sources()), in_flight
     # The request log is written as requests happen: the killed run's attempts are all there
     # but those unanswered at the kill, at most one per source (each source asks in turn).
     asked_by_killed = len(emulator.requests)
     logged_by_killed = _request_log(folder)
     assert sum(recorded.values()) <= len(logged_by_killed) <= asked_by_killed
-    assert len(logged_by_killed) >= asked_by_killed - len(LIVE_SOURCES)
+    assert len(logged_by_killed) >= asked_by_killed - len(live_sources())
 
     rerun = subprocess.run(
         _refresh_command(killed_dir, emulator.base_url, "0"), capture_output=True, text=True
@@ -191,9 +191,9 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
     pages_after = Counter(_source(p) for p in after)
     finished = _recorded(folder)
 
-    assert {s: again[s] for s in LIVE_SOURCES} == in_flight
-    assert {s: pages_after[s] for s in LIVE_SOURCES} == {
-        s: finished[s] - recorded[s] for s in LIVE_SOURCES
+    assert {s: again[s] for s in live_sources()} == in_flight
+    assert {s: pages_after[s] for s in live_sources()} == {
+        s: finished[s] - recorded[s] for s in live_sources()
     }
     assert list((killed_dir / "snapshots").iterdir()) == [folder]
     logged = _request_log(folder)
