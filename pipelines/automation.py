@@ -13,7 +13,7 @@ Secrets reach the run only through `LiveCredentialsResource` (wired with `dg.Env
 holds counts and paths, and any failure is one line with every secret value replaced by `***`.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import dagster as dg
 import httpx
 
 from pipelines.build import BUILD_JOB, SNAPSHOT_TAG, run_config
+from pipelines.deployment import CRON_ENV, WEEKLY_CRON
 from pipelines.refresh import RefreshResult, refresh
 from pipelines.refresh.resume import snapshot_stamp, unfinished_snapshot
 from pipelines.release.publish import DataDir
@@ -28,10 +29,6 @@ from pipelines.resources import LiveCredentialsResource, LiveSourcesResource
 from pipelines.sources import SOURCES
 from pipelines.sources.base import VersionFeed
 
-WEEKLY_CRON = "0 3 * * 1"
-"""Mondays 03:00 UTC: ClinicalTrials.gov and PubMed are quiet, the week's updates are in."""
-CRON_ENV = "KRATOM_EVIDENCE_REFRESH_CRON"
-"""Another cron for the refresh schedule (a demo sets `* * * * *`); unset: weekly."""
 POLL_SECONDS = 3600
 """A version sensor asks its source once an hour at most."""
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -145,11 +142,6 @@ def record(
             metadata=metadata,
         )
     return metadata
-
-
-def refresh_cron(environ: Mapping[str, str]) -> str:
-    """The refresh schedule's cron: `KRATOM_EVIDENCE_REFRESH_CRON` when set, else weekly."""
-    return environ.get(CRON_ENV, "").strip() or WEEKLY_CRON
 
 
 def refresh_schedule(outputs: DataDir, cron: str = WEEKLY_CRON) -> dg.ScheduleDefinition:

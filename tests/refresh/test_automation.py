@@ -23,10 +23,7 @@ import pytest
 
 from pipelines import paths
 from pipelines.automation import (
-    CRON_ENV,
-    WEEKLY_CRON,
     one_line,
-    refresh_cron,
     refresh_request,
     refresh_schedule,
     version_sensor,
@@ -214,9 +211,7 @@ def test_weekly_schedule_requests_a_recording_build_on_monday_three_utc(tmp_path
     assert schedule.execution_timezone == "UTC"
 
 
-def test_schedule_cron_comes_from_the_environment_else_weekly(tmp_path: Path) -> None:
-    assert refresh_cron({}) == refresh_cron({CRON_ENV: " "}) == WEEKLY_CRON
-    assert refresh_cron({CRON_ENV: "* * * * *"}) == "* * * * *"
+def test_schedule_on_another_cron_still_requests_the_asset_job(tmp_path: Path) -> None:
     every_minute = refresh_schedule(DataDir(tmp_path / "data"), "* * * * *")
     assert every_minute.cron_schedule == "* * * * *" and every_minute.job_name == "build"
     with pytest.raises(dg.DagsterInvalidDefinitionError):

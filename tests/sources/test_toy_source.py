@@ -42,6 +42,8 @@ from pipelines.sources.base import LiveRun
 from pipelines.staging import stage_source
 from pipelines.warehouse import ensure_schemas
 from schemas import vocab
+from schemas.arrow import arrow_schema
+from schemas.literature import Publication
 
 LINES = [
     "10.5555/toy.1\tFirst toy paper",
@@ -110,8 +112,29 @@ def test_toy_source_gets_raw_and_staging_assets_that_stage_its_rows(
         if event.asset_key == dg.AssetKey(["raw", toy])
     ]
     assert raw_meta["files"].value == 1
+    assert raw_meta["bytes"].value == (folder / toy / "page-0001.tsv").stat().st_size
     assert raw_meta["captured_at"].value == "2026-03-04"
     assert raw_meta["method"].value == "reconstructed"
+    [staging_meta] = [
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(["staging", toy])
+    ]
+    assert staging_meta["dagster/row_count"].value == 2
+    columns = staging_meta["dagster/column_schema"].value.columns
+    assert [c.name for c in columns] == [
+        *(f.name for f in arrow_schema(Publication)),
+        "_source",
+        "_source_file",
+        "_seq",
+    ]
+    described = {c.name: c.description for c in columns}
+    assert described["doi"] == Publication.to_schema().columns["doi"].description
+    assert described["_source_file"].startswith("Snapshot file the record was read from")
+    quarantine = staging_meta[f"columns of staging.{toy}__quarantine"].value.columns
+    assert {"reason", "raw"} <= {c.name for c in quarantine} and all(
+        c.description for c in quarantine
+    )
     with duckdb.connect(str(database), read_only=True) as con:
         rows = con.execute(
             f'SELECT publication_id, title, _source_file FROM staging."{toy}__publications" '
