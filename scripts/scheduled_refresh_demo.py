@@ -36,7 +36,6 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-LOCATION = "pipelines.definitions"
 SCHEDULE = "weekly_refresh"
 SNAPSHOT_TAG = "kratom-evidence/snapshot"
 ASSETS_QUERY = """
@@ -52,6 +51,10 @@ STOP = """
 mutation($id: String!) { stopRunningSchedule(id: $id) {
   __typename ... on ScheduleStateResult { scheduleState { status } }
   ... on PythonError { message } } }
+"""
+WORKSPACE_QUERY = """
+{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
+  ... on RepositoryLocation { repositories { name schedules { name } } } } } } } }
 """
 RUNS_QUERY = """
 query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results { runId } } } }
@@ -141,6 +144,16 @@ def finished_run(url: str, run_id: str) -> dict[str, Any] | None:
     return run if run.get("status") in DONE else None
 
 
+def schedule_home(url: str) -> tuple[str, str]:
+    """(code location, repository) that hold the refresh schedule, as the webserver names them."""
+    entries = graphql(url, WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
+    for entry in entries:
+        for repository in (entry.get("locationOrLoadError") or {}).get("repositories", []):
+            if SCHEDULE in {schedule["name"] for schedule in repository["schedules"]}:
+                return entry["name"], repository["name"]
+    raise SystemExit(f"no code location holds {SCHEDULE}: {entries}")
+
+
 def scheduled_run_id(url: str) -> str | None:
     """The first run the schedule launched, once there is one."""
     runs = graphql(url, RUNS_QUERY, {"filter": {"tags": [SCHEDULE_TAG]}})["runsOrError"]
@@ -188,9 +201,10 @@ def demo(work: Path) -> dict[str, Any]:
         started = time.monotonic()
         wait_for("the code location", lambda: latest_materializations(url), 600, 2)
         report["webserver_ready_s"] = round(time.monotonic() - started, 1)
+        location, repository = schedule_home(url)
         selector = {
-            "repositoryLocationName": LOCATION,
-            "repositoryName": "__repository__",
+            "repositoryLocationName": location,
+            "repositoryName": repository,
             "scheduleName": SCHEDULE,
         }
         result = graphql(url, START, {"selector": selector})["startSchedule"]
@@ -211,12 +225,27 @@ def demo(work: Path) -> dict[str, Any]:
             "latest_materialization_from_this_run": sum(r == run_id for r in latest.values()),
             "assets_without_it": sorted(key for key, r in latest.items() if r != run_id),
         }
-        report["ui_build"] = ui_build(url, work / "ui_data")
+        report["ui_build"] = ui_build(url, location, repository, work / "ui_data")
+    report["scheduled_run"]["asset_checks_passed"] = checks_passed(home, run_id)
     report["cli_build_s"] = cli_build(work / "cli_data")
     return report
 
 
-def ui_build(url: str, data_dir: Path) -> dict[str, float]:
+def checks_passed(home: Path, run_id: str) -> str:
+    """`passed/evaluated` asset checks of a run, read from the instance's own event log."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+    events = [r.event_log_entry.dagster_event for r in records]
+    evaluations = [e.event_specific_data for e in events if e is not None]
+    passed = sum(bool(getattr(e, "passed", False)) for e in evaluations)
+    return f"{passed}/{len(evaluations)}"
+
+
+def ui_build(url: str, location: str, repository: str, data_dir: Path) -> dict[str, float]:
     """The bundled snapshot built by a run launched through the webserver, as the launchpad does."""
     from dagster_graphql import DagsterGraphQLClient
 
@@ -228,7 +257,7 @@ def ui_build(url: str, data_dir: Path) -> dict[str, float]:
     client = DagsterGraphQLClient(host, port_number=int(port))
     config = run_config(BUNDLED_SNAPSHOT, DataDir(data_dir))
     started = time.monotonic()
-    run_id = client.submit_job_execution("build", LOCATION, "__repository__", run_config=config)
+    run_id = client.submit_job_execution("build", location, repository, run_config=config)
     run = wait_for("the UI build", lambda: finished_run(url, run_id), 900, 0.5)
     if run["status"] != "SUCCESS":
         raise SystemExit(f"UI build {run_id} ended {run['status']}")
