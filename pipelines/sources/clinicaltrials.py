@@ -820,8 +820,9 @@ def _served_studies(doc: Any) -> list[Any]:
 def answer(studies: list[serving.Doc], request: serving.Request) -> serving.Reply:
     """GET /api/v2/studies (query.term, pageToken paging, countTotal) and /api/v2/version.
 
-    `query.term` is searched over every text of a study, words ANDed (Essie's default, see
-    https://clinicaltrials.gov/find-studies/constructing-complex-search-queries); `totalCount`
+    `query.term` is searched over every text of a study as an Essie expression: words side by
+    side form an AND expression, quoted words a phrase, OR binds loosest
+    (https://classic.clinicaltrials.gov/api/gui/ref/syntax); `totalCount`
     comes only with `countTotal=true` (https://clinicaltrials.gov/data-api/api). A query or
     filter the emulator cannot read is a 400 with a plain-text reason, as the API answers.
     """
