@@ -270,7 +270,7 @@ def _results(titles: list[str], measures: list[int], rng: random.Random) -> dict
                 for g, n in zip(event_groups, at_risk, strict=True)
             ],
         }
-        for term, system in rng.sample(_AE_TERMS, rng.randint(1, 4))
+        for term, system in rng.sample(_AE_TERMS, rng.randint(0, 4))
     ]
     serious = [
         {

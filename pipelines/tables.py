@@ -66,6 +66,7 @@ from pipelines.normalize.literature_studies import (
     literature_studies,
     load_design_rules,
 )
+from pipelines.normalize.outcome_changes import outcome_changes
 from pipelines.normalize.outcomes import INSTRUMENTS_FILE, load_instrument_lexicon
 from pipelines.sources import publication_precedence
 from pipelines.warehouse import read_frame, union_staging, write_table
@@ -590,6 +591,22 @@ def _paper_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     return {str(r["publication_id"]): r for r in records(papers)}
 
 
+@builds("outcome_changes", curated=("outcomes",))
+def build_outcome_changes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Registered outcomes matched to reported ones, per study with posted results."""
+    outcomes = read_frame(
+        con,
+        "SELECT outcome_id, study_id, outcome_kind, title, time_frame, source "
+        "FROM curated.outcomes ORDER BY study_id, source, outcome_id",
+    )
+    frame = pd.DataFrame(outcome_changes(records(outcomes)))
+    if not frame.empty:
+        frame["_source"] = "derived"
+        frame["_source_file"] = None
+        frame["_seq"] = range(len(frame))
+    return Built(frame)
+
+
 @builds("publication_compounds", curated=("publication_text",), reference=COMPOUND_LEXICON)
 def build_publication_compounds(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Compounds named in a publication's title, abstract, MeSH terms or keywords."""
@@ -622,7 +639,15 @@ def build_publication_compounds(con: duckdb.DuckDBPyConnection, reference_dir: P
 
 @builds(
     "evidence_map",
-    curated=("studies", "interventions", "outcomes", "conditions", "publication_compounds"),
+    curated=(
+        "studies",
+        "interventions",
+        "outcomes",
+        "adverse_events",
+        "adverse_event_totals",
+        "conditions",
+        "publication_compounds",
+    ),
     reference=(*COMPOUND_LEXICON, STUDY_COMPOUNDS_FILE),
 )
 def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
@@ -631,11 +656,17 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     Registered studies also reach the kratom products and alkaloids their title, official title
     or curated conditions name (a quarantined condition links nothing), literature-only
     studies the compounds their paper names, and studies no text links the compounds
-    data/reference/study_compounds.csv gives; `study_links` says which.
+    data/reference/study_compounds.csv gives; `study_links` says which. A study that posted
+    adverse events (per term or as group totals) measures safety.
     """
     studies = read_frame(con, "SELECT study_id, design, enrollment, long_term FROM curated.studies")
     interventions = read_frame(con, "SELECT study_id, compound_id FROM curated.interventions")
-    outcomes = read_frame(con, "SELECT study_id, domain FROM curated.outcomes")
+    outcomes = read_frame(
+        con,
+        "SELECT study_id, domain FROM curated.outcomes UNION ALL "
+        "SELECT DISTINCT study_id, 'safety' FROM curated.adverse_events UNION ALL "
+        "SELECT DISTINCT study_id, 'safety' FROM curated.adverse_event_totals",
+    )
     registered = read_frame(
         con,
         "SELECT study_id, title, official_title FROM curated.studies "

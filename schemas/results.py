@@ -258,3 +258,39 @@ class OutcomeAnalysis(pa.DataFrameModel):
     class Config:
         strict = True
         coerce = True
+
+
+class OutcomeChange(pa.DataFrameModel):
+    """A registered outcome and the reported outcome it became, or the one side left over."""
+
+    study_id: Series[pd.StringDtype] = text(
+        "Study with posted results (FK studies).", nullable=False
+    )
+    registered_outcome_id: Series[pd.StringDtype] = text(
+        "Protocol outcome (FK outcomes: <study_id>:P|S|O<n>); null for reported_not_registered."
+    )
+    reported_outcome_id: Series[pd.StringDtype] = text(
+        "Results measure (FK outcomes: <study_id>:R<n>); null for registered_not_reported."
+    )
+    status: Series[pd.StringDtype] = one_of(
+        vocab.OUTCOME_CHANGE_STATUSES,
+        "matched, or what changed: primary_demoted, secondary_promoted, time_frame_changed; "
+        "or registered_not_reported, reported_not_registered.",
+    )
+    similarity: Series[pd.Float64Dtype] = pa.Field(
+        ge=0,
+        le=1,
+        nullable=True,
+        description="Word overlap (Dice coefficient of word sets) of the two titles; null when "
+        "one side is missing.",
+    )
+    registered_kind: Series[pd.StringDtype] = one_of(
+        vocab.OUTCOME_KINDS, "Kind the outcome was registered as.", nullable=True
+    )
+    reported_kind: Series[pd.StringDtype] = one_of(
+        vocab.OUTCOME_KINDS, "Kind the outcome was reported as.", nullable=True
+    )
+
+    class Config:
+        strict = True
+        coerce = True

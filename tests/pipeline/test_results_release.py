@@ -9,8 +9,10 @@ Parquet files read back.
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
+import re
 import shlex
 import shutil
 from collections.abc import Callable, Iterator
@@ -316,7 +318,9 @@ def test_readme_queries_answer_on_the_samples_and_synthetic_releases(
 ) -> None:
     queries = readme_queries()
     tables = {t for sql in queries for t in CELLS if f"from {t} " in sql or f"join {t} " in sql}
-    assert tables == set(CELLS) - {"outcome_results"}, "one README query per new table"
+    assert tables == set(CELLS) - {"outcome_results"} | {"outcome_changes"}, (
+        "one README query per new table"
+    )
     # The real sample posts neither statistical analyses nor drop-out reasons.
     posted_by_sample = {
         "outcome_analyses": CELLS["outcome_analyses"],
@@ -338,3 +342,68 @@ def test_readme_queries_answer_on_the_samples_and_synthetic_releases(
         if s.get("resultsSection")
         for a in s["protocolSection"]["armsInterventionsModule"]["armGroups"]
     }
+
+
+def test_every_compared_outcome_is_in_outcome_changes_once(
+    synthetic: tuple[list[Study], Path], samples: tuple[list[Study], Path]
+) -> None:
+    """Each registered and each reported outcome of a study with results is on one row."""
+    for studies, release in (synthetic, samples):
+        changes = _rows(release, "outcome_changes")
+        for study in studies:
+            if not _measures(study):
+                continue
+            nct = study["protocolSection"]["identificationModule"]["nctId"]
+            rows = [r for r in changes if r["study_id"] == nct]
+            module = study["protocolSection"].get("outcomesModule") or {}
+            registered = sum(
+                len(module.get(k) or [])
+                for k in ("primaryOutcomes", "secondaryOutcomes", "otherOutcomes")
+            )
+            assert sum(r["registered_outcome_id"] is not None for r in rows) == registered
+            assert sum(r["reported_outcome_id"] is not None for r in rows) == len(_measures(study))
+    statuses = {r["status"] for r in _rows(synthetic[1], "outcome_changes")}
+    assert {"matched", "time_frame_changed", "registered_not_reported"} <= statuses
+
+
+def test_a_study_that_posted_adverse_events_measures_safety_in_the_evidence_map(
+    synthetic: tuple[list[Study], Path],
+) -> None:
+    studies, release = synthetic
+    cells = _rows(release, "evidence_map")
+    mapped = {s for c in cells for s in c["study_ids"]}
+    safety = {s for c in cells if c["domain"] == "safety" for s in c["study_ids"]}
+    posted = {
+        s["protocolSection"]["identificationModule"]["nctId"]
+        for s in studies
+        if _total_cells(s) or any(True for _ in _ae_stats(s))
+    }
+    assert posted & mapped, "synthetic kratom studies with posted adverse events are mapped"
+    assert posted & mapped <= safety
+    # Group totals alone (no event term, so no adverse-event outcome) are enough.
+    totals_only = {
+        s["protocolSection"]["identificationModule"]["nctId"]
+        for s in studies
+        if _total_cells(s) and not any(True for _ in _ae_stats(s))
+    }
+    assert totals_only & mapped, "the generator posts some studies with totals but no terms"
+    assert totals_only & mapped <= safety
+
+
+def test_report_shows_adverse_events_per_arm_for_each_study_that_posted_them(
+    samples: tuple[list[Study], Path],
+) -> None:
+    studies, release = samples
+    page = (release / "report.html").read_text(encoding="utf-8")
+    posted = next(s for s in studies if s.get("resultsSection"))
+    nct = posted["protocolSection"]["identificationModule"]["nctId"]
+    table = page.split(f'<table data-study="{nct}">', 1)[1].split("</table>", 1)[0]
+    arms = [a["label"] for a in posted["protocolSection"]["armsInterventionsModule"]["armGroups"]]
+    assert re.findall(r"<th>([^<]*)</th>", table)[1:] == [html.escape(a) for a in arms]
+    groups = _module(posted, "adverseEventsModule")["eventGroups"]
+    deaths = [f"{g['deathsNumAffected']}/{g['deathsNumAtRisk']}" for g in groups]
+    row = table.split("<td>any: all cause mortality</td>", 1)[1].split("</tr>", 1)[0]
+    assert re.findall(r"<td>([^<]*)</td>", row) == deaths
+    assert page.count("<table data-study=") == len(
+        {r["study_id"] for r in _rows(release, "adverse_event_totals")}
+    )
