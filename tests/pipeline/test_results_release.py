@@ -317,10 +317,11 @@ def test_readme_queries_answer_on_the_samples_and_synthetic_releases(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     queries = readme_queries()
-    tables = {t for sql in queries for t in CELLS if f"from {t} " in sql or f"join {t} " in sql}
-    assert tables == set(CELLS) - {"outcome_results"} | {"outcome_changes"}, (
-        "one README query per new table"
-    )
+    new_tables = set(CELLS) - {"outcome_results"} | {"outcome_changes"}
+    tables = {
+        t for sql in queries for t in new_tables if f"from {t} " in sql or f"join {t} " in sql
+    }
+    assert tables == new_tables, "one README query per new table"
     # The real sample posts neither statistical analyses nor drop-out reasons.
     posted_by_sample = {
         "outcome_analyses": CELLS["outcome_analyses"],
