@@ -14,7 +14,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from schemas import vocab
-from schemas.fields import one_of, str_list, text
+from schemas.fields import nullable_key_part, one_of, str_list, text
 
 
 def _count(description: str) -> Any:
@@ -266,10 +266,10 @@ class OutcomeChange(pa.DataFrameModel):
     study_id: Series[pd.StringDtype] = text(
         "Study with posted results (FK studies).", nullable=False
     )
-    registered_outcome_id: Series[pd.StringDtype] = text(
+    registered_outcome_id: Series[pd.StringDtype] = nullable_key_part(
         "Protocol outcome (FK outcomes: <study_id>:P|S|O<n>); null for reported_not_registered."
     )
-    reported_outcome_id: Series[pd.StringDtype] = text(
+    reported_outcome_id: Series[pd.StringDtype] = nullable_key_part(
         "Results measure (FK outcomes: <study_id>:R<n>); null for registered_not_reported."
     )
     status: Series[pd.StringDtype] = one_of(
@@ -294,3 +294,4 @@ class OutcomeChange(pa.DataFrameModel):
     class Config:
         strict = True
         coerce = True
+        unique = ["study_id", "registered_outcome_id", "reported_outcome_id"]
