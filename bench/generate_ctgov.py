@@ -112,6 +112,9 @@ _NON_INFERIORITY = ("SUPERIORITY", "NON_INFERIORITY", "EQUIVALENCE", "OTHER")
 _P_VALUES = ("<0.001", "0.032", "0.41", ">0.99", "0.0004")
 MALFORMED_SHARE = 0.03
 """Share of participant-flow counts printed "NA" (text the parser must keep, not drop)."""
+TOTALS_ONLY_SHARE = 0.2
+"""Share of posted adverse-event modules with group totals but no term (no event reached the
+reporting threshold)."""
 
 
 def load_templates(snapshot_dir: Path = BUNDLED_SNAPSHOT) -> list[dict[str, Any]]:
@@ -246,6 +249,7 @@ def _results(titles: list[str], measures: list[int], rng: random.Random) -> dict
         if rng.random() < 0.5:
             table["analyses"] = [_analysis(counted, rng) for _ in range(rng.randint(1, 2))]
         outcome_measures.append(table)
+    totals_only = rng.random() < TOTALS_ONLY_SHARE
     event_groups = [
         {
             "id": f"EG{i:03d}",
@@ -270,7 +274,7 @@ def _results(titles: list[str], measures: list[int], rng: random.Random) -> dict
                 for g, n in zip(event_groups, at_risk, strict=True)
             ],
         }
-        for term, system in rng.sample(_AE_TERMS, rng.randint(1, 4))
+        for term, system in rng.sample(_AE_TERMS, 0 if totals_only else rng.randint(1, 4))
     ]
     serious = [
         {
@@ -288,7 +292,7 @@ def _results(titles: list[str], measures: list[int], rng: random.Random) -> dict
                 for g, n in zip(event_groups, at_risk, strict=True)
             ],
         }
-        for term, system in rng.sample(_SERIOUS_TERMS, rng.randint(0, 2))
+        for term, system in rng.sample(_SERIOUS_TERMS, 0 if totals_only else rng.randint(0, 2))
     ]
     return {
         "participantFlowModule": _flow(titles, at_risk, rng),

@@ -1,7 +1,9 @@
-"""Live refresh in the asset graph: what a weekly schedule and a ClinicalTrials.gov sensor ask for.
+"""Live refresh in the asset graph: what a weekly schedule and the version sensors ask for.
 
-Both request a run of the asset job (`build`, pipelines/build.py) whose run config sets the
-snapshot store to `record` into `DATA/snapshots/<stamp>/`: the head asset `raw/snapshot`
+A version sensor polls a source that says when its data changed (a unit's `live.version`, e.g.
+ClinicalTrials.gov's `/api/v2/version`). Both request a run of the asset job (`build`,
+pipelines/build.py) whose run config sets the snapshot store to `record` into
+`DATA/snapshots/<stamp>/`: the head asset `raw/snapshot`
 records the live sources there (`record`), then raw → staging → curated → release materialize
 from that folder in the same run, checks included, and the UI shows every one of them. The stamp
 is chosen when the run is requested, so it sits in run config and in the run's snapshot tag; a
@@ -17,19 +19,18 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
-import orjson
 
 from pipelines.build import BUILD_JOB, SNAPSHOT_TAG, run_config
-from pipelines.refresh import LIVE_SOURCES, RefreshResult, refresh
+from pipelines.deployment import CRON_ENV, WEEKLY_CRON
+from pipelines.refresh import RefreshResult, refresh
 from pipelines.refresh.resume import snapshot_stamp, unfinished_snapshot
 from pipelines.release.publish import DataDir
 from pipelines.resources import LiveCredentialsResource, LiveSourcesResource
+from pipelines.sources import SOURCES
+from pipelines.sources.base import VersionFeed
 
-VERSION_PATH = "/api/v2/version"
-WEEKLY_CRON = "0 3 * * 1"
-"""Mondays 03:00 UTC: ClinicalTrials.gov and PubMed are quiet, the week's updates are in."""
 POLL_SECONDS = 3600
-"""The version sensor asks ClinicalTrials.gov once an hour at most."""
+"""A version sensor asks its source once an hour at most."""
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 """How `pipelines/refresh/resume.py` names a recorded snapshot's folder (`snapshot_stamp`)."""
 KIND_TAG = "kratom-evidence/kind"
@@ -45,29 +46,16 @@ def one_line(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     return line
 
 
-def data_timestamp(body: bytes) -> str:
-    """`dataTimestamp` of a ClinicalTrials.gov `/api/v2/version` answer.
-
-    Raises:
-        ValueError: the body is not JSON or carries no timestamp.
-    """
-    doc = orjson.loads(body)
-    stamp = doc.get("dataTimestamp") if isinstance(doc, dict) else None
-    if not isinstance(stamp, str) or not stamp:
-        raise ValueError(f"{VERSION_PATH} answered without a dataTimestamp")
-    return stamp
-
-
-def poll_data_timestamp(base_url: str, timeout: float) -> str:
-    """GET `<base_url>/api/v2/version` once and return its dataTimestamp."""
-    response = httpx.get(base_url.rstrip("/") + VERSION_PATH, timeout=timeout)
+def poll_version(base_url: str, feed: VersionFeed, timeout: float) -> str:
+    """GET the source's version endpoint once and return the stamp in its answer."""
+    response = httpx.get(base_url.rstrip("/") + feed.path, timeout=timeout)
     response.raise_for_status()
-    return data_timestamp(response.content)
+    return feed.stamp(response.content)
 
 
 def outcome_metadata(result: RefreshResult) -> dict[str, dg.MetadataValue]:
     """What a refresh did, per source: counts and a path, never a secret."""
-    outcomes = [result.outcomes[s] for s in LIVE_SOURCES if s in result.outcomes]
+    outcomes = list(result.outcomes.values())
     return {
         "snapshot": dg.MetadataValue.path(str(result.snapshot_dir)),
         "requests": dg.MetadataValue.json({o.source: o.requests for o in outcomes}),
@@ -156,15 +144,17 @@ def record(
     return metadata
 
 
-def refresh_schedule(outputs: DataDir) -> dg.ScheduleDefinition:
-    """Every Monday at 03:00 UTC, a refresh run recording into `outputs`."""
+def refresh_schedule(outputs: DataDir, cron: str = WEEKLY_CRON) -> dg.ScheduleDefinition:
+    """A refresh run recording into `outputs` on `cron` (UTC): every Monday at 03:00 unless
+    a deployment sets another."""
 
     @dg.schedule(
         name="weekly_refresh",
         job=BUILD_JOB,
-        cron_schedule=WEEKLY_CRON,
+        cron_schedule=cron,
         execution_timezone="UTC",
-        description="Record the live sources every Monday at 03:00 UTC, then build and publish.",
+        description="Record the live sources (every Monday at 03:00 UTC unless "
+        f"{CRON_ENV} says otherwise), then build and publish.",
     )
     def weekly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         when = context.scheduled_execution_time or datetime.now(UTC)
@@ -173,28 +163,44 @@ def refresh_schedule(outputs: DataDir) -> dg.ScheduleDefinition:
     return weekly_refresh
 
 
-def version_sensor(outputs: DataDir) -> dg.SensorDefinition:
-    """A refresh run recording into `outputs` whenever ClinicalTrials.gov's data changes."""
+def version_sensor(outputs: DataDir, source: str) -> dg.SensorDefinition:
+    """A refresh run recording into `outputs` whenever `source`'s version endpoint changes.
+
+    Raises:
+        ValueError: `source` is not a registered live source with a version endpoint.
+    """
+    unit = SOURCES.get(source)
+    feed = unit.live.version if unit is not None and unit.live is not None else None
+    if feed is None:
+        raise ValueError(f"{source!r} is not a registered live source with a version endpoint")
 
     @dg.sensor(
-        name="clinicaltrials_version",
+        name=f"{source}_version",
         job=BUILD_JOB,
         minimum_interval_seconds=POLL_SECONDS,
-        description="Record, build and publish when ClinicalTrials.gov's /api/v2/version "
-        "dataTimestamp changes.",
+        description=f"Record, build and publish when {source}'s {feed.path} answer changes.",
     )
-    def clinicaltrials_version(
+    def source_version(
         context: dg.SensorEvaluationContext, live_sources: LiveSourcesResource
     ) -> dg.SensorResult | dg.SkipReason:
-        """The cursor keeps the last dataTimestamp seen; a new one is the run key of a refresh."""
-        base_url = live_sources.urls()["clinicaltrials"]
+        """The cursor keeps the last stamp seen; a new one is the run key of a refresh."""
+        base_url = live_sources.urls()[source]
         try:
-            stamp = poll_data_timestamp(base_url, live_sources.timeout)
+            stamp = poll_version(base_url, feed, live_sources.timeout)
         except (httpx.HTTPError, ValueError) as exc:
             return dg.SkipReason(f"version poll failed: {one_line(exc)}")
         if stamp == context.cursor:
-            return dg.SkipReason(f"dataTimestamp {stamp} unchanged")
+            return dg.SkipReason(f"version {stamp} unchanged")
         request = refresh_request(outputs, datetime.now(UTC), run_key=stamp)
         return dg.SensorResult(run_requests=[request], cursor=stamp)
 
-    return clinicaltrials_version
+    return source_version
+
+
+def version_sensors(outputs: DataDir) -> list[dg.SensorDefinition]:
+    """One version sensor per registered live source that has a version endpoint."""
+    return [
+        version_sensor(outputs, name)
+        for name, unit in SOURCES.items()
+        if unit.live is not None and unit.live.version is not None
+    ]

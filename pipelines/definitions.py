@@ -1,11 +1,13 @@
 """The Dagster code location: raw → staging → curated → release, and their resources.
 
-The resources hold defaults (the bundled snapshot, the repository's data dir); what a run builds
-is its run config (`pipelines/build.py` `run_config`), so the CLI, the UI, the schedule and the
-sensor all run these same definitions.
+The resources hold defaults (the bundled snapshot, the deployment's data dir and live URLs,
+pipelines/deployment.py); what a run builds is its run config (`pipelines/build.py`
+`run_config`), so the CLI, the UI, the schedule and the sensors all run these same definitions.
 """
 
 from __future__ import annotations
+
+import os
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -16,8 +18,9 @@ from pipelines.assets.raw import RAW_ASSETS
 from pipelines.assets.release import published_release
 from pipelines.assets.snapshot import snapshot_folder
 from pipelines.assets.staging import STAGING_ASSETS
-from pipelines.automation import refresh_schedule, version_sensor
+from pipelines.automation import refresh_schedule, version_sensors
 from pipelines.build import BUILD_JOB, JOB_NAME
+from pipelines.deployment import deployment
 from pipelines.release.publish import DataDir
 from pipelines.resources import (
     LiveCredentialsResource,
@@ -26,7 +29,9 @@ from pipelines.resources import (
     SnapshotResource,
 )
 
-DATA_DIR = DataDir(paths.DEFAULT_DATA_DIR)
+DEPLOYMENT = deployment(os.environ)
+"""Data dir, refresh cron and live URLs of this code location (pipelines/deployment.py)."""
+DATA_DIR = DataDir(DEPLOYMENT.data_dir)
 ASSETS: list[dg.AssetsDefinition | dg.AssetSpec] = [
     snapshot_folder,
     *RAW_ASSETS,
@@ -44,7 +49,7 @@ defs = dg.Definitions(
         "snapshot_store": SnapshotResource(path=str(paths.BUNDLED_SNAPSHOT)),
         "warehouse": DuckDBResource(database=str(DATA_DIR.warehouse)),
         "release": ReleaseResource(data_dir=str(DATA_DIR.root)),
-        "live_sources": LiveSourcesResource(),
+        "live_sources": LiveSourcesResource(base_urls=DEPLOYMENT.base_urls, pace=DEPLOYMENT.pace),
         # Names, not values: Dagster resolves them at run time and never displays them.
         "live_credentials": LiveCredentialsResource(
             email=dg.EnvVar("KRATOM_EVIDENCE_EMAIL"),
@@ -55,8 +60,8 @@ defs = dg.Definitions(
     jobs=[BUILD_JOB],
     # "Materialize" in the UI runs the implicit asset job: in one process too (see BUILD_JOB).
     executor=dg.in_process_executor,
-    schedules=[refresh_schedule(DATA_DIR)],
-    sensors=[version_sensor(DATA_DIR)],
+    schedules=[refresh_schedule(DATA_DIR, DEPLOYMENT.refresh_cron)],
+    sensors=version_sensors(DATA_DIR),
 )
 
 

@@ -11,7 +11,13 @@ import dagster as dg
 from pydantic import Field
 
 from pipelines import build, paths
-from pipelines.refresh import LIVE_BASE_URLS, LIVE_SOURCES, Credentials, HttpSettings, RefreshError
+from pipelines.refresh import (
+    Credentials,
+    HttpSettings,
+    RefreshError,
+    live_base_urls,
+    live_sources,
+)
 from pipelines.release.catalog import redact_url, split_password
 from pipelines.release.publish import DataDir, PublishError
 from pipelines.snapshot import SnapshotInfo, read_info
@@ -75,7 +81,7 @@ class LiveSourcesResource(dg.ConfigurableResource):
     Kept apart from the credentials so the version sensor polls with no key set.
     """
 
-    base_urls: dict[str, str] = Field(default_factory=lambda: dict(LIVE_BASE_URLS))
+    base_urls: dict[str, str] = Field(default_factory=live_base_urls)
     """Base URL per live source; a source left out keeps its live default."""
     timeout: float = HttpSettings.timeout
     max_tries: int = HttpSettings.max_tries
@@ -86,10 +92,11 @@ class LiveSourcesResource(dg.ConfigurableResource):
 
     def urls(self) -> dict[str, str]:
         """Base URL of every live source; an unknown source name is a configuration error."""
-        unknown = sorted(set(self.base_urls) - set(LIVE_SOURCES))
+        known = live_sources()
+        unknown = sorted(set(self.base_urls) - set(known))
         if unknown:
-            raise RefreshError(f"base_urls: unknown sources {unknown} (known: {LIVE_SOURCES})")
-        return {**LIVE_BASE_URLS, **{k: v.rstrip("/") for k, v in self.base_urls.items()}}
+            raise RefreshError(f"base_urls: unknown sources {unknown} (known: {known})")
+        return {**live_base_urls(), **{k: v.rstrip("/") for k, v in self.base_urls.items()}}
 
     def settings(self) -> HttpSettings:
         """The refresh client's knobs."""

@@ -24,6 +24,7 @@ from dagster_duckdb import DuckDBResource
 from pipelines.warehouse import LINEAGE_COLUMNS, read_frame
 from schemas import QUARANTINE, TableSpec
 from schemas.arrow import arrow_schema
+from schemas.fields import NULLABLE_KEY
 
 QUARANTINE_COLUMNS = QUARANTINE.columns
 EXAMPLES = 3
@@ -33,6 +34,8 @@ ParentKeys = dict[str, set[tuple[Any, ...]]]
 """Key tuples of parent tables, by table name, for foreign-key checks."""
 
 PRIMARY_KEY, SCHEMA, FOREIGN_KEY = "primary key", "schema", "foreign key"
+NOT_NULL, UNIQUE = "not_nullable", "unique"
+"""The two checks of the primary-key rule."""
 
 
 @dataclass(frozen=True)
@@ -71,15 +74,40 @@ def key_set(frame: pd.DataFrame, columns: tuple[str, ...]) -> set[tuple[Any, ...
     return set(frame[list(columns)].itertuples(index=False, name=None))
 
 
+def nullable_key_columns(spec: TableSpec) -> tuple[str, ...]:
+    """Primary-key columns whose model opts in to nulls (`schemas.fields.nullable_key_part`),
+    such as outcome_changes' registered_outcome_id: a reported outcome nothing was registered
+    for has none. Every other key column must be non-null."""
+    columns = spec.model.to_schema().columns
+    return tuple(
+        c for c in spec.primary_key if (columns[c].metadata or {}).get(NULLABLE_KEY) is True
+    )
+
+
+def _null_keys(frame: pd.DataFrame, spec: TableSpec) -> list[Breach]:
+    """Every row with a null in a key column that did not opt in to nulls."""
+    found = []
+    allowed = nullable_key_columns(spec)
+    for column in (c for c in spec.primary_key if c not in allowed):
+        reason = f"primary key column {column} is null"
+        for index in frame.index[frame[column].isna()]:
+            found.append(Breach(int(index), PRIMARY_KEY, (column,), NOT_NULL, None, reason))
+    return found
+
+
 def _duplicate_keys(frame: pd.DataFrame, spec: TableSpec) -> list[Breach]:
-    """Every row repeating an earlier row's primary key (the first one stays)."""
+    """Every row repeating an earlier row's primary key (the first one stays).
+
+    Null counts as a value (SQL's IS NOT DISTINCT FROM): two rows whose keys differ only in
+    being null in the same place are duplicates, so a nullable key part still keys one row.
+    """
     if not spec.primary_key:
         return []
     columns = list(spec.primary_key)
     reason = f"duplicate primary key ({', '.join(columns)})"
     duplicated = frame.duplicated(columns, keep="first")
     return [
-        Breach(int(i), PRIMARY_KEY, spec.primary_key, "unique", None, reason)
+        Breach(int(i), PRIMARY_KEY, spec.primary_key, UNIQUE, None, reason)
         for i in frame.index[duplicated]
     ]
 
@@ -141,11 +169,13 @@ def _foreign_key_breaches(
 
 
 def breaches(frame: pd.DataFrame, spec: TableSpec, parents: ParentKeys) -> list[Breach]:
-    """Every rule `frame` breaks, in the gate's order: repeated primary keys (the first row of
-    a key stays), then every Pandera failure of the rows left, then foreign keys of the rows
-    still left. `frame` must have a unique index: it names the rows.
+    """Every rule `frame` breaks, in the gate's order: null key parts that may not be null,
+    then repeated primary keys among the other rows (the first row of a key stays), then every
+    Pandera failure of the rows left, then foreign keys of the rows still left. `frame` must
+    have a unique index: it names the rows.
     """
-    found = _duplicate_keys(frame, spec)
+    found = _null_keys(frame, spec)
+    found += _duplicate_keys(frame.drop(index=[b.row for b in found]), spec)
     found += _schema_breaches(frame.drop(index=[b.row for b in found]), spec)
     rejected = {b.row for b in found if b.row is not None}
     return found + _foreign_key_breaches(frame, spec, parents, rejected)
@@ -162,11 +192,7 @@ def _examples(values: Iterable[Any]) -> str:
 def problem_lines(spec: TableSpec, found: list[Breach], rule: str) -> list[str]:
     """One line per broken check of `rule`, with counts and a few failing values."""
     if rule == PRIMARY_KEY:
-        count = sum(1 for b in found if b.rule == PRIMARY_KEY)
-        if not count:
-            return []
-        key = ", ".join(spec.primary_key)
-        return [f"table {spec.name}, primary key {key} has {count} duplicate rows"]
+        return _primary_key_lines(spec, found)
     groups: dict[tuple[tuple[str, ...], str], list[Breach]] = {}
     for breach in found:
         if breach.rule == rule:
@@ -185,6 +211,20 @@ def problem_lines(spec: TableSpec, found: list[Breach], rule: str) -> list[str]:
                 f"foreign key {', '.join(columns)} -> {check}: {len(missing)} values do not "
                 f"resolve, e.g. {', '.join(missing[:EXAMPLES])}"
             )
+    return lines
+
+
+def _primary_key_lines(spec: TableSpec, found: list[Breach]) -> list[str]:
+    """Null key parts per column, then duplicate rows."""
+    lines = []
+    for column in spec.primary_key:
+        count = sum(1 for b in found if b.check == NOT_NULL and b.columns == (column,))
+        if count:
+            lines.append(f"table {spec.name}, primary key column {column} has {count} nulls")
+    duplicates = sum(1 for b in found if b.rule == PRIMARY_KEY and b.check == UNIQUE)
+    if duplicates:
+        key = ", ".join(spec.primary_key)
+        lines.append(f"table {spec.name}, primary key {key} has {duplicates} duplicate rows")
     return lines
 
 

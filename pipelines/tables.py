@@ -38,7 +38,7 @@ from pipelines.normalize.conditions import CATEGORIES_FILE, load_condition_lexic
 from pipelines.normalize.dedup import merge_publications
 from pipelines.normalize.distinct import per_distinct
 from pipelines.normalize.dosing import TERMS_FILE as DOSING_TERMS_FILE
-from pipelines.normalize.dosing import load_dosing_terms, study_durations
+from pipelines.normalize.dosing import Dose, agreed_dose, load_dosing_terms, study_durations
 from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
 from pipelines.normalize.evidence_map import text_compound_links
 from pipelines.normalize.evidence_tables import (
@@ -66,7 +66,9 @@ from pipelines.normalize.literature_studies import (
     literature_studies,
     load_design_rules,
 )
+from pipelines.normalize.outcome_changes import outcome_changes
 from pipelines.normalize.outcomes import INSTRUMENTS_FILE, load_instrument_lexicon
+from pipelines.sources import publication_precedence
 from pipelines.warehouse import read_frame, union_staging, write_table
 
 CURATED_LINKS_FILE = "study_publication_links.csv"
@@ -322,7 +324,11 @@ def build_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     """
     literature = staged(con, "publications")
     rows_in = _count_by_source(literature)
-    merged = merge_publications(records(literature)) if not literature.empty else None
+    merged = (
+        merge_publications(records(literature), publication_precedence())
+        if not literature.empty
+        else None
+    )
     publications = pd.DataFrame(merged.publications if merged else [])
     if not publications.empty:
         publications["is_stub"] = False
@@ -395,7 +401,7 @@ def all_links(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> pd.DataFra
 
 @builds(
     "studies",
-    staged=("studies", "study_publications", "interventions", "outcomes"),
+    staged=("studies", "study_publications", "interventions", "outcomes", "arms"),
     curated=("publications", "publication_id_map", "publication_text"),
     reference=(CURATED_LINKS_FILE, DESIGN_RULES_FILE.name, DOSING_TERMS_FILE),
     writes=("literature_links", "literature_papers"),
@@ -447,16 +453,24 @@ def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
 def _with_durations(
     con: duckdb.DuckDBPyConnection, registered: pd.DataFrame, reference_dir: Path
 ) -> pd.DataFrame:
-    """Registered studies with the course their interventions name and their follow-up."""
+    """Registered studies with the course their interventions and arms name and their
+    follow-up."""
     if registered.empty:
         return registered
     interventions, outcomes = staged(con, "interventions"), staged(con, "outcomes")
+    arms = staged(con, "arms")
     courses = []
     if not interventions.empty:
         texts = zip(interventions["intervention_name"], _descriptions(interventions), strict=True)
         courses = [
             (study_id, " ; ".join(t for t in pair if isinstance(t, str)))
             for study_id, pair in zip(interventions["study_id"], texts, strict=True)
+        ]
+    if not arms.empty:
+        courses += [
+            (study_id, text)
+            for study_id, text in zip(arms["study_id"], arms["description"], strict=True)
+            if isinstance(text, str)
         ]
     frames = []
     if not outcomes.empty:
@@ -500,11 +514,15 @@ def build_conditions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Bui
 
 @builds(
     "interventions",
-    staged=("interventions",),
+    staged=("interventions", "arms"),
     reference=(*COMPOUND_LEXICON, DOSING_TERMS_FILE),
 )
 def build_interventions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Interventions with their compound, product form and dose: read in the name, else in the
+    intervention's description, else (or when those state no amount) in the descriptions of the
+    arms that give only it."""
     frame = staged(con, "interventions")
+    arms = staged(con, "arms")
     if not frame.empty:
         lexicon = load_compound_lexicon(reference_dir)
         frame["compound_id"] = per_distinct(
@@ -522,11 +540,43 @@ def build_interventions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> 
             frame["intervention_name"],
             _descriptions(frame),
         )
+        solo = _solo_arm_descriptions(arms)
+        doses = [
+            _with_amount(dose, agreed_dose(terms, solo.get((study_id, name), [])))
+            for dose, study_id, name in zip(
+                doses, frame["study_id"], frame["intervention_name"], strict=True
+            )
+        ]
         frame["dose_amount"] = [d.amount if d else None for d in doses]
         frame["dose_unit"] = [d.unit if d else None for d in doses]
         frame["dose_frequency"] = [d.frequency if d else None for d in doses]
         frame["dose_text"] = [d.text if d else None for d in doses]
     return Built(frame)
+
+
+def _with_amount(own: Dose | None, from_arms: Dose | None) -> Dose | None:
+    """The intervention's own dose when it states an amount, else its arms' when they do."""
+    if own is not None and own.amount is not None:
+        return own
+    return from_arms if from_arms is not None and from_arms.amount is not None else own or from_arms
+
+
+def _solo_arm_descriptions(arms: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """(study_id, intervention_name) -> descriptions of the arms giving that intervention alone.
+
+    An arm that gives several interventions is not read for any of them: the first dose of its
+    description may be another drug's ("kratom 2 g, then oxycodone 5 mg").
+    """
+    found: dict[tuple[str, str], list[str]] = {}
+    if arms.empty:
+        return found
+    for study_id, names, text in zip(
+        arms["study_id"], arms["intervention_names"], arms["description"], strict=True
+    ):
+        given = list(names) if names is not None else []
+        if len(given) == 1 and isinstance(text, str):
+            found.setdefault((study_id, given[0]), []).append(text)
+    return found
 
 
 def _descriptions(interventions: pd.DataFrame) -> list[Any]:
@@ -585,6 +635,22 @@ def _paper_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     return {str(r["publication_id"]): r for r in records(papers)}
 
 
+@builds("outcome_changes", curated=("outcomes",))
+def build_outcome_changes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Registered outcomes matched to reported ones, per study with posted results."""
+    outcomes = read_frame(
+        con,
+        "SELECT outcome_id, study_id, outcome_kind, title, time_frame, source "
+        "FROM curated.outcomes ORDER BY study_id, source, outcome_id",
+    )
+    frame = pd.DataFrame(outcome_changes(records(outcomes)))
+    if not frame.empty:
+        frame["_source"] = "derived"
+        frame["_source_file"] = None
+        frame["_seq"] = range(len(frame))
+    return Built(frame)
+
+
 @builds("publication_compounds", curated=("publication_text",), reference=COMPOUND_LEXICON)
 def build_publication_compounds(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Compounds named in a publication's title, abstract, MeSH terms or keywords."""
@@ -617,7 +683,15 @@ def build_publication_compounds(con: duckdb.DuckDBPyConnection, reference_dir: P
 
 @builds(
     "evidence_map",
-    curated=("studies", "interventions", "outcomes", "conditions", "publication_compounds"),
+    curated=(
+        "studies",
+        "interventions",
+        "outcomes",
+        "adverse_events",
+        "adverse_event_totals",
+        "conditions",
+        "publication_compounds",
+    ),
     reference=(*COMPOUND_LEXICON, STUDY_COMPOUNDS_FILE),
 )
 def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
@@ -626,11 +700,17 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     Registered studies also reach the kratom products and alkaloids their title, official title
     or curated conditions name (a quarantined condition links nothing), literature-only
     studies the compounds their paper names, and studies no text links the compounds
-    data/reference/study_compounds.csv gives; `study_links` says which.
+    data/reference/study_compounds.csv gives; `study_links` says which. A study that posted
+    adverse events (per term or as group totals) measures safety.
     """
     studies = read_frame(con, "SELECT study_id, design, enrollment, long_term FROM curated.studies")
     interventions = read_frame(con, "SELECT study_id, compound_id FROM curated.interventions")
-    outcomes = read_frame(con, "SELECT study_id, domain FROM curated.outcomes")
+    outcomes = read_frame(
+        con,
+        "SELECT study_id, domain FROM curated.outcomes UNION ALL "
+        "SELECT DISTINCT study_id, 'safety' FROM curated.adverse_events UNION ALL "
+        "SELECT DISTINCT study_id, 'safety' FROM curated.adverse_event_totals",
+    )
     registered = read_frame(
         con,
         "SELECT study_id, title, official_title FROM curated.studies "

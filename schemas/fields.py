@@ -24,6 +24,19 @@ def text(description: str, *, nullable: bool = True, **checks: Any) -> Any:
     return pa.Field(nullable=nullable, description=description, **checks)
 
 
+NULLABLE_KEY = "nullable_key"
+"""Field metadata tag of a primary-key column that may be null (see `nullable_key_part`)."""
+
+
+def nullable_key_part(description: str) -> Any:
+    """A string primary-key column that may be null, declared so on purpose.
+
+    Every other key column must be non-null; this tag is the opt-in the rules read
+    (`pipelines.rules`), and uniqueness then counts null as a value.
+    """
+    return pa.Field(nullable=True, description=description, metadata={NULLABLE_KEY: True})
+
+
 def str_list(description: str) -> Any:
     """A list<string> column: never null, an empty list when nothing is known."""
     return pa.Field(

@@ -1,4 +1,4 @@
-"""History tables: when each study, publication and evidence row changed, and which records left.
+"""History tables: when each study, publication, evidence and results row changed, and which left.
 
 They are not curated from a snapshot: every release computes them from the previous release's
 history and the new tables (`pipelines.release.history`), so each release carries the whole
@@ -15,9 +15,26 @@ from pandera.typing import Series
 
 from schemas.fields import one_of, str_list, text
 
-RECORD_TYPES = ("study", "publication", "composition", "interaction", "safety_signal")
-"""What a history row follows: a study, a publication, or a row of product_composition,
-interaction_effects or safety_signals."""
+RECORD_TYPES = (
+    "study",
+    "publication",
+    "composition",
+    "interaction",
+    "safety_signal",
+    "arm",
+    "result_group",
+    "outcome_result",
+    "outcome_analysis",
+    "adverse_event",
+    "adverse_event_total",
+    "baseline_measure",
+    "participant_flow",
+    "outcome_change",
+)
+"""What a history row follows: a study, a publication, a row of product_composition,
+interaction_effects or safety_signals, or a row of a posted-results table (arms, result_groups,
+outcome_results, outcome_analyses, adverse_events, adverse_event_totals, baseline_measures,
+participant_flow, outcome_changes)."""
 CHANGES = ("added", "changed", "removed", "restored")
 VERSION_PATTERN = r"^\d{4}\.\d{2}\.\d{2}(\.\d+)?$"
 
@@ -32,7 +49,9 @@ class RecordVersion(pa.DataFrameModel):
 
     record_type: Series[pd.StringDtype] = one_of(RECORD_TYPES, "Kind of record.")
     record_id: Series[pd.StringDtype] = text(
-        "study_id, publication_id, composition_id, interaction_id or signal_id of the record.",
+        "study_id, publication_id, composition_id, interaction_id or signal_id of the record; "
+        "for a row of a table with a composite primary key, its key values joined by | (a null "
+        "part empty), as quarantine.record_key names a row.",
         nullable=False,
     )
     version: Series[pd.StringDtype] = _version("Release in which the change was published.")
@@ -62,7 +81,7 @@ class RemovedRecord(pa.DataFrameModel):
     )
     sources: Series[object] = str_list(
         "Where it came from: a study's registry (its evidence_source when it has none), a "
-        "publication's sources, an evidence row's source_url."
+        "publication's sources, an evidence row's source_url, a results row's study record page."
     )
     last_version_seen: Series[pd.StringDtype] = _version("Last release that held it.")
     removed_in_version: Series[pd.StringDtype] = _version("First release without it.")

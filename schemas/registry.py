@@ -18,6 +18,7 @@ from schemas.results import (
     Arm,
     BaselineMeasure,
     OutcomeAnalysis,
+    OutcomeChange,
     ParticipantFlowRow,
     ResultGroup,
 )
@@ -125,6 +126,16 @@ TABLES: tuple[TableSpec, ...] = (
         OutcomeAnalysis,
         ("analysis_id",),
         (_fk("outcome_id", "outcomes"),),
+    ),
+    TableSpec(
+        "outcome_changes",
+        OutcomeChange,
+        ("study_id", "registered_outcome_id", "reported_outcome_id"),
+        (
+            _fk("study_id", "studies"),
+            _fk("registered_outcome_id", "outcomes", "outcome_id"),
+            _fk("reported_outcome_id", "outcomes", "outcome_id"),
+        ),
     ),
     TableSpec(
         "study_publications",

@@ -14,7 +14,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from schemas import vocab
-from schemas.fields import one_of, str_list, text
+from schemas.fields import nullable_key_part, one_of, str_list, text
 
 
 def _count(description: str) -> Any:
@@ -258,3 +258,40 @@ class OutcomeAnalysis(pa.DataFrameModel):
     class Config:
         strict = True
         coerce = True
+
+
+class OutcomeChange(pa.DataFrameModel):
+    """A registered outcome and the reported outcome it became, or the one side left over."""
+
+    study_id: Series[pd.StringDtype] = text(
+        "Study with posted results (FK studies).", nullable=False
+    )
+    registered_outcome_id: Series[pd.StringDtype] = nullable_key_part(
+        "Protocol outcome (FK outcomes: <study_id>:P|S|O<n>); null for reported_not_registered."
+    )
+    reported_outcome_id: Series[pd.StringDtype] = nullable_key_part(
+        "Results measure (FK outcomes: <study_id>:R<n>); null for registered_not_reported."
+    )
+    status: Series[pd.StringDtype] = one_of(
+        vocab.OUTCOME_CHANGE_STATUSES,
+        "matched, or what changed: primary_demoted, secondary_promoted, time_frame_changed; "
+        "or registered_not_reported, reported_not_registered.",
+    )
+    similarity: Series[pd.Float64Dtype] = pa.Field(
+        ge=0,
+        le=1,
+        nullable=True,
+        description="Word overlap (Dice coefficient of word sets) of the two titles; null when "
+        "one side is missing.",
+    )
+    registered_kind: Series[pd.StringDtype] = one_of(
+        vocab.OUTCOME_KINDS, "Kind the outcome was registered as.", nullable=True
+    )
+    reported_kind: Series[pd.StringDtype] = one_of(
+        vocab.OUTCOME_KINDS, "Kind the outcome was reported as.", nullable=True
+    )
+
+    class Config:
+        strict = True
+        coerce = True
+        unique = ["study_id", "registered_outcome_id", "reported_outcome_id"]

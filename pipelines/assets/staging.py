@@ -1,17 +1,57 @@
-"""Staging layer: each source's records parsed into `staging.<source>__<table>` tables."""
+"""Staging layer: each source's records parsed into `staging.<source>__<table>` tables.
+
+A source's asset writes several tables; the catalog gets the described columns of each
+(schemas/staging.py), the first of the unit's tables as the asset's own column schema, and the
+rows staged as its row count.
+"""
 
 from collections.abc import Iterable
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
 from pipelines.resources import SnapshotResource
 from pipelines.sources import SOURCES
 from pipelines.sources.base import SourceUnit
-from pipelines.staging import stage_source
+from pipelines.staging import StageStats, stage_source
 from pipelines.warehouse import ensure_schemas
+from schemas import QUARANTINE
+from schemas.staging import column_descriptions
 
 STATS_TABLE = "staging.source_stats"
+
+
+def staged_columns(con: duckdb.DuckDBPyConnection, source: str, table: str) -> dg.TableSchema:
+    """The columns of `staging.<source>__<table>` as staged, each with its description."""
+    described = column_descriptions(table)
+    columns = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'staging' AND table_name = ? ORDER BY ordinal_position",
+        [f"{source}__{table}"],
+    ).fetchall()
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, data_type, description=described.get(name, ""))
+            for name, data_type in columns
+        ]
+    )
+
+
+def _catalog_metadata(
+    con: duckdb.DuckDBPyConnection, unit: SourceUnit, stats: StageStats
+) -> dict[str, dg.MetadataValue]:
+    """Rows staged (all tables), the first table's columns as the asset's, every table's."""
+    staged = [*stats.rows, *([QUARANTINE.name] if stats.quarantined else [])]
+    schemas = {table: staged_columns(con, unit.name, table) for table in staged}
+    metadata: dict[str, dg.MetadataValue] = {
+        "dagster/row_count": dg.MetadataValue.int(sum(stats.rows.values())),
+    }
+    if unit.tables[0] in schemas:
+        metadata["dagster/column_schema"] = dg.MetadataValue.table_schema(schemas[unit.tables[0]])
+    for table, schema in schemas.items():
+        metadata[f"columns of staging.{unit.name}__{table}"] = dg.MetadataValue.table_schema(schema)
+    return metadata
 
 
 def staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
@@ -53,6 +93,7 @@ def staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
                     stats.superseded,
                 ],
             )
+            catalog = _catalog_metadata(con, unit, stats)
         return dg.MaterializeResult(
             metadata={
                 "files": stats.files,
@@ -62,6 +103,7 @@ def staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
                 "exact_duplicates": stats.duplicates,
                 "records_superseded": stats.superseded,
                 "rows_by_table": dg.MetadataValue.json(stats.rows),
+                **catalog,
             }
         )
 

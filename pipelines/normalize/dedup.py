@@ -25,21 +25,17 @@ dropped word in a 15-word title, but not a different compound or population in t
 MIN_FUZZY_TITLE_LENGTH = 20
 """Shorter normalised titles ("Kratom", "Letter to the editor") never fuzzy-match: too generic."""
 
-SOURCE_PRECEDENCE: tuple[str, ...] = (
-    "pubmed",
-    "europepmc",
-    "crossref",
-    "openalex",
-)
-"""Bibliographic fields come from the first source in this order that knows them."""
 
-METRIC_PRECEDENCE: tuple[str, ...] = (
-    "openalex",
-    "europepmc",
-    "crossref",
-    "pubmed",
-)
-"""cited_by_count and is_open_access: OpenAlex is the reference for both."""
+@dataclass(frozen=True)
+class Precedence:
+    """Literature sources in the order a merged work takes its fields from them; the sources'
+    units rank themselves (`pipelines.sources.publication_precedence`)."""
+
+    bibliographic: tuple[str, ...]
+    """Identifiers, title, journal, dates and term lists come from the first that knows them."""
+    metrics: tuple[str, ...]
+    """cited_by_count and is_open_access come from the first of these that knows them."""
+
 
 ID_FIELDS: tuple[str, ...] = ("pmid", "pmcid", "doi", "openalex_id")
 ID_PREFIX: dict[str, str] = {
@@ -189,16 +185,16 @@ def _source_rank(row: Mapping[str, Any], order: tuple[str, ...]) -> int:
     return min(ranks, default=len(order))
 
 
-def _sort_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+def _sort_key(row: Mapping[str, Any], order: tuple[str, ...]) -> tuple[Any, ...]:
     """A total order on records by content, so sorting removes any dependence on input order."""
     return (
-        _source_rank(row, SOURCE_PRECEDENCE),
+        _source_rank(row, order),
         str(row.get("publication_id") or ""),
         repr(sorted((k, repr(v)) for k, v in row.items())),
     )
 
 
-def _canonical(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _canonical(rows: Iterable[Mapping[str, Any]], order: tuple[str, ...]) -> list[dict[str, Any]]:
     """Records with normalised identifiers, in content order."""
     out = []
     for row in rows:
@@ -207,7 +203,7 @@ def _canonical(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for kind in ID_FIELDS:
             clean[kind] = found.get(kind)
         out.append(clean)
-    return sorted(out, key=_sort_key)
+    return sorted(out, key=lambda row: _sort_key(row, order))
 
 
 def _conflicts(a: dict[str, set[str]], b: dict[str, set[str]]) -> bool:
@@ -261,16 +257,16 @@ def _fuzzy_pairs(
 
 def _first(members: list[dict[str, Any]], name: str, order: tuple[str, ...]) -> Any:
     """The value of `name` from the highest-ranked member that has one."""
-    for row in sorted(members, key=lambda r: (_source_rank(r, order), _sort_key(r))):
+    for row in sorted(members, key=lambda r: _sort_key(r, order)):
         value = row.get(name)
         if value not in (None, "", []):
             return value
     return None
 
 
-def _pick_id(members: list[dict[str, Any]], kind: str) -> str | None:
+def _pick_id(members: list[dict[str, Any]], kind: str, order: tuple[str, ...]) -> str | None:
     """One identifier of a kind for the cluster: the top source's, ties broken by value."""
-    value = _first(members, kind, SOURCE_PRECEDENCE)
+    value = _first(members, kind, order)
     return str(value) if value else None
 
 
@@ -278,20 +274,21 @@ def _final_id(row: Mapping[str, Any]) -> str:
     return provisional_id(row.get("pmid"), row.get("doi"), row.get("openalex_id")) or ""
 
 
-def _merge_cluster(members: list[dict[str, Any]]) -> dict[str, Any]:
+def _merge_cluster(members: list[dict[str, Any]], precedence: Precedence) -> dict[str, Any]:
     """One publications row from the records of one work."""
-    merged: dict[str, Any] = {kind: _pick_id(members, kind) for kind in ID_FIELDS}
+    order = precedence.bibliographic
+    merged: dict[str, Any] = {kind: _pick_id(members, kind, order) for kind in ID_FIELDS}
     merged["publication_id"] = _final_id(merged)
     for name in BIBLIOGRAPHIC_FIELDS:
-        merged[name] = _first(members, name, SOURCE_PRECEDENCE)
-    dated = _first_dated(members)
+        merged[name] = _first(members, name, order)
+    dated = _first_dated(members, order)
     merged["publication_date"] = dated.get("publication_date")
     merged["publication_date_precision"] = dated.get("publication_date_precision")
-    merged["year"] = dated.get("year") or _first(members, "year", SOURCE_PRECEDENCE)
+    merged["year"] = dated.get("year") or _first(members, "year", order)
     for name in LIST_FIELDS:
-        merged[name] = list(_first(members, name, SOURCE_PRECEDENCE) or [])
+        merged[name] = list(_first(members, name, order) or [])
     for name in METRIC_FIELDS:
-        merged[name] = _first(members, name, METRIC_PRECEDENCE)
+        merged[name] = _first(members, name, precedence.metrics)
     for name in LINK_FIELDS:
         merged[name] = sorted({v for row in members for v in row.get(name) or []})
     merged["is_retracted"] = any(
@@ -301,9 +298,9 @@ def _merge_cluster(members: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _first_dated(members: list[dict[str, Any]]) -> dict[str, Any]:
+def _first_dated(members: list[dict[str, Any]], order: tuple[str, ...]) -> dict[str, Any]:
     """Date, precision and year travel together, from the best source that has a date."""
-    for row in sorted(members, key=lambda r: (_source_rank(r, SOURCE_PRECEDENCE), _sort_key(r))):
+    for row in sorted(members, key=lambda r: _sort_key(r, order)):
         if row.get("publication_date") is not None:
             return row
     return {}
@@ -317,18 +314,19 @@ def _id_forms(row: Mapping[str, Any]) -> list[str]:
     return forms
 
 
-def merge_publications(rows: Iterable[Mapping[str, Any]]) -> MergeResult:
+def merge_publications(rows: Iterable[Mapping[str, Any]], precedence: Precedence) -> MergeResult:
     """Merge per-source publications rows into one row per work.
 
     Args:
         rows: publications rows as the sources emit them (provisional `publication_id`,
             identifiers, `sources=[source]`, optional `abstract`, `retracts`, `retracted_by`).
+        precedence: which source a merged field comes from first.
 
     Returns:
         Merged rows sorted by publication_id, the id map (every provisional id and identifier
         form -> final publication_id; retraction links are rewritten through it) and stats.
     """
-    records = _canonical(rows)
+    records = _canonical(rows, precedence.bibliographic)
     identified = [r for r in records if _identifiers(r)]
     unidentified = [r for r in records if not _identifiers(r)]
     uf = _UnionFind(len(identified))
@@ -352,7 +350,7 @@ def merge_publications(rows: Iterable[Mapping[str, Any]]) -> MergeResult:
     merged_rows: list[dict[str, Any]] = []
     id_map: dict[str, str] = {}
     for members in clusters.values():
-        merged = _merge_cluster(members)
+        merged = _merge_cluster(members, precedence)
         merged_rows.append(merged)
         for row in members:
             for form in _id_forms(row):

@@ -1,4 +1,5 @@
-"""Dose and duration read from registry wording: intervention names and descriptions, time frames.
+"""Dose and duration read from registry wording: intervention names, intervention and arm
+descriptions, time frames.
 
 Registries write doses and times as people do: "kratom tea 2 g", "Clonidine 0.1 mg tablet q4h",
 "Buprenorphine 5 mcg/hr transdermal patch", "kratom tea daily x4 days", and outcome time frames
@@ -146,6 +147,22 @@ class DosingTerms:
             return None, None
         start, end, name = min(candidates)
         return name, (start, end)
+
+
+def agreed_dose(terms: DosingTerms, texts: Iterable[str | None]) -> Dose | None:
+    """The one dose the texts state alike, else None.
+
+    An intervention given in several arms is read in each arm's description: arms that state
+    different amounts (a dose-escalation study) give the intervention no single dose. Where the
+    amount agrees but the frequency does not, the dose is the amount as a text without a
+    frequency states it (one arm's "Single-vial ..." reads as `once`, its twin's not at all).
+    """
+    doses = {d for text in texts if (d := terms.parse_dose(text)) is not None}
+    if len({(d.amount, d.unit) for d in doses}) != 1:
+        return None
+    if len({d.frequency for d in doses}) > 1:
+        doses = {d for d in doses if d.frequency is None}
+    return min(doses, key=lambda d: d.text, default=None)
 
 
 def _number(token: str) -> float:

@@ -34,21 +34,17 @@ from pipelines.refresh.record import SourceOutcome
 from pipelines.refresh.resume import write_info
 from pipelines.refresh.run import RefreshResult, refresh
 from pipelines.refresh.settings import (
-    EMULATOR_PATHS,
-    LIVE_BASE_URLS,
-    LIVE_SOURCES,
-    MIN_INTERVALS,
     HttpSettings,
     RefreshError,
+    emulator_paths,
+    live_base_urls,
+    live_sources,
+    min_intervals,
     parse_base_urls,
 )
 from pipelines.sources.base import Credentials
 
 __all__ = [
-    "EMULATOR_PATHS",
-    "LIVE_BASE_URLS",
-    "LIVE_SOURCES",
-    "MIN_INTERVALS",
     "REQUEST_LOG",
     "SEARCH_STRATEGY",
     "Credentials",
@@ -59,8 +55,12 @@ __all__ = [
     "busiest_window",
     "combined_query",
     "delta_request",
+    "emulator_paths",
+    "live_base_urls",
+    "live_sources",
     "load_compound_ids",
     "load_queries",
+    "min_intervals",
     "parse_base_urls",
     "previous_folder",
     "refresh",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import snapshot
-from pipelines.refresh.settings import LIVE, RefreshError
+from pipelines.refresh.settings import RefreshError, live_units
 from pipelines.sources import SOURCES
 from pipelines.sources.base import Credentials, RecordError, SnapshotFormatError
 from pipelines.sources.relevance import Bounds, Relevance, topic_terms
@@ -105,6 +105,7 @@ def relevance_plan(
     asked by DOI if no search returns them (a full refresh never loses a work it held), and
     the keyless budget when `creds` lack the source's API key."""
     terms = topic_terms(q for queries in load_queries(reference_dir).values() for q in queries)
+    live = live_units()
     held = held_dois(known_from)
     known = frozenset().union(*held.values())
     return {
@@ -113,10 +114,10 @@ def relevance_plan(
             known,
             bounds,
             tuple(sorted(held.get(source, ()))) if look_up else (),
-            bounds.keyless_searches if LIVE[source].keyless(creds) else None,
+            bounds.keyless_searches if live[source].keyless(creds) else None,
         )
         for source, bounds in load_bounds(reference_dir).items()
-        if source in LIVE
+        if source in live
     }
 
 
@@ -124,18 +125,20 @@ def load_compound_ids(reference_dir: Path) -> dict[str, list[Any]]:
     """Per source asked by id, the ids of the curated compounds in `compounds.csv`."""
     with (reference_dir / "compounds.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return {name: live.compound_ids(rows) for name, live in LIVE.items() if live.compound_ids}
+    return {
+        name: live.compound_ids(rows) for name, live in live_units().items() if live.compound_ids
+    }
 
 
 def full_plan(reference_dir: Path) -> Plan:
     """Every topic query and every compound id, as the reference data lists them."""
     queries, ids = load_queries(reference_dir), load_compound_ids(reference_dir)
-    return Plan({name: list(ids.get(name, queries.get(name, []))) for name in LIVE})
+    return Plan({name: list(ids.get(name, queries.get(name, []))) for name in live_units()})
 
 
 def combined_query(source: str, queries: Sequence[str]) -> str:
     """All topic queries of a source as one search, so an unchanged source costs one request."""
-    return LIVE[source].combine(queries)
+    return live_units()[source].combine(queries)
 
 
 def delta_request(
@@ -145,7 +148,7 @@ def delta_request(
 
     Each source's filter and where its API reads it are documented with its `changed_since`.
     """
-    changed_since = LIVE[source].changed_since
+    changed_since = live_units()[source].changed_since
     if changed_since is None:
         raise RefreshError(f"{source} has no change filter")
     return changed_since(query, since, until)
@@ -184,7 +187,7 @@ def incremental_plan(
     since = _since(base_info)
     asked = base_info.get(COMPOUND_IDS) or {}
     plan = Plan({})
-    for source, live in LIVE.items():
+    for source, live in live_units().items():
         work = full.work.get(source, [])
         if live.compound_ids is not None:
             plan.work[source] = [i for i in work if i not in set(asked.get(source, []))]

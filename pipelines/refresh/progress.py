@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.http import RequestLogEntry
 from pipelines.refresh.record import SourceOutcome
-from pipelines.refresh.settings import LIVE, LIVE_SOURCES
+from pipelines.refresh.settings import live_sources, live_units
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,7 +39,7 @@ def progress_bar(console: Console | None) -> Progress:
 
 def _total_units(source: str, work: Mapping[str, list[Any]]) -> int | None:
     """Queries of a searched source; unknown ahead for a source asked by id (batches, pages)."""
-    if LIVE[source].compound_ids is not None:
+    if live_units()[source].compound_ids is not None:
         return None
     return len(work.get(source, []))
 
@@ -51,10 +51,10 @@ class SourceProgress:
         self.bar = bar
         self.tasks = {
             source: bar.add_task(source, total=_total_units(source, work), requests=0, retries=0)
-            for source in LIVE_SOURCES
+            for source in live_sources()
         }
-        self._counts = {source: [0, 0] for source in LIVE_SOURCES}
-        self._done = dict.fromkeys(LIVE_SOURCES, 0)
+        self._counts = {source: [0, 0] for source in live_sources()}
+        self._done = dict.fromkeys(live_sources(), 0)
         self._lock = threading.Lock()
 
     def advance(self, source: str, units: int) -> None:

@@ -13,7 +13,7 @@ import orjson
 
 from pipelines.http import SourceHttp
 from pipelines.refresh.plan import Delta, Plan
-from pipelines.refresh.settings import LIVE
+from pipelines.refresh.settings import live_units
 from pipelines.sources.base import LiveRun, RestartQuery, check_json
 from pipelines.sources.relevance import Screen
 
@@ -140,7 +140,7 @@ def fetch_source(
 
     In a --since-last run a source with nothing to ask (no new compound ids) asks nothing.
     """
-    live = LIVE[source]
+    live = live_units()[source]
     work, delta = plan.work.get(source, []), plan.delta.get(source)
     if delta is not None and not work:
         return SourceOutcome(source)

@@ -37,11 +37,11 @@ from pipelines.refresh.progress import SourceProgress, log_hooks, progress_bar
 from pipelines.refresh.record import SourceOutcome, fetch_source
 from pipelines.refresh.resume import open_snapshot, write_info
 from pipelines.refresh.settings import (
-    LIVE,
-    LIVE_SOURCES,
     POLITE,
     HttpSettings,
     RefreshError,
+    live_sources,
+    live_units,
     source_client,
 )
 from pipelines.sources.base import Credentials
@@ -139,7 +139,10 @@ def refresh(
     sources = carry_sources(data_dir / "snapshots", folder, failed, base)
     carried = carry_failed(folder, sources, copy=base is None) if sources is not None else {}
     result = RefreshResult(folder, outcomes, carried)
-    said = {s: "; ".join(n for n in (plan.notes.get(s), result.notes.get(s)) if n) for s in LIVE}
+    said = {
+        s: "; ".join(n for n in (plan.notes.get(s), result.notes.get(s)) if n)
+        for s in live_sources()
+    }
     write_strategy(folder, outcomes, captured_at, {s: n for s, n in said.items() if n}, carried)
     if failed:
         extra = {**extra, FAILED_SOURCES: failed}
@@ -165,7 +168,8 @@ def _record_all(
 ) -> dict[str, SourceOutcome]:
     """Every live source in its own thread; each runs to its end, whatever the others do."""
     recorder = ResponseRecorder(folder)
-    pacers = {s: live.pacer() for s, live in LIVE.items() if live.pacer is not None}
+    units = live_units()
+    pacers = {s: live.pacer() for s, live in units.items() if live.pacer is not None}
     clients: dict[str, SourceHttp] = {
         source: source_client(
             source,
@@ -176,7 +180,7 @@ def _record_all(
             log_hooks(request_log.writer(source), progress, source),
             pacers.get(source),
         )
-        for source in LIVE_SOURCES
+        for source in units
     }
     outcomes: dict[str, SourceOutcome] = {}
 
@@ -199,8 +203,8 @@ def _record_all(
     try:
         if progress is not None:
             progress.bar.start()
-        with ThreadPoolExecutor(max_workers=len(LIVE_SOURCES)) as pool:
-            for outcome in pool.map(work, LIVE_SOURCES):
+        with ThreadPoolExecutor(max_workers=len(units)) as pool:
+            for outcome in pool.map(work, units):
                 outcomes[outcome.source] = outcome
     finally:
         if progress is not None:
@@ -224,7 +228,7 @@ def _finish(
 ) -> None:
     """Carry over what this run did not fetch, then mark the snapshot complete."""
     notes = "Recorded by kratom-evidence refresh from: " + ", ".join(
-        f"{s}={_scheme_host(base_urls[s])}" for s in LIVE_SOURCES
+        f"{s}={_scheme_host(base_urls[s])}" for s in live_sources()
     )
     if carried:
         extra = {**extra, CARRIED_FROM: dict(carried)}
@@ -245,7 +249,7 @@ def _finish(
             f"{merged.superseded} of their records are superseded (listed under "
             f"{snapshot.SUPERSEDES!r}, skipped by the build). " + notes
         )
-    compound_ids = {s: full.work[s] for s, live in LIVE.items() if live.compound_ids}
+    compound_ids = {s: full.work[s] for s, live in live_units().items() if live.compound_ids}
     write_info(
         folder, captured_at, complete=True, notes=notes, extra={**extra, COMPOUND_IDS: compound_ids}
     )

@@ -15,18 +15,33 @@ from pipelines.http import RequestLogEntry, ResponseRecorder, SourceHttp
 from pipelines.sources import SOURCES
 from pipelines.sources.base import Credentials, LiveSource, Pacer
 
-LIVE: dict[str, LiveSource] = {
-    name: unit.live for name, unit in SOURCES.items() if unit.live is not None
-}
-"""The registered sources with an API, in registry order (the order they are reported in)."""
-LIVE_SOURCES: tuple[str, ...] = tuple(LIVE)
-LIVE_BASE_URLS: dict[str, str] = {name: live.base_url for name, live in LIVE.items()}
-EMULATOR_PATHS: dict[str, str] = {name: live.emulator_path for name, live in LIVE.items()}
-"""Where each source sits under one `serve-snapshot` base URL (`--base-url all=URL`)."""
-MIN_INTERVALS: dict[str, float] = {
-    name: live.min_interval(Credentials()) for name, live in LIVE.items()
-}
-"""Seconds between request starts without credentials."""
+
+def live_units() -> dict[str, LiveSource]:
+    """The registered sources with an API, in registry order (the order they are reported in).
+
+    Read from the registry at every call, so a source registered after import is refreshed too.
+    """
+    return {name: unit.live for name, unit in SOURCES.items() if unit.live is not None}
+
+
+def live_sources() -> tuple[str, ...]:
+    """Names of the registered live sources, in registry order."""
+    return tuple(live_units())
+
+
+def live_base_urls() -> dict[str, str]:
+    """Each live source's real API."""
+    return {name: live.base_url for name, live in live_units().items()}
+
+
+def emulator_paths() -> dict[str, str]:
+    """Where each source sits under one `serve-snapshot` base URL (`--base-url all=URL`)."""
+    return {name: live.emulator_path for name, live in live_units().items()}
+
+
+def min_intervals() -> dict[str, float]:
+    """Seconds between request starts without credentials."""
+    return {name: live.min_interval(Credentials()) for name, live in live_units().items()}
 
 
 PROJECT_AGENT = "kratom-evidence/0.1 (Kratom Evidence dataset refresh)"
@@ -71,18 +86,18 @@ def parse_base_urls(values: Sequence[str]) -> dict[str, str]:
     `all=URL` points every source at one `serve-snapshot` emulator, each under its own path;
     a `SOURCE=URL` given as well wins for that source and is used as is.
     """
-    urls = dict(LIVE_BASE_URLS)
+    urls, paths, names = live_base_urls(), emulator_paths(), live_sources()
     explicit: dict[str, str] = {}
     for value in values:
         name, sep, url = value.partition("=")
         if not sep or not url.startswith(("http://", "https://")):
             raise RefreshError(f"--base-url wants SOURCE=URL, got {value!r}")
         if name == "all":
-            urls.update({s: url.rstrip("/") + EMULATOR_PATHS[s] for s in LIVE_SOURCES})
-        elif name in LIVE_SOURCES:
+            urls.update({s: url.rstrip("/") + paths[s] for s in names})
+        elif name in names:
             explicit[name] = url.rstrip("/")
         else:
-            raise RefreshError(f"--base-url: unknown source {name!r} (one of all, {LIVE_SOURCES})")
+            raise RefreshError(f"--base-url: unknown source {name!r} (one of all, {names})")
     return {**urls, **explicit}
 
 
@@ -96,7 +111,7 @@ def source_client(
     pacer: Pacer | None,
 ) -> SourceHttp:
     """The client of one live source with its own politeness, stretched by `settings.pace`."""
-    live = LIVE[source]
+    live = live_units()[source]
     limit = live.rate_limit(creds)
     return SourceHttp(
         source,

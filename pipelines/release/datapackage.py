@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.release.dictionary import ColumnDoc, TableDoc, table_docs
+from schemas.registry import ForeignKey
 
 PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 PACKAGE_NAME = "kratom-evidence"
@@ -64,18 +65,38 @@ def field_descriptor(column: ColumnDoc) -> dict[str, Any]:
     return field
 
 
+def expressible(fk: ForeignKey, doc: TableDoc) -> bool:
+    """Whether Table Schema can state a foreign key as the release's rules check it.
+
+    The rules skip a key with any null part (SQL's MATCH SIMPLE); Table Schema skips only an
+    all-null key (frictionless-py; frictionlessdata/specs#795 is open), so a composite key
+    that can be partly null (result_groups' study_id, arm_label: a group tied to no arm)
+    would fail valid rows. `kratom-evidence validate` still checks it.
+    """
+    nullable = {c.name for c in doc.columns if c.nullable}
+    return len(fk.columns) == 1 or not nullable & set(fk.columns)
+
+
 def table_schema(doc: TableDoc) -> dict[str, Any]:
-    """The Table Schema of a table: fields, primary key, foreign keys."""
-    schema: dict[str, Any] = {"fields": [field_descriptor(c) for c in doc.columns]}
+    """The Table Schema of a table: fields, primary key, foreign keys.
+
+    `missingValues` is empty: Parquet tells null from the empty string, and an empty string is
+    a value (outcome_results' category of a measure without categories is "").
+    """
+    schema: dict[str, Any] = {
+        "fields": [field_descriptor(c) for c in doc.columns],
+        "missingValues": [],
+    }
     if doc.spec.primary_key:
         schema["primaryKey"] = list(doc.spec.primary_key)
-    if doc.spec.foreign_keys:
+    foreign_keys = [fk for fk in doc.spec.foreign_keys if expressible(fk, doc)]
+    if foreign_keys:
         schema["foreignKeys"] = [
             {
                 "fields": list(fk.columns),
                 "reference": {"resource": fk.ref_table, "fields": list(fk.ref_columns)},
             }
-            for fk in doc.spec.foreign_keys
+            for fk in foreign_keys
         ]
     return schema
 

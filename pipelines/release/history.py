@@ -1,10 +1,17 @@
 """Record history across releases: record_versions and removed_records (tombstones).
 
 Each release carries the whole cumulative history, computed from the previous release's
-history and the new studies, publications and evidence rows (product_composition,
-interaction_effects, safety_signals), so no release needs its predecessors to answer
-"when did this trial's status change". Everything here but `read_previous` is pure: rows come
-out sorted and nothing depends on the clock or on set or dict order.
+history and the new studies, publications, evidence rows (product_composition,
+interaction_effects, safety_signals) and posted-results rows (arms, result_groups,
+outcome_results, outcome_analyses, adverse_events, adverse_event_totals, baseline_measures,
+participant_flow, outcome_changes), so no release needs its predecessors to answer "when did
+this trial's status change" or "when did its adverse events change". Everything here but
+`read_previous` is pure: rows come out sorted and nothing depends on the clock or on set or
+dict order.
+
+A row of a table with a composite primary key is named by its key values joined by `|`, a null
+part as the empty string (as `quarantine.record_key` names a rejected row): the adverse event
+`NCT03722472|EG000|serious|Anaemia|Blood and lymphatic system disorders|Group A`.
 
 Choices: `changed_fields` lists the columns (present in both releases) whose values differ, and
 is empty for added, removed and restored records, where every column is new, gone or back. A
@@ -26,6 +33,7 @@ import pyarrow.compute as pc
 from pandera.pandas import DataFrameModel
 
 from pipelines.release.diff import ReleaseTables, as_release
+from schemas import TABLES_BY_NAME
 from schemas.arrow import arrow_schema
 from schemas.evidence_tables import InteractionEffect, ProductComposition, SafetySignal
 from schemas.history import RecordVersion, RemovedRecord
@@ -41,6 +49,22 @@ Row = dict[str, Any]
 RecordKey = tuple[str, str]
 
 
+RESULTS: dict[str, str] = {
+    "arms": "arm",
+    "result_groups": "result_group",
+    "outcome_results": "outcome_result",
+    "outcome_analyses": "outcome_analysis",
+    "adverse_events": "adverse_event",
+    "adverse_event_totals": "adverse_event_total",
+    "baseline_measures": "baseline_measure",
+    "participant_flow": "participant_flow",
+    "outcome_changes": "outcome_change",
+}
+"""Posted-results tables history follows, with the record type of their rows."""
+REGISTRY_PAGE = "https://clinicaltrials.gov/study/{}"
+"""Where a posted-results row came from: its study's record page."""
+KEY_SEPARATOR = "|"
+
 FOLLOWED: dict[str, type[DataFrameModel]] = {
     "studies": Study,
     "publications": Publication,
@@ -48,6 +72,7 @@ FOLLOWED: dict[str, type[DataFrameModel]] = {
     "product_composition": ProductComposition,
     "interaction_effects": InteractionEffect,
     "safety_signals": SafetySignal,
+    **{name: TABLES_BY_NAME[name].model for name in RESULTS},
 }
 """The tables history reads from a release (study_identifiers only for merged NCT ids)."""
 
@@ -60,7 +85,8 @@ def _empty(table: str) -> pa.Table:
 class Records:
     """The tables of one release that history follows.
 
-    The evidence tables default to empty: a release published before they existed has none.
+    The evidence and results tables default to empty: a release published before they
+    existed has none.
     """
 
     studies: pa.Table
@@ -69,6 +95,15 @@ class Records:
     product_composition: pa.Table = field(default_factory=lambda: _empty("product_composition"))
     interaction_effects: pa.Table = field(default_factory=lambda: _empty("interaction_effects"))
     safety_signals: pa.Table = field(default_factory=lambda: _empty("safety_signals"))
+    arms: pa.Table = field(default_factory=lambda: _empty("arms"))
+    result_groups: pa.Table = field(default_factory=lambda: _empty("result_groups"))
+    outcome_results: pa.Table = field(default_factory=lambda: _empty("outcome_results"))
+    outcome_analyses: pa.Table = field(default_factory=lambda: _empty("outcome_analyses"))
+    adverse_events: pa.Table = field(default_factory=lambda: _empty("adverse_events"))
+    adverse_event_totals: pa.Table = field(default_factory=lambda: _empty("adverse_event_totals"))
+    baseline_measures: pa.Table = field(default_factory=lambda: _empty("baseline_measures"))
+    participant_flow: pa.Table = field(default_factory=lambda: _empty("participant_flow"))
+    outcome_changes: pa.Table = field(default_factory=lambda: _empty("outcome_changes"))
 
     @classmethod
     def from_tables(cls, tables: dict[str, pa.Table]) -> Records:
@@ -187,6 +222,34 @@ def evidence_sources(row: Row) -> list[str]:
     return [row["source_url"]] if row.get("source_url") else []
 
 
+def results_sources(row: Row) -> list[str]:
+    """Where a posted-results row came from: the record page of its study (named by the row's
+    study_id, else by its outcome_id, `<study_id>:R<n>`)."""
+    study_id = row.get("study_id") or str(row.get("outcome_id") or "").split(":")[0]
+    return [REGISTRY_PAGE.format(study_id)] if study_id else []
+
+
+def record_ids(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
+    """Per row, its record_id: the key column, or the key columns joined by KEY_SEPARATOR with
+    a null part as the empty string.
+
+    Raises ValueError when two rows get one id (a key value holding the separator), which
+    would merge two records' histories.
+    """
+    if len(key) == 1:
+        ids = table[key[0]].combine_chunks()
+    else:
+        parts = [pc.cast(table[c], pa.string()) for c in key]
+        ids = pc.binary_join_element_wise(
+            *parts, KEY_SEPARATOR, null_handling="replace", null_replacement=""
+        ).combine_chunks()
+    if pc.count_distinct(ids).as_py() != table.num_rows:
+        raise ValueError(
+            f"record ids of ({', '.join(key)}) are not unique: a value holds {KEY_SEPARATOR!r}"
+        )
+    return ids
+
+
 def merge_targets(study_identifiers: pa.Table, present: Iterable[str]) -> dict[str, str]:
     """Alias NCT id → the present study listing it among its nctIdAliases.
 
@@ -209,25 +272,35 @@ def merge_targets(study_identifiers: pa.Table, present: Iterable[str]) -> dict[s
     return targets
 
 
+RECORD_ID = "_record_id"
+"""Column holding each row's record_id while history compares two releases."""
+
+
 @dataclass(frozen=True)
 class _Kind:
     record_type: str
-    key: str
-    table: Callable[[Records], pa.Table]
+    table_name: str
     sources: Callable[[Row], list[str]]
+
+    def table(self, records: Records) -> pa.Table:
+        """The followed table with each row's record_id in RECORD_ID."""
+        table: pa.Table = getattr(records, self.table_name)
+        key = TABLES_BY_NAME[self.table_name].primary_key
+        return table.append_column(RECORD_ID, record_ids(table, key))
 
 
 _KINDS = (
-    _Kind("study", "study_id", lambda r: r.studies, study_sources),
-    _Kind("publication", "publication_id", lambda r: r.publications, publication_sources),
-    _Kind("composition", "composition_id", lambda r: r.product_composition, evidence_sources),
-    _Kind("interaction", "interaction_id", lambda r: r.interaction_effects, evidence_sources),
-    _Kind("safety_signal", "signal_id", lambda r: r.safety_signals, evidence_sources),
+    _Kind("study", "studies", study_sources),
+    _Kind("publication", "publications", publication_sources),
+    _Kind("composition", "product_composition", evidence_sources),
+    _Kind("interaction", "interaction_effects", evidence_sources),
+    _Kind("safety_signal", "safety_signals", evidence_sources),
+    *(_Kind(record_type, name, results_sources) for name, record_type in RESULTS.items()),
 )
 
 
-def _ids(records: Records, kind: _Kind) -> set[str]:
-    return set(kind.table(records)[kind.key].to_pylist())
+def _ids(table: pa.Table) -> set[str]:
+    return set(table[RECORD_ID].to_pylist())
 
 
 def _version_row(
@@ -247,7 +320,7 @@ def _seed_versions(previous: PreviousRelease) -> list[Row]:
     return [
         _version_row(kind.record_type, rid, previous.version, "added", [])
         for kind in _KINDS
-        for rid in sorted(_ids(previous.records, kind))
+        for rid in sorted(_ids(kind.table(previous.records)))
     ]
 
 
@@ -258,7 +331,7 @@ def _merged_into(record_type: str, record_id: str, targets: dict[str, str]) -> s
 def _tombstone(kind: _Kind, row: Row, last_seen: str, version: str) -> Row:
     return {
         "record_type": kind.record_type,
-        "record_id": row[kind.key],
+        "record_id": row[RECORD_ID],
         "sources": kind.sources(row),
         "last_version_seen": last_seen,
         "removed_in_version": version,
@@ -286,8 +359,10 @@ def compute_history(previous: PreviousRelease | None, current: Records, version:
             }
     present: dict[str, set[str]] = {}
     for kind in _KINDS:
-        new = present[kind.record_type] = _ids(current, kind)
-        old = _ids(previous.records, kind) if previous is not None else set()
+        after = kind.table(current)
+        before = kind.table(previous.records) if previous is not None else after.slice(0, 0)
+        new = present[kind.record_type] = _ids(after)
+        old = _ids(before)
         for rid in sorted(new - old):
             back = tombstones.pop((kind.record_type, rid), None) is not None
             versions.append(
@@ -298,14 +373,13 @@ def compute_history(previous: PreviousRelease | None, current: Records, version:
             tombstones.pop((kind.record_type, rid), None)
         if previous is None:
             continue
-        before = kind.table(previous.records)
-        changed = changed_columns(before, kind.table(current), kind.key, kept)
+        changed = changed_columns(before, after, RECORD_ID, kept)
         for rid, fields in sorted(changed.items()):
             versions.append(_version_row(kind.record_type, rid, version, "changed", fields))
         gone = sorted(old - new)
-        for row in _rows_of(before, kind.key, gone).to_pylist():
-            versions.append(_version_row(kind.record_type, row[kind.key], version, "removed", []))
-            tombstones[(kind.record_type, row[kind.key])] = _tombstone(
+        for row in _rows_of(before, RECORD_ID, gone).to_pylist():
+            versions.append(_version_row(kind.record_type, row[RECORD_ID], version, "removed", []))
+            tombstones[(kind.record_type, row[RECORD_ID])] = _tombstone(
                 kind, row, previous.version, version
             )
     targets = merge_targets(current.study_identifiers, present["study"])

@@ -508,17 +508,103 @@ def _tables_section(manifest: dict[str, Any], folder: Path) -> str:
     return _figure("rows-quarantine", svg, caption) + table
 
 
+TERMS_PER_STUDY = 10
+"""Adverse event terms shown per study (most participants affected first); the table has all."""
+
+
+def adverse_event_table(
+    events: list[dict[str, Any]], totals: list[dict[str, Any]], groups: list[dict[str, Any]]
+) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """One study's adverse events by arm: column headers, then (row label, "n/N" cells) rows.
+
+    Columns are the study's event groups, headed by the arm each is tied to (the group's own
+    title, marked, when `result_groups` ties it to none); rows are the group totals, then the
+    terms that affected most participants.
+    """
+    ids = sorted({g["group_id"] for g in groups} | {r["event_group_id"] for r in events + totals})
+    heads = {g["group_id"]: g for g in groups}
+    columns = [
+        (heads[i]["arm_label"] or f"{heads[i]['group_title']} (no arm)") if i in heads else i
+        for i in ids
+    ]
+
+    def cells(found: dict[str, dict[str, Any]]) -> list[str]:
+        return [_count_cell(found.get(i)) for i in ids]
+
+    rows = []
+    for total_type in vocab.AE_TOTAL_TYPES:
+        found = {r["event_group_id"]: r for r in totals if r["total_type"] == total_type}
+        if found:
+            rows.append((f"any: {total_type.replace('_', ' ')}", cells(found)))
+    by_term: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for row in events:
+        by_term.setdefault((row["event_type"], row["term"]), {})[row["event_group_id"]] = row
+    ranked = sorted(
+        by_term.items(),
+        key=lambda item: (-sum(r["affected"] or 0 for r in item[1].values()), item[0]),
+    )
+    rows += [(f"{kind}: {term}", cells(found)) for (kind, term), found in ranked[:TERMS_PER_STUDY]]
+    return columns, rows
+
+
+def _count_cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "–"
+    affected = row["affected"] if row["affected"] is not None else row["affected_text"]
+    at_risk = row["at_risk"] if row["at_risk"] is not None else row["at_risk_text"]
+    return f"{affected if affected is not None else '?'}/{at_risk if at_risk is not None else '?'}"
+
+
+def _adverse_events_section(folder: Path) -> str:
+    counts = ("study_id", "event_group_id", "affected", "affected_text", "at_risk", "at_risk_text")
+    events = _rows(folder, "adverse_events", (*counts, "event_type", "term"))
+    totals = _rows(folder, "adverse_event_totals", (*counts, "total_type"))
+    groups = [
+        g
+        for g in _rows(
+            folder,
+            "result_groups",
+            ("study_id", "group_scope", "group_id", "group_title", "arm_label"),
+        )
+        if g["group_scope"] == "adverse_events"
+    ]
+    studies = sorted({r["study_id"] for r in events + totals})
+    if not studies:
+        return "<p>No study in this release posted adverse events.</p>"
+    parts = [
+        f"<p>Participants affected / at risk per arm, for the {len(studies)} studies that posted "
+        f"adverse events: group totals, then the {TERMS_PER_STUDY} terms that affected most "
+        "participants (the adverse_events table holds every term).</p>"
+    ]
+    for study in studies:
+        columns, rows = adverse_event_table(
+            [r for r in events if r["study_id"] == study],
+            [r for r in totals if r["study_id"] == study],
+            [g for g in groups if g["study_id"] == study],
+        )
+        head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+        body = "".join(
+            f"<tr><td>{_esc(label)}</td>" + "".join(f"<td>{_esc(c)}</td>" for c in cells) + "</tr>"
+            for label, cells in rows
+        )
+        parts.append(
+            f'<table data-study="{_esc(study)}"><caption>{_esc(study)}</caption>'
+            f"<thead><tr><th>event</th>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+    return "".join(parts)
+
+
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:72em;color:#222}"
     "figure{margin:2em 0}figcaption{color:#555;max-width:60em}"
     "svg{max-width:100%;height:auto}"
     "table{border-collapse:collapse}td,th{padding:2px 10px;border-bottom:1px solid #ddd}"
-    "td+td{text-align:right}"
+    "td+td{text-align:right}caption{text-align:left;font-weight:bold;margin-top:1em}"
 )
 
 
 def render_report(folder: Path, manifest: dict[str, Any]) -> str:
-    """The release's report page: four charts and a table, self-contained, same input same bytes."""
+    """The release's report page: four charts and tables, self-contained, same input same bytes."""
     studies = _rows(
         folder,
         "studies",
@@ -551,6 +637,8 @@ def render_report(folder: Path, manifest: dict[str, Any]) -> str:
         + "<h2>Studies</h2>"
         + _years_figure(folder, studies)
         + _status_figure(studies)
+        + "<h2>Adverse events per arm</h2>"
+        + _adverse_events_section(folder)
         + "<h2>Tables</h2>"
         + _tables_section(manifest, folder)
         + "</body></html>\n"

@@ -2,12 +2,14 @@
 
 A source module defines `UNIT` (a `SourceUnit`: snapshot files, parsing, live paging, change
 filter, politeness, emulator behaviour). Adding a source means writing its module and adding
-its unit to `_REGISTERED` below; snapshot reading, staging, refresh, the emulator and the asset
-factories pick it up from `SOURCES`.
+its unit to `_REGISTERED` below; snapshot reading, staging, refresh, the emulator, the asset
+factories, the merge of literature records and the version sensors pick it up from `SOURCES`,
+reading it when they run (a source registered later is included).
 """
 
 from __future__ import annotations
 
+from pipelines.normalize.dedup import Precedence
 from pipelines.sources import (
     chembl,
     clinicaltrials,
@@ -18,7 +20,7 @@ from pipelines.sources import (
     pubmed,
     registries,
 )
-from pipelines.sources.base import SourceUnit
+from pipelines.sources.base import PublicationRank, SourceUnit
 
 SOURCES: dict[str, SourceUnit] = {}
 """Registered sources by name, in build order (the order of `_REGISTERED`)."""
@@ -35,6 +37,23 @@ def register(unit: SourceUnit) -> SourceUnit:
 def unregister(name: str) -> None:
     """Take a source out of the registry again (a test's toy source)."""
     del SOURCES[name]
+
+
+def publication_sources() -> tuple[str, ...]:
+    """The registered literature sources (values of publications.sources), in registry order."""
+    return tuple(name for name, unit in SOURCES.items() if unit.publication is not None)
+
+
+def publication_precedence() -> Precedence:
+    """Which literature source a merged work's fields come from first, by the units' ranks."""
+    ranks: dict[str, PublicationRank] = {}
+    for name, unit in SOURCES.items():
+        if unit.publication is not None:
+            ranks[name] = unit.publication
+    return Precedence(
+        bibliographic=tuple(sorted(ranks, key=lambda n: (ranks[n].bibliographic, n))),
+        metrics=tuple(sorted(ranks, key=lambda n: (ranks[n].metrics, n))),
+    )
 
 
 _REGISTERED = (

@@ -228,6 +228,17 @@ def _never_keyless(creds: Credentials) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class VersionFeed:
+    """An endpoint naming the source's current data release: a new answer asks for a refresh
+    (`pipelines/automation.py` makes one sensor per source that has one)."""
+
+    path: str
+    """Request path under the source's base URL."""
+    stamp: Callable[[bytes], str]
+    """The release stamp in an answer's body; raises ValueError when the body has none."""
+
+
 ChangeFilter = Callable[[str, date, date], tuple[str, dict[str, dict[str, str]]]]
 """(query, since, until) -> (query, extra parameters by request path) asking only for records
 changed in that window."""
@@ -272,8 +283,22 @@ class LiveSource:
     """True when these credentials lack the API key the source needs for real use: its search
     then keeps to the keyless budget of search_bounds.csv."""
 
+    version: VersionFeed | None = None
+    """Where the source says its data changed; None: only the weekly schedule refreshes it."""
+
 
 # --- the unit ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicationRank:
+    """Where a literature source stands when the records of one work are merged into one
+    publications row (`pipelines/normalize/dedup.py`): rank 0 is trusted first, ties go by name."""
+
+    bibliographic: int
+    """Rank for identifiers, title, journal, language, authors, dates and term lists."""
+    metrics: int
+    """Rank for cited_by_count and is_open_access."""
 
 
 def _no_replacements(record: Any) -> tuple[str, ...]:
@@ -312,3 +337,6 @@ class SourceUnit:
     previous snapshot by every refresh."""
     emulation: Emulation | None = None
     """How `serve-snapshot` serves the source's files with its paging (a live source's only)."""
+    publication: PublicationRank | None = None
+    """A literature source: its `publications` rows are merged with the other literature
+    sources' by this rank, and its name is a value of publications.sources. None: not one."""

@@ -31,6 +31,7 @@ from pipelines.sources.base import (
     SnapshotFormatError,
     SourceUnit,
     TableRows,
+    VersionFeed,
     count_items,
     count_mismatch,
     slug,
@@ -661,6 +662,19 @@ def fetch_all(http: PageClient, queries: Sequence[str]) -> FetchSummary:
     return FetchSummary(len(queries), pages, pages, seen, tuple(unique))
 
 
+def data_timestamp(body: bytes) -> str:
+    """`dataTimestamp` of a `/api/v2/version` answer: when the registry's data last changed.
+
+    Raises:
+        ValueError: the body is not JSON or carries no timestamp.
+    """
+    doc = orjson.loads(body)
+    stamp = doc.get("dataTimestamp") if isinstance(doc, dict) else None
+    if not isinstance(stamp, str) or not stamp:
+        raise ValueError(f"{VERSION_PATH} answered without a dataTimestamp")
+    return stamp
+
+
 def fetch_version(http: PageClient) -> str:
     """The data timestamp of the registry's current release (not recorded: not a studies file)."""
     body = http.get_json(VERSION_PATH, None, record_as=None)
@@ -806,8 +820,9 @@ def _served_studies(doc: Any) -> list[Any]:
 def answer(studies: list[serving.Doc], request: serving.Request) -> serving.Reply:
     """GET /api/v2/studies (query.term, pageToken paging, countTotal) and /api/v2/version.
 
-    `query.term` is searched over every text of a study, words ANDed (Essie's default, see
-    https://clinicaltrials.gov/find-studies/constructing-complex-search-queries); `totalCount`
+    `query.term` is searched over every text of a study as an Essie expression: words side by
+    side form an AND expression, quoted words a phrase, OR binds loosest
+    (https://classic.clinicaltrials.gov/api/gui/ref/syntax); `totalCount`
     comes only with `countTotal=true` (https://clinicaltrials.gov/data-api/api). A query or
     filter the emulator cannot read is a 400 with a plain-text reason, as the API answers.
     """
@@ -849,6 +864,7 @@ UNIT = SourceUnit(
         min_interval=lambda creds: MIN_INTERVAL,
         retry_statuses=PROXY_REFUSAL,
         changed_since=changed_since,
+        version=VersionFeed(VERSION_PATH, data_timestamp),
     ),
     emulation=serving.Emulation(serving.json_docs(_served_studies), answer),
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pipelines.normalize.similarity import dice, words
 from pipelines.sources.base import RecordError, TableRows
 from pipelines.sources.clinicaltrials_values import (
     as_count,
@@ -53,6 +54,7 @@ _AE_TOTALS = (
 _P_VALUE = re.compile(r"^\s*(<=|>=|≤|≥|<|>|=)?\s*(\d*\.?\d+(?:[eE][-+]?\d+)?)\s*$")
 _RELATION = {"≤": "<=", "≥": ">=", None: "="}
 _WORD = re.compile(r"[a-z0-9]+")
+"""A word of a title, for comparing titles ignoring case, spacing and punctuation."""
 
 
 def results_outcome_id(nct: str, number: int) -> str:
@@ -172,8 +174,10 @@ def tie_group(title: str | None, arm_labels: list[str]) -> tuple[str | None, str
         return exact[0], "title", 1.0
     if _key(title) in _TOTAL_TITLES:
         return None, "total", None
-    words = _words(title)
-    scored = sorted(((_dice(words, _words(a)), a) for a in arm_labels), reverse=True)
+    title_words = words(title)
+    if not title_words:
+        return None, "none", None
+    scored = sorted(((dice(title_words, words(a)), a) for a in arm_labels), reverse=True)
     best, arm = scored[0]
     if len(arm_labels) == 1:
         return arm, "single_arm", round(best, 3)
@@ -182,18 +186,8 @@ def tie_group(title: str | None, arm_labels: list[str]) -> tuple[str | None, str
     return None, "none", round(best, 3)
 
 
-def _words(text: str) -> list[str]:
-    return sorted(set(_WORD.findall(text.casefold())))
-
-
 def _key(text: str) -> str:
     return " ".join(_WORD.findall(text.casefold()))
-
-
-def _dice(a: list[str], b: list[str]) -> float:
-    if not a or not b:
-        return 0.0
-    return 2 * len(set(a) & set(b)) / (len(a) + len(b))
 
 
 # --- adverse events ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from pipelines.sources.base import (
     Credentials,
     LiveRun,
     LiveSource,
+    PublicationRank,
     RecordError,
     RestartQuery,
     SnapshotFormatError,
@@ -599,5 +600,6 @@ UNIT = SourceUnit(
         changed_since=changed_since,
     ),
     emulation=serving.Emulation(load_served, answer),
+    publication=PublicationRank(bibliographic=2, metrics=2),
 )
 """Crossref works, as the pipeline sees them."""

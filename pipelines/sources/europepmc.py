@@ -20,6 +20,7 @@ from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_
 from pipelines.sources import serving
 from pipelines.sources.base import (
     LiveSource,
+    PublicationRank,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
@@ -383,5 +384,6 @@ UNIT = SourceUnit(
         changed_since=changed_since,
     ),
     emulation=serving.Emulation(serving.json_docs(_served_results), answer),
+    publication=PublicationRank(bibliographic=1, metrics=1),
 )
 """Europe PMC core search results, as the pipeline sees them."""

@@ -39,6 +39,7 @@ from pipelines.sources.base import (
     Credentials,
     LiveRun,
     LiveSource,
+    PublicationRank,
     RecordError,
     RestartQuery,
     SnapshotFormatError,
@@ -612,5 +613,7 @@ UNIT = SourceUnit(
         keyless=keyless,
     ),
     emulation=serving.Emulation(load_served, answer),
+    # The reference for cited_by_count and is_open_access; last for bibliographic fields.
+    publication=PublicationRank(bibliographic=3, metrics=0),
 )
 """OpenAlex works, as the pipeline sees them."""

@@ -32,6 +32,7 @@ from pipelines.sources.base import (
     LiveRun,
     LiveSource,
     PageClient,
+    PublicationRank,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
@@ -901,5 +902,7 @@ UNIT = SourceUnit(
         changed_since=changed_since,
     ),
     emulation=serving.Emulation(load_served, answer),
+    # First for bibliographic fields (indexed records); PubMed gives no citation counts.
+    publication=PublicationRank(bibliographic=0, metrics=3),
 )
 """PubMed through E-utilities (esearch history + efetch XML), as the pipeline sees it."""

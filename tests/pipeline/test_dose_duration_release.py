@@ -68,6 +68,12 @@ def test_time_frames_and_intervention_names_give_duration_and_dose(tmp_path: Pat
         clonidine["dose_frequency"],
         clonidine["dose_text"],
     ) == (0.1, "mg", "every_4_hours", "0.1 mg tablet q4h")
+    vaccine = doses["ID93 + GLA-SE"]  # its own description names no dose; both its arms do
+    assert (vaccine["dose_amount"], vaccine["dose_unit"], vaccine["dose_text"]) == (
+        2.0,
+        "mcg",
+        "2 mcg",
+    )
 
 
 def _study(nct: str, description: str, time_frame: str) -> dict[str, object]:
@@ -115,3 +121,71 @@ def test_descriptions_reach_doses_courses_and_the_long_term_count(tmp_path: Path
     cells = pq.read_table(folder / "evidence_map.parquet").to_pylist()
     (cell,) = [c for c in cells if (c["compound_id"], c["domain"]) == ("kratom", "withdrawal")]
     assert (cell["studies"], cell["long_term_studies"]) == (2, 1)
+
+
+def _armed_study(nct: str, arms: list[tuple[str, list[str], str]]) -> dict[str, object]:
+    """A kratom study whose doses are written only in its arms' descriptions."""
+    names = sorted({n for _, given, _ in arms for n in given})
+    return {
+        "protocolSection": {
+            "identificationModule": {"nctId": nct, "briefTitle": "Kratom study"},
+            "designModule": {"studyType": "INTERVENTIONAL", "phases": ["PHASE1"]},
+            "armsInterventionsModule": {
+                "armGroups": [
+                    {
+                        "label": label,
+                        "type": "EXPERIMENTAL",
+                        "description": text,
+                        "interventionNames": [f"Drug: {n}" for n in given],
+                    }
+                    for label, given, text in arms
+                ],
+                "interventions": [{"type": "DRUG", "name": n} for n in names],
+            },
+        }
+    }
+
+
+def test_arm_descriptions_give_doses_of_their_only_intervention_and_courses(
+    tmp_path: Path,
+) -> None:
+    snapshot = tmp_path / "snap"
+    (snapshot / "clinicaltrials").mkdir(parents=True)
+    shutil.copy(paths.BUNDLED_SNAPSHOT / "SNAPSHOT.json", snapshot)
+    studies = {
+        "NCT09990021": _armed_study(
+            "NCT09990021",
+            [
+                ("Kratom", ["Kratom"], "2 g kratom tea once daily for 4 days"),
+                ("Kratom then oxycodone", ["Kratom", "Oxycodone"], "4 g kratom, oxycodone 5 mg"),
+            ],
+        ),
+        "NCT09990022": _armed_study(
+            "NCT09990022",
+            [
+                ("Low dose", ["Kratom capsules"], "1 g kratom leaf powder"),
+                ("High dose", ["Kratom capsules"], "4 g kratom leaf powder over 2 weeks"),
+            ],
+        ),
+    }
+    for nct, study in studies.items():
+        (snapshot / "clinicaltrials" / f"{nct}.json").write_text(json.dumps(study))
+    data_dir = tmp_path / "out"
+    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    (folder,) = [p for p in (data_dir / "releases").iterdir() if not p.name.startswith(".")]
+    doses = {
+        (r["study_id"], r["intervention_name"]): (r["dose_amount"], r["dose_unit"], r["dose_text"])
+        for r in pq.read_table(folder / "interventions.parquet").to_pylist()
+    }
+    assert doses == {
+        ("NCT09990021", "Kratom"): (2.0, "g", "2 g kratom tea once daily"),
+        # given only together with kratom: the shared arm's first dose is kratom's, not its own
+        ("NCT09990021", "Oxycodone"): (None, None, None),
+        # a dose-escalation: its two arms state two doses, so it has no single one
+        ("NCT09990022", "Kratom capsules"): (None, None, None),
+    }
+    courses = {
+        r["study_id"]: r["planned_duration_days"]
+        for r in pq.read_table(folder / "studies.parquet").to_pylist()
+    }
+    assert courses == {"NCT09990021": 4.0, "NCT09990022": 14.0}

@@ -260,6 +260,42 @@ def test_curated_assets_depend_on_exactly_what_their_builders_declare() -> None:
             assert dg.AssetKey(["curated", written]) in graph.get_all_asset_keys()
 
 
+def test_every_staging_materialization_describes_the_columns_of_each_table_it_wrote(
+    materialized: Materialized,
+) -> None:
+    events = materialized.result.get_asset_materialization_events()
+    by_key = {e.asset_key: e.materialization.metadata for e in events}
+    con = duckdb.connect(str(materialized.warehouse), read_only=True)
+    try:
+        staged = _table_names(con, "staging") - {"source_stats"}
+        for source, unit in SOURCES.items():
+            metadata = by_key[dg.AssetKey(["staging", source])]
+            written = sorted(n for n in staged if n.startswith(f"{source}__"))
+            described = {
+                key.removeprefix("columns of staging."): entry.value
+                for key, entry in metadata.items()
+                if key.startswith("columns of staging.")
+            }
+            assert sorted(described) == written, source
+            rows = 0
+            for name in written:
+                columns = con.execute(f'SELECT * FROM staging."{name}" LIMIT 0').description
+                schema = described[name]
+                assert [c.name for c in schema.columns] == [c[0] for c in columns], name
+                assert all(c.description for c in schema.columns), name
+                if not name.endswith("__quarantine"):
+                    (count,) = con.execute(f'SELECT count(*) FROM staging."{name}"').fetchone() or (
+                        0,
+                    )
+                    rows += count
+            assert metadata["dagster/row_count"].value == rows, source
+            first = f"{source}__{unit.tables[0]}"
+            if first in described:
+                assert metadata["dagster/column_schema"].value == described[first]
+    finally:
+        con.close()
+
+
 def test_every_table_materialization_has_described_columns_and_a_row_count(
     materialized: Materialized,
 ) -> None:

@@ -9,8 +9,10 @@ Parquet files read back.
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
+import re
 import shlex
 import shutil
 from collections.abc import Callable, Iterator
@@ -18,10 +20,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import frictionless
 import pyarrow.parquet as pq
 import pytest
 
 from pipelines.cli import main
+from pipelines.release.datapackage import PARQUET_PLUGIN, register_parquet_reader
+from pipelines.release.diff import diff_releases
+from schemas import TABLES_BY_NAME
 from tests.cli_query import query_json
 
 pytestmark = pytest.mark.slow
@@ -195,6 +201,23 @@ def test_real_sample_results_are_published_or_quarantined_cell_for_cell(
         assert published > 0
 
 
+@pytest.mark.parametrize("table", sorted(CELLS))
+def test_every_results_module_of_nct03722472_is_published_whole(
+    samples: tuple[list[Study], Path], table: str
+) -> None:
+    """The issue's bar: the study with posted results has all its cells published, none
+    quarantined, row for cell."""
+    studies, release = samples
+    posted = next(s for s in studies if s.get("resultsSection"))
+    nct = posted["protocolSection"]["identificationModule"]["nctId"]
+    assert nct == "NCT03722472"
+    rows = _rows(release, table)
+    ours = [r for r in rows if (r.get("study_id") or r["outcome_id"].split(":")[0]) == nct]
+    assert len(ours) == CELLS[table](posted)
+    quarantine = pq.read_table(release / "quarantine.parquet").to_pylist()
+    assert not [q for q in quarantine if q["table_name"] == table and nct in (q["raw"] or "")]
+
+
 def _check_adverse_events(studies: list[Study], release: Path) -> None:
     """Every adverse-event cell of the JSON is a published row with its counts and vocabulary."""
     published = {
@@ -315,8 +338,11 @@ def test_readme_queries_answer_on_the_samples_and_synthetic_releases(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     queries = readme_queries()
-    tables = {t for sql in queries for t in CELLS if f"from {t} " in sql or f"join {t} " in sql}
-    assert tables == set(CELLS) - {"outcome_results"}, "one README query per new table"
+    new_tables = set(CELLS) - {"outcome_results"} | {"outcome_changes"}
+    tables = {
+        t for sql in queries for t in new_tables if f"from {t} " in sql or f"join {t} " in sql
+    }
+    assert tables == new_tables, "one README query per new table"
     # The real sample posts neither statistical analyses nor drop-out reasons.
     posted_by_sample = {
         "outcome_analyses": CELLS["outcome_analyses"],
@@ -338,3 +364,187 @@ def test_readme_queries_answer_on_the_samples_and_synthetic_releases(
         if s.get("resultsSection")
         for a in s["protocolSection"]["armsInterventionsModule"]["armGroups"]
     }
+
+
+def test_every_compared_outcome_is_in_outcome_changes_once(
+    synthetic: tuple[list[Study], Path], samples: tuple[list[Study], Path]
+) -> None:
+    """Each registered and each reported outcome of a study with results is on one row."""
+    for studies, release in (synthetic, samples):
+        changes = _rows(release, "outcome_changes")
+        for study in studies:
+            if not _measures(study):
+                continue
+            nct = study["protocolSection"]["identificationModule"]["nctId"]
+            rows = [r for r in changes if r["study_id"] == nct]
+            module = study["protocolSection"].get("outcomesModule") or {}
+            registered = sum(
+                len(module.get(k) or [])
+                for k in ("primaryOutcomes", "secondaryOutcomes", "otherOutcomes")
+            )
+            assert sum(r["registered_outcome_id"] is not None for r in rows) == registered
+            assert sum(r["reported_outcome_id"] is not None for r in rows) == len(_measures(study))
+    statuses = {r["status"] for r in _rows(synthetic[1], "outcome_changes")}
+    assert {"matched", "time_frame_changed", "registered_not_reported"} <= statuses
+
+
+def test_a_study_that_posted_adverse_events_measures_safety_in_the_evidence_map(
+    synthetic: tuple[list[Study], Path],
+) -> None:
+    studies, release = synthetic
+    cells = _rows(release, "evidence_map")
+    mapped = {s for c in cells for s in c["study_ids"]}
+    safety = {s for c in cells if c["domain"] == "safety" for s in c["study_ids"]}
+    posted = {
+        s["protocolSection"]["identificationModule"]["nctId"]
+        for s in studies
+        if _total_cells(s) or any(True for _ in _ae_stats(s))
+    }
+    assert posted & mapped, "synthetic kratom studies with posted adverse events are mapped"
+    assert posted & mapped <= safety
+    # Group totals alone (no event term, so no adverse-event outcome) are enough.
+    totals_only = {
+        s["protocolSection"]["identificationModule"]["nctId"]
+        for s in studies
+        if _total_cells(s) and not any(True for _ in _ae_stats(s))
+    }
+    assert totals_only & mapped, "the generator posts some studies with totals but no terms"
+    assert totals_only & mapped <= safety
+
+
+def test_report_shows_adverse_events_per_arm_for_each_study_that_posted_them(
+    samples: tuple[list[Study], Path],
+) -> None:
+    studies, release = samples
+    page = (release / "report.html").read_text(encoding="utf-8")
+    posted = next(s for s in studies if s.get("resultsSection"))
+    nct = posted["protocolSection"]["identificationModule"]["nctId"]
+    table = page.split(f'<table data-study="{nct}">', 1)[1].split("</table>", 1)[0]
+    arms = [a["label"] for a in posted["protocolSection"]["armsInterventionsModule"]["armGroups"]]
+    assert re.findall(r"<th>([^<]*)</th>", table)[1:] == [html.escape(a) for a in arms]
+    groups = _module(posted, "adverseEventsModule")["eventGroups"]
+    deaths = [f"{g['deathsNumAffected']}/{g['deathsNumAtRisk']}" for g in groups]
+    row = table.split("<td>any: all cause mortality</td>", 1)[1].split("</tr>", 1)[0]
+    assert re.findall(r"<td>([^<]*)</td>", row) == deaths
+    assert page.count("<table data-study=") == len(
+        {r["study_id"] for r in _rows(release, "adverse_event_totals")}
+    )
+
+
+@pytest.fixture(scope="module")
+def edited_samples(
+    samples: tuple[list[Study], Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """The samples release, and a second one built from the same samples but NCT03722472's
+    first other adverse event affecting one participant more and its last one gone."""
+    root = tmp_path_factory.mktemp("edited_samples")
+    data_dir = Path(shutil.copytree(samples[1].parent.parent, root / "data"))
+    snapshot = Path(shutil.copytree(samples[1].parents[2] / "snapshot", root / "snapshot"))
+    path = snapshot / "clinicaltrials" / "v2_study_NCT03722472_with_results.json"
+    study = json.loads(path.read_bytes())
+    events = study["resultsSection"]["adverseEventsModule"]["otherEvents"]
+    events[0]["stats"][0]["numAffected"] += 1
+    events.pop()
+    path.write_text(json.dumps(study))
+    second = _build_and_validate_next(snapshot, data_dir)
+    return data_dir / "releases" / samples[1].name, second
+
+
+def _build_and_validate_next(snapshot: Path, data_dir: Path) -> Path:
+    before = {p.name for p in (data_dir / "releases").iterdir()}
+    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    (release,) = (
+        p
+        for p in (data_dir / "releases").iterdir()
+        if p.name not in before and not p.name.startswith(".")
+    )
+    assert main(["validate", str(release)]) == 0
+    return release
+
+
+def _ae_id(event: dict[str, Any], stat: dict[str, Any], group_title: str) -> str:
+    parts = ("NCT03722472", stat["groupId"], "other", event["term"], event["organSystem"])
+    return "|".join((*parts, group_title))
+
+
+HISTORY_DOCS = REPO_ROOT / "docs" / "releases-and-time-travel.md"
+
+
+def test_diff_and_history_follow_the_results_rows(
+    samples: tuple[list[Study], Path],
+    edited_samples: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first, second = edited_samples
+    posted = next(s for s in samples[0] if s.get("resultsSection"))
+    module = _module(posted, "adverseEventsModule")
+    titles = {g["id"]: g["title"] for g in module["eventGroups"]}
+    bumped, gone = module["otherEvents"][0], module["otherEvents"][-1]
+    bumped_id = _ae_id(bumped, bumped["stats"][0], titles[bumped["stats"][0]["groupId"]])
+    gone_ids = {_ae_id(gone, s, titles[s["groupId"]]) for s in gone["stats"]}
+
+    diff = {t.table: t for t in diff_releases(first, second).tables}
+    events = diff["adverse_events"]
+    assert ({"|".join(k) for k in events.removed}, events.added) == (gone_ids, ())
+    assert [("|".join(c.key), c.columns) for c in events.changed] == [(bumped_id, ("affected",))]
+
+    versions = pq.read_table(second / "record_versions.parquet").to_pylist()
+    first_seen = {
+        r["record_id"]
+        for r in versions
+        if r["record_type"] == "adverse_event" and r["version"] == first.name
+    }
+    assert len(first_seen) == pq.read_table(first / "adverse_events.parquet").num_rows
+    followed = {"arm", "result_group", "outcome_result", "baseline_measure", "participant_flow"}
+    added_types = {r["record_type"] for r in versions if r["change"] == "added"}
+    assert followed | {"adverse_event", "adverse_event_total", "outcome_change"} <= added_types
+    now = {
+        (r["record_type"], r["record_id"], r["change"], tuple(r["changed_fields"]))
+        for r in versions
+        if r["version"] == second.name and r["record_type"] == "adverse_event"
+    }
+    assert now == {("adverse_event", bumped_id, "changed", ("affected",))} | {
+        ("adverse_event", record_id, "removed", ()) for record_id in gone_ids
+    }
+    (line,) = (
+        line
+        for line in HISTORY_DOCS.read_text(encoding="utf-8").splitlines()
+        if "record_type = 'adverse_event'" in line
+    )
+    documented = query_json(second.parent.parent, shlex.split(line)[2], capsys)
+    assert {(r["change"], r["record_id"]) for r in documented if r["version"] == second.name} == {
+        (change, record_id) for _, record_id, change, _ in now
+    }
+    tombstones = pq.read_table(second / "removed_records.parquet").to_pylist()
+    assert {
+        (r["record_id"], tuple(r["sources"]))
+        for r in tombstones
+        if r["record_type"] == "adverse_event"
+    } == {(record_id, ("https://clinicaltrials.gov/study/NCT03722472",)) for record_id in gone_ids}
+
+
+RESULTS_TABLES = (*sorted(CELLS), "outcome_changes")
+
+
+def test_frictionless_validates_the_results_tables_with_rows(
+    samples: tuple[list[Study], Path], synthetic: tuple[list[Study], Path]
+) -> None:
+    """datapackage.json describes every results table, keys included (outcome_changes' null
+    key parts are not required), and frictionless finds no error in their rows."""
+    register_parquet_reader()
+    try:
+        for release in (samples[1], synthetic[1]):
+            report = frictionless.validate(
+                release / "datapackage.json", skip_errors=["byte-count", "hash-count"]
+            )
+            assert report.flatten(["taskName", "rowNumber", "fieldName", "type", "note"]) == []
+            package = json.loads((release / "datapackage.json").read_text(encoding="utf-8"))
+            schemas = {r["name"]: r["schema"] for r in package["resources"]}
+            for table in RESULTS_TABLES:
+                assert schemas[table]["primaryKey"] == list(TABLES_BY_NAME[table].primary_key)
+            fields = {f["name"]: f for f in schemas["outcome_changes"]["fields"]}
+            assert not fields["registered_outcome_id"]["constraints"]["required"]
+            dictionary = (release / "README.md").read_text(encoding="utf-8")
+            assert all(f"### `{table}`" in dictionary for table in RESULTS_TABLES)
+    finally:
+        frictionless.system.deregister(PARQUET_PLUGIN)

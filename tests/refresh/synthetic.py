@@ -24,10 +24,10 @@ import orjson
 
 from pipelines import paths
 from pipelines.refresh import (
-    LIVE_SOURCES,
     Credentials,
     HttpSettings,
     RefreshResult,
+    live_sources,
     parse_base_urls,
     refresh,
 )
@@ -217,7 +217,7 @@ def write_reference(out: Path, counts: Counts) -> Path:
         first: dict[str, dict[str, str]] = {}
         for row in reader:
             first.setdefault(row["source"], row)
-    _write_csv(out / "topic_queries.csv", header, [first[s] for s in LIVE_SOURCES if s in first])
+    _write_csv(out / "topic_queries.csv", header, [first[s] for s in live_sources() if s in first])
     with (paths.REFERENCE_DIR / "compounds.csv").open(encoding="utf-8", newline="") as handle:
         header = list(csv.DictReader(handle).fieldnames or [])
     compounds = [

@@ -23,18 +23,19 @@ import pytest
 
 from pipelines import paths
 from pipelines.automation import (
-    data_timestamp,
     one_line,
     refresh_request,
     refresh_schedule,
     version_sensor,
+    version_sensors,
 )
 from pipelines.build import SNAPSHOT_TAG
 from pipelines.definitions import build_job, defs
 from pipelines.devtools.emulator import EmulatorServer, make_server, running
-from pipelines.refresh import EMULATOR_PATHS, LIVE_SOURCES
+from pipelines.refresh import emulator_paths, live_sources
 from pipelines.release.publish import DataDir
 from pipelines.resources import LiveSourcesResource
+from pipelines.sources.clinicaltrials import data_timestamp
 from schemas import TABLES
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def _serve(
 
 def _urls(base_url: str, **overrides: str) -> dict[str, str]:
     """Every source under one emulator (like `--base-url all=URL`)."""
-    return {**{s: base_url + EMULATOR_PATHS[s] for s in LIVE_SOURCES}, **overrides}
+    return {**{s: base_url + emulator_paths()[s] for s in live_sources()}, **overrides}
 
 
 def _sources(base_url: str) -> LiveSourcesResource:
@@ -161,7 +162,7 @@ def test_one_line_keeps_the_first_line_and_masks_secrets() -> None:
 def test_sensor_requests_a_run_on_first_tick_then_only_when_the_timestamp_changes(
     tmp_path: Path,
 ) -> None:
-    sensor = version_sensor(DataDir(tmp_path / "data"))
+    sensor = version_sensor(DataDir(tmp_path / "data"), "clinicaltrials")
     for server in _serve():
         first = _tick(sensor, server, None)
         same = _tick(sensor, server, first.cursor)
@@ -171,14 +172,14 @@ def test_sensor_requests_a_run_on_first_tick_then_only_when_the_timestamp_change
     assert [r.run_key for r in first.run_requests or []] == ["2026-11-25T00:00:00"]
     assert first.cursor == "2026-11-25T00:00:00"
     assert not same.run_requests
-    assert same.skip_message == "dataTimestamp 2026-11-25T00:00:00 unchanged"
+    assert same.skip_message == "version 2026-11-25T00:00:00 unchanged"
     assert same.cursor in (None, "2026-11-25T00:00:00")
     assert [r.run_key for r in changed.run_requests or []] == ["2026-12-02T00:00:00"]
     assert changed.cursor == "2026-12-02T00:00:00"
 
 
 def test_sensor_failed_poll_skips_with_one_line_and_keeps_the_cursor(tmp_path: Path) -> None:
-    sensor = version_sensor(DataDir(tmp_path / "data"))
+    sensor = version_sensor(DataDir(tmp_path / "data"), "clinicaltrials")
     for server in _serve(faults=1.0):
         server.faults.kinds = ("http503",)
         tick = _tick(sensor, server, "2026-11-25T00:00:00")
@@ -208,6 +209,20 @@ def test_weekly_schedule_requests_a_recording_build_on_monday_three_utc(tmp_path
     assert schedule.job_name == "build"
     assert schedule.cron_schedule == "0 3 * * 1"
     assert schedule.execution_timezone == "UTC"
+
+
+def test_schedule_on_another_cron_still_requests_the_asset_job(tmp_path: Path) -> None:
+    every_minute = refresh_schedule(DataDir(tmp_path / "data"), "* * * * *")
+    assert every_minute.cron_schedule == "* * * * *" and every_minute.job_name == "build"
+    with pytest.raises(dg.DagsterInvalidDefinitionError):
+        refresh_schedule(DataDir(tmp_path / "data"), "every monday")
+
+
+def test_version_sensors_are_made_for_the_sources_with_a_version_endpoint(tmp_path: Path) -> None:
+    sensors = version_sensors(DataDir(tmp_path / "data"))
+    assert [s.name for s in sensors] == ["clinicaltrials_version"]
+    with pytest.raises(ValueError, match="'pubmed' is not a registered live source with a version"):
+        version_sensor(DataDir(tmp_path / "data"), "pubmed")
 
 
 def test_a_refresh_request_resumes_the_unfinished_snapshot_under_its_stamp(tmp_path: Path) -> None:
@@ -260,7 +275,9 @@ def test_schedule_and_sensor_runs_materialize_every_asset_tagged_with_their_snap
             sent_count = len(server.requests)
             injected = list(server.faults.injected)
         for server in _serve(_snapshot_captured(tmp_path, "2026-12-02")):
-            (polled,) = _tick(version_sensor(outputs), server, None).run_requests or []
+            (polled,) = (
+                _tick(version_sensor(outputs, "clinicaltrials"), server, None).run_requests or []
+            )
             on_change = _run(polled, instance, _urls(server.base_url))
         runs = {
             run.run_id: (run.tags, _materialized(instance, run.run_id))

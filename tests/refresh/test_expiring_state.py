@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from pipelines.devtools.emulator import EmulatorServer, Reply, make_server, running
-from pipelines.refresh import REQUEST_LOG, Credentials
+from pipelines.refresh import REQUEST_LOG, Credentials, live_sources
 from tests.refresh import synthetic
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,7 @@ def _pages(folder: Path) -> dict[str, bytes]:
     """Every recorded page of every source, by `source/name`."""
     return {
         f"{source}/{path.name}": path.read_bytes()
-        for source in synthetic.LIVE_SOURCES
+        for source in live_sources()
         for path in sorted((folder / source).glob("*"))
         if not path.name.startswith(".")
     }

@@ -18,7 +18,7 @@ import pytest
 from pipelines import paths, snapshot
 from pipelines.cli import main
 from pipelines.devtools.emulator import EmulatorServer, make_server, running
-from pipelines.refresh import LIVE_SOURCES, HttpSettings, parse_base_urls, refresh
+from pipelines.refresh import HttpSettings, live_sources, parse_base_urls, refresh
 from pipelines.sources.base import Credentials
 
 pytestmark = pytest.mark.slow
@@ -98,7 +98,7 @@ def test_crossref_at_a_closed_port_is_carried_from_the_previous_snapshot_and_pub
     # Every other live source finished and was recorded by this run.
     log = [json.loads(line) for line in (folder / "requests.jsonl").read_text().splitlines()]
     answered = {e["source"] for e in log if e["status"] == 200}
-    assert answered == set(LIVE_SOURCES) - {"crossref"}
+    assert answered == set(live_sources()) - {"crossref"}
     assert {e["status"] for e in log if e["source"] == "crossref"} == {None}
     for source in answered:
         assert _files(folder / source) == _files(earlier.snapshot_dir / source), source
@@ -130,7 +130,7 @@ def test_a_failed_source_with_no_previous_snapshot_stops_after_the_others_are_re
     assert info["complete"] is False and "carried_from" not in info
     assert set(info["failed_sources"]) == {"crossref"}  # type: ignore[arg-type]
     assert not (folder / "crossref").exists()
-    for source in set(LIVE_SOURCES) - {"crossref"}:
+    for source in set(live_sources()) - {"crossref"}:
         assert any((folder / source).iterdir()), source  # kept for the resume
     assert not (tmp_path / "releases").exists() or not any((tmp_path / "releases").iterdir())
 

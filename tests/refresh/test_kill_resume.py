@@ -1,5 +1,9 @@
 """A refresh killed with SIGKILL mid-way, then run again, fetches no recorded page twice.
 
+Except where the service's paging state expires: a cursor-paged query the kill left half-way
+(`LiveSource.state_expires`) is restarted from its first page, its recorded pages rewritten,
+so those pages are asked again and counted apart.
+
 The real CLI runs in a child process against the emulator in this process, whose request list
 is the evidence: after the kill, the snapshot is incomplete and `build` refuses it; the rerun
 finishes it asking only for pages not recorded before the kill. The pages in flight at the kill
@@ -25,7 +29,8 @@ import pytest
 from pipelines import paths
 from pipelines.cli import main
 from pipelines.devtools.emulator import EmulatorServer, Reply, make_server, running
-from pipelines.refresh import LIVE_SOURCES, REQUEST_LOG, load_queries
+from pipelines.refresh import REQUEST_LOG, live_sources, load_queries
+from pipelines.refresh.settings import live_units
 
 pytestmark = pytest.mark.slow
 
@@ -90,10 +95,20 @@ def _recorded(folder: Path) -> Counter[str]:
     """Pages written per source (a `.part` temp file is not a page yet)."""
     return Counter(
         path.parent.name
-        for source in LIVE_SOURCES
+        for source in live_sources()
         for path in (folder / source).glob("*")
         if not path.name.startswith(".")
     )
+
+
+def _page_files(folder: Path) -> dict[Path, tuple[int, int]]:
+    """(inode, mtime) of every recorded page: a page rewritten by a restarted query changes."""
+    return {
+        path: (path.stat().st_ino, path.stat().st_mtime_ns)
+        for source in live_sources()
+        for path in (folder / source).glob("*")
+        if not path.name.startswith(".")
+    }
 
 
 def _source(page: str) -> str:
@@ -163,7 +178,7 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
     before = page_requests(list(emulator.requests))
     recorded = _recorded(folder)
     pages_asked = Counter(_source(p) for p in before)
-    in_flight = {s: pages_asked[s] - recorded[s] for s in LIVE_SOURCES}
+    in_flight = {s: pages_asked[s] - recorded[s] for s in live_sources()}
 
     assert first.returncode == -signal.SIGKILL
     assert json.loads((folder / "SNAPSHOT.json").read_text())["complete"] is False
@@ -172,14 +187,15 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
     ct_queries = len(load_queries(paths.REFERENCE_DIR)["clinicaltrials"])
     assert KILL_AFTER_PAGES <= recorded["clinicaltrials"] < ct_queries
     assert in_flight["clinicaltrials"] == 1
-    assert all(0 <= in_flight[s] <= 1 for s in LIVE_SOURCES), in_flight
+    assert all(0 <= in_flight[s] <= 1 for s in live_sources()), in_flight
     # The request log is written as requests happen: the killed run's attempts are all there
     # but those unanswered at the kill, at most one per source (each source asks in turn).
     asked_by_killed = len(emulator.requests)
     logged_by_killed = _request_log(folder)
     assert sum(recorded.values()) <= len(logged_by_killed) <= asked_by_killed
-    assert len(logged_by_killed) >= asked_by_killed - len(LIVE_SOURCES)
+    assert len(logged_by_killed) >= asked_by_killed - len(live_sources())
 
+    files_before = _page_files(folder)
     rerun = subprocess.run(
         _refresh_command(killed_dir, emulator.base_url, "0"), capture_output=True, text=True
     )
@@ -190,10 +206,16 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
 
     pages_after = Counter(_source(p) for p in after)
     finished = _recorded(folder)
+    files_after = _page_files(folder)
+    restarted = Counter(
+        path.parent.name for path, stamp in files_before.items() if files_after.get(path) != stamp
+    )
+    sources = live_sources()
 
-    assert {s: again[s] for s in LIVE_SOURCES} == in_flight
-    assert {s: pages_after[s] for s in LIVE_SOURCES} == {
-        s: finished[s] - recorded[s] for s in LIVE_SOURCES
+    assert all(restarted[s] == 0 for s in sources if not live_units()[s].state_expires), restarted
+    assert {s: again[s] for s in sources} == {s: in_flight[s] + restarted[s] for s in sources}
+    assert {s: pages_after[s] for s in sources} == {
+        s: finished[s] - recorded[s] + restarted[s] for s in sources
     }
     assert list((killed_dir / "snapshots").iterdir()) == [folder]
     logged = _request_log(folder)

@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 
 from pipelines.refresh import (
-    LIVE_SOURCES,
-    MIN_INTERVALS,
     REQUEST_LOG,
     Credentials,
     busiest_window,
+    live_sources,
+    min_intervals,
     parse_base_urls,
     refresh,
 )
@@ -87,7 +87,7 @@ def _run(root: Path, url: str, creds: Credentials) -> dict[str, list[dict[str, A
         known=None,
     )
     assert result.complete, result.first_error
-    log: dict[str, list[dict[str, Any]]] = {source: [] for source in LIVE_SOURCES}
+    log: dict[str, list[dict[str, Any]]] = {source: [] for source in live_sources()}
     for line in (result.snapshot_dir / REQUEST_LOG).read_text(encoding="utf-8").splitlines():
         entry = json.loads(line)
         log[entry["source"]].append(entry)
@@ -128,13 +128,13 @@ def _second_limit(source: str) -> int:
     """
     if source in LIST_LIMITS:
         return LIST_LIMITS[source]
-    return max(1, int(PUBLISHED_LIMITS.get(source, 1 / MIN_INTERVALS[source])))
+    return max(1, int(PUBLISHED_LIMITS.get(source, 1 / min_intervals()[source])))
 
 
 def test_no_second_above_any_source_limit(plain_log: dict[str, list[dict[str, Any]]]) -> None:
-    busiest = {s: busiest_window(_starts(plain_log[s])) for s in LIVE_SOURCES}
+    busiest = {s: busiest_window(_starts(plain_log[s])) for s in live_sources()}
     assert busiest["pubmed"] <= 3 and busiest["pubchem"] <= 5 and busiest["clinicaltrials"] <= 1
-    assert all(busiest[s] <= _second_limit(s) for s in LIVE_SOURCES), busiest
+    assert all(busiest[s] <= _second_limit(s) for s in live_sources()), busiest
 
 
 def test_clinicaltrials_no_minute_above_fifty(plain_log: dict[str, list[dict[str, Any]]]) -> None:
@@ -159,14 +159,14 @@ def test_requests_at_most_one_point_one_times_the_minimum(
     log: dict[str, list[dict[str, Any]]] = request.getfixturevalue(f"{which}_log")
     minimum = synthetic.minimum_requests(COUNTS)
     made = {source: len(entries) for source, entries in log.items()}
-    assert all(minimum[s] <= made[s] <= 1.1 * minimum[s] for s in LIVE_SOURCES), (made, minimum)
+    assert all(minimum[s] <= made[s] <= 1.1 * minimum[s] for s in live_sources()), (made, minimum)
     assert all(e["status"] == 200 for entries in log.values() for e in entries)
 
 
 def test_throughput_at_least_ninety_percent_of_each_published_limit(
     plain_log: dict[str, list[dict[str, Any]]],
 ) -> None:
-    intervals = {**MIN_INTERVALS, "pubmed": pubmed.min_interval(None)}
+    intervals = {**min_intervals(), "pubmed": pubmed.min_interval(None)}
     assert all(len(plain_log[s]) >= 5 for s in PUBLISHED_LIMITS)
     measured = {s: instant_throughput(plain_log[s], intervals[s]) for s in PUBLISHED_LIMITS}
     plain = {s: throughput(plain_log[s]) for s in PUBLISHED_LIMITS}
@@ -186,6 +186,6 @@ def test_throughput_with_ncbi_key_at_least_ninety_percent_of_ten_per_second(
 
 
 def test_sources_run_concurrently(plain_log: dict[str, list[dict[str, Any]]]) -> None:
-    first_starts = [min(_starts(plain_log[s])) for s in LIVE_SOURCES]
-    last_ends = [max(e["started_at"] + e["elapsed"] for e in plain_log[s]) for s in LIVE_SOURCES]
+    first_starts = [min(_starts(plain_log[s])) for s in live_sources()]
+    last_ends = [max(e["started_at"] + e["elapsed"] for e in plain_log[s]) for s in live_sources()]
     assert max(first_starts) < min(last_ends)

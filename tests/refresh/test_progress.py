@@ -19,11 +19,11 @@ from rich.console import Console
 from pipelines import paths
 from pipelines.devtools.emulator import make_server, running
 from pipelines.refresh import (
-    LIVE_SOURCES,
     REQUEST_LOG,
     Credentials,
     HttpSettings,
     RefreshResult,
+    live_sources,
     parse_base_urls,
     refresh,
 )
@@ -51,11 +51,11 @@ def test_progress_has_one_finished_task_per_source_with_its_requests_and_retries
     result = _refresh_into(console, tmp_path, faults=0.2)
 
     text = console.export_text()
-    last_frame = text[text.rindex(f"{LIVE_SOURCES[0]} ") :].splitlines()
+    last_frame = text[text.rindex(f"{live_sources()[0]} ") :].splitlines()
     rows = [ROW.match(line) for line in last_frame]
     assert all(rows), last_frame
     shown = {m.group(1): tuple(int(g) for g in m.groups()[1:]) for m in rows if m}
-    assert list(shown) == list(LIVE_SOURCES)
+    assert list(shown) == list(live_sources())
     logged = Counter(
         json.loads(line)["source"]
         for line in (result.snapshot_dir / REQUEST_LOG).read_text().splitlines()

@@ -23,7 +23,7 @@ import pytest
 from pipelines import paths, snapshot
 from pipelines.cli import main
 from pipelines.devtools.emulator import make_server, running
-from pipelines.refresh import LIVE_SOURCES
+from pipelines.refresh import live_sources
 from pipelines.sources import SOURCES
 from tests.refresh import synthetic
 from tests.refresh.test_refresh_emulator import _table_hashes
@@ -48,7 +48,7 @@ def test_refresh_paging_every_source_publishes_tables_identical_to_build(tmp_pat
         )
     assert result.complete
 
-    pages = {s: len(snapshot.source_files(result.snapshot_dir, s)) for s in LIVE_SOURCES}
+    pages = {s: len(snapshot.source_files(result.snapshot_dir, s)) for s in live_sources()}
     assert all(n >= 3 for n in pages.values()), pages
     recorded = str(result.snapshot_dir)
     assert main(["build", "--snapshot", recorded, "--data-dir", str(tmp_path / "refreshed")]) == 0
@@ -59,7 +59,7 @@ def test_refresh_paging_every_source_publishes_tables_identical_to_build(tmp_pat
     refreshed, built = _tables(tmp_path / "refreshed"), _tables(tmp_path / "built")
     assert refreshed == built
     accounting = [_manifest(tmp_path / d)["accounting"]["sources"] for d in ("refreshed", "built")]
-    for source in LIVE_SOURCES:
+    for source in live_sources():
         got, want = ({k: v for k, v in a[source].items() if k != "files"} for a in accounting)
         assert got == want and got["records_read"] > 0, source
     quarantined = _quarantine(tmp_path / "refreshed")

@@ -8,10 +8,10 @@ import pytest
 
 from pipelines import paths
 from pipelines.refresh import (
-    LIVE_BASE_URLS,
     Credentials,
     RefreshError,
     busiest_window,
+    live_base_urls,
     load_compound_ids,
     load_queries,
     parse_base_urls,
@@ -28,10 +28,10 @@ def test_all_points_every_source_under_its_emulator_path() -> None:
 
 
 def test_no_override_keeps_live_urls_and_one_source_points_one() -> None:
-    assert parse_base_urls([]) == LIVE_BASE_URLS
+    assert parse_base_urls([]) == live_base_urls()
     urls = parse_base_urls(["crossref=http://127.0.0.1:9"])
     assert urls["crossref"] == "http://127.0.0.1:9"
-    assert urls["pubmed"] == LIVE_BASE_URLS["pubmed"]
+    assert urls["pubmed"] == live_base_urls()["pubmed"]
 
 
 @pytest.mark.parametrize("value", ["all", "pubmed=ftp://x", "nowhere=http://127.0.0.1:9"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.devtools.emulator import load_snapshot
-from pipelines.refresh import LIVE_SOURCES, load_compound_ids, load_queries
+from pipelines.refresh import live_sources, load_compound_ids, load_queries
 from tests.refresh import request_audit, synthetic
 
 
@@ -72,7 +72,7 @@ def test_synthetic_reference_has_one_query_per_source_and_the_synthetic_compound
     reference = synthetic.write_reference(tmp_path / "reference", counts)
 
     queries = load_queries(reference)
-    assert set(queries) <= set(LIVE_SOURCES) and all(len(q) == 1 for q in queries.values())
+    assert set(queries) <= set(live_sources()) and all(len(q) == 1 for q in queries.values())
     ids = load_compound_ids(reference)
     cids, chembl_ids = ids["pubchem"], ids["chembl"]
     assert cids == [990_000_001 + i for i in range(250)]

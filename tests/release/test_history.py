@@ -24,6 +24,7 @@ from pipelines.release.history import (
     differs,
     merge_targets,
     read_previous,
+    record_ids,
     version_key,
 )
 from pipelines.release.publish import DataDir, publish
@@ -40,6 +41,16 @@ from tests.release.conftest import (
 )
 
 V1, V2, V3 = "2026.11.25", "2026.11.25.1", "2026.12.01"
+FLOW_COLUMNS = pa.schema(
+    [(c, pa.string()) for c in ("study_id", "period", "milestone_or_reason", "kind", "group_title")]
+    + [("participants", pa.int64())]
+)
+CHANGE_COLUMNS = pa.schema(
+    [
+        (c, pa.string())
+        for c in ("study_id", "registered_outcome_id", "reported_outcome_id", "status")
+    ]
+)
 PUBLICATION_COLUMNS = pa.schema(
     [("publication_id", pa.string()), ("title", pa.string()), ("sources", pa.list_(pa.string()))]
 )
@@ -493,3 +504,85 @@ def test_evidence_rows_are_followed_like_studies() -> None:
     }
     (tombstone,) = second.removed_records.to_pylist()
     assert (tombstone["record_id"], tombstone["sources"]) == ("ss-002", [page])
+
+
+def test_results_rows_are_followed_by_their_composite_key() -> None:
+    """An adverse event whose count changes, a flow row that goes and an outcome change with a
+    null key part that comes are in the history, each named by its key values joined by |."""
+    nct = "NCT03722472"
+
+    def posted(affected: int, has_dropout: bool) -> Records:
+        event = {
+            "study_id": nct,
+            "event_group_id": "EG000",
+            "event_type": "serious",
+            "term": "Anaemia",
+            "organ_system": "Blood and lymphatic system disorders",
+            "group_title": "Group A",
+            "affected": affected,
+        }
+        flow = [
+            {
+                "study_id": nct,
+                "period": "Overall Study",
+                "milestone_or_reason": reason,
+                "kind": "drop_withdraw",
+                "group_title": "Group A",
+                "participants": 1,
+            }
+            for reason in (["Lost to Follow-up"] if has_dropout else [])
+        ]
+        change = {
+            "study_id": nct,
+            "registered_outcome_id": None,
+            "reported_outcome_id": f"{nct}:R1",
+            "status": "reported_not_registered",
+        }
+        return Records(
+            pa.table({"study_id": pa.array([], pa.string())}),
+            pa.Table.from_pylist([], schema=PUBLICATION_COLUMNS),
+            pa.Table.from_pylist([], schema=IDENTIFIER_COLUMNS),
+            adverse_events=pa.Table.from_pylist([event]),
+            participant_flow=pa.Table.from_pylist(flow, schema=FLOW_COLUMNS),
+            outcome_changes=pa.Table.from_pylist(
+                [] if has_dropout else [change], schema=CHANGE_COLUMNS
+            ),
+        )
+
+    one, two = posted(2, has_dropout=True), posted(3, has_dropout=False)
+    first = compute_history(None, one, V1)
+    assert {(r["record_type"], r["record_id"]) for r in first.record_versions.to_pylist()} == {
+        (
+            "adverse_event",
+            f"{nct}|EG000|serious|Anaemia|Blood and lymphatic system disorders|Group A",
+        ),
+        ("participant_flow", f"{nct}|Overall Study|Lost to Follow-up|drop_withdraw|Group A"),
+    }
+    second = compute_history(after(first, V1, one), two, V2)
+    assert {
+        (r["record_type"], r["record_id"], r["change"], tuple(r["changed_fields"]))
+        for r in second.record_versions.to_pylist()
+        if r["version"] == V2
+    } == {
+        (
+            "adverse_event",
+            f"{nct}|EG000|serious|Anaemia|Blood and lymphatic system disorders|Group A",
+            "changed",
+            ("affected",),
+        ),
+        (
+            "participant_flow",
+            f"{nct}|Overall Study|Lost to Follow-up|drop_withdraw|Group A",
+            "removed",
+            (),
+        ),
+        ("outcome_change", f"{nct}||{nct}:R1", "added", ()),
+    }
+    (tombstone,) = second.removed_records.to_pylist()
+    assert tombstone["sources"] == [f"https://clinicaltrials.gov/study/{nct}"]
+
+
+def test_record_ids_that_would_merge_two_records_are_an_error() -> None:
+    table = pa.table({"study_id": ["NCT1|a", "NCT1"], "arm_label": ["b", "a|b"]})
+    with pytest.raises(ValueError, match="not unique"):
+        record_ids(table, ("study_id", "arm_label"))

@@ -16,7 +16,7 @@ import pytest
 from pipelines.normalize.dedup import merge_publications
 from pipelines.paths import BUNDLED_SNAPSHOT, PROJECT_ROOT
 from pipelines.snapshot import source_files
-from pipelines.sources import crossref, europepmc, pubmed
+from pipelines.sources import crossref, europepmc, publication_precedence, pubmed
 
 FACTS = PROJECT_ROOT.parent / "shared" / "facts"
 SCRIPT = PROJECT_ROOT / "scripts" / "snapshot_literature.py"
@@ -73,7 +73,7 @@ def test_committed_files_are_what_the_script_writes(tmp_path: Path) -> None:
 def test_every_fact_pmid_and_doi_is_one_publication() -> None:
     facts = facts_rows()
     publications, links = parsed_rows()
-    result = merge_publications(publications)
+    result = merge_publications(publications, publication_precedence())
     merged = result.publications
     pmids = [p["pmid"] for p in merged if p["pmid"]]
     dois = [p["doi"] for p in merged if p["doi"]]

@@ -1,7 +1,9 @@
 """A toy source defined the way a real one is: one module with one `SourceUnit`.
 
 Its snapshot files are tab-separated `doi<TAB>title` lines; each line is one publication. Its
-"API" pages those lines by offset, and the emulator serves its snapshot files that way.
+"API" pages those lines by offset, says at `/version` when its data changed, and the emulator
+serves its snapshot files that way. As a literature source it ranks first for bibliographic
+fields (after PubMed, which sorts before it by name) and last for citation metrics.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from pipelines.sources import serving
 from pipelines.sources.base import (
     LiveRun,
     LiveSource,
+    PublicationRank,
     RecordError,
     SnapshotFormatError,
     SourceUnit,
     TableRows,
+    VersionFeed,
     query_prefix,
 )
 
@@ -57,6 +61,7 @@ def parse_line(cells: list[str]) -> TableRows:
 # --- live and emulated: `GET /lines?q=&offset=&limit=` answers tab-separated lines ------------
 
 LINES_PATH = "/lines"
+VERSION_PATH = "/version"
 PAGE_SIZE = 100
 
 
@@ -84,13 +89,23 @@ def fetch(run: LiveRun) -> dict[str, int]:
     return hits
 
 
+def version_stamp(body: bytes) -> str:
+    """The `/version` answer is the stamp itself, one line of text."""
+    stamp = body.decode().strip()
+    if not stamp:
+        raise ValueError(f"{VERSION_PATH} answered nothing")
+    return stamp
+
+
 def load_served(files: Sequence[tuple[Path, serving.Keep]]) -> list[list[str]]:
     """Every kept line of the snapshot files, in file order."""
     return [cells for path, keep in files for cells in iter_records(path) if keep(cells)]
 
 
 def answer(lines: list[list[str]], request: serving.Request) -> serving.Reply:
-    """`/lines` paged by offset and limit."""
+    """`/lines` paged by offset and limit; `/version` the served snapshot's capture date."""
+    if request.path == VERSION_PATH:
+        return serving.Reply(200, request.captured_at.encode(), "text/plain; charset=utf-8")
     if request.path != LINES_PATH:
         return serving.error_reply(404, f"unknown path {request.path}")
     limit = serving.int_param(request.params, "limit", 10) or 10
@@ -114,6 +129,8 @@ UNIT = SourceUnit(
         emulator_path="/toybase",
         min_interval=lambda creds: 0.0,
         check_body=check_body,
+        version=VersionFeed(VERSION_PATH, version_stamp),
     ),
     emulation=serving.Emulation(load_served, answer),
+    publication=PublicationRank(bibliographic=0, metrics=9),
 )

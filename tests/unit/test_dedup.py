@@ -8,12 +8,17 @@ from typing import Any
 
 from pipelines.normalize.dedup import (
     FUZZY_TITLE_THRESHOLD,
+    Precedence,
     merge_publications,
     normalize_doi,
     normalize_openalex_id,
     normalize_pmcid,
     normalize_pmid,
 )
+from pipelines.sources import publication_precedence
+
+PRECEDENCE = publication_precedence()
+"""The registered literature sources' ranks: what the publications builder merges with."""
 
 
 def row(source: str, **fields: Any) -> dict[str, Any]:
@@ -76,7 +81,7 @@ def test_chain_doi_then_pmid_is_one_work() -> None:
         publication_date=date(2020, 5, 1),
         publication_date_precision="month",
     )
-    result = merge_publications([a, b, c])
+    result = merge_publications([a, b, c], PRECEDENCE)
     (merged,) = result.publications
     assert merged["publication_id"] == "PMID:55"
     assert (merged["doi"], merged["openalex_id"]) == ("10.1/abc", "W9")
@@ -93,7 +98,7 @@ def test_chain_doi_then_pmid_is_one_work() -> None:
 def test_www_doi_resolver_url_merges_with_the_bare_doi() -> None:
     a = row("crossref", doi="10.1002/hup.2582", title="Crossref title", year=2017)
     b = row("openalex", openalex_id="W7", doi="https://www.doi.org/10.1002/HUP.2582")
-    result = merge_publications([a, b])
+    result = merge_publications([a, b], PRECEDENCE)
     (merged,) = result.publications
     assert merged["publication_id"] == "DOI:10.1002/hup.2582"
     assert merged["openalex_id"] == "W7" and merged["sources"] == ["crossref", "openalex"]
@@ -110,7 +115,7 @@ def test_records_sharing_only_a_pmcid_are_one_work() -> None:
         title="A quite different title from another source",
         year=2021,
     )
-    result = merge_publications([a, b])
+    result = merge_publications([a, b], PRECEDENCE)
     (merged,) = result.publications
     assert merged["publication_id"] == "DOI:10.1/x"
     assert (merged["pmcid"], merged["openalex_id"]) == ("PMC7309661", "W3")
@@ -131,10 +136,10 @@ def test_same_result_in_any_input_order() -> None:
         ),
         row("pubmed", pmid="2", title="A case of kratom withdrawal", year=2018),
     ]
-    first = merge_publications(rows)
+    first = merge_publications(rows, PRECEDENCE)
     orders = [*itertools.islice(itertools.permutations(rows), 0, None, 37), rows[::-1]]
     for permutation in orders:
-        again = merge_publications(list(permutation))
+        again = merge_publications(list(permutation), PRECEDENCE)
         assert again.publications == first.publications
         assert again.id_map == first.id_map
     assert [p["publication_id"] for p in first.publications] == ["DOI:10.2/b", "PMID:1", "PMID:2"]
@@ -153,11 +158,11 @@ def test_fuzzy_title_match_only_without_shared_or_conflicting_ids() -> None:
             year=2017,
         ),
     ]
-    assert len(merge_publications(same).publications) == 1
+    assert len(merge_publications(same, PRECEDENCE).publications) == 1
     other_year = [same[0], {**same[1], "year": 2018}]
-    assert len(merge_publications(other_year).publications) == 2
+    assert len(merge_publications(other_year, PRECEDENCE).publications) == 2
     two_dois = [same[0], row("crossref", doi="10.9/y", title=same[0]["title"], year=2017)]
-    assert len(merge_publications(two_dois).publications) == 2
+    assert len(merge_publications(two_dois, PRECEDENCE).publications) == 2
 
 
 def test_different_titles_stay_apart() -> None:
@@ -170,7 +175,7 @@ def test_different_titles_stay_apart() -> None:
             year=2020,
         ),
     ]
-    assert len(merge_publications(rows).publications) == 2
+    assert len(merge_publications(rows, PRECEDENCE).publications) == 2
 
 
 def test_retraction_notice_marks_its_target() -> None:
@@ -179,7 +184,7 @@ def test_retraction_notice_marks_its_target() -> None:
         "pubmed", pmid="9", title="Retraction notice", year=2020, retracts=["DOI:10.1/ORIG"]
     )
     pubmed_copy = row("pubmed", pmid="8", doi="10.1/orig")
-    result = merge_publications([original, notice, pubmed_copy])
+    result = merge_publications([original, notice, pubmed_copy], PRECEDENCE)
     by_id = {p["publication_id"]: p for p in result.publications}
     assert by_id["PMID:8"]["is_retracted"] is True
     assert by_id["PMID:9"]["is_retracted"] is False
@@ -189,20 +194,39 @@ def test_retraction_notice_marks_its_target() -> None:
 def test_retraction_links_are_rewritten_to_final_ids() -> None:
     original = row("pubmed", pmid="8", doi="10.1/orig")
     notice = row("crossref", doi="10.1/notice", retracts=["DOI:10.1/orig"])
-    by_id = {p["publication_id"]: p for p in merge_publications([original, notice]).publications}
+    by_id = {
+        p["publication_id"]: p
+        for p in merge_publications([original, notice], PRECEDENCE).publications
+    }
     assert by_id["DOI:10.1/notice"]["retracts"] == ["PMID:8"]
     assert by_id["PMID:8"]["is_retracted"] is True
 
 
 def test_any_source_saying_retracted_wins() -> None:
     rows = [row("pubmed", pmid="3"), row("openalex", openalex_id="W3", pmid="3", is_retracted=True)]
-    (merged,) = merge_publications(rows).publications
+    (merged,) = merge_publications(rows, PRECEDENCE).publications
     assert merged["is_retracted"] is True
 
 
 def test_lists_are_never_none_and_records_without_ids_are_set_aside() -> None:
     rows = [row("crossref", doi="10.1/z", publication_types=None), {"title": "no id"}]
-    result = merge_publications(rows)
+    result = merge_publications(rows, PRECEDENCE)
     (merged,) = result.publications
     assert merged["publication_types"] == [] and merged["mesh_terms"] == []
     assert [r["title"] for r in result.unidentified] == ["no id"]
+
+
+def test_registered_sources_rank_pubmed_first_for_fields_and_openalex_first_for_metrics() -> None:
+    """The units' ranks give the order the bundled release was built with."""
+    assert PRECEDENCE.bibliographic == ("pubmed", "europepmc", "crossref", "openalex")
+    assert PRECEDENCE.metrics == ("openalex", "europepmc", "crossref", "pubmed")
+
+
+def test_a_field_comes_from_the_first_source_of_the_precedence_given() -> None:
+    a = row("crossref", doi="10.1/z", title="Crossref title", cited_by_count=1)
+    b = row("openalex", openalex_id="W4", doi="10.1/z", title="OpenAlex title", cited_by_count=9)
+    flipped = Precedence(bibliographic=("openalex", "crossref"), metrics=("crossref", "openalex"))
+    (merged,) = merge_publications([a, b], flipped).publications
+    assert (merged["title"], merged["cited_by_count"]) == ("OpenAlex title", 1)
+    (merged,) = merge_publications([a, b], PRECEDENCE).publications
+    assert (merged["title"], merged["cited_by_count"]) == ("Crossref title", 9)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.normalize.dosing import TERMS_FILE, Dose, load_dosing_terms
+from pipelines.normalize.dosing import TERMS_FILE, Dose, agreed_dose, load_dosing_terms
 from pipelines.paths import PROJECT_ROOT, REFERENCE_DIR
 
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled_dose_duration.csv"
@@ -135,3 +135,17 @@ def test_a_threshold_its_own_words_do_not_measure_is_an_error(tmp_path: Path) ->
     (path / TERMS_FILE).write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match="long_term"):
         load_dosing_terms(path)
+
+
+def test_agreed_dose_is_the_one_dose_all_texts_state() -> None:
+    same = ["2 mcg ID93 and 5 mcg GLA-SE per injection", "Two-vial: 2 mcg ID93 and 5 mcg GLA-SE"]
+    assert agreed_dose(TERMS, same) == Dose(2.0, "mcg", None, "2 mcg")
+    assert agreed_dose(TERMS, [None, "kratom 2 g daily", "no dose here"]) == Dose(
+        2.0, "g", "daily", "2 g daily"
+    )
+    assert agreed_dose(TERMS, ["1 g kratom", "4 g kratom"]) is None
+    assert agreed_dose(TERMS, ["2 g once", "2 g daily"]) is None
+    assert agreed_dose(TERMS, ["Single-vial: 2 mcg", "Two-vial: 2 mcg"]) == Dose(
+        2.0, "mcg", None, "2 mcg"
+    )
+    assert agreed_dose(TERMS, []) is None

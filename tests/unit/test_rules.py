@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from pipelines.rules import all_problem_lines, asset_check_for, breaches, enforce
+from pipelines.rules import (
+    all_problem_lines,
+    asset_check_for,
+    breaches,
+    enforce,
+    nullable_key_columns,
+)
 from schemas import RELEASED, TABLES_BY_NAME, TableSpec
 
 CONDITIONS = TABLES_BY_NAME["conditions"]
@@ -90,12 +96,63 @@ def test_missing_columns_become_nulls_and_empty_lists() -> None:
 
 @pytest.mark.parametrize("spec", [s for s in RELEASED if s.primary_key], ids=lambda s: s.name)
 def test_key_table_and_model_agree_on_the_primary_key(spec: TableSpec) -> None:
+    """A key column is nullable exactly where its model opts in (nullable_key_part)."""
     schema = spec.model.to_schema()
-    assert all(not schema.columns[c].nullable for c in spec.primary_key)
+    nullable = tuple(c for c in spec.primary_key if schema.columns[c].nullable)
+    assert nullable == nullable_key_columns(spec)
     if len(spec.primary_key) == 1:
         assert schema.columns[spec.primary_key[0]].unique
     else:
         assert list(schema.unique or []) == list(spec.primary_key)
+
+
+OUTCOME_CHANGES = TABLES_BY_NAME["outcome_changes"]
+OUTCOMES = {("NCT00000001:P1",), ("NCT00000001:R1",), ("NCT00000001:R2",)}
+
+
+def _change(registered: str | None, reported: str | None, status: str) -> dict:
+    return {
+        "study_id": "NCT00000001",
+        "registered_outcome_id": registered,
+        "reported_outcome_id": reported,
+        "status": status,
+    }
+
+
+def test_only_outcome_changes_opts_in_to_null_key_parts() -> None:
+    opted = {s.name: nullable_key_columns(s) for s in RELEASED if nullable_key_columns(s)}
+    assert opted == {"outcome_changes": ("registered_outcome_id", "reported_outcome_id")}
+
+
+def test_a_declared_nullable_key_part_keeps_its_row_and_counts_null_as_a_value() -> None:
+    staged = _staged(
+        [
+            _change("NCT00000001:P1", "NCT00000001:R1", "matched"),
+            _change(None, "NCT00000001:R2", "reported_not_registered"),
+            _change(None, "NCT00000001:R2", "reported_not_registered"),
+        ]
+    )
+    parents = {"studies": {("NCT00000001",)}, "outcomes": OUTCOMES}
+    result = enforce(staged, OUTCOME_CHANGES, parents)
+    assert result.frame["reported_outcome_id"].tolist() == ["NCT00000001:R1", "NCT00000001:R2"]
+    assert result.rejects["reason"].tolist() == [
+        "duplicate primary key (study_id, registered_outcome_id, reported_outcome_id)"
+    ]
+    assert result.rejects["record_key"].tolist() == ["NCT00000001||NCT00000001:R2"]
+
+
+def test_a_null_in_a_key_column_that_did_not_opt_in_is_quarantined() -> None:
+    nameless = {**_change(None, "NCT00000001:R2", "reported_not_registered"), "study_id": None}
+    staged = _staged([_change("NCT00000001:P1", "NCT00000001:R1", "matched"), nameless])
+    parents = {"studies": {("NCT00000001",)}, "outcomes": OUTCOMES}
+    result = enforce(staged, OUTCOME_CHANGES, parents)
+    assert result.frame["registered_outcome_id"].tolist() == ["NCT00000001:P1"]
+    assert result.rejects["reason"].tolist() == ["primary key column study_id is null"]
+    nulls = pd.DataFrame([_condition("NCT00000001", "Pain"), _condition(None, "Pain")])
+    lines = all_problem_lines(
+        CONDITIONS, breaches(nulls.assign(mesh_term=None, mesh_id=None), CONDITIONS, {})
+    )
+    assert lines == ["table conditions, primary key column study_id has 1 nulls"]
 
 
 def test_problem_lines_count_each_rule_once_with_examples() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.sources import publication_sources
 from schemas import vocab
 
 CONTRACT = Path(__file__).resolve().parents[2].parent / "shared" / "CONTRACT.md"
@@ -64,6 +65,11 @@ def test_vocab_lists_equal_the_contract_lists() -> None:
     assert {key: set(values) for key, values in published.items()} == {
         key: set(values) for key, values in EXPECTED.items()
     }
+
+
+def test_publication_sources_are_the_registered_literature_sources() -> None:
+    """Values of publications.sources are source names: the registry's literature units."""
+    assert set(publication_sources()) == set(vocab.PUBLICATION_SOURCES)
 
 
 def test_parser_reads_both_list_forms() -> None:

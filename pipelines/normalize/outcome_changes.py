@@ -1,0 +1,120 @@
+"""Registered versus reported outcomes: each study's protocol outcomes matched to its results.
+
+Pure: outcome rows in, outcome_changes rows out. Only studies that posted results are compared
+(before results, nothing is "not reported" yet). The rule, measured on hand-matched pairs in
+tests/data/labelled_outcome_changes.csv (docs/vocabularies-and-accuracy.md):
+
+1. Every (registered, reported) pair of a study is scored by the word overlap of the two titles
+   (Dice coefficient of their word sets, ignoring case and punctuation).
+2. Pairs scoring at least MIN_TITLE_SIMILARITY are matched greedily, best first, each outcome at
+   most once; a tie goes to the pair whose time frames share more words, then to the pair
+   nearest in registry order (two measures titled alike are told apart by time frame and place).
+3. A matched pair is `primary_demoted` (registered primary, reported secondary or other),
+   `secondary_promoted` (the reverse), else `time_frame_changed` when the time frames differ in
+   their words, else `matched`. An outcome left over is `registered_not_reported` or
+   `reported_not_registered`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pipelines.normalize.similarity import dice, words
+
+MIN_TITLE_SIMILARITY = 0.5
+"""Title word overlap below which a registered and a reported outcome are different outcomes."""
+
+_ID = re.compile(r":([PSOR])(\d+)$")
+_REGISTERED = "registry_protocol"
+_REPORTED = "registry_results"
+_NOT_COMPARED = frozenset({"adverse_events"})
+"""Kinds outside the comparison: the adverse-event table is results-only by design."""
+
+
+def outcome_changes(outcomes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """outcome_changes rows for every study with reported outcomes, in study order."""
+    by_study: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for outcome in outcomes:
+        if outcome["outcome_kind"] in _NOT_COMPARED:
+            continue
+        sides = by_study.setdefault(outcome["study_id"], {_REGISTERED: [], _REPORTED: []})
+        if outcome["source"] in sides:
+            sides[outcome["source"]].append(outcome)
+    rows: list[dict[str, Any]] = []
+    for study_id in sorted(by_study):
+        registered, reported = (
+            sorted(by_study[study_id][side], key=registry_order)
+            for side in (_REGISTERED, _REPORTED)
+        )
+        if reported:
+            rows += compare_study(study_id, registered, reported)
+    return rows
+
+
+def registry_order(outcome: dict[str, Any]) -> tuple[int, int]:
+    """Position in the registry: primary, secondary, other protocol outcomes, then results
+    measures, each by number (`NCT..:S2` before `NCT..:S10`)."""
+    match = _ID.search(outcome["outcome_id"])
+    if match is None:
+        raise ValueError(f"{outcome['outcome_id']!r} is not a registry outcome id")
+    return "PSOR".index(match.group(1)), int(match.group(2))
+
+
+def compare_study(
+    study_id: str, registered: list[dict[str, Any]], reported: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Match one study's registered outcomes to its reported ones (module docstring's rule)."""
+    candidates = []
+    for i, reg in enumerate(registered):
+        for j, rep in enumerate(reported):
+            title = dice(words(reg["title"]), words(rep["title"]))
+            if title >= MIN_TITLE_SIMILARITY:
+                frame = dice(words(reg["time_frame"]), words(rep["time_frame"]))
+                candidates.append((-title, -frame, abs(i - j), i, j, title))
+    used_reg: set[int] = set()
+    used_rep: set[int] = set()
+    rows = []
+    for *_, i, j, title in sorted(candidates):
+        if i in used_reg or j in used_rep:
+            continue
+        used_reg.add(i)
+        used_rep.add(j)
+        rows.append(_row(study_id, registered[i], reported[j], title))
+    rows += [_row(study_id, r, None, None) for i, r in enumerate(registered) if i not in used_reg]
+    rows += [_row(study_id, None, r, None) for j, r in enumerate(reported) if j not in used_rep]
+    return rows
+
+
+def change_status(registered: dict[str, Any] | None, reported: dict[str, Any] | None) -> str:
+    """What became of a registered outcome in the results (or where a reported one came from)."""
+    if reported is None:
+        return "registered_not_reported"
+    if registered is None:
+        return "reported_not_registered"
+    before, after = registered["outcome_kind"], reported["outcome_kind"]
+    if before == "primary" and after != "primary":
+        return "primary_demoted"
+    if before != "primary" and after == "primary":
+        return "secondary_promoted"
+    if words(registered["time_frame"]) != words(reported["time_frame"]):
+        return "time_frame_changed"
+    return "matched"
+
+
+def _row(
+    study_id: str,
+    registered: dict[str, Any] | None,
+    reported: dict[str, Any] | None,
+    similarity: float | None,
+) -> dict[str, Any]:
+    return {
+        "study_id": study_id,
+        "registered_outcome_id": registered["outcome_id"] if registered else None,
+        "reported_outcome_id": reported["outcome_id"] if reported else None,
+        "status": change_status(registered, reported),
+        "similarity": None if similarity is None else round(similarity, 3),
+        "registered_kind": registered["outcome_kind"] if registered else None,
+        "reported_kind": reported["outcome_kind"] if reported else None,
+    }
