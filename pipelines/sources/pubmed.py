@@ -3,8 +3,8 @@
 efetch XML is read incrementally: each `<PubmedArticle>` (or `<PubmedBookArticle>`) is handed
 out as soon as it is complete and detached from the tree, so memory stays flat, and any entity
 declaration or external reference in the document stops the parse (defusedxml's guards, run on
-the prolog, where alone they can occur). Real efetch output starts with a DOCTYPE naming NLM's public DTD and no internal subset:
-that parses, and the DTD is never fetched.
+the prolog, where alone they can occur). Real efetch output starts with a DOCTYPE naming NLM's
+public DTD and no internal subset: that parses, and the DTD is never fetched.
 """
 
 from __future__ import annotations
