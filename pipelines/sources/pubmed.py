@@ -1,10 +1,10 @@
 """PubMed: E-utilities paging (esearch with history, efetch XML in batches) and safe parsing.
 
-efetch XML is read incrementally through defusedxml: each `<PubmedArticle>` (or
-`<PubmedBookArticle>`) is handed out as soon as it is complete and detached from the tree, so
-memory stays flat, and any entity declaration or external reference in the document stops the
-parse. Real efetch output starts with a DOCTYPE naming NLM's public DTD and no internal subset:
-that parses, and the DTD is never fetched.
+efetch XML is read incrementally: each `<PubmedArticle>` (or `<PubmedBookArticle>`) is handed
+out as soon as it is complete and detached from the tree, so memory stays flat, and any entity
+declaration or external reference in the document stops the parse (defusedxml's guards, run on
+the prolog, where alone they can occur). Real efetch output starts with a DOCTYPE naming NLM's
+public DTD and no internal subset: that parses, and the DTD is never fetched.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from xml.etree.ElementTree import Element, tostring
+from xml.etree.ElementTree import Element, iterparse, tostring
 
 import httpx
 import orjson
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
+from defusedxml.ElementTree import DefusedXMLParser
 
 from pipelines.http import InvalidBody, RateLimit
 from pipelines.normalize.dedup import normalize_doi, normalize_pmcid, normalize_pmid
@@ -71,6 +72,8 @@ MIN_INTERVAL = CATCH_UP / RATE_LIMIT.requests
 MIN_INTERVAL_WITH_KEY = CATCH_UP / RATE_LIMIT_WITH_KEY.requests
 ROOT_TAG = "PubmedArticleSet"
 RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle")
+PROLOG_CHUNK = 64 * 1024
+"""Bytes read at a time while checking the prolog: efetch files start with it."""
 _RECORD_START = re.compile(rb"<(?:PubmedArticle|PubmedBookArticle)[\s>]")
 
 MONTHS: dict[str, int] = {
@@ -99,7 +102,9 @@ def iter_records(path: Path) -> Iterator[Element]:
     """Stream the records of one efetch file: every child of `<PubmedArticleSet>`.
 
     Children other than articles (e.g. `DeleteCitation`) are yielded too, so that
-    `parse_record` can send them to quarantine instead of silently dropping them.
+    `parse_record` can send them to quarantine instead of silently dropping them. The prolog is
+    checked first (`_refuse_entities`); the body is then built by ElementTree's C parser, whose
+    tree building costs no Python call per element (defusedxml's parser is the pure-Python one).
 
     Raises:
         SnapshotFormatError: not well-formed, another root, or entity declarations / external
@@ -108,15 +113,9 @@ def iter_records(path: Path) -> Iterator[Element]:
     depth = 0
     root: Element | None = None
     try:
+        _refuse_entities(path)
         with path.open("rb") as handle:
-            events = SafeET.iterparse(
-                handle,
-                events=("start", "end"),
-                forbid_dtd=False,
-                forbid_entities=True,
-                forbid_external=True,
-            )
-            for event, element in events:
+            for event, element in iterparse(handle, events=("start", "end")):
                 if event == "start":
                     depth += 1
                     if depth == 1:
@@ -138,6 +137,31 @@ def iter_records(path: Path) -> Iterator[Element]:
         raise SnapshotFormatError(path, f"not well-formed XML: {exc}") from exc
     if root is None:
         raise SnapshotFormatError(path, "empty document")
+
+
+class _RootReached(Exception):
+    """The prolog is over: no entity can be declared after the root element starts."""
+
+
+def _refuse_entities(path: Path) -> None:
+    """Read the prolog with defusedxml's guards, stopping at the root element's start tag.
+
+    Entities can only be declared in the DOCTYPE's internal subset, before the root element,
+    and an external reference needs such a declaration (the external DTD is never read), so
+    defusedxml's handlers on the prolog refuse exactly what they would refuse on the whole file.
+    """
+    guard = DefusedXMLParser(forbid_dtd=False, forbid_entities=True, forbid_external=True)
+
+    def reached(*_: object) -> None:
+        raise _RootReached
+
+    guard.parser.StartElementHandler = reached
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(PROLOG_CHUNK):
+                guard.feed(chunk)
+    except _RootReached:
+        return
 
 
 def record_key(record: Element) -> str | None:
