@@ -41,6 +41,7 @@ from pipelines.refresh import (
     parse_base_urls,
     refresh,
 )
+from pipelines.refresh.settings import live_units
 from pipelines.snapshot import source_files, superseded_records
 from pipelines.sources import SOURCES
 from pipelines.sources.openalex import OPENALEX_UNFILTERED
@@ -439,7 +440,14 @@ def test_interrupted_since_last_resumes_its_own_snapshot_and_chains_on_an_increm
         assert _refresh(data_dir, server, "--since-last") == 0
 
     assert _snapshots(data_dir)[-2] == unfinished
-    assert {p for p in first & again if "/esearch.fcgi?" not in p} == set()
+    # Asked again only: esearch (it opens a new WebEnv) and the pages of a cursor query the kill
+    # left half-way, restarted because its cursor may have expired (LiveSource.state_expires).
+    restarts = {name for name, live in live_units().items() if live.state_expires}
+    assert {
+        p
+        for p in first & again
+        if "/esearch.fcgi?" not in p and p.lstrip("/").split("/")[0] not in restarts
+    } == set()
     chained = json.loads((_snapshots(data_dir)[-1] / "SNAPSHOT.json").read_text())
     assert chained["incremental_from"] == unfinished.name
     _assert_base_carried_byte_for_byte(_snapshots(data_dir)[-1], unfinished)
