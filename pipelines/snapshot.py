@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pipelines.sources import SOURCES
+from pipelines.sources.base import SnapshotFormatError, SourceUnit
 
 INFO_FILE = "SNAPSHOT.json"
 METHODS = ("recorded", "reconstructed")
@@ -74,17 +79,156 @@ def _carried_from(value: object) -> dict[str, str]:
 def source_files(snapshot_dir: Path, source: str) -> list[Path]:
     """Files of one registered source, sorted by name; none when the folder is absent.
 
-    A file with another suffix is an error, not a silent skip (docs/snapshot.md).
+    A source with a bulk export also takes its archives (ClinicalTrials.gov: `*.zip`). A file
+    with another suffix is an error, not a silent skip (docs/snapshot.md).
     """
     folder = snapshot_dir / source
     if not folder.is_dir():
         return []
     files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    suffix = SOURCES[source].suffix
+    unit = SOURCES[source]
+    suffixes = {unit.suffix, *([unit.bulk.suffix] if unit.bulk else [])}
     for path in files:
-        if not path.is_file() or path.suffix != suffix:
-            raise SnapshotError(f"{path}: not a {source} file (expected *{suffix})")
+        if not path.is_file() or path.suffix not in suffixes:
+            expected = " or ".join(f"*{s}" for s in sorted(suffixes))
+            raise SnapshotError(f"{path}: not a {source} file (expected {expected})")
     return files
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part `index` of `count` of a source's records, split by a stable hash of the record key,
+    so that every version of one record (same key) falls in the same part and the parts can
+    be staged in separate processes with the same de-duplication as one pass."""
+
+    index: int = 0
+    count: int = 1
+
+    def holds(self, key: str | None) -> bool:
+        """Whether a record with this key is this part's; keyless records are part 0's."""
+        if self.count == 1:
+            return True
+        if key is None:
+            return self.index == 0
+        return zlib.crc32(key.encode()) % self.count == self.index
+
+
+WHOLE = Shard()
+"""Every record: one part."""
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    """One record read from a snapshot file, or a member of a bulk archive that is not one."""
+
+    file: str
+    """The snapshot file, relative to the snapshot (what SNAPSHOT.json `supersedes` names)."""
+    origin: str
+    """Where the record was read: the file, or `<archive>/<member>` for a bulk archive's
+    member (the lineage `_source_file` and quarantine `source_file`)."""
+    value: Any
+    """The unit's record (what `iter_records` yields); None when `problem` is set."""
+    problem: str | None = None
+    """Why an archive member holds no record: it is quarantined with this reason."""
+    key: str | None = None
+    """The key a bad member's name announces (its quarantine `record_key`)."""
+    raw: str = ""
+    """A bad member's text (its quarantine `raw`)."""
+
+
+def source_records(
+    snapshot_dir: Path, source: str, shard: Shard = WHOLE
+) -> Iterator[SnapshotRecord]:
+    """Every record of a source's snapshot files in file order (then record or member order),
+    streamed; with `shard`, only that part's.
+
+    A bulk archive is read in place member by member (`zipfile`: the central directory, then
+    one member at a time), never extracted; a member that is not a record comes back with a
+    `problem` instead of stopping the build. Other files go through the unit's `iter_records`.
+
+    Raises:
+        SnapshotFormatError: a file (or an archive as a whole) is not in the source's format.
+    """
+    unit = SOURCES[source]
+    for path in source_files(snapshot_dir, source):
+        name = path.relative_to(snapshot_dir).as_posix()
+        if unit.bulk is not None and path.suffix == unit.bulk.suffix:
+            yield from _archive_records(unit, path, name, shard)
+            continue
+        for value in unit.iter_records(path):
+            if shard.holds(unit.record_key(value)):
+                yield SnapshotRecord(name, name, value)
+
+
+def file_values(unit: SourceUnit, path: Path) -> Iterator[Any]:
+    """The readable records of one snapshot file, archives included (members that are not
+    records are left out): for readers that look records up rather than stage them."""
+    name = f"{unit.name}/{path.name}"
+    if unit.bulk is not None and path.suffix == unit.bulk.suffix:
+        records = _archive_records(unit, path, name, WHOLE)
+        yield from (r.value for r in records if r.problem is None)
+    else:
+        yield from unit.iter_records(path)
+
+
+_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError)
+"""What reading one damaged, encrypted or oddly compressed member raises."""
+
+
+def _archive_records(
+    unit: SourceUnit, path: Path, name: str, shard: Shard
+) -> Iterator[SnapshotRecord]:
+    """The members of one bulk archive, in archive order, each read and parsed alone.
+
+    A member's shard is decided from its name before it is decompressed; a member whose name
+    and record disagree on the key is a bad member (it could otherwise sit in the wrong shard).
+    """
+    bulk = unit.bulk
+    assert bulk is not None
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SnapshotFormatError(path, f"not a readable ZIP archive: {exc}") from exc
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            announced = bulk.member_key(info.filename)
+            if not shard.holds(announced):
+                continue
+            origin = f"{name}/{info.filename}"
+            try:
+                body = archive.read(info)
+            except _MEMBER_ERRORS as exc:
+                yield SnapshotRecord(name, origin, None, f"unreadable member: {exc}", announced)
+                continue
+            value, problem = _member_record(unit, info.filename, announced, body)
+            if problem is None:
+                yield SnapshotRecord(name, origin, value)
+            else:
+                raw = body.decode("utf-8", errors="replace")
+                yield SnapshotRecord(name, origin, None, problem, announced, raw)
+
+
+def _member_record(
+    unit: SourceUnit, member: str, announced: str | None, body: bytes
+) -> tuple[Any, str | None]:
+    """A member's record, or why it is not one: wrong suffix, unreadable, or a key that is not
+    the one its name announces."""
+    bulk = unit.bulk
+    assert bulk is not None
+    if not member.endswith(bulk.member_suffix):
+        return None, f"archive member {member} is not a {bulk.member_suffix} record"
+    try:
+        value = bulk.read_member(body)
+    except ValueError as exc:
+        return None, f"archive member {member}: {exc}"
+    key = unit.record_key(value)
+    if key is not None and announced is None:
+        return None, f"archive member {member} holds record {key} but its name gives no key"
+    if key is not None and key != announced:
+        return None, f"archive member {member} holds record {key}, not {announced}"
+    return value, None
 
 
 SUPERSEDES = "supersedes"
@@ -138,5 +282,11 @@ def snapshot_sha256(snapshot_dir: Path) -> str:
         paths.extend(source_files(snapshot_dir, source))
     for path in paths:
         digest.update(path.relative_to(snapshot_dir).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(file_sha256(path).digest())
     return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> hashlib._Hash:
+    """A file's SHA-256, read in chunks (a bulk archive is gigabytes: never read whole)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256")

@@ -19,7 +19,7 @@ import duckdb
 from pipelines import snapshot
 from pipelines.snapshot import off_topic_records, superseded_records
 from pipelines.sources import SOURCES
-from pipelines.sources.base import RecordError
+from pipelines.sources.base import RecordError, SourceUnit
 from pipelines.sources.relevance import OFF_TOPIC_REASON
 from pipelines.warehouse import StagingSink, drop_staging
 
@@ -41,71 +41,85 @@ class StageStats:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def stage_source(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str) -> StageStats:
+def stage_source(
+    con: duckdb.DuckDBPyConnection,
+    snapshot_dir: Path,
+    source: str,
+    shard: snapshot.Shard = snapshot.WHOLE,
+) -> StageStats:
     """Parse every file of `source` in the snapshot into `staging.<source>__<table>` tables.
 
     A file that is not in the source's format raises `SnapshotFormatError`; a bad record inside a
-    good file becomes a quarantine row with what is wrong with it; a good record seen again with
-    different content after a staged one keeps the first and quarantines the second (a
-    quarantined first is not "kept", so a later good version of it is staged). A record the
-    snapshot lists as superseded is counted and skipped.
+    good file (or a bad member of a bulk archive) becomes a quarantine row with what is wrong
+    with it; a good record seen again with different content after a staged one keeps the
+    first and quarantines the second (a quarantined first is not "kept", so a later good
+    version of it is staged). A record the snapshot lists as superseded is counted and skipped.
+    With `shard`, only that part of the records (all versions of a key fall in one part).
     """
     unit = SOURCES[source]
     superseded = superseded_records(snapshot_dir)
     off_topic = off_topic_records(snapshot_dir).get(source, {})
     drop_staging(con, source)
     sink = StagingSink(con, source)
-    stats = StageStats(source)
-    seen: dict[str, tuple[str, str, bool]] = {}  # key -> (fingerprint, file, was staged)
-    for path in snapshot.source_files(snapshot_dir, source):
-        stats.files += 1
-        file_name = path.relative_to(snapshot_dir).as_posix()
-        replaced = superseded.get(file_name, frozenset())
-        for record in unit.iter_records(path):
-            stats.records_read += 1
-            key = unit.record_key(record)
-            if key is not None and key in replaced:
-                stats.superseded += 1
-                continue
-            raw = unit.raw(record)
-            fingerprint = hashlib.sha256(raw.encode()).hexdigest() if key is not None else ""
-            previous = seen.get(key) if key is not None else None
-            if previous is not None and previous[0] == fingerprint:
-                stats.duplicates += 1
-                continue
-            reason = None
-            try:
-                rows = unit.parse(record)
-            except RecordError as exc:
-                reason = str(exc)
-            if reason is None and key is not None and off_topic.get(key) == fingerprint:
-                reason = OFF_TOPIC_REASON
-            if reason is None and previous is not None and previous[2]:
-                reason = (
-                    f"record {key} appears again with different content; "
-                    f"kept the first, from {previous[1]}"
-                )
-            if key is not None and (previous is None or not previous[2]):
-                seen[key] = (fingerprint, file_name, reason is None)
-            if reason is not None:
-                stats.quarantined += 1
-                sink.add(
-                    "quarantine",
-                    {
-                        "table_name": unit.primary_table,
-                        "source": source,
-                        "record_key": key,
-                        "reason": reason,
-                        "source_file": file_name,
-                        "raw": raw,
-                    },
-                    file_name,
-                )
-                continue
-            stats.staged += 1
-            for table in sorted(rows):
-                for row in rows[table]:
-                    sink.add(table, row, file_name)
+    stats = StageStats(source, files=len(snapshot.source_files(snapshot_dir, source)))
+    seen: dict[str, tuple[str, str, bool]] = {}  # key -> (fingerprint, origin, was staged)
+    for item in snapshot.source_records(snapshot_dir, source, shard):
+        stats.records_read += 1
+        if item.problem is not None:
+            stats.quarantined += 1
+            _quarantine(sink, unit, item.key, item.problem, item.origin, item.raw)
+            continue
+        record = item.value
+        key = unit.record_key(record)
+        if key is not None and key in superseded.get(item.file, ()):
+            stats.superseded += 1
+            continue
+        raw = unit.raw(record)
+        fingerprint = hashlib.sha256(raw.encode()).hexdigest() if key is not None else ""
+        previous = seen.get(key) if key is not None else None
+        if previous is not None and previous[0] == fingerprint:
+            stats.duplicates += 1
+            continue
+        reason = None
+        try:
+            rows = unit.parse(record)
+        except RecordError as exc:
+            reason = str(exc)
+        if reason is None and key is not None and off_topic.get(key) == fingerprint:
+            reason = OFF_TOPIC_REASON
+        if reason is None and previous is not None and previous[2]:
+            reason = (
+                f"record {key} appears again with different content; "
+                f"kept the first, from {previous[1]}"
+            )
+        if key is not None and (previous is None or not previous[2]):
+            seen[key] = (fingerprint, item.origin, reason is None)
+        if reason is not None:
+            stats.quarantined += 1
+            _quarantine(sink, unit, key, reason, item.origin, raw)
+            continue
+        stats.staged += 1
+        for table in sorted(rows):
+            for row in rows[table]:
+                sink.add(table, row, item.origin)
     sink.close()
     stats.rows = {t: n for t, n in sorted(sink.counts.items()) if t != "quarantine"}
     return stats
+
+
+def _quarantine(
+    sink: StagingSink, unit: SourceUnit, key: str | None, reason: str, origin: str, raw: str
+) -> None:
+    """A record (or archive member) that ends in quarantine, with why and where it was read."""
+    sink.add(
+        "quarantine",
+        {
+            "table_name": unit.primary_table,
+            "source": unit.name,
+            "record_key": key,
+            "reason": reason,
+            "source_file": origin,
+            "raw": raw,
+        },
+        origin,
+    )

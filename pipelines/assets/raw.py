@@ -29,9 +29,8 @@ def raw_asset(unit: SourceUnit) -> dg.AssetsDefinition:
         digest = hashlib.sha256()
         total = 0
         for path in files:
-            body = path.read_bytes()
-            total += len(body)
-            digest.update(path.name.encode() + b"\0" + hashlib.sha256(body).digest())
+            total += path.stat().st_size
+            digest.update(path.name.encode() + b"\0" + snapshot.file_sha256(path).digest())
         return dg.MaterializeResult(
             metadata={
                 "files": len(files),

@@ -108,7 +108,7 @@ def superseded_keys(folder: Path, source: str, delta_name: str) -> set[str]:
     for path in snapshot.source_files(folder, source):
         if not path.name.startswith(f"{delta_name}-"):
             continue
-        for record in unit.iter_records(path):
+        for record in snapshot.file_values(unit, path):
             key = unit.record_key(record)
             if key is not None:
                 keys.add(key)
@@ -134,7 +134,8 @@ def merge_base(folder: Path, base: Path, delta_name: str) -> Carried:
             files += 1
             if not drop:
                 continue
-            hit = {key for r in unit.iter_records(path) if (key := unit.record_key(r)) in drop}
+            keys = (unit.record_key(r) for r in snapshot.file_values(unit, path))
+            hit = {key for key in keys if key in drop}
             if hit:
                 supersedes.setdefault(f"{source}/{path.name}", set()).update(hit)
     return Carried(files, {name: sorted(keys) for name, keys in sorted(supersedes.items())})

@@ -84,7 +84,7 @@ def held_dois(snapshot_dir: Path | None) -> dict[str, frozenset[str]]:
         dois: set[str] = set()
         for path in snapshot.source_files(snapshot_dir, name):
             try:
-                records = list(unit.iter_records(path))
+                records = list(snapshot.file_values(unit, path))
             except SnapshotFormatError:
                 continue
             for record in records:

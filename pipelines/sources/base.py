@@ -306,6 +306,23 @@ def _no_replacements(record: Any) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class BulkExport:
+    """A source's full bulk export kept whole in its snapshot folder: an archive of one record
+    per member (e.g. ClinicalTrials.gov's ZIP of one v2 study JSON per study), read in place
+    member by member (`pipelines.snapshot.source_records`), never extracted to disk."""
+
+    suffix: str
+    """The archive's file suffix in the source folder (besides the unit's own `suffix`)."""
+    member_suffix: str
+    """Every member holding a record ends so; another member is quarantined, not skipped."""
+    read_member: Callable[[bytes], Any]
+    """One member's bytes -> its record; ValueError with a reason for one that is not a record."""
+    member_key: Callable[[str], str | None]
+    """The record key a member's path announces (checked against the record's own key), read
+    without decompressing it so a shard skips other shards' members cheaply; None: none."""
+
+
+@dataclass(frozen=True)
 class SourceUnit:
     """Everything the pipeline knows about one source, in the source's own module.
 
@@ -337,6 +354,8 @@ class SourceUnit:
     previous snapshot by every refresh."""
     emulation: Emulation | None = None
     """How `serve-snapshot` serves the source's files with its paging (a live source's only)."""
+    bulk: BulkExport | None = None
+    """The source's full bulk export as a snapshot file kind; None: pages and records only."""
     publication: PublicationRank | None = None
     """A literature source: its `publications` rows are merged with the other literature
     sources' by this rank, and its name is a value of publications.sources. None: not one."""

@@ -24,6 +24,7 @@ from pipelines.normalize.dates import parse_partial_date
 from pipelines.normalize.design import registered_design
 from pipelines.sources import clinicaltrials_results, serving
 from pipelines.sources.base import (
+    BulkExport,
     LiveRun,
     LiveSource,
     PageClient,
@@ -179,6 +180,34 @@ def _check_empty_page(path: Path, events: Iterator[tuple[str, str, Any]]) -> Non
             seen_studies = True
     if not seen_studies:
         raise SnapshotFormatError(path, "studies page without a 'studies' list")
+
+
+BULK_URL = "https://clinicaltrials.gov/api/v2/studies/download?format=json.zip"
+"""The whole registry as one ZIP (`ctg-studies.json.zip`), the JSON download of
+https://clinicaltrials.gov/data-api/how-download-study-records: one v2 study per member, named
+by its NCT id in a folder per last two digits (`35/NCT02252835.json`, about 600 000 members)."""
+_MEMBER = re.compile(r"(?:.*/)?(NCT\d{8})\.json")
+
+
+def read_member(body: bytes) -> dict[str, Any]:
+    """One member of the bulk ZIP: a single v2 study, as `GET /api/v2/studies/{nctId}` returns.
+
+    Raises:
+        ValueError: the member is not JSON or not a study object (its reason is quarantined).
+    """
+    try:
+        study = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from exc
+    if not isinstance(study, dict) or not _STUDY_KEYS.intersection(study):
+        raise ValueError("not a v2 study object (no protocolSection)")
+    return study
+
+
+def member_key(name: str) -> str | None:
+    """The NCT id a bulk member's path names (`35/NCT02252835.json`); None when it names none."""
+    found = _MEMBER.fullmatch(name)
+    return found.group(1) if found else None
 
 
 def record_key(study: dict[str, Any]) -> str | None:
@@ -857,6 +886,7 @@ UNIT = SourceUnit(
     primary_table="studies",
     tables=TABLES,
     replaces=nct_aliases,
+    bulk=BulkExport(".zip", ".json", read_member, member_key),
     live=LiveSource(
         base_url=BASE_URL,
         fetch=fetch,

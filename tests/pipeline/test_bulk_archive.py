@@ -1,0 +1,117 @@
+"""ClinicalTrials.gov's bulk export (a ZIP of one v2 study JSON per study) as snapshot input.
+
+The bundled snapshot is rebuilt with its ClinicalTrials.gov studies packed into one ZIP in the
+layout the registry serves (`NN/NCTxxxxxxxx.json`), plus bad members; the build through the
+build service, into a real DuckDB warehouse, must publish the same tables as the bundled
+release (recorded hashes), with the bad members quarantined and the rest untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import paths, snapshot
+from pipelines.build import build
+from pipelines.release.publish import DataDir
+from pipelines.sources.base import SnapshotFormatError
+from pipelines.staging import stage_source
+from tests.pipeline.test_recorded_hashes import RECORDED, release_hashes
+
+ARCHIVE = "clinicaltrials/ctg-studies.json.zip"
+BAD_MEMBERS = {
+    "00/NCT00000000.json": b"<html>Service Unavailable</html>",
+    "01/NCT00000001.json": b'{"protocolSection": {"statusModule": {}}}',
+    "02/NCT00000002.json": b'{"studies": []}',
+    "03/NCT00000003.json": b'{"protocolSection": {"identificationModule": {"nctId": "NCT00000004"}}}',
+    "README.txt": b"not a study",
+}
+"""Member -> bytes: not JSON, no NCT id, a page not a study, another study's id, not .json."""
+
+
+def bulk_snapshot(target: Path, bad: dict[str, bytes] | None = None) -> Path:
+    """The bundled snapshot with clinicaltrials/*.json replaced by one bulk ZIP of its studies."""
+    shutil.copytree(paths.BUNDLED_SNAPSHOT, target)
+    folder = target / "clinicaltrials"
+    studies = sorted(folder.glob("*.json"))
+    with zipfile.ZipFile(target / ARCHIVE, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in studies:
+            archive.writestr(f"{path.stem[-2:]}/{path.name}", path.read_bytes())
+        for name, body in (bad or {}).items():
+            archive.writestr(name, body)
+    for path in studies:
+        path.unlink()
+    return target
+
+
+@pytest.fixture(scope="module")
+def bulk_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Data dir with one release built from the bulk-archive snapshot, bad members included."""
+    root = tmp_path_factory.mktemp("bulk")
+    snap = bulk_snapshot(root / "snapshot", BAD_MEMBERS)
+    data_dir = root / "data"
+    published = build(snap, DataDir(data_dir), created_at="2026-11-25T00:00:00Z")
+    assert published.version == "2026.11.25"
+    return data_dir
+
+
+def test_the_archive_builds_the_same_tables_as_the_bundled_files(bulk_release: Path) -> None:
+    recorded = json.loads(RECORDED.read_text(encoding="utf-8"))
+    built = release_hashes(bulk_release)
+    changed = sorted(n for n in recorded if n != "quarantine" and built.get(n) != recorded[n])
+    assert not changed, f"tables differ from the bundled release: {changed}"
+
+
+def test_bad_members_are_quarantined_with_a_reason(bulk_release: Path) -> None:
+    (folder,) = (bulk_release / "releases").iterdir()
+    quarantine = pq.read_table(folder / "quarantine.parquet").to_pylist()
+    members = {
+        row["source_file"].removeprefix(f"{ARCHIVE}/"): row
+        for row in quarantine
+        if row["source_file"].startswith(ARCHIVE)
+    }
+    assert set(members) == set(BAD_MEMBERS)
+    assert "not JSON" in members["00/NCT00000000.json"]["reason"]
+    assert members["00/NCT00000000.json"]["record_key"] == "NCT00000000"
+    assert members["00/NCT00000000.json"]["raw"] == "<html>Service Unavailable</html>"
+    assert "nctId" in members["01/NCT00000001.json"]["reason"]
+    assert "not a v2 study" in members["02/NCT00000002.json"]["reason"]
+    assert "holds record NCT00000004, not NCT00000003" in members["03/NCT00000003.json"]["reason"]
+    assert "not a .json record" in members["README.txt"]["reason"]
+    assert all(row["table_name"] == "studies" for row in members.values())
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["snapshot"]["sha256"] == snapshot.snapshot_sha256(
+        bulk_release.parent / "snapshot"
+    )
+
+
+def test_shards_split_the_archive_and_together_stage_every_record(tmp_path: Path) -> None:
+    snap = bulk_snapshot(tmp_path / "snapshot", BAD_MEMBERS)
+    whole = duckdb.connect(str(tmp_path / "whole.duckdb"))
+    whole.execute("CREATE SCHEMA staging")
+    everything = stage_source(whole, snap, "clinicaltrials")
+    parts = []
+    for index in range(3):
+        con = duckdb.connect(str(tmp_path / f"part{index}.duckdb"))
+        con.execute("CREATE SCHEMA staging")
+        parts.append(stage_source(con, snap, "clinicaltrials", snapshot.Shard(index, 3)))
+        con.close()
+    assert all(p.records_read < everything.records_read for p in parts)
+    assert sum(p.records_read for p in parts) == everything.records_read == 11 + len(BAD_MEMBERS)
+    assert sum(p.staged for p in parts) == everything.staged == 11
+    assert sum(p.quarantined for p in parts) == everything.quarantined == len(BAD_MEMBERS)
+    for table, rows in everything.rows.items():
+        assert sum(p.rows.get(table, 0) for p in parts) == rows
+
+
+def test_a_file_that_is_no_zip_stops_the_build_naming_it(tmp_path: Path) -> None:
+    snap = bulk_snapshot(tmp_path / "snapshot")
+    (snap / ARCHIVE).write_bytes(b"PK\x03\x04 cut off")
+    with pytest.raises(SnapshotFormatError, match="ctg-studies.json.zip: not a readable ZIP"):
+        list(snapshot.source_records(snap, "clinicaltrials"))
