@@ -29,7 +29,8 @@ BAD_MEMBERS = {
     "00/NCT00000000.json": b"<html>Service Unavailable</html>",
     "01/NCT00000001.json": b'{"protocolSection": {"statusModule": {}}}',
     "02/NCT00000002.json": b'{"studies": []}',
-    "03/NCT00000003.json": b'{"protocolSection": {"identificationModule": {"nctId": "NCT00000004"}}}',
+    "03/NCT00000003.json": b'{"protocolSection": {"identificationModule": '
+    b'{"nctId": "NCT00000004"}}}',
     "README.txt": b"not a study",
 }
 """Member -> bytes: not JSON, no NCT id, a page not a study, another study's id, not .json."""
@@ -113,5 +114,5 @@ def test_shards_split_the_archive_and_together_stage_every_record(tmp_path: Path
 def test_a_file_that_is_no_zip_stops_the_build_naming_it(tmp_path: Path) -> None:
     snap = bulk_snapshot(tmp_path / "snapshot")
     (snap / ARCHIVE).write_bytes(b"PK\x03\x04 cut off")
-    with pytest.raises(SnapshotFormatError, match="ctg-studies.json.zip: not a readable ZIP"):
+    with pytest.raises(SnapshotFormatError, match=r"ctg-studies\.json\.zip: not a readable ZIP"):
         list(snapshot.source_records(snap, "clinicaltrials"))
