@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from pipelines import paths
 from pipelines.assets.curated import CURATED_ASSETS, CURATED_CHECKS, REFERENCE_ASSETS
@@ -27,6 +26,7 @@ from pipelines.resources import (
     LiveSourcesResource,
     ReleaseResource,
     SnapshotResource,
+    WarehouseResource,
 )
 
 DEPLOYMENT = deployment(os.environ)
@@ -47,7 +47,7 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     resources={
         "snapshot_store": SnapshotResource(path=str(paths.BUNDLED_SNAPSHOT)),
-        "warehouse": DuckDBResource(database=str(DATA_DIR.warehouse)),
+        "warehouse": WarehouseResource(database=str(DATA_DIR.warehouse)),
         "release": ReleaseResource(data_dir=str(DATA_DIR.root)),
         "live_sources": LiveSourcesResource(base_urls=DEPLOYMENT.base_urls, pace=DEPLOYMENT.pace),
         # Names, not values: Dagster resolves them at run time and never displays them.

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
-from pydantic import Field
+import duckdb
+from dagster_duckdb import DuckDBResource
+from pydantic import Field, PrivateAttr
 
 from pipelines import build, paths
 from pipelines.refresh import (
@@ -37,6 +39,38 @@ class SnapshotResource(dg.ConfigurableResource):
 
     def info(self) -> SnapshotInfo:
         return read_info(self.folder)
+
+
+class WarehouseResource(DuckDBResource):
+    """The build's DuckDB warehouse, opened once per run: each step gets a cursor of it.
+
+    Opening and closing the file per step cost a load and a checkpoint each, 54 times a build
+    (bench/README.md); a cursor shares the open database. Outside a run (a test calling
+    `get_connection` directly) it connects per call like `DuckDBResource`.
+    """
+
+    _run_connection: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._run_connection = duckdb.connect(self.database, config=self.connection_config)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._run_connection is not None:
+            self._run_connection.close()
+            self._run_connection = None
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of the run's connection (its own registrations and transaction)."""
+        if self._run_connection is None:
+            with super().get_connection() as con:
+                yield con
+            return
+        cursor = self._run_connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
 
 
 class ReleaseResource(dg.ConfigurableResource):

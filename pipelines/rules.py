@@ -10,7 +10,7 @@ lazy, so one pass reports every failure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -84,32 +84,159 @@ def nullable_key_columns(spec: TableSpec) -> tuple[str, ...]:
     )
 
 
-def _null_keys(frame: pd.DataFrame, spec: TableSpec) -> list[Breach]:
-    """Every row with a null in a key column that did not opt in to nulls."""
-    found = []
+# Where the rules read rows from: key columns in DuckDB, every column in pandas by chunks.
+
+CHUNK_ROWS = 100_000
+"""Rows Pandera validates at a time, so memory stays flat however large a table grows. Every
+model check is per value or per row; uniqueness is the primary key's, which SQL checks whole
+(tests/unit/test_rules.py holds the models to that)."""
+
+
+def quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows under the rules, named 0..count-1 in order by `_row`: their key columns as the DuckDB
+    relation `relation`, and all their columns as pandas, one chunk at a time."""
+
+    relation: str
+    count: int
+    stop: int
+    """Every `_row` is below it (rows may leave gaps)."""
+    chunk: Callable[[int, int], pd.DataFrame]
+    """The rows with start <= _row < stop, indexed by _row."""
+
+
+def key_columns(spec: TableSpec) -> list[str]:
+    """The columns the SQL rules read: primary key, then foreign-key columns."""
+    columns = [*spec.primary_key, *(c for fk in spec.foreign_keys for c in fk.columns)]
+    return list(dict.fromkeys(columns))
+
+
+def _registered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text key columns as pandas strings, so DuckDB types them VARCHAR even when all null."""
+    return frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
+
+
+def frame_rows(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, spec: TableSpec) -> Rows:
+    """A pandas frame's rows, named by position; its key columns registered in DuckDB."""
+    frame = frame.reset_index(drop=True)
+    keys = [c for c in key_columns(spec) if c in frame.columns]
+    name = f"_rows__{spec.name}"
+    con.register(name, _registered(frame[keys]).assign(_row=range(len(frame))))
+    return Rows(name, len(frame), len(frame), lambda start, stop: frame.iloc[start:stop])
+
+
+def _relation_rows(con: duckdb.DuckDBPyConnection, relation: str, count: int, stop: int) -> Rows:
+    """Rows of a relation that has `_row` (each below `stop`), read back by range."""
+
+    def chunk(start: int, end: int) -> pd.DataFrame:
+        frame = read_frame(
+            con,
+            f"SELECT * FROM {relation} WHERE _row >= ? AND _row < ? ORDER BY _row",
+            [start, end],
+        )
+        frame.index = pd.Index(frame.pop("_row").to_numpy())
+        return frame
+
+    return Rows(relation, count, stop, chunk)
+
+
+def sorted_rows(con: duckdb.DuckDBPyConnection, select: str, spec: TableSpec, order: str) -> Rows:
+    """The rows of a query in `order` (SQL ORDER BY terms), copied into a temporary table with
+    `_row`, so each chunk is read back by range, never the whole table at once."""
+    name = f"_rows__{spec.name}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} AS "
+        f"SELECT row_number() OVER (ORDER BY {order}) - 1 AS _row, * FROM ({select})"
+    )
+    (count,) = cast(tuple[int], con.execute(f"SELECT count(*) FROM {name}").fetchone())
+    return _relation_rows(con, name, count, count)
+
+
+def stored_rows(con: duckdb.DuckDBPyConnection, table: str) -> Rows:
+    """The rows of a warehouse table in place, named by DuckDB's rowid."""
+    count, stop = cast(
+        tuple[int, int],
+        con.execute(f"SELECT count(*), coalesce(max(rowid) + 1, 0) FROM {table}").fetchone(),
+    )
+    return _relation_rows(con, f"(SELECT rowid AS _row, * FROM {table})", count, stop)
+
+
+# The rules.
+
+
+def _null_keys(con: duckdb.DuckDBPyConnection, rows: Rows, spec: TableSpec) -> list[Breach]:
+    """Every null in a key column that did not opt in to nulls, column by column (one query)."""
     allowed = nullable_key_columns(spec)
-    for column in (c for c in spec.primary_key if c not in allowed):
-        reason = f"primary key column {column} is null"
-        for index in frame.index[frame[column].isna()]:
-            found.append(Breach(int(index), PRIMARY_KEY, (column,), NOT_NULL, None, reason))
-    return found
+    columns = [c for c in spec.primary_key if c not in allowed]
+    if not columns:
+        return []
+    nulls = ", ".join(f"{quoted(c)} IS NULL" for c in columns)
+    named = con.execute(
+        f"SELECT _row, {nulls} FROM {rows.relation} "
+        f"WHERE {' OR '.join(f'{quoted(c)} IS NULL' for c in columns)} ORDER BY _row"
+    ).fetchall()
+    return [
+        Breach(row, PRIMARY_KEY, (column,), NOT_NULL, None, f"primary key column {column} is null")
+        for i, column in enumerate(columns)
+        for row, *nulls in named
+        if nulls[i]
+    ]
 
 
-def _duplicate_keys(frame: pd.DataFrame, spec: TableSpec) -> list[Breach]:
-    """Every row repeating an earlier row's primary key (the first one stays).
+def _duplicate_keys(con: duckdb.DuckDBPyConnection, rows: Rows, spec: TableSpec) -> list[Breach]:
+    """Every row repeating an earlier row's primary key (the first one stays), among rows whose
+    key has no forbidden null.
 
-    Null counts as a value (SQL's IS NOT DISTINCT FROM): two rows whose keys differ only in
-    being null in the same place are duplicates, so a nullable key part still keys one row.
+    Null counts as a value (SQL's IS NOT DISTINCT FROM, as PARTITION BY groups): two rows whose
+    keys differ only in being null in the same place are duplicates, so a nullable key part
+    still keys one row.
     """
     if not spec.primary_key:
         return []
-    columns = list(spec.primary_key)
-    reason = f"duplicate primary key ({', '.join(columns)})"
-    duplicated = frame.duplicated(columns, keep="first")
-    return [
-        Breach(int(i), PRIMARY_KEY, spec.primary_key, UNIQUE, None, reason)
-        for i in frame.index[duplicated]
-    ]
+    allowed = nullable_key_columns(spec)
+    complete = " AND ".join(
+        [f"{quoted(c)} IS NOT NULL" for c in spec.primary_key if c not in allowed] or ["true"]
+    )
+    key = ", ".join(quoted(c) for c in spec.primary_key)
+    named = con.execute(
+        f"SELECT _row FROM (SELECT _row, row_number() OVER (PARTITION BY {key} ORDER BY _row) "
+        f"AS n FROM {rows.relation} WHERE {complete}) WHERE n > 1 ORDER BY _row"
+    ).fetchall()
+    reason = f"duplicate primary key ({', '.join(spec.primary_key)})"
+    return [Breach(row, PRIMARY_KEY, spec.primary_key, UNIQUE, None, reason) for (row,) in named]
+
+
+def _dangling(
+    con: duckdb.DuckDBPyConnection, rows: Rows, spec: TableSpec, parents: dict[str, str]
+) -> dict[int, list[Breach]]:
+    """Rows whose non-null foreign key has no parent row, each with its breaches in key order;
+    a parent absent from `parents` (table name -> relation) is not checked (a release folder
+    missing that table already reports it)."""
+    found: dict[int, list[Breach]] = {}
+    for fk in spec.foreign_keys:
+        parent = parents.get(fk.ref_table)
+        if parent is None:
+            continue
+        columns = [quoted(c) for c in fk.columns]
+        present = " AND ".join(f"t.{c} IS NOT NULL" for c in columns)
+        match = " AND ".join(
+            f"p.{quoted(r)} = t.{c}" for r, c in zip(fk.ref_columns, columns, strict=True)
+        )
+        named = con.execute(
+            f"SELECT t._row, {', '.join(f't.{c}' for c in columns)} FROM {rows.relation} t "
+            f"WHERE {present} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match}) "
+            "ORDER BY t._row"
+        ).fetchall()
+        for row, *values in named:
+            shown = tuple(values) if len(values) > 1 else values[0]
+            reason = f"{', '.join(fk.columns)} {shown!r} not found in {fk.ref_table}"
+            breach = Breach(row, FOREIGN_KEY, fk.columns, fk.ref_table, shown, reason)
+            found.setdefault(row, []).append(breach)
+    return found
 
 
 def _schema_reason(case: Any) -> str:
@@ -120,11 +247,14 @@ def _schema_reason(case: Any) -> str:
     return f"{case.column}: failed {case.check} (value {case.failure_case!r})"
 
 
-def _schema_breaches(frame: pd.DataFrame, spec: TableSpec) -> list[Breach]:
-    """Pandera's lazy validation, one breach per failure case, in Pandera's order."""
+def _schema_breaches(
+    frame: pd.DataFrame, spec: TableSpec
+) -> tuple[pd.DataFrame | None, list[Breach]]:
+    """Pandera's lazy validation: the validated (coerced) frame when every row passes, else
+    None and one breach per failure case, in Pandera's order."""
     try:
         lineage = [c for c in LINEAGE_COLUMNS if c in frame.columns]
-        spec.model.to_schema().validate(frame.drop(columns=lineage), lazy=True)
+        return spec.model.to_schema().validate(frame.drop(columns=lineage), lazy=True), []
     except pandera.errors.SchemaErrors as errors:
         found = []
         for case in errors.failure_cases.itertuples():
@@ -140,45 +270,72 @@ def _schema_breaches(frame: pd.DataFrame, spec: TableSpec) -> list[Breach]:
                     _schema_reason(case),
                 )
             )
-        return found
-    return []
+        return None, found
 
 
-def _foreign_key_breaches(
-    frame: pd.DataFrame, spec: TableSpec, parents: ParentKeys, skip: set[int]
-) -> list[Breach]:
-    """Rows whose non-null foreign key has no parent row; a parent absent from `parents` is
-    not checked (a release folder missing that table already reports it)."""
-    found = []
-    skip = set(skip)
+@dataclass(frozen=True)
+class Checked:
+    """One chunk of rows under the rules: the rows, what they break, and (when no row failed
+    the model) the model's validated frame of the rows that passed the key rules."""
+
+    rows: pd.DataFrame
+    found: list[Breach]
+    validated: pd.DataFrame | None
+
+
+def checked(
+    con: duckdb.DuckDBPyConnection, rows: Rows, spec: TableSpec, parents: dict[str, str]
+) -> Iterator[Checked]:
+    """Every rule over `rows`, chunk by chunk, each row's breaches in the gate's order: null
+    key parts that may not be null, then repeated primary keys among the other rows (the first
+    row of a key stays), then every Pandera failure of the rows left, then foreign keys of the
+    rows still left. Key and foreign-key rules run in SQL over the whole table, Pandera on one
+    chunk at a time (a table-level failure is reported by every chunk).
+    """
+    by_row: dict[int, list[Breach]] = {}
+    for breach in _null_keys(con, rows, spec) + _duplicate_keys(con, rows, spec):
+        by_row.setdefault(cast(int, breach.row), []).append(breach)
+    dangling = _dangling(con, rows, spec, parents)
+    for start in range(0, max(rows.stop, 1), CHUNK_ROWS):
+        chunk = rows.chunk(start, start + CHUNK_ROWS)
+        keyed = [b for i in chunk.index if i in by_row for b in by_row[i]]
+        validated, found = _schema_breaches(chunk.drop(index=[b.row for b in keyed]), spec)
+        rejected = {b.row for b in keyed + found}
+        foreign = [dangling[i][0] for i in chunk.index if i in dangling and i not in rejected]
+        yield Checked(chunk, keyed + found + foreign, validated)
+
+
+def breaches(frame: pd.DataFrame, spec: TableSpec, parents: ParentKeys) -> list[Breach]:
+    """Every rule `frame` breaks (rows named by position), `parents` giving the parent keys."""
+    con = duckdb.connect()
+    try:
+        rows = frame_rows(con, frame, spec)
+        return collected(checked(con, rows, spec, register_parents(con, spec, parents)))
+    finally:
+        con.close()
+
+
+def collected(parts: Iterable[Checked]) -> list[Breach]:
+    """Every chunk's breaches, a table-level one once (each chunk reports it)."""
+    found: list[Breach] = []
+    for part in parts:
+        found += [b for b in part.found if b.row is not None or b not in found]
+    return found
+
+
+def register_parents(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, parents: ParentKeys
+) -> dict[str, str]:
+    """Parent key sets as DuckDB relations, by parent table name."""
+    names = {}
     for fk in spec.foreign_keys:
         keys = parents.get(fk.ref_table)
         if keys is None:
             continue
-        columns = frame[list(fk.columns)]
-        present = ~columns.isna().any(axis=1).to_numpy()
-        tuples = columns[present].itertuples(index=False, name=None)
-        for index, values in zip(frame.index[present], tuples, strict=True):
-            if index in skip or values in keys:
-                continue
-            shown = values if len(values) > 1 else values[0]
-            reason = f"{', '.join(fk.columns)} {shown!r} not found in {fk.ref_table}"
-            found.append(Breach(int(index), FOREIGN_KEY, fk.columns, fk.ref_table, shown, reason))
-            skip.add(index)
-    return found
-
-
-def breaches(frame: pd.DataFrame, spec: TableSpec, parents: ParentKeys) -> list[Breach]:
-    """Every rule `frame` breaks, in the gate's order: null key parts that may not be null,
-    then repeated primary keys among the other rows (the first row of a key stays), then every
-    Pandera failure of the rows left, then foreign keys of the rows still left. `frame` must
-    have a unique index: it names the rows.
-    """
-    found = _null_keys(frame, spec)
-    found += _duplicate_keys(frame.drop(index=[b.row for b in found]), spec)
-    found += _schema_breaches(frame.drop(index=[b.row for b in found]), spec)
-    rejected = {b.row for b in found if b.row is not None}
-    return found + _foreign_key_breaches(frame, spec, parents, rejected)
+        frame = pd.DataFrame(list(keys), columns=list(fk.ref_columns), dtype=object)
+        names[fk.ref_table] = f"_parent__{fk.ref_table}"
+        con.register(names[fk.ref_table], _registered(frame))
+    return names
 
 
 def _examples(values: Iterable[Any]) -> str:
@@ -245,6 +402,15 @@ def empty_quarantine() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="string") for c in QUARANTINE_COLUMNS})
 
 
+LINEAGE_NULLS = "NULL::VARCHAR AS _source, NULL::VARCHAR AS _source_file, NULL::BIGINT AS _seq"
+"""The lineage columns (pipelines/warehouse.py) as typed nulls."""
+
+
+def gate_order(spec: TableSpec) -> list[str]:
+    """The gate's row order: of rows sharing a primary key, the first in lineage order stays."""
+    return [*spec.primary_key, *LINEAGE_COLUMNS]
+
+
 def conform(frame: pd.DataFrame | None, spec: TableSpec) -> pd.DataFrame:
     """Give a staged frame every model column (missing → null, or [] for lists), keep lineage."""
     frame = pd.DataFrame() if frame is None else frame.copy()
@@ -258,6 +424,34 @@ def conform(frame: pd.DataFrame | None, spec: TableSpec) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = None
     return frame[[*spec.columns, *LINEAGE_COLUMNS]].reset_index(drop=True)
+
+
+def ordered_frame_rows(
+    con: duckdb.DuckDBPyConnection, frame: pd.DataFrame | None, spec: TableSpec
+) -> Rows:
+    """A builder's frame, conformed and in the gate's order."""
+    data = conform(frame, spec)
+    data = data.sort_values(gate_order(spec), kind="stable", na_position="last")
+    return frame_rows(con, data, spec)
+
+
+def staged_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, staged: list[str]) -> Rows:
+    """Every source's staged rows for `spec`'s table (`staged`: their warehouse tables), conformed
+    in SQL as `conform` does in pandas and in the gate's order, without reading them whole."""
+    model = f"_model__{spec.name}"
+    con.register(model, arrow_schema(spec.model).empty_table())
+    # The model's columns with its types, and lineage, even when no source staged a row.
+    empty = f"SELECT *, {LINEAGE_NULLS} FROM {model}"
+    union = " UNION ALL BY NAME ".join([*(f"SELECT * FROM {n}" for n in staged), empty])
+    lists = set(list_columns(spec))
+    columns = [
+        f"coalesce(list_sort(list_distinct({quoted(c)})), []) AS {quoted(c)}"
+        if c in lists
+        else quoted(c)
+        for c in [*spec.columns, *LINEAGE_COLUMNS]
+    ]
+    order = ", ".join(f"{quoted(c)} NULLS LAST" for c in gate_order(spec))
+    return sorted_rows(con, f"SELECT {', '.join(columns)} FROM ({union})", spec, order)
 
 
 def _raw(row: pd.Series, columns: list[str]) -> str:
@@ -284,37 +478,56 @@ def _rejects(frame: pd.DataFrame, reasons: dict[int, str], spec: TableSpec) -> p
     return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS) if rows else empty_quarantine()
 
 
-def enforce(frame: pd.DataFrame | None, spec: TableSpec, parents: ParentKeys) -> Enforced:
-    """The gate: conform, then quarantine every row that breaks a rule, with the rule named.
+def gate(
+    con: duckdb.DuckDBPyConnection,
+    rows: Rows,
+    spec: TableSpec,
+    parents: dict[str, str],
+    keep: Callable[[pd.DataFrame], None],
+) -> pd.DataFrame:
+    """Quarantine every row that breaks a rule, naming its first broken rule; hand the rest,
+    validated by the model (coerced to its types), to `keep` one chunk at a time.
 
-    Of rows sharing a primary key the first in lineage order stays. A table-level failure
-    (a missing column, say) is a bug in a builder, not bad input: it raises.
+    A table-level failure (a missing column, say) is a bug in a builder, not bad input: it
+    raises. Returns the quarantine rows, in row order.
     """
-    data = conform(frame, spec)
-    order = [*spec.primary_key, "_source", "_source_file", "_seq"]
-    data = data.sort_values(order, kind="stable", na_position="last").reset_index(drop=True)
-    reasons: dict[int, str] = {}
-    for breach in breaches(data, spec, parents):
-        if breach.row is None:
-            raise ValueError(f"{spec.name}: table-level schema failure: {breach.reason}")
-        reasons.setdefault(breach.row, breach.reason)
-    rejects = _rejects(data, reasons, spec)
-    kept = data.drop(index=list(reasons))[spec.columns].reset_index(drop=True)
-    validated = spec.model.validate(kept, lazy=True)
-    return Enforced(validated.reset_index(drop=True), rejects)
+    rejects = []
+    for part in checked(con, rows, spec, parents):
+        reasons: dict[int, str] = {}
+        for breach in part.found:
+            if breach.row is None:
+                raise ValueError(f"{spec.name}: table-level schema failure: {breach.reason}")
+            reasons.setdefault(breach.row, breach.reason)
+        if reasons:
+            rejects.append(_rejects(part.rows, reasons, spec))
+        kept = part.rows.drop(index=list(reasons))[spec.columns]
+        if part.validated is not None:  # the rows' one validation (the usual case)
+            kept = part.validated.loc[kept.index]
+        else:  # some rows failed the model: the others are coerced once more, alone
+            kept = spec.model.validate(kept, lazy=True)
+        keep(kept.reset_index(drop=True))
+    return pd.concat(rejects, ignore_index=True) if rejects else empty_quarantine()
+
+
+def enforce(frame: pd.DataFrame | None, spec: TableSpec, parents: ParentKeys) -> Enforced:
+    """The gate on a frame in memory, `parents` giving the parent keys: conform, order, then
+    quarantine every row that breaks a rule, with the rule named."""
+    con = duckdb.connect()
+    try:
+        kept: list[pd.DataFrame] = []
+        rows = ordered_frame_rows(con, frame, spec)
+        rejects = gate(con, rows, spec, register_parents(con, spec, parents), kept.append)
+    finally:
+        con.close()
+    return Enforced(pd.concat(kept, ignore_index=True), rejects)
 
 
 # The blocking asset checks.
 
 
-def warehouse_parents(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> ParentKeys:
-    """The keys of `spec`'s foreign-key parents, as curated in the warehouse."""
-    parents: ParentKeys = {}
-    for fk in spec.foreign_keys:
-        columns = ", ".join(fk.ref_columns)
-        frame = read_frame(con, f"SELECT {columns} FROM curated.{fk.ref_table}")
-        parents[fk.ref_table] = key_set(frame, fk.ref_columns)
-    return parents
+def warehouse_parents(spec: TableSpec) -> dict[str, str]:
+    """`spec`'s foreign-key parents as curated in the warehouse, by table name."""
+    return {fk.ref_table: f"curated.{fk.ref_table}" for fk in spec.foreign_keys}
 
 
 def asset_check_for(spec: TableSpec) -> dg.AssetChecksDefinition:
@@ -329,11 +542,14 @@ def asset_check_for(spec: TableSpec) -> dg.AssetChecksDefinition:
     )
     def check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
         with warehouse.get_connection() as con:
-            frame = read_frame(con, f"SELECT * FROM curated.{spec.name}")
-            problems = all_problem_lines(spec, breaches(frame, spec, warehouse_parents(con, spec)))
+            rows = stored_rows(con, f"curated.{spec.name}")
+            found = collected(checked(con, rows, spec, warehouse_parents(spec)))
         return dg.AssetCheckResult(
-            passed=not problems,
-            metadata={"rows": len(frame), "problems": dg.MetadataValue.json(problems)},
+            passed=not all_problem_lines(spec, found),
+            metadata={
+                "rows": rows.count,
+                "problems": dg.MetadataValue.json(all_problem_lines(spec, found)),
+            },
         )
 
     return check

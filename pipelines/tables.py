@@ -69,7 +69,7 @@ from pipelines.normalize.literature_studies import (
 from pipelines.normalize.outcome_changes import outcome_changes
 from pipelines.normalize.outcomes import INSTRUMENTS_FILE, load_instrument_lexicon
 from pipelines.sources import publication_precedence
-from pipelines.warehouse import read_frame, union_staging, write_table
+from pipelines.warehouse import read_frame, staging_tables, union_staging, write_table
 
 CURATED_LINKS_FILE = "study_publication_links.csv"
 """Study↔paper links that no registry states (inferred by matching designs, or mentions)."""
@@ -83,9 +83,12 @@ class Built:
     `rows_in` and go to quarantine beside the gate's rejects).
     """
 
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None = None
     rows_in: dict[str, int] | None = None
     rejects: pd.DataFrame | None = None
+    staged: list[str] | None = None
+    """Instead of a frame: the staging tables (every source's) whose rows, as they are, the
+    gate reads in place in the warehouse (a posted-results table can outgrow memory)."""
 
 
 BuildFn = Callable[[duckdb.DuckDBPyConnection, Path], Built]
@@ -137,7 +140,7 @@ def staged_as_is(table: str) -> None:
     """Register `table` as every source's staged rows, unchanged (the gate still applies)."""
 
     def build(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
-        return Built(staged(con, table))
+        return Built(staged=staging_tables(con, table))
 
     BUILDERS[table] = Builder(table, build, staged=(table,))
 

@@ -16,7 +16,14 @@ from dagster_duckdb import DuckDBResource
 
 from pipelines import paths, tables
 from pipelines.resources import ReleaseResource
-from pipelines.rules import asset_check_for, enforce, warehouse_parents
+from pipelines.rules import (
+    Rows,
+    asset_check_for,
+    gate,
+    ordered_frame_rows,
+    staged_rows,
+    warehouse_parents,
+)
 from pipelines.sources import SOURCES
 from pipelines.warehouse import write_table
 from schemas import QUARANTINE, TABLES, TABLES_BY_NAME, TableSpec
@@ -65,29 +72,57 @@ def builder_deps(builder: tables.Builder) -> list[dg.AssetKey]:
     ]
 
 
+def _rows_in(con: duckdb.DuckDBPyConnection, built: tables.Built, rows: Rows) -> dict[str, int]:
+    """Rows in by source: the builder's own count when it merged rows, else its rows' sources."""
+    if built.rows_in is not None:
+        return built.rows_in
+    if built.staged is not None:  # `rows` holds every column of the staged rows
+        counted = con.execute(
+            f"SELECT _source, count(*) FROM {rows.relation} WHERE _source IS NOT NULL "
+            "GROUP BY _source"
+        ).fetchall()
+        return {str(source): int(count) for source, count in counted}
+    frame = built.frame
+    return _count_values(frame["_source"]) if frame is not None and "_source" in frame else {}
+
+
 def _count_values(column: pd.Series) -> dict[str, int]:
     """Rows per value of a column (a source name), as plain str -> int."""
     return {str(value): int(count) for value, count in column.value_counts().items()}
 
 
 def _record_stats(
-    con: duckdb.DuckDBPyConnection, table: str, built: tables.Built, rejects: pd.DataFrame
+    con: duckdb.DuckDBPyConnection, table: str, rows_in: dict[str, int], rejects: pd.DataFrame
 ) -> None:
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {STATS_TABLE} (table_name VARCHAR, source VARCHAR, "
         "rows_in BIGINT, rows_rejected BIGINT)"
     )
     con.execute(f"DELETE FROM {STATS_TABLE} WHERE table_name = ?", [table])
-    frame = built.frame
-    rows_in = built.rows_in
-    if rows_in is None:
-        rows_in = _count_values(frame["_source"]) if "_source" in frame else {}
     rejected = _count_values(rejects["source"]) if not rejects.empty else {}
     for source in sorted(set(rows_in) | set(rejected)):
         con.execute(
             f"INSERT INTO {STATS_TABLE} VALUES (?, ?, ?, ?)",
             [table, source, int(rows_in.get(source, 0)), int(rejected.get(source, 0))],
         )
+
+
+class TableWriter:
+    """Writes a curated table chunk by chunk, in the model's Arrow types."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, spec: TableSpec):
+        self._con = con
+        self._spec = spec
+        self.rows = 0
+        write_table(con, f"curated.{spec.name}", arrow_schema(spec.model).empty_table())
+
+    def append(self, frame: pd.DataFrame) -> None:
+        self._con.register("_incoming", to_arrow(frame, self._spec.model))
+        try:
+            self._con.execute(f"INSERT INTO curated.{self._spec.name} SELECT * FROM _incoming")
+        finally:
+            self._con.unregister("_incoming")
+        self.rows += len(frame)
 
 
 def _table_metadata(spec: TableSpec, rows: int) -> dict[str, dg.MetadataValue]:
@@ -139,14 +174,16 @@ def _curated_asset(builder: tables.Builder) -> dg.AssetsDefinition:
     ) -> Iterator[dg.MaterializeResult]:
         with warehouse.get_connection() as con:
             built = builder.build(con, release.reference)
-            result = enforce(built.frame, spec, warehouse_parents(con, spec))
+            if built.staged is not None:
+                rows = staged_rows(con, spec, built.staged)
+            else:
+                rows = ordered_frame_rows(con, built.frame, spec)
+            writer = TableWriter(con, spec)
+            rejects = gate(con, rows, spec, warehouse_parents(spec), writer.append)
             if built.rejects is not None and not built.rejects.empty:
-                result.rejects = pd.concat([built.rejects, result.rejects], ignore_index=True)
-            write_table(con, f"curated.{spec.name}", to_arrow(result.frame, spec.model))
-            write_table(
-                con, f"curated.rejects__{spec.name}", to_arrow(result.rejects, QUARANTINE.model)
-            )
-            _record_stats(con, spec.name, built, result.rejects)
+                rejects = pd.concat([built.rejects, rejects], ignore_index=True)
+            write_table(con, f"curated.rejects__{spec.name}", to_arrow(rejects, QUARANTINE.model))
+            _record_stats(con, spec.name, _rows_in(con, built, rows), rejects)
             written = {
                 name: con.execute(f"SELECT count(*) FROM curated.{name}").fetchone()
                 for name in builder.writes
@@ -154,15 +191,14 @@ def _curated_asset(builder: tables.Builder) -> dg.AssetsDefinition:
         yield dg.MaterializeResult(
             asset_key=["curated", spec.name],
             metadata={
-                **_table_metadata(spec, len(result.frame)),
-                "rows_quarantined": len(result.rejects),
+                **_table_metadata(spec, writer.rows),
+                "rows_quarantined": len(rejects),
             },
         )
         for name, count in written.items():
-            rows = int(count[0]) if count else 0
             yield dg.MaterializeResult(
                 asset_key=["curated", name],
-                metadata=_table_metadata(WORKING_BY_NAME[name], rows),
+                metadata=_table_metadata(WORKING_BY_NAME[name], int(count[0]) if count else 0),
             )
 
     return curated_table

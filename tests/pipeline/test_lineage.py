@@ -148,13 +148,20 @@ def run_builder(
             _copy_inputs(con, full, inputs)
         before = _table_names(con, "curated")
         recording = RecordingConnection(con)
-        frame = builder.build(cast(duckdb.DuckDBPyConnection, recording), reference)
+        built = builder.build(cast(duckdb.DuckDBPyConnection, recording), reference)
         new = _table_names(con, "curated") - before
         assert inputs is None or new == set(builder.writes), (builder.table, new)
         written = {w: read_frame(con, f"SELECT * FROM curated.{w}") for w in builder.writes}
+        frame = built.frame if built.staged is None else staged_frame(con, built.staged)
     finally:
         con.close()
-    return Outcome(frame.frame, written, recording.curated_reads(), recording.staged_reads())
+    return Outcome(frame, written, recording.curated_reads(), recording.staged_reads())
+
+
+def staged_frame(con: duckdb.DuckDBPyConnection, names: list[str]) -> pd.DataFrame:
+    """The rows of the staging tables a builder hands the gate to read in place."""
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {n}" for n in names)
+    return read_frame(con, f"SELECT * FROM ({union}) ORDER BY ALL") if names else pd.DataFrame()
 
 
 def _copy_inputs(con: duckdb.DuckDBPyConnection, full: Path, inputs: Inputs) -> None:
