@@ -284,7 +284,11 @@ class Checked:
 
 
 def checked(
-    con: duckdb.DuckDBPyConnection, rows: Rows, spec: TableSpec, parents: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    rows: Rows,
+    spec: TableSpec,
+    parents: dict[str, str],
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[Checked]:
     """Every rule over `rows`, chunk by chunk, each row's breaches in the gate's order: null
     key parts that may not be null, then repeated primary keys among the other rows (the first
@@ -296,8 +300,8 @@ def checked(
     for breach in _null_keys(con, rows, spec) + _duplicate_keys(con, rows, spec):
         by_row.setdefault(cast(int, breach.row), []).append(breach)
     dangling = _dangling(con, rows, spec, parents)
-    for start in range(0, max(rows.stop, 1), CHUNK_ROWS):
-        chunk = rows.chunk(start, start + CHUNK_ROWS)
+    for start in range(0, max(rows.stop, 1), chunk_rows):
+        chunk = rows.chunk(start, start + chunk_rows)
         keyed = [b for i in chunk.index if i in by_row for b in by_row[i]]
         validated, found = _schema_breaches(chunk.drop(index=[b.row for b in keyed]), spec)
         rejected = {b.row for b in keyed + found}
@@ -484,6 +488,7 @@ def gate(
     spec: TableSpec,
     parents: dict[str, str],
     keep: Callable[[pd.DataFrame], None],
+    chunk_rows: int = CHUNK_ROWS,
 ) -> pd.DataFrame:
     """Quarantine every row that breaks a rule, naming its first broken rule; hand the rest,
     validated by the model (coerced to its types), to `keep` one chunk at a time.
@@ -492,7 +497,7 @@ def gate(
     raises. Returns the quarantine rows, in row order.
     """
     rejects = []
-    for part in checked(con, rows, spec, parents):
+    for part in checked(con, rows, spec, parents, chunk_rows):
         reasons: dict[int, str] = {}
         for breach in part.found:
             if breach.row is None:
@@ -509,14 +514,20 @@ def gate(
     return pd.concat(rejects, ignore_index=True) if rejects else empty_quarantine()
 
 
-def enforce(frame: pd.DataFrame | None, spec: TableSpec, parents: ParentKeys) -> Enforced:
+def enforce(
+    frame: pd.DataFrame | None,
+    spec: TableSpec,
+    parents: ParentKeys,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Enforced:
     """The gate on a frame in memory, `parents` giving the parent keys: conform, order, then
     quarantine every row that breaks a rule, with the rule named."""
     con = duckdb.connect()
     try:
         kept: list[pd.DataFrame] = []
         rows = ordered_frame_rows(con, frame, spec)
-        rejects = gate(con, rows, spec, register_parents(con, spec, parents), kept.append)
+        parents_in = register_parents(con, spec, parents)
+        rejects = gate(con, rows, spec, parents_in, kept.append, chunk_rows)
     finally:
         con.close()
     return Enforced(pd.concat(kept, ignore_index=True), rejects)

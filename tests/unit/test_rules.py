@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 from dagster_duckdb import DuckDBResource
 
@@ -16,9 +17,14 @@ from pipelines.rules import (
     asset_check_for,
     breaches,
     enforce,
+    gate,
     nullable_key_columns,
+    staged_rows,
+    warehouse_parents,
 )
+from pipelines.warehouse import staging_tables, union_staging
 from schemas import RELEASED, TABLES_BY_NAME, TableSpec
+from schemas.arrow import arrow_schema
 
 CONDITIONS = TABLES_BY_NAME["conditions"]
 
@@ -205,3 +211,81 @@ def test_asset_check_fails_naming_each_broken_rule(tmp_path: Path) -> None:
         "table conditions, primary key study_id, condition has 1 duplicate rows",
         "foreign key study_id -> studies: 1 values do not resolve, e.g. NCT00000009",
     ]
+
+
+ARMS = TABLES_BY_NAME["arms"]
+
+
+def _arm(study_id: str | None, label: str, names: list[str] | None, kind: str = "EXPERIMENTAL"):
+    return {
+        "study_id": study_id,
+        "arm_label": label,
+        "arm_type": kind,
+        "description": None,
+        "intervention_names": names,
+    }
+
+
+ARM_ROWS = [
+    _arm("NCT00000002", "B", ["kratom", "placebo", "kratom"]),
+    _arm("NCT00000001", "A", None),
+    _arm("NCT00000009", "A", ["kratom"]),  # no such study
+    _arm("NCT00000001", "A", ["placebo"]),  # a duplicate, later in lineage order
+    _arm(None, "C", []),  # a key column that may not be null
+    _arm("NCT00000002", "C", ["kratom"]),
+]
+"""Arms breaking each rule, the rows of a key spread over chunks of two."""
+STUDIES = {("NCT00000001",), ("NCT00000002",)}
+
+
+def test_the_gate_in_chunks_keeps_and_quarantines_what_it_does_in_one() -> None:
+    staged = _staged(ARM_ROWS)
+    whole = enforce(staged, ARMS, {"studies": STUDIES})
+    chunked = enforce(staged, ARMS, {"studies": STUDIES}, chunk_rows=2)
+    assert whole.rejects["reason"].tolist() == [
+        "duplicate primary key (study_id, arm_label)",
+        "study_id 'NCT00000009' not found in studies",
+        "primary key column study_id is null",
+    ]
+    assert whole.frame["intervention_names"].tolist() == [[], ["kratom", "placebo"], ["kratom"]]
+    pd.testing.assert_frame_equal(whole.frame, chunked.frame)
+    pd.testing.assert_frame_equal(whole.rejects, chunked.rejects)
+
+
+def _staging_table(con: duckdb.DuckDBPyConnection, source: str, rows: list[dict]) -> None:
+    """A staging table as the staging sink writes it: model columns typed, then lineage."""
+    frame = _staged(rows).assign(_source=source)
+    fields = [
+        *arrow_schema(ARMS.model),
+        pa.field("_source", pa.string()),
+        pa.field("_source_file", pa.string()),
+        pa.field("_seq", pa.int64()),
+    ]
+    table = pa.Table.from_pandas(
+        frame, pa.schema([f.with_nullable(True) for f in fields]), preserve_index=False
+    )
+    con.register("_rows", table)
+    con.execute(f"CREATE TABLE staging.{source}__arms AS SELECT * FROM _rows")
+    con.unregister("_rows")
+
+
+def test_staged_rows_gated_in_place_give_what_the_frame_gives() -> None:
+    """`staged_rows` conforms and orders in SQL what `conform` and the sort do in pandas."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE SCHEMA curated")
+    con.execute(
+        "CREATE TABLE curated.studies AS SELECT * FROM (VALUES ('NCT00000001'), "
+        "('NCT00000002')) t(study_id)"
+    )
+    _staging_table(con, "clinicaltrials", ARM_ROWS[:4])
+    _staging_table(con, "another", ARM_ROWS[4:])
+    parents = warehouse_parents(ARMS)
+    in_place: list[pd.DataFrame] = []
+    rows = staged_rows(con, ARMS, staging_tables(con, "arms"))
+    rejects = gate(con, rows, ARMS, parents, in_place.append, chunk_rows=2)
+    from_frame = enforce(union_staging(con, "arms"), ARMS, {"studies": STUDIES})
+    con.close()
+    pd.testing.assert_frame_equal(pd.concat(in_place, ignore_index=True), from_frame.frame)
+    pd.testing.assert_frame_equal(rejects, from_frame.rejects)
+    assert len(rejects) == 3
