@@ -118,19 +118,69 @@ NCT_ID = re.compile(r"NCT\d{8}")
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     """Yield the studies of one snapshot file, one at a time.
 
-    A list page (`{"studies": [...], "nextPageToken"?}`) is streamed study by study, so a page of
-    any size is never held whole; a single study (`{"protocolSection": ...}`) is one record.
-    ijson's C backend builds each study (no Python call per JSON event).
+    A list page (`{"studies": [...], "nextPageToken"?}`) or a single study
+    (`{"protocolSection": ...}`, one record). A file up to WHOLE_FILE_BYTES (an API page of 1000
+    studies is about 20 MB) is parsed whole by orjson, three times faster than building each
+    study with ijson; a larger one is streamed study by study with ijson, so a page of any size
+    is never held whole. A file orjson refuses is read again with ijson, whose errors name the
+    problem.
 
     Raises:
         SnapshotFormatError: the file is not JSON, or neither a page nor a study.
     """
+    if path.stat().st_size <= WHOLE_FILE_BYTES:
+        body = path.read_bytes()
+        try:
+            doc = None if _long_digit_run(body) else orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = None
+        if doc is not None:
+            yield from _whole_file_records(path, doc)
+            return
     with path.open("rb") as f:
         try:
             yield from _iter_json(f, path)
         except ijson.JSONError as exc:
             problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SnapshotFormatError(path, f"malformed JSON: {problem}") from exc
+
+
+WHOLE_FILE_BYTES = 32 * 1024 * 1024
+"""Snapshot files up to this size are parsed whole (a few hundred MB of Python objects at most)."""
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def _long_digit_run(body: bytes) -> bool:
+    """True when the body holds 19 digits in a row: maybe an integer beyond 64 bits, which
+    orjson reads as a float but ijson refuses ("integer overflow"), so ijson must read it."""
+    return body.translate(_DIGITS).find(_LONG_RUN) >= 0
+
+
+def _whole_file_records(path: Path, doc: Any) -> Iterator[dict[str, Any]]:
+    """The studies of a parsed file, checked as `_iter_json` checks a stream, in the same order."""
+    if not isinstance(doc, dict):
+        raise SnapshotFormatError(path, "not a JSON object (expected a v2 studies page or study)")
+    first = next(iter(doc), None)
+    if first is None:
+        raise SnapshotFormatError(path, "empty JSON object (expected a v2 studies page or study)")
+    if first in _STUDY_KEYS:
+        yield doc
+        return
+    if first not in _PAGE_KEYS:
+        raise SnapshotFormatError(
+            path, f"unknown top-level key {first!r}: neither a v2 studies page nor a study"
+        )
+    if "studies" not in doc:
+        raise SnapshotFormatError(path, "studies page without a 'studies' list")
+    studies = doc["studies"]
+    if not isinstance(studies, list):
+        raise SnapshotFormatError(path, "'studies' is not a list")
+    for study in studies:
+        if not isinstance(study, dict):
+            event = _JSON_EVENT.get(type(study), "null")
+            raise SnapshotFormatError(path, f"studies[] holds a {event}, not a study object")
+        yield study
 
 
 def _iter_json(f: BinaryIO, path: Path) -> Iterator[dict[str, Any]]:
@@ -505,10 +555,9 @@ def _measurements(outcome_id: str, measure: dict[str, Any]) -> list[dict[str, An
     rows = []
     for klass in measure.get("classes") or []:
         denoms = denominators(klass.get("denoms")) or measure_denoms
+        class_title = as_text(klass.get("title"))
         for category in klass.get("categories") or []:
-            label = " / ".join(
-                t for t in (as_text(klass.get("title")), as_text(category.get("title"))) if t
-            )
+            label = " / ".join(t for t in (class_title, as_text(category.get("title"))) if t)
             for cell in category.get("measurements") or []:
                 group_id = cell.get("groupId")
                 if group_id not in groups:

@@ -1,4 +1,6 @@
-"""Studies built by ijson's C backend equal those built event by event in Python, value and type."""
+"""Studies read from a snapshot file equal those built event by event in Python, value and type,
+whether the file is parsed whole by orjson or streamed by ijson's C backend (every test runs both
+ways), and both ways refuse a bad file with the same message."""
 
 from __future__ import annotations
 
@@ -19,6 +21,15 @@ FILES = sorted(
         *(REPO_ROOT.parent / "shared" / "samples" / "ctgov").glob("*.json"),
     ]
 )
+
+
+@pytest.fixture(autouse=True, params=["whole", "streamed"])
+def read_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`whole`: files parsed whole (the default for files this small); `streamed`: every file
+    streamed study by study, as files above WHOLE_FILE_BYTES are."""
+    if request.param == "streamed":
+        monkeypatch.setattr(ct, "WHOLE_FILE_BYTES", -1)
+    return str(request.param)
 
 
 def _typed(value: Any) -> Any:
@@ -92,3 +103,37 @@ def test_shape_and_syntax_errors_name_the_problem(tmp_path: Path, body: str, pro
     path.write_text(body)
     with pytest.raises(SnapshotFormatError, match=problem):
         list(ct.iter_records(path))
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("", "malformed JSON: parse error: premature EOF"),
+        ("null", "not a JSON object"),
+        ("[1, 2]", "not a JSON object"),
+        ("{}", "empty JSON object"),
+        ('{"apiVersion": "2.0.3"}', "unknown top-level key 'apiVersion'"),
+        ('{"nextPageToken": "x"}', "without a 'studies' list"),
+        ('{"studies": {"a": 1}}', "'studies' is not a list"),
+        ('{"studies": [7]}', r"studies\[\] holds a number, not a study object"),
+        ('{"studies": []} trailing', "malformed JSON"),
+    ],
+)
+def test_every_shape_check_names_the_same_problem_both_ways(
+    tmp_path: Path, body: str, problem: str
+) -> None:
+    path = tmp_path / "page.json"
+    path.write_text(body)
+    with pytest.raises(SnapshotFormatError, match=problem):
+        list(ct.iter_records(path))
+
+
+def test_a_long_digit_run_is_read_by_ijson_which_keeps_big_integers_apart(tmp_path: Path) -> None:
+    """orjson would turn 2**64 into a float; such files go to ijson, which refuses them."""
+    path = tmp_path / "page.json"
+    path.write_text('{"studies": [{"protocolSection": {"n": 18446744073709551616}}]}')
+    with pytest.raises(SnapshotFormatError, match="integer overflow"):
+        list(ct.iter_records(path))
+    path.write_text('{"studies": [{"protocolSection": {"id": "1234567890123456789012"}}]}')
+    [study] = ct.iter_records(path)
+    assert study["protocolSection"]["id"] == "1234567890123456789012"
