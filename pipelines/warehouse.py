@@ -7,6 +7,8 @@ what validation turned away. Table names come from code constants, never from in
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import duckdb
@@ -85,11 +87,32 @@ def staging_schema(table: str, rows: list[dict[str, Any]]) -> pa.Schema:
     return pa.schema([f.with_nullable(True) for f in fields] + _LINEAGE_FIELDS)
 
 
+def row_columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, list[Any]]:
+    """The rows' values column by column, for each of `names` that a row holds.
+
+    Rows built by one function share their keys, so they are transposed with C-level
+    itemgetter and zip instead of a Python lookup per cell; rows whose keys differ are read
+    key by key, a missing key counting as null.
+    """
+    keys = list(rows[0])
+    if len(keys) > 1 and len(set(map(len, rows))) == 1:
+        try:
+            tuples = list(map(itemgetter(*keys), rows))
+        except KeyError:
+            pass
+        else:
+            values = zip(*tuples, strict=True)
+            return {k: list(v) for k, v in zip(keys, values, strict=True) if k in names}
+    present = set().union(*map(dict.keys, rows))
+    return {n: [row.get(n) for row in rows] for n in names if n in present}
+
+
 class StagingSink:
     """Buffers parsed rows per table and appends them to staging tables in batches.
 
     Batching keeps memory flat however large the source is: rows are flushed every
-    `batch_rows` rows per table. Lineage columns are added per batch, not per row.
+    `batch_rows` rows per table. Rows arrive a record's list at a time, and become Arrow
+    columns per batch (`row_columns`); lineage columns are added per batch, not per row.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source: str, batch_rows: int = 20_000):
@@ -102,11 +125,18 @@ class StagingSink:
         self.counts: dict[str, int] = {}
 
     def add(self, table: str, row: dict[str, Any], source_file: str) -> None:
-        self.counts[table] = self.counts.get(table, 0) + 1
-        rows, files = self._buffers.setdefault(table, ([], []))
-        rows.append(row)
-        files.append(source_file)
-        if len(rows) >= self._batch_rows:
+        """One row of `table`, read from `source_file`."""
+        self.add_rows(table, [row], source_file)
+
+    def add_rows(self, table: str, rows: list[dict[str, Any]], source_file: str) -> None:
+        """Rows of `table` that one record of `source_file` gave (none is fine)."""
+        if not rows:
+            return
+        self.counts[table] = self.counts.get(table, 0) + len(rows)
+        buffered, files = self._buffers.setdefault(table, ([], []))
+        buffered += rows
+        files += repeat(source_file, len(rows))
+        if len(buffered) >= self._batch_rows:
             self._flush(table)
 
     def close(self) -> None:
@@ -121,13 +151,18 @@ class StagingSink:
         if schema is None:
             schema = self._schemas[table] = staging_schema(table, rows)
         first = self.counts[table] - len(rows)
+        fields = list(schema)[: -len(_LINEAGE_FIELDS)]
+        values = row_columns(rows, [f.name for f in fields])
+        columns = [
+            pa.array(values[f.name], f.type) if f.name in values else pa.nulls(len(rows), f.type)
+            for f in fields
+        ]
         lineage = [
             pa.array([self._source] * len(rows), pa.string()),
             pa.array(files, pa.string()),
             pa.array(range(first, first + len(rows)), pa.int64()),
         ]
-        columns = pa.Table.from_pylist(rows, schema=pa.schema(list(schema)[: -len(lineage)]))
-        batch = pa.Table.from_arrays([*columns.columns, *lineage], schema=schema)
+        batch = pa.Table.from_arrays([*columns, *lineage], schema=schema)
         name = staging_name(self._source, table)
         self._con.register("_batch", batch)
         try:

@@ -74,7 +74,7 @@ def parse_results(nct: str, study: dict[str, Any]) -> TableRows:
     baseline = results.get("baselineCharacteristicsModule") or {}
     adverse = results.get("adverseEventsModule") or {}
     measures = dig(results, "outcomeMeasuresModule", "outcomeMeasures") or []
-    labels = [a["arm_label"] for a in arms if a["arm_label"] is not None]
+    labels = ArmLabels([a["arm_label"] for a in arms if a["arm_label"] is not None])
     groups = _groups(nct, "participant_flow", flow.get("groups"), labels)
     groups += _groups(nct, "baseline", baseline.get("groups"), labels)
     groups += _groups(nct, "adverse_events", adverse.get("eventGroups"), labels)
@@ -137,12 +137,12 @@ def _intervention_name(listed: str, known: set[str]) -> str:
     return rest.strip() if sep and kind.strip() and rest.strip() in known else listed
 
 
-def _groups(nct: str, scope: str, groups: Any, arm_labels: list[str]) -> list[dict[str, Any]]:
+def _groups(nct: str, scope: str, groups: Any, arms: ArmLabels) -> list[dict[str, Any]]:
     """One row per results group of a module (or of one outcome measure), tied to an arm."""
     rows = []
     for group in groups or []:
         title = as_text(group.get("title"))
-        arm, tie, similarity = tie_group(title, arm_labels)
+        arm, tie, similarity = arms.tie(title)
         rows.append(
             {
                 "study_id": nct,
@@ -158,6 +158,38 @@ def _groups(nct: str, scope: str, groups: Any, arm_labels: list[str]) -> list[di
     return rows
 
 
+class ArmLabels:
+    """A study's arm labels with their comparison keys and word sets, worked out once per study
+    rather than once per results group compared with them (a study has tens of groups)."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+        self._exact: dict[str, str] = {}
+        for label in labels:
+            self._exact.setdefault(_key(label), label)
+        self._words = [(words(label), label) for label in labels]
+
+    def tie(self, title: str | None) -> tuple[str | None, str, float | None]:
+        """`tie_group` of one title against these arms."""
+        if title is None or not self.labels:
+            return None, "none", None
+        key = _key(title)
+        if key in self._exact:
+            return self._exact[key], "title", 1.0
+        if key in _TOTAL_TITLES:
+            return None, "total", None
+        title_words = words(title)
+        if not title_words:
+            return None, "none", None
+        scored = sorted(((dice(title_words, w), a) for w, a in self._words), reverse=True)
+        best, arm = scored[0]
+        if len(self.labels) == 1:
+            return arm, "single_arm", round(best, 3)
+        if best >= TIE_MIN_SIMILARITY and best - scored[1][0] >= TIE_MIN_MARGIN:
+            return arm, "similar_title", round(best, 3)
+        return None, "none", round(best, 3)
+
+
 def tie_group(title: str | None, arm_labels: list[str]) -> tuple[str | None, str, float | None]:
     """(arm label, how it was tied, word similarity) for one results group title.
 
@@ -167,23 +199,7 @@ def tie_group(title: str | None, arm_labels: list[str]) -> tuple[str | None, str
     of word sets) is `similar_title` when it reaches TIE_MIN_SIMILARITY and leads the next arm
     by TIE_MIN_MARGIN. Anything else is `none`: the group is not tied to an arm.
     """
-    if title is None or not arm_labels:
-        return None, "none", None
-    exact = [a for a in arm_labels if _key(a) == _key(title)]
-    if exact:
-        return exact[0], "title", 1.0
-    if _key(title) in _TOTAL_TITLES:
-        return None, "total", None
-    title_words = words(title)
-    if not title_words:
-        return None, "none", None
-    scored = sorted(((dice(title_words, words(a)), a) for a in arm_labels), reverse=True)
-    best, arm = scored[0]
-    if len(arm_labels) == 1:
-        return arm, "single_arm", round(best, 3)
-    if best >= TIE_MIN_SIMILARITY and best - scored[1][0] >= TIE_MIN_MARGIN:
-        return arm, "similar_title", round(best, 3)
-    return None, "none", round(best, 3)
+    return ArmLabels(arm_labels).tie(title)
 
 
 def _key(text: str) -> str:
@@ -254,10 +270,9 @@ def _baseline(nct: str, module: dict[str, Any]) -> list[dict[str, Any]]:
         measure_denoms = denominators(measure.get("denoms")) or module_denoms
         for klass in measure.get("classes") or []:
             denoms = denominators(klass.get("denoms")) or measure_denoms
+            class_title = as_text(klass.get("title"))
             for category in klass.get("categories") or []:
-                label = " / ".join(
-                    t for t in (as_text(klass.get("title")), as_text(category.get("title"))) if t
-                )
+                label = " / ".join(t for t in (class_title, as_text(category.get("title"))) if t)
                 for cell in category.get("measurements") or []:
                     group_id = _known_group(nct, f"baseline measure {title!r}", cell, titles)
                     rows.append(

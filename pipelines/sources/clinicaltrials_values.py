@@ -6,8 +6,10 @@ read them without ever raising, so each parser decides what a value it cannot re
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+_EXACT_INTS = 2**53
+"""Integers below this survive the float round trip unchanged, so they may skip it."""
 
 
 def dig(node: Any, *keys: str) -> Any:
@@ -21,10 +23,11 @@ def dig(node: Any, *keys: str) -> Any:
 
 def as_text(value: Any) -> str | None:
     """A value as stripped text; None for null and blank."""
+    if value.__class__ is str:  # most values: no str() call
+        return value.strip() or None
     if value is None:
         return None
-    text = str(value).strip()
-    return text or None
+    return str(value).strip() or None
 
 
 def str_list(values: Any) -> list[str]:
@@ -34,17 +37,19 @@ def str_list(values: Any) -> list[str]:
 
 def as_number(value: Any) -> float | None:
     """A finite float, or None for 'NA', '', '≤ 5' and the like."""
-    if value is None or isinstance(value, bool):
+    if value is None or value.__class__ is bool:
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) else None
+    return number if number - number == 0.0 else None  # inf - inf and nan - nan are nan
 
 
 def as_count(value: Any) -> int | None:
     """A non-negative whole number, or None for anything else (text, negative, fractional)."""
+    if value.__class__ is int and value < _EXACT_INTS:  # most counts: no float round trip
+        return value if value >= 0 else None
     number = as_number(value)
     if number is None or not number.is_integer() or number < 0:
         return None

@@ -1,0 +1,83 @@
+"""The staging sink turns parsed rows into staging tables column by column, batch by batch, and
+staging pauses the cycle collector only while it runs."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipelines.staging import cyclic_gc_paused
+from pipelines.warehouse import StagingSink, ensure_schemas, row_columns
+
+
+def condition(n: int, **extra: Any) -> dict[str, Any]:
+    return {"study_id": f"NCT0000000{n}", "condition": f"Condition {n}", "mesh_id": None, **extra}
+
+
+def test_rows_sharing_their_keys_are_transposed_whole() -> None:
+    rows = [condition(1), condition(2)]
+    assert row_columns(rows, ["study_id", "condition", "mesh_id", "mesh_term"]) == {
+        "study_id": ["NCT00000001", "NCT00000002"],
+        "condition": ["Condition 1", "Condition 2"],
+        "mesh_id": [None, None],
+    }
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [condition(1), {"study_id": "NCT00000002", "condition": "Condition 2", "other": 1}],
+        [condition(1), {"study_id": "NCT00000002", "condition": "Condition 2"}],
+        [{"study_id": "NCT00000001"}, {"condition": "Condition 2"}],
+    ],
+    ids=["same-count-other-key", "fewer-keys", "one-key-each"],
+)
+def test_rows_with_different_keys_read_a_missing_key_as_null(rows: list[dict[str, Any]]) -> None:
+    columns = row_columns(rows, ["study_id", "condition", "mesh_id"])
+    for name, values in columns.items():
+        assert values == [row.get(name) for row in rows]
+    assert set(columns) == {"study_id", "condition", "mesh_id"} & set().union(*rows)
+
+
+def test_sink_batches_keep_lineage_order_and_fill_missing_columns() -> None:
+    con = duckdb.connect()
+    ensure_schemas(con)
+    sink = StagingSink(con, "toy", batch_rows=2)
+    sink.add_rows("conditions", [condition(1), condition(2), condition(3)], "toy/a.json")
+    sink.add_rows("conditions", [], "toy/b.json")
+    sink.add("conditions", {"study_id": "NCT00000004", "condition": "C4"}, "toy/b.json")
+    sink.close()
+    got = con.execute(
+        "SELECT study_id, condition, mesh_term, _source, _source_file, _seq "
+        "FROM staging.toy__conditions ORDER BY _seq"
+    ).fetchall()
+    assert got == [
+        ("NCT00000001", "Condition 1", None, "toy", "toy/a.json", 0),
+        ("NCT00000002", "Condition 2", None, "toy", "toy/a.json", 1),
+        ("NCT00000003", "Condition 3", None, "toy", "toy/a.json", 2),
+        ("NCT00000004", "C4", None, "toy", "toy/b.json", 3),
+    ]
+    assert sink.counts == {"conditions": 4}
+
+
+def test_cycle_collector_paused_inside_and_restored_after() -> None:
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), cyclic_gc_paused():
+        raise RuntimeError("a failed load")
+    assert gc.isenabled()
+
+
+def test_cycle_collector_left_off_when_it_was_off() -> None:
+    gc.disable()
+    try:
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
