@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.normalize.distinct import per_distinct
-from pipelines.normalize.lexicon import Lexicon, read_reference_csv, split_terms
+from pipelines.normalize.lexicon import Lexicon, normalize, read_reference_csv, split_terms
 
 TERMS_FILE = "dose_duration_terms.csv"
 KINDS = ("time_unit", "dose_unit", "frequency", "threshold")
@@ -155,7 +155,7 @@ def agreed_dose(terms: DosingTerms, texts: Iterable[str | None]) -> Dose | None:
     An intervention given in several arms is read in each arm's description: arms that state
     different amounts (a dose-escalation study) give the intervention no single dose. Where the
     amount agrees but the frequency does not, the dose is the amount as a text without a
-    frequency states it (one arm's "Single-vial ..." reads as `once`, its twin's not at all).
+    frequency states it (one arm's "twice daily", its twin's none).
     """
     doses = {d for text in texts if (d := terms.parse_dose(text)) is not None}
     if len({(d.amount, d.unit) for d in doses}) != 1:
@@ -163,6 +163,14 @@ def agreed_dose(terms: DosingTerms, texts: Iterable[str | None]) -> Dose | None:
     if len({d.frequency for d in doses}) > 1:
         doses = {d for d in doses if d.frequency is None}
     return min(doses, key=lambda d: d.text, default=None)
+
+
+def _longest_one_word(terms: Iterable[str]) -> int:
+    """Letters of the longest one-word frequency term: such a term counts only as a whole
+    hyphen-joined word, since a word hyphened to another is a compound modifier ("single-vial",
+    "single-blind", "bi-weekly"); the frequencies written that way are terms of their own
+    ("once-daily" is `once daily`, "single-dose" is `single dose`)."""
+    return max((len(normalize(t)) for t in terms if len(normalize(t).split()) == 1), default=0)
 
 
 def _number(token: str) -> float:
@@ -205,7 +213,7 @@ def load_dosing_terms(reference_dir: Path) -> DosingTerms:
     terms = DosingTerms(
         time_units,
         dose_units,
-        Lexicon.build(frequencies),
+        Lexicon.build(frequencies, whole_word_max=_longest_one_word(t for _, t in frequencies)),
         float(threshold["days"]),
         re.compile(rf"(?P<numbers>{_NUMBERS})\s*-?\s*(?P<unit>{units})\b", re.I),
         re.compile(rf"\b(?P<unit>{words})\s+(?P<numbers>{_NUMBERS})\b", re.I),

@@ -149,3 +149,21 @@ def test_agreed_dose_is_the_one_dose_all_texts_state() -> None:
         2.0, "mcg", None, "2 mcg"
     )
     assert agreed_dose(TERMS, []) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "frequency"),
+    [
+        ("[lyophilized, single-vial] given as two IM injections", None),  # NCT03722472
+        ("a single-blind, single-site study of 2 g kratom", None),
+        ("2 g bi-weekly", None),
+        ("kratom tea (single low dose)", "once"),  # NCT05846451
+        ("single-dose 2 g", "once"),
+        ("Once-daily 2 g", "daily"),
+    ],
+)
+def test_a_frequency_word_hyphened_to_another_is_a_modifier_not_a_frequency(
+    text: str, frequency: str | None
+) -> None:
+    dose = TERMS.parse_dose(text)
+    assert (dose.frequency if dose else None) == frequency
