@@ -56,6 +56,11 @@ from pipelines.normalize.evidence_tables import (
     publication_stub,
     read_rows,
 )
+from pipelines.normalize.literature_conditions import (
+    ADDICTION_TYPES_FILE,
+    literature_conditions,
+    load_addiction_lexicon,
+)
 from pipelines.normalize.literature_domains import (
     LITERATURE_DOMAINS_FILE,
     literature_outcomes,
@@ -504,15 +509,40 @@ def build_study_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path
     return Built(remap(links, "publication_id", publication_id_map(con)))
 
 
-@builds("conditions", staged=("conditions",), reference=(CATEGORIES_FILE,))
+@builds(
+    "conditions",
+    staged=("conditions",),
+    curated=("studies", "publications", "publication_text"),
+    reference=(CATEGORIES_FILE, ADDICTION_TYPES_FILE),
+)
 def build_conditions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
+    """Registered conditions with their category, and the addiction types the papers of
+    literature-only studies name (pipelines/normalize/literature_conditions.py)."""
     frame = staged(con, "conditions")
     if not frame.empty:
         lexicon = load_condition_lexicon(reference_dir)
         frame["condition_category"] = per_distinct(
             lambda c: lexicon.categorise(c or ""), frame["condition"]
         )
-    return Built(frame)
+    literature = pd.DataFrame(
+        literature_conditions(
+            records(
+                read_frame(
+                    con,
+                    "SELECT study_id, source_publication_id FROM curated.studies "
+                    "WHERE evidence_source = 'literature' ORDER BY study_id",
+                )
+            ),
+            _paper_records(con),
+            load_addiction_lexicon(reference_dir),
+        )
+    )
+    if literature.empty:
+        return Built(frame)
+    literature["_source"] = "literature"
+    literature["_source_file"] = None
+    literature["_seq"] = range(len(literature))
+    return Built(pd.concat([frame, literature], ignore_index=True))
 
 
 @builds(
@@ -701,7 +731,7 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     """Compound × domain × design cells from the curated tables.
 
     Registered studies also reach the kratom products and alkaloids their title, official title
-    or curated conditions name (a quarantined condition links nothing), literature-only
+    or registered conditions name (a quarantined condition links nothing), literature-only
     studies the compounds their paper names, and studies no text links the compounds
     data/reference/study_compounds.csv gives; `study_links` says which. A study that posted
     adverse events (per term or as group totals) measures safety.
@@ -720,7 +750,9 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
         "WHERE evidence_source = 'registry' ORDER BY study_id",
     )
     conditions = read_frame(
-        con, "SELECT study_id, condition FROM curated.conditions ORDER BY study_id, condition"
+        con,
+        "SELECT study_id, condition FROM curated.conditions WHERE matched_in IS NULL "
+        "ORDER BY study_id, condition",
     )
     lexicon = load_compound_lexicon(reference_dir)
     text_links = text_compound_links(registered, conditions, lexicon.kratom_compounds)

@@ -143,14 +143,36 @@ class Condition(pa.DataFrameModel):
     """A condition or focus of a study, with its category."""
 
     study_id: Series[pd.StringDtype] = text("Study.", nullable=False)
-    condition: Series[pd.StringDtype] = text("Condition as registered.", nullable=False)
+    condition: Series[pd.StringDtype] = text(
+        "Condition as registered; for a literature-only study, the addiction its paper names "
+        "(the matched term).",
+        nullable=False,
+    )
     condition_category: Series[pd.StringDtype] = one_of(
-        vocab.CONDITION_CATEGORIES, "Category from data/reference/condition_categories.csv."
+        vocab.CONDITION_CATEGORIES,
+        "Category from data/reference/condition_categories.csv (literature-only studies: "
+        "data/reference/literature_addiction_types.csv).",
     )
     mesh_term: Series[pd.StringDtype] = text(
-        "MeSH term the registry derived for this condition, when one matches it."
+        "MeSH term the registry derived for this condition, when one matches it; for a "
+        "literature-only study, the MeSH heading that matched."
     )
     mesh_id: Series[pd.StringDtype] = text("MeSH descriptor id of mesh_term.")
+    matched_in: Series[pd.StringDtype] = one_of(
+        vocab.LITERATURE_FIELDS,
+        "Literature-only studies: the field of the paper's record the addiction type was read "
+        "from (null for registered conditions).",
+        nullable=True,
+    )
+    matched_term: Series[pd.StringDtype] = text(
+        "Literature-only studies: the term of data/reference/literature_addiction_types.csv that "
+        "matched (null for registered conditions)."
+    )
+
+    @pa.dataframe_check(name="literature_conditions_say_where_they_were_read")
+    def _literature_rows_say_where(cls, frame: pd.DataFrame) -> pd.Series:
+        """A condition read from a paper names its field and its term, or neither."""
+        return frame["matched_in"].notna() == frame["matched_term"].notna()
 
     class Config:
         strict = True

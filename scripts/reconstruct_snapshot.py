@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ SNAPSHOT_INFO: dict[str, str] = {
 }
 
 CTGOV = "ClinicalTrials.gov"
+TIME_FRAMES_FILE = REPO_ROOT / "data" / "reference" / "registry_time_frames.csv"
+"""Outcome time frames the facts state for a registration (most state none)."""
 
 # ClinicalTrials.gov display labels of intervention types -> API v2 `InterventionType` values.
 # A label outside this list (e.g. "Dietary Supplement/Other", two types at once) gets no type.
@@ -359,8 +362,22 @@ def interventions_module(row: Mapping[str, str]) -> dict[str, Any]:
     return {"interventions": interventions} if interventions else {}
 
 
+@cache
+def time_frames() -> dict[tuple[str, str], str]:
+    """(registry id, outcome measure) -> time frame, as data/reference/registry_time_frames.csv
+    gives the few the facts state (each row says where in the facts and on which page)."""
+    rows = read_csv_rows(TIME_FRAMES_FILE)
+    return {(r["registry_id"], r["measure"]): r["time_frame"] for r in rows}
+
+
+def outcome_info(registry_id: str, title: str) -> dict[str, str]:
+    """A v2 outcome: its measure, and its time frame where the facts state one."""
+    frame = time_frames().get((registry_id, title))
+    return {"measure": title, "timeFrame": frame} if frame else {"measure": title}
+
+
 def outcomes_module(row: Mapping[str, str]) -> dict[str, Any]:
-    """Primary and secondary outcome titles (no time frames: not in the facts)."""
+    """Primary and secondary outcome titles, with the time frames the facts state."""
     module: dict[str, Any] = {}
     for key, column in (
         ("primaryOutcomes", "primary_outcomes"),
@@ -368,7 +385,7 @@ def outcomes_module(row: Mapping[str, str]) -> dict[str, Any]:
     ):
         titles = split_multi(row[column])
         if titles:
-            module[key] = [{"measure": title} for title in titles]
+            module[key] = [outcome_info(row["registry_id"], title) for title in titles]
     return module
 
 

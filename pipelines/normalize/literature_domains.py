@@ -68,7 +68,7 @@ class LiteratureDomainLexicon:
         """
         found: dict[str, DomainEvidence] = {}
         for field in LITERATURE_FIELDS:
-            for value in _values(record.get(RECORD_COLUMNS[field])):
+            for value in field_values(record.get(RECORD_COLUMNS[field])):
                 for domain, term in self._matches(field, value):
                     instrument = self.instruments.get(normalize(term))
                     found.setdefault(domain, DomainEvidence(domain, field, term, instrument))
@@ -81,7 +81,7 @@ class LiteratureDomainLexicon:
         return [(m.key, m.term) for m in self.text.find(value)]
 
 
-def _values(cell: Any) -> list[str]:
+def field_values(cell: Any) -> list[str]:
     """A record cell as a list of non-blank strings (a title is one, MeSH a list; a missing
     cell, None or a NaN from an outer join, is none)."""
     if isinstance(cell, str):

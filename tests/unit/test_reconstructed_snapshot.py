@@ -281,3 +281,28 @@ def test_registry_rows_use_contract_id_types() -> None:
         "52572",
     )
     assert rows["withpower:71101"]["id_type"] == "secondary"
+
+
+def test_time_frames_are_the_facts_own_and_reach_the_study_files(facts: Any) -> None:
+    """Each time frame of registry_time_frames.csv belongs to an outcome of its facts row, its
+    page is one of that row's pages, and the study file carries it; no other outcome has one."""
+    rows = {row["registry_id"]: row for row in facts.studies}
+    frames = rs.read_csv_rows(rs.TIME_FRAMES_FILE)
+    assert frames and all(f["read_in"] for f in frames)
+    for frame in frames:
+        row = rows[frame["registry_id"]]
+        outcomes = rs.split_multi(row["primary_outcomes"]) + rs.split_multi(
+            row["secondary_outcomes"]
+        )
+        assert frame["measure"] in outcomes
+        assert frame["source_url"] in row["source_url"]
+    carried = {
+        (path.stem, outcome["measure"]): outcome["timeFrame"]
+        for path in _ctgov_files()
+        for kind in ("primaryOutcomes", "secondaryOutcomes")
+        for outcome in json.loads(path.read_text(encoding="utf-8"))["protocolSection"]
+        .get("outcomesModule", {})
+        .get(kind, [])
+        if "timeFrame" in outcome
+    }
+    assert carried == {(f["registry_id"], f["measure"]): f["time_frame"] for f in frames}

@@ -156,7 +156,12 @@ def test_a_null_in_a_key_column_that_did_not_opt_in_is_quarantined() -> None:
     assert result.rejects["reason"].tolist() == ["primary key column study_id is null"]
     nulls = pd.DataFrame([_condition("NCT00000001", "Pain"), _condition(None, "Pain")])
     lines = all_problem_lines(
-        CONDITIONS, breaches(nulls.assign(mesh_term=None, mesh_id=None), CONDITIONS, {})
+        CONDITIONS,
+        breaches(
+            nulls.assign(mesh_term=None, mesh_id=None, matched_in=None, matched_term=None),
+            CONDITIONS,
+            {},
+        ),
     )
     assert lines == ["table conditions, primary key column study_id has 1 nulls"]
 
@@ -170,7 +175,7 @@ def test_problem_lines_count_each_rule_once_with_examples() -> None:
             _condition("NCT00000002", "Pain"),
             _condition("NCT00000003", "Pain"),
         ]
-    ).assign(mesh_term=None, mesh_id=None)
+    ).assign(mesh_term=None, mesh_id=None, matched_in=None, matched_term=None)
     found = breaches(frame, CONDITIONS, {"studies": {("NCT00000001",)}})
     lines = all_problem_lines(CONDITIONS, found)
     assert lines[0].startswith("table conditions, column condition_category fails isin(")
@@ -186,8 +191,9 @@ def _warehouse(path: Path, conditions: str) -> DuckDBResource:
     con.execute("CREATE SCHEMA curated")
     con.execute("CREATE TABLE curated.studies AS SELECT 'NCT00000001' AS study_id")
     con.execute(
-        "CREATE TABLE curated.conditions AS SELECT * FROM (VALUES "
-        f"{conditions}) t(study_id, condition, condition_category, mesh_term, mesh_id)"
+        "CREATE TABLE curated.conditions AS SELECT *, NULL::VARCHAR AS matched_in, "
+        f"NULL::VARCHAR AS matched_term FROM (VALUES {conditions}) "
+        "t(study_id, condition, condition_category, mesh_term, mesh_id)"
     )
     con.close()
     return DuckDBResource(database=str(path))
