@@ -54,11 +54,11 @@ def test_time_frames_and_intervention_names_give_duration_and_dose(tmp_path: Pat
         421.0,
         True,
     )
-    kratom = studies["NCT05846451"]
+    kratom = studies["NCT05846451"]  # its primary outcome's time frame: "0-24 hours"
     assert (kratom["planned_duration_days"], kratom["max_followup_days"], kratom["long_term"]) == (
         4.0,
-        None,
-        None,
+        1.0,
+        False,
     )
     doses = _table(data_dir, "interventions")
     clonidine = doses["Clonidine 0.1 mg tablet q4h"]
