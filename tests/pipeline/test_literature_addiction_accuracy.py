@@ -30,6 +30,7 @@ from tests.pipeline.test_literature_domain_accuracy import (
     _release_table,
     score,
 )
+from tests.pipeline.test_literature_domain_accuracy import evaluate as domain_evaluation
 
 pytestmark = pytest.mark.slow
 
@@ -162,3 +163,21 @@ def docs_table(result: Evaluation) -> str:
 def test_docs_addiction_table_is_what_the_release_scores_today(evaluation: Evaluation) -> None:
     table = docs_table(evaluation)
     assert table in DOCS.read_text(encoding="utf-8"), f"docs/{DOCS.name} should hold:\n{table}"
+
+
+def test_readme_states_the_scores_the_release_gives(
+    bundled_release: Path, evaluation: Evaluation
+) -> None:
+    """The README's accuracy sentence: outcome domains (own and held out) and addiction types."""
+    readme = " ".join((paths.PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split())
+    domains = domain_evaluation(bundled_release)
+    own = score(domains.predicted, domains.gold)
+    held = score(domains.heldout_predicted, domains.heldout_gold)
+    types = score(evaluation.predicted, evaluation.gold)
+    for stated in (
+        f"outcome domains {_fmt(own.macro_precision)} precision and {_fmt(own.macro_recall)} "
+        f"recall per paper ({_fmt(held.macro_precision)} and {_fmt(held.macro_recall)} on "
+        f"{held.papers} papers not looked at)",
+        f"addiction types {_fmt(types.macro_precision)} and {_fmt(types.macro_recall)}",
+    ):
+        assert stated in readme, stated
