@@ -10,10 +10,11 @@ are chosen by content, never by position.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,23 @@ dropped word in a 15-word title, but not a different compound or population in t
 
 MIN_FUZZY_TITLE_LENGTH = 20
 """Shorter normalised titles ("Kratom", "Letter to the editor") never fuzzy-match: too generic."""
+
+NEIGHBOURS = 4
+"""How many following titles each title is compared with in the year's titles sorted by their
+text and sorted by their reversed text (sorted neighbourhood)."""
+
+KEY_LETTERS = 2
+"""A word stands in the blocking keys by its first letters only, so spelling variants past them
+("behaviour" / "behavior", "randomised" / "randomized", "rat" / "rats", a dropped or doubled
+letter) leave the keys alike."""
+
+MIN_KEY_WORDS = 3
+"""Words a key needs: fewer would be shared by too many titles of a year to block anything."""
+
+MARKUP_WORDS = frozenset({"sub", "sup"})
+"""What inline markup leaves in a normalised title ("<i>Mitragyna</i>" -> "i mitragyna i",
+"CO<sub>2</sub>" -> "co sub 2 sub"); with one-letter words, left out of the word keys, so that
+a source that keeps markup and one that drops it still share keys."""
 
 
 @dataclass(frozen=True)
@@ -216,9 +234,11 @@ def _fuzzy_pairs(
 ) -> int:
     """Merge clusters sharing no identifier whose titles match closely in the same year.
 
-    difflib (standard library) is enough here: candidates are blocked by year, so even a
-    large harvest compares a few hundred titles per block, and quick_ratio() rejects most
-    pairs before the full ratio is computed. No extra dependency for a small gain in speed.
+    Within a year only candidate pairs are compared (`candidate_pairs`: a blocking finer than
+    the year, so a harvest of 500,000 records does not compare every pair of a year's thousands
+    of titles), in the order the all-pairs loop met them, so the greedy merge decides the same
+    way. difflib (standard library) makes the decision: quick_ratio() rejects most candidates
+    before the full ratio is computed.
     """
     by_year: dict[int, list[tuple[str, int]]] = defaultdict(list)
     seen: set[tuple[str, int]] = set()
@@ -233,40 +253,83 @@ def _fuzzy_pairs(
     merges = 0
     for year in sorted(by_year):
         block = sorted(by_year[year])
-        for i, (title_a, root_a) in enumerate(block):
-            matcher = difflib.SequenceMatcher(None, title_a, autojunk=False)
-            for title_b, root_b in block[i + 1 :]:
-                ra, rb = uf.find(root_a), uf.find(root_b)
-                if ra == rb or _conflicts(ids[ra], ids[rb]):
-                    continue
-                matcher.set_seq2(title_b)
-                if (
-                    matcher.real_quick_ratio() >= FUZZY_TITLE_THRESHOLD
-                    and matcher.quick_ratio() >= FUZZY_TITLE_THRESHOLD
-                    and matcher.ratio() >= FUZZY_TITLE_THRESHOLD
-                ):
-                    uf.union(ra, rb)
-                    root = uf.find(ra)
-                    merged = ids[ra] if root == ra else ids[rb]
-                    other = ids[rb] if root == ra else ids[ra]
-                    for kind, values in other.items():
-                        merged.setdefault(kind, set()).update(values)
-                    merges += 1
+        matcher = difflib.SequenceMatcher(None, autojunk=False)
+        for i, j in candidate_pairs([title for title, _ in block]):
+            (title_a, root_a), (title_b, root_b) = block[i], block[j]
+            shorter, length = min(len(title_a), len(title_b)), len(title_a) + len(title_b)
+            if 2.0 * shorter / length < FUZZY_TITLE_THRESHOLD:
+                continue  # real_quick_ratio() without building a matcher
+            ra, rb = uf.find(root_a), uf.find(root_b)
+            if ra == rb or _conflicts(ids[ra], ids[rb]):
+                continue
+            matcher.set_seqs(title_a, title_b)
+            if (
+                matcher.real_quick_ratio() >= FUZZY_TITLE_THRESHOLD
+                and matcher.quick_ratio() >= FUZZY_TITLE_THRESHOLD
+                and matcher.ratio() >= FUZZY_TITLE_THRESHOLD
+            ):
+                uf.union(ra, rb)
+                root = uf.find(ra)
+                merged = ids[ra] if root == ra else ids[rb]
+                other = ids[rb] if root == ra else ids[ra]
+                for kind, values in other.items():
+                    merged.setdefault(kind, set()).update(values)
+                merges += 1
     return merges
 
 
-def _first(members: list[dict[str, Any]], name: str, order: tuple[str, ...]) -> Any:
+def candidate_pairs(titles: Sequence[str]) -> list[tuple[int, int]]:
+    """Index pairs (i < j, ascending) of normalised titles that may be one work.
+
+    A pair is a candidate when the titles share a word key (`title_keys` on each word's first
+    KEY_LETTERS letters, markup and one-letter words left out: besides spelling variants past
+    those letters, they differ in at most one word, or only in their first and last word and
+    one word between), or when they are within NEIGHBOURS of each other sorted by text or by
+    reversed text (they differ only after a long common beginning or before a long common end).
+    Each title costs a fixed number of keys and neighbours, so the work grows with the number
+    of titles, not with its square.
+    """
+    pairs: set[tuple[int, int]] = set()
+    groups: dict[int, list[int]] = defaultdict(list)
+    for index, title in enumerate(titles):
+        words = [w[:KEY_LETTERS] for w in title.split() if len(w) > 1 and w not in MARKUP_WORDS]
+        for key in title_keys(words):
+            groups[hash(key)].append(index)
+    for members in groups.values():
+        pairs.update(itertools.combinations(sorted(set(members)), 2))
+    for order in (
+        sorted(range(len(titles)), key=titles.__getitem__),
+        sorted(range(len(titles)), key=lambda index: titles[index][::-1]),
+    ):
+        for position, index in enumerate(order):
+            for other in order[position + 1 : position + 1 + NEIGHBOURS]:
+                pairs.add((min(index, other), max(index, other)))
+    return sorted(pairs)
+
+
+def title_keys(words: Sequence[str]) -> Iterator[tuple[str, ...]]:
+    """Blocking keys of one title's words: all of them, every way to leave one out, the words
+    between the first and the last, and every way to leave one of those out; only keys of at
+    least MIN_KEY_WORDS words."""
+    whole, between = tuple(words), tuple(words[1:-1])
+    keys = [whole, between]
+    for part in (whole, between):
+        keys.extend(part[:skip] + part[skip + 1 :] for skip in range(len(part)))
+    return (key for key in keys if len(key) >= MIN_KEY_WORDS)
+
+
+def _first(ranked: list[dict[str, Any]], name: str) -> Any:
     """The value of `name` from the highest-ranked member that has one."""
-    for row in sorted(members, key=lambda r: _sort_key(r, order)):
+    for row in ranked:
         value = row.get(name)
         if value not in (None, "", []):
             return value
     return None
 
 
-def _pick_id(members: list[dict[str, Any]], kind: str, order: tuple[str, ...]) -> str | None:
+def _pick_id(ranked: list[dict[str, Any]], kind: str) -> str | None:
     """One identifier of a kind for the cluster: the top source's, ties broken by value."""
-    value = _first(members, kind, order)
+    value = _first(ranked, kind)
     return str(value) if value else None
 
 
@@ -275,20 +338,25 @@ def _final_id(row: Mapping[str, Any]) -> str:
 
 
 def _merge_cluster(members: list[dict[str, Any]], precedence: Precedence) -> dict[str, Any]:
-    """One publications row from the records of one work."""
-    order = precedence.bibliographic
-    merged: dict[str, Any] = {kind: _pick_id(members, kind, order) for kind in ID_FIELDS}
+    """One publications row from the records of one work.
+
+    The members are ranked once per precedence (a sort key costs a repr of the whole record),
+    not once per field.
+    """
+    ranked = sorted(members, key=lambda r: _sort_key(r, precedence.bibliographic))
+    merged: dict[str, Any] = {kind: _pick_id(ranked, kind) for kind in ID_FIELDS}
     merged["publication_id"] = _final_id(merged)
     for name in BIBLIOGRAPHIC_FIELDS:
-        merged[name] = _first(members, name, order)
-    dated = _first_dated(members, order)
+        merged[name] = _first(ranked, name)
+    dated = _first_dated(ranked)
     merged["publication_date"] = dated.get("publication_date")
     merged["publication_date_precision"] = dated.get("publication_date_precision")
-    merged["year"] = dated.get("year") or _first(members, "year", order)
+    merged["year"] = dated.get("year") or _first(ranked, "year")
     for name in LIST_FIELDS:
-        merged[name] = list(_first(members, name, order) or [])
+        merged[name] = list(_first(ranked, name) or [])
+    by_metrics = sorted(members, key=lambda r: _sort_key(r, precedence.metrics))
     for name in METRIC_FIELDS:
-        merged[name] = _first(members, name, precedence.metrics)
+        merged[name] = _first(by_metrics, name)
     for name in LINK_FIELDS:
         merged[name] = sorted({v for row in members for v in row.get(name) or []})
     merged["is_retracted"] = any(
@@ -298,9 +366,9 @@ def _merge_cluster(members: list[dict[str, Any]], precedence: Precedence) -> dic
     return merged
 
 
-def _first_dated(members: list[dict[str, Any]], order: tuple[str, ...]) -> dict[str, Any]:
+def _first_dated(ranked: list[dict[str, Any]]) -> dict[str, Any]:
     """Date, precision and year travel together, from the best source that has a date."""
-    for row in sorted(members, key=lambda r: _sort_key(r, order)):
+    for row in ranked:
         if row.get("publication_date") is not None:
             return row
     return {}

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import itertools
+import random
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+import pytest
+
+from pipelines.normalize import dedup
 from pipelines.normalize.dedup import (
     FUZZY_TITLE_THRESHOLD,
     Precedence,
+    candidate_pairs,
     merge_publications,
     normalize_doi,
     normalize_openalex_id,
     normalize_pmcid,
     normalize_pmid,
+    normalize_title,
 )
 from pipelines.sources import publication_precedence
 
@@ -230,3 +237,75 @@ def test_a_field_comes_from_the_first_source_of_the_precedence_given() -> None:
     assert (merged["title"], merged["cited_by_count"]) == ("OpenAlex title", 1)
     (merged,) = merge_publications([a, b], PRECEDENCE).publications
     assert (merged["title"], merged["cited_by_count"]) == ("Crossref title", 9)
+
+
+# --- blocking the fuzzy title step --------------------------------------------------------------
+
+VARIANTS = [
+    # Made-up titles, each with a form another source could give the same work.
+    (
+        "Mitragynine binding at mu opioid receptors in rat brain membranes",
+        "Mitragynine binding at <i>mu</i> opioid receptors in rat brain membranes.",
+    ),
+    (
+        "Behavioural effects of kratom leaf extract in randomised adult mice",
+        "Behavioral effects of kratom leaf extract in randomized adult mice",
+    ),
+    (
+        "The alkaloid profile of commercial kratom products sold online",
+        "Alkaloid profile of commercial kratom products sold onlines",
+    ),
+    (
+        "Kratom use and withdrawal symptoms among adults in a national survey",
+        "Kratom use and withdrawal symptoms among adults in national survey",
+    ),
+    (
+        "Pharmacokinetics of oral mitragynine in healthy volunteers after single doses",
+        "Pharmacokinetics of oral mitragynine in healthy volunteers after a single dose",
+    ),
+]
+
+
+def _synthetic_titles(count: int, seed: int) -> list[str]:
+    """Distinct made-up titles of 6-12 words, many sharing their first and last words."""
+    rng = random.Random(seed)
+    words = [f"{rng.choice('bdklmprst')}{rng.choice('aeiou')}{n:x}" for n in range(400)]
+    starts = ["effects of", "kratom use in", "a review of"]
+    titles: set[str] = set()
+    while len(titles) < count:
+        middle = " ".join(rng.choice(words) for _ in range(rng.randint(4, 10)))
+        titles.add(f"{rng.choice(starts)} {middle} in adults")
+    return sorted(titles)
+
+
+def _all_pairs(titles: Sequence[str]) -> list[tuple[int, int]]:
+    """The fuzzy step before blocking: every pair of a year's titles, in its loop order."""
+    return list(itertools.combinations(range(len(titles)), 2))
+
+
+def test_title_variants_of_one_work_are_candidates_among_many_titles() -> None:
+    for original, variant in VARIANTS:
+        pair = [normalize_title(original), normalize_title(variant)]
+        titles = sorted(set(_synthetic_titles(400, seed=len(original)) + pair))
+        candidates = candidate_pairs(titles)
+        assert (titles.index(min(pair)), titles.index(max(pair))) in candidates, pair
+        assert candidates == sorted(set(candidates))
+        assert len(candidates) < 15 * len(titles)  # all pairs: 200 per title
+
+
+def test_blocked_merge_equals_the_all_pairs_merge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pair the all-pairs loop merged is merged with blocking too, conflicts included."""
+    rows = [
+        row("crossref", doi=f"10.7/{n}", title=title, year=2020)
+        for n, title in enumerate(_synthetic_titles(300, seed=7))
+    ]
+    for n, (original, variant) in enumerate(VARIANTS):
+        rows.append(row("pubmed", pmid=str(900 + n), title=original, year=2021))
+        rows.append(row("openalex", openalex_id=f"W9{n}", title=variant, year=2021))
+        rows.append(row("crossref", doi=f"10.8/{n}", title=variant, year=2021))  # conflicts
+    blocked = merge_publications(rows, PRECEDENCE)
+    monkeypatch.setattr(dedup, "candidate_pairs", _all_pairs)
+    every_pair = merge_publications(rows, PRECEDENCE)
+    assert blocked.stats.fuzzy_merges == every_pair.stats.fuzzy_merges >= len(VARIANTS)
+    assert blocked.publications == every_pair.publications
+    assert blocked.id_map == every_pair.id_map
