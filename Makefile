@@ -30,6 +30,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)  ## scale benchmarks (not part of `make test`)
 	nice -n 10 $(PY) bench/bench_ctgov.py
 	nice -n 10 $(PY) bench/bench_pubmed.py
+	nice -n 10 $(PY) bench/bench_merge.py
 
 dev: $(STAMP) .env  ## the Dagster UI on the asset graph
 	$(VENV)/bin/dagster dev -w workspace.yaml
