@@ -11,6 +11,7 @@ it too (the lock is re-entrant within a process).
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -145,6 +146,19 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
+@contextmanager
+def _collector_spared() -> Iterator[None]:
+    """Keep the objects alive before the run (modules, definitions) out of the garbage
+    collector's full scans during it: a build allocates millions of rows, and each full
+    collection would walk every library object again (about 15 % of a bundled build's CPU)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def build(
     snapshot_dir: Path,
     outputs: DataDir,
@@ -164,7 +178,7 @@ def build(
         snapshot_dir, outputs, release_version, created_at, reference_dir=reference_dir
     )
     job = dg.build_reconstructable_job(DEFINITIONS_MODULE, "build_job")
-    with held(outputs, release_version), _instance() as instance:
+    with held(outputs, release_version), _instance() as instance, _collector_spared():
         result = dg.execute_job(
             job,
             instance=instance,

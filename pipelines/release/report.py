@@ -555,6 +555,14 @@ def _count_cell(row: dict[str, Any] | None) -> str:
     return f"{affected if affected is not None else '?'}/{at_risk if at_risk is not None else '?'}"
 
 
+def _by_study(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows per study_id, in their order: each study's rows found once, not by a scan per study."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        found.setdefault(row["study_id"], []).append(row)
+    return found
+
+
 def _adverse_events_section(folder: Path) -> str:
     counts = ("study_id", "event_group_id", "affected", "affected_text", "at_risk", "at_risk_text")
     events = _rows(folder, "adverse_events", (*counts, "event_type", "term"))
@@ -576,12 +584,9 @@ def _adverse_events_section(folder: Path) -> str:
         f"adverse events: group totals, then the {TERMS_PER_STUDY} terms that affected most "
         "participants (the adverse_events table holds every term).</p>"
     ]
+    by_study = [_by_study(part) for part in (events, totals, groups)]
     for study in studies:
-        columns, rows = adverse_event_table(
-            [r for r in events if r["study_id"] == study],
-            [r for r in totals if r["study_id"] == study],
-            [g for g in groups if g["study_id"] == study],
-        )
+        columns, rows = adverse_event_table(*(part.get(study, []) for part in by_study))
         head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
         body = "".join(
             f"<tr><td>{_esc(label)}</td>" + "".join(f"<td>{_esc(c)}</td>" for c in cells) + "</tr>"
