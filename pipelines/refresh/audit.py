@@ -65,7 +65,9 @@ def _timing(log: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
 
 def _queries(hits: Mapping[str, int], screen: Screen | None) -> list[dict[str, Any]]:
     """Each query with its hits; a screened source adds how many it kept and dropped, the pages
-    it asked and why paging stopped."""
+    it asked and why paging stopped, and, where the source announced a hit count, that count
+    and how many of its hits were left unasked because a bound stopped paging (`unseen`, the
+    reason being `stopped`)."""
     rows: list[dict[str, Any]] = []
     for query, count in hits.items():
         row: dict[str, Any] = {"query": query, "hits": count}
@@ -73,6 +75,8 @@ def _queries(hits: Mapping[str, int], screen: Screen | None) -> list[dict[str, A
         if tally is not None:
             row.update(kept=tally.kept, dropped=tally.dropped, pages=tally.pages)
             row.update(stopped=tally.stopped)
+            if tally.announced is not None:
+                row.update(announced=tally.announced, unseen=tally.unseen)
         rows.append(row)
     return rows
 

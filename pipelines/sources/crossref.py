@@ -60,6 +60,8 @@ POLITE_LIMIT = RateLimit(LIST_LIMITS["polite"], WINDOW)
 PUBLIC_LIMIT = RateLimit(LIST_LIMITS["public"], WINDOW)
 MIN_INTERVAL = WINDOW / LIST_LIMITS["polite"]
 """Seconds between request starts in the polite pool: evenly spread, never a burst of three."""
+TOTAL = "total-results"
+"""Where a /works page announces the query's hit count (every page; the first one is read)."""
 KNOWN = "known DOIs"
 """search_strategy.json query name of the works asked by DOI (`look_up`)."""
 LOOKUP_BATCH = 50
@@ -320,9 +322,12 @@ def screened_texts(record: Any) -> list[str | None]:
     return texts
 
 
-def _judge_page(screen: Screen, query: str, body: Any) -> bool:
-    """Screen every item of a page; True when paging should stop after it."""
+def _judge_page(screen: Screen, query: str, body: Any, first: bool) -> bool:
+    """Screen every item of a page; True when paging should stop after it. The `first` page
+    of a search (and every look-up batch) announces its hits in `total-results`."""
     message = body.get("message") if isinstance(body, dict) else None
+    if first and isinstance(message, dict):
+        screen.announce(query, message.get(TOTAL))
     items = message.get("items") if isinstance(message, dict) else None
     items = items if isinstance(items, list) else []
     kept = sum(
@@ -343,8 +348,8 @@ def _doi(record: Any) -> str | None:
 
 def search(http: JsonClient, query: str, rows: int, screen: Screen) -> int:
     """Page through `query` until the results end or the screen says stop; hits seen."""
-    for body in iter_works_pages(http, query, rows):
-        if _judge_page(screen, query, body):
+    for number, body in enumerate(iter_works_pages(http, query, rows)):
+        if _judge_page(screen, query, body, first=number == 0):
             break
     return screen.tally(query).seen
 
@@ -356,13 +361,15 @@ def look_up(http: JsonClient, dois: Sequence[str], screen: Screen) -> int:
         batch = dois[start : start + LOOKUP_BATCH]
         params = {"filter": ",".join(f"doi:{doi}" for doi in batch), "rows": len(batch)}
         body = http.get_json(WORKS_PATH, params, record_as=f"works-{number:04d}.json")
-        _judge_page(screen, KNOWN, body)
+        _judge_page(screen, KNOWN, body, first=True)
     return screen.tally(KNOWN).seen
 
 
 def fetch(run: LiveRun) -> dict[str, int]:
     """Each topic query through its own prefixed client, screened and bounded, then the known
-    DOIs no search returned; hits seen per query."""
+    DOIs no search returned; hits seen per query. A query whose works seen differ from the
+    `total-results` Crossref announced, though no bound stopped it, gets a completeness
+    warning (`Screen.shortfall`)."""
     screen = run.screen or Screen.keep_all()
     hits: dict[str, int] = {}
     for query in run.work:
@@ -372,6 +379,7 @@ def fetch(run: LiveRun) -> dict[str, int]:
         except RestartQuery:  # a resumed query must not follow an expired cursor
             screen.restart(query)
             hits[query] = search(client, query, run.page_size or ROWS, screen)
+        _warn_shortfall(run, screen, query)
         run.advance(1)
     missing = [doi for doi in screen.relevance.lookup if doi not in screen.seen_dois]
     if missing:
@@ -381,7 +389,14 @@ def fetch(run: LiveRun) -> dict[str, int]:
         except RestartQuery:
             screen.restart(KNOWN)
             hits[KNOWN] = look_up(client, missing, screen)
+        _warn_shortfall(run, screen, KNOWN)
     return hits
+
+
+def _warn_shortfall(run: LiveRun, screen: Screen, query: str) -> None:
+    warning = screen.shortfall(query, TOTAL)
+    if warning is not None:
+        run.warn(warning)
 
 
 def live_params(creds: Credentials) -> dict[str, str]:

@@ -63,6 +63,8 @@ MIN_INTERVAL = 0.1
 KEYLESS_SEARCHES = 10
 """Search requests a day without an API key: $0.01 of usage at $1 per 1,000 searches."""
 SCORE = "relevance_score"
+TOTAL = "meta.count"
+"""Where a /works page announces the search's hit count (read on its first page)."""
 """What OpenAlex adds to each result of a search: the work's relevance to that search."""
 
 OPENALEX_TYPES: dict[str, str] = {
@@ -303,8 +305,12 @@ def screened_texts(record: Any) -> list[str | None]:
     return texts
 
 
-def _judge_page(screen: Screen, query: str, body: Any) -> bool:
-    """Screen every work of a page; True when paging should stop after it."""
+def _judge_page(screen: Screen, query: str, body: Any, first: bool) -> bool:
+    """Screen every work of a page; True when paging should stop after it. The `first` page
+    announces the search's hits in `meta.count`."""
+    meta = body.get("meta") if isinstance(body, dict) else None
+    if first and isinstance(meta, dict):
+        screen.announce(query, meta.get("count"))
     results = body.get("results") if isinstance(body, dict) else None
     works = results if isinstance(results, list) else []
     kept = 0
@@ -323,8 +329,9 @@ def _judge_page(screen: Screen, query: str, body: Any) -> bool:
 def search(http: JsonClient, query: str, per_page: int, screen: Screen) -> int:
     """Page through `query` until the results end, the screen says stop or the keyless
     budget is spent; hits seen."""
-    for body in iter_works_pages(http, query, per_page, lambda: screen.spend(query)):
-        if _judge_page(screen, query, body):
+    pages = iter_works_pages(http, query, per_page, lambda: screen.spend(query))
+    for number, body in enumerate(pages):
+        if _judge_page(screen, query, body, first=number == 0):
             break
     return screen.tally(query).seen
 
@@ -351,8 +358,12 @@ def fetch(run: LiveRun) -> dict[str, int]:
             if screen.budget is None or "HTTP 429" not in str(exc):
                 raise
             screen.note = f"OpenAlex refused keyless searches (HTTP 429, daily limit): {exc}"
+            screen.tally(query).stopped = "keyless budget spent (HTTP 429)"
             hits[query] = screen.tally(query).seen
             break
+        warning = screen.shortfall(query, TOTAL)
+        if warning is not None:
+            run.warn(warning)
         run.advance(1)
     asked = len(hits)
     if screen.budget is not None and screen.note is None:

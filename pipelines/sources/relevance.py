@@ -16,6 +16,9 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.sources.base import count_mismatch
 
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -71,6 +74,10 @@ class Relevance:
     """Search requests this run may make (a source asked without its API key); None: no cap."""
 
 
+END_OF_RESULTS = "end of results"
+"""Why paging a query stopped when no bound stopped it: the source had nothing more."""
+
+
 @dataclass
 class Tally:
     """One query's counts for search_strategy.json."""
@@ -79,8 +86,19 @@ class Tally:
     kept: int = 0
     dropped: int = 0
     pages: int = 0
-    stopped: str = "end of results"
+    stopped: str = END_OF_RESULTS
     best_score: float | None = None
+    announced: int | None = None
+    """The hit count the source announced for the query (Crossref `total-results`, OpenAlex
+    `meta.count`); None when it announced none."""
+
+    @property
+    def unseen(self) -> int:
+        """Announced hits a bound left unasked (the reason is `stopped`); 0 when paged to the
+        end or nothing was announced."""
+        if self.announced is None or self.stopped == END_OF_RESULTS:
+            return 0
+        return max(self.announced - self.seen, 0)
 
 
 @dataclass
@@ -126,6 +144,27 @@ class Screen:
     def tally(self, query: str) -> Tally:
         """The counts of `query`, started on first use."""
         return self.tallies.setdefault(query, Tally())
+
+    def announce(self, query: str, count: Any) -> None:
+        """Add a hit count the source announced for `query` (once per search; once per batch of
+        a look-up by id); a count that is not a whole number is ignored."""
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            tally = self.tally(query)
+            tally.announced = (tally.announced or 0) + count
+
+    def shortfall(self, query: str, field_name: str) -> str | None:
+        """The completeness warning of `query`: the hits announced (`field_name`) against those
+        seen and recorded, when paging ran to the end of the results and they differ, or when
+        more were seen than announced. A query a bound stopped early (page cap, score share, an
+        off-topic page, the keyless budget) sees fewer on purpose: no warning, its `unseen`
+        count and `stopped` reason go to search_strategy.json instead. None when nothing was
+        announced."""
+        tally = self.tallies.get(query)
+        if tally is None or tally.announced is None:
+            return None
+        if tally.stopped != END_OF_RESULTS and tally.seen <= tally.announced:
+            return None
+        return count_mismatch(query, tally.announced, tally.seen, field_name)
 
     def judge(
         self,

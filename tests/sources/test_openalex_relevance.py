@@ -98,7 +98,11 @@ def _endless(request: Request) -> Response:
 
 
 def _fetch(
-    url: str, tmp_path: Path, queries: list[str], budget: int | None
+    url: str,
+    tmp_path: Path,
+    queries: list[str],
+    budget: int | None,
+    warnings: list[str] | None = None,
 ) -> tuple[Screen, dict[str, int], Any]:
     screen = Screen(
         Relevance(topic_terms(["kratom"]), frozenset(), Bounds(max_pages=0), (), budget)
@@ -110,7 +114,9 @@ def _fetch(
             assert openalex.UNIT.live is not None
             return RecordingClient(http, prefix, openalex.UNIT.live.check_body, None, fixed)
 
-        hits = openalex.fetch(LiveRun(factory, queries, 1, lambda n: None, screen=screen))
+        warn = (warnings if warnings is not None else []).append
+        run = LiveRun(factory, queries, 1, lambda n: None, warn=warn, screen=screen)
+        hits = openalex.fetch(run)
         return screen, hits, http.requests_sent
 
 
@@ -164,3 +170,31 @@ def test_works_found_only_in_full_text_are_dropped(httpserver: HTTPServer, tmp_p
     assert hits == {"kratom": 2}
     assert (screen.tally("kratom").kept, screen.tally("kratom").dropped) == (1, 1)
     assert list(screen.off_topic()) == ["OPENALEX:W99000002"]
+
+
+def test_meta_count_not_delivered_is_a_warning_unless_a_bound_stopped_paging(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """`meta.count` on the first page announces the search's hits: paged to the end with one
+    fewer delivered, the query is flagged; stopped by the keyless budget, the shortfall is the
+    stated reason (`unseen`, `stopped`), not a warning."""
+    pages = {"*": ([_work(1, "Kratom use")], "c1"), "c1": ([_work(2, "Kratom again")], "c2")}
+    pages["c2"] = ([], None)
+
+    def works(request: Request) -> Response:
+        results, cursor = pages[request.args["cursor"]]
+        meta = {"count": 3, "next_cursor": cursor}
+        return Response(json.dumps({"meta": meta, "results": results}))
+
+    httpserver.expect_request("/works").respond_with_handler(works)
+    warnings: list[str] = []
+    screen, hits, _ = _fetch(httpserver.url_for(""), tmp_path / "end", ["kratom"], None, warnings)
+    assert hits == {"kratom": 2}
+    assert warnings == ["query 'kratom': meta.count announced 3, 2 recorded"]
+    assert (screen.tally("kratom").announced, screen.tally("kratom").unseen) == (3, 0)
+
+    warnings.clear()
+    screen, hits, _ = _fetch(httpserver.url_for(""), tmp_path / "budget", ["kratom"], 1, warnings)
+    assert hits == {"kratom": 1} and warnings == []
+    tally = screen.tally("kratom")
+    assert (tally.stopped, tally.announced, tally.unseen) == ("keyless budget spent", 3, 2)
