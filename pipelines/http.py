@@ -41,6 +41,11 @@ LIMIT_HEADER = "x-rate-limit-limit"
 INTERVAL_HEADER = "x-rate-limit-interval"
 """Crossref announces its rate limit on every response in these two headers, e.g. `3` and `1s`
 (https://crossref.org/documentation/retrieve-metadata/rest-api/access-and-authentication/)."""
+PER_SECOND_HEADER = "x-ratelimit-limit"
+"""NCBI's E-utilities state the caller's limit in requests a second (3, or 10 with an API key)
+in this header on every answer, without an interval (seen in answers quoted at
+https://github.com/mtisza1/Cenote-Taker2/issues/18; the limit itself:
+https://support.nlm.nih.gov/kbArticle/?pn=KA-05510)."""
 ANNOUNCED_MARGIN = 1.1
 """The window of an announced limit is stretched by this much: request starts on the client's
 clock and arrivals on the server's differ by network and scheduling jitter."""
@@ -170,8 +175,13 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 def announced_limit(headers: Mapping[str, str]) -> RateLimit | None:
     """The limit `x-rate-limit-limit` / `x-rate-limit-interval` announce (interval in seconds,
-    `1s` or `1`), its window stretched by ANNOUNCED_MARGIN; None without a usable pair."""
+    `1s` or `1`), its window stretched by ANNOUNCED_MARGIN; else the requests a second
+    `x-ratelimit-limit` announces (NCBI), kept in any one second (a source's own stricter
+    pace, such as PubMed's 1.05 s window at the real pace, stays); None without either."""
     count, interval = headers.get(LIMIT_HEADER), headers.get(INTERVAL_HEADER)
+    per_second = headers.get(PER_SECOND_HEADER, "").strip()
+    if count is None and per_second.isdigit() and int(per_second) >= 1:
+        return RateLimit(int(per_second), 1.0)
     if count is None or interval is None or not count.strip().isdigit():
         return None
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*s?\s*", interval)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 import orjson
 
@@ -545,13 +546,32 @@ def _limit_headers(pool: str) -> tuple[tuple[str, str], ...]:
     return (("x-rate-limit-limit", str(LIST_LIMITS[pool])), ("x-rate-limit-interval", "1s"))
 
 
+def _one_work(served: Served, request: serving.Request) -> serving.Reply:
+    """/works/{doi}: the work in Crossref's `work` envelope; a field query is refused with
+    Crossref's `parameter-not-allowed` 400 and an unknown DOI gets its plain-text 404 (both as
+    in the recorded bodies of ../shared/samples/crossref). A single record is not a list
+    request, so the list limit does not count it."""
+    if any(name.startswith("query") for name in request.params):
+        text = "This route does not support field query parameters"
+        return _validation_failure("parameter-not-allowed", "query.*", text)
+    doi = normalize_doi(unquote(request.path[len(WORKS_PATH) + 1 :]))
+    work = next((w for w in served.works if doi is not None and _doi(w) == doi), None)
+    if work is None:
+        return serving.Reply(404, b"Resource not found.", "text/plain")
+    head = {"status": "ok", "message-type": "work", "message-version": "1.0.0"}
+    return serving.json_reply({**head, "message": work})
+
+
 def answer(served: Served, request: serving.Request) -> serving.Reply:
     """/works with deep-paging cursors, like Crossref: `query.bibliographic` (or `query`) keeps
     works sharing any word with it, best first; a `doi:` filter names works; past the end, a page
-    with no items. More list requests a second than the pool allows get a 429."""
+    with no items. More list requests a second than the pool allows get a 429. /works/{doi}
+    answers one work (`_one_work`)."""
     params = request.params
     pool = "polite" if params.get("mailto") else "public"
     headers = _limit_headers(pool)
+    if request.path.startswith(WORKS_PATH + "/"):
+        return replace(_one_work(served, request), headers=headers)
     if request.path != WORKS_PATH:
         return serving.error_reply(404, f"unknown path {request.path}")
     if not served.admit(pool, request.arrived):

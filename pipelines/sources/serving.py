@@ -8,6 +8,7 @@ import re
 import threading
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,39 @@ class Expiry:
         with self._lock:
             issued = self._issued.get(key)
         return issued is not None and self._clock() - issued <= self.ttl
+
+
+class Allowance:
+    """A per-second request limit, per caller, as a rate-limited service keeps it: a caller may
+    send `limit` requests at once and `limit` more every second after (a token bucket).
+
+    A client that starts at most `limit` requests in any second passes even when the network
+    delays some of them a little; one that sends faster, or bursts more, is refused. Only
+    requests that came over the wire count (`arrived` None: always admitted).
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[str, float] = {}
+        self._recent: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, caller: str, limit: int, arrived: float | None) -> tuple[bool, int]:
+        """Whether a request of `caller` arriving at `arrived` is within `limit` a second, and
+        how many of its requests (this one included, refused ones too) arrived in the last
+        second: what a refusal reports."""
+        if arrived is None:
+            return True, 0
+        spacing = 1.0 / limit
+        with self._lock:
+            recent = self._recent.setdefault(caller, deque())
+            recent.append(arrived)
+            while arrived - recent[0] >= 1.0:
+                recent.popleft()
+            due = max(self._due.get(caller, arrived), arrived)
+            if due - arrived > (limit - 1) * spacing + 1e-9:
+                return False, len(recent)
+            self._due[caller] = due + spacing
+            return True, len(recent)
 
 
 def search_key(params: dict[str, str], cursor: str) -> str:

@@ -102,3 +102,26 @@ def test_bad_rows_answer_crossrefs_validation_failure_envelope(api: SnapshotApi)
     assert set(body["message"][0]) == set(real["message"][0])
     assert body["message"][0]["type"] == real["message"][0]["type"] == "integer-not-valid"
     assert body["message"][0]["value"] == "things"
+
+
+def test_one_work_by_doi_in_crossrefs_envelopes(api: SnapshotApi) -> None:
+    """/works/{doi} answers the work as Crossref does (`message-type: work`); a field query
+    and an unknown DOI get Crossref's recorded error bodies."""
+    doi = "10.3389/fphar.2022.765917"
+    for path in (doi, quote(doi, safe=""), doi.upper()):
+        reply = api.answer(f"/crossref/works/{path}")
+        body = json.loads(reply.body)
+        assert reply.status == 200 and body["message-type"] == "work"
+        assert body["message"]["DOI"] == doi
+    listed = json.loads(api.answer(f"/crossref/works?filter=doi:{doi}").body)["message"]["items"]
+    assert listed == [body["message"]]
+
+    unknown = api.answer("/crossref/works/10.5555/no.such.work")
+    assert (unknown.status, unknown.content_type) == (404, "text/plain")
+    refused = api.answer(f"/crossref/works/{doi}?query.author=Smith")
+    assert refused.status == 400
+    if SAMPLES.is_dir():
+        real_404 = (SAMPLES / "error_404_works_resource_not_found_plain.txt").read_bytes()
+        assert unknown.body == real_404
+        real_400 = SAMPLES / "error_400_validation_failure_parameter_not_allowed.json"
+        assert json.loads(refused.body) == json.loads(real_400.read_bytes())
