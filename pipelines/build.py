@@ -43,7 +43,7 @@ DEFINITIONS_MODULE = "pipelines.definitions"
 SNAPSHOT_TAG = "kratom-evidence/snapshot"
 """Run tag naming the snapshot a run builds: its folder name (a recorded stamp, or `snapshot`)."""
 RELEASE_KEY = dg.AssetKey(["release", "published"])
-NO_CREDENTIALS = {"email": "", "ncbi_api_key": "", "openalex_api_key": ""}
+NO_CREDENTIALS: dict[str, Any] = {"email": "", "api_keys": {}}
 """A build that reads a snapshot asks no source, so it needs no secret from the environment."""
 
 BUILD_JOB = dg.define_asset_job(

@@ -253,13 +253,9 @@ def cmd_serve_snapshot(args: argparse.Namespace) -> int:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Record every live source into a new snapshot, then build and publish from it."""
-    from pipelines.refresh import Credentials, HttpSettings, parse_base_urls, refresh
+    from pipelines.refresh import HttpSettings, credentials_from, parse_base_urls, refresh
 
-    creds = Credentials(
-        email=os.environ.get("KRATOM_EVIDENCE_EMAIL") or None,
-        ncbi_api_key=os.environ.get("NCBI_API_KEY") or None,
-        openalex_api_key=os.environ.get("OPENALEX_API_KEY") or None,
-    )
+    creds = credentials_from(os.environ)
     settings = HttpSettings(
         timeout=args.timeout,
         max_tries=args.max_tries,

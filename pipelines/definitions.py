@@ -20,6 +20,7 @@ from pipelines.assets.staging import STAGING_ASSETS
 from pipelines.automation import refresh_schedule, version_sensors
 from pipelines.build import BUILD_JOB, JOB_NAME
 from pipelines.deployment import deployment
+from pipelines.refresh import EMAIL_ENV, api_key_envs
 from pipelines.release.publish import DataDir
 from pipelines.resources import (
     LiveCredentialsResource,
@@ -52,9 +53,8 @@ defs = dg.Definitions(
         "live_sources": LiveSourcesResource(base_urls=DEPLOYMENT.base_urls, pace=DEPLOYMENT.pace),
         # Names, not values: Dagster resolves them at run time and never displays them.
         "live_credentials": LiveCredentialsResource(
-            email=dg.EnvVar("KRATOM_EVIDENCE_EMAIL"),
-            ncbi_api_key=dg.EnvVar("NCBI_API_KEY"),
-            openalex_api_key=dg.EnvVar("OPENALEX_API_KEY"),
+            email=dg.EnvVar(EMAIL_ENV),
+            api_keys={source: dg.EnvVar(name) for source, name in api_key_envs().items()},
         ),
     },
     jobs=[BUILD_JOB],

@@ -146,17 +146,15 @@ class LiveSourcesResource(dg.ConfigurableResource):
 class LiveCredentialsResource(dg.ConfigurableResource):
     """Contact e-mail and API keys, wired with `dg.EnvVar` so Dagster shows names, never values.
 
-    An empty value means "not set" (`.env.example` lists all three empty); repr hides them.
+    `api_keys` maps each source that takes a key to it (`pipelines/definitions.py` wires one
+    variable per source unit's `api_key_env`). An empty value means "not set" (`.env.example`
+    lists every variable empty); repr hides them.
     """
 
     email: str = Field(default="", repr=False)
-    ncbi_api_key: str = Field(default="", repr=False)
-    openalex_api_key: str = Field(default="", repr=False)
+    api_keys: dict[str, str] = Field(default_factory=dict, repr=False)
 
     def credentials(self) -> Credentials:
         """The refresh's Credentials (whose repr hides them too)."""
-        return Credentials(
-            email=self.email or None,
-            ncbi_api_key=self.ncbi_api_key or None,
-            openalex_api_key=self.openalex_api_key or None,
-        )
+        keys = {source: key for source, key in self.api_keys.items() if key}
+        return Credentials(email=self.email or None, api_keys=keys)

@@ -34,8 +34,11 @@ from pipelines.refresh.record import SourceOutcome
 from pipelines.refresh.resume import write_info
 from pipelines.refresh.run import RefreshResult, refresh
 from pipelines.refresh.settings import (
+    EMAIL_ENV,
     HttpSettings,
     RefreshError,
+    api_key_envs,
+    credentials_from,
     emulator_paths,
     live_base_urls,
     live_sources,
@@ -45,6 +48,7 @@ from pipelines.refresh.settings import (
 from pipelines.sources.base import Credentials
 
 __all__ = [
+    "EMAIL_ENV",
     "REQUEST_LOG",
     "SEARCH_STRATEGY",
     "Credentials",
@@ -52,8 +56,10 @@ __all__ = [
     "RefreshError",
     "RefreshResult",
     "SourceOutcome",
+    "api_key_envs",
     "busiest_window",
     "combined_query",
+    "credentials_from",
     "delta_request",
     "emulator_paths",
     "live_base_urls",

@@ -6,7 +6,7 @@ names no source.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -37,6 +37,26 @@ def live_base_urls() -> dict[str, str]:
 def emulator_paths() -> dict[str, str]:
     """Where each source sits under one `serve-snapshot` base URL (`--base-url all=URL`)."""
     return {name: live.emulator_path for name, live in live_units().items()}
+
+
+EMAIL_ENV = "KRATOM_EVIDENCE_EMAIL"
+"""The contact e-mail every source is asked with (NCBI `email`, the `mailto` of OpenAlex and
+Crossref, the User-Agent)."""
+
+
+def api_key_envs() -> dict[str, str]:
+    """Source -> the environment variable holding its API key, for every live source whose unit
+    takes one (`LiveSource.api_key_env`)."""
+    return {name: live.api_key_env for name, live in live_units().items() if live.api_key_env}
+
+
+def credentials_from(environ: Mapping[str, str]) -> Credentials:
+    """The contact e-mail and each source's API key that `environ` sets (blank means unset)."""
+    keys = {source: environ.get(name, "").strip() for source, name in api_key_envs().items()}
+    return Credentials(
+        email=environ.get(EMAIL_ENV, "").strip() or None,
+        api_keys={source: key for source, key in keys.items() if key},
+    )
 
 
 def min_intervals() -> dict[str, float]:

@@ -75,12 +75,16 @@ class Credentials:
     """Contact e-mail and API keys; repr hides them so they never land in a log or traceback."""
 
     email: str | None = field(default=None, repr=False)
-    ncbi_api_key: str | None = field(default=None, repr=False)
-    openalex_api_key: str | None = field(default=None, repr=False)
+    api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Source name -> its API key (a source whose unit names `LiveSource.api_key_env`)."""
+
+    def key(self, source: str) -> str | None:
+        """`source`'s API key; None when none is given."""
+        return self.api_keys.get(source) or None
 
     def secrets(self) -> list[str]:
         """The values that must never be written anywhere."""
-        return [s for s in (self.email, self.ncbi_api_key, self.openalex_api_key) if s]
+        return [s for s in (self.email, *self.api_keys.values()) if s]
 
 
 class PageClient(Protocol):
@@ -282,6 +286,10 @@ class LiveSource:
     keyless: Callable[[Credentials], bool] = _never_keyless
     """True when these credentials lack the API key the source needs for real use: its search
     then keeps to the keyless budget of search_bounds.csv."""
+    api_key_env: str | None = None
+    """The environment variable that holds the source's API key (`Credentials.key(name)`; the
+    CLI and the Dagster resource read it, `.env.example` lists it); None: the source takes no
+    key."""
 
     version: VersionFeed | None = None
     """Where the source says its data changed; None: only the weekly schedule refreshes it."""

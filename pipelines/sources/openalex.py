@@ -394,9 +394,10 @@ OPENALEX_UNFILTERED = (
 
 def live_params(creds: Credentials) -> dict[str, str]:
     """`mailto` (the polite pool) and `api_key` when given."""
+    key = creds.key(SOURCE)
     if creds.email:
-        return default_params(creds.email, creds.openalex_api_key)
-    return {"api_key": creds.openalex_api_key} if creds.openalex_api_key else {}
+        return default_params(creds.email, key)
+    return {"api_key": key} if key else {}
 
 
 def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, dict[str, str]]]:
@@ -406,12 +407,12 @@ def changed_since(query: str, since: date, until: date) -> tuple[str, dict[str, 
 
 def keyless(creds: Credentials) -> bool:
     """Asked without an API key: the keyless daily budget applies."""
-    return not creds.openalex_api_key
+    return not creds.key(SOURCE)
 
 
 def unfiltered_note(creds: Credentials) -> str | None:
     """The live API refuses `from_updated_date` without an API key."""
-    return None if creds.openalex_api_key else OPENALEX_UNFILTERED
+    return None if creds.key(SOURCE) else OPENALEX_UNFILTERED
 
 
 # --- served by the emulator -------------------------------------------------------------------
@@ -622,6 +623,7 @@ UNIT = SourceUnit(
         changed_since=changed_since,
         unfiltered_note=unfiltered_note,
         keyless=keyless,
+        api_key_env="OPENALEX_API_KEY",
     ),
     emulation=serving.Emulation(load_served, answer),
     # The reference for cited_by_count and is_open_access; last for bibliographic fields.

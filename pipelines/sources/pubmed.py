@@ -723,8 +723,9 @@ def live_params(creds: Credentials) -> dict[str, str]:
     params = {"tool": TOOL}
     if creds.email:
         params["email"] = creds.email
-    if creds.ncbi_api_key:
-        params["api_key"] = creds.ncbi_api_key
+    key = creds.key(SOURCE)
+    if key:
+        params["api_key"] = key
     return params
 
 
@@ -996,11 +997,12 @@ UNIT = SourceUnit(
         base_url=BASE_URL,
         fetch=fetch,
         emulator_path="/pubmed",
-        min_interval=lambda creds: min_interval(creds.ncbi_api_key),
+        min_interval=lambda creds: min_interval(creds.key(SOURCE)),
         check_body=check_body,
-        rate_limit=lambda creds: rate_limit(creds.ncbi_api_key),
+        rate_limit=lambda creds: rate_limit(creds.key(SOURCE)),
         default_params=live_params,
         changed_since=changed_since,
+        api_key_env="NCBI_API_KEY",
     ),
     emulation=serving.Emulation(load_served, answer),
     # First for bibliographic fields (indexed records); PubMed gives no citation counts.

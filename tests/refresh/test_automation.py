@@ -32,7 +32,7 @@ from pipelines.automation import (
 from pipelines.build import SNAPSHOT_TAG
 from pipelines.definitions import build_job, defs
 from pipelines.devtools.emulator import EmulatorServer, make_server, running
-from pipelines.refresh import emulator_paths, live_sources
+from pipelines.refresh import api_key_envs, emulator_paths, live_sources
 from pipelines.release.publish import DataDir
 from pipelines.resources import LiveSourcesResource
 from pipelines.sources.clinicaltrials import data_timestamp
@@ -251,11 +251,9 @@ def test_definitions_register_schedule_and_sensor_on_the_asset_job_and_secret_na
     job = defs.resolve_job_def("build")
     assert RELEASE_KEY in job.asset_layer.executable_asset_keys
     credentials = defs.resources["live_credentials"]
-    wired = {
-        getattr(credentials, field).env_var_name
-        for field in ("email", "ncbi_api_key", "openalex_api_key")
-    }
-    assert wired == set(SECRETS)
+    keys = {source: value.env_var_name for source, value in credentials.api_keys.items()}
+    assert keys == api_key_envs() == {"pubmed": "NCBI_API_KEY", "openalex": "OPENALEX_API_KEY"}
+    assert {credentials.email.env_var_name, *keys.values()} == set(SECRETS)
 
 
 @pytest.mark.slow

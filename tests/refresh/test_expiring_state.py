@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 TTL = 2.0
 """Seconds the emulator keeps a cursor or WebEnv alive after handing it out: longer than the
 1.1 s between Crossref list requests without `mailto` (the public pool's 1 a second)."""
-KEYED = Credentials(openalex_api_key="synthetic-openalex-key")
+KEYED = Credentials(api_keys={"openalex": "synthetic-openalex-key"})
 """Three refreshes share one emulator: with a key OpenAlex's keyless daily budget is not theirs."""
 PAGE = 3
 COUNTS = synthetic.Counts(

@@ -100,7 +100,7 @@ def plain_log(
 ) -> dict[str, list[dict[str, Any]]]:
     """Request log of a refresh with a contact e-mail and no NCBI API key (an OpenAlex key: its
     keyless budget is tested in tests/sources/test_openalex_relevance.py)."""
-    creds = Credentials(email="polite@example.org", openalex_api_key="synthetic-openalex-key")
+    creds = Credentials(email="polite@example.org", api_keys={"openalex": "synthetic-openalex-key"})
     return _run(tmp_path_factory.mktemp("plain"), emulator_url, creds)
 
 
@@ -111,8 +111,7 @@ def keyed_log(
     """Request log of a refresh with an NCBI API key (NCBI then allows 10 per second)."""
     creds = Credentials(
         email="polite@example.org",
-        ncbi_api_key="synthetic-key",
-        openalex_api_key="synthetic-openalex-key",
+        api_keys={"pubmed": "synthetic-key", "openalex": "synthetic-openalex-key"},
     )
     return _run(tmp_path_factory.mktemp("keyed"), emulator_url, creds)
 

@@ -11,6 +11,7 @@ from pipelines.refresh import (
     Credentials,
     RefreshError,
     busiest_window,
+    credentials_from,
     live_base_urls,
     load_compound_ids,
     load_queries,
@@ -68,8 +69,21 @@ def test_registries_fall_back_to_the_bundled_snapshot(tmp_path: Path) -> None:
     assert found == paths.BUNDLED_SNAPSHOT / "registries"
 
 
+def test_credentials_come_from_the_variables_the_source_units_name() -> None:
+    environ = {
+        "KRATOM_EVIDENCE_EMAIL": " me@example.org ",
+        "NCBI_API_KEY": "ncbi-key",
+        "OPENALEX_API_KEY": "",
+        "UNRELATED": "x",
+    }
+    creds = credentials_from(environ)
+    assert creds.email == "me@example.org" and dict(creds.api_keys) == {"pubmed": "ncbi-key"}
+    assert creds.key("pubmed") == "ncbi-key" and creds.key("openalex") is None
+    assert credentials_from({}) == Credentials()
+
+
 def test_credentials_repr_hides_secrets() -> None:
-    creds = Credentials("me@example.org", "ncbi-key", "oa-key")
+    creds = Credentials("me@example.org", {"pubmed": "ncbi-key", "openalex": "oa-key"})
     assert "ncbi-key" not in repr(creds) and "me@example.org" not in repr(creds)
     assert sorted(creds.secrets()) == ["me@example.org", "ncbi-key", "oa-key"]
 

@@ -471,7 +471,7 @@ def _openalex_since_last(data_dir: Path, served: Path, reference: Path, key: str
             server.base_url,
             reference,
             page_size=3,
-            credentials=Credentials(openalex_api_key=key),
+            credentials=Credentials(api_keys={"openalex": key} if key else {}),
             now=datetime.now(UTC) + timedelta(seconds=5),
             since_last=True,
         )

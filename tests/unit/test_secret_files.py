@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.refresh import EMAIL_ENV, api_key_envs
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,3 +24,14 @@ def test_dot_env_is_ignored_and_the_example_holds_no_value() -> None:
         if line and not line.startswith("#")
     ]
     assert settings and all(value == "" for _, value in settings)
+
+
+def test_the_example_lists_the_contact_and_every_source_units_key_variable() -> None:
+    """`make dev` copies .env.example to .env and Dagster's `EnvVar`s fail on an unset name, so
+    a source unit naming an API key variable needs its line here."""
+    names = {
+        line.split("=", 1)[0]
+        for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert names == {EMAIL_ENV, *api_key_envs().values()}
