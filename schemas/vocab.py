@@ -62,9 +62,6 @@ OUTCOME_DOMAINS = (
     "other",
 )
 OUTCOME_SOURCES = ("registry_protocol", "registry_results", "literature")
-PUBLICATION_SOURCES = ("pubmed", "europepmc", "openalex", "crossref")
-"""The registered literature sources (units with a `publication` rank in pipelines/sources/):
-tests/unit/test_vocab_contract.py holds the two equal, as registering one changes this list."""
 LINK_TYPES = ("result", "background", "derived", "report")
 LINK_SOURCES = (
     "registry_reference",
