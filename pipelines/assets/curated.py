@@ -1,7 +1,7 @@
 """Curated layer: one asset per builder (a multi-asset when it also writes working tables).
 
 Lineage comes from each builder's declaration (`pipelines.tables.builds`): a curated table
-depends on the staging assets of the sources that stage a table it reads, on the reference files
+depends on the staged tables it reads (of every source staging them), on the reference files
 it opens (external assets `reference/<file>`), on the curated and working tables it reads, and
 on its foreign-key parents (the gate reads their keys). Every curated table is guarded by the
 blocking check `pipelines.rules` derives from its model and keys.
@@ -15,6 +15,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from pipelines import paths, tables
+from pipelines.assets.staging import table_key
 from pipelines.resources import ReleaseResource
 from pipelines.rules import (
     Rows,
@@ -55,11 +56,12 @@ def column_schema(spec: TableSpec) -> dg.TableSchema:
 
 
 def staging_deps(builder: tables.Builder) -> list[dg.AssetKey]:
-    """Staging assets of the sources that stage a table the builder reads."""
+    """The staged tables the builder reads, of every source that stages them."""
     return [
-        dg.AssetKey(["staging", source])
+        table_key(source, table)
         for source, unit in SOURCES.items()
-        if set(unit.tables) & set(builder.staged)
+        for table in unit.tables
+        if table in builder.staged
     ]
 
 

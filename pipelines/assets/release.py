@@ -14,10 +14,12 @@ from dagster_duckdb import DuckDBResource
 from pipelines.assets.curated import CURATED_KEYS
 from pipelines.assets.curated import STATS_TABLE as TABLE_STATS
 from pipelines.assets.staging import STATS_TABLE as SOURCE_STATS
+from pipelines.assets.staging import table_key
 from pipelines.build import publish_tables
 from pipelines.normalize.literature_studies import paper_accounting
 from pipelines.release.publish import PublishResult
 from pipelines.resources import ReleaseResource, SnapshotResource
+from pipelines.sources import SOURCES
 from schemas import QUARANTINE, TABLES
 from schemas.arrow import arrow_schema
 
@@ -133,8 +135,9 @@ def release_metadata(result: PublishResult) -> dict[str, dg.MetadataValue]:
 @dg.asset(
     key=["release", "published"],
     group_name="release",
-    # Every curated asset, working tables too: the accounting reads curated.literature_papers.
-    deps=CURATED_KEYS,
+    # Every curated asset, working tables too: the accounting reads curated.literature_papers;
+    # and every source's staged quarantine, which the quarantine table gathers.
+    deps=[*CURATED_KEYS, *(table_key(s, QUARANTINE.name) for s in SOURCES)],
     kinds={"parquet", "duckdb"},
     description="The release: Parquet files + manifest in data/releases/<version>/ and one "
     "DuckLake snapshot in data/lake/ tagged with the version.",

@@ -1,11 +1,13 @@
 """Staging layer: each source's records parsed into `staging.<source>__<table>` tables.
 
-A source's asset writes several tables; the catalog gets the described columns of each
-(schemas/staging.py), the first of the unit's tables as the asset's own column schema, and the
-rows staged as its row count.
+A source's records are staged in one step (one pass over its files), which writes several
+tables: each is an asset of its own (`staging/<source>/<table>`, outputs of the source's
+multi-asset), so the catalog shows each table's described columns (schemas/staging.py) and
+rows, and a curated asset depends on exactly the staged tables it reads. The source's
+quarantine table is one of them; its materialization also accounts for every record read.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import dagster as dg
 import duckdb
@@ -38,80 +40,115 @@ def staged_columns(con: duckdb.DuckDBPyConnection, source: str, table: str) -> d
     )
 
 
-def _catalog_metadata(
-    con: duckdb.DuckDBPyConnection, unit: SourceUnit, stats: StageStats
+def table_key(source: str, table: str) -> dg.AssetKey:
+    """The asset of `staging.<source>__<table>`."""
+    return dg.AssetKey(["staging", source, table])
+
+
+def written_tables(unit: SourceUnit) -> tuple[str, ...]:
+    """Every staging table a source's step writes: its unit's tables and its quarantine."""
+    return (*unit.tables, QUARANTINE.name)
+
+
+def _table_metadata(
+    con: duckdb.DuckDBPyConnection, source: str, table: str, rows: int
 ) -> dict[str, dg.MetadataValue]:
-    """Rows staged (all tables), the first table's columns as the asset's, every table's."""
-    staged = [*stats.rows, *([QUARANTINE.name] if stats.quarantined else [])]
-    schemas = {table: staged_columns(con, unit.name, table) for table in staged}
-    metadata: dict[str, dg.MetadataValue] = {
-        "dagster/row_count": dg.MetadataValue.int(sum(stats.rows.values())),
-    }
-    if unit.tables[0] in schemas:
-        metadata["dagster/column_schema"] = dg.MetadataValue.table_schema(schemas[unit.tables[0]])
-    for table, schema in schemas.items():
-        metadata[f"columns of staging.{unit.name}__{table}"] = dg.MetadataValue.table_schema(schema)
+    """A staged table's rows and, when it was written, its described columns."""
+    metadata: dict[str, dg.MetadataValue] = {"dagster/row_count": dg.MetadataValue.int(rows)}
+    schema = staged_columns(con, source, table)
+    if schema.columns:
+        metadata["dagster/column_schema"] = dg.MetadataValue.table_schema(schema)
     return metadata
 
 
-def staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
-    """One source's records staged from the snapshot, with its counts in `source_stats`."""
-    source = unit.name
+def _accounting(stats: StageStats) -> dict[str, dg.MetadataValue]:
+    """Where every record read went: records_read = staged + quarantined + exact duplicates +
+    superseded."""
+    return {
+        "files": dg.MetadataValue.int(stats.files),
+        "records_read": dg.MetadataValue.int(stats.records_read),
+        "records_staged": dg.MetadataValue.int(stats.staged),
+        "records_quarantined": dg.MetadataValue.int(stats.quarantined),
+        "exact_duplicates": dg.MetadataValue.int(stats.duplicates),
+        "records_superseded": dg.MetadataValue.int(stats.superseded),
+        "rows_by_table": dg.MetadataValue.json(stats.rows),
+    }
 
-    @dg.asset(
-        key=["staging", source],
-        group_name="staging",
-        deps=[dg.AssetKey(["raw", source])],
-        kinds={"duckdb"},
-        description=f"Rows parsed from every {source} record of the snapshot; bad records "
-        "quarantined with a reason.",
+
+def _record_stats(con: duckdb.DuckDBPyConnection, stats: StageStats) -> None:
+    """The source's counts in `source_stats` (the release manifest's accounting reads them)."""
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {STATS_TABLE} (source VARCHAR PRIMARY KEY, "
+        "files BIGINT, records_read BIGINT, staged BIGINT, quarantined BIGINT, "
+        "duplicates BIGINT, superseded BIGINT)"
     )
+    # A warehouse from before --since-last snapshots listed superseded records.
+    con.execute(f"ALTER TABLE {STATS_TABLE} ADD COLUMN IF NOT EXISTS superseded BIGINT")
+    con.execute(f"DELETE FROM {STATS_TABLE} WHERE source = ?", [stats.source])
+    con.execute(
+        f"INSERT INTO {STATS_TABLE} (source, files, records_read, staged, quarantined, "
+        "duplicates, superseded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            stats.source,
+            stats.files,
+            stats.records_read,
+            stats.staged,
+            stats.quarantined,
+            stats.duplicates,
+            stats.superseded,
+        ],
+    )
+
+
+def staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
+    """One source's records staged from the snapshot: one asset per table its step writes,
+    with its counts in `source_stats`."""
+    source = unit.name
+    raw = dg.AssetKey(["raw", source])
+    specs = [
+        dg.AssetSpec(
+            table_key(source, table),
+            group_name="staging",
+            deps=[raw],
+            kinds={"duckdb"},
+            description=f"staging.{source}__{table}: rows parsed from the {source} records of "
+            "the snapshot.",
+        )
+        for table in unit.tables
+    ]
+    specs.append(
+        dg.AssetSpec(
+            table_key(source, QUARANTINE.name),
+            group_name="staging",
+            deps=[raw],
+            kinds={"duckdb"},
+            description=f"staging.{source}__{QUARANTINE.name}: {source} records that could "
+            "not be staged, each with its reason; its metadata accounts for every record read.",
+        )
+    )
+
+    @dg.multi_asset(name=f"staging_{source}", specs=specs)
     def staging_source(
         snapshot_store: SnapshotResource, warehouse: DuckDBResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         with warehouse.get_connection() as con:
             ensure_schemas(con)
             stats = stage_source(con, snapshot_store.folder, source)
-            con.execute(
-                f"CREATE TABLE IF NOT EXISTS {STATS_TABLE} (source VARCHAR PRIMARY KEY, "
-                "files BIGINT, records_read BIGINT, staged BIGINT, quarantined BIGINT, "
-                "duplicates BIGINT, superseded BIGINT)"
-            )
-            # A warehouse from before --since-last snapshots listed superseded records.
-            con.execute(f"ALTER TABLE {STATS_TABLE} ADD COLUMN IF NOT EXISTS superseded BIGINT")
-            con.execute(f"DELETE FROM {STATS_TABLE} WHERE source = ?", [source])
-            con.execute(
-                f"INSERT INTO {STATS_TABLE} (source, files, records_read, staged, quarantined, "
-                "duplicates, superseded) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    source,
-                    stats.files,
-                    stats.records_read,
-                    stats.staged,
-                    stats.quarantined,
-                    stats.duplicates,
-                    stats.superseded,
-                ],
-            )
-            catalog = _catalog_metadata(con, unit, stats)
-        return dg.MaterializeResult(
-            metadata={
-                "files": stats.files,
-                "records_read": stats.records_read,
-                "records_staged": stats.staged,
-                "records_quarantined": stats.quarantined,
-                "exact_duplicates": stats.duplicates,
-                "records_superseded": stats.superseded,
-                "rows_by_table": dg.MetadataValue.json(stats.rows),
-                **catalog,
+            _record_stats(con, stats)
+            rows = {**stats.rows, QUARANTINE.name: stats.quarantined}
+            metadata = {
+                table: _table_metadata(con, source, table, rows.get(table, 0))
+                for table in written_tables(unit)
             }
-        )
+        metadata[QUARANTINE.name].update(_accounting(stats))
+        for table, entries in metadata.items():
+            yield dg.MaterializeResult(asset_key=table_key(source, table), metadata=entries)
 
     return staging_source
 
 
 def staging_assets(units: Iterable[SourceUnit]) -> list[dg.AssetsDefinition]:
-    """One staging asset per source unit."""
+    """One staging multi-asset per source unit."""
     return [staging_asset(unit) for unit in units]
 
 

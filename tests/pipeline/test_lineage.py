@@ -29,13 +29,13 @@ from pipelines.assets.curated import (
     staging_deps,
 )
 from pipelines.assets.raw import RAW_ASSETS
-from pipelines.assets.staging import STAGING_ASSETS
+from pipelines.assets.staging import STAGING_ASSETS, table_key, written_tables
 from pipelines.definitions import defs
 from pipelines.normalize.evidence_tables import publication_references
 from pipelines.resources import ReleaseResource, SnapshotResource
 from pipelines.sources import SOURCES
 from pipelines.warehouse import read_frame
-from schemas import TABLES, TABLES_BY_NAME
+from schemas import QUARANTINE, TABLES, TABLES_BY_NAME
 from schemas.working import WORKING_BY_NAME
 
 
@@ -112,10 +112,9 @@ CURATED_READ = re.compile(r"(?:FROM|JOIN)\s+curated\.(\w+)", re.IGNORECASE)
 
 
 def declared(builder: tables.Builder) -> Inputs:
-    """The inputs the builder's asset depends on."""
-    sources = [key.path[-1] for key in staging_deps(builder)]
+    """The inputs the builder's asset depends on (staged tables: `staging/<source>/<table>`)."""
     return Inputs(
-        frozenset(f"{s}__{t}" for s in sources for t in builder.staged),
+        frozenset(f"{key.path[1]}__{key.path[2]}" for key in staging_deps(builder)),
         frozenset(builder.curated),
         frozenset(builder.reference),
     )
@@ -267,38 +266,43 @@ def test_curated_assets_depend_on_exactly_what_their_builders_declare() -> None:
             assert dg.AssetKey(["curated", written]) in graph.get_all_asset_keys()
 
 
-def test_every_staging_materialization_describes_the_columns_of_each_table_it_wrote(
+def test_every_staged_table_is_an_asset_with_its_described_columns_and_rows(
     materialized: Materialized,
 ) -> None:
+    """Each table a source's staging step writes is an asset of its own with the table's
+    columns (each described) and rows; one it did not write has 0 rows and no columns; the
+    source's quarantine asset accounts for every record read."""
     events = materialized.result.get_asset_materialization_events()
     by_key = {e.asset_key: e.materialization.metadata for e in events}
     con = duckdb.connect(str(materialized.warehouse), read_only=True)
     try:
         staged = _table_names(con, "staging") - {"source_stats"}
         for source, unit in SOURCES.items():
-            metadata = by_key[dg.AssetKey(["staging", source])]
-            written = sorted(n for n in staged if n.startswith(f"{source}__"))
-            described = {
-                key.removeprefix("columns of staging."): entry.value
-                for key, entry in metadata.items()
-                if key.startswith("columns of staging.")
-            }
-            assert sorted(described) == written, source
-            rows = 0
-            for name in written:
+            for table in written_tables(unit):
+                metadata = by_key[table_key(source, table)]
+                name = f"{source}__{table}"
+                if name not in staged:
+                    assert metadata["dagster/row_count"].value == 0, name
+                    assert "dagster/column_schema" not in metadata, name
+                    continue
                 columns = con.execute(f'SELECT * FROM staging."{name}" LIMIT 0').description
-                schema = described[name]
+                schema = metadata["dagster/column_schema"].value
                 assert [c.name for c in schema.columns] == [c[0] for c in columns], name
                 assert all(c.description for c in schema.columns), name
-                if not name.endswith("__quarantine"):
-                    (count,) = con.execute(f'SELECT count(*) FROM staging."{name}"').fetchone() or (
-                        0,
-                    )
-                    rows += count
-            assert metadata["dagster/row_count"].value == rows, source
-            first = f"{source}__{unit.tables[0]}"
-            if first in described:
-                assert metadata["dagster/column_schema"].value == described[first]
+                (count,) = con.execute(f'SELECT count(*) FROM staging."{name}"').fetchone() or (0,)
+                assert metadata["dagster/row_count"].value == count, name
+            own = {n.removeprefix(f"{source}__") for n in staged if n.startswith(f"{source}__")}
+            assert own <= set(written_tables(unit)), source
+            books = by_key[table_key(source, QUARANTINE.name)]
+            assert books["records_read"].value == sum(
+                books[k].value
+                for k in (
+                    "records_staged",
+                    "records_quarantined",
+                    "exact_duplicates",
+                    "records_superseded",
+                )
+            ), source
     finally:
         con.close()
 

@@ -95,7 +95,11 @@ def test_toy_source_gets_raw_and_staging_assets_that_stage_its_rows(
     units = [SOURCES[toy]]
     assets = [*raw_assets(units), *staging_assets(units)]
     keys = {key for asset in assets for key in asset.keys}
-    assert keys == {dg.AssetKey(["raw", toy]), dg.AssetKey(["staging", toy])}
+    assert keys == {
+        dg.AssetKey(["raw", toy]),
+        dg.AssetKey(["staging", toy, "publications"]),
+        dg.AssetKey(["staging", toy, "quarantine"]),
+    }
     database = tmp_path / "warehouse.duckdb"
     result = dg.materialize(
         assets,
@@ -114,11 +118,12 @@ def test_toy_source_gets_raw_and_staging_assets_that_stage_its_rows(
     assert raw_meta["bytes"].value == (folder / toy / "page-0001.tsv").stat().st_size
     assert raw_meta["captured_at"].value == "2026-03-04"
     assert raw_meta["method"].value == "reconstructed"
-    [staging_meta] = [
-        event.materialization.metadata
+    staged = {
+        event.asset_key.path[-1]: event.materialization.metadata
         for event in result.get_asset_materialization_events()
-        if event.asset_key == dg.AssetKey(["staging", toy])
-    ]
+        if event.asset_key.path[:2] == ["staging", toy]
+    }
+    staging_meta = staged["publications"]
     assert staging_meta["dagster/row_count"].value == 2
     columns = staging_meta["dagster/column_schema"].value.columns
     assert [c.name for c in columns] == [
@@ -130,9 +135,13 @@ def test_toy_source_gets_raw_and_staging_assets_that_stage_its_rows(
     described = {c.name: c.description for c in columns}
     assert described["doi"] == Publication.to_schema().columns["doi"].description
     assert described["_source_file"].startswith("Snapshot file the record was read from")
-    quarantine = staging_meta[f"columns of staging.{toy}__quarantine"].value.columns
+    quarantine = staged["quarantine"]["dagster/column_schema"].value.columns
     assert {"reason", "raw"} <= {c.name for c in quarantine} and all(
         c.description for c in quarantine
+    )
+    assert (
+        staged["quarantine"]["dagster/row_count"].value
+        == staged["quarantine"]["records_quarantined"].value
     )
     with duckdb.connect(str(database), read_only=True) as con:
         rows = con.execute(
