@@ -351,8 +351,8 @@ class SourceUnit:
     primary_table: str
     """The table a quarantined record of this source would have fed."""
     tables: tuple[str, ...]
-    """Every staged table `parse` can return rows for (`staging.<name>__<table>`): the curated
-    tables that read one of them depend on this source's staging asset."""
+    """Every staged table `parse` can return rows for (`staging.<name>__<table>`), each an
+    asset `staging/<name>/<table>`: the curated tables that read one depend on that asset."""
     raw: Callable[[Any], str] = raw_json
     """A record as text, for its fingerprint and the quarantine table's `raw` column."""
     replaces: Callable[[Any], Iterable[str]] = _no_replacements
