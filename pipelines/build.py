@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from pipelines.release.publish import (
     publish,
     recover,
 )
+from pipelines.shards import WAREHOUSE_TAGS
 from pipelines.snapshot import read_info, snapshot_sha256
 
 if TYPE_CHECKING:
@@ -54,6 +56,33 @@ BUILD_JOB = dg.define_asset_job(
     # One process for the whole run, as in `kratom-evidence build`: a process per step would
     # cost seconds of imports each and could not share the data dir's lock.
     executor_def=dg.in_process_executor,
+)
+STAGE_JOB_NAME = "stage"
+STAGE_SELECTION = (
+    dg.AssetSelection.groups("raw") - dg.AssetSelection.assets(dg.AssetKey(["raw", "snapshot"]))
+) | dg.AssetSelection.groups("staging")
+"""The raw inventories and staging: the part of a build a parallel run spreads over processes."""
+PARALLEL_EXECUTOR = dg.multiprocess_executor.configured(
+    lambda config: {
+        "max_concurrent": config["workers"],
+        # DuckDB lets one process write a file: the steps that open the warehouse go one at a
+        # time, the parts of a sharded source (each its own file) side by side.
+        "tag_concurrency_limits": [
+            {"key": k, "value": v, "limit": 1} for k, v in WAREHOUSE_TAGS.items()
+        ],
+        # Workers fork from a server that has imported the code location once: a step costs
+        # no fresh import of Dagster and the pipeline.
+        "start_method": {"forkserver": {"preload_modules": [DEFINITIONS_MODULE]}},
+    },
+    name="parallel",
+    config_schema={"workers": dg.Field(int, default_value=2, description="processes at once")},
+)
+STAGE_JOB = dg.define_asset_job(
+    STAGE_JOB_NAME,
+    selection=STAGE_SELECTION,
+    description="The raw inventories and staging in parallel processes: a source with a bulk "
+    "export staged in parts (op config `parts`), each part a step and a DuckDB file of its own.",
+    executor_def=PARALLEL_EXECUTOR,
 )
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 """A failure becomes one line (`first_failure`); Dagster's own ERROR event would add its trace."""
@@ -138,12 +167,34 @@ def run_config(
     return {"resources": resources}
 
 
-def _instance() -> dg.DagsterInstance:
+@contextmanager
+def _instance(parallel: bool = False) -> Iterator[dg.DagsterInstance]:
     """The Dagster instance of DAGSTER_HOME when one is set (so `dagster dev` lists CLI builds
-    too), else a throwaway one."""
+    too), else a throwaway one: in memory, or in a temporary folder for a parallel run (its
+    worker processes read the run from storage)."""
     if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+    elif parallel:
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            dg.DagsterInstance.local_temp(folder) as instance,
+        ):
+            yield instance
+    else:
+        with dg.DagsterInstance.ephemeral() as instance:
+            yield instance
+
+
+def parts_config(parts: int) -> dict[str, Any]:
+    """Op config staging every source with a bulk export in `parts` parts."""
+    from pipelines.sources import SOURCES
+
+    return {
+        f"staging_{name}": {"ops": {f"plan_{name}": {"config": {"parts": parts}}}}
+        for name, unit in SOURCES.items()
+        if unit.bulk is not None
+    }
 
 
 @contextmanager
@@ -165,8 +216,13 @@ def build(
     release_version: str | None = None,
     created_at: str | None = None,
     reference_dir: Path | None = None,
+    workers: int = 1,
 ) -> Published:
     """Build every asset from a snapshot and publish a release, in this process.
+
+    With `workers` > 1 the raw inventories and staging run first as their own run (`stage`)
+    on that many processes, a source with a bulk export staged in `workers` parts side by
+    side; the rest of the build then runs here as today, on the staged warehouse.
 
     Raises:
         BuildError: the run failed (one line naming the step or check).
@@ -177,18 +233,49 @@ def build(
     config = run_config(
         snapshot_dir, outputs, release_version, created_at, reference_dir=reference_dir
     )
+    tags = {SNAPSHOT_TAG: snapshot_dir.name}
     job = dg.build_reconstructable_job(DEFINITIONS_MODULE, "build_job")
-    with held(outputs, release_version), _instance() as instance, _collector_spared():
+    with (
+        held(outputs, release_version),
+        _instance(parallel=workers > 1) as instance,
+        _collector_spared(),
+    ):
+        rest = None
+        if workers > 1:
+            staged = dg.execute_job(
+                dg.build_reconstructable_job(DEFINITIONS_MODULE, "stage_job"),
+                instance=instance,
+                run_config={
+                    **config,
+                    **QUIET,
+                    "ops": parts_config(workers),
+                    "execution": {"config": {"workers": workers}},
+                },
+                tags=tags,
+                raise_on_error=False,
+            )
+            if not staged.success:
+                raise BuildError(first_failure(staged.all_events))
+            rest = unstaged_keys()
         result = dg.execute_job(
             job,
             instance=instance,
             run_config={**config, **QUIET},
-            tags={SNAPSHOT_TAG: snapshot_dir.name},
+            tags=tags,
             raise_on_error=False,
+            asset_selection=rest,
         )
         if not result.success:
             raise BuildError(first_failure(result.all_events))
         return published(result.all_events)
+
+
+def unstaged_keys() -> list[dg.AssetKey]:
+    """Every asset of the build job but what the stage job materializes."""
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    return sorted((dg.AssetSelection.all() - STAGE_SELECTION).resolve(graph))
 
 
 def published(events: Sequence[dg.DagsterEvent]) -> Published:

@@ -62,7 +62,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     outputs = _outputs(args)
     created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    published = build(Path(args.snapshot).resolve(), outputs, args.release_version, created_at)
+    published = build(
+        Path(args.snapshot).resolve(),
+        outputs,
+        args.release_version,
+        created_at,
+        workers=args.workers,
+    )
     print(published.message)
     _print_summary(published)
     return 0
@@ -288,7 +294,12 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         reason = result.failed[source]
         print(f"kratom-evidence: {reason}; {source} carried over from {stamp}", file=sys.stderr)
     print(f"recorded snapshot {result.snapshot_dir}")
-    build_args = {**vars(args), "snapshot": str(result.snapshot_dir), "release_version": None}
+    build_args = {
+        **vars(args),
+        "snapshot": str(result.snapshot_dir),
+        "release_version": None,
+        "workers": 1,
+    }
     return cmd_build(argparse.Namespace(**build_args))
 
 
@@ -302,6 +313,12 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--snapshot", default=str(paths.BUNDLED_SNAPSHOT))
     build.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR))
     build.add_argument("--release-version", default=None)
+    build.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes for raw and staging; a bulk ZIP is staged in that many parts at once",
+    )
     _catalog_options(build)
     build.set_defaults(handler=cmd_build)
 

@@ -18,7 +18,7 @@ from pipelines.assets.release import published_release
 from pipelines.assets.snapshot import snapshot_folder
 from pipelines.assets.staging import STAGING_ASSETS
 from pipelines.automation import refresh_schedule, version_sensors
-from pipelines.build import BUILD_JOB, JOB_NAME
+from pipelines.build import BUILD_JOB, JOB_NAME, STAGE_JOB, STAGE_JOB_NAME
 from pipelines.deployment import deployment
 from pipelines.refresh import EMAIL_ENV, api_key_envs
 from pipelines.release.publish import DataDir
@@ -57,7 +57,7 @@ defs = dg.Definitions(
             api_keys={source: dg.EnvVar(name) for source, name in api_key_envs().items()},
         ),
     },
-    jobs=[BUILD_JOB],
+    jobs=[BUILD_JOB, STAGE_JOB],
     # "Materialize" in the UI runs the implicit asset job: in one process too (see BUILD_JOB).
     executor=dg.in_process_executor,
     schedules=[refresh_schedule(DATA_DIR, DEPLOYMENT.refresh_cron)],
@@ -68,3 +68,8 @@ defs = dg.Definitions(
 def build_job() -> dg.JobDefinition:
     """The asset job, resolved: what `pipelines/build.py` reconstructs and runs by name."""
     return defs.resolve_job_def(JOB_NAME)
+
+
+def stage_job() -> dg.JobDefinition:
+    """The parallel stage job, resolved: what a build with workers runs first."""
+    return defs.resolve_job_def(STAGE_JOB_NAME)

@@ -5,15 +5,22 @@ tables: each is an asset of its own (`staging/<source>/<table>`, outputs of the 
 multi-asset), so the catalog shows each table's described columns (schemas/staging.py) and
 rows, and a curated asset depends on exactly the staged tables it reads. The source's
 quarantine table is one of them; its materialization also accounts for every record read.
+
+A source with a bulk export (ClinicalTrials.gov's whole-registry ZIP) is a graph of steps that
+can stage its records in parts side by side (`pipelines/shards.py`; see
+docs/running-past-one-machine.md).
 """
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from pipelines import shards
 from pipelines.resources import SnapshotResource
+from pipelines.shards import WAREHOUSE_TAGS, ShardTask, StagedShard
 from pipelines.sources import SOURCES
 from pipelines.sources.base import SourceUnit
 from pipelines.staging import StageStats, stage_source
@@ -100,9 +107,35 @@ def _record_stats(con: duckdb.DuckDBPyConnection, stats: StageStats) -> None:
     )
 
 
+def _staged(
+    con: duckdb.DuckDBPyConnection, unit: SourceUnit, stats: StageStats
+) -> dict[str, dict[str, dg.MetadataValue]]:
+    """Record a source's counts in `source_stats`; the metadata of each table it wrote."""
+    source = unit.name
+    _record_stats(con, stats)
+    rows = {**stats.rows, QUARANTINE.name: stats.quarantined}
+    metadata = {
+        table: _table_metadata(con, source, table, rows.get(table, 0))
+        for table in written_tables(unit)
+    }
+    metadata[QUARANTINE.name].update(_accounting(stats))
+    return metadata
+
+
+def _description(source: str, table: str) -> str:
+    if table == QUARANTINE.name:
+        return (
+            f"staging.{source}__{table}: {source} records that could not be staged, each with "
+            "its reason; its metadata accounts for every record read."
+        )
+    return f"staging.{source}__{table}: rows parsed from the {source} records of the snapshot."
+
+
 def staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
     """One source's records staged from the snapshot: one asset per table its step writes,
     with its counts in `source_stats`."""
+    if unit.bulk is not None:
+        return sharded_staging_asset(unit)
     source = unit.name
     raw = dg.AssetKey(["raw", source])
     specs = [
@@ -111,38 +144,98 @@ def staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
             group_name="staging",
             deps=[raw],
             kinds={"duckdb"},
-            description=f"staging.{source}__{table}: rows parsed from the {source} records of "
-            "the snapshot.",
+            description=_description(source, table),
         )
-        for table in unit.tables
+        for table in written_tables(unit)
     ]
-    specs.append(
-        dg.AssetSpec(
-            table_key(source, QUARANTINE.name),
-            group_name="staging",
-            deps=[raw],
-            kinds={"duckdb"},
-            description=f"staging.{source}__{QUARANTINE.name}: {source} records that could "
-            "not be staged, each with its reason; its metadata accounts for every record read.",
-        )
-    )
 
-    @dg.multi_asset(name=f"staging_{source}", specs=specs)
+    @dg.multi_asset(name=f"staging_{source}", specs=specs, op_tags=WAREHOUSE_TAGS)
     def staging_source(
         snapshot_store: SnapshotResource, warehouse: DuckDBResource
     ) -> Iterator[dg.MaterializeResult]:
         with warehouse.get_connection() as con:
             ensure_schemas(con)
             stats = stage_source(con, snapshot_store.folder, source)
-            _record_stats(con, stats)
-            rows = {**stats.rows, QUARANTINE.name: stats.quarantined}
-            metadata = {
-                table: _table_metadata(con, source, table, rows.get(table, 0))
-                for table in written_tables(unit)
-            }
-        metadata[QUARANTINE.name].update(_accounting(stats))
+            metadata = _staged(con, unit, stats)
         for table, entries in metadata.items():
             yield dg.MaterializeResult(asset_key=table_key(source, table), metadata=entries)
+
+    return staging_source
+
+
+class StagingParts(dg.Config):
+    """How a source with a bulk export is staged: in `parts` steps, or in one."""
+
+    parts: int = 1
+    """Parts of the records (split by key hash), each staged by a step of its own into its
+    own DuckDB file, in parallel under a multiprocess or cluster executor, then combined;
+    1: one step stages the whole source straight into the warehouse."""
+
+
+def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
+    """A source whose snapshot may hold its whole registry (a bulk archive), staged in parts.
+
+    A graph of steps: plan (op config `parts`), one step per part writing its own DuckDB
+    file, then combine into the warehouse's staging tables, one output per staged table. With
+    one part (the default) the plan yields none and the combine step stages the whole source.
+    """
+    source = unit.name
+    tables = written_tables(unit)
+
+    @dg.op(
+        name=f"plan_{source}",
+        ins={"raw": dg.In(dg.Nothing)},
+        out=dg.DynamicOut(ShardTask),
+        tags=WAREHOUSE_TAGS,
+    )
+    def plan_parts(
+        config: StagingParts, snapshot_store: SnapshotResource, warehouse: DuckDBResource
+    ) -> Iterator[dg.DynamicOutput[ShardTask]]:
+        tasks = shards.plan(source, snapshot_store.folder, Path(warehouse.database), config.parts)
+        for task in tasks:
+            yield dg.DynamicOutput(task, mapping_key=f"part_{task.shard.index}")
+
+    @dg.op(name=f"stage_{source}_part")
+    def stage_part(task: ShardTask) -> StagedShard:
+        return shards.stage_shard(task)
+
+    @dg.op(
+        name=f"combine_{source}",
+        out={table: dg.Out(dg.Nothing) for table in tables},
+        tags=WAREHOUSE_TAGS,
+    )
+    def combine_parts(
+        snapshot_store: SnapshotResource,
+        warehouse: DuckDBResource,
+        parts: list[StagedShard],
+    ) -> Iterator[dg.Output[None]]:
+        with warehouse.get_connection() as con:
+            ensure_schemas(con)
+            if parts:
+                stats = shards.combine(con, source, parts)
+            else:
+                stats = stage_source(con, snapshot_store.folder, source)
+            metadata = _staged(con, unit, stats)
+        for table, entries in metadata.items():
+            yield dg.Output(None, output_name=table, metadata=entries)
+
+    @dg.graph_multi_asset(
+        name=f"staging_{source}",
+        ins={"raw": dg.AssetIn(["raw", source], dagster_type=dg.Nothing)},
+        outs={
+            table: dg.AssetOut(
+                key=table_key(source, table),
+                group_name="staging",
+                kinds={"duckdb"},
+                description=_description(source, table),
+                dagster_type=dg.Nothing,
+            )
+            for table in tables
+        },
+    )
+    def staging_source(raw: None) -> dict[str, object]:
+        staged = combine_parts(plan_parts(raw).map(stage_part).collect())
+        return dict(zip(tables, staged, strict=True))
 
     return staging_source
 

@@ -9,16 +9,18 @@ release (recorded hashes), with the bad members quarantined and the rest untouch
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
 from pipelines import paths, snapshot
-from pipelines.build import build
+from pipelines.build import STAGE_JOB_NAME, build
 from pipelines.release.publish import DataDir
 from pipelines.sources.base import SnapshotFormatError
 from pipelines.staging import stage_source
@@ -116,3 +118,39 @@ def test_a_file_that_is_no_zip_stops_the_build_naming_it(tmp_path: Path) -> None
     (snap / ARCHIVE).write_bytes(b"PK\x03\x04 cut off")
     with pytest.raises(SnapshotFormatError, match=r"ctg-studies\.json\.zip: not a readable ZIP"):
         list(snapshot.source_records(snap, "clinicaltrials"))
+
+
+def test_a_parallel_build_stages_the_archive_in_parts_in_other_processes(
+    tmp_path: Path, bulk_release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    snap = bulk_snapshot(tmp_path / "snapshot", BAD_MEMBERS)
+    data_dir = tmp_path / "data"
+    build(snap, DataDir(data_dir), created_at="2026-11-25T00:00:00Z", workers=2)
+
+    assert release_hashes(data_dir) == release_hashes(bulk_release) | {
+        "quarantine": release_hashes(data_dir)["quarantine"]
+    }
+    assert _quarantine_rows(data_dir) == _quarantine_rows(bulk_release)
+    with dg.DagsterInstance.get() as instance:
+        stage = instance.get_runs(dg.RunsFilter(job_name=STAGE_JOB_NAME))
+        (run,) = stage
+        starts = {
+            event.step_key: event.dagster_event.pid
+            for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+            if event.dagster_event is not None
+        }
+    parts = {key: pid for key, pid in starts.items() if "stage_clinicaltrials_part" in key}
+    assert len(parts) == 2
+    assert len(set(starts.values())) > 1 and os.getpid() not in starts.values()
+    assert not (data_dir / "warehouse.shards").exists() or not any(
+        (data_dir / "warehouse.shards").iterdir()
+    )
+
+
+def _quarantine_rows(data_dir: Path) -> list[str]:
+    (folder,) = (data_dir / "releases").iterdir()
+    rows = pq.read_table(folder / "quarantine.parquet").to_pylist()
+    return sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
