@@ -10,14 +10,18 @@ carry results, as among completed trials. Pages hold PAGE_SIZE studies, with a `
 on every page but the last, as `GET /api/v2/studies` returns them. Deterministic: the same N
 gives the same bytes.
 
-Run `python bench/generate_realshape.py OUT --studies N [--samples DIR]`; OUT gets a
-SNAPSHOT.json (method "reconstructed") and `clinicaltrials/page-00001.json` ...
+Run `python bench/generate_realshape.py OUT --studies N [--samples DIR] [--archive]`; OUT gets a
+SNAPSHOT.json (method "reconstructed") and `clinicaltrials/page-00001.json` ..., or with
+`--archive` the registry's bulk-download shape: `clinicaltrials/ctg-studies.json.zip`, one
+study per member named `NN/NCT9xxxxxxx.json` (NN: the id's last two digits), as
+https://clinicaltrials.gov/data-api/how-download-study-records serves the whole registry.
 Never commit the output.
 """
 
 from __future__ import annotations
 
 import argparse
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -79,16 +83,42 @@ def iter_studies(studies: int, templates: list[Template]) -> Iterator[bytes]:
         yield template.body.replace(template.nct_id, synthetic_nct(index).encode())
 
 
+ARCHIVE = "ctg-studies.json.zip"
+"""The file name the registry's bulk JSON download carries."""
+
+
+def _fresh_folder(out: Path) -> Path:
+    """The snapshot's clinicaltrials folder, emptied of earlier pages and archives."""
+    folder = out / clinicaltrials.SOURCE
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in [*folder.glob("page-*.json"), *folder.glob("*.zip")]:
+        stale.unlink()
+    return folder
+
+
+def write_archive(out: Path, studies: int, samples: Path = SAMPLES) -> Path:
+    """Write N real-shape studies as the registry's bulk ZIP plus SNAPSHOT.json; its path.
+
+    One member per study, `NN/NCT9xxxxxxx.json`, deflated (level 1: the generator's time, not
+    the reader's, is what a higher level would add), one study in memory at a time.
+    """
+    templates = load_templates(samples)
+    path = _fresh_folder(out) / ARCHIVE
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for index, body in enumerate(iter_studies(studies, templates)):
+            nct = synthetic_nct(index)
+            archive.writestr(f"{nct[-2:]}/{nct}.json", body)
+    write_info(out, studies, samples, "one bulk ZIP")
+    return path
+
+
 def write_snapshot(out: Path, studies: int, samples: Path = SAMPLES) -> list[Path]:
     """Write N real-shape studies as v2 list pages plus SNAPSHOT.json; return the page paths.
 
     Holds one page in memory at a time.
     """
     templates = load_templates(samples)
-    folder = out / clinicaltrials.SOURCE
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("page-*.json"):
-        stale.unlink()
+    folder = _fresh_folder(out)
     pages = -(-studies // PAGE_SIZE)
     paths = []
     stream = iter_studies(studies, templates)
@@ -100,6 +130,12 @@ def write_snapshot(out: Path, studies: int, samples: Path = SAMPLES) -> list[Pat
         path = folder / f"page-{number:05d}.json"
         path.write_bytes(body + b"}")
         paths.append(path)
+    write_info(out, studies, samples, f"{pages} list pages")
+    return paths
+
+
+def write_info(out: Path, studies: int, samples: Path, layout: str) -> None:
+    """SNAPSHOT.json of a generated snapshot: reconstructed, and what its studies are."""
     info = {
         "captured_at": "2026-11-25",
         "topic": "kratom",
@@ -107,12 +143,11 @@ def write_snapshot(out: Path, studies: int, samples: Path = SAMPLES) -> list[Pat
         "notes": (
             f"Benchmark data: {studies} copies of the real ClinicalTrials.gov v2 studies in "
             f"{samples.name}/ made by bench/generate_realshape.py, each under a new NCT9xxxxxxx "
-            "id. The ids are not real registrations; the copies describe the sampled studies, "
-            "not the ids they carry."
+            f"id, as {layout}. The ids are not real registrations; the copies describe the "
+            "sampled studies, not the ids they carry."
         ),
     }
     (out / "SNAPSHOT.json").write_bytes(orjson.dumps(info, option=orjson.OPT_INDENT_2))
-    return paths
 
 
 def main() -> None:
@@ -120,7 +155,12 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--studies", type=int, default=20_000)
     parser.add_argument("--samples", type=Path, default=SAMPLES)
+    parser.add_argument("--archive", action="store_true", help="one bulk ZIP, not pages")
     args = parser.parse_args()
+    if args.archive:
+        path = write_archive(args.out, args.studies, args.samples)
+        print(f"{args.studies} real-shape studies in {path}")
+        return
     paths = write_snapshot(args.out, args.studies, args.samples)
     print(f"{args.studies} real-shape studies in {len(paths)} pages under {args.out}")
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
 import orjson
 import pytest
 
-from pipelines.snapshot import read_info
+from pipelines.snapshot import read_info, source_records
 from pipelines.sources import clinicaltrials
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +88,20 @@ def test_samples_without_both_kinds_are_refused(generator: ModuleType, tmp_path:
             shutil.copy(path, folder / path.name)
     with pytest.raises(ValueError, match="both with and without posted results"):
         generator.load_templates(folder)
+
+
+def test_the_archive_holds_the_same_studies_one_member_each_as_the_registry_names_them(
+    generator: ModuleType, tmp_path: Path
+) -> None:
+    pages = generator.write_snapshot(tmp_path / "pages", 120)
+    path = generator.write_archive(tmp_path / "zip", 120)
+    assert path == tmp_path / "zip" / "clinicaltrials" / "ctg-studies.json.zip"
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    assert names == [f"{i:07d}"[-2:] + f"/NCT9{i:07d}.json" for i in range(120)]
+    from_pages = [s for p in pages for s in orjson.loads(p.read_bytes())["studies"]]
+    records = list(source_records(tmp_path / "zip", "clinicaltrials"))
+    assert [r.problem for r in records] == [None] * 120
+    assert [r.value for r in records] == from_pages
+    assert records[7].origin == "clinicaltrials/ctg-studies.json.zip/07/NCT90000007.json"
+    assert "one bulk ZIP" in read_info(tmp_path / "zip").notes
