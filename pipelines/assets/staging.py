@@ -221,11 +221,11 @@ def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
 
     @dg.graph_multi_asset(
         name=f"staging_{source}",
+        group_name="staging",
         ins={"raw": dg.AssetIn(["raw", source], dagster_type=dg.Nothing)},
         outs={
             table: dg.AssetOut(
                 key=table_key(source, table),
-                group_name="staging",
                 kinds={"duckdb"},
                 description=_description(source, table),
                 dagster_type=dg.Nothing,
