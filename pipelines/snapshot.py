@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from pipelines import bulkzip
 from pipelines.sources import SOURCES
-from pipelines.sources.base import SnapshotFormatError, SourceUnit
+from pipelines.sources.base import BulkExport, SnapshotFormatError, SourceUnit
 
 INFO_FILE = "SNAPSHOT.json"
 METHODS = ("recorded", "reconstructed")
@@ -142,9 +142,10 @@ def source_records(
     """Every record of a source's snapshot files in file order (then record or member order),
     streamed; with `shard`, only that part's.
 
-    A bulk archive is read in place member by member (`zipfile`: the central directory, then
-    one member at a time), never extracted; a member that is not a record comes back with a
-    `problem` instead of stopping the build. Other files go through the unit's `iter_records`.
+    A bulk archive is read in place member by member (`archive_members`: the central
+    directory streamed, then one member at a time), never extracted; a member that is not a
+    record comes back with a `problem` instead of stopping the build. Other files go through
+    the unit's `iter_records`.
 
     Raises:
         SnapshotFormatError: a file (or an archive as a whole) is not in the source's format.
@@ -171,8 +172,45 @@ def file_values(unit: SourceUnit, path: Path) -> Iterator[Any]:
         yield from unit.iter_records(path)
 
 
-_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError)
-"""What reading one damaged, encrypted or oddly compressed member raises."""
+class ArchiveMember(NamedTuple):
+    """One member of a bulk archive as read, before it is parsed: for readers that parse
+    members themselves (a batch at a time) as well as for `source_records`."""
+
+    member: str
+    """Its path inside the archive (`35/NCT02252835.json`)."""
+    key: str | None
+    """The record key its path announces (`BulkExport.member_key`)."""
+    body: bytes | None
+    """Its bytes, decompressed; None when it cannot be read."""
+    problem: str | None = None
+    """Why it cannot be read (`unreadable member: ...`), quarantined with its announced key."""
+
+
+def archive_members(path: Path, bulk: BulkExport, shard: Shard = WHOLE) -> Iterator[ArchiveMember]:
+    """The members of one bulk archive in archive order, read one at a time (directory
+    entries left out); with `shard`, only that part's, chosen by the key each member's name
+    announces before it is read. Memory stays flat in the member count: the central
+    directory is streamed (`pipelines.bulkzip`), not held as one object per member.
+
+    Raises:
+        SnapshotFormatError: the file is not a readable ZIP archive.
+    """
+    try:
+        with bulkzip.Archive(path) as archive:
+            for entry in archive.members():
+                if entry.name.endswith("/"):
+                    continue
+                announced = bulk.member_key(entry.name)
+                if not shard.holds(announced):
+                    continue
+                try:
+                    body = archive.read(entry)
+                except bulkzip.MemberError as exc:
+                    yield ArchiveMember(entry.name, announced, None, f"unreadable member: {exc}")
+                    continue
+                yield ArchiveMember(entry.name, announced, body)
+    except (bulkzip.ZipFormatError, OSError) as exc:
+        raise SnapshotFormatError(path, f"not a readable ZIP archive: {exc}") from exc
 
 
 def _archive_records(
@@ -183,31 +221,18 @@ def _archive_records(
     A member's shard is decided from its name before it is decompressed; a member whose name
     and record disagree on the key is a bad member (it could otherwise sit in the wrong shard).
     """
-    bulk = unit.bulk
-    assert bulk is not None
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise SnapshotFormatError(path, f"not a readable ZIP archive: {exc}") from exc
-    with archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            announced = bulk.member_key(info.filename)
-            if not shard.holds(announced):
-                continue
-            origin = f"{name}/{info.filename}"
-            try:
-                body = archive.read(info)
-            except _MEMBER_ERRORS as exc:
-                yield SnapshotRecord(name, origin, None, f"unreadable member: {exc}", announced)
-                continue
-            value, problem = _member_record(unit, info.filename, announced, body)
-            if problem is None:
-                yield SnapshotRecord(name, origin, value)
-            else:
-                raw = body.decode("utf-8", errors="replace")
-                yield SnapshotRecord(name, origin, None, problem, announced, raw)
+    assert unit.bulk is not None
+    for item in archive_members(path, unit.bulk, shard):
+        origin = f"{name}/{item.member}"
+        if item.body is None:
+            yield SnapshotRecord(name, origin, None, item.problem, item.key)
+            continue
+        value, problem = _member_record(unit, item.member, item.key, item.body)
+        if problem is None:
+            yield SnapshotRecord(name, origin, value)
+        else:
+            raw = item.body.decode("utf-8", errors="replace")
+            yield SnapshotRecord(name, origin, None, problem, item.key, raw)
 
 
 def _member_record(

@@ -154,3 +154,23 @@ def _quarantine_rows(data_dir: Path) -> list[str]:
     (folder,) = (data_dir / "releases").iterdir()
     rows = pq.read_table(folder / "quarantine.parquet").to_pylist()
     return sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
+
+
+def test_a_damaged_member_is_quarantined_and_the_others_read(tmp_path: Path) -> None:
+    snap = bulk_snapshot(tmp_path / "snapshot")
+    path = snap / ARCHIVE
+    with zipfile.ZipFile(path) as archive:
+        first = archive.infolist()[0]
+        count = len(archive.infolist())
+    data = bytearray(path.read_bytes())
+    at = first.header_offset + 30 + len(first.filename) + 10
+    data[at] ^= 0xFF  # one byte inside the first member's deflated data
+    path.write_bytes(bytes(data))
+
+    records = list(snapshot.source_records(snap, "clinicaltrials"))
+    assert len(records) == count
+    bad = [r for r in records if r.problem is not None]
+    assert [r.origin for r in bad] == [f"{ARCHIVE}/{first.filename}"]
+    assert bad[0].problem.startswith("unreadable member: ")  # type: ignore[union-attr]
+    assert bad[0].key == first.filename.split("/")[1].removesuffix(".json")
+    assert all(r.value is not None for r in records if r.problem is None)
