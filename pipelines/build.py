@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import pyarrow as pa
 
+from pipelines.deployment import memory_limit
 from pipelines.lean_instance import lean_instance
 from pipelines.release import catalog
 from pipelines.release.describe import describe_release
@@ -145,7 +146,8 @@ def run_config(
     With `record`, the run first records the live sources into `snapshot_dir`, which must be
     `<data dir>/snapshots/<stamp>`; the live credentials then come from the environment
     (`dg.EnvVar`), else none are needed. The warehouse follows the data dir, so the two never
-    part. `reference_dir` replaces the project's data/reference/ (tests build with an edited copy).
+    part; its DuckDB memory limit is the deployment's (`KRATOM_EVIDENCE_DUCKDB_MEMORY_LIMIT`).
+    `reference_dir` replaces the project's data/reference/ (tests build with an edited copy).
     """
     release: dict[str, Any] = {"data_dir": str(outputs.root)}
     optional = {
@@ -161,7 +163,12 @@ def run_config(
             "config": {"path": str(snapshot_dir), "mode": "record" if record else "read"}
         },
         "release": {"config": release},
-        "warehouse": {"config": {"database": str(outputs.warehouse)}},
+        "warehouse": {
+            "config": {
+                "database": str(outputs.warehouse),
+                "memory_limit": memory_limit(os.environ),
+            }
+        },
     }
     if not record:
         resources["live_credentials"] = {"config": NO_CREDENTIALS}

@@ -48,7 +48,9 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     resources={
         "snapshot_store": SnapshotResource(path=str(paths.BUNDLED_SNAPSHOT)),
-        "warehouse": WarehouseResource(database=str(DATA_DIR.warehouse)),
+        "warehouse": WarehouseResource(
+            database=str(DATA_DIR.warehouse), memory_limit=DEPLOYMENT.memory_limit
+        ),
         "release": ReleaseResource(data_dir=str(DATA_DIR.root)),
         "live_sources": LiveSourcesResource(base_urls=DEPLOYMENT.base_urls, pace=DEPLOYMENT.pace),
         # Names, not values: Dagster resolves them at run time and never displays them.

@@ -25,6 +25,12 @@ one `serve-snapshot` emulator; unset: the real APIs."""
 PACE_ENV = "KRATOM_EVIDENCE_PACE"
 """Factor on every source's minimum interval between requests: 1 (unset) for the real APIs, 0
 for a local emulator."""
+MEMORY_LIMIT_ENV = "KRATOM_EVIDENCE_DUCKDB_MEMORY_LIMIT"
+"""DuckDB's `memory_limit` for the build's warehouse, e.g. `2GB`; unset: `DEFAULT_MEMORY_LIMIT`."""
+DEFAULT_MEMORY_LIMIT = "512MB"
+"""What the warehouse's DuckDB may hold in memory (its buffer pool, sorts, joins) before it
+spills to `<warehouse>.tmp/`: fixed, so a build's resident memory does not grow with the
+data (DuckDB's own default is 80 % of the machine's RAM)."""
 WEEKLY_CRON = "0 3 * * 1"
 """Mondays 03:00 UTC: ClinicalTrials.gov and PubMed are quiet, the week's updates are in."""
 
@@ -38,6 +44,8 @@ class Deployment:
     base_urls: dict[str, str]
     """Base URL per live source."""
     pace: float
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+    """DuckDB's `memory_limit` for the warehouse."""
 
 
 def deployment(environ: Mapping[str, str]) -> Deployment:
@@ -64,4 +72,10 @@ def deployment(environ: Mapping[str, str]) -> Deployment:
         refresh_cron=environ.get(CRON_ENV, "").strip() or WEEKLY_CRON,
         base_urls=base_urls,
         pace=pace,
+        memory_limit=memory_limit(environ),
     )
+
+
+def memory_limit(environ: Mapping[str, str]) -> str:
+    """The warehouse's DuckDB `memory_limit` that `environ` sets, else the default."""
+    return environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT

@@ -48,6 +48,10 @@ class HeldEventLogStorage(InMemoryEventLogStorage):
         with _held(self._held_conn, self._held_lock) as connection:
             yield connection
 
+    def has_table(self, table_name: str) -> bool:
+        with self._connect() as connection:
+            return bool(self._engine.dialect.has_table(connection, table_name))
+
 
 class HeldRunStorage(InMemoryRunStorage):
     """In-memory run storage whose reads and writes share the connection it holds."""

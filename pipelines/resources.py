@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import dagster as dg
 import duckdb
@@ -13,6 +13,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
 from pipelines import build, paths
+from pipelines.deployment import DEFAULT_MEMORY_LIMIT
 from pipelines.refresh import (
     Credentials,
     HttpSettings,
@@ -49,10 +50,20 @@ class WarehouseResource(DuckDBResource):
     `get_connection` directly) it connects per call like `DuckDBResource`.
     """
 
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+    """DuckDB's `memory_limit`: past it, the warehouse spills to `<database>.tmp/` (DuckDB's
+    temporary directory of a database file), so the build's memory stays flat in the data
+    (pipelines/deployment.py, `KRATOM_EVIDENCE_DUCKDB_MEMORY_LIMIT`). `connection_config`
+    adds to or overrides it."""
+
     _run_connection: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
 
+    def settings(self) -> dict[str, Any]:
+        """The DuckDB configuration of every connection to the warehouse."""
+        return {"memory_limit": self.memory_limit, **self.connection_config}
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._run_connection = duckdb.connect(self.database, config=self.connection_config)
+        self._run_connection = duckdb.connect(self.database, config=self.settings())
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._run_connection is not None:
@@ -64,6 +75,7 @@ class WarehouseResource(DuckDBResource):
         """A cursor of the run's connection (its own registrations and transaction)."""
         if self._run_connection is None:
             with super().get_connection() as con:
+                con.execute("SET memory_limit = ?", [self.settings()["memory_limit"]])
                 yield con
             return
         cursor = self._run_connection.cursor()

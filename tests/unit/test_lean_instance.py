@@ -1,0 +1,47 @@
+"""The build's throwaway Dagster instance: a whole run on the connections its storages hold."""
+
+from __future__ import annotations
+
+import dagster as dg
+import sqlalchemy
+
+from pipelines.lean_instance import lean_instance
+
+
+@dg.asset
+def upstream() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": 3})
+
+
+@dg.asset(deps=[upstream])
+def downstream() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": 2})
+
+
+@dg.asset_check(asset=downstream)
+def downstream_has_rows() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+def test_a_run_stores_and_reads_back_its_events_without_opening_a_connection() -> None:
+    job = dg.Definitions(
+        assets=[upstream, downstream], asset_checks=[downstream_has_rows]
+    ).resolve_implicit_global_asset_job_def()
+    opened: list[object] = []
+    with lean_instance() as instance:
+        for storage in (instance.run_storage, instance.event_log_storage):
+            sqlalchemy.event.listen(storage._engine, "connect", lambda *args: opened.append(args))  # type: ignore[attr-defined]
+        result = job.execute_in_process(instance=instance)
+        (run,) = instance.get_runs()
+        latest = instance.get_latest_materialization_event(downstream.key)
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [downstream_has_rows.check_key]
+        )
+
+    assert result.success and run.run_id == result.run_id and run.is_success
+    assert latest is not None and latest.asset_materialization is not None
+    # The downstream step read upstream's materialization back (its data version's provenance).
+    tags = latest.asset_materialization.tags or {}
+    assert any(key.startswith("dagster/input_data_version/") for key in tags)
+    assert check[downstream_has_rows.check_key].status.value == "SUCCEEDED"
+    assert opened == []

@@ -1,0 +1,70 @@
+"""The warehouse's DuckDB keeps to a fixed memory limit, the deployment's, and spills beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines import paths
+from pipelines.build import run_config
+from pipelines.deployment import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV, deployment
+from pipelines.release.publish import DataDir
+from pipelines.resources import WarehouseResource
+
+SETTINGS = "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+
+
+def _settings_in_a_run(config: dict[str, object]) -> tuple[str, str]:
+    """What a step's warehouse cursor reports, in a run of the build's warehouse config."""
+    seen: list[tuple[str, str]] = []
+
+    @dg.asset
+    def probe(warehouse: WarehouseResource) -> None:
+        with warehouse.get_connection() as con:
+            row = con.execute(SETTINGS).fetchone()
+            assert row is not None
+            seen.append((str(row[0]), str(row[1])))
+
+    defs = dg.Definitions(
+        assets=[probe], resources={"warehouse": WarehouseResource(database=":memory:")}
+    )
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        run_config={"resources": {"warehouse": config}}
+    )
+    assert result.success
+    (settings,) = seen
+    return settings
+
+
+def test_a_build_run_caps_the_warehouse_at_the_default_and_spills_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    outputs = DataDir(tmp_path / "data")
+    outputs.root.mkdir()
+    config = run_config(paths.BUNDLED_SNAPSHOT, outputs)["resources"]["warehouse"]
+
+    assert deployment({}).memory_limit == DEFAULT_MEMORY_LIMIT == "512MB"
+    assert _settings_in_a_run(config) == ("488.2 MiB", f"{outputs.warehouse}.tmp")
+
+
+def test_the_deployment_variable_sets_the_limit_of_cli_and_code_location_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, " 100MB ")
+    outputs = DataDir(tmp_path / "data")
+    outputs.root.mkdir()
+    config = run_config(paths.BUNDLED_SNAPSHOT, outputs)["resources"]["warehouse"]
+
+    assert deployment({MEMORY_LIMIT_ENV: "2GB"}).memory_limit == "2GB"
+    assert deployment({MEMORY_LIMIT_ENV: " "}).memory_limit == DEFAULT_MEMORY_LIMIT
+    assert _settings_in_a_run(config)[0] == "95.3 MiB"
+
+
+def test_outside_a_run_each_connection_keeps_the_limit_too(tmp_path: Path) -> None:
+    warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"), memory_limit="100MB")
+    with warehouse.get_connection() as con:
+        row = con.execute(SETTINGS).fetchone()
+    assert row == ("95.3 MiB", f"{tmp_path / 'w.duckdb'}.tmp")
