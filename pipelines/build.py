@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import pyarrow as pa
 
+from pipelines import build_inputs, paths
 from pipelines.deployment import memory_limit
 from pipelines.lean_instance import lean_instance
-from pipelines.release import catalog
+from pipelines.release import catalog, history
 from pipelines.release.describe import describe_release
 from pipelines.release.publish import (
     DataDir,
@@ -86,6 +87,8 @@ STAGE_JOB = dg.define_asset_job(
     "export staged in parts (op config `parts`), each part a step and a DuckDB file of its own.",
     executor_def=PARALLEL_EXECUTOR,
 )
+HISTORY_TABLES = (history.RECORD_VERSIONS, history.REMOVED_RECORDS)
+"""Tables a publish adds to a new version only; a build that publishes nothing lists none."""
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 """A failure becomes one line (`first_failure`); Dagster's own ERROR event would add its trace."""
 
@@ -261,9 +264,14 @@ def build(
     )
     tags = {SNAPSHOT_TAG: snapshot_dir.name}
     with ExitStack() as loaded:
+        loaded.enter_context(held(outputs, release_version))
+        # A requested version is always published (or refused): never answered from the record.
+        inputs = None if release_version else _inputs(snapshot_dir, outputs, reference_dir)
+        unchanged = _unchanged(outputs, inputs) if inputs else None
+        if unchanged is not None:
+            return unchanged
         with collector_paused():  # the definitions' and the instance's imports
             job = dg.build_reconstructable_job(DEFINITIONS_MODULE, "build_job")
-            loaded.enter_context(held(outputs, release_version))
             instance = loaded.enter_context(_instance(parallel=workers > 1))
         loaded.enter_context(_collector_spared())
         rest = None
@@ -293,7 +301,53 @@ def build(
         )
         if not result.success:
             raise BuildError(first_failure(result.all_events))
-        return published(result.all_events)
+        done = published(result.all_events)
+        newest = done.version or done.previous
+        if inputs and newest:
+            # What "nothing changed" reports: the built tables, not the history of versions.
+            rows = {k: v for k, v in done.rows.items() if k not in HISTORY_TABLES}
+            build_inputs.record(outputs.root, inputs, newest, rows)
+        return done
+
+
+def _inputs(snapshot_dir: Path, outputs: DataDir, reference_dir: Path | None) -> str:
+    """The fingerprint of what a build of `snapshot_dir` into `outputs` reads."""
+    return build_inputs.fingerprint(
+        snapshot_dir,
+        reference_dir or paths.REFERENCE_DIR,
+        str(outputs.catalog_url or ""),
+        str(outputs.data_path or ""),
+    )
+
+
+def _unchanged(outputs: DataDir, inputs: str) -> Published | None:
+    """What the last build into `outputs` reported, when it read the same inputs and its
+    release is still the newest in the catalog with its folder in place; else None.
+
+    Such a build would publish nothing: the same code on the same snapshot, reference files
+    and software gives the same tables (tests/pipeline/test_recorded_hashes.py).
+    """
+    last = build_inputs.recorded(outputs.root)
+    version = last.get("version")
+    if last.get("inputs") != inputs or not isinstance(version, str):
+        return None
+    folder = outputs.releases / version
+    if not folder.is_dir() or not outputs.lake.exists():
+        return None
+    con = catalog.connect(outputs.lake, read_only=True)
+    try:
+        releases = catalog.list_releases(con)
+    finally:
+        con.close()
+    if not releases or releases[0].version != version:
+        return None
+    return Published(
+        version=None,
+        previous=version,
+        message=f"nothing changed since release {version}: no new version published",
+        folder=folder,
+        rows={str(name): int(count) for name, count in last.get("rows", {}).items()},
+    )
 
 
 def unstaged_keys() -> list[dg.AssetKey]:

@@ -1,0 +1,86 @@
+"""A build of the same inputs into the same data dir is answered without a run (it would publish
+nothing); any changed input, or another release since, means a real run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines import build_inputs, paths
+from pipelines.build import build
+from pipelines.release.publish import DataDir
+
+MESSAGE = "nothing changed since release 2026.11.25: no new version published"
+
+
+def _runs() -> int:
+    """Runs in the instance of DAGSTER_HOME, where every build service run is recorded."""
+    with dg.DagsterInstance.get() as instance:
+        return len(instance.get_runs())
+
+
+def test_the_second_build_of_the_same_inputs_reports_what_a_run_would_without_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "dagster"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    outputs = DataDir(tmp_path / "data")
+    first = build(paths.BUNDLED_SNAPSHOT, outputs, created_at="2026-11-25T00:00:00Z")
+    record = outputs.root / build_inputs.RECORD_FILE
+    last = json.loads(record.read_text(encoding="utf-8"))
+    answered = build(paths.BUNDLED_SNAPSHOT, outputs)
+    assert _runs() == 1
+
+    # A record naming a release that is not the catalog's newest (nor has a folder): a run.
+    record.write_text(json.dumps({**last, "version": "2026.11.24"}), encoding="utf-8")
+    ran = build(paths.BUNDLED_SNAPSHOT, outputs)
+    assert _runs() == 2
+
+    assert first.version == "2026.11.25" and "record_versions" in first.rows
+    assert answered == ran
+    assert answered.version is None and answered.previous == "2026.11.25"
+    assert answered.message == MESSAGE and answered.folder == outputs.releases / "2026.11.25"
+    assert "record_versions" not in answered.rows and answered.rows["studies"] == 79
+    assert json.loads(record.read_text(encoding="utf-8")) == last
+
+
+def _inputs(snapshot: Path, reference: Path, catalog: str = "") -> str:
+    return build_inputs.fingerprint(snapshot, reference, catalog, "")
+
+
+def test_every_input_changes_the_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = tmp_path / "snapshot"
+    reference = tmp_path / "reference"
+    code = tmp_path / "code"
+    shutil.copytree(paths.BUNDLED_SNAPSHOT, snapshot)
+    shutil.copytree(paths.REFERENCE_DIR, reference)
+    shutil.copytree(paths.PROJECT_ROOT / "schemas", code, ignore=shutil.ignore_patterns("*.pyc"))
+    monkeypatch.setattr(build_inputs, "CODE_DIRS", (code,))
+    base = _inputs(snapshot, reference)
+    (code / "__pycache__").mkdir(exist_ok=True)
+    (code / "__pycache__" / "stale.pyc").write_bytes(b"\0")
+    assert _inputs(snapshot, reference) == base
+
+    changed = []
+    edits = [
+        snapshot / "SNAPSHOT.json",
+        next(iter(sorted(reference.glob("*.csv")))),
+        next(iter(sorted(code.glob("*.py")))),
+    ]
+    for path in edits:
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n")
+        changed.append(_inputs(snapshot, reference))
+        path.write_bytes(original)
+    changed.append(_inputs(snapshot, reference, catalog="postgresql://build@db/lake"))
+    (snapshot / "SNAPSHOT.json").rename(snapshot / "SNAPSHOT.moved")
+    changed.append(_inputs(snapshot, reference))
+
+    assert len({base, *changed}) == len(changed) + 1
