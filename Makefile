@@ -40,4 +40,4 @@ dev: $(STAMP) .env  ## the Dagster UI on the asset graph
 	cp .env.example .env
 
 clean:
-	rm -rf data/warehouse.duckdb* data/lake data/releases
+	rm -rf data/warehouse.duckdb* data/lake data/releases data/last_build.json
