@@ -144,6 +144,8 @@ _WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 """What Python's str.strip() removes (as_text strips with it)."""
 _PLAIN_NUMBER = r"[ ]*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?[ ]*"
 """A decimal that DuckDB's cast and Python's float() read to the same double."""
+_DECIMAL = "[+-]?[0-9]{1,15}([.][0-9]{0,15})?"
+"""A decimal short enough to be finite, read alike by DuckDB and Python (no spaces)."""
 _P_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]"
 _P_VALUE = (
     rf"^{_P_SPACE}*(<=|>=|<|>|=)?{_P_SPACE}*([0-9]*[.]?[0-9]+(?:[eE][-+]?[0-9]+)?){_P_SPACE}*$"
@@ -173,7 +175,7 @@ _MACROS = {
     # is no number, anything else ("≥5", "1_000", Unicode digits) asks Python.
     # `list_transform([x], v -> ...)[1]` binds x once: a macro repeating a parameter would copy
     # the argument's whole expression into the plan at every use.
-    "ctr_num(s)": f"""list_transform([s], n -> CASE
+    "ctr_num_any(s)": f"""list_transform([s], n -> CASE
         WHEN n IS NULL THEN NULL
         WHEN regexp_full_match(n, '{_PLAIN_NUMBER}') THEN ctr_finite(TRY_CAST(n AS DOUBLE))
         WHEN strlen(n) = length(n) AND NOT regexp_matches(n, '[0-9]') THEN NULL
@@ -187,25 +189,47 @@ _MACROS = {
             CASE WHEN contains(v, '\\') THEN json_extract_string(v, '$') ELSE v[2:-2] END END,
         'raw': v})[1]""",
     # as_text, as_number, str and as_count of the leaf's Python value.
-    "ctr_jtext(j)": """list_transform([ctr_leaf(j)], l -> CASE l.kind
+    "ctr_jtext_any(j)": """list_transform([ctr_leaf(j)], l -> CASE l.kind
         WHEN 's' THEN ctr_text(l.str)
         WHEN 'b' THEN CASE WHEN l.raw = 'true' THEN 'True' ELSE 'False' END
         WHEN 'o' THEN ctr_py_text(l.raw)
         WHEN 'n' THEN CASE WHEN regexp_matches(l.raw, '[.eE]')
             THEN CAST(TRY_CAST(l.raw AS DOUBLE) AS VARCHAR) ELSE l.raw END END)[1]""",
-    "ctr_jnum(j)": """list_transform([ctr_leaf(j)], l -> CASE l.kind
-        WHEN 's' THEN ctr_num(l.str)
+    "ctr_jnum_any(j)": """list_transform([ctr_leaf(j)], l -> CASE l.kind
+        WHEN 's' THEN ctr_num_any(l.str)
         WHEN 'n' THEN ctr_finite(TRY_CAST(l.raw AS DOUBLE)) END)[1]""",
     "ctr_jstr(j)": """list_transform([ctr_leaf(j)], l -> CASE l.kind
-        WHEN 's' THEN l.str ELSE ctr_jtext(l.raw::JSON) END)[1]""",
+        WHEN 's' THEN l.str ELSE ctr_jtext_any(l.raw::JSON) END)[1]""",
     "ctr_count_of(d)": """list_transform([d], c ->
         CASE WHEN c >= 0 AND c = floor(c) THEN TRY_CAST(c AS BIGINT) END)[1]""",
-    "ctr_jcount(j)": "ctr_count_of(ctr_jnum(j))",
+    "ctr_jcount_any(j)": "ctr_count_of(ctr_jnum_any(j))",
     # _count_cell / _number_cell: the printed text only where the value is not read.
-    "ctr_count_text(j)": """list_transform([j], v ->
-        CASE WHEN ctr_jcount(v) IS NULL THEN ctr_jtext(v) END)[1]""",
-    "ctr_number_text(j)": """list_transform([j], v ->
-        CASE WHEN ctr_jnum(v) IS NULL THEN ctr_jtext(v) END)[1]""",
+    "ctr_count_text_any(j)": """list_transform([j], v ->
+        CASE WHEN ctr_jcount_any(v) IS NULL THEN ctr_jtext_any(v) END)[1]""",
+    "ctr_number_text_any(j)": """list_transform([j], v ->
+        CASE WHEN ctr_jnum_any(v) IS NULL THEN ctr_jtext_any(v) END)[1]""",
+    # Fast paths for the common values (plain text, plain decimals and counts, as a JSON
+    # string or number), exact by construction; anything else takes the *_any macros above.
+    "ctr_plain_text(v)": f"""starts_with(v, '"') AND strlen(v) > 2 AND NOT contains(v, '\\')
+        AND v[2] > ' ' AND v[2] < {_literal(chr(127))}
+        AND v[-2] > ' ' AND v[-2] < {_literal(chr(127))}""",
+    "ctr_plain_number(v)": f"regexp_full_match(v, '\"?{_DECIMAL}\"?')",
+    "ctr_plain_count(v)": "regexp_full_match(v, '\"?[0-9]{1,15}\"?')",
+    "ctr_num(s)": f"""CASE WHEN regexp_full_match(s, '{_DECIMAL}') THEN CAST(s AS DOUBLE)
+        ELSE ctr_num_any(s) END""",
+    "ctr_jtext(j)": """CASE WHEN j IS NULL THEN NULL
+        WHEN ctr_plain_text(CAST(j AS VARCHAR)) THEN CAST(j AS VARCHAR)[2:-2]
+        ELSE ctr_jtext_any(j) END""",
+    "ctr_jnum(j)": """CASE WHEN j IS NULL THEN NULL
+        WHEN ctr_plain_number(CAST(j AS VARCHAR)) THEN CAST(trim(CAST(j AS VARCHAR), '"') AS DOUBLE)
+        ELSE ctr_jnum_any(j) END""",
+    "ctr_jcount(j)": """CASE WHEN j IS NULL THEN NULL
+        WHEN ctr_plain_count(CAST(j AS VARCHAR)) THEN CAST(trim(CAST(j AS VARCHAR), '"') AS BIGINT)
+        ELSE ctr_jcount_any(j) END""",
+    "ctr_count_text(j)": """CASE WHEN j IS NULL OR ctr_plain_count(CAST(j AS VARCHAR)) THEN NULL
+        ELSE ctr_count_text_any(j) END""",
+    "ctr_number_text(j)": """CASE WHEN j IS NULL OR ctr_plain_number(CAST(j AS VARCHAR)) THEN NULL
+        ELSE ctr_number_text_any(j) END""",
     # denominators(): the 'Participants' denoms (else the first): valid counts by raw group id.
     "ctr_denoms(denoms)": """list_filter(
         list_transform(
