@@ -40,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,23 +175,125 @@ def child(method: str, snapshot_dir: Path) -> None:
 # --- parent side ------------------------------------------------------------------------------
 
 
-def measured(argv: list[str]) -> dict[str, Any]:
-    """Run argv to completion: stdout, wall and CPU seconds, peak RSS MiB of that process."""
+def measured(
+    argv: list[str], sample_s: float = 0.0, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run argv to completion: stdout, wall and CPU seconds, peak RSS MiB of that process (the
+    largest of it and the children it waited for: `/usr/bin/time -v`'s figure). With
+    `sample_s`, the resident set of its whole process tree is also read from /proc every
+    `sample_s` seconds (parts running side by side add up; `ru_maxrss` cannot say that)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err)
+        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
+        sampler = TreeSampler(process.pid, sample_s) if sample_s > 0 else None
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
+        samples = sampler.stop() if sampler else []
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
             raise SystemExit(f"{argv[:4]} failed:\n{err.read().decode()[-2000:]}")
         out.seek(0)
-        return {
+        run = {
             "stdout": out.read().decode(),
             "wall_s": seconds,
             "cpu_s": usage.ru_utime + usage.ru_stime,
             "peak_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
         }
+        if sampler:
+            run["tree_peak_rss_mib"] = max((s["tree_kib"] for s in samples), default=0) / 1024
+            run["samples"] = samples
+        return run
+
+
+class TreeSampler:
+    """Reads the resident set of a process and its descendants every `interval` seconds, in a
+    thread, until stopped: one sample per read (unix time, summed VmRSS in KiB, processes,
+    the root's VmHWM)."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        self.pid, self.interval = pid, interval
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[dict[str, Any]]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            tree = _descendants(self.pid)
+            sizes = {pid: _status_kib(pid) for pid in tree}
+            self.samples.append(
+                {
+                    "t": time.time(),
+                    "tree_kib": sum(v.get("VmRSS", 0) for v in sizes.values()),
+                    "processes": len(tree),
+                    "root_hwm_kib": sizes.get(self.pid, {}).get("VmHWM", 0),
+                }
+            )
+
+
+def _descendants(root: int) -> list[int]:
+    """`root` and every process below it, from the parent ids in /proc/<pid>/stat."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _status_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process in KiB (empty when it has ended)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {
+        name: int(value.split()[0])
+        for name, _, value in (line.partition(":") for line in lines)
+        if name in ("VmRSS", "VmHWM")
+    }
+
+
+def step_peaks(samples: list[dict[str, Any]], home: Path) -> list[dict[str, Any]]:
+    """The largest sampled resident set of the process tree while each Dagster step ran, from
+    the step start and end times the build's instance (DAGSTER_HOME) recorded; largest first."""
+    import dagster as dg
+
+    kinds = {
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.STEP_SUCCESS,
+        dg.DagsterEventType.STEP_FAILURE,
+    }
+    spans: dict[str, list[float]] = {}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for record in instance.get_runs():
+            for event in instance.all_logs(record.run_id, of_type=kinds):
+                if event.step_key is not None:
+                    spans.setdefault(event.step_key, []).append(event.timestamp)
+    peaks = []
+    for step, times in spans.items():
+        start, end = min(times), max(times)
+        during = [s["tree_kib"] for s in samples if start <= s["t"] <= end]
+        if during:
+            peaks.append(
+                {"step": step, "seconds": round(end - start, 1), "peak_mib": max(during) / 1024}
+            )
+    return sorted(peaks, key=lambda peak: -peak["peak_mib"])
 
 
 def run_method(method: str, snapshot_dir: Path) -> dict[str, Any]:
@@ -200,15 +303,22 @@ def run_method(method: str, snapshot_dir: Path) -> dict[str, Any]:
     return run | {"result": report["result"], "work_s": report["seconds"]}
 
 
-def run_cli_build(snapshot_dir: Path, workers: int = 1) -> dict[str, Any]:
+def run_cli_build(snapshot_dir: Path, workers: int = 1, sample_s: float = 0.0) -> dict[str, Any]:
     """`kratom-evidence build` end to end into a fresh data dir (beside the snapshot: a
-    whole-registry build writes gigabytes, more than a small /tmp may hold)."""
+    whole-registry build writes gigabytes, more than a small /tmp may hold). With `sample_s`
+    the build runs with a DAGSTER_HOME of its own, so that the steps' start and end times can
+    be read back and each step given the largest resident set sampled while it ran."""
     cli = shutil.which("kratom-evidence", path=str(Path(sys.executable).parent))
     if cli is None:
         raise SystemExit("kratom-evidence is not installed in this interpreter's environment")
     with tempfile.TemporaryDirectory(dir=OUT_DIR) as tmp:
-        argv = [cli, "build", "--snapshot", str(snapshot_dir), "--data-dir", tmp]
-        run = measured([*argv, "--workers", str(workers)])
+        argv = [cli, "build", "--snapshot", str(snapshot_dir), "--data-dir", f"{tmp}/data"]
+        home = Path(tmp) / "dagster_home"
+        home.mkdir()
+        env = os.environ | {"DAGSTER_HOME": str(home)} if sample_s > 0 else None
+        run = measured([*argv, "--workers", str(workers)], sample_s, env)
+        if sample_s > 0:
+            run["steps"] = step_peaks(run["samples"], home)
     del run["stdout"]
     return run
 
@@ -234,9 +344,12 @@ def write_snapshot(shape: str, out: Path, size: int, seed: int, archive: bool = 
 
 
 def line(method: str, size: int, run: dict[str, Any]) -> str:
+    tree = run.get("tree_peak_rss_mib")
     return (
         f"{method:<14}{size:>9}{run['wall_s']:>9.2f}{run['cpu_s']:>9.2f}"
         f"{size / run['wall_s']:>10.0f}{size / run['cpu_s']:>10.0f}{run['peak_rss_mib']:>11.1f}"
+        + (f"{tree:>11.1f}" if tree is not None else f"{'':>11}")
+        + f"{run['load_average'][1][0]:>7.1f}"
     )
 
 
@@ -249,30 +362,69 @@ def print_top(pstats_path: str, count: int = 25) -> None:
 
 HEADER = (
     f"{'method':<14}{'N':>9}{'wall s':>9}{'CPU s':>9}{'/wall s':>10}{'/CPU s':>10}{'RSS MiB':>11}"
+    f"{'tree MiB':>11}{'load':>7}"
 )
+"""RSS MiB: the peak of the process or of one child it waited for (`/usr/bin/time -v`); tree
+MiB: the largest sampled sum over the build's process tree (parts running side by side); load:
+the 1-minute load average when the method ended."""
 
 
 def bench_size(
-    snapshot_dir: Path, size: int, methods: list[str], workers: int = 1
+    snapshot_dir: Path, size: int, methods: list[str], workers: int = 1, sample_s: float = 0.0
 ) -> list[dict[str, Any]]:
     """Each method once on the snapshot, printed as it ends, then the ratio build / naive."""
     runs: dict[str, dict[str, Any]] = {}
     for method in methods:
         load_before = os.getloadavg()
         if method == "build":
-            run = run_cli_build(snapshot_dir, workers) | {"workers": workers}
+            run = run_cli_build(snapshot_dir, workers, sample_s) | {"workers": workers}
         else:
             run = run_method(method, snapshot_dir)
             if run["result"] != size:
                 raise SystemExit(f"{method} read {run['result']} studies, not {size}")
         runs[method] = run | {"load_average": [load_before, os.getloadavg()]}
-        print(line(method, size, run), flush=True)
+        print(line(method, size, runs[method]), flush=True)
+        for step in run.get("steps", [])[:5]:
+            print(
+                f"    peak {step['peak_mib']:>8.1f} MiB during {step['step']} ({step['seconds']} s)"
+            )
     rows = [{"method": method, "studies": size} | run for method, run in runs.items()]
     if "build" in runs and "naive" in runs:
         ratio = runs["build"]["wall_s"] / runs["naive"]["wall_s"]
         rows.append({"method": "ratio build/naive", "studies": size, "wall": ratio})
         print(f"ratio build / naive (wall) at N={size}: {ratio:.2f}", flush=True)
     return rows
+
+
+def summary(rows: list[dict[str, Any]], commit: str) -> str:
+    """Every figure of this invocation again, at the end, with the commit it measured."""
+    lines = [f"summary (commit {commit}, input as above):", HEADER]
+    for row in rows:
+        if "wall_s" in row:
+            lines.append(line(row["method"], row["studies"], row))
+        else:
+            lines.append(f"ratio build / naive (wall) at N={row['studies']}: {row['wall']:.2f}")
+    return "\n".join(lines)
+
+
+def commit_id() -> str:
+    """The checked-out commit (with `+` when the work tree has changes), or `unknown`."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(BENCH_DIR), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+" if dirty else "")
 
 
 def build_detail(method: str, snapshot_dir: Path, size: int) -> dict[str, Any]:
@@ -301,6 +453,12 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep a snapshot generated by an earlier run"
     )
+    parser.add_argument(
+        "--sample",
+        type=float,
+        default=2.0,
+        help="seconds between samples of the build's process tree RSS (0: none)",
+    )
     parser.add_argument("--steps", action="store_true", help="each build step's duration")
     parser.add_argument("--profile", action="store_true", help="the build under cProfile")
     parser.add_argument("--child", choices=tuple(_RUNS), help=argparse.SUPPRESS)
@@ -322,13 +480,17 @@ def main() -> None:
         snapshot_dir = OUT_DIR / f"ctgov-{args.shape}-{args.input}-{size}"
         if not (args.reuse and (snapshot_dir / "SNAPSHOT.json").is_file()):
             write_snapshot(args.shape, snapshot_dir, size, args.seed, archive)
-        rows += bench_size(snapshot_dir, size, args.methods, args.workers)
+        rows += bench_size(snapshot_dir, size, args.methods, args.workers, args.sample)
         for method, wanted in (("build_steps", args.steps), ("build_profile", args.profile)):
             if wanted:
                 details[f"{method}-{size}"] = build_detail(method, snapshot_dir, size)
+    commit = commit_id()
+    print(summary(rows, commit))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report = {
         "created_at": stamp,
+        "commit": commit,
+        "workers": args.workers,
         "shape": args.shape,
         "input": args.input,
         "python": platform.python_version(),
