@@ -303,7 +303,13 @@ def test_schedule_and_sensor_runs_materialize_every_asset_tagged_with_their_snap
         if r.asset_key == dg.AssetKey(["raw", "snapshot"])
     ]
     assert head is not None
-    assert head.metadata["requests_total"].value == sent_count
+    # Every attempt the client counted is in its request log; the emulator saw them all but
+    # those whose connection never reached it (a connect timeout, as on a loaded machine)
+    snapshot = outputs.snapshots / runs[weekly.run_id][0][SNAPSHOT_TAG]
+    log = [json.loads(line) for line in (snapshot / "requests.jsonl").open()]
+    assert head.metadata["requests_total"].value == len(log)
+    unconnected = sum(e["status"] is None and e["problem"].startswith("Connect") for e in log)
+    assert 0 <= len(log) - sent_count <= unconnected
     assert sum(head.metadata["retries"].value.values()) > 0 and injected  # type: ignore[union-attr]
     # The check below can fail: every secret did travel, as request parameters.
     for value in secrets:
