@@ -85,6 +85,9 @@ class RequestLogEntry:
     problem: str | None = None
     """Why this attempt was not the answer (HTTP 503, a reset, an HTML page with status 200);
     None for the accepted response."""
+    paced: float = 0.0
+    """Seconds the client held this attempt for its pace (minimum interval, rate limit) before
+    `started_at`: what politeness cost, apart from the answer and the client's own work."""
 
 
 @dataclass(frozen=True)
@@ -418,8 +421,10 @@ class SourceHttp:
         longer than `max_retry_after` or an httpx failure that is not transient raise SourceError
         at once.
         """
+        asked = self._clock()
         self._pace()
         started = self._clock()
+        paced = started - asked
         with self._stats_lock:
             self.requests_sent += 1
         try:
@@ -427,7 +432,11 @@ class SourceHttp:
         except (httpx.TransportError, httpx.DecodingError) as exc:
             elapsed = self._clock() - started
             problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            self._note(RequestLogEntry(safe_url, None, 0, None, elapsed, attempt, started, problem))
+            self._note(
+                RequestLogEntry(
+                    safe_url, None, 0, None, elapsed, attempt, started, problem, paced=paced
+                )
+            )
             return None, problem, self._backoff(attempt)
         except httpx.HTTPError as exc:
             raise SourceError(f"{self.source}: {safe_url} failed: {type(exc).__name__}") from None
@@ -440,6 +449,7 @@ class SourceHttp:
             self._clock() - started,
             attempt,
             started,
+            paced=paced,
         )
         announced = announced_limit(response.headers)
         if announced is not None:

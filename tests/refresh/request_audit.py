@@ -16,16 +16,19 @@ def throughput(entries: Sequence[Entry]) -> float:
 
 
 def instant_throughput(entries: Sequence[Entry], interval: float) -> float:
-    """Throughput had the server answered every request within the client's `interval`.
+    """Throughput had the server answered, and the client been ready again, within `interval`.
 
-    A start-paced client starts the next request as soon as both the interval has passed and
-    the previous answer is in; an answer slower than `interval` (a loaded machine, not the
-    client) delays the next start by its excess, which is taken off that gap. A client pacing
-    from the end of each answer keeps the interval on top and still shows it.
+    A start-paced client starts the next request once the interval (or its rate limit) allows
+    and it is ready: the previous answer in and its own work on it done. Each gap between
+    starts is the time until the client asked for the next request plus what its pace held
+    that request (`paced`); of the first, only what exceeds `interval` is the machine's (a
+    slow answer, or a client thread waiting for a core on a loaded machine) and is taken off.
+    What the pace held stays, so a client that holds too long still shows it.
     """
     ordered = sorted(entries, key=lambda entry: entry["started_at"])
-    span = sum(
-        later["started_at"] - earlier["started_at"] - max(0.0, earlier["elapsed"] - interval)
-        for earlier, later in itertools.pairwise(ordered)
-    )
+    span = 0.0
+    for earlier, later in itertools.pairwise(ordered):
+        gap = later["started_at"] - earlier["started_at"]
+        busy = gap - later["paced"]  # the answer and the client's own work
+        span += gap - max(0.0, busy - interval)
     return (len(ordered) - 1) / span

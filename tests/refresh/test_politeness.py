@@ -7,9 +7,11 @@ one-second window above a source's limit (and no minute above 50 for ClinicalTri
 requests within 1.1 x the minimum the page sizes allow, throughput at least 90 % of each
 published limit, and all sources at work at the same time.
 
-Throughput is judged as if the emulator were instant: an answer slower than the client's
-interval (this machine is shared, and a loaded one answers late) has its excess taken off the
-gap after it (`request_audit.instant_throughput`); the plain (n - 1) / span is in the message.
+Throughput is judged as if the emulator were instant and the client never waited for a core:
+the time from one start until the client asked for the next (the answer and the client's own
+work on it; this machine is shared, and a loaded one does both late) has what exceeds the
+client's interval taken off, while what the client's pace held (`paced` in the request log)
+stays (`request_audit.instant_throughput`); the plain (n - 1) / span is in the message.
 """
 
 from __future__ import annotations

@@ -79,22 +79,30 @@ def test_synthetic_reference_has_one_query_per_source_and_the_synthetic_compound
     assert chembl_ids == ["CHEMBL99000001", "CHEMBL99000002"]
 
 
-def _log(*pairs: tuple[float, float]) -> list[dict[str, float]]:
-    return [{"started_at": start, "elapsed": elapsed} for start, elapsed in pairs]
+def _log(*entries: tuple[float, float, float]) -> list[dict[str, float]]:
+    """Request log entries from (started_at, elapsed, paced)."""
+    return [{"started_at": t, "elapsed": e, "paced": paced} for t, e, paced in entries]
 
 
 def test_throughput_counts_gaps_between_starts() -> None:
-    assert request_audit.throughput(_log((0.0, 0.01), (0.5, 0.01), (1.0, 0.01))) == 2.0
+    assert request_audit.throughput(_log((0.0, 0.01, 0), (0.5, 0.01, 0), (1.0, 0.01, 0))) == 2.0
 
 
 def test_instant_throughput_takes_off_only_an_answer_slower_than_the_interval() -> None:
     # the second answer took 0.9 s; start-paced, the third request went out right after it
-    log = _log((0.0, 0.01), (0.5, 0.9), (1.45, 0.01))
-    assert request_audit.throughput(log) == pytest.approx(2 / 1.45)
-    assert request_audit.instant_throughput(log, 0.5) == pytest.approx(2 / 1.05)
+    log = _log((0.0, 0.01, 0.0), (0.5, 0.9, 0.49), (1.4, 0.01, 0.0))
+    assert request_audit.throughput(log) == pytest.approx(2 / 1.4)
+    assert request_audit.instant_throughput(log, 0.5) == pytest.approx(2 / 1.0)
+
+
+def test_instant_throughput_takes_off_the_clients_own_late_work_too() -> None:
+    # answers are quick, but the client (a loaded machine) asked again only 0.8 s after a start
+    log = _log((0.0, 0.01, 0.0), (0.5, 0.01, 0.45), (1.3, 0.01, 0.0))
+    assert request_audit.throughput(log) == pytest.approx(2 / 1.3)
+    assert request_audit.instant_throughput(log, 0.5) == pytest.approx(2 / 1.0)
 
 
 def test_instant_throughput_still_shows_pacing_from_the_end_of_each_answer() -> None:
-    # a client that waits the 0.5 s interval after each 0.4 s answer: 0.9 s per request
-    log = _log((0.0, 0.4), (0.9, 0.4), (1.8, 0.4))
+    # a client that holds each request the 0.5 s interval after each 0.4 s answer: 0.9 s each
+    log = _log((0.0, 0.4, 0.0), (0.9, 0.4, 0.5), (1.8, 0.4, 0.5))
     assert request_audit.instant_throughput(log, 0.5) == pytest.approx(2 / 1.8)
