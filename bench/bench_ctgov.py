@@ -37,6 +37,7 @@ import os
 import platform
 import pstats
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -181,14 +182,24 @@ def measured(
     """Run argv to completion: stdout, wall and CPU seconds, peak RSS MiB of that process (the
     largest of it and the children it waited for: `/usr/bin/time -v`'s figure). With
     `sample_s`, the resident set of its whole process tree is also read from /proc every
-    `sample_s` seconds (parts running side by side add up; `ru_maxrss` cannot say that)."""
+    `sample_s` seconds (parts running side by side add up; `ru_maxrss` cannot say that).
+    Interrupted (Ctrl-C, SIGINT), the run is ended and what it reached is returned, marked
+    `interrupted`: a whole-registry build may outlast the time one has."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
+        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, start_new_session=True)
         sampler = TreeSampler(process.pid, sample_s) if sample_s > 0 else None
-        _, status, usage = os.wait4(process.pid, 0)
+        interrupted = False
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except KeyboardInterrupt:
+            interrupted = True
+            os.killpg(process.pid, signal.SIGTERM)  # the build and the workers it started
+            _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         samples = sampler.stop() if sampler else []
+        if interrupted:
+            status = 0
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
             raise SystemExit(f"{argv[:4]} failed:\n{err.read().decode()[-2000:]}")
@@ -202,6 +213,8 @@ def measured(
         if sampler:
             run["tree_peak_rss_mib"] = max((s["tree_kib"] for s in samples), default=0) / 1024
             run["samples"] = samples
+        if interrupted:
+            run["interrupted"] = True
         return run
 
 
@@ -299,6 +312,8 @@ def step_peaks(samples: list[dict[str, Any]], home: Path) -> list[dict[str, Any]
 def run_method(method: str, snapshot_dir: Path) -> dict[str, Any]:
     """One method in a fresh interpreter: its own result, wall and CPU seconds, peak RSS."""
     run = measured([sys.executable, __file__, "--child", method, "--snapshot", str(snapshot_dir)])
+    if run.get("interrupted"):
+        raise SystemExit(f"{method}: interrupted")
     report = json.loads(run.pop("stdout").strip().splitlines()[-1])
     return run | {"result": report["result"], "work_s": report["seconds"]}
 
@@ -315,6 +330,7 @@ def run_cli_build(snapshot_dir: Path, workers: int = 1, sample_s: float = 0.0) -
         argv = [cli, "build", "--snapshot", str(snapshot_dir), "--data-dir", f"{tmp}/data"]
         home = Path(tmp) / "dagster_home"
         home.mkdir()
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
         env = os.environ | {"DAGSTER_HOME": str(home)} if sample_s > 0 else None
         run = measured([*argv, "--workers", str(workers)], sample_s, env)
         if sample_s > 0:
@@ -350,6 +366,7 @@ def line(method: str, size: int, run: dict[str, Any]) -> str:
         f"{size / run['wall_s']:>10.0f}{size / run['cpu_s']:>10.0f}{run['peak_rss_mib']:>11.1f}"
         + (f"{tree:>11.1f}" if tree is not None else f"{'':>11}")
         + f"{run['load_average'][1][0]:>7.1f}"
+        + ("  interrupted: not finished" if run.get("interrupted") else "")
     )
 
 
@@ -388,8 +405,10 @@ def bench_size(
             print(
                 f"    peak {step['peak_mib']:>8.1f} MiB during {step['step']} ({step['seconds']} s)"
             )
+        if run.get("interrupted"):
+            break
     rows = [{"method": method, "studies": size} | run for method, run in runs.items()]
-    if "build" in runs and "naive" in runs:
+    if "build" in runs and "naive" in runs and not runs["build"].get("interrupted"):
         ratio = runs["build"]["wall_s"] / runs["naive"]["wall_s"]
         rows.append({"method": "ratio build/naive", "studies": size, "wall": ratio})
         print(f"ratio build / naive (wall) at N={size}: {ratio:.2f}", flush=True)
@@ -481,6 +500,8 @@ def main() -> None:
         if not (args.reuse and (snapshot_dir / "SNAPSHOT.json").is_file()):
             write_snapshot(args.shape, snapshot_dir, size, args.seed, archive)
         rows += bench_size(snapshot_dir, size, args.methods, args.workers, args.sample)
+        if any(row.get("interrupted") for row in rows):
+            break
         for method, wanted in (("build_steps", args.steps), ("build_profile", args.profile)):
             if wanted:
                 details[f"{method}-{size}"] = build_detail(method, snapshot_dir, size)
