@@ -212,6 +212,7 @@ def measured(
         }
         if sampler:
             run["tree_peak_rss_mib"] = max((s["tree_kib"] for s in samples), default=0) / 1024
+            run["tree_peak_pss_mib"] = max((s["tree_pss_kib"] for s in samples), default=0) / 1024
             run["samples"] = samples
         if interrupted:
             run["interrupted"] = True
@@ -220,8 +221,9 @@ def measured(
 
 class TreeSampler:
     """Reads the resident set of a process and its descendants every `interval` seconds, in a
-    thread, until stopped: one sample per read (unix time, summed VmRSS in KiB, processes,
-    the root's VmHWM)."""
+    thread, until stopped: one sample per read (unix time, summed VmRSS and Pss in KiB,
+    processes, the root's VmHWM). Pss counts a page shared by several processes (the workers
+    forked with the same libraries loaded) once in all; VmRSS counts it in each."""
 
     def __init__(self, pid: int, interval: float) -> None:
         self.pid, self.interval = pid, interval
@@ -243,6 +245,7 @@ class TreeSampler:
                 {
                     "t": time.time(),
                     "tree_kib": sum(v.get("VmRSS", 0) for v in sizes.values()),
+                    "tree_pss_kib": sum(v.get("Pss", 0) for v in sizes.values()),
                     "processes": len(tree),
                     "root_hwm_kib": sizes.get(self.pid, {}).get("VmHWM", 0),
                 }
@@ -270,20 +273,21 @@ def _descendants(root: int) -> list[int]:
 
 
 def _status_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process in KiB (empty when it has ended)."""
+    """VmRSS, VmHWM and Pss of a process in KiB (empty when it has ended)."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        lines += Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
     except OSError:
         return {}
     return {
         name: int(value.split()[0])
         for name, _, value in (line.partition(":") for line in lines)
-        if name in ("VmRSS", "VmHWM")
+        if name in ("VmRSS", "VmHWM", "Pss")
     }
 
 
 def step_peaks(samples: list[dict[str, Any]], home: Path) -> list[dict[str, Any]]:
-    """The largest sampled resident set of the process tree while each Dagster step ran, from
+    """The largest sampled memory (Pss) of the process tree while each Dagster step ran, from
     the step start and end times the build's instance (DAGSTER_HOME) recorded; largest first."""
     import dagster as dg
 
@@ -301,7 +305,7 @@ def step_peaks(samples: list[dict[str, Any]], home: Path) -> list[dict[str, Any]
     peaks = []
     for step, times in spans.items():
         start, end = min(times), max(times)
-        during = [s["tree_kib"] for s in samples if start <= s["t"] <= end]
+        during = [s["tree_pss_kib"] for s in samples if start <= s["t"] <= end]
         if during:
             peaks.append(
                 {"step": step, "seconds": round(end - start, 1), "peak_mib": max(during) / 1024}
@@ -360,7 +364,7 @@ def write_snapshot(shape: str, out: Path, size: int, seed: int, archive: bool = 
 
 
 def line(method: str, size: int, run: dict[str, Any]) -> str:
-    tree = run.get("tree_peak_rss_mib")
+    tree = run.get("tree_peak_pss_mib")
     return (
         f"{method:<14}{size:>9}{run['wall_s']:>9.2f}{run['cpu_s']:>9.2f}"
         f"{size / run['wall_s']:>10.0f}{size / run['cpu_s']:>10.0f}{run['peak_rss_mib']:>11.1f}"
@@ -382,8 +386,8 @@ HEADER = (
     f"{'tree MiB':>11}{'load':>7}"
 )
 """RSS MiB: the peak of the process or of one child it waited for (`/usr/bin/time -v`); tree
-MiB: the largest sampled sum over the build's process tree (parts running side by side); load:
-the 1-minute load average when the method ended."""
+MiB: the largest sampled Pss summed over the build's process tree (parts running side by side,
+shared pages counted once); load: the 1-minute load average when the method ended."""
 
 
 def bench_size(
