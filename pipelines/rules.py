@@ -5,26 +5,30 @@ The rules are each table's Pandera model (schemas/) and the key table `schemas.r
 (`enforce`: rows that break a rule go to quarantine naming the rule, never dropped silently),
 the blocking asset check of every curated table (`asset_check_for`), and the table checks of
 `kratom-evidence validate` (`problem_lines`, see pipelines/release/validate.py). Validation is
-lazy, so one pass reports every failure.
+lazy, so one pass reports every failure. Rows that live in DuckDB in the model's types are
+screened by the model's checks as SQL (schemas/sql.py): Pandera reads only the rows the screen
+flags, and the rows kept never leave DuckDB.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import dagster as dg
 import duckdb
 import orjson
 import pandas as pd
 import pandera.errors
+import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from pipelines.warehouse import LINEAGE_COLUMNS, read_frame
 from schemas import QUARANTINE, TableSpec
 from schemas.arrow import arrow_schema
 from schemas.fields import NULLABLE_KEY
+from schemas.sql import Screen, duckdb_types, nan_as_null, quoted, screen
 
 QUARANTINE_COLUMNS = QUARANTINE.columns
 EXAMPLES = 3
@@ -92,10 +96,6 @@ model check is per value or per row; uniqueness is the primary key's, which SQL 
 (tests/unit/test_rules.py holds the models to that)."""
 
 
-def quoted(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
-
-
 @dataclass(frozen=True)
 class Rows:
     """Rows under the rules, named 0..count-1 in order by `_row`: their key columns as the DuckDB
@@ -107,6 +107,8 @@ class Rows:
     """Every `_row` is below it (rows may leave gaps)."""
     chunk: Callable[[int, int], pd.DataFrame]
     """The rows with start <= _row < stop, indexed by _row."""
+    whole: bool = False
+    """The relation holds every column (the rows live in DuckDB), not only the key columns."""
 
 
 def key_columns(spec: TableSpec) -> list[str]:
@@ -129,19 +131,25 @@ def frame_rows(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, spec: TableS
     return Rows(name, len(frame), len(frame), lambda start, stop: frame.iloc[start:stop])
 
 
+def _indexed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows read from DuckDB, indexed by their `_row`."""
+    frame.index = pd.Index(frame.pop("_row").to_numpy())
+    return frame
+
+
 def _relation_rows(con: duckdb.DuckDBPyConnection, relation: str, count: int, stop: int) -> Rows:
     """Rows of a relation that has `_row` (each below `stop`), read back by range."""
 
     def chunk(start: int, end: int) -> pd.DataFrame:
-        frame = read_frame(
-            con,
-            f"SELECT * FROM {relation} WHERE _row >= ? AND _row < ? ORDER BY _row",
-            [start, end],
+        return _indexed(
+            read_frame(
+                con,
+                f"SELECT * FROM {relation} WHERE _row >= ? AND _row < ? ORDER BY _row",
+                [start, end],
+            )
         )
-        frame.index = pd.Index(frame.pop("_row").to_numpy())
-        return frame
 
-    return Rows(relation, count, stop, chunk)
+    return Rows(relation, count, stop, chunk, whole=True)
 
 
 def sorted_rows(con: duckdb.DuckDBPyConnection, select: str, spec: TableSpec, order: str) -> Rows:
@@ -295,11 +303,17 @@ def checked(
     row of a key stays), then every Pandera failure of the rows left, then foreign keys of the
     rows still left. Key and foreign-key rules run in SQL over the whole table, Pandera on one
     chunk at a time (a table-level failure is reported by every chunk).
+
+    Rows that live in DuckDB in the model's types are screened (`screened`): only the chunks of
+    rows that may break a rule are read and yielded, every other row keeps every rule.
     """
     by_row: dict[int, list[Breach]] = {}
     for breach in _null_keys(con, rows, spec) + _duplicate_keys(con, rows, spec):
         by_row.setdefault(cast(int, breach.row), []).append(breach)
     dangling = _dangling(con, rows, spec, parents)
+    if in_model_types(con, rows, spec):
+        yield from _screened(con, rows, spec, by_row, dangling, chunk_rows)
+        return
     for start in range(0, max(rows.stop, 1), chunk_rows):
         chunk = rows.chunk(start, start + chunk_rows)
         keyed = [b for i in chunk.index if i in by_row for b in by_row[i]]
@@ -307,6 +321,99 @@ def checked(
         rejected = {b.row for b in keyed + found}
         foreign = [dangling[i][0] for i in chunk.index if i in dangling and i not in rejected]
         yield Checked(chunk, keyed + found + foreign, validated)
+
+
+def in_model_types(con: duckdb.DuckDBPyConnection, rows: Rows, spec: TableSpec) -> bool:
+    """Whether the rows live in DuckDB with every model column in the model's type (so the
+    model's coercion would change nothing but a float NaN, which it reads as missing)."""
+    if not rows.whole:
+        return False
+    described = con.execute(f"DESCRIBE SELECT * FROM {rows.relation}").fetchall()
+    found = {str(name): str(kind) for name, kind, *_ in described}
+    return all(found.get(c) == kind for c, kind in duckdb_types(spec.model).items())
+
+
+def _screened(
+    con: duckdb.DuckDBPyConnection,
+    rows: Rows,
+    spec: TableSpec,
+    by_row: dict[int, list[Breach]],
+    dangling: dict[int, list[Breach]],
+    chunk_rows: int,
+) -> Iterator[Checked]:
+    """`checked` for rows in the model's types: the model's SQL checks (schemas/sql.py) find
+    the rows that may fail it, Pandera runs its other checks over every row (when the model
+    has any), and each chunk of the rows that may break some rule is validated as `checked`
+    does, Pandera seeing only the rows the screen or its other checks flagged."""
+    model = screen(spec.model, spec.primary_key)
+    flagged = {*by_row, *dangling, *_residual_failures(con, rows, model, chunk_rows)}
+    con.register("_flagged", pa.table({"_row": pa.array(sorted(flagged), pa.int64())}))
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _examined AS SELECT _row, "
+            "row_number() OVER (ORDER BY _row) - 1 AS _n FROM ("
+            f"SELECT _row FROM {rows.relation} WHERE {model.suspect} "
+            "UNION SELECT _row FROM _flagged)"
+        )
+    finally:
+        con.unregister("_flagged")
+    (count,) = cast(tuple[int], con.execute("SELECT count(*) FROM _examined").fetchone())
+    for start in range(0, count, chunk_rows):
+        chunk = _indexed(
+            read_frame(
+                con,
+                f"SELECT r.* FROM {rows.relation} r JOIN _examined e USING (_row) "
+                "WHERE e._n >= ? AND e._n < ? ORDER BY _row",
+                [start, start + chunk_rows],
+            )
+        )
+        keyed = [b for i in chunk.index if i in by_row for b in by_row[i]]
+        _, found = _schema_breaches(chunk.drop(index=[b.row for b in keyed]), spec)
+        rejected = {b.row for b in keyed + found}
+        foreign = [dangling[i][0] for i in chunk.index if i in dangling and i not in rejected]
+        yield Checked(chunk, keyed + found + foreign, None)
+
+
+def _residual_failures(
+    con: duckdb.DuckDBPyConnection, rows: Rows, model: Screen, chunk_rows: int
+) -> list[int]:
+    """Rows failing a check of the model that SQL does not express. Those checks are per row
+    (or per value), so each distinct combination of the columns they read is validated once;
+    a combination is failed whole when a check fails its chunk as a whole."""
+    if model.residual is None:
+        return []
+    columns = [quoted(c) for c in model.reads]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _variants AS SELECT row_number() OVER () - 1 AS _row, * "
+        f"FROM (SELECT DISTINCT {', '.join(columns)} FROM {rows.relation})"
+    )
+    (count,) = cast(tuple[int], con.execute("SELECT count(*) FROM _variants").fetchone())
+    failing: list[int] = []
+    for start in range(0, count, chunk_rows):
+        chunk = _indexed(
+            read_frame(
+                con,
+                "SELECT * FROM _variants WHERE _row >= ? AND _row < ? ORDER BY _row",
+                [start, start + chunk_rows],
+            )
+        )
+        try:
+            model.residual.validate(chunk, lazy=True)
+        except pandera.errors.SchemaErrors as errors:
+            cases = errors.failure_cases["index"]
+            failing += list(chunk.index) if cases.isna().any() else [int(i) for i in cases]
+    if not failing:
+        return []
+    con.register("_failing", pa.table({"_row": pa.array(sorted(set(failing)), pa.int64())}))
+    try:
+        same = " AND ".join(f"r.{c} IS NOT DISTINCT FROM v.{c}" for c in columns)
+        found = con.execute(
+            f"SELECT r._row FROM {rows.relation} r JOIN _variants v ON {same} "
+            "WHERE v._row IN (SELECT _row FROM _failing)"
+        ).fetchall()
+    finally:
+        con.unregister("_failing")
+    return [row for (row,) in found]
 
 
 def breaches(frame: pd.DataFrame, spec: TableSpec, parents: ParentKeys) -> list[Breach]:
@@ -442,11 +549,17 @@ def ordered_frame_rows(
 def staged_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, staged: list[str]) -> Rows:
     """Every source's staged rows for `spec`'s table (`staged`: their warehouse tables), conformed
     in SQL as `conform` does in pandas and in the gate's order, without reading them whole."""
+    return query_rows(con, spec, [f"SELECT * FROM {name}" for name in staged])
+
+
+def query_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, queries: list[str]) -> Rows:
+    """The rows of `queries` (each giving some of the model's columns, any others and lineage),
+    conformed in SQL as `conform` does in pandas and in the gate's order."""
     model = f"_model__{spec.name}"
     con.register(model, arrow_schema(spec.model).empty_table())
-    # The model's columns with its types, and lineage, even when no source staged a row.
+    # The model's columns with its types, and lineage, even when no query gives a row.
     empty = f"SELECT *, {LINEAGE_NULLS} FROM {model}"
-    union = " UNION ALL BY NAME ".join([*(f"SELECT * FROM {n}" for n in staged), empty])
+    union = " UNION ALL BY NAME ".join([*(f"({q})" for q in queries), empty])
     lists = set(list_columns(spec))
     columns = [
         f"coalesce(list_sort(list_distinct({quoted(c)})), []) AS {quoted(c)}"
@@ -482,21 +595,34 @@ def _rejects(frame: pd.DataFrame, reasons: dict[int, str], spec: TableSpec) -> p
     return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS) if rows else empty_quarantine()
 
 
+class Keeper(Protocol):
+    """Where the gate puts the rows it keeps, in row order."""
+
+    def append(self, frame: pd.DataFrame) -> None:
+        """Rows validated by the model in pandas (coerced to its types)."""
+
+    def insert(self, select: str) -> None:
+        """Rows that live in DuckDB: a query of the model's columns in its types."""
+
+
 def gate(
     con: duckdb.DuckDBPyConnection,
     rows: Rows,
     spec: TableSpec,
     parents: dict[str, str],
-    keep: Callable[[pd.DataFrame], None],
+    keep: Keeper,
     chunk_rows: int = CHUNK_ROWS,
 ) -> pd.DataFrame:
     """Quarantine every row that breaks a rule, naming its first broken rule; hand the rest,
-    validated by the model (coerced to its types), to `keep` one chunk at a time.
+    validated by the model (coerced to its types), to `keep`: one chunk at a time as pandas,
+    or, for rows in DuckDB in the model's types, as one query that never leaves DuckDB.
 
     A table-level failure (a missing column, say) is a bug in a builder, not bad input: it
     raises. Returns the quarantine rows, in row order.
     """
-    rejects = []
+    in_sql = in_model_types(con, rows, spec)
+    rejects: list[pd.DataFrame] = []
+    rejected: list[int] = []
     for part in checked(con, rows, spec, parents, chunk_rows):
         reasons: dict[int, str] = {}
         for breach in part.found:
@@ -505,13 +631,53 @@ def gate(
             reasons.setdefault(breach.row, breach.reason)
         if reasons:
             rejects.append(_rejects(part.rows, reasons, spec))
+        if in_sql:
+            rejected += reasons
+            continue
         kept = part.rows.drop(index=list(reasons))[spec.columns]
         if part.validated is not None:  # the rows' one validation (the usual case)
             kept = part.validated.loc[kept.index]
         else:  # some rows failed the model: the others are coerced once more, alone
             kept = spec.model.validate(kept, lazy=True)
-        keep(kept.reset_index(drop=True))
+        keep.append(kept.reset_index(drop=True))
+    if in_sql:
+        _keep_in_sql(con, rows, spec, rejected, keep)
     return pd.concat(rejects, ignore_index=True) if rejects else empty_quarantine()
+
+
+def _keep_in_sql(
+    con: duckdb.DuckDBPyConnection, rows: Rows, spec: TableSpec, rejected: list[int], keep: Keeper
+) -> None:
+    """Every row not rejected, in row order, as the model's coercion would leave it."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _rejected (_row BIGINT)")
+    con.register("_rejected_rows", pa.table({"_row": pa.array(rejected, pa.int64())}))
+    try:
+        con.execute("INSERT INTO _rejected SELECT _row FROM _rejected_rows")
+    finally:
+        con.unregister("_rejected_rows")
+    written = ", ".join(f"{sql} AS {quoted(c)}" for c, sql in nan_as_null(spec.model).items())
+    keep.insert(
+        f"SELECT {written} FROM {rows.relation} r "
+        "WHERE NOT EXISTS (SELECT 1 FROM _rejected x WHERE x._row = r._row) ORDER BY r._row"
+    )
+
+
+@dataclass
+class Frames:
+    """A `Keeper` holding the kept rows as pandas, validated by the model."""
+
+    con: duckdb.DuckDBPyConnection
+    spec: TableSpec
+    frames: list[pd.DataFrame]
+
+    def append(self, frame: pd.DataFrame) -> None:
+        self.frames.append(frame)
+
+    def insert(self, select: str) -> None:
+        self.frames.append(self.spec.model.validate(read_frame(self.con, select), lazy=True))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.concat(self.frames, ignore_index=True)
 
 
 def enforce(
@@ -524,13 +690,13 @@ def enforce(
     quarantine every row that breaks a rule, with the rule named."""
     con = duckdb.connect()
     try:
-        kept: list[pd.DataFrame] = []
+        kept = Frames(con, spec, [])
         rows = ordered_frame_rows(con, frame, spec)
         parents_in = register_parents(con, spec, parents)
-        rejects = gate(con, rows, spec, parents_in, kept.append, chunk_rows)
+        rejects = gate(con, rows, spec, parents_in, kept, chunk_rows)
     finally:
         con.close()
-    return Enforced(pd.concat(kept, ignore_index=True), rejects)
+    return Enforced(kept.frame(), rejects)
 
 
 # The blocking asset checks.

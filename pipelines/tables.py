@@ -36,9 +36,9 @@ from pipelines.normalize.compounds import (
 )
 from pipelines.normalize.conditions import CATEGORIES_FILE, load_condition_lexicon
 from pipelines.normalize.dedup import merge_publications
-from pipelines.normalize.distinct import per_distinct
+from pipelines.normalize.distinct import classify_distinct, matches
 from pipelines.normalize.dosing import TERMS_FILE as DOSING_TERMS_FILE
-from pipelines.normalize.dosing import Dose, agreed_dose, load_dosing_terms, study_durations
+from pipelines.normalize.dosing import Dose, agreed_dose, load_dosing_terms
 from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
 from pipelines.normalize.evidence_map import text_compound_links
 from pipelines.normalize.evidence_tables import (
@@ -71,10 +71,25 @@ from pipelines.normalize.literature_studies import (
     literature_studies,
     load_design_rules,
 )
-from pipelines.normalize.outcome_changes import outcome_changes
+from pipelines.normalize.outcome_changes import NOT_COMPARED, REPORTED, outcome_changes
 from pipelines.normalize.outcomes import INSTRUMENTS_FILE, load_instrument_lexicon
+from pipelines.rules import conform
 from pipelines.sources import publication_precedence
-from pipelines.warehouse import read_frame, staging_tables, union_staging, write_table
+from pipelines.warehouse import (
+    LINEAGE_COLUMNS,
+    read_frame,
+    staging_tables,
+    union_staging,
+    write_table,
+)
+from schemas import TABLES_BY_NAME
+from schemas.arrow import to_arrow
+from schemas.sql import literal
+
+LINEAGE_SCHEMA = pa.schema(
+    [("_source", pa.string()), ("_source_file", pa.string()), ("_seq", pa.int64())]
+)
+"""The lineage columns (pipelines/warehouse.py) as Arrow fields."""
 
 CURATED_LINKS_FILE = "study_publication_links.csv"
 """Study↔paper links that no registry states (inferred by matching designs, or mentions)."""
@@ -91,9 +106,9 @@ class Built:
     frame: pd.DataFrame | None = None
     rows_in: dict[str, int] | None = None
     rejects: pd.DataFrame | None = None
-    staged: list[str] | None = None
-    """Instead of a frame: the staging tables (every source's) whose rows, as they are, the
-    gate reads in place in the warehouse (a posted-results table can outgrow memory)."""
+    queries: list[str] | None = None
+    """Instead of a frame: queries over the warehouse whose rows (model columns, any others,
+    lineage) the gate reads in place, so a table larger than memory never enters Python."""
 
 
 BuildFn = Callable[[duckdb.DuckDBPyConnection, Path], Built]
@@ -145,7 +160,7 @@ def staged_as_is(table: str) -> None:
     """Register `table` as every source's staged rows, unchanged (the gate still applies)."""
 
     def build(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
-        return Built(staged=staging_tables(con, table))
+        return Built(queries=[f"SELECT * FROM {name}" for name in staging_tables(con, table)])
 
     BUILDERS[table] = Builder(table, build, staged=(table,))
 
@@ -159,6 +174,28 @@ def staged(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
     """Every source's staged rows for `table` (an empty frame when no source fed it)."""
     frame = union_staging(con, table)
     return pd.DataFrame() if frame is None else frame
+
+
+def staged_query(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
+    """Every source's staged rows for `table` as one query (None when no source fed it)."""
+    names = staging_tables(con, table)
+    if not names:
+        return None
+    return " UNION ALL BY NAME ".join(f"(SELECT * FROM {name})" for name in names)
+
+
+def frame_query(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, table: str) -> str:
+    """A builder's rows made in Python, registered as `name` in the model's types with lineage,
+    so they join staged rows in one query."""
+    spec = TABLES_BY_NAME[table]
+    conformed = conform(frame, spec)
+    arrow = to_arrow(conformed, spec.model)
+    lineage = pa.Table.from_pandas(
+        conformed[list(LINEAGE_COLUMNS)], schema=LINEAGE_SCHEMA, preserve_index=False
+    )
+    schema = pa.schema([*arrow.schema, *LINEAGE_SCHEMA])
+    con.register(name, pa.Table.from_arrays([*arrow.columns, *lineage.columns], schema=schema))
+    return f"SELECT * FROM {name}"
 
 
 def publication_id_map(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -421,25 +458,32 @@ def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     table (a literature study names its own paper in `source_publication_id`), and
     `curated.literature_papers`: what became of each PMID paper, for the manifest.
     """
-    registered = staged(con, "studies")
+    registered = staged_query(con, "studies")
     links = remap(all_links(con, reference_dir), "publication_id", publication_id_map(con))
     publications = read_frame(
         con,
         "SELECT p.*, t.abstract FROM curated.publications p "
         "LEFT JOIN curated.publication_text t USING (publication_id) ORDER BY publication_id",
     )
-    study_ids = set(registered["study_id"].dropna()) if not registered.empty else set()
+    study_ids = (
+        {i for (i,) in con.execute(f"SELECT DISTINCT study_id FROM ({registered})").fetchall()}
+        if registered is not None
+        else set()
+    )
+    study_ids.discard(None)
     found = literature_studies(
         records(publications),
         records(links) if not links.empty else [],
         study_ids,
         load_design_rules(reference_dir / DESIGN_RULES_FILE.name),
     )
+    queries = [] if registered is None else [_with_durations(con, registered, reference_dir)]
     literature = pd.DataFrame(found["studies"])
     if not literature.empty:
         literature["_source"] = "literature"
         literature["_source_file"] = None
         literature["_seq"] = range(len(literature))
+        queries.append(frame_query(con, "_literature_studies", literature, "studies"))
     extra_links = pd.DataFrame(
         found["study_publications"],
         columns=["study_id", "publication_id", "link_type", "link_source"],
@@ -453,43 +497,72 @@ def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     write_table(
         con, "curated.literature_papers", pa.Table.from_pandas(papers, preserve_index=False)
     )
-    return Built(
-        pd.concat([_with_durations(con, registered, reference_dir), literature], ignore_index=True)
+    return Built(queries=queries)
+
+
+def _with_durations(con: duckdb.DuckDBPyConnection, registered: str, reference_dir: Path) -> str:
+    """Registered studies (`registered`: their query) with the longest course their
+    interventions and arms name and the latest time point of their outcomes' time frames
+    (`pipelines.normalize.dosing`), each text read once."""
+    terms = load_dosing_terms(reference_dir)
+    interventions = staged_query(con, "interventions")
+    arms = staged_query(con, "arms")
+    outcomes = staged_query(con, "outcomes")
+    courses = [
+        # The name and the description, as one text (a missing one left out).
+        f"SELECT study_id, concat_ws(' ; ', intervention_name, description) AS text FROM "
+        f"(({interventions}) UNION ALL BY NAME (SELECT NULL::VARCHAR AS description LIMIT 0))"
+        if interventions is not None
+        else None,
+        f"SELECT study_id, description AS text FROM ({arms}) WHERE description IS NOT NULL"
+        if arms is not None
+        else None,
+    ]
+    course_texts = " UNION ALL ".join(q for q in courses if q is not None)
+    frames = f"SELECT study_id, time_frame AS text FROM ({outcomes})" if outcomes else None
+    empty = "SELECT NULL::VARCHAR AS study_id, NULL::VARCHAR AS text LIMIT 0"
+    days = pa.schema([("days", pa.float64())])
+    _per_study(
+        con, "_course", course_texts or empty, lambda t: (terms.course_days(t),), days, ("max",)
+    )
+    _per_study(
+        con,
+        "_followup",
+        frames or empty,
+        lambda t: (d := terms.duration_days(t), terms.is_long_term(d)),
+        days.append(pa.field("long_term", pa.bool_())),
+        # Long term is "at least so many days", so the longest text decides.
+        ("max", "bool_or"),
+    )
+    return (
+        "SELECT s.* REPLACE (c.days AS planned_duration_days, f.days AS max_followup_days, "
+        f"f.long_term AS long_term) FROM ({registered}) s "
+        "LEFT JOIN _course_by_study c ON c.study_id = s.study_id "
+        "LEFT JOIN _followup_by_study f ON f.study_id = s.study_id"
     )
 
 
-def _with_durations(
-    con: duckdb.DuckDBPyConnection, registered: pd.DataFrame, reference_dir: Path
-) -> pd.DataFrame:
-    """Registered studies with the course their interventions and arms name and their
-    follow-up."""
-    if registered.empty:
-        return registered
-    interventions, outcomes = staged(con, "interventions"), staged(con, "outcomes")
-    arms = staged(con, "arms")
-    courses = []
-    if not interventions.empty:
-        texts = zip(interventions["intervention_name"], _descriptions(interventions), strict=True)
-        courses = [
-            (study_id, " ; ".join(t for t in pair if isinstance(t, str)))
-            for study_id, pair in zip(interventions["study_id"], texts, strict=True)
-        ]
-    if not arms.empty:
-        courses += [
-            (study_id, text)
-            for study_id, text in zip(arms["study_id"], arms["description"], strict=True)
-            if isinstance(text, str)
-        ]
-    frames = []
-    if not outcomes.empty:
-        frames = list(zip(outcomes["study_id"], outcomes["time_frame"], strict=True))
-    found = study_durations(courses, frames, load_dosing_terms(reference_dir))
-    registered = registered.copy()
-    for column in ("planned_duration_days", "max_followup_days", "long_term"):
-        registered[column] = [
-            getattr(found[s], column) if s in found else None for s in registered["study_id"]
-        ]
-    return registered
+def _per_study(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    texts: str,
+    fn: Callable[[str | None], tuple[Any, ...]],
+    outputs: pa.Schema,
+    aggregates: tuple[str, ...],
+) -> None:
+    """The temporary table `name`_by_study: per study of `texts` (study_id, text), `fn`'s
+    outputs for each of its texts (each distinct text read once) folded by `aggregates`
+    (one per output, in order)."""
+    classify_distinct(con, f"{name}_texts", f"SELECT text FROM ({texts})", fn, outputs)
+    folded = ", ".join(
+        f"{aggregate}(d.{column}) AS {column}"
+        for aggregate, column in zip(aggregates, outputs.names, strict=True)
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name}_by_study AS SELECT t.study_id, {folded} "
+        f"FROM ({texts}) t JOIN {name}_texts d ON {matches('t', 'd', ['text'])} "
+        "GROUP BY t.study_id"
+    )
 
 
 @builds(
@@ -518,11 +591,21 @@ def build_study_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path
 def build_conditions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Registered conditions with their category, and the addiction types the papers of
     literature-only studies name (pipelines/normalize/literature_conditions.py)."""
-    frame = staged(con, "conditions")
-    if not frame.empty:
+    queries = []
+    registered = staged_query(con, "conditions")
+    if registered is not None:
         lexicon = load_condition_lexicon(reference_dir)
-        frame["condition_category"] = per_distinct(
-            lambda c: lexicon.categorise(c or ""), frame["condition"]
+        classify_distinct(
+            con,
+            "_condition_categories",
+            f"SELECT condition FROM ({registered})",
+            lambda c: (lexicon.categorise(c or ""),),
+            pa.schema([("condition_category", pa.string())]),
+        )
+        queries.append(
+            "SELECT r.* REPLACE (c.condition_category AS condition_category) "
+            f"FROM ({registered}) r LEFT JOIN _condition_categories c "
+            f"ON {matches('r', 'c', ['condition'])}"
         )
     literature = pd.DataFrame(
         literature_conditions(
@@ -537,12 +620,12 @@ def build_conditions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Bui
             load_addiction_lexicon(reference_dir),
         )
     )
-    if literature.empty:
-        return Built(frame)
-    literature["_source"] = "literature"
-    literature["_source_file"] = None
-    literature["_seq"] = range(len(literature))
-    return Built(pd.concat([frame, literature], ignore_index=True))
+    if not literature.empty:
+        literature["_source"] = "literature"
+        literature["_source_file"] = None
+        literature["_seq"] = range(len(literature))
+        queries.append(frame_query(con, "_literature_conditions", literature, "conditions"))
+    return Built(queries=queries)
 
 
 @builds(
@@ -554,69 +637,106 @@ def build_interventions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> 
     """Interventions with their compound, product form and dose: read in the name, else in the
     intervention's description, else (or when those state no amount) in the descriptions of the
     arms that give only it."""
-    frame = staged(con, "interventions")
-    arms = staged(con, "arms")
-    if not frame.empty:
-        lexicon = load_compound_lexicon(reference_dir)
-        frame["compound_id"] = per_distinct(
-            lambda n: lexicon.primary(n or ""), frame["intervention_name"]
-        )
-        frame["product_form"] = per_distinct(
-            lambda n, t, c: lexicon.product_form(n or "", t if isinstance(t, str) else None, c),
-            frame["intervention_name"],
-            frame["intervention_type"],
-            frame["compound_id"],
-        )
-        terms = load_dosing_terms(reference_dir)
-        doses = per_distinct(
-            lambda name, text: terms.parse_dose(name) or terms.parse_dose(_str(text)),
-            frame["intervention_name"],
-            _descriptions(frame),
-        )
-        solo = _solo_arm_descriptions(arms)
-        doses = [
-            _with_amount(dose, agreed_dose(terms, solo.get((study_id, name), [])))
-            for dose, study_id, name in zip(
-                doses, frame["study_id"], frame["intervention_name"], strict=True
-            )
+    registered = staged_query(con, "interventions")
+    if registered is None:
+        return Built(queries=[])
+    # A source that stages no description: the column is there, null.
+    registered = f"({registered}) UNION ALL BY NAME (SELECT NULL::VARCHAR AS description LIMIT 0)"
+    lexicon = load_compound_lexicon(reference_dir)
+    terms = load_dosing_terms(reference_dir)
+
+    def named(name: str | None, kind: str | None) -> tuple[str | None, str]:
+        compound_id = lexicon.primary(name or "")
+        return compound_id, lexicon.product_form(name or "", kind, compound_id)
+
+    classify_distinct(
+        con,
+        "_intervention_names",
+        f"SELECT intervention_name, intervention_type FROM ({registered})",
+        named,
+        pa.schema([("compound_id", pa.string()), ("product_form", pa.string())]),
+    )
+    classify_distinct(
+        con,
+        "_intervention_doses",
+        f"SELECT intervention_name, description FROM ({registered})",
+        lambda name, text: _dose_columns(terms.parse_dose(name) or terms.parse_dose(text)),
+        DOSE_COLUMNS,
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _solo_arms AS {_solo_arm_descriptions(con)}")
+    classify_distinct(
+        con,
+        "_arm_doses",
+        "SELECT texts FROM _solo_arms",
+        lambda texts: _dose_columns(agreed_dose(terms, texts)),
+        DOSE_COLUMNS,
+    )
+    doses = ", ".join(
+        f"{_own_or_arms(column)} AS {column}" for column in DOSE_COLUMNS.names if column != "found"
+    )
+    return Built(
+        queries=[
+            "SELECT i.* REPLACE (n.compound_id AS compound_id, n.product_form AS product_form, "
+            f"{doses}) FROM ({registered}) i "
+            f"LEFT JOIN _intervention_names n "
+            f"ON {matches('i', 'n', ['intervention_name', 'intervention_type'])} "
+            f"LEFT JOIN _intervention_doses d "
+            f"ON {matches('i', 'd', ['intervention_name', 'description'])} "
+            f"LEFT JOIN _solo_arms s ON {matches('i', 's', ['study_id', 'intervention_name'])} "
+            "LEFT JOIN _arm_doses a ON s.texts = a.texts"
         ]
-        frame["dose_amount"] = [d.amount if d else None for d in doses]
-        frame["dose_unit"] = [d.unit if d else None for d in doses]
-        frame["dose_frequency"] = [d.frequency if d else None for d in doses]
-        frame["dose_text"] = [d.text if d else None for d in doses]
-    return Built(frame)
+    )
 
 
-def _with_amount(own: Dose | None, from_arms: Dose | None) -> Dose | None:
-    """The intervention's own dose when it states an amount, else its arms' when they do."""
-    if own is not None and own.amount is not None:
-        return own
-    return from_arms if from_arms is not None and from_arms.amount is not None else own or from_arms
+DOSE_COLUMNS = pa.schema(
+    [
+        ("found", pa.bool_()),
+        ("dose_amount", pa.float64()),
+        ("dose_unit", pa.string()),
+        ("dose_frequency", pa.string()),
+        ("dose_text", pa.string()),
+    ]
+)
+"""A dose read from a text, as columns: whether one was read, then the interventions' columns."""
 
 
-def _solo_arm_descriptions(arms: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
-    """(study_id, intervention_name) -> descriptions of the arms giving that intervention alone.
+def _dose_columns(
+    dose: Dose | None,
+) -> tuple[bool, float | None, str | None, str | None, str | None]:
+    if dose is None:
+        return False, None, None, None, None
+    return True, dose.amount, dose.unit, dose.frequency, dose.text
+
+
+def _own_or_arms(column: str) -> str:
+    """An intervention's own dose (`d`) when it states an amount, else its solo arms' agreed
+    dose (`a`) when that does, else whichever was read (own first)."""
+    return (
+        f"CASE WHEN d.found AND d.dose_amount IS NOT NULL THEN d.{column} "
+        f"WHEN a.found AND a.dose_amount IS NOT NULL THEN a.{column} "
+        f"WHEN d.found THEN d.{column} WHEN a.found THEN a.{column} END"
+    )
+
+
+def _solo_arm_descriptions(con: duckdb.DuckDBPyConnection) -> str:
+    """(study_id, intervention_name, texts): the descriptions of the arms that give that
+    intervention alone (distinct, sorted: the agreed dose depends on neither order nor repeats).
 
     An arm that gives several interventions is not read for any of them: the first dose of its
     description may be another drug's ("kratom 2 g, then oxycodone 5 mg").
     """
-    found: dict[tuple[str, str], list[str]] = {}
-    if arms.empty:
-        return found
-    for study_id, names, text in zip(
-        arms["study_id"], arms["intervention_names"], arms["description"], strict=True
-    ):
-        given = list(names) if names is not None else []
-        if len(given) == 1 and isinstance(text, str):
-            found.setdefault((study_id, given[0]), []).append(text)
-    return found
-
-
-def _descriptions(interventions: pd.DataFrame) -> list[Any]:
-    """Registered intervention descriptions (staging-only, ClinicalTrials.gov), else None."""
-    if "description" in interventions:
-        return list(interventions["description"])
-    return [None] * len(interventions)
+    arms = staged_query(con, "arms")
+    if arms is None:
+        return (
+            "SELECT NULL::VARCHAR AS study_id, NULL::VARCHAR AS intervention_name, "
+            "NULL::VARCHAR[] AS texts LIMIT 0"
+        )
+    return (
+        "SELECT study_id, intervention_names[1] AS intervention_name, "
+        "list_sort(list_distinct(list(description))) AS texts "
+        f"FROM ({arms}) WHERE len(intervention_names) = 1 AND description IS NOT NULL "
+        "GROUP BY ALL"
+    )
 
 
 @builds(
@@ -627,16 +747,22 @@ def _descriptions(interventions: pd.DataFrame) -> list[Any]:
 )
 def build_outcomes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Registered outcomes classified by title, plus the domains literature-only papers name."""
-    frame = staged(con, "outcomes")
-    if not frame.empty:
+    queries = []
+    registered = staged_query(con, "outcomes")
+    if registered is not None:
         lexicon = load_instrument_lexicon(reference_dir)
-        found = per_distinct(
-            lambda t, f: lexicon.classify(t or "", f if isinstance(f, str) else None),
-            frame["title"],
-            frame["time_frame"],
+        classify_distinct(
+            con,
+            "_outcome_classes",
+            f"SELECT title, time_frame FROM ({registered})",
+            lambda t, f: lexicon.classify(t or "", f),
+            pa.schema([("domain", pa.string()), ("instrument", pa.string())]),
         )
-        frame["domain"] = [d for d, _ in found]
-        frame["instrument"] = [i for _, i in found]
+        queries.append(
+            "SELECT o.* REPLACE (c.domain AS domain, c.instrument AS instrument) "
+            f"FROM ({registered}) o LEFT JOIN _outcome_classes c "
+            f"ON {matches('o', 'c', ['title', 'time_frame'])}"
+        )
     literature = pd.DataFrame(
         literature_outcomes(
             records(
@@ -654,7 +780,8 @@ def build_outcomes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built
         literature["_source"] = "literature"
         literature["_source_file"] = None
         literature["_seq"] = range(len(literature))
-    return Built(pd.concat([frame, literature], ignore_index=True))
+        queries.append(frame_query(con, "_literature_outcomes", literature, "outcomes"))
+    return Built(queries=queries)
 
 
 def _paper_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
@@ -671,12 +798,19 @@ def _paper_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
 @builds("outcome_changes", curated=("outcomes",))
 def build_outcome_changes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     """Registered outcomes matched to reported ones, per study with posted results."""
-    outcomes = read_frame(
-        con,
+    # Only studies that report an outcome compared are read (the others give no rows).
+    compared = ", ".join(literal(k) for k in sorted(NOT_COMPARED))
+    outcomes = con.execute(
         "SELECT outcome_id, study_id, outcome_kind, title, time_frame, source "
-        "FROM curated.outcomes ORDER BY study_id, source, outcome_id",
+        "FROM curated.outcomes WHERE study_id IN (SELECT study_id FROM curated.outcomes "
+        f"WHERE source = ? AND outcome_kind NOT IN ({compared})) "
+        "ORDER BY study_id, source, outcome_id",
+        [REPORTED],
     )
-    frame = pd.DataFrame(outcome_changes(records(outcomes)))
+    columns = [name for name, *_ in outcomes.description or []]
+    frame = pd.DataFrame(
+        outcome_changes(dict(zip(columns, row, strict=True)) for row in outcomes.fetchall())
+    )
     if not frame.empty:
         frame["_source"] = "derived"
         frame["_source_file"] = None

@@ -40,7 +40,10 @@ class Outcome(pa.DataFrameModel):
         "of outcome_instruments.csv) that matched (null for registry rows)."
     )
 
-    @pa.dataframe_check(name="literature_rows_say_where_they_were_read")
+    @pa.dataframe_check(
+        name="literature_rows_say_where_they_were_read",
+        statistics={"reads": ["source", "matched_in", "matched_term"]},
+    )
     def _literature_rows_say_where(cls, frame: pd.DataFrame) -> pd.Series:
         """A literature row names its field and term; a registry row names neither."""
         literature = frame["source"] == "literature"

@@ -169,7 +169,10 @@ class Condition(pa.DataFrameModel):
         "matched (null for registered conditions)."
     )
 
-    @pa.dataframe_check(name="literature_conditions_say_where_they_were_read")
+    @pa.dataframe_check(
+        name="literature_conditions_say_where_they_were_read",
+        statistics={"reads": ["matched_in", "matched_term"]},
+    )
     def _literature_rows_say_where(cls, frame: pd.DataFrame) -> pd.Series:
         """A condition read from a paper names its field and its term, or neither."""
         return frame["matched_in"].notna() == frame["matched_term"].notna()

@@ -8,6 +8,7 @@ blocking check `pipelines.rules` derives from its model and keys.
 """
 
 from collections.abc import Iterator
+from typing import cast
 
 import dagster as dg
 import duckdb
@@ -22,7 +23,7 @@ from pipelines.rules import (
     asset_check_for,
     gate,
     ordered_frame_rows,
-    staged_rows,
+    query_rows,
     warehouse_parents,
 )
 from pipelines.sources import SOURCES
@@ -78,7 +79,7 @@ def _rows_in(con: duckdb.DuckDBPyConnection, built: tables.Built, rows: Rows) ->
     """Rows in by source: the builder's own count when it merged rows, else its rows' sources."""
     if built.rows_in is not None:
         return built.rows_in
-    if built.staged is not None:  # `rows` holds every column of the staged rows
+    if built.queries is not None:  # `rows` holds every column of the rows
         counted = con.execute(
             f"SELECT _source, count(*) FROM {rows.relation} WHERE _source IS NOT NULL "
             "GROUP BY _source"
@@ -125,6 +126,13 @@ class TableWriter:
         finally:
             self._con.unregister("_incoming")
         self.rows += len(frame)
+
+    def insert(self, select: str) -> None:
+        (count,) = cast(
+            tuple[int],
+            self._con.execute(f"INSERT INTO curated.{self._spec.name} {select}").fetchone(),
+        )
+        self.rows += count
 
 
 def _table_metadata(spec: TableSpec, rows: int) -> dict[str, dg.MetadataValue]:
@@ -176,12 +184,12 @@ def _curated_asset(builder: tables.Builder) -> dg.AssetsDefinition:
     ) -> Iterator[dg.MaterializeResult]:
         with warehouse.get_connection() as con:
             built = builder.build(con, release.reference)
-            if built.staged is not None:
-                rows = staged_rows(con, spec, built.staged)
+            if built.queries is not None:
+                rows = query_rows(con, spec, built.queries)
             else:
                 rows = ordered_frame_rows(con, built.frame, spec)
             writer = TableWriter(con, spec)
-            rejects = gate(con, rows, spec, warehouse_parents(spec), writer.append)
+            rejects = gate(con, rows, spec, warehouse_parents(spec), writer)
             if built.rejects is not None and not built.rejects.empty:
                 rejects = pd.concat([built.rejects, rejects], ignore_index=True)
             write_table(con, f"curated.rejects__{spec.name}", to_arrow(rejects, QUARANTINE.model))

@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.normalize.distinct import per_distinct
 from pipelines.normalize.lexicon import Lexicon, normalize, read_reference_csv, split_terms
 
 TERMS_FILE = "dose_duration_terms.csv"
@@ -230,36 +229,3 @@ def load_dosing_terms(reference_dir: Path) -> DosingTerms:
     if terms.duration_days(threshold["terms"]) != round(terms.long_term_days, DAY_DECIMALS):
         raise ValueError(f"{TERMS_FILE}: long_term {threshold['terms']!r} is not its days")
     return terms
-
-
-@dataclass(frozen=True)
-class StudyDurations:
-    """A study's treatment course and follow-up, in days, and whether it is long term."""
-
-    planned_duration_days: float | None
-    max_followup_days: float | None
-    long_term: bool | None
-
-
-def study_durations(
-    interventions: Iterable[tuple[str, str | None]],
-    time_frames: Iterable[tuple[str, str | None]],
-    terms: DosingTerms,
-) -> dict[str, StudyDurations]:
-    """Per study: the longest course its interventions name and the latest time point of its
-    outcome time frames ((study_id, text) pairs; a study named in neither is absent)."""
-    courses: dict[str, list[float]] = {}
-    followups: dict[str, list[float]] = {}
-    course_texts, frame_texts = list(interventions), list(time_frames)
-    course_days = per_distinct(terms.course_days, (text for _, text in course_texts))
-    for (study_id, _), days in zip(course_texts, course_days, strict=True):
-        courses.setdefault(study_id, []).extend([] if days is None else [days])
-    frame_days = per_distinct(terms.duration_days, (text for _, text in frame_texts))
-    for (study_id, _), days in zip(frame_texts, frame_days, strict=True):
-        followups.setdefault(study_id, []).extend([] if days is None else [days])
-    result = {}
-    for study_id in sorted(set(courses) | set(followups)):
-        course = max(courses.get(study_id) or [], default=None)
-        followup = max(followups.get(study_id) or [], default=None)
-        result[study_id] = StudyDurations(course, followup, terms.is_long_term(followup))
-    return result

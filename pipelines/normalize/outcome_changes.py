@@ -28,8 +28,8 @@ MIN_TITLE_SIMILARITY = 0.5
 
 _ID = re.compile(r":([PSOR])(\d+)$")
 _REGISTERED = "registry_protocol"
-_REPORTED = "registry_results"
-_NOT_COMPARED = frozenset({"adverse_events"})
+REPORTED = "registry_results"
+NOT_COMPARED = frozenset({"adverse_events"})
 """Kinds outside the comparison: the adverse-event table is results-only by design."""
 
 
@@ -37,16 +37,15 @@ def outcome_changes(outcomes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """outcome_changes rows for every study with reported outcomes, in study order."""
     by_study: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for outcome in outcomes:
-        if outcome["outcome_kind"] in _NOT_COMPARED:
+        if outcome["outcome_kind"] in NOT_COMPARED:
             continue
-        sides = by_study.setdefault(outcome["study_id"], {_REGISTERED: [], _REPORTED: []})
+        sides = by_study.setdefault(outcome["study_id"], {_REGISTERED: [], REPORTED: []})
         if outcome["source"] in sides:
             sides[outcome["source"]].append(outcome)
     rows: list[dict[str, Any]] = []
     for study_id in sorted(by_study):
         registered, reported = (
-            sorted(by_study[study_id][side], key=registry_order)
-            for side in (_REGISTERED, _REPORTED)
+            sorted(by_study[study_id][side], key=registry_order) for side in (_REGISTERED, REPORTED)
         )
         if reported:
             rows += compare_study(study_id, registered, reported)
@@ -67,11 +66,14 @@ def compare_study(
 ) -> list[dict[str, Any]]:
     """Match one study's registered outcomes to its reported ones (module docstring's rule)."""
     candidates = []
-    for i, reg in enumerate(registered):
-        for j, rep in enumerate(reported):
-            title = dice(words(reg["title"]), words(rep["title"]))
+    # Each outcome's word sets once, not once per pair.
+    reg_words = [(words(r["title"]), words(r["time_frame"])) for r in registered]
+    rep_words = [(words(r["title"]), words(r["time_frame"])) for r in reported]
+    for i, (reg_title, reg_frame) in enumerate(reg_words):
+        for j, (rep_title, rep_frame) in enumerate(rep_words):
+            title = dice(reg_title, rep_title)
             if title >= MIN_TITLE_SIMILARITY:
-                frame = dice(words(reg["time_frame"]), words(rep["time_frame"]))
+                frame = dice(reg_frame, rep_frame)
                 candidates.append((-title, -frame, abs(i - j), i, j, title))
     used_reg: set[int] = set()
     used_rep: set[int] = set()

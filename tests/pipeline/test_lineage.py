@@ -151,16 +151,16 @@ def run_builder(
         new = _table_names(con, "curated") - before
         assert inputs is None or new == set(builder.writes), (builder.table, new)
         written = {w: read_frame(con, f"SELECT * FROM curated.{w}") for w in builder.writes}
-        frame = built.frame if built.staged is None else staged_frame(con, built.staged)
+        frame = built.frame if built.queries is None else queried_frame(con, built.queries)
     finally:
         con.close()
     return Outcome(frame, written, recording.curated_reads(), recording.staged_reads())
 
 
-def staged_frame(con: duckdb.DuckDBPyConnection, names: list[str]) -> pd.DataFrame:
-    """The rows of the staging tables a builder hands the gate to read in place."""
-    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {n}" for n in names)
-    return read_frame(con, f"SELECT * FROM ({union}) ORDER BY ALL") if names else pd.DataFrame()
+def queried_frame(con: duckdb.DuckDBPyConnection, queries: list[str]) -> pd.DataFrame:
+    """The rows of the queries a builder hands the gate to read in place."""
+    union = " UNION ALL BY NAME ".join(f"({q})" for q in queries)
+    return read_frame(con, f"SELECT * FROM ({union}) ORDER BY ALL") if queries else pd.DataFrame()
 
 
 def _copy_inputs(con: duckdb.DuckDBPyConnection, full: Path, inputs: Inputs) -> None:

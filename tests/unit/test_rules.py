@@ -12,19 +12,23 @@ import pyarrow as pa
 import pytest
 from dagster_duckdb import DuckDBResource
 
+from pipelines.assets.curated import TableWriter
 from pipelines.rules import (
+    Frames,
     all_problem_lines,
     asset_check_for,
     breaches,
     enforce,
     gate,
+    in_model_types,
     nullable_key_columns,
     staged_rows,
     warehouse_parents,
 )
+from pipelines.tables import LINEAGE_SCHEMA
 from pipelines.warehouse import staging_tables, union_staging
 from schemas import RELEASED, TABLES_BY_NAME, TableSpec
-from schemas.arrow import arrow_schema
+from schemas.arrow import arrow_schema, to_arrow
 
 CONDITIONS = TABLES_BY_NAME["conditions"]
 
@@ -276,7 +280,8 @@ def _staging_table(con: duckdb.DuckDBPyConnection, source: str, rows: list[dict]
 
 
 def test_staged_rows_gated_in_place_give_what_the_frame_gives() -> None:
-    """`staged_rows` conforms and orders in SQL what `conform` and the sort do in pandas."""
+    """`staged_rows` conforms and orders in SQL what `conform` and the sort do in pandas, and
+    the gate screens them in SQL (schemas/sql.py) to the same rows and reasons."""
     con = duckdb.connect()
     con.execute("CREATE SCHEMA staging")
     con.execute("CREATE SCHEMA curated")
@@ -284,14 +289,62 @@ def test_staged_rows_gated_in_place_give_what_the_frame_gives() -> None:
         "CREATE TABLE curated.studies AS SELECT * FROM (VALUES ('NCT00000001'), "
         "('NCT00000002')) t(study_id)"
     )
+    unnamed = _arm("NCT00000002", "D", ["kratom", ""])  # breaks the model: an empty name
     _staging_table(con, "clinicaltrials", ARM_ROWS[:4])
-    _staging_table(con, "another", ARM_ROWS[4:])
+    _staging_table(con, "another", [*ARM_ROWS[4:], unnamed])
     parents = warehouse_parents(ARMS)
-    in_place: list[pd.DataFrame] = []
     rows = staged_rows(con, ARMS, staging_tables(con, "arms"))
-    rejects = gate(con, rows, ARMS, parents, in_place.append, chunk_rows=2)
+    assert in_model_types(con, rows, ARMS)
+    in_place = Frames(con, ARMS, [])
+    rejects = gate(con, rows, ARMS, parents, in_place, chunk_rows=2)
     from_frame = enforce(union_staging(con, "arms"), ARMS, {"studies": STUDIES})
     con.close()
-    pd.testing.assert_frame_equal(pd.concat(in_place, ignore_index=True), from_frame.frame)
+    pd.testing.assert_frame_equal(in_place.frame(), from_frame.frame)
     pd.testing.assert_frame_equal(rejects, from_frame.rejects)
-    assert len(rejects) == 3
+    assert rejects["reason"].tolist() == [
+        "duplicate primary key (study_id, arm_label)",
+        "intervention_names: failed is_str_list (value ['', 'kratom'])",
+        "study_id 'NCT00000009' not found in studies",
+        "primary key column study_id is null",
+    ]
+
+
+def test_rows_kept_in_sql_are_written_as_the_models_coercion_writes_them() -> None:
+    """A staged NaN (Pandera's Float64 reads it as missing) is written null by the SQL path
+    too, and every other value as the frame path's Arrow table has it."""
+    results = TABLES_BY_NAME["outcome_results"]
+    row = {
+        "outcome_id": "NCT00000001:R1",
+        "group_title": "Kratom",
+        "param_type": "MEAN",
+        "category": "",
+        "value": float("nan"),
+        "value_text": None,
+        "dispersion_type": None,
+        "dispersion_value": 1.5,
+        "lower_limit": None,
+        "upper_limit": None,
+        "unit": "points",
+        "participants": 12,
+    }
+    staged = _staged([row, {**row, "group_title": "Placebo", "value": 2.0}])
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE SCHEMA curated")
+    con.execute("CREATE TABLE curated.outcomes AS SELECT 'NCT00000001:R1' AS outcome_id")
+    fields = [*arrow_schema(results.model), *LINEAGE_SCHEMA]
+    table = pa.Table.from_pandas(staged, pa.schema(fields), preserve_index=False)
+    index = table.schema.get_field_index("value")  # from_pandas reads NaN as null: keep it NaN
+    table = table.set_column(index, "value", pa.array([float("nan"), 2.0], pa.float64()))
+    con.register("_rows", table)
+    con.execute("CREATE TABLE staging.clinicaltrials__outcome_results AS SELECT * FROM _rows")
+    rows = staged_rows(con, results, staging_tables(con, "outcome_results"))
+    writer = TableWriter(con, results)
+    rejects = gate(con, rows, results, warehouse_parents(results), writer)
+    written = con.execute("SELECT * FROM curated.outcome_results").fetch_arrow_table()
+    from_frame = enforce(staged, results, {"outcomes": {("NCT00000001:R1",)}})
+    con.close()
+    assert rejects.empty and writer.rows == 2
+    expected = to_arrow(from_frame.frame, results.model)
+    assert written.cast(expected.schema).equals(expected)  # the model's nullability aside
+    assert written.column("value").to_pylist() == [None, 2.0]
