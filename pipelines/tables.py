@@ -187,6 +187,12 @@ def staged_query(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
 def frame_query(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, table: str) -> str:
     """A builder's rows made in Python, registered as `name` in the model's types with lineage,
     so they join staged rows in one query."""
+    con.register(name, typed_rows(frame, table))
+    return f"SELECT * FROM {name}"
+
+
+def typed_rows(frame: pd.DataFrame, table: str) -> pa.Table:
+    """A builder's rows (with lineage) as Arrow in `table`'s model types, conformed."""
     spec = TABLES_BY_NAME[table]
     conformed = conform(frame, spec)
     arrow = to_arrow(conformed, spec.model)
@@ -194,8 +200,7 @@ def frame_query(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, 
         conformed[list(LINEAGE_COLUMNS)], schema=LINEAGE_SCHEMA, preserve_index=False
     )
     schema = pa.schema([*arrow.schema, *LINEAGE_SCHEMA])
-    con.register(name, pa.Table.from_arrays([*arrow.columns, *lineage.columns], schema=schema))
-    return f"SELECT * FROM {name}"
+    return pa.Table.from_arrays([*arrow.columns, *lineage.columns], schema=schema)
 
 
 def publication_id_map(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -795,27 +800,49 @@ def _paper_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     return {str(r["publication_id"]): r for r in records(papers)}
 
 
+STUDY_BATCH = 5_000
+"""Studies whose outcomes are compared at a time (their rows in memory at once)."""
+
+
 @builds("outcome_changes", curated=("outcomes",))
 def build_outcome_changes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
-    """Registered outcomes matched to reported ones, per study with posted results."""
-    # Only studies that report an outcome compared are read (the others give no rows).
+    """Registered outcomes matched to reported ones, per study with posted results.
+
+    Only studies that report an outcome compared are read (the others give no rows), a batch
+    of studies at a time, and their rows gathered in a temporary table."""
     compared = ", ".join(literal(k) for k in sorted(NOT_COMPARED))
-    outcomes = con.execute(
-        "SELECT outcome_id, study_id, outcome_kind, title, time_frame, source "
-        "FROM curated.outcomes WHERE study_id IN (SELECT study_id FROM curated.outcomes "
-        f"WHERE source = ? AND outcome_kind NOT IN ({compared})) "
-        "ORDER BY study_id, source, outcome_id",
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _compared AS SELECT study_id, "
+        "row_number() OVER (ORDER BY study_id) - 1 AS _n FROM (SELECT DISTINCT study_id "
+        f"FROM curated.outcomes WHERE source = ? AND outcome_kind NOT IN ({compared}))",
         [REPORTED],
     )
-    columns = [name for name, *_ in outcomes.description or []]
-    frame = pd.DataFrame(
-        outcome_changes(dict(zip(columns, row, strict=True)) for row in outcomes.fetchall())
-    )
-    if not frame.empty:
+    (count,) = cast(tuple[int], con.execute("SELECT count(*) FROM _compared").fetchone())
+    written = 0
+    for start in range(0, count, STUDY_BATCH):
+        outcomes = con.execute(
+            "SELECT o.outcome_id, o.study_id, o.outcome_kind, o.title, o.time_frame, o.source "
+            "FROM curated.outcomes o JOIN _compared c USING (study_id) "
+            "WHERE c._n >= ? AND c._n < ? ORDER BY o.study_id, o.source, o.outcome_id",
+            [start, start + STUDY_BATCH],
+        )
+        columns = [name for name, *_ in outcomes.description or []]
+        frame = pd.DataFrame(
+            outcome_changes(dict(zip(columns, row, strict=True)) for row in outcomes.fetchall())
+        )
         frame["_source"] = "derived"
         frame["_source_file"] = None
-        frame["_seq"] = range(len(frame))
-    return Built(frame)
+        frame["_seq"] = range(written, written + len(frame))
+        statement = (
+            "INSERT INTO _changes" if written else "CREATE OR REPLACE TEMP TABLE _changes AS"
+        )
+        con.register("_batch", typed_rows(frame, "outcome_changes"))
+        try:
+            con.execute(f"{statement} SELECT * FROM _batch")
+        finally:
+            con.unregister("_batch")
+        written += len(frame)
+    return Built(queries=["SELECT * FROM _changes"] if written else [])
 
 
 @builds("publication_compounds", curated=("publication_text",), reference=COMPOUND_LEXICON)
@@ -871,12 +898,17 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     adverse events (per term or as group totals) measures safety.
     """
     studies = read_frame(con, "SELECT study_id, design, enrollment, long_term FROM curated.studies")
-    interventions = read_frame(con, "SELECT study_id, compound_id FROM curated.interventions")
+    # What the map counts: interventions matched to a compound, each study's distinct domains.
+    interventions = read_frame(
+        con,
+        "SELECT study_id, compound_id FROM curated.interventions WHERE compound_id IS NOT NULL",
+    )
     outcomes = read_frame(
         con,
-        "SELECT study_id, domain FROM curated.outcomes UNION ALL "
-        "SELECT DISTINCT study_id, 'safety' FROM curated.adverse_events UNION ALL "
-        "SELECT DISTINCT study_id, 'safety' FROM curated.adverse_event_totals",
+        "SELECT DISTINCT study_id, domain FROM (SELECT study_id, domain FROM curated.outcomes "
+        "UNION ALL SELECT study_id, 'safety' FROM curated.adverse_events "
+        "UNION ALL SELECT study_id, 'safety' FROM curated.adverse_event_totals) "
+        "WHERE domain IS NOT NULL ORDER BY study_id, domain",
     )
     registered = read_frame(
         con,
