@@ -9,7 +9,7 @@ split by a hash of their key (`snapshot.Shard`), so the de-duplication of one pa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,10 @@ class ShardTask:
     shard: Shard
     folder: str
     """Where the part files go (beside the warehouse, on storage every worker sees)."""
+    settings: tuple[tuple[str, str], ...] = ()
+    """The warehouse's DuckDB configuration (its `memory_limit` above all), so that a part's
+    own connection is capped like the warehouse's: uncapped, DuckDB may hold up to 80 % of
+    RAM in each part process."""
 
     @property
     def path(self) -> Path:
@@ -53,13 +57,23 @@ def shard_folder(warehouse: Path) -> Path:
     return warehouse.with_name(f"{warehouse.stem}.shards")
 
 
-def plan(source: str, snapshot_dir: Path, warehouse: Path, count: int) -> list[ShardTask]:
-    """The parts of a source to stage in parallel; none when `count` is 1 (the combine step
-    then stages the whole source into the warehouse itself, with no copy)."""
+def plan(
+    source: str,
+    snapshot_dir: Path,
+    warehouse: Path,
+    count: int,
+    settings: Mapping[str, object] | None = None,
+) -> list[ShardTask]:
+    """The parts of a source to stage in parallel, each connecting with the warehouse's DuckDB
+    `settings`; none when `count` is 1 (the combine step then stages the whole source into
+    the warehouse itself, with no copy)."""
     if count <= 1:
         return []
     folder = str(shard_folder(warehouse))
-    return [ShardTask(source, str(snapshot_dir), Shard(i, count), folder) for i in range(count)]
+    config = tuple(sorted((str(k), str(v)) for k, v in (settings or {}).items()))
+    return [
+        ShardTask(source, str(snapshot_dir), Shard(i, count), folder, config) for i in range(count)
+    ]
 
 
 def stage_shard(task: ShardTask) -> StagedShard:
@@ -67,7 +81,7 @@ def stage_shard(task: ShardTask) -> StagedShard:
     path = task.path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config=dict(task.settings))
     try:
         ensure_schemas(con)
         stats = stage_source(con, Path(task.snapshot_dir), task.source, task.shard)

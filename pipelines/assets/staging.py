@@ -19,7 +19,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from pipelines import shards
-from pipelines.resources import SnapshotResource
+from pipelines.resources import SnapshotResource, WarehouseResource
 from pipelines.shards import WAREHOUSE_TAGS, ShardTask, StagedShard
 from pipelines.sources import SOURCES
 from pipelines.sources.base import SourceUnit
@@ -191,7 +191,10 @@ def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
     def plan_parts(
         config: StagingParts, snapshot_store: SnapshotResource, warehouse: DuckDBResource
     ) -> Iterator[dg.DynamicOutput[ShardTask]]:
-        tasks = shards.plan(source, snapshot_store.folder, Path(warehouse.database), config.parts)
+        settings = warehouse.settings() if isinstance(warehouse, WarehouseResource) else {}
+        tasks = shards.plan(
+            source, snapshot_store.folder, Path(warehouse.database), config.parts, settings
+        )
         for task in tasks:
             yield dg.DynamicOutput(task, mapping_key=f"part_{task.shard.index}")
 

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import paths, snapshot
+from pipelines import paths, shards, snapshot
 from pipelines.build import STAGE_JOB_NAME, build
 from pipelines.release.publish import DataDir
 from pipelines.sources.base import SnapshotFormatError
@@ -174,3 +174,24 @@ def test_a_damaged_member_is_quarantined_and_the_others_read(tmp_path: Path) -> 
     assert bad[0].problem.startswith("unreadable member: ")  # type: ignore[union-attr]
     assert bad[0].key == first.filename.split("/")[1].removesuffix(".json")
     assert all(r.value is not None for r in records if r.problem is None)
+
+
+def test_a_part_connects_with_the_warehouses_duckdb_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = bulk_snapshot(tmp_path / "snapshot")
+    limits: list[str] = []
+    connect = duckdb.connect
+
+    def recording(database: str, *args: object, **kwargs: object) -> duckdb.DuckDBPyConnection:
+        con = connect(database, *args, **kwargs)  # type: ignore[arg-type]
+        limits.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])  # type: ignore[index]
+        return con
+
+    monkeypatch.setattr(shards.duckdb, "connect", recording)
+    settings = {"memory_limit": "100MB"}
+    first, _ = shards.plan("clinicaltrials", snap, tmp_path / "w.duckdb", 2, settings)
+    staged = shards.stage_shard(first)
+    assert staged.stats.staged > 0
+    expected = connect(config=settings).execute("SELECT current_setting('memory_limit')")
+    assert limits == [expected.fetchone()[0]]  # type: ignore[index]
