@@ -14,14 +14,13 @@ from __future__ import annotations
 import gc
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pyarrow as pa
 
 from pipelines import build_inputs, paths
 from pipelines.deployment import memory_limit
@@ -31,6 +30,7 @@ from pipelines.release.describe import describe_release
 from pipelines.release.publish import (
     DataDir,
     PublishResult,
+    ReleaseTable,
     check_requested,
     exclusive,
     folder_versions,
@@ -406,7 +406,7 @@ def _cause(error: SerializableErrorInfo | None) -> str:
 
 def publish_tables(
     outputs: DataDir,
-    tables: dict[str, pa.Table],
+    tables: Mapping[str, ReleaseTable],
     snapshot_dir: Path,
     accounting: dict[str, object],
     created_at: str,

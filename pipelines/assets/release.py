@@ -5,10 +5,10 @@ it to the build service's publish step (`pipelines/build.py`), the one that choo
 """
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from pipelines.assets.curated import CURATED_KEYS
@@ -17,20 +17,24 @@ from pipelines.assets.staging import STATS_TABLE as SOURCE_STATS
 from pipelines.assets.staging import table_key
 from pipelines.build import publish_tables
 from pipelines.normalize.literature_studies import paper_accounting
-from pipelines.release.publish import PublishResult
+from pipelines.release.publish import Batches, DataDir, PublishResult, ReleaseTable
 from pipelines.resources import ReleaseResource, SnapshotResource
 from pipelines.sources import SOURCES
 from schemas import QUARANTINE, TABLES
 from schemas.arrow import arrow_schema
 
+ROWS_PER_BATCH = 122_880
+"""Rows per batch read from the warehouse (and per Parquet row group of a large table)."""
 
-def curated_arrow(con: duckdb.DuckDBPyConnection, name: str, order: tuple[str, ...]) -> pa.Table:
-    """A curated table in primary-key order (deterministic files)."""
+
+def curated_batches(con: duckdb.DuckDBPyConnection, name: str, order: tuple[str, ...]) -> Batches:
+    """A curated table in primary-key order (deterministic files), streamed when written."""
     order_by = f" ORDER BY {', '.join(order)}" if order else ""
-    return con.execute(f"SELECT * FROM curated.{name}{order_by}").arrow().read_all()
+    sql = f"SELECT * FROM curated.{name}{order_by}"
+    return lambda: con.execute(sql).to_arrow_reader(ROWS_PER_BATCH)
 
 
-def quarantine_arrow(con: duckdb.DuckDBPyConnection) -> pa.Table:
+def quarantine_batches(con: duckdb.DuckDBPyConnection) -> ReleaseTable:
     """Every rejected record: bad records from staging and rows the gate turned away."""
     names = [
         f'{schema}."{table}"'
@@ -42,12 +46,17 @@ def quarantine_arrow(con: duckdb.DuckDBPyConnection) -> pa.Table:
         ).fetchall()
     ]
     columns = ", ".join(QUARANTINE.columns)
+    schema = arrow_schema(QUARANTINE.model)
     if not names:
-        return arrow_schema(QUARANTINE.model).empty_table()
+        return schema.empty_table()
     union = " UNION ALL ".join(f"SELECT {columns} FROM {n}" for n in names)
     sql = f"SELECT * FROM ({union}) ORDER BY table_name, source, source_file, record_key, raw"
-    table = con.execute(sql).arrow().read_all()
-    return table.cast(arrow_schema(QUARANTINE.model))
+    return lambda: con.execute(sql).to_arrow_reader(ROWS_PER_BATCH).cast(schema)
+
+
+def row_count(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    found = con.execute(f"SELECT count(*) FROM curated.{name}").fetchone()
+    return int(found[0]) if found else 0
 
 
 def accounting(con: duckdb.DuckDBPyConnection, out_rows: dict[str, int]) -> dict[str, object]:
@@ -132,6 +141,23 @@ def release_metadata(result: PublishResult) -> dict[str, dg.MetadataValue]:
     }
 
 
+def publish_release(
+    con: duckdb.DuckDBPyConnection,
+    snapshot_dir: Path,
+    outputs: DataDir,
+    created_at: str,
+    release_version: str | None,
+) -> PublishResult:
+    """Publish the curated tables and the quarantine of the warehouse, each streamed from
+    `con` into its Parquet file."""
+    tables: dict[str, ReleaseTable] = {
+        spec.name: curated_batches(con, spec.name, spec.primary_key) for spec in TABLES
+    }
+    books = accounting(con, {spec.name: row_count(con, spec.name) for spec in TABLES})
+    tables[QUARANTINE.name] = quarantine_batches(con)
+    return publish_tables(outputs, tables, snapshot_dir, books, created_at, release_version)
+
+
 @dg.asset(
     key=["release", "published"],
     group_name="release",
@@ -148,18 +174,10 @@ def published_release(
     warehouse: DuckDBResource,
     release: ReleaseResource,
 ) -> dg.MaterializeResult:
-    with warehouse.get_connection() as con:
-        tables = {spec.name: curated_arrow(con, spec.name, spec.primary_key) for spec in TABLES}
-        books = accounting(con, {name: t.num_rows for name, t in tables.items()})
-        tables[QUARANTINE.name] = quarantine_arrow(con)
     created_at = release.created_at or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = publish_tables(
-        release.outputs,
-        tables,
-        snapshot_store.folder,
-        books,
-        created_at,
-        release.release_version,
-    )
+    with warehouse.get_connection() as con:
+        result = publish_release(
+            con, snapshot_store.folder, release.outputs, created_at, release.release_version
+        )
     context.log.info(result.message)
     return dg.MaterializeResult(metadata=release_metadata(result))

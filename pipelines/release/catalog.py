@@ -21,7 +21,7 @@ import duckdb
 import duckdb_extension_ducklake
 import duckdb_extension_httpfs
 import duckdb_extension_postgres
-import pyarrow as pa
+import pyarrow.parquet as pq
 
 CATALOG_ALIAS = "lake"
 AUTHOR = "kratom-evidence"
@@ -281,11 +281,12 @@ def commit_release(
     con: duckdb.DuckDBPyConnection,
     version: str,
     created_at: str,
-    tables: dict[str, pa.Table],
+    files: Mapping[str, Path],
     tables_sha256: dict[str, str],
     before_commit: Callable[[], None] | None = None,
 ) -> int:
-    """Write every table and the releases row as ONE DuckLake snapshot; return its id.
+    """Write every table (name -> its release Parquet file, read by DuckDB in a stream) and
+    the releases row as ONE DuckLake snapshot; return its id.
 
     Either the whole release is committed or nothing is: a crash before COMMIT leaves the
     previous snapshot as the latest (and data files no snapshot references, which
@@ -296,15 +297,14 @@ def commit_release(
         f"SELECT coalesce(max(snapshot_id), -1) FROM {CATALOG_ALIAS}.snapshots()"
     ).fetchone()
     snapshot_id = int(current[0]) + 1 if current else 0
-    rows = {name: table.num_rows for name, table in sorted(tables.items())}
+    rows = {name: pq.read_metadata(path).num_rows for name, path in sorted(files.items())}
     con.execute("BEGIN TRANSACTION")
     try:
-        for name, table in sorted(tables.items()):
-            con.register("_release_table", table)
+        for name, path in sorted(files.items()):
             con.execute(
-                f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS SELECT * FROM _release_table"
+                f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS "
+                f"SELECT * FROM read_parquet('{_sql_text(str(path))}')"
             )
-            con.unregister("_release_table")
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {CATALOG_ALIAS}.{RELEASES_TABLE} (version VARCHAR, "
             "snapshot_id BIGINT, created_at VARCHAR, rows_json VARCHAR, tables_sha256_json VARCHAR)"

@@ -113,6 +113,16 @@ class ReleaseTables(Protocol):
         """The table `name`, or None when this release does not hold it."""
         ...
 
+    def scan(self, name: str) -> str | None:
+        """A SQL FROM item reading the table `name` in place (on the catalog's connection for
+        a catalog release), or None when this release does not hold it."""
+        ...
+
+
+def sql_text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
 
 def release_version(folder: Path) -> str:
     """The version a folder's manifest states, else the folder's name."""
@@ -136,6 +146,10 @@ class FolderRelease:
         path = self.folder / f"{name}.parquet"
         return pq.read_table(path) if path.is_file() else None
 
+    def scan(self, name: str) -> str | None:
+        path = self.folder / f"{name}.parquet"
+        return f"read_parquet({sql_text(str(path))})" if path.is_file() else None
+
 
 @dataclass(frozen=True)
 class CatalogRelease:
@@ -150,11 +164,16 @@ class CatalogRelease:
     snapshot_id: int
 
     def read(self, name: str) -> pa.Table | None:
-        at = f"AT (VERSION => {int(self.snapshot_id)})"
+        scan = self.scan(name)
+        return None if scan is None else self.con.execute(f"SELECT * FROM {scan}").to_arrow_table()
+
+    def scan(self, name: str) -> str | None:
+        scan = f"{CATALOG_ALIAS}.{name} AT (VERSION => {int(self.snapshot_id)})"
         try:
-            return self.con.execute(f"SELECT * FROM {CATALOG_ALIAS}.{name} {at}").to_arrow_table()
+            self.con.execute(f"DESCRIBE SELECT * FROM {scan}")
         except duckdb.CatalogException:
             return None
+        return scan
 
 
 def as_release(source: Path | ReleaseTables) -> ReleaseTables:

@@ -5,34 +5,39 @@ history and the new studies, publications, evidence rows (product_composition,
 interaction_effects, safety_signals) and posted-results rows (arms, result_groups,
 outcome_results, outcome_analyses, adverse_events, adverse_event_totals, baseline_measures,
 participant_flow, outcome_changes), so no release needs its predecessors to answer "when did
-this trial's status change" or "when did its adverse events change". Everything here but
-`read_previous` is pure: rows come out sorted and nothing depends on the clock or on set or
-dict order.
+this trial's status change" or "when did its adverse events change".
+
+DuckDB computes it set-wise: a record id per row, then joins of the new tables against the
+previous release's on those ids (added, restored, changed, removed), streamed out sorted. A
+release of a whole registry holds millions of posted-results rows, so nothing here holds a
+row in Python; the tables are read where they lie (the Parquet files just written, the
+previous release's folder, or the catalog by time travel). Rows come out sorted and nothing
+depends on the clock or on input order.
 
 A row of a table with a composite primary key is named by its key values joined by `|`, a null
 part as the empty string (as `quarantine.record_key` names a rejected row): the adverse event
 `NCT03722472|EG000|serious|Anaemia|Blood and lymphatic system disorders|Group A`.
 
-Choices: `changed_fields` lists the columns (present in both releases) whose values differ, and
-is empty for added, removed and restored records, where every column is new, gone or back. A
-removed NCT id that a present study lists among its nctIdAliases was merged by the registry:
-its tombstone names that study in `merged_into`, re-resolved each release so it always points
-at a study of the same release.
+Choices: `changed_fields` lists the columns (present in both releases) whose values differ (null
+equals null, NaN equals NaN; a column whose type changed is compared by value), and is empty
+for added, removed and restored records, where every column is new, gone or back. A removed
+NCT id that a present study lists among its nctIdAliases was merged by the registry: its
+tombstone names that study in `merged_into` (the smallest study id, should two list it),
+re-resolved each release so it always points at a study of the same release.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
+import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 from pandera.pandas import DataFrameModel
 
-from pipelines.release.diff import ReleaseTables, as_release
+from pipelines.release.diff import ReleaseTables, as_release, sql_text
 from schemas import TABLES_BY_NAME
 from schemas.arrow import arrow_schema
 from schemas.evidence_tables import InteractionEffect, ProductComposition, SafetySignal
@@ -44,10 +49,6 @@ RECORD_VERSIONS = "record_versions"
 REMOVED_RECORDS = "removed_records"
 ALIAS_ID_TYPE = "nct"
 """An nctIdAlias is a study_identifiers row of this id_type with is_alias true."""
-
-Row = dict[str, Any]
-RecordKey = tuple[str, str]
-
 
 RESULTS: dict[str, str] = {
     "arms": "arm",
@@ -61,8 +62,8 @@ RESULTS: dict[str, str] = {
     "outcome_changes": "outcome_change",
 }
 """Posted-results tables history follows, with the record type of their rows."""
-REGISTRY_PAGE = "https://clinicaltrials.gov/study/{}"
-"""Where a posted-results row came from: its study's record page."""
+REGISTRY_PAGE = "https://clinicaltrials.gov/study/"
+"""Where a posted-results row came from: its study's record page (this + the NCT id)."""
 KEY_SEPARATOR = "|"
 
 FOLLOWED: dict[str, type[DataFrameModel]] = {
@@ -75,6 +76,12 @@ FOLLOWED: dict[str, type[DataFrameModel]] = {
     **{name: TABLES_BY_NAME[name].model for name in RESULTS},
 }
 """The tables history reads from a release (study_identifiers only for merged NCT ids)."""
+SCHEMAS = {
+    RECORD_VERSIONS: arrow_schema(RecordVersion),
+    REMOVED_RECORDS: arrow_schema(RemovedRecord),
+}
+ROWS_PER_BATCH = 122_880
+"""Rows per streamed batch (and Parquet row group) of a history table."""
 
 
 def _empty(table: str) -> pa.Table:
@@ -83,7 +90,7 @@ def _empty(table: str) -> pa.Table:
 
 @dataclass(frozen=True)
 class Records:
-    """The tables of one release that history follows.
+    """The tables of one release that history follows, as Arrow tables.
 
     The evidence and results tables default to empty: a release published before they
     existed has none.
@@ -106,7 +113,7 @@ class Records:
     outcome_changes: pa.Table = field(default_factory=lambda: _empty("outcome_changes"))
 
     @classmethod
-    def from_tables(cls, tables: dict[str, pa.Table]) -> Records:
+    def from_tables(cls, tables: Mapping[str, pa.Table]) -> Records:
         """Pick the followed tables out of a release's tables (empty when a table is absent)."""
         return cls(**{name: tables.get(name, _empty(name)) for name in FOLLOWED})
 
@@ -133,12 +140,24 @@ class History:
         return {RECORD_VERSIONS: self.record_versions, REMOVED_RECORDS: self.removed_records}
 
 
-def read_previous(source: Path | ReleaseTables, version: str) -> PreviousRelease:
-    """Read what history needs from a published release: its folder, or the catalog.
+Source: TypeAlias = pa.Table | str | None
+"""A table for DuckDB: Arrow in memory, a SQL FROM item (a Parquet file, the catalog at a
+snapshot) or None when the release has no such table."""
 
-    A release published on another machine into a shared catalog has no folder here; it is
-    read from the catalog by time travel instead (`diff.CatalogRelease`).
-    """
+
+@dataclass(frozen=True)
+class Scans:
+    """One release's tables as history reads them: followed table name -> Source, and its
+    history tables (None when it predates them, or for the release being published)."""
+
+    version: str
+    tables: Mapping[str, Source]
+    record_versions: Source = None
+    removed_records: Source = None
+
+
+def read_previous(source: Path | ReleaseTables, version: str) -> PreviousRelease:
+    """Read what history needs from a published release into memory (small releases, tests)."""
     release = as_release(source)
     tables = {name: table for name in FOLLOWED if (table := release.read(name)) is not None}
     return PreviousRelease(
@@ -149,246 +168,292 @@ def read_previous(source: Path | ReleaseTables, version: str) -> PreviousRelease
     )
 
 
-def version_key(version: str) -> tuple[int, ...]:
-    """Sort key of YYYY.MM.DD[.N] versions: numeric, so .10 comes after .9."""
-    return tuple(int(part) for part in version.split("."))
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return bool(a == b)
-
-
-def _vectorised(arrow_type: pa.DataType) -> bool:
-    return not (pa.types.is_nested(arrow_type) or pa.types.is_null(arrow_type))
-
-
-def differs(before: pa.ChunkedArray, after: pa.ChunkedArray) -> pa.Array:
-    """Per row, whether two aligned columns hold different values.
-
-    Null equals null and NaN equals NaN. Flat columns are compared by Arrow kernels (fast on
-    large tables); lists, and columns whose type changed, value by value.
-    """
-    if before.type != after.type or not _vectorised(before.type):
-        pairs = zip(before.to_pylist(), after.to_pylist(), strict=True)
-        return pa.array([not _same(a, b) for a, b in pairs], type=pa.bool_())
-    same = pc.or_(
-        pc.fill_null(pc.equal(before, after), False),
-        pc.and_(pc.is_null(before), pc.is_null(after)),
+def scans_of(release: ReleaseTables) -> Scans:
+    """A published release read in place: its files, or the catalog at its snapshot."""
+    return Scans(
+        release.version,
+        {name: release.scan(name) for name in FOLLOWED},
+        release.scan(RECORD_VERSIONS),
+        release.scan(REMOVED_RECORDS),
     )
-    if pa.types.is_floating(before.type):
-        both_nan = pc.and_(pc.is_nan(before), pc.is_nan(after))
-        same = pc.or_(same, pc.fill_null(both_nan, False))
-    result = pc.invert(same)
-    return result.combine_chunks() if isinstance(result, pa.ChunkedArray) else result
-
-
-def _rows_of(table: pa.Table, key: str, ids: list[str]) -> pa.Table:
-    """The rows of `table` whose `key` is in `ids`, in the order of `ids`."""
-    wanted = pa.array(ids, type=pa.string())
-    return table.take(pc.index_in(wanted, value_set=table[key].combine_chunks()))
-
-
-def changed_columns(
-    before: pa.Table, after: pa.Table, key: str, ids: list[str]
-) -> dict[str, list[str]]:
-    """Id → sorted columns whose values differ between the two tables; unchanged ids left out.
-
-    Only columns both tables have count: a column one release lacks (a schema that grew) is
-    not a change of the record. `ids` must be present in both tables.
-    """
-    old, new = _rows_of(before, key, ids), _rows_of(after, key, ids)
-    changed: dict[str, list[str]] = {}
-    for column in sorted(set(old.column_names) & set(new.column_names)):
-        for index in pc.indices_nonzero(differs(old[column], new[column])).to_pylist():
-            changed.setdefault(ids[index], []).append(column)
-    return changed
-
-
-def study_sources(row: Row) -> list[str]:
-    """Where a study came from: its registry, else its evidence source."""
-    origin = row.get("registry") or row.get("evidence_source")
-    return [origin] if origin else []
-
-
-def publication_sources(row: Row) -> list[str]:
-    """Where a publication came from: its `sources` column, sorted."""
-    return sorted(row.get("sources") or [])
-
-
-def evidence_sources(row: Row) -> list[str]:
-    """Where an evidence row came from: the page it was read on."""
-    return [row["source_url"]] if row.get("source_url") else []
-
-
-def results_sources(row: Row) -> list[str]:
-    """Where a posted-results row came from: the record page of its study (named by the row's
-    study_id, else by its outcome_id, `<study_id>:R<n>`)."""
-    study_id = row.get("study_id") or str(row.get("outcome_id") or "").split(":")[0]
-    return [REGISTRY_PAGE.format(study_id)] if study_id else []
-
-
-def record_ids(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
-    """Per row, its record_id: the key column, or the key columns joined by KEY_SEPARATOR with
-    a null part as the empty string.
-
-    Raises ValueError when two rows get one id (a key value holding the separator), which
-    would merge two records' histories.
-    """
-    if len(key) == 1:
-        ids = table[key[0]].combine_chunks()
-    else:
-        parts = [pc.cast(table[c], pa.string()) for c in key]
-        ids = pc.binary_join_element_wise(
-            *parts, KEY_SEPARATOR, null_handling="replace", null_replacement=""
-        ).combine_chunks()
-    if pc.count_distinct(ids).as_py() != table.num_rows:
-        raise ValueError(
-            f"record ids of ({', '.join(key)}) are not unique: a value holds {KEY_SEPARATOR!r}"
-        )
-    return ids
-
-
-def merge_targets(study_identifiers: pa.Table, present: Iterable[str]) -> dict[str, str]:
-    """Alias NCT id → the present study listing it among its nctIdAliases.
-
-    Should two studies list the same alias, the smallest study id wins (deterministic).
-    """
-    studies = set(present)
-    aliases = study_identifiers.filter(
-        pc.and_(
-            pc.equal(study_identifiers["id_type"], ALIAS_ID_TYPE),
-            pc.equal(study_identifiers["is_alias"], True),
-        )
-    )
-    targets: dict[str, str] = {}
-    for row in aliases.select(["study_id", "id_value"]).to_pylist():
-        alias, study = row["id_value"], row["study_id"]
-        if study not in studies or alias == study:
-            continue
-        if alias not in targets or study < targets[alias]:
-            targets[alias] = study
-    return targets
-
-
-RECORD_ID = "_record_id"
-"""Column holding each row's record_id while history compares two releases."""
 
 
 @dataclass(frozen=True)
 class _Kind:
     record_type: str
     table_name: str
-    sources: Callable[[Row], list[str]]
-
-    def table(self, records: Records) -> pa.Table:
-        """The followed table with each row's record_id in RECORD_ID."""
-        table: pa.Table = getattr(records, self.table_name)
-        key = TABLES_BY_NAME[self.table_name].primary_key
-        return table.append_column(RECORD_ID, record_ids(table, key))
 
 
 _KINDS = (
-    _Kind("study", "studies", study_sources),
-    _Kind("publication", "publications", publication_sources),
-    _Kind("composition", "product_composition", evidence_sources),
-    _Kind("interaction", "interaction_effects", evidence_sources),
-    _Kind("safety_signal", "safety_signals", evidence_sources),
-    *(_Kind(record_type, name, results_sources) for name, record_type in RESULTS.items()),
+    _Kind("study", "studies"),
+    _Kind("publication", "publications"),
+    _Kind("composition", "product_composition"),
+    _Kind("interaction", "interaction_effects"),
+    _Kind("safety_signal", "safety_signals"),
+    *(_Kind(record_type, name) for name, record_type in RESULTS.items()),
 )
+_EVIDENCE = frozenset({"composition", "interaction", "safety_signal"})
+_NO_FIELDS = "[]::VARCHAR[]"
 
 
-def _ids(table: pa.Table) -> set[str]:
-    return set(table[RECORD_ID].to_pylist())
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
-def _version_row(
-    record_type: str, record_id: str, version: str, change: str, fields: list[str]
-) -> Row:
-    return {
-        "record_type": record_type,
-        "record_id": record_id,
-        "version": version,
-        "change": change,
-        "changed_fields": fields,
-    }
+def _columns(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
+    """Column name -> DuckDB type of a view."""
+    return {str(name): str(kind) for name, kind, *_ in con.execute(f"DESCRIBE {view}").fetchall()}
 
 
-def _seed_versions(previous: PreviousRelease) -> list[Row]:
-    """History of a release published before history tables: everything added in it."""
-    return [
-        _version_row(kind.record_type, rid, previous.version, "added", [])
-        for kind in _KINDS
-        for rid in sorted(_ids(kind.table(previous.records)))
-    ]
+def _record_id(key: tuple[str, ...]) -> str:
+    """SQL of a row's record_id: its key column, or the key columns joined by KEY_SEPARATOR
+    with a null part as the empty string."""
+    if len(key) == 1:
+        return f"CAST({_quote(key[0])} AS VARCHAR)"
+    parts = [f"coalesce(CAST({_quote(c)} AS VARCHAR), '')" for c in key]
+    return f" || {sql_text(KEY_SEPARATOR)} || ".join(parts)
 
 
-def _merged_into(record_type: str, record_id: str, targets: dict[str, str]) -> str | None:
-    return targets.get(record_id) if record_type == "study" else None
+def _column_or_null(columns: Mapping[str, str], name: str) -> str:
+    return _quote(name) if name in columns else "NULL::VARCHAR"
 
 
-def _tombstone(kind: _Kind, row: Row, last_seen: str, version: str) -> Row:
-    return {
-        "record_type": kind.record_type,
-        "record_id": row[RECORD_ID],
-        "sources": kind.sources(row),
-        "last_version_seen": last_seen,
-        "removed_in_version": version,
-        "merged_into": None,
-    }
+def _sources(record_type: str, columns: Mapping[str, str]) -> str:
+    """SQL of where a removed record came from: a study's registry (else its evidence
+    source), a publication's sorted `sources`, an evidence row's page, a posted-results row's
+    study record page (its study_id, else the study part of its outcome_id)."""
+
+    def one(value: str) -> str:
+        return f"CASE WHEN {value} IS NULL THEN {_NO_FIELDS} ELSE [{value}] END"
+
+    def given(name: str) -> str:
+        return f"nullif({_column_or_null(columns, name)}, '')"
+
+    if record_type == "study":
+        return one(f"coalesce({given('registry')}, {given('evidence_source')})")
+    if record_type == "publication":
+        if "sources" not in columns:
+            return _NO_FIELDS
+        return f"coalesce(list_sort(sources), {_NO_FIELDS})"
+    if record_type in _EVIDENCE:
+        return one(given("source_url"))
+    outcome_study = (
+        f"nullif(split_part(coalesce({_column_or_null(columns, 'outcome_id')}, ''), ':', 1), '')"
+    )
+    study = f"coalesce({given('study_id')}, {outcome_study})"
+    return one(f"{sql_text(REGISTRY_PAGE)} || {study}")
 
 
-def compute_history(previous: PreviousRelease | None, current: Records, version: str) -> History:
-    """The cumulative history of the release `version`, given the one before it (or None).
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+
+
+def _differs(column: str, before: str, after: str) -> str:
+    """SQL: whether the previous (p) and new (c) values of a column differ; null equals null
+    and NaN equals NaN; a column whose type changed is compared by value."""
+    old, new = f"p.{_quote(column)}", f"c.{_quote(column)}"
+    if before != after:
+        numeric = all(kind.startswith(_NUMERIC) for kind in (before, after))
+        as_type = "DOUBLE" if numeric else "VARCHAR"
+        old, new = f"CAST({old} AS {as_type})", f"CAST({new} AS {as_type})"
+    return f"{old} IS DISTINCT FROM {new}"
+
+
+def _changed_fields(before: Mapping[str, str], after: Mapping[str, str]) -> str:
+    """SQL list of the sorted names of the columns both releases have whose values differ."""
+    common = sorted((set(before) & set(after)) - {"_rid"})
+    if not common:
+        return _NO_FIELDS
+    flags = ", ".join(
+        f"CASE WHEN {_differs(c, before[c], after[c])} THEN {sql_text(c)} END" for c in common
+    )
+    return f"list_filter([{flags}]::VARCHAR[], x -> x IS NOT NULL)"
+
+
+def _view(con: duckdb.DuckDBPyConnection, view: str, source: Source, empty: pa.Table) -> None:
+    if isinstance(source, str):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
+    else:
+        con.register(view, empty if source is None else source)
+
+
+def _ids(con: duckdb.DuckDBPyConnection, view: str, source: str, key: tuple[str, ...]) -> None:
+    """A view of `source` with each row's record_id in `_rid`.
+
+    Raises ValueError when two rows get one id (a key value holding the separator), which
+    would merge two records' histories.
+    """
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {_record_id(key)} AS _rid, * FROM {source}"
+    )
+    found = con.execute(f"SELECT count(*), count(DISTINCT _rid) FROM {view}").fetchone()
+    if found is not None and found[0] != found[1]:
+        raise ValueError(
+            f"record ids of ({', '.join(key)}) are not unique: a value holds {KEY_SEPARATOR!r}"
+        )
+
+
+Columns: TypeAlias = dict[str, tuple[dict[str, str], dict[str, str]]]
+"""Record type -> the column types of its table in the previous and in the new release."""
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, previous: Scans | None, current: Scans) -> Columns:
+    """Temp views h_new_<t> and h_old_<t> per record type (empty when there is no previous
+    release), the previous history (h_old_versions, h_old_removed) and the merge targets
+    (h_targets); returns each record type's (old, new) column types."""
+    releases = {"new": current, "old": previous}
+    for side, release in releases.items():
+        for name in FOLLOWED:
+            source = release.tables.get(name) if release is not None else None
+            _view(con, f"h_{side}_src_{name}", source, _empty(name))
+    columns = {}
+    for kind in _KINDS:
+        key = TABLES_BY_NAME[kind.table_name].primary_key
+        for side in releases:
+            _ids(con, f"h_{side}_{kind.record_type}", f"h_{side}_src_{kind.table_name}", key)
+        columns[kind.record_type] = (
+            _columns(con, f"h_old_{kind.record_type}"),
+            _columns(con, f"h_new_{kind.record_type}"),
+        )
+    history = SCHEMAS[RECORD_VERSIONS].empty_table(), SCHEMAS[REMOVED_RECORDS].empty_table()
+    _view(con, "h_old_versions", previous.record_versions if previous else None, history[0])
+    _view(con, "h_old_removed", previous.removed_records if previous else None, history[1])
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW h_targets AS SELECT i.id_value AS alias, "
+        "min(i.study_id) AS study FROM h_new_src_study_identifiers i "
+        "SEMI JOIN h_new_study s ON s._rid = i.study_id "
+        f"WHERE i.id_type = {sql_text(ALIAS_ID_TYPE)} AND i.is_alias AND i.id_value <> i.study_id "
+        "GROUP BY i.id_value"
+    )
+    return columns
+
+
+def _versions_sql(previous: Scans | None, columns: Columns, version: str) -> str:
+    """record_versions: the previous history (or, for a release that predates it, every one
+    of its records added in it), then this release's added, restored, changed and removed."""
+    new = sql_text(version)
+    parts = []
+    if previous is not None and previous.record_versions is None:
+        old = sql_text(previous.version)
+        parts += [
+            f"SELECT {sql_text(k.record_type)}, _rid, {old}, 'added', {_NO_FIELDS} "
+            f"FROM h_old_{k.record_type}"
+            for k in _KINDS
+        ]
+    else:
+        parts.append(
+            "SELECT record_type, record_id, version, change, changed_fields FROM h_old_versions"
+        )
+    for kind in _KINDS:
+        t = sql_text(kind.record_type)
+        new_view, old_view = f"h_new_{kind.record_type}", f"h_old_{kind.record_type}"
+        parts.append(
+            f"SELECT {t}, c._rid, {new}, CASE WHEN c._rid IN (SELECT record_id FROM "
+            f"h_old_removed WHERE record_type = {t}) THEN 'restored' ELSE 'added' END, "
+            f"{_NO_FIELDS} FROM {new_view} c ANTI JOIN {old_view} p ON p._rid = c._rid"
+        )
+        if previous is None:
+            continue
+        fields = _changed_fields(*columns[kind.record_type])
+        parts.append(
+            f"SELECT {t}, _rid, {new}, 'changed', fields FROM (SELECT c._rid, {fields} AS fields "
+            f"FROM {new_view} c JOIN {old_view} p ON p._rid = c._rid) WHERE len(fields) > 0"
+        )
+        parts.append(
+            f"SELECT {t}, p._rid, {new}, 'removed', {_NO_FIELDS} "
+            f"FROM {old_view} p ANTI JOIN {new_view} c ON c._rid = p._rid"
+        )
+    union = " UNION ALL ".join(f"({part})" for part in parts)
+    order = "list_transform(string_split(version, '.'), x -> CAST(x AS INTEGER))"
+    return (
+        "SELECT * FROM (SELECT * FROM (" + union + ") AS v(record_type, record_id, version, "
+        f"change, changed_fields)) ORDER BY record_type, record_id, {order}, change"
+    )
+
+
+def _removed_sql(
+    previous: Scans | None,
+    columns: Mapping[str, tuple[dict[str, str], dict[str, str]]],
+    version: str,
+) -> str:
+    """removed_records: tombstones of records gone in this release, and the previous
+    release's tombstones of records still absent; `merged_into` resolved anew."""
+    present = " UNION ALL ".join(
+        f"SELECT {sql_text(k.record_type)} AS record_type, _rid AS record_id "
+        f"FROM h_new_{k.record_type}"
+        for k in _KINDS
+    )
+    gone = []
+    if previous is not None:
+        gone = [
+            f"SELECT {sql_text(k.record_type)} AS record_type, p._rid AS record_id, "
+            f"{_sources(k.record_type, columns[k.record_type][0])} AS sources, "
+            f"{sql_text(previous.version)} AS last_version_seen, "
+            f"{sql_text(version)} AS removed_in_version "
+            f"FROM h_old_{k.record_type} p ANTI JOIN h_new_{k.record_type} c ON c._rid = p._rid"
+            for k in _KINDS
+        ]
+    gone_union = (
+        " UNION ALL ".join(gone)
+        if gone
+        else (
+            "SELECT record_type, record_id, sources, last_version_seen, removed_in_version "
+            "FROM h_old_removed WHERE false"
+        )
+    )
+    carried = (
+        "SELECT record_type, record_id, sources, last_version_seen, removed_in_version "
+        f"FROM h_old_removed o WHERE NOT EXISTS (SELECT 1 FROM ({present}) n "
+        "WHERE n.record_type = o.record_type AND n.record_id = o.record_id) "
+        "AND NOT EXISTS (SELECT 1 FROM h_gone g "
+        "WHERE g.record_type = o.record_type AND g.record_id = o.record_id)"
+    )
+    return (
+        f"WITH h_gone AS ({gone_union}) "
+        "SELECT t.record_type, t.record_id, t.sources, t.last_version_seen, "
+        "t.removed_in_version, CASE WHEN t.record_type = 'study' THEN m.study END AS merged_into "
+        f"FROM (SELECT * FROM h_gone UNION ALL {carried}) t "
+        "LEFT JOIN h_targets m ON m.alias = t.record_id "
+        "ORDER BY t.record_type, t.record_id"
+    )
+
+
+def history_batches(
+    con: duckdb.DuckDBPyConnection, previous: Scans | None, current: Scans, version: str
+) -> Iterator[tuple[str, pa.RecordBatchReader]]:
+    """The history tables of the release `version`, given the one before it (or None): each
+    table's name and its sorted rows as a stream, in the tables' schemas.
 
     New rows: added (never seen), changed (with its changed fields), removed (in the previous
     release, not in this one: also a tombstone), restored (back from a tombstone). Tombstones
-    of records still absent are carried over.
+    of records still absent are carried over. Read each stream to its end before asking for
+    the next: both run on `con`.
     """
-    versions: list[Row] = []
-    tombstones: dict[RecordKey, Row] = {}
+    columns = _prepare(con, previous, current)
+    queries = {
+        RECORD_VERSIONS: _versions_sql(previous, columns, version),
+        REMOVED_RECORDS: _removed_sql(previous, columns, version),
+    }
+    for name, sql in queries.items():
+        reader = con.execute(sql).to_arrow_reader(ROWS_PER_BATCH)
+        yield name, reader.cast(SCHEMAS[name])
+
+
+def compute_history(previous: PreviousRelease | None, current: Records, version: str) -> History:
+    """`history_batches` over Arrow tables in memory, read whole (small releases, tests)."""
+    prior = None
     if previous is not None:
-        if previous.record_versions is None:
-            versions = _seed_versions(previous)
-        else:
-            versions = previous.record_versions.to_pylist()
-        if previous.removed_records is not None:
-            tombstones = {
-                (r["record_type"], r["record_id"]): r for r in previous.removed_records.to_pylist()
-            }
-    present: dict[str, set[str]] = {}
-    for kind in _KINDS:
-        after = kind.table(current)
-        before = kind.table(previous.records) if previous is not None else after.slice(0, 0)
-        new = present[kind.record_type] = _ids(after)
-        old = _ids(before)
-        for rid in sorted(new - old):
-            back = tombstones.pop((kind.record_type, rid), None) is not None
-            versions.append(
-                _version_row(kind.record_type, rid, version, "restored" if back else "added", [])
-            )
-        kept = sorted(new & old)
-        for rid in kept:
-            tombstones.pop((kind.record_type, rid), None)
-        if previous is None:
-            continue
-        changed = changed_columns(before, after, RECORD_ID, kept)
-        for rid, fields in sorted(changed.items()):
-            versions.append(_version_row(kind.record_type, rid, version, "changed", fields))
-        gone = sorted(old - new)
-        for row in _rows_of(before, RECORD_ID, gone).to_pylist():
-            versions.append(_version_row(kind.record_type, row[RECORD_ID], version, "removed", []))
-            tombstones[(kind.record_type, row[RECORD_ID])] = _tombstone(
-                kind, row, previous.version, version
-            )
-    targets = merge_targets(current.study_identifiers, present["study"])
-    removed = [
-        {**row, "merged_into": _merged_into(record_type, record_id, targets)}
-        for (record_type, record_id), row in sorted(tombstones.items())
-    ]
-    versions.sort(key=lambda r: (r["record_type"], r["record_id"], version_key(r["version"])))
-    return History(
-        pa.Table.from_pylist(versions, schema=arrow_schema(RecordVersion)),
-        pa.Table.from_pylist(removed, schema=arrow_schema(RemovedRecord)),
-    )
+        prior = Scans(
+            previous.version,
+            vars(previous.records),
+            previous.record_versions,
+            previous.removed_records,
+        )
+    con = duckdb.connect()
+    try:
+        found = {
+            name: reader.read_all()
+            for name, reader in history_batches(con, prior, Scans(version, vars(current)), version)
+        }
+    finally:
+        con.close()
+    return History(found[RECORD_VERSIONS], found[REMOVED_RECORDS])

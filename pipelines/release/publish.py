@@ -17,13 +17,13 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import pyarrow as pa
@@ -180,6 +180,33 @@ def write_parquet(table: pa.Table, path: Path) -> str:
     return sha256_file(path)
 
 
+Batches: TypeAlias = Callable[[], pa.RecordBatchReader]
+"""A table to publish as a stream of record batches in its final order, opened when it is
+written: a whole registry's tables are never held in memory at once."""
+ReleaseTable: TypeAlias = pa.Table | Batches
+
+
+def write_batches(batches: pa.RecordBatchReader, path: Path) -> str:
+    """Write a stream as `write_parquet` writes a table, one row group per batch (a table of
+    one batch gives the same bytes); return the file's sha256."""
+    schema = batches.schema.remove_metadata()
+    with pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as writer:
+        written = False
+        for batch in batches:
+            writer.write_batch(batch.replace_schema_metadata(None))
+            written = True
+        if not written:
+            writer.write_table(schema.empty_table())  # one empty row group, as write_table does
+    return sha256_file(path)
+
+
+def write_table(table: ReleaseTable, path: Path) -> str:
+    """Write a table or a stream of batches to Parquet; return the file's sha256."""
+    if isinstance(table, pa.Table):
+        return write_parquet(table, path)
+    return write_batches(table(), path)
+
+
 def software_versions() -> dict[str, str]:
     versions = {}
     for name in SOFTWARE:
@@ -289,18 +316,31 @@ def _previous_release(
     return CatalogRelease(con, previous.version, previous.snapshot_id)
 
 
-def _history(
-    before: ReleaseTables | None, tables: dict[str, pa.Table], version: str
-) -> dict[str, pa.Table]:
-    """The history tables of `version`, continued from the previous release's."""
-    prior = history.read_previous(before, before.version) if before is not None else None
-    current = history.Records.from_tables(tables)
-    return history.compute_history(prior, current, version).tables()
+def _write_history(
+    con: duckdb.DuckDBPyConnection, before: ReleaseTables | None, folder: Path, version: str
+) -> dict[str, str]:
+    """Write the history tables of `version` into `folder`, continued from the previous
+    release's, from the tables already written there; return their sha256 by name."""
+    current = FolderRelease(folder)
+    tables = {name: current.scan(name) for name in history.FOLLOWED}
+    prior = history.scans_of(before) if before is not None else None
+    return {
+        name: write_batches(batches, folder / f"{name}.parquet")
+        for name, batches in history.history_batches(
+            con, prior, history.Scans(version, tables), version
+        )
+    }
+
+
+def _parquet_shape(path: Path) -> tuple[int, list[str]]:
+    """Rows and column names of a written Parquet file, from its footer."""
+    metadata = pq.read_metadata(path)
+    return metadata.num_rows, metadata.schema.to_arrow_schema().names
 
 
 def publish(
     data_dir: DataDir,
-    tables: dict[str, pa.Table],
+    tables: Mapping[str, ReleaseTable],
     info: SnapshotInfo,
     snapshot_sha256: str,
     accounting: dict[str, object],
@@ -308,7 +348,9 @@ def publish(
     requested_version: str | None = None,
     describe: Describer | None = None,
 ) -> PublishResult:
-    """Publish `tables` (name → Arrow table, quarantine included) as the next release.
+    """Publish `tables` (name → Arrow table or stream of batches, quarantine included) as the
+    next release. Each is written to its Parquet file and read from there on (history, the
+    catalog, the report), so none need be held in memory.
 
     `describe(folder, manifest, previous)` writes the release's documentation files
     (data dictionary, data package, changes, report) into the folder before it is published.
@@ -333,8 +375,8 @@ def publish(
                 shutil.rmtree(staging)
             staging.mkdir()
             hashes = {
-                name: write_parquet(table, staging / f"{name}.parquet")
-                for name, table in sorted(tables.items())
+                name: write_table(tables[name], staging / f"{name}.parquet")
+                for name in sorted(tables)
             }
             _pause_if_asked(data_dir, "parquet-written")
             if (
@@ -342,21 +384,21 @@ def publish(
                 and _content_hashes(previous.tables_sha256) == hashes
                 and not requested_version
             ):
+                rows = {name: _parquet_shape(staging / f"{name}.parquet")[0] for name in hashes}
                 shutil.rmtree(staging)
                 return PublishResult(
                     None,
                     previous.version,
                     data_dir.releases / previous.version,
-                    {name: table.num_rows for name, table in sorted(tables.items())},
+                    rows,
                     f"nothing changed since release {previous.version}: no new version published",
                 )
             version = requested_version or next_version(base_version(info.captured_at), taken)
             before = _previous_release(con, data_dir, previous)
-            trail = _history(before, tables, version)
-            for name, table in sorted(trail.items()):
-                hashes[name] = write_parquet(table, staging / f"{name}.parquet")
-            tables = {**tables, **trail}
-            rows = {name: table.num_rows for name, table in sorted(tables.items())}
+            hashes.update(_write_history(con, before, staging, version))
+            files = {name: staging / f"{name}.parquet" for name in sorted(hashes)}
+            shapes = {name: _parquet_shape(path) for name, path in files.items()}
+            rows = {name: shape[0] for name, shape in shapes.items()}
             manifest = {
                 "version": version,
                 "schema_version": SCHEMA_VERSION,
@@ -374,12 +416,12 @@ def publish(
                 "tables": {
                     name: {
                         "file": f"{name}.parquet",
-                        "rows": tables[name].num_rows,
-                        "columns": tables[name].column_names,
+                        "rows": count,
+                        "columns": columns,
                         "sha256": hashes[name],
-                        "bytes": (staging / f"{name}.parquet").stat().st_size,
+                        "bytes": files[name].stat().st_size,
                     }
-                    for name in sorted(tables)
+                    for name, (count, columns) in shapes.items()
                 },
                 "accounting": accounting,
                 "software": software_versions(),
@@ -396,7 +438,7 @@ def publish(
                 con,
                 version,
                 created_at,
-                tables,
+                {name: incoming / path.name for name, path in files.items()},
                 hashes,
                 before_commit=lambda: _pause_if_asked(data_dir, "catalog-before-commit"),
             )

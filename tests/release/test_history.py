@@ -19,13 +19,8 @@ from pipelines.release.history import (
     History,
     PreviousRelease,
     Records,
-    changed_columns,
     compute_history,
-    differs,
-    merge_targets,
     read_previous,
-    record_ids,
-    version_key,
 )
 from pipelines.release.publish import DataDir, publish
 from pipelines.release.validate import read_table, validate_release
@@ -147,16 +142,29 @@ def test_changed_study_names_exactly_the_changed_fields() -> None:
     assert second.record_versions.num_rows == 3 + 2
 
 
+def changed_in_second(old: pa.Table, new: pa.Table) -> dict[str, list[str]]:
+    """Study id -> changed fields of the second of two releases whose studies are given."""
+    ids = pa.Table.from_pylist([], schema=IDENTIFIER_COLUMNS)
+    pubs = pa.Table.from_pylist([], schema=PUBLICATION_COLUMNS)
+    one, two = Records(old, pubs, ids), Records(new, pubs, ids)
+    second = compute_history(after(compute_history(None, one, V1), V1, one), two, V2)
+    return {
+        r["record_id"]: r["changed_fields"]
+        for r in second.record_versions.to_pylist()
+        if r["version"] == V2 and r["change"] == "changed"
+    }
+
+
 def test_a_column_only_one_release_has_is_not_a_change() -> None:
-    before = pa.table({"id": ["a", "b"], "n": [1, 2], "tags": [["x"], []]})
-    after = pa.table({"id": ["b", "a"], "n": [2, 1], "tags": [[], ["x"]], "new": ["y", "z"]})
-    assert changed_columns(before, after, "id", ["a", "b"]) == {}
+    before = pa.table({"study_id": ["a", "b"], "n": [1, 2], "tags": [["x"], []]})
+    after = pa.table({"study_id": ["b", "a"], "n": [2, 1], "tags": [[], ["x"]], "new": ["y", "z"]})
+    assert changed_in_second(before, after) == {}
 
 
 def test_nulls_and_nans_compare_equal_to_themselves_only() -> None:
     before = pa.table(
         {
-            "id": ["a", "b", "c"],
+            "study_id": ["a", "b", "c"],
             "n": pa.array([None, None, 3], pa.int64()),
             "x": [float("nan"), 1.0, None],
             "tags": [None, ["p"], ["q", "r"]],
@@ -164,23 +172,19 @@ def test_nulls_and_nans_compare_equal_to_themselves_only() -> None:
     )
     after = pa.table(
         {
-            "id": ["a", "b", "c"],
+            "study_id": ["a", "b", "c"],
             "n": pa.array([None, 0, 3], pa.int64()),
             "x": [float("nan"), float("nan"), None],
             "tags": [None, ["p"], ["r", "q"]],
         }
     )
-    assert differs(before["x"], after["x"]).to_pylist() == [False, True, False]
-    assert changed_columns(before, after, "id", ["a", "b", "c"]) == {
-        "b": ["n", "x"],
-        "c": ["tags"],
-    }
+    assert changed_in_second(before, after) == {"b": ["n", "x"], "c": ["tags"]}
 
 
 def test_a_column_whose_type_changed_is_compared_by_value() -> None:
-    before = pa.table({"id": ["a", "b"], "n": pa.array([1, 2], pa.int64())})
-    after = pa.table({"id": ["a", "b"], "n": pa.array([1.0, 2.5], pa.float64())})
-    assert changed_columns(before, after, "id", ["a", "b"]) == {"b": ["n"]}
+    before = pa.table({"study_id": ["a", "b"], "n": pa.array([1, 2], pa.int64())})
+    after = pa.table({"study_id": ["a", "b"], "n": pa.array([1.0, 2.5], pa.float64())})
+    assert changed_in_second(before, after) == {"b": ["n"]}
 
 
 def test_removed_records_become_tombstones_with_sources_and_last_version_seen() -> None:
@@ -297,12 +301,27 @@ def test_history_is_the_same_whatever_the_input_row_order() -> None:
 
 
 def test_versions_sort_numerically() -> None:
-    versions = ["2026.11.25.10", "2026.11.25", "2026.11.25.9", "2026.12.01"]
-    assert sorted(versions, key=version_key) == [
+    one = records([study("NCT00000001")])
+    versions = ["2026.11.25.10", "2026.11.25", "2026.11.25.9"]
+    trail = pa.Table.from_pylist(
+        [
+            {
+                "record_type": "study",
+                "record_id": "NCT00000001",
+                "version": v,
+                "change": "changed",
+                "changed_fields": ["enrollment"],
+            }
+            for v in versions
+        ],
+        schema=compute_history(None, one, V1).record_versions.schema,
+    )
+    empty = compute_history(None, one, V1).removed_records.slice(0, 0)
+    history = compute_history(PreviousRelease(V1, one, trail, empty), one, V3)
+    assert [r[2] for r in rows(history.record_versions)] == [
         "2026.11.25",
         "2026.11.25.9",
         "2026.11.25.10",
-        "2026.12.01",
     ]
 
 
@@ -460,14 +479,18 @@ def test_removed_nct_id_that_became_an_alias_is_published_as_merged(
 
 def test_only_nct_rows_marked_is_alias_are_merge_targets() -> None:
     """An NCT id listed as a plain nct row (not is_alias) is no nctIdAlias: nothing merged."""
-    rows = [
-        alias("NCT00000002", "NCT00000001"),
-        {**alias("NCT00000003", "NCT00000004"), "is_alias": False},
-        {**alias("NCT00000003", "NCT00000005"), "id_type": "secondary"},
-    ]
-    table = pa.Table.from_pylist(rows, schema=IDENTIFIER_COLUMNS)
-    present = ["NCT00000002", "NCT00000003"]
-    assert merge_targets(table, present) == {"NCT00000001": "NCT00000002"}
+    one = records([study(f"NCT0000000{i}") for i in (1, 2, 3, 4, 5)])
+    two = records(
+        [study("NCT00000002"), study("NCT00000003")],
+        identifiers=[
+            alias("NCT00000002", "NCT00000001"),
+            {**alias("NCT00000003", "NCT00000004"), "is_alias": False},
+            {**alias("NCT00000003", "NCT00000005"), "id_type": "secondary"},
+        ],
+    )
+    second = compute_history(after(compute_history(None, one, V1), V1, one), two, V2)
+    merged = {r["record_id"]: r["merged_into"] for r in second.removed_records.to_pylist()}
+    assert merged == {"NCT00000001": "NCT00000002", "NCT00000004": None, "NCT00000005": None}
 
 
 def test_evidence_rows_are_followed_like_studies() -> None:
@@ -583,6 +606,12 @@ def test_results_rows_are_followed_by_their_composite_key() -> None:
 
 
 def test_record_ids_that_would_merge_two_records_are_an_error() -> None:
-    table = pa.table({"study_id": ["NCT1|a", "NCT1"], "arm_label": ["b", "a|b"]})
+    arms = pa.table({"study_id": ["NCT1|a", "NCT1"], "arm_label": ["b", "a|b"]})
+    colliding = Records(
+        pa.table({"study_id": pa.array([], pa.string())}),
+        pa.Table.from_pylist([], schema=PUBLICATION_COLUMNS),
+        pa.Table.from_pylist([], schema=IDENTIFIER_COLUMNS),
+        arms=arms,
+    )
     with pytest.raises(ValueError, match="not unique"):
-        record_ids(table, ("study_id", "arm_label"))
+        compute_history(None, colliding, V1)
