@@ -1,5 +1,10 @@
 """report.html: a static, offline picture of one release for readers who do not run SQL.
 
+DuckDB reads the release's Parquet files in place and hands over aggregates (counts per year and
+design, per status and phase, per table), the small evidence tables, and the posted adverse
+events a few hundred studies at a time; the page is written piece by piece. So the report of a
+whole registry costs memory in proportion to its largest piece, not to the release.
+
 The counting charts (evidence map, studies, tables) are hand-written inline SVG: bars and cells
 need no plotting library, carry no ids, dates or hash salts, and the same release gives the same
 bytes. The evidence charts with log axes (composition, interactions, safety signals) come from
@@ -12,15 +17,16 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from datetime import date
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
+import duckdb
 
 from pipelines.release import evidence_charts
-from schemas import vocab
+from pipelines.release.diff import sql_text
+from schemas import QUARANTINE, TABLES_BY_NAME, vocab
+from schemas.arrow import arrow_schema
 
 REPORT_FILE = "report.html"
 PALETTE = (
@@ -45,12 +51,49 @@ Counts = dict[tuple[str, str], int]
 """(category, series) -> count, the input of every stacked chart."""
 
 
-def _rows(folder: Path, table: str, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """The table's rows (only `columns`), or none when the release has no such file."""
-    path = folder / f"{table}.parquet"
-    if not path.is_file():
-        return []
-    return pq.read_table(path, columns=list(columns)).to_pylist()
+REPORTED = (
+    "studies",
+    "evidence_map",
+    "product_composition",
+    "interaction_effects",
+    "safety_signals",
+    "study_publications",
+    "publications",
+    "adverse_events",
+    "adverse_event_totals",
+    "result_groups",
+)
+"""The release tables the report reads, besides the quarantine."""
+STUDIES_PER_QUERY = 500
+"""Studies whose adverse events are read at once."""
+
+
+def open_release(folder: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB session with a view per table the report reads: its Parquet file,
+    or an empty table of its schema when the release has no such file."""
+    con = duckdb.connect()
+    models = {name: TABLES_BY_NAME[name].model for name in REPORTED}
+    for name, model in {**models, QUARANTINE.name: QUARANTINE.model}.items():
+        path = folder / f"{name}.parquet"
+        if path.is_file():
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_text(str(path))})")
+        else:
+            con.register(name, arrow_schema(model).empty_table())
+    return con
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, *params: object) -> list[dict[str, Any]]:
+    """A query's rows as dicts (for small results: aggregates and the evidence tables)."""
+    cursor = con.execute(sql, list(params))
+    names = [column[0] for column in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _select(
+    con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Some columns of a small table, in file order."""
+    return _rows(con, f"SELECT {', '.join(columns)} FROM {table}")
 
 
 def _fmt(value: float) -> str:
@@ -94,66 +137,57 @@ def heatmap_counts(evidence_map: list[dict[str, Any]]) -> Counts:
     return dict(counts)
 
 
-def study_year(study: dict[str, Any], publication_years: dict[str, int | None]) -> int | None:
-    """Registered studies by start year; literature-only studies by their earliest paper's year."""
-    if study["evidence_source"] == "registry":
-        start = study["start_date"]
-        return start.year if isinstance(start, date) else None
-    return publication_years.get(study["study_id"])
+def year_design_counts(con: duckdb.DuckDBPyConnection) -> tuple[Counts, int]:
+    """(year, design) -> studies, and how many studies have no year: registered studies by
+    start year, literature-only studies by the earliest year among their papers (linked in
+    study_publications, or the paper they were read from)."""
+    rows = _rows(
+        con,
+        f"""
+        WITH links AS (
+            SELECT study_id, publication_id FROM study_publications
+            UNION ALL
+            SELECT study_id, source_publication_id FROM studies
+            WHERE coalesce(source_publication_id, '') <> ''
+        ), earliest AS (
+            SELECT l.study_id, min(p.year) AS year FROM links l
+            JOIN publications p ON p.publication_id = l.publication_id
+            WHERE p.year IS NOT NULL GROUP BY l.study_id
+        )
+        SELECT CASE WHEN s.evidence_source = 'registry' THEN year(s.start_date)
+                    ELSE e.year END AS year,
+               coalesce(nullif(s.design, ''), {sql_text(NOT_GIVEN)}) AS design,
+               count(*) AS studies
+        FROM studies s LEFT JOIN earliest e ON e.study_id = s.study_id
+        GROUP BY ALL
+        """,
+    )
+    counts = {(str(r["year"]), r["design"]): r["studies"] for r in rows if r["year"] is not None}
+    return counts, sum(r["studies"] for r in rows if r["year"] is None)
 
 
-def earliest_publication_years(
-    links: list[dict[str, Any]], publications: list[dict[str, Any]]
-) -> dict[str, int | None]:
-    """study_id -> earliest year among its linked publications."""
-    years = {p["publication_id"]: p["year"] for p in publications if p["year"] is not None}
-    earliest: dict[str, int | None] = {}
-    for link in links:
-        year = years.get(link["publication_id"])
-        if year is None:
-            earliest.setdefault(link["study_id"], None)
-            continue
-        current = earliest.get(link["study_id"])
-        earliest[link["study_id"]] = year if current is None else min(current, year)
-    return earliest
-
-
-def year_design_counts(
-    studies: list[dict[str, Any]], publication_years: dict[str, int | None]
-) -> tuple[Counts, int]:
-    """(year, design) -> studies, and how many studies have no year."""
-    counts: Counter[tuple[str, str]] = Counter()
-    undated = 0
-    for study in studies:
-        year = study_year(study, publication_years)
-        if year is None:
-            undated += 1
-        else:
-            counts[(str(year), study["design"] or NOT_GIVEN)] += 1
-    return dict(counts), undated
-
-
-def phase_label(phases: list[str] | None) -> str:
-    return "+".join(phases) if phases else NOT_GIVEN
-
-
-def status_phase_counts(studies: list[dict[str, Any]]) -> Counts:
-    """(overall_status, phases) -> registered studies."""
-    counts: Counter[tuple[str, str]] = Counter()
-    for study in studies:
-        if study["evidence_source"] == "registry":
-            status = study["overall_status"] or NOT_GIVEN
-            counts[(status, phase_label(study["phases"]))] += 1
-    return dict(counts)
+def status_phase_counts(con: duckdb.DuckDBPyConnection) -> Counts:
+    """(overall_status, phases joined by +) -> registered studies."""
+    rows = _rows(
+        con,
+        f"""
+        SELECT coalesce(nullif(overall_status, ''), {sql_text(NOT_GIVEN)}) AS status,
+               CASE WHEN len(phases) > 0 THEN array_to_string(phases, '+')
+                    ELSE {sql_text(NOT_GIVEN)} END AS phases,
+               count(*) AS studies
+        FROM studies WHERE evidence_source = 'registry' GROUP BY ALL
+        """,
+    )
+    return {(r["status"], r["phases"]): r["studies"] for r in rows}
 
 
 def table_counts(
-    manifest: dict[str, Any], quarantine: list[dict[str, Any]]
+    manifest: dict[str, Any], quarantined: dict[str, int]
 ) -> list[tuple[str, int, int]]:
     """(table, rows published, rows quarantined), tables sorted by name."""
     rows = {name: int(info.get("rows", 0)) for name, info in manifest.get("tables", {}).items()}
-    held = Counter(row["table_name"] for row in quarantine)
-    return [(name, rows.get(name, 0), held.get(name, 0)) for name in sorted(set(rows) | set(held))]
+    names = sorted(set(rows) | set(quarantined))
+    return [(name, rows.get(name, 0), quarantined.get(name, 0)) for name in names]
 
 
 # --- drawing: pure functions returning SVG text ------------------------------------------------
@@ -347,22 +381,24 @@ def long_term_cells(evidence_map: list[dict[str, Any]]) -> dict[str, int]:
     return dict(cells)
 
 
-def _evidence_figure(folder: Path) -> str:
-    rows = _rows(
-        folder, "evidence_map", ("compound_id", "domain", "design", "studies", "long_term_studies")
+def _evidence_figure(con: duckdb.DuckDBPyConnection) -> str:
+    rows = _select(
+        con, "evidence_map", ("compound_id", "domain", "design", "studies", "long_term_studies")
     )
     counts = heatmap_counts(rows)
     compounds = sorted({r["compound_id"] for r in rows})
     domains = _vocab_order((r["domain"] for r in rows), vocab.OUTCOME_DOMAINS)
-    studies = _rows(folder, "studies", ("long_term", "max_followup_days"))
-    long_term = sum(bool(s["long_term"]) for s in studies)
-    known = sum(s["max_followup_days"] is not None for s in studies)
+    (found,) = _rows(
+        con,
+        "SELECT count(*) AS studies, count(*) FILTER (WHERE long_term) AS long_term, "
+        "count(max_followup_days) AS known FROM studies",
+    )
     caption = (
         "Evidence map: for each compound and outcome domain, the number of studies (shade and "
         "number) and a strip at the foot of the cell split by study design in proportion. A dark "
         "corner marks a cell with long-term studies (studies.long_term: follow-up at or above "
-        f"the long-term threshold). {long_term} of {len(studies)} studies are long term; the "
-        f"follow-up of {known} is known."
+        f"the long-term threshold). {found['long_term']} of {found['studies']} studies are long "
+        f"term; the follow-up of {found['known']} is known."
     )
     svg = heatmap(counts, compounds, domains, long_term_cells(rows))
     return _figure("evidence-heatmap", svg, caption)
@@ -406,8 +442,8 @@ SAFETY_COLUMNS = (
 )
 
 
-def _composition_figure(folder: Path) -> str:
-    rows = _rows(folder, "product_composition", COMPOSITION_COLUMNS)
+def _composition_figure(con: duckdb.DuckDBPyConnection) -> str:
+    rows = _select(con, "product_composition", COMPOSITION_COLUMNS)
     marks = evidence_charts.composition_marks(rows)
     label = "Alkaloid content per analyte and material, mg/g on a log scale"
     svg = evidence_charts.composition_chart(marks, PALETTE, label) if marks else _no_data(label)
@@ -420,8 +456,8 @@ def _composition_figure(folder: Path) -> str:
     return _figure("composition", svg, caption)
 
 
-def _interactions_figure(folder: Path) -> str:
-    rows = _rows(folder, "interaction_effects", INTERACTION_COLUMNS)
+def _interactions_figure(con: duckdb.DuckDBPyConnection) -> str:
+    rows = _select(con, "interaction_effects", INTERACTION_COLUMNS)
     panels, undrawn = evidence_charts.interaction_panels(rows)
     label = "Interaction effects: ratios with CI and in-vitro values on log axes"
     svg = evidence_charts.forest_chart(panels, PALETTE, label) if panels else _no_data(label)
@@ -435,8 +471,8 @@ def _interactions_figure(folder: Path) -> str:
     return _figure("interaction-forest", svg, caption)
 
 
-def _safety_figure(folder: Path) -> str:
-    rows = _rows(folder, "safety_signals", SAFETY_COLUMNS)
+def _safety_figure(con: duckdb.DuckDBPyConnection) -> str:
+    rows = _select(con, "safety_signals", SAFETY_COLUMNS)
     spans = evidence_charts.safety_spans(rows)
     label = "Safety signals by data source and period"
     svg = evidence_charts.safety_chart(spans, PALETTE, label) if spans else _no_data(label)
@@ -450,14 +486,8 @@ def _safety_figure(folder: Path) -> str:
     return _figure("safety-signals", svg, caption)
 
 
-def _years_figure(folder: Path, studies: list[dict[str, Any]]) -> str:
-    links = _rows(folder, "study_publications", ("study_id", "publication_id")) + [
-        {"study_id": s["study_id"], "publication_id": s["source_publication_id"]}
-        for s in studies
-        if s["source_publication_id"]
-    ]
-    publications = _rows(folder, "publications", ("publication_id", "year"))
-    counts, undated = year_design_counts(studies, earliest_publication_years(links, publications))
+def _years_figure(con: duckdb.DuckDBPyConnection) -> str:
+    counts, undated = year_design_counts(con)
     years = sorted({int(c) for c, _ in counts})
     categories = [str(y) for y in range(years[0], years[-1] + 1)] if years else []
     designs = _vocab_order((s for _, s in counts), vocab.DESIGNS)
@@ -469,8 +499,8 @@ def _years_figure(folder: Path, studies: list[dict[str, Any]]) -> str:
     return _figure("studies-by-year", svg, caption)
 
 
-def _status_figure(studies: list[dict[str, Any]]) -> str:
-    counts = status_phase_counts(studies)
+def _status_figure(con: duckdb.DuckDBPyConnection) -> str:
+    counts = status_phase_counts(con)
     statuses = sorted({c for c, _ in counts})
     phases = sorted({s for _, s in counts})
     svg = stacked_bars(
@@ -480,15 +510,15 @@ def _status_figure(studies: list[dict[str, Any]]) -> str:
     return _figure("registered-status-phase", svg, caption)
 
 
-def _tables_section(manifest: dict[str, Any], folder: Path) -> str:
-    quarantine = _rows(folder, "quarantine", ("table_name",))
-    tables = table_counts(manifest, quarantine)
+def _tables_section(manifest: dict[str, Any], con: duckdb.DuckDBPyConnection) -> str:
+    held = _rows(con, f"SELECT table_name, count(*) AS n FROM {QUARANTINE.name} GROUP BY ALL")
+    tables = table_counts(manifest, {r["table_name"]: r["n"] for r in held})
     counts: Counts = {}
-    for name, rows, held in tables:
+    for name, rows, quarantined in tables:
         if rows:
             counts[(name, "published")] = rows
-        if held:
-            counts[(name, "quarantined")] = held
+        if quarantined:
+            counts[(name, "quarantined")] = quarantined
     svg = stacked_bars(
         counts,
         [name for name, _, _ in tables],
@@ -498,8 +528,8 @@ def _tables_section(manifest: dict[str, Any], folder: Path) -> str:
     )
     caption = "Rows published and records quarantined (rejected, with a reason) per table."
     cells = "".join(
-        f"<tr><td>{_esc(name)}</td><td>{rows}</td><td>{held}</td></tr>"
-        for name, rows, held in tables
+        f"<tr><td>{_esc(name)}</td><td>{rows}</td><td>{quarantined}</td></tr>"
+        for name, rows, quarantined in tables
     )
     table = (
         "<table><thead><tr><th>table</th><th>rows</th><th>quarantined</th></tr></thead>"
@@ -563,40 +593,69 @@ def _by_study(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def _adverse_events_section(folder: Path) -> str:
-    counts = ("study_id", "event_group_id", "affected", "affected_text", "at_risk", "at_risk_text")
-    events = _rows(folder, "adverse_events", (*counts, "event_type", "term"))
-    totals = _rows(folder, "adverse_event_totals", (*counts, "total_type"))
-    groups = [
-        g
-        for g in _rows(
-            folder,
-            "result_groups",
-            ("study_id", "group_scope", "group_id", "group_title", "arm_label"),
-        )
-        if g["group_scope"] == "adverse_events"
+AE_COUNTS = ("study_id", "event_group_id", "affected", "affected_text", "at_risk", "at_risk_text")
+
+
+def _posted_rows(
+    con: duckdb.DuckDBPyConnection, first: str, last: str
+) -> tuple[list[dict[str, Any]], ...]:
+    """Adverse events, totals and adverse-event groups of the studies first..last, in file
+    order (each file is sorted by study, so DuckDB reads only the row groups of that range)."""
+    between = "study_id BETWEEN ? AND ?"
+    events = _rows(
+        con,
+        f"SELECT {', '.join(AE_COUNTS)}, event_type, term FROM adverse_events WHERE {between}",
+        first,
+        last,
+    )
+    totals = _rows(
+        con,
+        f"SELECT {', '.join(AE_COUNTS)}, total_type FROM adverse_event_totals WHERE {between}",
+        first,
+        last,
+    )
+    groups = _rows(
+        con,
+        "SELECT study_id, group_id, group_title, arm_label FROM result_groups "
+        f"WHERE group_scope = 'adverse_events' AND {between}",
+        first,
+        last,
+    )
+    return events, totals, groups
+
+
+def _adverse_events_section(con: duckdb.DuckDBPyConnection) -> Iterator[str]:
+    studies = [
+        str(study)
+        for (study,) in con.execute(
+            "SELECT study_id FROM adverse_events UNION SELECT study_id FROM adverse_event_totals "
+            "ORDER BY study_id"
+        ).fetchall()
     ]
-    studies = sorted({r["study_id"] for r in events + totals})
     if not studies:
-        return "<p>No study in this release posted adverse events.</p>"
-    parts = [
+        yield "<p>No study in this release posted adverse events.</p>"
+        return
+    yield (
         f"<p>Participants affected / at risk per arm, for the {len(studies)} studies that posted "
         f"adverse events: group totals, then the {TERMS_PER_STUDY} terms that affected most "
         "participants (the adverse_events table holds every term).</p>"
-    ]
-    by_study = [_by_study(part) for part in (events, totals, groups)]
-    for study in studies:
-        columns, rows = adverse_event_table(*(part.get(study, []) for part in by_study))
-        head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
-        body = "".join(
-            f"<tr><td>{_esc(label)}</td>" + "".join(f"<td>{_esc(c)}</td>" for c in cells) + "</tr>"
-            for label, cells in rows
-        )
-        parts.append(
-            f'<table data-study="{_esc(study)}"><caption>{_esc(study)}</caption>'
-            f"<thead><tr><th>event</th>{head}</tr></thead><tbody>{body}</tbody></table>"
-        )
-    return "".join(parts)
+    )
+    for start in range(0, len(studies), STUDIES_PER_QUERY):
+        chunk = studies[start : start + STUDIES_PER_QUERY]
+        by_study = [_by_study(part) for part in _posted_rows(con, chunk[0], chunk[-1])]
+        for study in chunk:
+            columns, rows = adverse_event_table(*(part.get(study, []) for part in by_study))
+            head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+            body = "".join(
+                f"<tr><td>{_esc(label)}</td>"
+                + "".join(f"<td>{_esc(c)}</td>" for c in cells)
+                + "</tr>"
+                for label, cells in rows
+            )
+            yield (
+                f'<table data-study="{_esc(study)}"><caption>{_esc(study)}</caption>'
+                f"<thead><tr><th>event</th>{head}</tr></thead><tbody>{body}</tbody></table>"
+            )
 
 
 STYLE = (
@@ -608,48 +667,47 @@ STYLE = (
 )
 
 
+def report_parts(folder: Path, manifest: dict[str, Any]) -> Iterator[str]:
+    """The release's report page in pieces: four charts and tables, self-contained, same input
+    same bytes."""
+    con = open_release(folder)
+    try:
+        (found,) = _rows(con, "SELECT count(*) AS studies FROM studies")
+        version = manifest.get("version", "")
+        snapshot = manifest.get("snapshot") or {}
+        title = f"Kratom Evidence release {version}"
+        yield (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>"
+            f"<h1>{_esc(title)}</h1>"
+            f"<p>Snapshot captured {_esc(snapshot.get('captured_at', 'unknown'))}; "
+            f"release created {_esc(manifest.get('created_at', 'unknown'))}; "
+            f"{found['studies']} studies.</p>"
+            "<h2>Evidence map</h2>"
+        )
+        yield _evidence_figure(con)
+        yield "<h2>Evidence tables</h2>"
+        yield _composition_figure(con)
+        yield _interactions_figure(con)
+        yield _safety_figure(con)
+        yield "<h2>Studies</h2>"
+        yield _years_figure(con)
+        yield _status_figure(con)
+        yield "<h2>Adverse events per arm</h2>"
+        yield from _adverse_events_section(con)
+        yield "<h2>Tables</h2>"
+        yield _tables_section(manifest, con)
+        yield "</body></html>\n"
+    finally:
+        con.close()
+
+
 def render_report(folder: Path, manifest: dict[str, Any]) -> str:
-    """The release's report page: four charts and tables, self-contained, same input same bytes."""
-    studies = _rows(
-        folder,
-        "studies",
-        (
-            "study_id",
-            "evidence_source",
-            "start_date",
-            "design",
-            "overall_status",
-            "phases",
-            "source_publication_id",
-        ),
-    )
-    version = manifest.get("version", "")
-    snapshot = manifest.get("snapshot") or {}
-    title = f"Kratom Evidence release {version}"
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{_esc(title)}</h1>"
-        f"<p>Snapshot captured {_esc(snapshot.get('captured_at', 'unknown'))}; "
-        f"release created {_esc(manifest.get('created_at', 'unknown'))}; "
-        f"{len(studies)} studies.</p>"
-        "<h2>Evidence map</h2>"
-        + _evidence_figure(folder)
-        + "<h2>Evidence tables</h2>"
-        + _composition_figure(folder)
-        + _interactions_figure(folder)
-        + _safety_figure(folder)
-        + "<h2>Studies</h2>"
-        + _years_figure(folder, studies)
-        + _status_figure(studies)
-        + "<h2>Adverse events per arm</h2>"
-        + _adverse_events_section(folder)
-        + "<h2>Tables</h2>"
-        + _tables_section(manifest, folder)
-        + "</body></html>\n"
-    )
+    """The whole report page as one string."""
+    return "".join(report_parts(folder, manifest))
 
 
 def write_report(folder: Path, manifest: dict[str, Any]) -> None:
-    """Write report.html into the release folder (before checksums are taken)."""
-    (folder / REPORT_FILE).write_text(render_report(folder, manifest), encoding="utf-8")
+    """Write report.html into the release folder (before checksums are taken), piece by piece."""
+    with open(folder / REPORT_FILE, "w", encoding="utf-8") as page:
+        page.writelines(report_parts(folder, manifest))

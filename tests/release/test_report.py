@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -20,12 +21,12 @@ from pipelines import paths
 from pipelines.cli import main
 from pipelines.release.report import (
     REPORT_FILE,
-    earliest_publication_years,
+    open_release,
     render_report,
     status_phase_counts,
-    study_year,
     table_counts,
     write_report,
+    year_design_counts,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -291,32 +292,71 @@ def test_empty_release_draws_every_figure_saying_no_data(tmp_path: Path) -> None
         assert "no data" in figure["text"], chart
 
 
-def test_study_year_uses_start_date_or_earliest_publication() -> None:
-    years = earliest_publication_years(
-        [
-            {"study_id": "PMID:1", "publication_id": "PMID:1"},
-            {"study_id": "PMID:1", "publication_id": "PMID:2"},
-            {"study_id": "PMID:3", "publication_id": "PMID:9"},
-        ],
-        [{"publication_id": "PMID:1", "year": 2021}, {"publication_id": "PMID:2", "year": 2019}],
-    )
-    assert years == {"PMID:1": 2019, "PMID:3": None}
-    registered = {"study_id": "NCT00000001", "evidence_source": "registry"}
-    assert study_year({**registered, "start_date": date(2018, 1, 23)}, years) == 2018
-    assert study_year({**registered, "start_date": None}, years) is None
-    literature = {"study_id": "PMID:1", "evidence_source": "literature", "start_date": None}
-    assert study_year(literature, years) == 2019
+def study_row(study_id: str, source: str = "registry", **values: Any) -> dict[str, Any]:
+    row = {
+        "study_id": study_id,
+        "evidence_source": source,
+        "start_date": None,
+        "design": "rct",
+        "overall_status": None,
+        "phases": None,
+        "source_publication_id": None,
+    }
+    return {**row, **values}
 
 
-def test_status_phase_counts_only_registered_studies() -> None:
-    studies: list[dict[str, Any]] = [
-        {"evidence_source": "registry", "overall_status": "COMPLETED", "phases": ["PHASE1"]},
-        {"evidence_source": "registry", "overall_status": "COMPLETED", "phases": ["PHASE1"]},
-        {"evidence_source": "registry", "overall_status": None, "phases": ["PHASE1", "PHASE2"]},
-        {"evidence_source": "registry", "overall_status": "RECRUITING", "phases": []},
-        {"evidence_source": "literature", "overall_status": None, "phases": None},
+STUDY_COLUMNS = pa.schema(
+    [
+        ("study_id", pa.string()),
+        ("evidence_source", pa.string()),
+        ("start_date", pa.date32()),
+        ("design", pa.string()),
+        ("overall_status", pa.string()),
+        ("phases", pa.list_(pa.string())),
+        ("source_publication_id", pa.string()),
     ]
-    assert status_phase_counts(studies) == {
+)
+
+
+def small_release(folder: Path, **tables: pa.Table) -> duckdb.DuckDBPyConnection:
+    """A release folder holding only the given tables, opened as the report reads it."""
+    for name, table in tables.items():
+        pq.write_table(table, folder / f"{name}.parquet")
+    return open_release(folder)
+
+
+def test_years_come_from_start_date_or_earliest_publication(tmp_path: Path) -> None:
+    studies = [
+        study_row("NCT00000001", start_date=date(2018, 1, 23)),
+        study_row("NCT00000002"),
+        study_row("PMID:1", "literature"),
+        study_row("PMID:3", "literature", design=None),
+        study_row("PMID:4", "literature", source_publication_id="PMID:2"),
+    ]
+    con = small_release(
+        tmp_path,
+        studies=pa.Table.from_pylist(studies, schema=STUDY_COLUMNS),
+        study_publications=pa.table(
+            {
+                "study_id": ["PMID:1", "PMID:1", "PMID:3"],
+                "publication_id": ["PMID:1", "PMID:2", "PMID:9"],
+            }
+        ),
+        publications=pa.table({"publication_id": ["PMID:1", "PMID:2"], "year": [2021, 2019]}),
+    )
+    assert year_design_counts(con) == ({("2018", "rct"): 1, ("2019", "rct"): 2}, 2)
+
+
+def test_status_phase_counts_only_registered_studies(tmp_path: Path) -> None:
+    studies = [
+        study_row("NCT1", overall_status="COMPLETED", phases=["PHASE1"]),
+        study_row("NCT2", overall_status="COMPLETED", phases=["PHASE1"]),
+        study_row("NCT3", phases=["PHASE1", "PHASE2"]),
+        study_row("NCT4", overall_status="RECRUITING", phases=[]),
+        study_row("PMID:5", "literature"),
+    ]
+    con = small_release(tmp_path, studies=pa.Table.from_pylist(studies, schema=STUDY_COLUMNS))
+    assert status_phase_counts(con) == {
         ("COMPLETED", "PHASE1"): 2,
         ("not given", "PHASE1+PHASE2"): 1,
         ("RECRUITING", "not given"): 1,
@@ -325,8 +365,7 @@ def test_status_phase_counts_only_registered_studies() -> None:
 
 def test_table_counts_joins_manifest_rows_and_quarantine() -> None:
     manifest = {"tables": {"studies": {"rows": 3}, "outcomes": {"rows": 0}}}
-    quarantine = [{"table_name": "studies"}, {"table_name": "studies"}, {"table_name": "x"}]
-    assert table_counts(manifest, quarantine) == [
+    assert table_counts(manifest, {"studies": 2, "x": 1}) == [
         ("outcomes", 0, 0),
         ("studies", 3, 2),
         ("x", 0, 1),
