@@ -9,7 +9,6 @@ multiset of whole rows. Results are sorted, so the same two releases always give
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -181,63 +180,139 @@ def as_release(source: Path | ReleaseTables) -> ReleaseTables:
     return FolderRelease(source) if isinstance(source, Path) else source
 
 
-def _read_rows(release: ReleaseTables, name: str) -> tuple[list[str], list[dict[str, Any]]] | None:
-    table = release.read(name)
-    if table is None:
-        return None
-    rows = [{k: _hashable(v) for k, v in r.items()} for r in table.to_pylist()]
-    return table.column_names, rows
+def sql_name(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
-def diff_keyed(
-    spec: TableSpec, old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]]
-) -> TableDiff:
-    """Compare two tables on their primary key; changed rows name the columns that differ."""
-    key_columns = spec.primary_key
-    old = {tuple(r[c] for c in key_columns): r for r in old_rows}
-    new = {tuple(r[c] for c in key_columns): r for r in new_rows}
-    changed = []
-    for key in sorted(old.keys() & new.keys(), key=_sort_key):
-        before, after = old[key], new[key]
-        columns = sorted(c for c in before.keys() | after.keys() if before.get(c) != after.get(c))
-        if columns:
-            changed.append(ChangedRow(key, tuple(columns)))
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+
+
+def differs_sql(column: str, before: str | None, after: str | None) -> str:
+    """SQL: whether a column's value in `p` (the older row, its type `before`) and in `c` (the
+    newer, type `after`) differ. Null equals null and NaN equals NaN; a column whose type
+    changed is compared by value (as numbers, else as text); a column only one side has (type
+    None on the other) differs where that side holds a value."""
+    old, new = f"p.{sql_name(column)}", f"c.{sql_name(column)}"
+    if before is None:
+        return f"{new} IS NOT NULL"
+    if after is None:
+        return f"{old} IS NOT NULL"
+    if before != after:
+        numeric = all(kind.startswith(_NUMERIC) for kind in (before, after))
+        as_type = "DOUBLE" if numeric else "VARCHAR"
+        old, new = f"CAST({old} AS {as_type})", f"CAST({new} AS {as_type})"
+    return f"{old} IS DISTINCT FROM {new}"
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
+    """Column name -> DuckDB type of a view or table."""
+    return {str(name): str(kind) for name, kind, *_ in con.execute(f"DESCRIBE {view}").fetchall()}
+
+
+def _fetch_keys(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Key, ...]:
+    return tuple(tuple(_hashable(v) for v in row) for row in con.execute(sql).fetchall())
+
+
+def _key_order(columns: tuple[str, ...], alias: str = "") -> str:
+    """ORDER BY of keys as `_sort_key` sorts them: each part as text, nulls last."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"CAST({prefix}{sql_name(c)} AS VARCHAR) NULLS LAST" for c in columns)
+
+
+def diff_keyed(con: duckdb.DuckDBPyConnection, spec: TableSpec, old: str, new: str) -> TableDiff:
+    """Compare two tables (views on `con`) on their primary key; changed rows name the
+    columns that differ. Joins in DuckDB: only the keys that moved come back."""
+    key = spec.primary_key
+    on = " AND ".join(f"p.{sql_name(c)} IS NOT DISTINCT FROM c.{sql_name(c)}" for c in key)
+    keys = ", ".join(sql_name(c) for c in key)
+    before, after = columns_of(con, old), columns_of(con, new)
+    names = sorted(set(before) | set(after))
+    flags = ", ".join(
+        f"CASE WHEN {differs_sql(c, before.get(c), after.get(c))} THEN '{c}' END" for c in names
+    )
+    changed_sql = (
+        f"SELECT * FROM (SELECT {', '.join(f'c.{sql_name(c)}' for c in key)}, "
+        f"list_filter([{flags}]::VARCHAR[], x -> x IS NOT NULL) AS _columns "
+        f"FROM {new} c JOIN {old} p ON {on}) WHERE len(_columns) > 0 ORDER BY {_key_order(key)}"
+    )
+    changed = tuple(
+        ChangedRow(tuple(_hashable(v) for v in row[:-1]), tuple(row[-1]))
+        for row in con.execute(changed_sql).fetchall()
+    )
     return TableDiff(
         spec.name,
-        key_columns,
-        added=tuple(sorted(new.keys() - old.keys(), key=_sort_key)),
-        removed=tuple(sorted(old.keys() - new.keys(), key=_sort_key)),
-        changed=tuple(changed),
+        key,
+        added=_fetch_keys(
+            con,
+            f"SELECT {keys} FROM {new} c ANTI JOIN {old} p ON {on} ORDER BY {_key_order(key)}",
+        ),
+        removed=_fetch_keys(
+            con,
+            f"SELECT {keys} FROM {old} p ANTI JOIN {new} c ON {on} ORDER BY {_key_order(key)}",
+        ),
+        changed=changed,
     )
 
 
 def diff_multiset(
-    name: str, columns: list[str], old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]]
+    con: duckdb.DuckDBPyConnection, name: str, columns: list[str], old: str, new: str
 ) -> TableDiff:
-    """Compare two keyless tables as multisets of whole rows."""
-    old = Counter(tuple(r.get(c) for c in columns) for r in old_rows)
-    new = Counter(tuple(r.get(c) for c in columns) for r in new_rows)
-    added = sorted((new - old).elements(), key=_sort_key)
-    removed = sorted((old - new).elements(), key=_sort_key)
-    return TableDiff(name, tuple(columns), added=tuple(added), removed=tuple(removed))
+    """Compare two keyless tables (views on `con`) as multisets of whole rows; a column one
+    side lacks is null there."""
+
+    def rows(view: str) -> str:
+        present = columns_of(con, view)
+        picked = ", ".join(
+            sql_name(c) if c in present else f"NULL AS {sql_name(c)}" for c in columns
+        )
+        return f"SELECT {picked} FROM {view}"
+
+    order = _key_order(tuple(columns))
+    added = _fetch_keys(con, f"SELECT * FROM ({rows(new)} EXCEPT ALL {rows(old)}) ORDER BY {order}")
+    removed = _fetch_keys(
+        con, f"SELECT * FROM ({rows(old)} EXCEPT ALL {rows(new)}) ORDER BY {order}"
+    )
+    return TableDiff(name, tuple(columns), added=added, removed=removed)
+
+
+def _diff_connection(releases: tuple[ReleaseTables, ...]) -> duckdb.DuckDBPyConnection:
+    """The catalog's connection when a release is read from it (its scans need it), else a
+    fresh in-memory one."""
+    for release in releases:
+        if isinstance(release, CatalogRelease):
+            return release.con
+    return duckdb.connect()
 
 
 def diff_releases(old: Path | ReleaseTables, new: Path | ReleaseTables) -> ReleaseDiff:
-    """Compare every table of two releases (a table missing on one side is empty)."""
+    """Compare every table of two releases (a table missing on one side is empty), read in
+    place by DuckDB."""
     old, new = as_release(old), as_release(new)
+    con = _diff_connection((old, new))
     diffs = []
-    for spec in RELEASED:
-        before = _read_rows(old, spec.name)
-        after = _read_rows(new, spec.name)
-        if before is None and after is None:
-            continue
-        old_rows = before[1] if before else []
-        new_rows = after[1] if after else []
-        if spec.primary_key:
-            diffs.append(diff_keyed(spec, old_rows, new_rows))
-        else:
-            columns = (after or before)[0]  # type: ignore[index]
-            diffs.append(diff_multiset(spec.name, columns, old_rows, new_rows))
+    try:
+        for spec in RELEASED:
+            scans = {"old": old.scan(spec.name), "new": new.scan(spec.name)}
+            if scans["old"] is None and scans["new"] is None:
+                continue
+            present = next(scan for scan in (scans["new"], scans["old"]) if scan is not None)
+            for side, scan in scans.items():
+                view = f"diff_{side}"
+                if scan is None:
+                    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS FROM {present} LIMIT 0")
+                else:
+                    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS FROM {scan}")
+            if spec.primary_key:
+                diffs.append(diff_keyed(con, spec, "diff_old", "diff_new"))
+            else:
+                columns = list(columns_of(con, "diff_new" if scans["new"] else "diff_old"))
+                diffs.append(diff_multiset(con, spec.name, columns, "diff_old", "diff_new"))
+    finally:
+        for side in ("old", "new"):
+            con.execute(f"DROP VIEW IF EXISTS temp.main.diff_{side}")
+        if not any(isinstance(r, CatalogRelease) for r in (old, new)):
+            con.close()
     return ReleaseDiff(old.version, new.version, tuple(diffs))
 
 

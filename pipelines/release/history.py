@@ -37,7 +37,14 @@ import duckdb
 import pyarrow as pa
 from pandera.pandas import DataFrameModel
 
-from pipelines.release.diff import ReleaseTables, as_release, sql_text
+from pipelines.release.diff import (
+    ReleaseTables,
+    as_release,
+    columns_of,
+    differs_sql,
+    sql_name,
+    sql_text,
+)
 from schemas import TABLES_BY_NAME
 from schemas.arrow import arrow_schema
 from schemas.evidence_tables import InteractionEffect, ProductComposition, SafetySignal
@@ -196,26 +203,17 @@ _EVIDENCE = frozenset({"composition", "interaction", "safety_signal"})
 _NO_FIELDS = "[]::VARCHAR[]"
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _columns(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
-    """Column name -> DuckDB type of a view."""
-    return {str(name): str(kind) for name, kind, *_ in con.execute(f"DESCRIBE {view}").fetchall()}
-
-
 def _record_id(key: tuple[str, ...]) -> str:
     """SQL of a row's record_id: its key column, or the key columns joined by KEY_SEPARATOR
     with a null part as the empty string."""
     if len(key) == 1:
-        return f"CAST({_quote(key[0])} AS VARCHAR)"
-    parts = [f"coalesce(CAST({_quote(c)} AS VARCHAR), '')" for c in key]
+        return f"CAST({sql_name(key[0])} AS VARCHAR)"
+    parts = [f"coalesce(CAST({sql_name(c)} AS VARCHAR), '')" for c in key]
     return f" || {sql_text(KEY_SEPARATOR)} || ".join(parts)
 
 
 def _column_or_null(columns: Mapping[str, str], name: str) -> str:
-    return _quote(name) if name in columns else "NULL::VARCHAR"
+    return sql_name(name) if name in columns else "NULL::VARCHAR"
 
 
 def _sources(record_type: str, columns: Mapping[str, str]) -> str:
@@ -244,27 +242,13 @@ def _sources(record_type: str, columns: Mapping[str, str]) -> str:
     return one(f"{sql_text(REGISTRY_PAGE)} || {study}")
 
 
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
-
-
-def _differs(column: str, before: str, after: str) -> str:
-    """SQL: whether the previous (p) and new (c) values of a column differ; null equals null
-    and NaN equals NaN; a column whose type changed is compared by value."""
-    old, new = f"p.{_quote(column)}", f"c.{_quote(column)}"
-    if before != after:
-        numeric = all(kind.startswith(_NUMERIC) for kind in (before, after))
-        as_type = "DOUBLE" if numeric else "VARCHAR"
-        old, new = f"CAST({old} AS {as_type})", f"CAST({new} AS {as_type})"
-    return f"{old} IS DISTINCT FROM {new}"
-
-
 def _changed_fields(before: Mapping[str, str], after: Mapping[str, str]) -> str:
     """SQL list of the sorted names of the columns both releases have whose values differ."""
     common = sorted((set(before) & set(after)) - {"_rid"})
     if not common:
         return _NO_FIELDS
     flags = ", ".join(
-        f"CASE WHEN {_differs(c, before[c], after[c])} THEN {sql_text(c)} END" for c in common
+        f"CASE WHEN {differs_sql(c, before[c], after[c])} THEN {sql_text(c)} END" for c in common
     )
     return f"list_filter([{flags}]::VARCHAR[], x -> x IS NOT NULL)"
 
@@ -311,8 +295,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, previous: Scans | None, current: Sc
         for side in releases:
             _ids(con, f"h_{side}_{kind.record_type}", f"h_{side}_src_{kind.table_name}", key)
         columns[kind.record_type] = (
-            _columns(con, f"h_old_{kind.record_type}"),
-            _columns(con, f"h_new_{kind.record_type}"),
+            columns_of(con, f"h_old_{kind.record_type}"),
+            columns_of(con, f"h_new_{kind.record_type}"),
         )
     history = SCHEMAS[RECORD_VERSIONS].empty_table(), SCHEMAS[REMOVED_RECORDS].empty_table()
     _view(con, "h_old_versions", previous.record_versions if previous else None, history[0])

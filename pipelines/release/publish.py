@@ -88,6 +88,11 @@ class DataDir:
         return self.root / ".lock"
 
     @property
+    def spill_dir(self) -> Path:
+        """Where the publish step's DuckDB spills sorts and joins larger than its memory."""
+        return self.root / ".spill"
+
+    @property
     def lake(self) -> catalog.LakeLocation:
         return catalog.LakeLocation.choose(self.lake_dir, self.catalog_url, self.data_path)
 
@@ -332,6 +337,16 @@ def _write_history(
     }
 
 
+PUBLISH_MEMORY = "512MB"
+"""DuckDB's memory for the publish step (history joins, catalog writes): fixed, so the step's
+memory does not grow with the release; larger sorts and joins spill to disk."""
+
+
+def _bound_memory(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> None:
+    con.execute(f"SET memory_limit = '{PUBLISH_MEMORY}'")
+    con.execute(f"SET temp_directory = '{spill_dir}'")
+
+
 def _parquet_shape(path: Path) -> tuple[int, list[str]]:
     """Rows and column names of a written Parquet file, from its footer."""
     metadata = pq.read_metadata(path)
@@ -365,6 +380,7 @@ def publish(
         data_dir.releases.mkdir(parents=True, exist_ok=True)
         con = catalog.connect(data_dir.lake)
         try:
+            _bound_memory(con, data_dir.spill_dir)
             releases = catalog.list_releases(con)
             taken = {r.version for r in releases} | folder_versions(data_dir.releases)
             previous = releases[0] if releases else None

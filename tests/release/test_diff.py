@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pytest
 
 from pipelines.cli import main
-from pipelines.release.diff import diff_keyed, diff_multiset, diff_releases, render_markdown
+from pipelines.release.diff import (
+    ChangedRow,
+    diff_keyed,
+    diff_multiset,
+    diff_releases,
+    render_markdown,
+)
 from schemas import TABLES_BY_NAME
 from tests.release.conftest import (
     DELETED_STUDY,
@@ -18,6 +27,14 @@ from tests.release.conftest import (
     SECOND_VERSION,
     TwoReleases,
 )
+
+
+def compared(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB session holding the two tables as `old` and `new`."""
+    con = duckdb.connect()
+    con.register("old", pa.Table.from_pylist(old))
+    con.register("new", pa.Table.from_pylist(new))
+    return con
 
 
 def test_diff_keyed_names_only_the_columns_that_differ() -> None:
@@ -30,7 +47,7 @@ def test_diff_keyed_names_only_the_columns_that_differ() -> None:
         {"study_id": "A", "condition": "x", "condition_category": "other", "mesh_term": "X"},
         {"study_id": "C", "condition": "z", "condition_category": "pain", "mesh_term": None},
     ]
-    diff = diff_keyed(spec, old, new)
+    diff = diff_keyed(compared(old, new), spec, "old", "new")
     assert diff.added == (("C", "z"),)
     assert diff.removed == (("B", "y"),)
     assert [(c.key, c.columns) for c in diff.changed] == [
@@ -40,19 +57,24 @@ def test_diff_keyed_names_only_the_columns_that_differ() -> None:
 
 def test_diff_keyed_list_values_compare_by_content() -> None:
     spec = TABLES_BY_NAME["compounds"]
-    old = [{"compound_id": "m", "synonyms": ("a", "b")}]
-    new = [{"compound_id": "m", "synonyms": ("a", "b")}]
-    assert diff_keyed(spec, old, new).unchanged
+    old = [{"compound_id": "m", "synonyms": ["a", "b"]}]
+    new = [{"compound_id": "m", "synonyms": ["a", "b"]}]
+    assert diff_keyed(compared(old, new), spec, "old", "new").unchanged
+    changed = [{"compound_id": "m", "synonyms": ["b", "a"]}]
+    assert diff_keyed(compared(old, changed), spec, "old", "new").changed == (
+        ChangedRow(("m",), ("synonyms",)),
+    )
 
 
 def test_diff_multiset_counts_duplicate_rows_of_a_keyless_table() -> None:
     columns = ["table_name", "reason"]
     old = [{"table_name": "t", "reason": "r"}]
     new = [{"table_name": "t", "reason": "r"}, {"table_name": "t", "reason": "r"}]
-    diff = diff_multiset("quarantine", columns, old, new)
+    diff = diff_multiset(compared(old, new), "quarantine", columns, "old", "new")
     assert diff.added == (("t", "r"),)
     assert diff.removed == ()
-    assert diff_multiset("quarantine", columns, new, old).removed == (("t", "r"),)
+    backwards = diff_multiset(compared(old, new), "quarantine", columns, "new", "old")
+    assert backwards.removed == (("t", "r"),)
 
 
 def test_diff_of_two_releases_by_primary_key(two_releases: TwoReleases) -> None:
