@@ -269,8 +269,10 @@ def _ids(con: duckdb.DuckDBPyConnection, view: str, source: str, key: tuple[str,
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {_record_id(key)} AS _rid, * FROM {source}"
     )
-    found = con.execute(f"SELECT count(*), count(DISTINCT _rid) FROM {view}").fetchone()
-    if found is not None and found[0] != found[1]:
+    clash = con.execute(
+        f"SELECT 1 FROM {view} GROUP BY _rid HAVING count(*) > 1 OR _rid IS NULL LIMIT 1"
+    ).fetchone()
+    if clash is not None:
         raise ValueError(
             f"record ids of ({', '.join(key)}) are not unique: a value holds {KEY_SEPARATOR!r}"
         )
@@ -311,47 +313,76 @@ def _prepare(con: duckdb.DuckDBPyConnection, previous: Scans | None, current: Sc
     return columns
 
 
-def _versions_sql(previous: Scans | None, columns: Columns, version: str) -> str:
-    """record_versions: the previous history (or, for a release that predates it, every one
-    of its records added in it), then this release's added, restored, changed and removed."""
-    new = sql_text(version)
+VERSION_ORDER = (
+    "CAST(replace(left(version, 10), '.', '') AS BIGINT) * 1000000 "
+    "+ coalesce(CAST(nullif(split_part(version, '.', 4), '') AS BIGINT) + 1, 0)"
+)
+"""SQL sort key of a YYYY.MM.DD[.N] version: numeric, so .10 comes after .9."""
+
+
+def _versions_sql(previous: Scans | None, columns: Columns, version: str, record_type: str) -> str:
+    """record_versions of one record type, sorted: the previous history (or, for a release
+    that predates it, every one of its records added in it), then this release's added,
+    restored, changed and removed."""
+    new, t = sql_text(version), sql_text(record_type)
     parts = []
+    kind = next((k for k in _KINDS if k.record_type == record_type), None)
     if previous is not None and previous.record_versions is None:
-        old = sql_text(previous.version)
-        parts += [
-            f"SELECT {sql_text(k.record_type)}, _rid, {old}, 'added', {_NO_FIELDS} "
-            f"FROM h_old_{k.record_type}"
-            for k in _KINDS
-        ]
+        if kind is not None:
+            parts.append(
+                f"SELECT _rid, {sql_text(previous.version)}, 'added', {_NO_FIELDS} "
+                f"FROM h_old_{record_type}"
+            )
     else:
         parts.append(
-            "SELECT record_type, record_id, version, change, changed_fields FROM h_old_versions"
+            "SELECT record_id, version, change, changed_fields FROM h_old_versions "
+            f"WHERE record_type = {t}"
         )
-    for kind in _KINDS:
-        t = sql_text(kind.record_type)
-        new_view, old_view = f"h_new_{kind.record_type}", f"h_old_{kind.record_type}"
+    if kind is not None:
+        new_view, old_view = f"h_new_{record_type}", f"h_old_{record_type}"
         parts.append(
-            f"SELECT {t}, c._rid, {new}, CASE WHEN c._rid IN (SELECT record_id FROM "
+            f"SELECT c._rid, {new}, CASE WHEN c._rid IN (SELECT record_id FROM "
             f"h_old_removed WHERE record_type = {t}) THEN 'restored' ELSE 'added' END, "
             f"{_NO_FIELDS} FROM {new_view} c ANTI JOIN {old_view} p ON p._rid = c._rid"
         )
-        if previous is None:
-            continue
-        fields = _changed_fields(*columns[kind.record_type])
-        parts.append(
-            f"SELECT {t}, _rid, {new}, 'changed', fields FROM (SELECT c._rid, {fields} AS fields "
-            f"FROM {new_view} c JOIN {old_view} p ON p._rid = c._rid) WHERE len(fields) > 0"
-        )
-        parts.append(
-            f"SELECT {t}, p._rid, {new}, 'removed', {_NO_FIELDS} "
-            f"FROM {old_view} p ANTI JOIN {new_view} c ON c._rid = p._rid"
-        )
+        if previous is not None:
+            fields = _changed_fields(*columns[record_type])
+            parts.append(
+                f"SELECT _rid, {new}, 'changed', fields FROM (SELECT c._rid, {fields} AS fields "
+                f"FROM {new_view} c JOIN {old_view} p ON p._rid = c._rid) WHERE len(fields) > 0"
+            )
+            parts.append(
+                f"SELECT p._rid, {new}, 'removed', {_NO_FIELDS} "
+                f"FROM {old_view} p ANTI JOIN {new_view} c ON c._rid = p._rid"
+            )
     union = " UNION ALL ".join(f"({part})" for part in parts)
-    order = "list_transform(string_split(version, '.'), x -> CAST(x AS INTEGER))"
     return (
-        "SELECT * FROM (SELECT * FROM (" + union + ") AS v(record_type, record_id, version, "
-        f"change, changed_fields)) ORDER BY record_type, record_id, {order}, change"
+        f"SELECT {t} AS record_type, record_id, version, change, changed_fields FROM ("
+        f"SELECT * FROM ({union}) AS v(record_id, version, change, changed_fields)) "
+        f"ORDER BY record_id, {VERSION_ORDER}, change"
     )
+
+
+def _record_types(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every record type of the new history, sorted: the followed ones and any other the
+    previous history holds."""
+    found = con.execute("SELECT DISTINCT record_type FROM h_old_versions").fetchall()
+    return sorted({k.record_type for k in _KINDS} | {str(t) for (t,) in found})
+
+
+def _versions(
+    con: duckdb.DuckDBPyConnection, previous: Scans | None, columns: Columns, version: str
+) -> pa.RecordBatchReader:
+    """record_versions as one stream: a sorted query per record type, in record type order
+    (each sort holds one type's rows, not the whole history's)."""
+    schema = SCHEMAS[RECORD_VERSIONS]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for record_type in _record_types(con):
+            sql = _versions_sql(previous, columns, version, record_type)
+            yield from con.execute(sql).to_arrow_reader(ROWS_PER_BATCH).cast(schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _removed_sql(
@@ -413,13 +444,10 @@ def history_batches(
     the next: both run on `con`.
     """
     columns = _prepare(con, previous, current)
-    queries = {
-        RECORD_VERSIONS: _versions_sql(previous, columns, version),
-        REMOVED_RECORDS: _removed_sql(previous, columns, version),
-    }
-    for name, sql in queries.items():
-        reader = con.execute(sql).to_arrow_reader(ROWS_PER_BATCH)
-        yield name, reader.cast(SCHEMAS[name])
+    yield RECORD_VERSIONS, _versions(con, previous, columns, version)
+    sql = _removed_sql(previous, columns, version)
+    removed = con.execute(sql).to_arrow_reader(ROWS_PER_BATCH)
+    yield REMOVED_RECORDS, removed.cast(SCHEMAS[REMOVED_RECORDS])
 
 
 def compute_history(previous: PreviousRelease | None, current: Records, version: str) -> History:

@@ -191,14 +191,36 @@ written: a whole registry's tables are never held in memory at once."""
 ReleaseTable: TypeAlias = pa.Table | Batches
 
 
+ROW_GROUP_ROWS = 122_880
+"""Rows per Parquet row group of a streamed table (the last may hold fewer)."""
+
+
+def _row_groups(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    """The stream regrouped into one-chunk tables of ROW_GROUP_ROWS rows (the last fewer), so
+    a file's bytes do not depend on how its source cut the batches."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += batch.num_rows
+        while count >= ROW_GROUP_ROWS:
+            rows = pa.Table.from_batches(held, schema).combine_chunks()
+            yield rows.slice(0, ROW_GROUP_ROWS)
+            rest = rows.slice(ROW_GROUP_ROWS)
+            held, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(held, schema).combine_chunks()
+
+
 def write_batches(batches: pa.RecordBatchReader, path: Path) -> str:
-    """Write a stream as `write_parquet` writes a table, one row group per batch (a table of
-    one batch gives the same bytes); return the file's sha256."""
+    """Write a stream as `write_parquet` writes a table, in row groups of ROW_GROUP_ROWS (a
+    table of fewer rows gives the same bytes); return the file's sha256."""
     schema = batches.schema.remove_metadata()
+    stream = (batch.replace_schema_metadata(None) for batch in batches)
     with pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as writer:
         written = False
-        for batch in batches:
-            writer.write_batch(batch.replace_schema_metadata(None))
+        for group in _row_groups(stream, schema):
+            writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
             written = True
         if not written:
             writer.write_table(schema.empty_table())  # one empty row group, as write_table does
