@@ -359,7 +359,7 @@ def _write_history(
     }
 
 
-PUBLISH_MEMORY = "512MB"
+PUBLISH_MEMORY = "256MB"
 """DuckDB's memory for the publish step (history joins, catalog writes): fixed, so the step's
 memory does not grow with the release; larger sorts and joins spill to disk."""
 
