@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import snapshot
+from pipelines import setwise, snapshot
 from pipelines.snapshot import off_topic_records, superseded_records
 from pipelines.sources import SOURCES
 from pipelines.sources.base import RecordError, SourceUnit
@@ -82,8 +82,11 @@ def stage_source(
     superseded = superseded_records(snapshot_dir)
     off_topic = off_topic_records(snapshot_dir).get(source, {})
     drop_staging(con, source)
-    sink = StagingSink(con, source)
     stats = StageStats(source, files=len(snapshot.source_files(snapshot_dir, source)))
+    if unit.setwise is not None:
+        setwise.stage(con, snapshot_dir, unit, shard, stats)
+        return stats
+    sink = StagingSink(con, source)
     seen: dict[str, tuple[str, str, bool]] = {}  # key -> (fingerprint, origin, was staged)
     for item in snapshot.source_records(snapshot_dir, source, shard):
         stats.records_read += 1

@@ -331,6 +331,51 @@ class BulkExport:
 
 
 @dataclass(frozen=True)
+class SqlSide:
+    """One part of a source's set-wise staging (`pipelines.setwise`): SQL over a batch's parsed
+    records (the spec's `docs` table: `_rec`, `_source_file`, the record's id, `doc`)."""
+
+    structure: dict[str, Any]
+    """The fields this part reads, in `from_json` structure notation (object = dict, array =
+    one-element list, leaf = DuckDB type name); merged with the other parts' into one."""
+    problems_sql: Callable[[], str]
+    """SELECT `_rec`, `_rank`, `_pos` (INTEGER[]), `reason`: why a record cannot be staged; a
+    record's first reason by (`_rank`, `_pos`) is the one the record-by-record parser raises."""
+    tables_sql: Callable[[], dict[str, str]]
+    """Table -> SELECT of its columns, `_rec` and `_pos` (INTEGER[], row order in the record)."""
+    prepare: Callable[[Any], None] | None = None
+    """Called with the connection once per batch before the SQL runs: Python per distinct
+    value of the batch (maps the SQL joins), where SQL reads a value differently."""
+    setup: Callable[[Any], None] | None = None
+    """Called with the connection once per staging run (macros, functions)."""
+
+
+@dataclass(frozen=True)
+class SetwiseStaging:
+    """How a JSON source is staged set-wise in DuckDB instead of record by record (`parse`)."""
+
+    docs: str
+    """The batch's parsed records, as the parts' SQL names them."""
+    key_sql: str
+    """SQL over `doc` giving the record key exactly as `record_key` would (NULL: none)."""
+    id_sql: str
+    """SQL over `_key` giving the id the tables use, NULL when the key is not a valid id."""
+    id_problem: Callable[[str | None], str | None]
+    """Why a record whose `id_sql` is NULL cannot be staged (from its key)."""
+    parts: tuple[SqlSide, ...]
+    """In row order: a table fed by two parts gets the first part's rows of a record first."""
+    page_list: str
+    """The field of a page file listing its records."""
+    page_keys: frozenset[str]
+    """First keys of a page file."""
+    record_keys: frozenset[str]
+    """First keys of a file holding one record (and keys a record must have one of)."""
+    extra_columns: dict[str, dict[str, str]]
+    """Staging-only columns per table (after the model's; a column null in every row is
+    dropped, as the record-by-record sink leaves it out): name -> DuckDB type."""
+
+
+@dataclass(frozen=True)
 class SourceUnit:
     """Everything the pipeline knows about one source, in the source's own module.
 
@@ -364,6 +409,8 @@ class SourceUnit:
     """How `serve-snapshot` serves the source's files with its paging (a live source's only)."""
     bulk: BulkExport | None = None
     """The source's full bulk export as a snapshot file kind; None: pages and records only."""
+    setwise: SetwiseStaging | None = None
+    """Stage set-wise in DuckDB (`pipelines.setwise`) rather than through `parse` per record."""
     publication: PublicationRank | None = None
     """A literature source: its `publications` rows are merged with the other literature
     sources' by this rank, and its name is a value of publications.sources. None: not one."""

@@ -16,21 +16,29 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import duckdb
 import ijson
 import orjson
 
 from pipelines.http import PagingError, page_url
 from pipelines.normalize.dates import parse_partial_date
 from pipelines.normalize.design import registered_design
-from pipelines.sources import clinicaltrials_results, serving
+from pipelines.sources import (
+    clinicaltrials_results,
+    clinicaltrials_results_sql,
+    clinicaltrials_sql,
+    serving,
+)
 from pipelines.sources.base import (
     BulkExport,
     LiveRun,
     LiveSource,
     PageClient,
     RecordError,
+    SetwiseStaging,
     SnapshotFormatError,
     SourceUnit,
+    SqlSide,
     TableRows,
     VersionFeed,
     count_items,
@@ -108,7 +116,7 @@ _REGISTRY_IDS = (
 )
 """Secondary ids that are another registry's id, tried in order (CTIS before shorter EudraCT)."""
 _SECONDARY_TYPE = {"EUDRACT_NUMBER": "euctr", "CTIS": "ctis"}
-NCT_ID = re.compile(r"NCT\d{8}")
+NCT_ID = re.compile(r"NCT[0-9]{8}")
 """The only form of id ClinicalTrials.gov issues: NCT and eight digits."""
 
 
@@ -270,19 +278,32 @@ def record_key(study: dict[str, Any]) -> str | None:
 # --- one study -> rows ------------------------------------------------------------------------
 
 
+def id_problem(key: str | None) -> str | None:
+    """Why a record key is not an NCT id (None: it is one, once stripped)."""
+    if key is None:
+        return "study has no protocolSection.identificationModule.nctId"
+    nct = key.strip()
+    if not NCT_ID.fullmatch(nct):
+        return f"nctId {nct!r} is not an NCT id (NCT and eight digits)"
+    return None
+
+
 def parse_study(study: dict[str, Any]) -> TableRows:
     """One v2 study -> rows for every table it feeds, plus `publication_stubs`.
+
+    Staging reads studies set-wise (`SETWISE`, held to the same rows and reasons by its
+    tests); this is the record-by-record reading of one study.
 
     Raises:
         RecordError: no nctId or one not of the form NCT + 8 digits, or a date or number the
             registry would never give.
     """
-    nct = record_key(study)
-    if nct is None:
-        raise RecordError("study has no protocolSection.identificationModule.nctId")
-    nct = nct.strip()
-    if not NCT_ID.fullmatch(nct):
-        raise RecordError(f"nctId {nct!r} is not an NCT id (NCT and eight digits)")
+    key = record_key(study)
+    problem = id_problem(key)
+    if problem is not None:
+        raise RecordError(problem)
+    assert key is not None
+    nct = key.strip()
     protocol = study["protocolSection"]
     references = _references(nct, dig(protocol, "referencesModule", "references") or [])
     outcomes, results = _results(nct, study.get("resultsSection") or {})
@@ -926,6 +947,41 @@ def answer(studies: list[serving.Doc], request: serving.Request) -> serving.Repl
     return serving.json_reply(doc)
 
 
+# --- set-wise staging ------------------------------------------------------------------------
+
+
+def _results_setup(con: duckdb.DuckDBPyConnection) -> None:
+    """The results side's functions (Python per distinct value) and macros."""
+    clinicaltrials_results_sql.register(con)
+    for statement in clinicaltrials_results_sql.setup_sql():
+        con.execute(statement)
+
+
+SETWISE = SetwiseStaging(
+    docs=clinicaltrials_sql.DOCS,
+    key_sql=clinicaltrials_sql.KEY_SQL,
+    id_sql=clinicaltrials_sql.ID_SQL,
+    id_problem=id_problem,
+    parts=(
+        clinicaltrials_sql.protocol_side(secondary_id_type),
+        SqlSide(
+            clinicaltrials_results_sql.RESULTS_STRUCTURE,
+            clinicaltrials_results_sql.problems_sql,
+            clinicaltrials_results_sql.tables_sql,
+            setup=_results_setup,
+        ),
+    ),
+    page_list="studies",
+    page_keys=_PAGE_KEYS,
+    record_keys=_STUDY_KEYS,
+    extra_columns={
+        "interventions": {"description": "VARCHAR"},
+        STUB_TABLE: {"pmid": "VARCHAR", "publication_id": "VARCHAR"},
+    },
+)
+"""How staging reads studies: set-wise in DuckDB, a page or 1 000 archive members at a time."""
+
+
 UNIT = SourceUnit(
     name=SOURCE,
     suffix=".json",
@@ -936,6 +992,7 @@ UNIT = SourceUnit(
     tables=TABLES,
     replaces=nct_aliases,
     bulk=BulkExport(".zip", ".json", read_member, member_key),
+    setwise=SETWISE,
     live=LiveSource(
         base_url=BASE_URL,
         fetch=fetch,

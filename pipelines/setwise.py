@@ -1,0 +1,676 @@
+"""Set-wise staging: a JSON source's records flattened in DuckDB, a batch at a time.
+
+A batch is a page file (or several small ones; DuckDB reads them itself) or up to
+`BATCH_RECORDS` members of a bulk archive (their texts as one Arrow column). DuckDB parses each
+record once, with one explicit structure of the fields staging reads (`from_json`); each
+staging table is one SQL statement per batch over the unit's `SetwiseStaging` parts. Python
+runs per batch, per distinct value, and per record only where a decision needs it (a key seen
+before, a bad record's reason and raw text), never per staged row.
+
+The semantics are record-by-record staging's (`pipelines.staging`): a file DuckDB does not read
+as a page of objects is read by the unit's own reader, which raises the same
+`SnapshotFormatError` (or reads it); every record read ends staged, quarantined with the reason
+`parse` would give, counted as an exact duplicate or as superseded; a key seen again with other
+content keeps the first; `_seq` follows record order, then row order within a record; the
+staging tables get the columns and types of the record-by-record sink. A record's sha256
+fingerprint is computed only where its key comes again or SNAPSHOT.json lists it off-topic.
+
+DuckDB's JSON reader accepts a little beyond strict JSON that the unit's reader refuses
+(trailing commas, NaN and Infinity, integers beyond 64 bits kept as digits): such a file is
+staged here instead of stopping staging. The registry sends none of these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from pipelines import bulkzip, snapshot
+from pipelines.snapshot import off_topic_records, superseded_records
+from pipelines.sources.base import SetwiseStaging, SourceUnit
+from pipelines.sources.relevance import OFF_TOPIC_REASON
+from pipelines.warehouse import StagingSink, staging_name, staging_schema
+
+BATCH_RECORDS = 5000
+"""Archive members (or records of a file the unit's reader reads) per batch."""
+GROUP_BYTES = 100 * 1024 * 1024
+"""Page files read in one batch while their sizes add up to no more than this."""
+WHOLE_FILE_BYTES = 32 * 1024 * 1024
+"""A larger file is streamed by the unit's reader in batches instead of read whole."""
+THREADS = 1
+"""DuckDB threads while staging: on a shared 2-core machine a second thread cost more CPU
+than it saved wall time (bench/README.md)."""
+_FIRST_KEY = re.compile(rb'\A[ \t\r\n]*\{[ \t\r\n]*"([^"\\]*)"')
+_PARSED = "_sw_parsed"
+_TEXTS = "_sw_texts"
+_PROBLEMS = "_sw_problems"
+_SKIP = "_sw_skip"
+
+
+class Stats(Protocol):
+    """The counts staging reports (`pipelines.staging.StageStats`)."""
+
+    records_read: int
+    staged: int
+    quarantined: int
+    duplicates: int
+    superseded: int
+    rows: dict[str, int]
+
+
+@dataclass(slots=True)
+class _Seen:
+    """A key's record as staging keeps it in mind (`staged`: its rows are in the tables)."""
+
+    origin: str
+    staged: bool
+    path: Path
+    index: int
+    """The record's place in its file (an archive member is found by its name in `origin`)."""
+    fingerprint: str | None = None
+
+
+@dataclass
+class _Batch:
+    """A batch's records in `_sw_parsed` (`_i`, `_origin`, `_announced`, `_index`, `doc`,
+    `_key`, `_id`, `_drop`), their texts in `_sw_texts` (`_i`, `_text`) unless they are whole
+    page files, which are read again where a record's text is needed."""
+
+    count: int
+    paths: dict[str, Path]
+    """Where each `_origin` (a file, or an archive for `file/member` origins) is read."""
+    texts: bool
+    members: dict[int, tuple[str, str | None, bytes]] | None = None
+    """(member, announced key, body) by `_i` of an archive batch; None for a file's records."""
+    bad: list[tuple[int, str | None, str, str, str]] = field(default_factory=list)
+    """Members that are not records: (`_i`, announced key, reason, origin, raw)."""
+
+
+def stage(
+    con: duckdb.DuckDBPyConnection,
+    snapshot_dir: Path,
+    unit: SourceUnit,
+    shard: snapshot.Shard,
+    stats: Stats,
+) -> None:
+    """Stage `unit`'s snapshot files into its staging tables, updating `stats`."""
+    spec = unit.setwise
+    assert spec is not None
+    run = _Run(con, snapshot_dir, unit, spec, shard, stats)
+    threads = con.execute("SELECT current_setting('threads')").fetchone()
+    con.execute(f"SET threads = {THREADS}")
+    try:
+        for part in spec.parts:
+            if part.setup is not None:
+                part.setup(con)
+        for batch in _Reader(con, snapshot_dir, unit, run.writer.structure, shard).batches():
+            run.batch(batch)
+        run.finish()
+    finally:
+        con.execute(f"SET threads = {threads[0] if threads else 1}")
+        con.execute(f"DROP VIEW IF EXISTS {spec.docs}")
+        for name in (_PARSED, _TEXTS, _PROBLEMS, _SKIP):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+# --- reading: files and archive members into _sw_parsed ----------------------------------------
+
+
+class _Reader:
+    """A source's snapshot files as batches, in file and record order."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        snapshot_dir: Path,
+        unit: SourceUnit,
+        structure: str,
+        shard: snapshot.Shard,
+    ) -> None:
+        assert unit.setwise is not None
+        self.con = con
+        self.snapshot_dir = snapshot_dir
+        self.unit = unit
+        self.spec: SetwiseStaging = unit.setwise
+        self.structure = structure
+        self.shard = shard
+        top = orjson.loads(structure)
+        self.any_field = " OR ".join(f'doc."{k}" IS NOT NULL' for k in top)
+        """True for a record DuckDB read as an object with at least one field staging reads
+        (`_object`; a record without is read again by the unit's reader)."""
+
+    def batches(self) -> Iterator[_Batch]:
+        group: list[tuple[Path, str, bool]] = []
+        size = 0
+        for path in snapshot.source_files(self.snapshot_dir, self.unit.name):
+            name = path.relative_to(self.snapshot_dir).as_posix()
+            bulk = self.unit.bulk
+            kind = None if bulk and path.suffix == bulk.suffix else self._page_kind(path)
+            single = kind == "record"
+            full = size + path.stat().st_size > GROUP_BYTES
+            if group and (kind is None or full or single != group[0][2]):
+                yield from self._pages(group)
+                group, size = [], 0
+            if kind is not None:
+                group.append((path, name, single))
+                size += path.stat().st_size
+            elif bulk is not None and path.suffix == bulk.suffix:
+                yield from self._members(path, name)
+            else:
+                yield from self._python(path, name)
+        if group:
+            yield from self._pages(group)
+
+    def _page_kind(self, path: Path) -> str | None:
+        """'page' or 'record' by the file's first key; None when the unit's reader must read
+        it (too large to hold whole, or not an object whose first key says what it is)."""
+        if path.stat().st_size > WHOLE_FILE_BYTES:
+            return None
+        with path.open("rb") as f:
+            found = _FIRST_KEY.match(f.read(4096))
+        first = found.group(1).decode() if found else None
+        if first in self.spec.page_keys:
+            return "page"
+        return "record" if first in self.spec.record_keys else None
+
+    def _pages(self, group: list[tuple[Path, str, bool]]) -> Iterator[_Batch]:
+        """Page files (or one-record files: a group holds one kind) read by DuckDB in one
+        statement; files it cannot read as pages of objects are read again one by one, then
+        by the unit's reader."""
+        if group[0][2]:
+            records = f"[try(from_json(content, '{self.structure}'))]"
+        else:
+            page = orjson.dumps({self.spec.page_list: [orjson.loads(self.structure)]}).decode()
+            records = f"coalesce(try(from_json(content, '{page}')).{self.spec.page_list}, [NULL])"
+        paths = [str(path) for path, _, _ in group]
+        try:
+            self._parse(
+                f"""SELECT list_extract(?::VARCHAR[], list_position(?::VARCHAR[], filename))
+                    AS _origin, NULL::VARCHAR AS _announced,
+                    generate_subscripts(l, 1) - 1 AS _index, unnest(l) AS doc
+                FROM (SELECT filename, {records} AS l FROM read_text(?))""",
+                [[name for _, name, _ in group], paths, paths],
+            )
+            row = self.con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE NOT _object) FROM {_PARSED}"
+            ).fetchone()
+        except duckdb.Error:
+            row = None
+        if row is not None and not row[1]:
+            if self.shard.count > 1:
+                self._keep_shard()
+            yield _Batch(int(row[0]), {name: path for path, name, _ in group}, texts=False)
+        elif len(group) > 1:
+            for one in group:
+                yield from self._pages([one])
+        else:
+            yield from self._python(*group[0][:2])
+
+    def _parse(self, records_sql: str, params: list[Any], numbered: bool = False) -> None:
+        """`_sw_parsed` from a SELECT of `_origin`, `_announced`, `_index`, `doc` in record
+        order (and `_i` when `numbered`), with each record's `_i` (its place in the batch),
+        key, id and `_drop` flag."""
+        spec = self.spec
+        numbers = "" if numbered else "row_number() OVER () - 1 AS _i, "
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {_PARSED} AS
+            SELECT *, {spec.id_sql} AS _id, false AS _drop FROM (
+                SELECT *, {spec.key_sql} AS _key,
+                    coalesce(doc IS NOT NULL AND ({self.any_field}), false) AS _object
+                FROM (SELECT {numbers}* FROM ({records_sql})))""",
+            params,
+        )
+
+    def _python(self, path: Path, name: str) -> Iterator[_Batch]:
+        """A file read by the unit's own reader (which raises SnapshotFormatError for one not
+        in the format), its records handed to DuckDB as texts."""
+        records = self.unit.iter_records(path)
+        done = 0
+        while chunk := list(itertools.islice(records, BATCH_RECORDS)):
+            texts = [orjson.dumps(record).decode() for record in chunk]
+            self._load(texts, [name] * len(texts), [None] * len(texts), first_index=done)
+            done += len(texts)
+            if self.shard.count > 1:
+                self._keep_shard()
+            yield _Batch(len(texts), {name: path}, texts=True)
+
+    def _members(self, path: Path, name: str) -> Iterator[_Batch]:
+        """An archive's members in batches: texts to parse, and members that are not records."""
+        bulk = self.unit.bulk
+        assert bulk is not None
+        members = snapshot.archive_members(path, bulk, self.shard)
+        while chunk := list(itertools.islice(members, BATCH_RECORDS)):
+            bodies: dict[int, tuple[str, str | None, bytes]] = {}
+            batch = _Batch(len(chunk), {name: path}, texts=True, members=bodies)
+            texts: list[str] = []
+            origins: list[str] = []
+            keys: list[str | None] = []
+            index: list[int] = []
+            for i, (member, key, body, problem) in enumerate(chunk):
+                origin = f"{name}/{member}"
+                if problem is None and not member.endswith(bulk.member_suffix):
+                    problem = f"archive member {member} is not a {bulk.member_suffix} record"
+                text = None
+                if problem is None and body is not None:
+                    try:
+                        text = body.decode()
+                    except UnicodeDecodeError:
+                        problem = snapshot._member_record(self.unit, member, key, body)[1]
+                if text is None:
+                    raw = "" if body is None else body.decode("utf-8", errors="replace")
+                    batch.bad.append((i, key, problem or "unreadable member", origin, raw))
+                    continue
+                texts.append(text)
+                origins.append(origin)
+                keys.append(key)
+                index.append(i)
+                bodies[i] = (member, key, body or b"")
+            self._load(texts, origins, keys, index)
+            self._check_members(batch)
+            yield batch
+
+    def _load(
+        self,
+        texts: list[str],
+        origins: list[str],
+        announced: list[str | None],
+        positions: list[int] | None = None,
+        first_index: int = 0,
+    ) -> None:
+        """`_sw_texts` and `_sw_parsed` from record texts: `_i` from `positions` (by default 0,
+        1, ...), `_index` the record's place in its file (from `first_index`)."""
+        positions = positions if positions is not None else list(range(len(texts)))
+        table = pa.table(
+            {
+                "_i": pa.array(positions, pa.int64()),
+                "_origin": pa.array(origins, pa.string()),
+                "_announced": pa.array(announced, pa.string()),
+                "_index": pa.array([first_index + p for p in positions], pa.int64()),
+                "_text": pa.array(texts, pa.string()),
+            }
+        )
+        self.con.register("_sw_incoming", table)
+        try:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_TEXTS} AS SELECT _i, _text FROM _sw_incoming"
+            )
+            self._parse(
+                f"""SELECT _i, _origin, _announced, _index,
+                    try(from_json(_text, '{self.structure}')) AS doc
+                FROM _sw_incoming""",
+                [],
+                numbered=True,
+            )
+        finally:
+            self.con.unregister("_sw_incoming")
+
+    def _keep_shard(self) -> None:
+        """Only this shard's records of a file (an archive's members are chosen by name)."""
+        rows = self.con.execute(f"SELECT _i, _key FROM {_PARSED}").fetchall()
+        other = [i for i, key in rows if not self.shard.holds(key)]
+        if other:
+            self.con.execute(
+                f"DELETE FROM {_PARSED} WHERE _i IN (SELECT unnest(?::BIGINT[]))", [other]
+            )
+
+    def _check_members(self, batch: _Batch) -> None:
+        """Members DuckDB did not read as a record, or whose record's key is not the one
+        their name announces: the unit's own reader says what is wrong (or that nothing is)."""
+        assert batch.members is not None
+        odd = self.con.execute(
+            f"SELECT _i FROM {_PARSED} WHERE NOT _object "
+            "OR (_key IS NOT NULL AND _key IS DISTINCT FROM _announced) ORDER BY _i"
+        ).fetchall()
+        dropped = []
+        for (i,) in odd:
+            member, key, body = batch.members[i]
+            problem = snapshot._member_record(self.unit, member, key, body)[1]
+            if problem is not None:
+                raw = body.decode("utf-8", errors="replace")
+                batch.bad.append((i, key, problem, f"{next(iter(batch.paths))}/{member}", raw))
+                dropped.append(i)
+        if dropped:
+            self.con.execute(
+                f"DELETE FROM {_PARSED} WHERE _i IN (SELECT unnest(?::BIGINT[]))", [dropped]
+            )
+        batch.bad.sort()
+
+
+# --- one batch: decisions and rows -------------------------------------------------------------
+
+
+class _Run:
+    """One staging run: keys seen so far, the rows written per table, the counts."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        snapshot_dir: Path,
+        unit: SourceUnit,
+        spec: SetwiseStaging,
+        shard: snapshot.Shard,
+        stats: Stats,
+    ) -> None:
+        self.con = con
+        self.unit = unit
+        self.spec = spec
+        self.stats = stats
+        self.superseded = superseded_records(snapshot_dir)
+        self.off_topic = off_topic_records(snapshot_dir).get(unit.name, {})
+        self.seen: dict[str, _Seen] = {}
+        self.next_rec = 0
+        self.quarantine = StagingSink(con, unit.name)
+        self.writer = _Writer(con, unit.name, spec)
+        self.records = _Records(con, unit)
+
+    def batch(self, batch: _Batch) -> None:
+        """Decide each record's fate, then write the staged records' rows."""
+        con, spec = self.con, self.spec
+        offset = self.next_rec
+        self.next_rec += batch.count
+        read = con.execute(f"SELECT count(*) FROM {_PARSED}").fetchone()
+        self.stats.records_read += (read[0] if read else 0) + len(batch.bad)
+        if any(name in self.superseded for name in batch.paths):
+            self._supersede(batch)
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {spec.docs} AS "
+            f"SELECT {offset} + _i AS _rec, _origin AS _source_file, _id AS nct, doc, _i "
+            f"FROM {_PARSED} WHERE _id IS NOT NULL AND NOT _drop"
+        )
+        for part in spec.parts:
+            if part.prepare is not None:
+                part.prepare(con)
+        problems = " UNION ALL ".join(f"({part.problems_sql()})" for part in spec.parts)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_PROBLEMS} AS "
+            "SELECT _rec, arg_min(reason, list_prepend(_rank::INTEGER, _pos)) AS reason "
+            f"FROM ({problems}) GROUP BY _rec"
+        )
+        self.records.batch(batch, offset)
+        skip, quarantined = self._decide(batch, offset)
+        self._write_quarantine(batch, offset, quarantined)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_SKIP} AS SELECT unnest(?::BIGINT[]) AS _rec",
+            [sorted(skip)],
+        )
+        self.writer.write()
+
+    def _supersede(self, batch: _Batch) -> None:
+        """Leave out (and count) records the snapshot lists as superseded in their file."""
+        pairs = [(name, key) for name in batch.paths for key in self.superseded.get(name, ())]
+        file = "_origin" if batch.members is None else "?"
+        params: list[Any] = [] if batch.members is None else [next(iter(batch.paths))]
+        gone = self.con.execute(
+            f"""UPDATE {_PARSED} SET _drop = true
+            FROM (SELECT unnest(?::VARCHAR[]) AS f, unnest(?::VARCHAR[]) AS k) s
+            WHERE NOT _drop AND {file} = s.f AND _key = s.k""",
+            [*params, [n for n, _ in pairs], [k for _, k in pairs]],
+        ).fetchone()
+        self.stats.superseded += gone[0] if gone else 0
+
+    def _decide(
+        self, batch: _Batch, offset: int
+    ) -> tuple[set[int], dict[int, tuple[str | None, str]]]:
+        """Which records the tables leave out (duplicates and quarantined ones) and why each
+        quarantined one is: record-by-record staging's rules, run in Python only for keys that
+        come again or are listed off-topic."""
+        con = self.con
+        rows = con.execute(
+            f"SELECT {offset} + _i, _key, _origin, _index FROM {_PARSED} "
+            "WHERE NOT _drop ORDER BY _i"
+        ).fetch_arrow_table()
+        recs, keys, origins, indexes = (column.to_pylist() for column in rows.columns)
+        reasons: dict[int, str] = dict(
+            con.execute(f"SELECT _rec, reason FROM {_PROBLEMS}").fetchall()
+        )
+        for i, key in con.execute(
+            f"SELECT _i, _key FROM {_PARSED} WHERE _id IS NULL AND NOT _drop"
+        ).fetchall():
+            reasons[offset + i] = self.spec.id_problem(key) or f"record key {key!r} is not an id"
+        keyed = [k for k in keys if k is not None]
+        present = set(keyed)
+        special = (present & self.seen.keys()) | (present & self.off_topic.keys())
+        if len(present) < len(keyed):
+            special |= {k for k, n in Counter(keyed).items() if n > 1}
+        skip: set[int] = set()
+        quarantined: dict[int, tuple[str | None, str]] = {}
+        for rec, key, origin, index in zip(recs, keys, origins, indexes, strict=True):
+            reason = reasons.get(rec)
+            if key is not None and key in special:
+                entry = _Seen(origin, False, _path(batch, origin), index)
+                reason, duplicate = self._again(key, rec, entry, reason)
+                if duplicate:
+                    self.stats.duplicates += 1
+                    skip.add(rec)
+                    continue
+            elif key is not None:
+                self.seen[key] = _Seen(origin, reason is None, _path(batch, origin), index)
+            if reason is None:
+                self.stats.staged += 1
+            else:
+                quarantined[rec] = (key, reason)
+                skip.add(rec)
+        return skip, quarantined
+
+    def _again(
+        self, key: str, rec: int, entry: _Seen, reason: str | None
+    ) -> tuple[str | None, bool]:
+        """A record whose key came before or is listed off-topic: (its reason, is a duplicate)."""
+        previous = self.seen.get(key)
+        if previous is not None and self._fingerprint(previous) == self._fingerprint(entry, rec):
+            return None, True
+        if reason is None and self.off_topic.get(key) == self._fingerprint(entry, rec):
+            reason = OFF_TOPIC_REASON
+        if reason is None and previous is not None and previous.staged:
+            reason = (
+                f"record {key} appears again with different content; "
+                f"kept the first, from {previous.origin}"
+            )
+        if previous is None or not previous.staged:
+            entry.staged = reason is None
+            self.seen[key] = entry
+        return reason, False
+
+    def _fingerprint(self, entry: _Seen, rec: int | None = None) -> str:
+        """sha256 of the record as the unit's `raw` writes it, as record-by-record staging
+        takes it (a record of this batch by `rec`, else read again from its file)."""
+        if entry.fingerprint is None:
+            record = self.records.get(rec) if rec is not None else self.records.again(entry)
+            entry.fingerprint = hashlib.sha256(self.unit.raw(record).encode()).hexdigest()
+        return entry.fingerprint
+
+    def _write_quarantine(
+        self, batch: _Batch, offset: int, quarantined: dict[int, tuple[str | None, str]]
+    ) -> None:
+        """Quarantine rows in record order: members that are not records, records with a reason."""
+        origins = {}
+        if quarantined:
+            origins = dict(
+                self.con.execute(
+                    f"SELECT {offset} + _i, _origin FROM {_PARSED} "
+                    "WHERE _i IN (SELECT unnest(?::BIGINT[]))",
+                    [[rec - offset for rec in quarantined]],
+                ).fetchall()
+            )
+        rows = [(offset + i, key, reason, origin, raw) for i, key, reason, origin, raw in batch.bad]
+        rows += [
+            (rec, key, reason, origins[rec], self.unit.raw(self.records.get(rec)))
+            for rec, (key, reason) in quarantined.items()
+        ]
+        for _, key, reason, origin, raw in sorted(rows, key=lambda r: r[0]):
+            self.stats.quarantined += 1
+            self.quarantine.add(
+                "quarantine",
+                {
+                    "table_name": self.unit.primary_table,
+                    "source": self.unit.name,
+                    "record_key": key,
+                    "reason": reason,
+                    "source_file": origin,
+                    "raw": raw,
+                },
+                origin,
+            )
+
+    def finish(self) -> None:
+        self.quarantine.close()
+        self.writer.finish()
+        self.stats.rows = {t: n for t, n in sorted(self.writer.counts.items()) if n}
+
+
+def _path(batch: _Batch, origin: str) -> Path:
+    """The file (or archive) a record of the batch was read from."""
+    if origin in batch.paths:
+        return batch.paths[origin]
+    return next(path for name, path in batch.paths.items() if origin.startswith(f"{name}/"))
+
+
+class _Records:
+    """Records as Python objects, for the few decisions that need one: from this batch's texts,
+    or read again by the unit's reader from their file (the last file read is kept)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, unit: SourceUnit) -> None:
+        self._con = con
+        self._unit = unit
+        self._batch: _Batch | None = None
+        self._offset = 0
+        self._file: tuple[Path, list[Any]] | None = None
+
+    def batch(self, batch: _Batch, offset: int) -> None:
+        self._batch, self._offset = batch, offset
+
+    def get(self, rec: int) -> Any:
+        """A record of the current batch."""
+        assert self._batch is not None
+        i = rec - self._offset
+        if self._batch.texts:
+            row = self._con.execute(f"SELECT _text FROM {_TEXTS} WHERE _i = ?", [i]).fetchone()
+            assert row is not None
+            return orjson.loads(row[0])
+        found = self._con.execute(
+            f"SELECT _origin, _index FROM {_PARSED} WHERE _i = ?", [i]
+        ).fetchone()
+        assert found is not None
+        return self._in_file(self._batch.paths[found[0]], found[1])
+
+    def again(self, entry: _Seen) -> Any:
+        """A record of an earlier batch."""
+        bulk = self._unit.bulk
+        if bulk is not None and entry.path.suffix == bulk.suffix:
+            member = entry.origin.split(f"{bulk.suffix}/", 1)[1]
+            with bulkzip.Archive(entry.path) as archive:
+                found = next(m for m in archive.members() if m.name == member)
+                return bulk.read_member(archive.read(found))
+        return self._in_file(entry.path, entry.index)
+
+    def _in_file(self, path: Path, index: int) -> Any:
+        if self._file is None or self._file[0] != path:
+            self._file = (path, list(self._unit.iter_records(path)))
+        return self._file[1][index]
+
+
+# --- writing the tables ------------------------------------------------------------------------
+
+
+class _Writer:
+    """The staging tables of one run: created with the record-by-record sink's columns and
+    types, a batch's rows appended in `_seq` order (record, part, row within the record)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, spec: SetwiseStaging) -> None:
+        self.con = con
+        self.source = source
+        self.spec = spec
+        merged = merge_structures([part.structure for part in spec.parts])
+        self.structure = orjson.dumps(merged).decode()
+        self.tables: dict[str, list[int]] = {}
+        for n, part in enumerate(spec.parts):
+            for table in part.tables_sql():
+                self.tables.setdefault(table, []).append(n)
+        self.counts: dict[str, int] = {t: 0 for t in self.tables}
+        for table in self.tables:
+            self._create(table)
+
+    def _create(self, table: str) -> None:
+        """An empty staging table: the model's columns and types (`staging_schema`), then the
+        staging-only columns, then lineage."""
+        schema = staging_schema(table, [])
+        extras = self.spec.extra_columns.get(table, {})
+        columns = [f'"{n}"' for n in schema.names[:-3]]
+        columns += [f'NULL::{extras[n]} AS "{n}"' for n in sorted(extras)]
+        columns += [f'"{n}"' for n in schema.names[-3:]]
+        self.con.register("_sw_empty", pa.Table.from_batches([], schema=schema))
+        try:
+            self.con.execute(
+                f"CREATE OR REPLACE TABLE {staging_name(self.source, table)} AS "
+                f"SELECT {', '.join(columns)} FROM _sw_empty"
+            )
+        finally:
+            self.con.unregister("_sw_empty")
+
+    def write(self) -> None:
+        """Append this batch's rows of every table, leaving out the records in `_sw_skip`."""
+        for table, parts in self.tables.items():
+            selects = [
+                f"SELECT *, {n} AS _part FROM ({self.spec.parts[n].tables_sql()[table]})"
+                for n in parts
+            ]
+            union = " UNION ALL BY NAME ".join(selects)
+            inserted = self.con.execute(
+                f"""INSERT INTO {staging_name(self.source, table)} BY NAME
+                SELECT t.* EXCLUDE (_rec, _pos, _part), '{self.source}' AS _source,
+                    d._source_file,
+                    {self.counts[table]} + row_number() OVER (ORDER BY t._rec, t._part, t._pos) - 1
+                        AS _seq
+                FROM ({union}) t
+                JOIN (SELECT _rec, _source_file FROM {self.spec.docs}) d USING (_rec)
+                WHERE t._rec NOT IN (SELECT _rec FROM {_SKIP})
+                ORDER BY _seq"""
+            ).fetchone()
+            self.counts[table] += inserted[0] if inserted else 0
+
+    def finish(self) -> None:
+        """Drop tables no record gave a row, and staging-only columns null in every row."""
+        for table, count in self.counts.items():
+            name = staging_name(self.source, table)
+            if not count:
+                self.con.execute(f"DROP TABLE {name}")
+                continue
+            for column in sorted(self.spec.extra_columns.get(table, {})):
+                row = self.con.execute(f'SELECT count("{column}") FROM {name}').fetchone()
+                if row and not row[0]:
+                    self.con.execute(f'ALTER TABLE {name} DROP COLUMN "{column}"')
+
+
+def merge_structures(structures: list[dict[str, Any]]) -> dict[str, Any]:
+    """One `from_json` structure reading every field any of `structures` reads.
+
+    Raises:
+        ValueError: two structures give one field different types.
+    """
+    merged: dict[str, Any] = {}
+    for structure in structures:
+        merged = _merge(merged, structure, "")
+    return merged
+
+
+def _merge(a: Any, b: Any, path: str) -> Any:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = dict(a)
+        for key, value in b.items():
+            out[key] = _merge(a[key], value, f"{path}.{key}") if key in a else value
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) == 1:
+        return [_merge(a[0], b[0], f"{path}[]")]
+    if a == b:
+        return a
+    raise ValueError(f"structure field {path or '.'}: {a!r} and {b!r} disagree")

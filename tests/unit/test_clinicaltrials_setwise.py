@@ -1,0 +1,476 @@
+"""Set-wise staging of ClinicalTrials.gov (DuckDB, `pipelines.setwise`) against the record-by-record
+path (`parse_study` through the staging sink): the same staged tables (columns, types, values,
+`_seq` order), the same quarantine rows and counts, the same file errors.
+
+Inputs: every sample study in ../shared/samples/ctgov (skipped when absent), the bundled
+snapshot (as pages and as a bulk ZIP), the bad-input corpus, and studies edited into the odd
+values each rule has to read the way Python reads them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import shutil
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from bad_input_corpus import CASES, CORPUS
+
+from pipelines import paths
+from pipelines.setwise import merge_structures
+from pipelines.sources import SOURCES
+from pipelines.sources.base import SnapshotFormatError, raw_json
+from pipelines.staging import StageStats, stage_source
+from pipelines.warehouse import ensure_schemas
+
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "ctgov"
+SOURCE = "clinicaltrials"
+Staged = tuple[StageStats, dict[str, tuple[list[Any], list[Any]]]]
+
+
+@contextmanager
+def record_by_record() -> Iterator[None]:
+    """Stage ClinicalTrials.gov through `parse_study` and the sink, as before set-wise staging."""
+    unit = SOURCES[SOURCE]
+    SOURCES[SOURCE] = dataclasses.replace(unit, setwise=None)
+    try:
+        yield
+    finally:
+        SOURCES[SOURCE] = unit
+
+
+def stage(snapshot_dir: Path) -> Staged:
+    """Stats and every staging table (described columns, rows in `_seq` order)."""
+    con = duckdb.connect()
+    try:
+        ensure_schemas(con)
+        stats = stage_source(con, snapshot_dir, SOURCE)
+        names = con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging' "
+            "ORDER BY table_name"
+        ).fetchall()
+        tables = {
+            name: (
+                con.execute(f'DESCRIBE staging."{name}"').fetchall(),
+                con.execute(f'SELECT * FROM staging."{name}" ORDER BY _seq').fetchall(),
+            )
+            for (name,) in names
+        }
+        return stats, tables
+    finally:
+        con.close()
+
+
+def stage_both(snapshot_dir: Path) -> tuple[Staged, Staged]:
+    with record_by_record():
+        before = stage(snapshot_dir)
+    return before, stage(snapshot_dir)
+
+
+def assert_same(snapshot_dir: Path) -> Staged:
+    """Both ways give equal stats and tables; the set-wise result."""
+    (stats, tables), (set_stats, set_tables) = stage_both(snapshot_dir)
+    assert set_stats == stats
+    assert set_tables.keys() == tables.keys()
+    for name, (columns, rows) in tables.items():
+        assert set_tables[name][0] == columns, name
+        assert set_tables[name][1] == rows, name
+    return set_stats, set_tables
+
+
+def write_studies(root: Path, pages: dict[str, list[dict[str, Any]]], info: Any = None) -> Path:
+    """A snapshot folder of v2 pages (file name -> studies), with SNAPSHOT.json `info`."""
+    folder = root / SOURCE
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, studies in pages.items():
+        (folder / name).write_text(json.dumps({"studies": studies}), encoding="utf-8")
+    if info is not None:
+        (root / "SNAPSHOT.json").write_text(json.dumps(info), encoding="utf-8")
+    return root
+
+
+def quarantine(tables: dict[str, tuple[list[Any], list[Any]]]) -> list[tuple[Any, ...]]:
+    return tables.get(f"{SOURCE}__quarantine", ([], []))[1]
+
+
+# --- real studies --------------------------------------------------------------------------------
+
+
+def test_bundled_snapshot_stages_the_same_tables(tmp_path: Path) -> None:
+    snap = tmp_path / "snap"
+    shutil.copytree(paths.BUNDLED_SNAPSHOT / SOURCE, snap / SOURCE)
+    stats, _ = assert_same(snap)
+    assert stats.staged == stats.records_read > 0
+
+
+def test_bundled_snapshot_as_a_bulk_archive_stages_the_same_tables(tmp_path: Path) -> None:
+    snap = tmp_path / "snap"
+    (snap / SOURCE).mkdir(parents=True)
+    with zipfile.ZipFile(snap / SOURCE / "ctg-studies.json.zip", "w") as archive:
+        for path in sorted((paths.BUNDLED_SNAPSHOT / SOURCE).glob("*.json")):
+            archive.writestr(f"{path.stem[-2:]}/{path.name}", path.read_bytes())
+        archive.writestr("00/NCT00000000.json", b"<html>Service Unavailable</html>")
+        archive.writestr("01/NCT00000001.json", b'{"protocolSection": {"statusModule": {}}}')
+        archive.writestr("02/NCT00000002.json", b'{"studies": []}')
+        archive.writestr("02/NCT00000003.json", b"[1, 2]")
+        archive.writestr(
+            "03/NCT00000003.json",
+            b'{"protocolSection": {"identificationModule": {"nctId": "NCT00000004"}}}',
+        )
+        archive.writestr("04/NCT00000005.json", b'{"hasResults": false}')
+        archive.writestr("05/NCT00000006.json", b"\xff\xfe not utf-8")
+        archive.writestr("README.txt", b"not a study")
+    stats, tables = assert_same(snap)
+    assert stats.quarantined == 8 == len(quarantine(tables))
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples/ctgov is not here")
+def test_every_sample_study_stages_the_same_tables(tmp_path: Path) -> None:
+    snap = tmp_path / "snap"
+    (snap / SOURCE).mkdir(parents=True)
+    for path in sorted(SAMPLES.glob("*.json")):
+        shutil.copy(path, snap / SOURCE / path.name)
+    stats, tables = assert_same(snap)
+    assert stats.records_read >= 17
+    assert f"{SOURCE}__outcome_results" in tables
+
+
+# --- the bad-input corpus ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.path) for c in CASES if c.source == SOURCE])
+def test_bad_input_corpus_case_stages_or_fails_the_same(tmp_path: Path, case: Any) -> None:
+    for name in (*case.together_with, case.path):
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(CORPUS / name, target)
+    if case.outcome == "error":
+        with record_by_record(), pytest.raises(SnapshotFormatError) as before:
+            stage(tmp_path)
+        with pytest.raises(SnapshotFormatError) as after:
+            stage(tmp_path)
+        assert str(after.value) == str(before.value)
+        return
+    _, tables = assert_same(tmp_path)
+    if case.outcome == "quarantine":
+        assert any(case.reason in row[3] for row in quarantine(tables))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"studies": [{"hasResults": false}, null, {"hasResults": true}]}',
+        '{"studies": [{"hasResults": false}, "s"]}',
+        '{"totalCount": 0, "studies": null}',
+        '{"totalCount": 0}',
+        '{"studies": {"a": 1}}',
+        '{"studies": [7]}',
+        '{"studies": []} trailing',
+        "[1, 2]",
+        "{}",
+        '{"apiVersion": "2.0.3"}',
+        "",
+    ],
+)
+def test_a_file_that_is_not_a_page_fails_with_the_same_message(tmp_path: Path, body: str) -> None:
+    (tmp_path / SOURCE).mkdir()
+    (tmp_path / SOURCE / "page.json").write_text(body)
+    with record_by_record(), pytest.raises(SnapshotFormatError) as before:
+        stage(tmp_path)
+    with pytest.raises(SnapshotFormatError) as after:
+        stage(tmp_path)
+    assert str(after.value) == str(before.value)
+
+
+# --- odd values, one rule at a time --------------------------------------------------------------
+
+
+def base_study(nct: str = "NCT09000001") -> dict[str, Any]:
+    study = json.loads((paths.BUNDLED_SNAPSHOT / SOURCE / "NCT03414099.json").read_text())
+    study["protocolSection"]["identificationModule"]["nctId"] = nct
+    return study
+
+
+def edited(edit: Callable[[dict[str, Any]], None], nct: str = "NCT09000001") -> dict[str, Any]:
+    study = base_study(nct)
+    edit(study)
+    return study
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """An edit setting `a.b.c` (missing levels created) to `value`."""
+
+    def edit(study: dict[str, Any]) -> None:
+        node = study
+        *parents, last = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = copy.deepcopy(value)
+
+    return edit
+
+
+def _both(*edits: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """An edit making each of `edits` in turn."""
+
+    def edit(study: dict[str, Any]) -> None:
+        for one in edits:
+            one(study)
+
+    return edit
+
+
+P = "protocolSection"
+ODD_EDITS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+    ("nct with spaces", _set(f"{P}.identificationModule.nctId", "  NCT09000002\u3000")),
+    ("nct lower case", _set(f"{P}.identificationModule.nctId", "nct09000003")),
+    ("nct a number", _set(f"{P}.identificationModule.nctId", 9000004)),
+    ("nct blank", _set(f"{P}.identificationModule.nctId", " \t")),
+    ("no protocol", lambda s: s.pop(P)),
+    ("titles to strip", _set(f"{P}.identificationModule.briefTitle", "\u00a0 A title \n")),
+    ("blank acronym", _set(f"{P}.identificationModule.acronym", "  ")),
+    ("enrollment text", _set(f"{P}.designModule.enrollmentInfo", {"count": "23", "type": "X"})),
+    ("enrollment float", _set(f"{P}.designModule.enrollmentInfo.count", 23.0)),
+    ("enrollment 1e3", _set(f"{P}.designModule.enrollmentInfo.count", 1e3)),
+    ("enrollment negative", _set(f"{P}.designModule.enrollmentInfo.count", -1)),
+    ("enrollment half", _set(f"{P}.designModule.enrollmentInfo.count", 2.5)),
+    ("enrollment bool", _set(f"{P}.designModule.enrollmentInfo.count", True)),
+    ("enrollment words", _set(f"{P}.designModule.enrollmentInfo.count", "forty")),
+    ("date month", _set(f"{P}.statusModule.startDateStruct", {"date": "2021-03"})),
+    ("date legacy", _set(f"{P}.statusModule.completionDateStruct", {"date": "March 5, 2020"})),
+    ("date impossible", _set(f"{P}.statusModule.startDateStruct", {"date": "2021-02-30"})),
+    ("date words", _set(f"{P}.statusModule.studyFirstPostDateStruct", {"date": "soon"})),
+    ("date number", _set(f"{P}.statusModule.lastUpdatePostDateStruct", {"date": 2021})),
+    (
+        "date and count both bad",
+        _both(
+            _set(f"{P}.statusModule.startDateStruct", {"date": "2021-13"}),
+            _set(f"{P}.designModule.enrollmentInfo.count", "x"),
+        ),
+    ),
+    ("healthy volunteers text", _set(f"{P}.eligibilityModule.healthyVolunteers", "yes")),
+    ("has results text", _set("hasResults", "true")),
+    ("phases odd", _set(f"{P}.designModule.phases", ["", " PHASE2 ", "Early Phase 1"])),
+    ("no study type", lambda s: s[P]["designModule"].pop("studyType", None)),
+    (
+        "countries",
+        _set(
+            f"{P}.contactsLocationsModule.locations",
+            [
+                {"country": "Zambia"},
+                {"country": " Austria"},
+                {},
+                {"country": "Zambia"},
+                {"country": "Åland"},
+            ],
+        ),
+    ),
+    (
+        "collaborators",
+        _set(f"{P}.sponsorCollaboratorsModule.collaborators", [{"name": " B "}, {}, {"name": "A"}]),
+    ),
+    (
+        "aliases",
+        _set(
+            f"{P}.identificationModule.nctIdAliases",
+            ["NCT09000009", "NCT01000000", "NCT09000001", " NCT09000009", "", "NCT01000000"],
+        ),
+    ),
+    (
+        "secondary ids",
+        _set(
+            f"{P}.identificationModule.secondaryIdInfos",
+            [
+                {"id": "ISRCTN12345678", "domain": "ISRCTN"},
+                {"id": "2019-001234-56", "type": "EUDRACT_NUMBER"},
+                {"id": "2019-001234-56", "type": "EUDRACT_NUMBER", "domain": "EMA"},
+                {"id": "2019-001234-56", "type": "EUDRACT_NUMBER", "domain": "EMA; Other"},
+                {"id": " ", "domain": "nothing"},
+                {"id": "R01 DA000000", "type": "NIH", "domain": "NIDA"},
+                {"id": "ACTRN12600000000", "domain": None},
+                {"id": "X-1", "type": "OTHER"},
+                {"id": "X-1", "type": "OTHER", "domain": "A"},
+                {"id": "X-1", "type": "OTHER", "domain": "B"},
+                {"id": "X-1", "type": "OTHER", "domain": "A"},
+            ],
+        ),
+    ),
+    (
+        "org id",
+        _both(
+            _set(f"{P}.identificationModule.orgStudyIdInfo", {"id": " ORG-1 "}),
+            _set(f"{P}.identificationModule.organization", {"fullName": "Org"}),
+        ),
+    ),
+    (
+        "conditions",
+        _both(
+            _set(
+                f"{P}.conditionsModule.conditions",
+                ["Pain", " pain", "Straße", "", "Pain", "STRASSE"],
+            ),
+            _set(
+                "derivedSection.conditionBrowseModule.meshes",
+                [
+                    {"id": "D1", "term": "PAIN"},
+                    {"id": "D2", "term": "pain"},
+                    {"term": "strasse"},
+                    {"id": "D4", "term": " "},
+                    {"id": "D5"},
+                ],
+            ),
+        ),
+    ),
+    (
+        "interventions repeated",
+        _set(
+            f"{P}.armsInterventionsModule.interventions",
+            [
+                {"name": "Kratom", "type": "DRUG", "armGroupLabels": ["A", "A", "B"]},
+                {"name": " ", "type": "DRUG"},
+                {"type": "DRUG", "armGroupLabels": ["Z"]},
+                {"name": "Placebo", "armGroupLabels": ["B"], "otherNames": ["Sugar pill"]},
+                {
+                    "name": "Kratom ",
+                    "type": "OTHER",
+                    "description": "later",
+                    "armGroupLabels": ["B", "C", "C"],
+                    "otherNames": ["Mitragyna", "Mitragyna"],
+                },
+            ],
+        ),
+    ),
+    (
+        "interventions plain",
+        _set(
+            f"{P}.armsInterventionsModule.interventions",
+            [{"name": "A", "armGroupLabels": ["x", "x"], "otherNames": [" ", "o"]}, {"name": "B"}],
+        ),
+    ),
+    (
+        "outcomes",
+        _both(
+            _set(
+                f"{P}.outcomesModule.primaryOutcomes",
+                [
+                    {"measure": "M1", "timeFrame": " 4 weeks "},
+                    {"measure": " "},
+                    {"measure": "M3"},
+                ],
+            ),
+            _set(f"{P}.outcomesModule.otherOutcomes", [{"measure": "O1"}]),
+        ),
+    ),
+    (
+        "references",
+        _set(
+            f"{P}.referencesModule.references",
+            [
+                {"pmid": "123", "type": "RESULT"},
+                {"pmid": " 123 ", "type": "BACKGROUND"},
+                {"pmid": "x12", "type": "NOPE"},
+                {"type": "NOPE"},
+                {"pmid": "456", "type": "DERIVED"},
+                {"pmid": "\u0661\u0662", "type": "RESULT"},
+            ],
+        ),
+    ),
+    (
+        "reference bad type",
+        _set(
+            f"{P}.referencesModule.references",
+            [
+                {"pmid": "1", "type": "RESULT"},
+                {"pmid": "2", "type": "SOMETHING"},
+                {"pmid": "3"},
+            ],
+        ),
+    ),
+    ("reference type null", _set(f"{P}.referencesModule.references", [{"pmid": "3"}])),
+    ("reference type number", _set(f"{P}.referencesModule.references", [{"pmid": "3", "type": 5}])),
+]
+
+
+@pytest.mark.parametrize(("name", "edit"), ODD_EDITS, ids=[n for n, _ in ODD_EDITS])
+def test_an_odd_study_stages_the_same(
+    tmp_path: Path, name: str, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    snap = write_studies(tmp_path, {"p-0001.json": [base_study("NCT09000000"), edited(edit)]})
+    assert_same(snap)
+
+
+def test_all_odd_studies_in_one_page_stage_the_same(tmp_path: Path) -> None:
+    studies = [edited(edit, f"NCT0900{n:04d}") for n, (_, edit) in enumerate(ODD_EDITS)]
+    stats, tables = assert_same(write_studies(tmp_path, {"p-0001.json": studies}))
+    assert stats.quarantined == len(quarantine(tables)) > 5
+
+
+# --- keys seen again, superseded, off-topic ------------------------------------------------------
+
+
+def test_duplicates_and_repeats_across_pages_and_batches(tmp_path: Path) -> None:
+    first = base_study("NCT09000001")
+    changed = edited(_set(f"{P}.identificationModule.briefTitle", "Changed"), "NCT09000001")
+    broken = edited(_set(f"{P}.designModule.enrollmentInfo.count", "x"), "NCT09000002")
+    fixed = base_study("NCT09000002")
+    reordered = dict(reversed(list(first.items())))  # same content, keys in another order
+    snap = write_studies(
+        tmp_path,
+        {
+            "a-0001.json": [first, first, broken, broken],
+            "a-0002.json": [changed, reordered, fixed, changed],
+            "b-0001.json": [fixed, first],
+        },
+    )
+    stats, tables = assert_same(snap)
+    assert stats.duplicates >= 3
+    assert any("appears again" in row[3] for row in quarantine(tables))
+
+
+def test_superseded_and_off_topic_records(tmp_path: Path) -> None:
+    off = base_study("NCT09000003")
+    fingerprint = hashlib.sha256(raw_json(off).encode()).hexdigest()
+    info = {
+        "supersedes": {f"{SOURCE}/a-0001.json": ["NCT09000001", "NCT09999999"]},
+        "off_topic": {SOURCE: {"NCT09000003": fingerprint, "NCT09000004": "0" * 64}},
+    }
+    snap = write_studies(
+        tmp_path,
+        {
+            "a-0001.json": [base_study("NCT09000001"), base_study("NCT09000002")],
+            "a-0002.json": [base_study("NCT09000001"), off, base_study("NCT09000004")],
+        },
+        info,
+    )
+    stats, tables = assert_same(snap)
+    assert stats.superseded == 1
+    assert any(row[3].startswith("off topic") or "topic" in row[3] for row in quarantine(tables))
+
+
+def test_a_one_study_file_and_pages_in_one_snapshot(tmp_path: Path) -> None:
+    snap = write_studies(tmp_path, {"p-0001.json": [base_study("NCT09000001")]})
+    (snap / SOURCE / "single.json").write_text(json.dumps(base_study("NCT09000002")))
+    (snap / SOURCE / "z-0001.json").write_text(
+        json.dumps({"nextPageToken": "x", "studies": [base_study("NCT09000001")]})
+    )
+    assert_same(snap)
+
+
+def test_structures_merge_and_refuse_two_types_for_one_field() -> None:
+    merged = merge_structures(
+        [
+            {"a": {"b": "VARCHAR"}, "l": [{"x": "JSON"}]},
+            {"a": {"c": "JSON"}, "l": [{"y": "VARCHAR"}]},
+        ]
+    )
+    assert merged == {"a": {"b": "VARCHAR", "c": "JSON"}, "l": [{"x": "JSON", "y": "VARCHAR"}]}
+    with pytest.raises(ValueError, match=r"a\.b"):
+        merge_structures([{"a": {"b": "VARCHAR"}}, {"a": {"b": "JSON"}}])
