@@ -10,6 +10,7 @@ import gc
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -257,11 +258,18 @@ def cmd_serve_snapshot(args: argparse.Namespace) -> int:
         state_ttl=args.state_ttl if args.state_ttl > 0 else None,
     )
     print(server.base_url, flush=True)
+    # A process started with SIGTERM ignored (some job runners do) would otherwise outlive
+    # the `terminate()` of whoever started it.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         server.serve_forever()
     finally:
         server.server_close()
     return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:

@@ -422,8 +422,7 @@ class SourceHttp:
         at once.
         """
         asked = self._clock()
-        self._pace()
-        started = self._clock()
+        started = self._pace()
         paced = started - asked
         with self._stats_lock:
             self.requests_sent += 1
@@ -493,9 +492,10 @@ class SourceHttp:
                 return None, f"invalid body: {exc}", self._backoff(attempt)
         return response, "", 0.0
 
-    def _pace(self) -> None:
+    def _pace(self) -> float:
         """Hold this request until `min_interval` has passed since the previous start and,
-        with a rate limit, until the start `requests` back has left the window."""
+        with a rate limit, until the start `requests` back has left the window; the start it
+        let go (what the log records, so logged starts keep the interval the pace kept)."""
         with self._pace_lock:
             now = self._clock()
             wait = 0.0
@@ -508,6 +508,7 @@ class SourceHttp:
                 self._sleep(wait)
             self._last_start = self._clock()
             self._recent_starts.append(self._last_start)
+            return self._last_start
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(attempt, self.backoff_base, self.backoff_cap, self._rng)
