@@ -191,6 +191,19 @@ def frame_query(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, 
     return f"SELECT * FROM {name}"
 
 
+def literature_query(
+    con: duckdb.DuckDBPyConnection, name: str, literature: pd.DataFrame, table: str
+) -> list[str]:
+    """Rows read from the literature (no source file) as a query beside the staged rows;
+    none when there are none."""
+    if literature.empty:
+        return []
+    literature["_source"] = "literature"
+    literature["_source_file"] = None
+    literature["_seq"] = range(len(literature))
+    return [frame_query(con, name, literature, table)]
+
+
 def typed_rows(frame: pd.DataFrame, table: str) -> pa.Table:
     """A builder's rows (with lineage) as Arrow in `table`'s model types, conformed."""
     spec = TABLES_BY_NAME[table]
@@ -625,11 +638,7 @@ def build_conditions(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Bui
             load_addiction_lexicon(reference_dir),
         )
     )
-    if not literature.empty:
-        literature["_source"] = "literature"
-        literature["_source_file"] = None
-        literature["_seq"] = range(len(literature))
-        queries.append(frame_query(con, "_literature_conditions", literature, "conditions"))
+    queries += literature_query(con, "_literature_conditions", literature, "conditions")
     return Built(queries=queries)
 
 
@@ -781,11 +790,7 @@ def build_outcomes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built
             load_literature_domains(reference_dir),
         )
     )
-    if not literature.empty:
-        literature["_source"] = "literature"
-        literature["_source_file"] = None
-        literature["_seq"] = range(len(literature))
-        queries.append(frame_query(con, "_literature_outcomes", literature, "outcomes"))
+    queries += literature_query(con, "_literature_outcomes", literature, "outcomes")
     return Built(queries=queries)
 
 

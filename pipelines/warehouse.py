@@ -205,8 +205,13 @@ def union_staging(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | 
 
 def write_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
     """Replace a warehouse table with an Arrow table."""
-    con.register("_incoming", table)
+    write_arrow(con, f"CREATE OR REPLACE TABLE {name} AS", table)
+
+
+def write_arrow(con: duckdb.DuckDBPyConnection, statement: str, rows: pa.Table) -> None:
+    """`statement` (CREATE ... AS or INSERT INTO ...) followed by the rows of an Arrow table."""
+    con.register("_incoming", rows)
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incoming")
+        con.execute(f"{statement} SELECT * FROM _incoming")
     finally:
         con.unregister("_incoming")

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
+from pipelines.warehouse import write_arrow
+
 T = TypeVar("T")
 
 BATCH_ROWS = 50_000
@@ -44,7 +46,7 @@ def classify_distinct(
     )
     inputs = con.execute(f"SELECT * EXCLUDE (_n) FROM {distinct} LIMIT 0").fetch_arrow_table()
     schema = pa.schema([*inputs.schema, *outputs])
-    _write(con, f"CREATE OR REPLACE TEMP TABLE {table} AS", schema.empty_table())
+    write_arrow(con, f"CREATE OR REPLACE TEMP TABLE {table} AS", schema.empty_table())
     (count,) = con.execute(f"SELECT count(*) FROM {distinct}").fetchone() or (0,)
     for start in range(0, count, BATCH_ROWS):
         batch = con.execute(
@@ -55,21 +57,12 @@ def classify_distinct(
         columns = [
             pa.array([values[i] for values in found], field.type) for i, field in enumerate(outputs)
         ]
-        _write(
+        write_arrow(
             con,
             f"INSERT INTO {table}",
             pa.Table.from_arrays([*batch.columns, *columns], schema=schema),
         )
     con.execute(f"DROP TABLE {distinct}")
-
-
-def _write(con: duckdb.DuckDBPyConnection, statement: str, rows: pa.Table) -> None:
-    """`statement` (CREATE ... AS or INSERT INTO ...) followed by the rows of an Arrow table."""
-    con.register("_classified", rows)
-    try:
-        con.execute(f"{statement} SELECT * FROM _classified")
-    finally:
-        con.unregister("_classified")
 
 
 def matches(left: str, right: str, columns: Sequence[str]) -> str:
