@@ -109,6 +109,9 @@ class Rows:
     """The rows with start <= _row < stop, indexed by _row."""
     whole: bool = False
     """The relation holds every column (the rows live in DuckDB), not only the key columns."""
+    table: str | None = None
+    """The temporary table holding the rows in `_row` order (rowid = `_row`), with a
+    `_rejected` flag the gate sets: the rows it keeps are then a scan, in that order."""
 
 
 def key_columns(spec: TableSpec) -> list[str]:
@@ -137,7 +140,9 @@ def _indexed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _relation_rows(con: duckdb.DuckDBPyConnection, relation: str, count: int, stop: int) -> Rows:
+def _relation_rows(
+    con: duckdb.DuckDBPyConnection, relation: str, count: int, stop: int, table: str | None = None
+) -> Rows:
     """Rows of a relation that has `_row` (each below `stop`), read back by range."""
 
     def chunk(start: int, end: int) -> pd.DataFrame:
@@ -149,19 +154,30 @@ def _relation_rows(con: duckdb.DuckDBPyConnection, relation: str, count: int, st
             )
         )
 
-    return Rows(relation, count, stop, chunk, whole=True)
+    return Rows(relation, count, stop, chunk, whole=True, table=table)
 
 
 def sorted_rows(con: duckdb.DuckDBPyConnection, select: str, spec: TableSpec, order: str) -> Rows:
-    """The rows of a query in `order` (SQL ORDER BY terms), copied into a temporary table with
-    `_row`, so each chunk is read back by range, never the whole table at once."""
+    """The rows of a query in `order` (SQL ORDER BY terms), copied into a temporary table in
+    that order, so each chunk is read back by range, never the whole table at once.
+
+    The copy is the one sort: a new table's rowids number its rows in insertion order, which
+    DuckDB keeps for an ORDER BY (`preserve_insertion_order`), so rowid is `_row`, and a scan
+    of the table (what the gate inserts) gives the rows in that order without sorting again.
+    """
     name = f"_rows__{spec.name}"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {name} AS "
-        f"SELECT row_number() OVER (ORDER BY {order}) - 1 AS _row, * FROM ({select})"
+        f"SELECT *, false AS _rejected FROM ({select}) ORDER BY {order}"
     )
-    (count,) = cast(tuple[int], con.execute(f"SELECT count(*) FROM {name}").fetchone())
-    return _relation_rows(con, name, count, count)
+    count, stop = cast(
+        tuple[int, int],
+        con.execute(f"SELECT count(*), coalesce(max(rowid) + 1, 0) FROM {name}").fetchone(),
+    )
+    if count != stop:
+        raise RuntimeError(f"{name}: rowids of a new table are not 0..{count - 1}")
+    relation = f"(SELECT rowid AS _row, * EXCLUDE (_rejected) FROM {name})"
+    return _relation_rows(con, relation, count, count, name)
 
 
 def stored_rows(con: duckdb.DuckDBPyConnection, table: str) -> Rows:
@@ -210,9 +226,14 @@ def _duplicate_keys(con: duckdb.DuckDBPyConnection, rows: Rows, spec: TableSpec)
         [f"{quoted(c)} IS NOT NULL" for c in spec.primary_key if c not in allowed] or ["true"]
     )
     key = ", ".join(quoted(c) for c in spec.primary_key)
+    # Keys held by more than one row, grouped (no sort), then their rows after the first.
+    same = " AND ".join(
+        f"r.{quoted(c)} IS NOT DISTINCT FROM d.{quoted(c)}" for c in spec.primary_key
+    )
     named = con.execute(
-        f"SELECT _row FROM (SELECT _row, row_number() OVER (PARTITION BY {key} ORDER BY _row) "
-        f"AS n FROM {rows.relation} WHERE {complete}) WHERE n > 1 ORDER BY _row"
+        f"SELECT r._row FROM {rows.relation} r JOIN (SELECT {key}, min(_row) AS _first "
+        f"FROM {rows.relation} WHERE {complete} GROUP BY ALL HAVING count(*) > 1) d "
+        f"ON {same} WHERE r._row > d._first ORDER BY r._row"
     ).fetchall()
     reason = f"duplicate primary key ({', '.join(spec.primary_key)})"
     return [Breach(row, PRIMARY_KEY, spec.primary_key, UNIQUE, None, reason) for (row,) in named]
@@ -648,18 +669,22 @@ def gate(
 def _keep_in_sql(
     con: duckdb.DuckDBPyConnection, rows: Rows, spec: TableSpec, rejected: list[int], keep: Keeper
 ) -> None:
-    """Every row not rejected, in row order, as the model's coercion would leave it."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _rejected (_row BIGINT)")
-    con.register("_rejected_rows", pa.table({"_row": pa.array(rejected, pa.int64())}))
-    try:
-        con.execute("INSERT INTO _rejected SELECT _row FROM _rejected_rows")
-    finally:
-        con.unregister("_rejected_rows")
+    """Every row not rejected, in row order, as the model's coercion would leave it: the
+    rejected rows are flagged in the rows' table, the others read by a scan of it, which keeps
+    its order (`sorted_rows`), so they are not sorted again."""
+    if rows.table is None:
+        raise ValueError(f"{spec.name}: the gate keeps rows in SQL only from `sorted_rows`")
+    if rejected:
+        con.register("_rejected_rows", pa.table({"_row": pa.array(rejected, pa.int64())}))
+        try:
+            con.execute(
+                f"UPDATE {rows.table} SET _rejected = true "
+                "WHERE rowid IN (SELECT _row FROM _rejected_rows)"
+            )
+        finally:
+            con.unregister("_rejected_rows")
     written = ", ".join(f"{sql} AS {quoted(c)}" for c, sql in nan_as_null(spec.model).items())
-    keep.insert(
-        f"SELECT {written} FROM {rows.relation} r "
-        "WHERE NOT EXISTS (SELECT 1 FROM _rejected x WHERE x._row = r._row) ORDER BY r._row"
-    )
+    keep.insert(f"SELECT {written} FROM {rows.table} WHERE NOT _rejected")
 
 
 @dataclass
