@@ -42,14 +42,37 @@ def outcome_changes(outcomes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         sides = by_study.setdefault(outcome["study_id"], {_REGISTERED: [], REPORTED: []})
         if outcome["source"] in sides:
             sides[outcome["source"]].append(outcome)
+    texts = Texts()
     rows: list[dict[str, Any]] = []
     for study_id in sorted(by_study):
         registered, reported = (
             sorted(by_study[study_id][side], key=registry_order) for side in (_REGISTERED, REPORTED)
         )
         if reported:
-            rows += compare_study(study_id, registered, reported)
+            rows += compare_study(study_id, registered, reported, texts)
     return rows
+
+
+class Texts:
+    """Each distinct text's word set, and each pair of word sets' Dice, computed once: titles
+    and time frames repeat across a registry's studies ("Number of Participants With Adverse
+    Events", "Baseline and Week 12"), and a study compares every pair of its outcomes."""
+
+    def __init__(self) -> None:
+        self._words: dict[str | None, frozenset[str]] = {}
+        self._dice: dict[tuple[frozenset[str], frozenset[str]], float] = {}
+
+    def words(self, text: str | None) -> frozenset[str]:
+        found = self._words.get(text)
+        if found is None:
+            found = self._words[text] = words(text)
+        return found
+
+    def dice(self, a: frozenset[str], b: frozenset[str]) -> float:
+        found = self._dice.get((a, b))
+        if found is None:
+            found = self._dice[a, b] = dice(a, b)
+        return found
 
 
 def registry_order(outcome: dict[str, Any]) -> tuple[int, int]:
@@ -62,18 +85,20 @@ def registry_order(outcome: dict[str, Any]) -> tuple[int, int]:
 
 
 def compare_study(
-    study_id: str, registered: list[dict[str, Any]], reported: list[dict[str, Any]]
+    study_id: str,
+    registered: list[dict[str, Any]],
+    reported: list[dict[str, Any]],
+    texts: Texts,
 ) -> list[dict[str, Any]]:
     """Match one study's registered outcomes to its reported ones (module docstring's rule)."""
+    reg_words = [(texts.words(r["title"]), texts.words(r["time_frame"])) for r in registered]
+    rep_words = [(texts.words(r["title"]), texts.words(r["time_frame"])) for r in reported]
     candidates = []
-    # Each outcome's word sets once, not once per pair.
-    reg_words = [(words(r["title"]), words(r["time_frame"])) for r in registered]
-    rep_words = [(words(r["title"]), words(r["time_frame"])) for r in reported]
     for i, (reg_title, reg_frame) in enumerate(reg_words):
         for j, (rep_title, rep_frame) in enumerate(rep_words):
-            title = dice(reg_title, rep_title)
+            title = texts.dice(reg_title, rep_title)
             if title >= MIN_TITLE_SIMILARITY:
-                frame = dice(reg_frame, rep_frame)
+                frame = texts.dice(reg_frame, rep_frame)
                 candidates.append((-title, -frame, abs(i - j), i, j, title))
     used_reg: set[int] = set()
     used_rep: set[int] = set()
@@ -83,14 +108,18 @@ def compare_study(
             continue
         used_reg.add(i)
         used_rep.add(j)
-        rows.append(_row(study_id, registered[i], reported[j], title))
-    rows += [_row(study_id, r, None, None) for i, r in enumerate(registered) if i not in used_reg]
-    rows += [_row(study_id, None, r, None) for j, r in enumerate(reported) if j not in used_rep]
+        same_frame = reg_words[i][1] == rep_words[j][1]
+        rows.append(_row(study_id, registered[i], reported[j], title, same_frame))
+    rows += [_row(study_id, r, None) for i, r in enumerate(registered) if i not in used_reg]
+    rows += [_row(study_id, None, r) for j, r in enumerate(reported) if j not in used_rep]
     return rows
 
 
-def change_status(registered: dict[str, Any] | None, reported: dict[str, Any] | None) -> str:
-    """What became of a registered outcome in the results (or where a reported one came from)."""
+def change_status(
+    registered: dict[str, Any] | None, reported: dict[str, Any] | None, same_frame: bool
+) -> str:
+    """What became of a registered outcome in the results (or where a reported one came from);
+    `same_frame`: whether the two time frames have the same words."""
     if reported is None:
         return "registered_not_reported"
     if registered is None:
@@ -100,7 +129,7 @@ def change_status(registered: dict[str, Any] | None, reported: dict[str, Any] | 
         return "primary_demoted"
     if before != "primary" and after == "primary":
         return "secondary_promoted"
-    if words(registered["time_frame"]) != words(reported["time_frame"]):
+    if not same_frame:
         return "time_frame_changed"
     return "matched"
 
@@ -109,13 +138,14 @@ def _row(
     study_id: str,
     registered: dict[str, Any] | None,
     reported: dict[str, Any] | None,
-    similarity: float | None,
+    similarity: float | None = None,
+    same_frame: bool = True,
 ) -> dict[str, Any]:
     return {
         "study_id": study_id,
         "registered_outcome_id": registered["outcome_id"] if registered else None,
         "reported_outcome_id": reported["outcome_id"] if reported else None,
-        "status": change_status(registered, reported),
+        "status": change_status(registered, reported, same_frame),
         "similarity": None if similarity is None else round(similarity, 3),
         "registered_kind": registered["outcome_kind"] if registered else None,
         "reported_kind": reported["outcome_kind"] if reported else None,
