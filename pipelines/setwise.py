@@ -625,16 +625,19 @@ class _Writer:
                 for n in parts
             ]
             union = " UNION ALL BY NAME ".join(selects)
+            # One sort: `row_number() OVER ()` numbers the rows in the order the sorted
+            # subquery gives them (DuckDB keeps row order through a projection and an empty
+            # OVER), where a window ordered by the key would sort a second time.
             inserted = self.con.execute(
                 f"""INSERT INTO {staging_name(self.source, table)} BY NAME
-                SELECT t.* EXCLUDE (_rec, _pos, _part), '{self.source}' AS _source,
-                    d._source_file,
-                    {self.counts[table]} + row_number() OVER (ORDER BY t._rec, t._part, t._pos) - 1
-                        AS _seq
-                FROM ({union}) t
-                JOIN (SELECT _rec, _source_file FROM {self.spec.docs}) d USING (_rec)
-                WHERE t._rec NOT IN (SELECT _rec FROM {_SKIP})
-                ORDER BY _seq"""
+                SELECT * EXCLUDE (_rec, _pos, _part),
+                    {self.counts[table]} + row_number() OVER () - 1 AS _seq
+                FROM (
+                    SELECT t.*, '{self.source}' AS _source, d._source_file
+                    FROM ({union}) t
+                    JOIN (SELECT _rec, _source_file FROM {self.spec.docs}
+                          WHERE _rec NOT IN (SELECT _rec FROM {_SKIP})) d USING (_rec)
+                    ORDER BY t._rec, t._part, t._pos)"""
             ).fetchone()
             self.counts[table] += inserted[0] if inserted else 0
 

@@ -352,9 +352,10 @@ def _replace(con: duckdb.DuckDBPyConnection, name: str) -> None:
 # --- shared steps -------------------------------------------------------------------------------
 
 _RESULTS = """
-    res AS (
+    res AS NOT MATERIALIZED (
         SELECT _rec, nct, doc.resultsSection AS r FROM ct_docs
         WHERE doc.resultsSection IS NOT NULL)"""
+"""Inlined where used: materialized, it would copy every results section once more."""
 
 _MEASURES = """
     om AS (
