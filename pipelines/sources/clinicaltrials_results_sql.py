@@ -353,14 +353,16 @@ def _replace(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 _RESULTS = """
     res AS NOT MATERIALIZED (
-        SELECT _rec, nct, doc.resultsSection AS r FROM ct_docs
-        WHERE doc.resultsSection IS NOT NULL)"""
-"""Inlined where used: materialized, it would copy every results section once more."""
+        SELECT _rec, nct, doc FROM ct_docs)"""
+"""The batch's studies; every step below names the full path from `doc` to what it reads, so
+the scan of `ct_docs` copies only that list (a path from an alias such as
+`doc.resultsSection AS r`, a filter on a section or a materialized step copied the whole
+section, once per statement)."""
 
 _MEASURES = """
     om AS (
-        SELECT _rec, nct, unnest(r.outcomeMeasuresModule.outcomeMeasures) AS m,
-            generate_subscripts(r.outcomeMeasuresModule.outcomeMeasures, 1) AS n
+        SELECT _rec, nct, unnest(doc.resultsSection.outcomeMeasuresModule.outcomeMeasures) AS m,
+            generate_subscripts(doc.resultsSection.outcomeMeasuresModule.outcomeMeasures, 1) AS n
         FROM res)"""
 
 
@@ -390,11 +392,11 @@ def _cells(prefix: str, carry: str, denoms: bool = True) -> str:
 
 _EVENTS_STEPS = """
     ae AS (
-        SELECT _rec, nct, r.adverseEventsModule.seriousEvents AS serious,
-            r.adverseEventsModule.otherEvents AS other,
-            ctr_raw_titles(r.adverseEventsModule.eventGroups) AS raw_titles,
-            ctr_titles(r.adverseEventsModule.eventGroups) AS titles
-        FROM res WHERE r.adverseEventsModule IS NOT NULL),
+        SELECT _rec, nct, doc.resultsSection.adverseEventsModule.seriousEvents AS serious,
+            doc.resultsSection.adverseEventsModule.otherEvents AS other,
+            ctr_raw_titles(doc.resultsSection.adverseEventsModule.eventGroups) AS raw_titles,
+            ctr_titles(doc.resultsSection.adverseEventsModule.eventGroups) AS titles
+        FROM res),
     evt AS (
         SELECT _rec, nct, raw_titles, titles, kind, event_type, ei, e.stats AS stats,
             ctr_text(e.term) AS term, ctr_text(e.organSystem) AS organ_system,
@@ -465,35 +467,38 @@ def _result_groups_sql() -> str:
     """Every results group (flow, baseline, adverse events, then each measure's), tied to an
     arm by `ArmLabels.tie`, once per distinct (arm labels, title)."""
     return f"""
-WITH d AS (
-    SELECT _rec, nct, doc.resultsSection AS r, {_LABELS} AS labels
-    FROM ct_docs WHERE doc.resultsSection IS NOT NULL),
+WITH d AS NOT MATERIALIZED (SELECT _rec, nct, doc FROM ct_docs),
+lab AS (SELECT _rec, {_LABELS} AS labels FROM ct_docs),
 grp AS (
-    SELECT _rec, nct, labels, 1 AS part, 0 AS n, 'participant_flow' AS scope,
-        unnest(r.participantFlowModule.groups) AS g,
-        generate_subscripts(r.participantFlowModule.groups, 1) AS i FROM d
+    SELECT _rec, nct, 1 AS part, 0 AS n, 'participant_flow' AS scope,
+        unnest(doc.resultsSection.participantFlowModule.groups) AS g,
+        generate_subscripts(doc.resultsSection.participantFlowModule.groups, 1) AS i FROM d
     UNION ALL
-    SELECT _rec, nct, labels, 2, 0, 'baseline',
-        unnest(r.baselineCharacteristicsModule.groups),
-        generate_subscripts(r.baselineCharacteristicsModule.groups, 1) FROM d
+    SELECT _rec, nct, 2, 0, 'baseline',
+        unnest(doc.resultsSection.baselineCharacteristicsModule.groups),
+        generate_subscripts(doc.resultsSection.baselineCharacteristicsModule.groups, 1) FROM d
     UNION ALL
-    SELECT _rec, nct, labels, 3, 0, 'adverse_events',
-        unnest(list_transform(r.adverseEventsModule.eventGroups,
+    SELECT _rec, nct, 3, 0, 'adverse_events',
+        unnest(list_transform(doc.resultsSection.adverseEventsModule.eventGroups,
             e -> {{'id': e.id, 'title': e.title, 'description': e.description}})),
-        generate_subscripts(r.adverseEventsModule.eventGroups, 1) FROM d
+        generate_subscripts(doc.resultsSection.adverseEventsModule.eventGroups, 1) FROM d
     UNION ALL
-    SELECT _rec, nct, labels, 4, n, nct || ':R' || n, unnest(m.groups),
+    SELECT _rec, nct, 4, n, nct || ':R' || n, unnest(m.groups),
         generate_subscripts(m.groups, 1)
-    FROM (SELECT _rec, nct, labels, unnest(r.outcomeMeasuresModule.outcomeMeasures) AS m,
-            generate_subscripts(r.outcomeMeasuresModule.outcomeMeasures, 1) AS n FROM d)),
-titled AS (SELECT *, ctr_text(g.title) AS title FROM grp),
+    FROM (
+        SELECT _rec, nct, unnest(doc.resultsSection.outcomeMeasuresModule.outcomeMeasures) AS m,
+            generate_subscripts(doc.resultsSection.outcomeMeasuresModule.outcomeMeasures, 1) AS n
+        FROM d)),
+titled AS (
+    SELECT _rec, nct, part, n, scope, i, ctr_text(g.id) AS group_id,
+        ctr_text(g.title) AS title, ctr_text(g.description) AS group_description, labels
+    FROM grp JOIN lab USING (_rec)),
 tie AS (
     SELECT labels, title, ctr_py_tie(labels, title) AS t
     FROM (SELECT DISTINCT labels, title FROM titled
           WHERE title IS NOT NULL AND len(labels) > 0))
 SELECT titled._rec, [part, n, i]::INTEGER[] AS _pos, nct AS study_id, scope AS group_scope,
-    ctr_text(g.id) AS group_id, titled.title AS group_title,
-    ctr_text(g.description) AS group_description, t.arm AS arm_label,
+    group_id, titled.title AS group_title, group_description, t.arm AS arm_label,
     coalesce(t.tie, 'none') AS arm_tie, t.similarity AS tie_similarity
 FROM titled LEFT JOIN tie ON titled.labels = tie.labels AND titled.title = tie.title"""
 
@@ -513,11 +518,13 @@ SELECT _rec, [1, n]::INTEGER[] AS _pos, nct || ':R' || n AS outcome_id, nct AS s
 FROM om
 UNION ALL
 SELECT _rec, [2, 1]::INTEGER[], nct || ':AE1', nct, 'adverse_events', 'Adverse events',
-    ctr_text(r.adverseEventsModule.timeFrame), NULL, NULL, 'COUNT_OF_PARTICIPANTS', NULL,
-    'registry_results'
+    ctr_text(doc.resultsSection.adverseEventsModule.timeFrame), NULL, NULL,
+    'COUNT_OF_PARTICIPANTS', NULL, 'registry_results'
 FROM res
-WHERE len(flatten(list_transform(r.adverseEventsModule.seriousEvents, e -> e.stats))) > 0
-    OR len(flatten(list_transform(r.adverseEventsModule.otherEvents, e -> e.stats))) > 0"""
+WHERE len(flatten(list_transform(
+        doc.resultsSection.adverseEventsModule.seriousEvents, e -> e.stats))) > 0
+    OR len(flatten(list_transform(
+        doc.resultsSection.adverseEventsModule.otherEvents, e -> e.stats))) > 0"""
 
 
 _MEASURE_CARRY = "_rec, nct, n, titles, param_type, unit, dispersion"
@@ -574,10 +581,10 @@ def _adverse_event_totals_sql() -> str:
     return f"""
 WITH {_RESULTS.strip()},
 eg AS (
-    SELECT _rec, nct, ctr_text(r.adverseEventsModule.timeFrame) AS time_frame,
-        ctr_jnum(r.adverseEventsModule.frequencyThreshold) AS frequency_threshold,
-        unnest(r.adverseEventsModule.eventGroups) AS g,
-        generate_subscripts(r.adverseEventsModule.eventGroups, 1) AS i
+    SELECT _rec, nct, ctr_text(doc.resultsSection.adverseEventsModule.timeFrame) AS time_frame,
+        ctr_jnum(doc.resultsSection.adverseEventsModule.frequencyThreshold) AS frequency_threshold,
+        unnest(doc.resultsSection.adverseEventsModule.eventGroups) AS g,
+        generate_subscripts(doc.resultsSection.adverseEventsModule.eventGroups, 1) AS i
     FROM res),
 total AS (
     SELECT *, unnest([
@@ -600,7 +607,7 @@ _BASELINE = """
     bm AS (
         SELECT _rec, nct, ctr_titles(b.groups) AS titles, ctr_denoms(b.denoms) AS denoms,
             unnest(b.measures) AS m, generate_subscripts(b.measures, 1) AS n
-        FROM (SELECT _rec, nct, r.baselineCharacteristicsModule AS b FROM res))"""
+        FROM (SELECT _rec, nct, doc.resultsSection.baselineCharacteristicsModule AS b FROM res))"""
 
 _BASELINE_CARRY = "_rec, nct, n, titles, title, param_type, dispersion, unit"
 
@@ -626,9 +633,9 @@ FROM (SELECT *, ctr_text(x.groupId) AS group_id FROM cell)"""
 
 _FLOW = """
     period AS (
-        SELECT _rec, nct, ctr_titles(r.participantFlowModule.groups) AS titles,
-            unnest(r.participantFlowModule.periods) AS p,
-            generate_subscripts(r.participantFlowModule.periods, 1) AS pi
+        SELECT _rec, nct, ctr_titles(doc.resultsSection.participantFlowModule.groups) AS titles,
+            unnest(doc.resultsSection.participantFlowModule.periods) AS p,
+            generate_subscripts(doc.resultsSection.participantFlowModule.periods, 1) AS pi
         FROM res),
     item AS (
         SELECT _rec, nct, titles, pi, coalesce(ctr_text(p.title), '') AS period, kind,
@@ -731,28 +738,31 @@ def _unknown(where: str, name: str, group: str) -> str:
 
 _SUSPECTS = """
     suspect AS (
-        SELECT _rec FROM (SELECT _rec, doc.resultsSection AS r FROM ct_docs)
-        WHERE list_bool_or(list_transform(r.outcomeMeasuresModule.outcomeMeasures,
+        SELECT _rec FROM ct_docs
+        WHERE list_bool_or(list_transform(doc.resultsSection.outcomeMeasuresModule.outcomeMeasures,
                 m -> ctr_text(m.title) IS NULL
                     OR ctr_stray(m.groups, ctr_cell_ids(m.classes))
                     OR ctr_stray(m.groups, flatten(list_transform(m.analyses, a -> a.groupIds)))))
-            OR list_bool_or(list_transform(r.baselineCharacteristicsModule.measures,
-                m -> ctr_stray(r.baselineCharacteristicsModule.groups, ctr_cell_ids(m.classes))))
-            OR list_bool_or(list_transform(r.participantFlowModule.periods,
-                p -> ctr_stray(r.participantFlowModule.groups, flatten(list_concat(
+            OR list_bool_or(list_transform(
+                doc.resultsSection.baselineCharacteristicsModule.measures,
+                m -> ctr_stray(doc.resultsSection.baselineCharacteristicsModule.groups,
+                    ctr_cell_ids(m.classes))))
+            OR list_bool_or(list_transform(doc.resultsSection.participantFlowModule.periods,
+                p -> ctr_stray(doc.resultsSection.participantFlowModule.groups, flatten(list_concat(
                     list_transform(p.milestones,
                         v -> list_transform(v.achievements, x -> x.groupId)),
                     list_transform(p.dropWithdraws,
                         v -> list_transform(v.reasons, x -> x.groupId)))))))
             OR list_transform([flatten(list_transform(list_concat(
-                    r.adverseEventsModule.seriousEvents, r.adverseEventsModule.otherEvents),
+                    doc.resultsSection.adverseEventsModule.seriousEvents,
+                    doc.resultsSection.adverseEventsModule.otherEvents),
                     e -> e.stats))],
-                stats -> ctr_stray(r.adverseEventsModule.eventGroups,
+                stats -> ctr_stray(doc.resultsSection.adverseEventsModule.eventGroups,
                         list_transform(stats, s -> s.groupId))
                     OR list_bool_or(list_transform(stats, s -> s.numAtRisk IS NOT NULL
                         AND NOT regexp_full_match(CAST(s.numAtRisk AS VARCHAR), '[0-9]+'))))[1]),
     res AS (
-        SELECT _rec, nct, doc.resultsSection AS r FROM ct_docs
+        SELECT _rec, nct, doc FROM ct_docs
         WHERE _rec IN (SELECT _rec FROM suspect))"""
 """Records that may break a rule, found with list functions on each record as a whole (a
 superset: a null group id or a numAtRisk that is not a plain JSON integer is suspect); only

@@ -332,16 +332,24 @@ def problems_sql() -> str:
 
 
 def _studies() -> str:
+    """The study row: its text columns first, then the joins to the maps on their keys alone
+    (a join carrying the whole protocolSection copied it once per join)."""
     dates = ",\n".join(
         f"d{n}.day AS {column}" + (f", d{n}.precision AS {column}_precision" if n < 3 else "")
         for n, (column, _) in enumerate(_DATE_STRUCTS)
     )
+    date_keys = ",\n".join(
+        f"p.statusModule.{s}.date AS _date{n}" for n, (_, s) in enumerate(_DATE_STRUCTS)
+    )
     date_joins = "\n".join(
-        f"LEFT JOIN ct_dates d{n} ON d{n}.j = p.statusModule.{s}.date"
-        for n, (_, s) in enumerate(_DATE_STRUCTS)
+        f"LEFT JOIN ct_dates d{n} ON d{n}.j = s._date{n}" for n in range(len(_DATE_STRUCTS))
     )
     info = "p.designModule.designInfo"
     return f"""
+        SELECT s.* EXCLUDE ({", ".join(f"_date{n}" for n in range(len(_DATE_STRUCTS)))},
+                _count, _kind, _allocation),
+            c.n AS enrollment, {dates}, g.design
+        FROM (
         SELECT _rec, [0] AS _pos, nct AS study_id, 'registry' AS evidence_source,
             'clinicaltrials.gov' AS registry,
             ct_text(p.identificationModule.briefTitle) AS title,
@@ -351,9 +359,7 @@ def _studies() -> str:
             ct_texts(p.designModule.phases) AS phases,
             ct_text(p.statusModule.overallStatus) AS overall_status,
             ct_text(p.statusModule.lastKnownStatus) AS last_known_status,
-            c.n AS enrollment,
             ct_text(p.designModule.enrollmentInfo.type) AS enrollment_type,
-            {dates},
             ct_text(p.sponsorCollaboratorsModule.leadSponsor.name) AS lead_sponsor,
             ct_text(p.sponsorCollaboratorsModule.leadSponsor.class) AS sponsor_class,
             ct_texts(list_transform(p.sponsorCollaboratorsModule.collaborators, c -> c.name))
@@ -373,15 +379,19 @@ def _studies() -> str:
                 list_transform(p.contactsLocationsModule.locations, l -> l.country)))) AS countries,
             ct_bool(has_results) AS has_results,
             'human' AS population,
-            g.design,
             []::VARCHAR[] AS flags,
-            NULL::VARCHAR AS source_url
+            NULL::VARCHAR AS source_url,
+            {date_keys},
+            p.designModule.enrollmentInfo.count AS _count,
+            p.designModule.studyType AS _kind,
+            {info}.allocation AS _allocation
         FROM (SELECT _rec, nct, doc.protocolSection AS p, doc.hasResults AS has_results
-              FROM {DOCS}) s
-        LEFT JOIN ct_counts c ON c.j = p.designModule.enrollmentInfo.count
-        LEFT JOIN ct_designs g ON g.kind IS NOT DISTINCT FROM p.designModule.studyType
-            AND g.allocation IS NOT DISTINCT FROM {info}.allocation
-            AND g.phases = ct_texts(p.designModule.phases)
+              FROM {DOCS})
+        ) s
+        LEFT JOIN ct_counts c ON c.j = s._count
+        LEFT JOIN ct_designs g ON g.kind IS NOT DISTINCT FROM s._kind
+            AND g.allocation IS NOT DISTINCT FROM s._allocation
+            AND g.phases = s.phases
         {date_joins}
     """
 
