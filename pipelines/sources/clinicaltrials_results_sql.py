@@ -738,21 +738,24 @@ def _unknown(where: str, name: str, group: str) -> str:
 
 _SUSPECTS = """
     suspect AS (
-        SELECT _rec FROM ct_docs
+        SELECT _rec FROM (
+            SELECT _rec, doc,
+                doc.resultsSection.baselineCharacteristicsModule.groups AS b_groups,
+                flatten(list_transform(doc.resultsSection.baselineCharacteristicsModule.measures,
+                    m -> ctr_cell_ids(m.classes))) AS b_ids,
+                doc.resultsSection.participantFlowModule.groups AS f_groups,
+                flatten(list_transform(doc.resultsSection.participantFlowModule.periods,
+                    p -> flatten(list_concat(
+                        list_transform(p.milestones,
+                            v -> list_transform(v.achievements, x -> x.groupId)),
+                        list_transform(p.dropWithdraws,
+                            v -> list_transform(v.reasons, x -> x.groupId)))))) AS f_ids
+            FROM ct_docs)
         WHERE list_bool_or(list_transform(doc.resultsSection.outcomeMeasuresModule.outcomeMeasures,
                 m -> ctr_text(m.title) IS NULL
                     OR ctr_stray(m.groups, ctr_cell_ids(m.classes))
                     OR ctr_stray(m.groups, flatten(list_transform(m.analyses, a -> a.groupIds)))))
-            OR list_bool_or(list_transform(
-                doc.resultsSection.baselineCharacteristicsModule.measures,
-                m -> ctr_stray(doc.resultsSection.baselineCharacteristicsModule.groups,
-                    ctr_cell_ids(m.classes))))
-            OR list_bool_or(list_transform(doc.resultsSection.participantFlowModule.periods,
-                p -> ctr_stray(doc.resultsSection.participantFlowModule.groups, flatten(list_concat(
-                    list_transform(p.milestones,
-                        v -> list_transform(v.achievements, x -> x.groupId)),
-                    list_transform(p.dropWithdraws,
-                        v -> list_transform(v.reasons, x -> x.groupId)))))))
+            OR ctr_stray(b_groups, b_ids) OR ctr_stray(f_groups, f_ids)
             OR list_transform([flatten(list_transform(list_concat(
                     doc.resultsSection.adverseEventsModule.seriousEvents,
                     doc.resultsSection.adverseEventsModule.otherEvents),
@@ -761,12 +764,13 @@ _SUSPECTS = """
                         list_transform(stats, s -> s.groupId))
                     OR list_bool_or(list_transform(stats, s -> s.numAtRisk IS NOT NULL
                         AND NOT regexp_full_match(CAST(s.numAtRisk AS VARCHAR), '[0-9]+'))))[1]),
-    res AS (
+    res AS NOT MATERIALIZED (
         SELECT _rec, nct, doc FROM ct_docs
         WHERE _rec IN (SELECT _rec FROM suspect))"""
 """Records that may break a rule, found with list functions on each record as a whole (a
-superset: a null group id or a numAtRisk that is not a plain JSON integer is suspect); only
-these are unnested cell by cell to find the exact problem."""
+superset: a null group id or a numAtRisk that is not a plain JSON integer is suspect; a module's
+cells are checked against its groups all at once, a lambda naming a column of the row being
+slow); only these are unnested cell by cell to find the exact problem."""
 
 
 def problems_sql() -> str:
