@@ -22,11 +22,12 @@ staged here instead of stopping staging. The registry sends none of these.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import itertools
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, KeysView
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,13 +37,16 @@ import orjson
 import pyarrow as pa
 
 from pipelines import bulkzip, snapshot
-from pipelines.snapshot import off_topic_records, superseded_records
+from pipelines.snapshot import member_record, off_topic_records, superseded_records
 from pipelines.sources.base import SetwiseStaging, SourceUnit
 from pipelines.sources.relevance import OFF_TOPIC_REASON
 from pipelines.warehouse import StagingSink, staging_name, staging_schema
 
 BATCH_RECORDS = 5000
-"""Archive members (or records of a file the unit's reader reads) per batch."""
+"""Archive members (or records of a file the unit's reader reads) per batch, at most."""
+BATCH_BYTES = 48 * 1024 * 1024
+"""Archive members per batch while their texts add up to less than this: a batch's texts
+and their parsed records are what staging holds, so this bounds its memory (bench/README.md)."""
 GROUP_BYTES = 100 * 1024 * 1024
 """Page files read in one batch while their sizes add up to no more than this."""
 WHOLE_FILE_BYTES = 32 * 1024 * 1024
@@ -55,6 +59,7 @@ _PARSED = "_sw_parsed"
 _TEXTS = "_sw_texts"
 _PROBLEMS = "_sw_problems"
 _SKIP = "_sw_skip"
+_SEEN = "_sw_seen"
 
 
 class Stats(Protocol):
@@ -72,26 +77,28 @@ class Stats(Protocol):
 class _Seen:
     """A key's record as staging keeps it in mind (`staged`: its rows are in the tables)."""
 
+    rec: int
+    """The record's number in the run (`_rec`)."""
     origin: str
     staged: bool
     path: Path
     index: int
     """The record's place in its file (an archive member is found by its name in `origin`)."""
-    fingerprint: str | None = None
 
 
 @dataclass
 class _Batch:
     """A batch's records in `_sw_parsed` (`_i`, `_origin`, `_announced`, `_index`, `doc`,
-    `_key`, `_id`, `_drop`), their texts in `_sw_texts` (`_i`, `_text`) unless they are whole
-    page files, which are read again where a record's text is needed."""
+    `_key`, `_id`, `_drop`), their texts in `_sw_texts` (`_i`, `_text`: the batch's Arrow
+    column, not a copy) unless they are whole page files, which are read again where a
+    record's text is needed."""
 
     count: int
     paths: dict[str, Path]
     """Where each `_origin` (a file, or an archive for `file/member` origins) is read."""
     texts: bool
-    members: dict[int, tuple[str, str | None, bytes]] | None = None
-    """(member, announced key, body) by `_i` of an archive batch; None for a file's records."""
+    members: dict[int, tuple[str, str | None]] | None = None
+    """(member, announced key) by `_i` of an archive batch; None for a file's records."""
     bad: list[tuple[int, str | None, str, str, str]] = field(default_factory=list)
     """Members that are not records: (`_i`, announced key, reason, origin, raw)."""
 
@@ -119,7 +126,8 @@ def stage(
     finally:
         con.execute(f"SET threads = {threads[0] if threads else 1}")
         con.execute(f"DROP VIEW IF EXISTS {spec.docs}")
-        for name in (_PARSED, _TEXTS, _PROBLEMS, _SKIP):
+        con.unregister(_TEXTS)
+        for name in (_PARSED, _PROBLEMS, _SKIP, _SEEN):
             con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -237,58 +245,99 @@ class _Reader:
         records = self.unit.iter_records(path)
         done = 0
         while chunk := list(itertools.islice(records, BATCH_RECORDS)):
-            texts = [orjson.dumps(record).decode() for record in chunk]
-            self._load(texts, [name] * len(texts), [None] * len(texts), first_index=done)
+            texts = _Texts()
+            for record in chunk:
+                texts.add(orjson.dumps(record))
+            del chunk
+            column = texts.column()
+            assert column is not None  # orjson writes UTF-8
+            self._load(column, [name] * len(texts), [None] * len(texts), first_index=done)
             done += len(texts)
             if self.shard.count > 1:
                 self._keep_shard()
             yield _Batch(len(texts), {name: path}, texts=True)
 
     def _members(self, path: Path, name: str) -> Iterator[_Batch]:
-        """An archive's members in batches: texts to parse, and members that are not records."""
+        """An archive's members in batches of up to `BATCH_RECORDS` members or `BATCH_BYTES`
+        of text: texts to parse, and members that are not records. Each member's bytes are
+        copied into the batch's one text buffer as it is read, then let go."""
         bulk = self.unit.bulk
         assert bulk is not None
         members = snapshot.archive_members(path, bulk, self.shard)
-        while chunk := list(itertools.islice(members, BATCH_RECORDS)):
-            bodies: dict[int, tuple[str, str | None, bytes]] = {}
-            batch = _Batch(len(chunk), {name: path}, texts=True, members=bodies)
-            texts: list[str] = []
+        while True:
+            found: dict[int, tuple[str, str | None]] = {}
+            batch = _Batch(0, {name: path}, texts=True, members=found)
+            texts = _Texts()
             origins: list[str] = []
             keys: list[str | None] = []
             index: list[int] = []
-            for i, (member, key, body, problem) in enumerate(chunk):
+            for i, (member, key, body, problem) in enumerate(members):
                 origin = f"{name}/{member}"
                 if problem is None and not member.endswith(bulk.member_suffix):
                     problem = f"archive member {member} is not a {bulk.member_suffix} record"
-                text = None
-                if problem is None and body is not None:
-                    try:
-                        text = body.decode()
-                    except UnicodeDecodeError:
-                        problem = snapshot._member_record(self.unit, member, key, body)[1]
-                if text is None:
+                if problem is not None or body is None:
                     raw = "" if body is None else body.decode("utf-8", errors="replace")
                     batch.bad.append((i, key, problem or "unreadable member", origin, raw))
-                    continue
-                texts.append(text)
-                origins.append(origin)
-                keys.append(key)
-                index.append(i)
-                bodies[i] = (member, key, body or b"")
-            self._load(texts, origins, keys, index)
+                else:
+                    texts.add(body)
+                    origins.append(origin)
+                    keys.append(key)
+                    index.append(i)
+                    found[i] = (member, key)
+                del body
+                if i + 1 >= BATCH_RECORDS or texts.size >= BATCH_BYTES:
+                    break
+            batch.count = len(found) + len(batch.bad)
+            if not batch.count:
+                return
+            column = texts.column()
+            if column is None:
+                column, kept = self._undecodable(batch, texts, origins)
+                origins = [origins[n] for n in kept]
+                keys = [keys[n] for n in kept]
+                index = [index[n] for n in kept]
+            del texts
+            self._load(column, origins, keys, index)
             self._check_members(batch)
             yield batch
 
+    def _undecodable(
+        self, batch: _Batch, texts: _Texts, origins: list[str]
+    ) -> tuple[pa.StringArray, list[int]]:
+        """A batch's texts without the members that are not UTF-8 (each quarantined with
+        the reason the unit's reader gives), and the rows kept."""
+        assert batch.members is not None
+        kept = _Texts()
+        rows = []
+        positions = list(batch.members)
+        for row, body in enumerate(texts.bodies()):
+            i = positions[row]
+            try:
+                body.decode()
+            except UnicodeDecodeError:
+                member, key = batch.members.pop(i)
+                problem = member_record(self.unit, member, key, body)[1]
+                raw = body.decode("utf-8", errors="replace")
+                batch.bad.append((i, key, problem or "unreadable member", origins[row], raw))
+                continue
+            kept.add(body)
+            rows.append(row)
+        column = kept.column()
+        assert column is not None
+        batch.bad.sort()
+        return column, rows
+
     def _load(
         self,
-        texts: list[str],
+        texts: pa.StringArray,
         origins: list[str],
         announced: list[str | None],
         positions: list[int] | None = None,
         first_index: int = 0,
     ) -> None:
         """`_sw_texts` and `_sw_parsed` from record texts: `_i` from `positions` (by default 0,
-        1, ...), `_index` the record's place in its file (from `first_index`)."""
+        1, ...), `_index` the record's place in its file (from `first_index`). `_sw_texts` is
+        the Arrow table itself, registered until the next batch's: the texts are held once."""
         positions = positions if positions is not None else list(range(len(texts)))
         table = pa.table(
             {
@@ -296,23 +345,17 @@ class _Reader:
                 "_origin": pa.array(origins, pa.string()),
                 "_announced": pa.array(announced, pa.string()),
                 "_index": pa.array([first_index + p for p in positions], pa.int64()),
-                "_text": pa.array(texts, pa.string()),
+                "_text": texts,
             }
         )
-        self.con.register("_sw_incoming", table)
-        try:
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {_TEXTS} AS SELECT _i, _text FROM _sw_incoming"
-            )
-            self._parse(
-                f"""SELECT _i, _origin, _announced, _index,
-                    try(from_json(_text, '{self.structure}')) AS doc
-                FROM _sw_incoming""",
-                [],
-                numbered=True,
-            )
-        finally:
-            self.con.unregister("_sw_incoming")
+        self.con.register(_TEXTS, table)
+        self._parse(
+            f"""SELECT _i, _origin, _announced, _index,
+                try(from_json(_text, '{self.structure}')) AS doc
+            FROM {_TEXTS}""",
+            [],
+            numbered=True,
+        )
 
     def _keep_shard(self) -> None:
         """Only this shard's records of a file (an archive's members are chosen by name)."""
@@ -333,17 +376,58 @@ class _Reader:
         ).fetchall()
         dropped = []
         for (i,) in odd:
-            member, key, body = batch.members[i]
-            problem = snapshot._member_record(self.unit, member, key, body)[1]
+            member, key = batch.members[i]
+            text = self.con.execute(f"SELECT _text FROM {_TEXTS} WHERE _i = ?", [i]).fetchone()
+            assert text is not None
+            problem = member_record(self.unit, member, key, text[0].encode())[1]
             if problem is not None:
-                raw = body.decode("utf-8", errors="replace")
-                batch.bad.append((i, key, problem, f"{next(iter(batch.paths))}/{member}", raw))
+                batch.bad.append((i, key, problem, f"{next(iter(batch.paths))}/{member}", text[0]))
                 dropped.append(i)
         if dropped:
             self.con.execute(
                 f"DELETE FROM {_PARSED} WHERE _i IN (SELECT unnest(?::BIGINT[]))", [dropped]
             )
         batch.bad.sort()
+
+
+class _Texts:
+    """Record texts appended one at a time into one buffer, read by DuckDB as one Arrow
+    column over that buffer: a batch's texts are held once (no list of bytes objects, no
+    Python strings, no copy by pyarrow)."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._ends = array.array("i", [0])  # Arrow's int32 offsets: a batch stays under 2 GiB
+
+    def __len__(self) -> int:
+        return len(self._ends) - 1
+
+    @property
+    def size(self) -> int:
+        """Bytes held."""
+        return len(self._data)
+
+    def add(self, text: bytes) -> None:
+        self._data += text
+        self._ends.append(len(self._data))
+
+    def bodies(self) -> Iterator[bytes]:
+        """Each text's bytes, in order."""
+        view = memoryview(self._data)
+        for start, end in itertools.pairwise(self._ends):
+            yield bytes(view[start:end])
+
+    def column(self) -> pa.StringArray | None:
+        """The texts as an Arrow string column over the buffer (no copy); None when one of
+        them is not UTF-8."""
+        column = pa.Array.from_buffers(
+            pa.string(), len(self), [None, pa.py_buffer(self._ends), pa.py_buffer(self._data)]
+        )
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            return None
+        return column
 
 
 # --- one batch: decisions and rows -------------------------------------------------------------
@@ -367,7 +451,9 @@ class _Run:
         self.stats = stats
         self.superseded = superseded_records(snapshot_dir)
         self.off_topic = off_topic_records(snapshot_dir).get(unit.name, {})
-        self.seen: dict[str, _Seen] = {}
+        self.seen = _SeenKeys(con)
+        self.fingerprints: dict[int, str] = {}
+        """sha256 by `_rec` of the records whose key came again or is listed off-topic."""
         self.next_rec = 0
         self.quarantine = StagingSink(con, unit.name)
         self.writer = _Writer(con, unit.name, spec)
@@ -414,7 +500,7 @@ class _Run:
             f"""UPDATE {_PARSED} SET _drop = true
             FROM (SELECT unnest(?::VARCHAR[]) AS f, unnest(?::VARCHAR[]) AS k) s
             WHERE NOT _drop AND {file} = s.f AND _key = s.k""",
-            [*params, [n for n, _ in pairs], [k for _, k in pairs]],
+            [[n for n, _ in pairs], [k for _, k in pairs], *params],
         ).fetchone()
         self.stats.superseded += gone[0] if gone else 0
 
@@ -442,19 +528,20 @@ class _Run:
         special = (present & self.seen.keys()) | (present & self.off_topic.keys())
         if len(present) < len(keyed):
             special |= {k for k, n in Counter(keyed).items() if n > 1}
+        self.seen.batch(batch, offset)
         skip: set[int] = set()
         quarantined: dict[int, tuple[str | None, str]] = {}
         for rec, key, origin, index in zip(recs, keys, origins, indexes, strict=True):
             reason = reasons.get(rec)
             if key is not None and key in special:
-                entry = _Seen(origin, False, _path(batch, origin), index)
-                reason, duplicate = self._again(key, rec, entry, reason)
+                entry = _Seen(rec, origin, False, _path(batch.paths, origin), index)
+                reason, duplicate = self._again(key, entry, reason)
                 if duplicate:
                     self.stats.duplicates += 1
                     skip.add(rec)
                     continue
             elif key is not None:
-                self.seen[key] = _Seen(origin, reason is None, _path(batch, origin), index)
+                self.seen.add(key, rec, staged=reason is None)
             if reason is None:
                 self.stats.staged += 1
             else:
@@ -462,14 +549,13 @@ class _Run:
                 skip.add(rec)
         return skip, quarantined
 
-    def _again(
-        self, key: str, rec: int, entry: _Seen, reason: str | None
-    ) -> tuple[str | None, bool]:
-        """A record whose key came before or is listed off-topic: (its reason, is a duplicate)."""
+    def _again(self, key: str, entry: _Seen, reason: str | None) -> tuple[str | None, bool]:
+        """A record of this batch whose key came before or is listed off-topic: (its reason,
+        is a duplicate)."""
         previous = self.seen.get(key)
-        if previous is not None and self._fingerprint(previous) == self._fingerprint(entry, rec):
+        if previous is not None and self._fingerprint(previous) == self._fingerprint(entry, True):
             return None, True
-        if reason is None and self.off_topic.get(key) == self._fingerprint(entry, rec):
+        if reason is None and self.off_topic.get(key) == self._fingerprint(entry, True):
             reason = OFF_TOPIC_REASON
         if reason is None and previous is not None and previous.staged:
             reason = (
@@ -477,17 +563,18 @@ class _Run:
                 f"kept the first, from {previous.origin}"
             )
         if previous is None or not previous.staged:
-            entry.staged = reason is None
-            self.seen[key] = entry
+            self.seen.add(key, entry.rec, staged=reason is None)
         return reason, False
 
-    def _fingerprint(self, entry: _Seen, rec: int | None = None) -> str:
+    def _fingerprint(self, entry: _Seen, current: bool = False) -> str:
         """sha256 of the record as the unit's `raw` writes it, as record-by-record staging
-        takes it (a record of this batch by `rec`, else read again from its file)."""
-        if entry.fingerprint is None:
-            record = self.records.get(rec) if rec is not None else self.records.again(entry)
-            entry.fingerprint = hashlib.sha256(self.unit.raw(record).encode()).hexdigest()
-        return entry.fingerprint
+        takes it (the `current` record from this batch's texts, else read again from its file)."""
+        found = self.fingerprints.get(entry.rec)
+        if found is None:
+            record = self.records.get(entry.rec) if current else self.records.again(entry)
+            found = hashlib.sha256(self.unit.raw(record).encode()).hexdigest()
+            self.fingerprints[entry.rec] = found
+        return found
 
     def _write_quarantine(
         self, batch: _Batch, offset: int, quarantined: dict[int, tuple[str | None, str]]
@@ -528,11 +615,54 @@ class _Run:
         self.stats.rows = {t: n for t, n in sorted(self.writer.counts.items()) if n}
 
 
-def _path(batch: _Batch, origin: str) -> Path:
-    """The file (or archive) a record of the batch was read from."""
-    if origin in batch.paths:
-        return batch.paths[origin]
-    return next(path for name, path in batch.paths.items() if origin.startswith(f"{name}/"))
+def _path(paths: dict[str, Path], origin: str) -> Path:
+    """The file (or archive) a record was read from, by the names of the files read."""
+    if origin in paths:
+        return paths[origin]
+    return next(path for name, path in paths.items() if origin.startswith(f"{name}/"))
+
+
+class _SeenKeys:
+    """The keys staging has kept a record of, small in memory per key: in Python the key and
+    one int (its record's `_rec` and whether it was staged); where each record was read
+    (`_origin`, `_index`) in a DuckDB table of the database staged into, on disk once
+    checkpointed, read back only for a key that comes again. About 140 bytes a key against
+    350 for an object per key holding its origin (bench/README.md)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self._recs: dict[str, int] = {}
+        self._paths: dict[str, Path] = {}
+        con.execute(
+            f"CREATE OR REPLACE TABLE {_SEEN} (_rec BIGINT, _origin VARCHAR, _index BIGINT)"
+        )
+
+    def keys(self) -> KeysView[str]:
+        return self._recs.keys()
+
+    def batch(self, batch: _Batch, offset: int) -> None:
+        """Note where this batch's keyed records were read, before any of them is decided."""
+        self._paths.update(batch.paths)
+        self._con.execute(
+            f"INSERT INTO {_SEEN} SELECT {offset} + _i, _origin, _index FROM {_PARSED} "
+            "WHERE _key IS NOT NULL AND NOT _drop"
+        )
+
+    def add(self, key: str, rec: int, staged: bool) -> None:
+        """Keep `rec` as the record of `key` (replacing any other)."""
+        self._recs[key] = rec << 1 | staged
+
+    def get(self, key: str) -> _Seen | None:
+        packed = self._recs.get(key)
+        if packed is None:
+            return None
+        rec = packed >> 1
+        row = self._con.execute(
+            f"SELECT _origin, _index FROM {_SEEN} WHERE _rec = ?", [rec]
+        ).fetchone()
+        assert row is not None
+        origin, index = row
+        return _Seen(rec, origin, bool(packed & 1), _path(self._paths, origin), index)
 
 
 class _Records:

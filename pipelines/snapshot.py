@@ -227,7 +227,7 @@ def _archive_records(
         if item.body is None:
             yield SnapshotRecord(name, origin, None, item.problem, item.key)
             continue
-        value, problem = _member_record(unit, item.member, item.key, item.body)
+        value, problem = member_record(unit, item.member, item.key, item.body)
         if problem is None:
             yield SnapshotRecord(name, origin, value)
         else:
@@ -235,11 +235,17 @@ def _archive_records(
             yield SnapshotRecord(name, origin, None, problem, item.key, raw)
 
 
-def _member_record(
+def member_record(
     unit: SourceUnit, member: str, announced: str | None, body: bytes
 ) -> tuple[Any, str | None]:
-    """A member's record, or why it is not one: wrong suffix, unreadable, or a key that is not
-    the one its name announces."""
+    """A bulk archive member's record, or why it is not one (the quarantine reason): a name
+    without the unit's member suffix, bytes the unit's `read_member` refuses, or a record
+    whose key is not the one its name announces.
+
+    Public because set-wise staging (`pipelines.setwise`) parses members in DuckDB and asks
+    this, the record-by-record reader's own check, only about the members DuckDB did not
+    read as the record their name announces: both ways then give the same reasons.
+    """
     bulk = unit.bulk
     assert bulk is not None
     if not member.endswith(bulk.member_suffix):

@@ -24,7 +24,7 @@ import duckdb
 import pytest
 from bad_input_corpus import CASES, CORPUS
 
-from pipelines import paths
+from pipelines import paths, setwise
 from pipelines.setwise import merge_structures
 from pipelines.sources import SOURCES
 from pipelines.sources.base import SnapshotFormatError, raw_json
@@ -474,3 +474,59 @@ def test_structures_merge_and_refuse_two_types_for_one_field() -> None:
     assert merged == {"a": {"b": "VARCHAR", "c": "JSON"}, "l": [{"x": "JSON", "y": "VARCHAR"}]}
     with pytest.raises(ValueError, match=r"a\.b"):
         merge_structures([{"a": {"b": "VARCHAR"}}, {"a": {"b": "JSON"}}])
+
+
+# --- an archive read in small batches ------------------------------------------------------------
+
+
+def test_an_archive_in_batches_cut_by_size_stages_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of a few members (by `BATCH_BYTES`), with keys coming again in later batches, a
+    member that is not UTF-8 in the middle of one and a superseded member: the same tables."""
+    first = base_study("NCT09000001")
+    changed = edited(_set(f"{P}.identificationModule.briefTitle", "Changed"), "NCT09000001")
+    studies = [first, base_study("NCT09000002"), changed, first, base_study("NCT09000003")]
+    snap = tmp_path / "snap"
+    (snap / SOURCE).mkdir(parents=True)
+    archive = f"{SOURCE}/ctg-studies.json.zip"
+    with zipfile.ZipFile(snap / archive, "w") as bulk:
+        for n, study in enumerate(studies):
+            nct = study["protocolSection"]["identificationModule"]["nctId"]
+            bulk.writestr(f"{n:02d}/{nct}.json", json.dumps(study))
+            if n == 2:
+                bulk.writestr("05/NCT00000006.json", b'{"x": "\xff not utf-8"}')
+    (snap / "SNAPSHOT.json").write_text(json.dumps({"supersedes": {archive: ["NCT09000003"]}}))
+    size = len(json.dumps(first).encode())
+    batches: list[int] = []
+    decide = setwise._Run.batch
+
+    def counted(run: Any, batch: Any) -> None:
+        batches.append(batch.count)
+        decide(run, batch)
+
+    monkeypatch.setattr(setwise, "BATCH_BYTES", 2 * size)
+    monkeypatch.setattr(setwise._Run, "batch", counted)
+    stats, tables = assert_same(snap)
+    assert batches == [
+        2,
+        3,
+        1,
+    ]  # the second: a shorter study and the small member that is not UTF-8
+    assert (stats.duplicates, stats.superseded, stats.quarantined) == (1, 1, 2)
+    assert any("appears again" in row[3] for row in quarantine(tables))
+
+
+def test_texts_are_one_utf8_column_over_one_buffer() -> None:
+    texts = setwise._Texts()
+    for body in (b'{"a": 1}', '{"b": "\u00e9"}'.encode(), b""):
+        texts.add(body)
+    column = texts.column()
+    assert column is not None
+    assert column.to_pylist() == ['{"a": 1}', '{"b": "\u00e9"}', ""]
+    assert list(texts.bodies()) == [b'{"a": 1}', '{"b": "\u00e9"}'.encode(), b""]
+    broken = setwise._Texts()
+    broken.add(b'{"a": 1}')
+    broken.add(b'{"b": "\xc3"}')
+    assert len(broken) == 2
+    assert broken.column() is None
