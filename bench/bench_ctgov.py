@@ -15,8 +15,11 @@ each method runs in its own process, so its peak RSS is its own (`os.wait4`, as
 With `--input zip` the studies are written as the registry's bulk download instead (one ZIP,
 one study per member, `generate_realshape.write_archive`) and read in place by `stage_source`
 and `build`; `--workers N` builds with N processes (`build --workers`: the archive staged in N
-parts at once). `make bench` runs the 20 000 pages with all three methods, then the build of
-20 000, 200 000 and 560 000 studies from a ZIP.
+parts at once). `make bench` runs the 20 000 pages with all three methods (the ratio build /
+naive), then the build of 20 000, 200 000 and 560 000 studies from a ZIP with two workers (an
+archive generated before is reused). Where `/usr/bin/time` is installed the build runs under
+`/usr/bin/time -v`, and its maximum RSS, user and system seconds and elapsed time are printed
+below the build's line.
 
 Prints one line per method (wall and CPU seconds, studies per wall and per CPU second, peak
 RSS) and the ratio build / naive, and writes `bench/out/ctgov-<stamp>.json`. Peak RSS is the
@@ -204,8 +207,10 @@ def measured(
             err.seek(0)
             raise SystemExit(f"{argv[:4]} failed:\n{err.read().decode()[-2000:]}")
         out.seek(0)
+        err.seek(0)
         run = {
             "stdout": out.read().decode(),
+            "stderr_tail": err.read().decode(errors="replace")[-4000:],
             "wall_s": seconds,
             "cpu_s": usage.ru_utime + usage.ru_stime,
             "peak_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
@@ -332,6 +337,8 @@ def run_cli_build(snapshot_dir: Path, workers: int = 1, sample_s: float = 0.0) -
         raise SystemExit("kratom-evidence is not installed in this interpreter's environment")
     with tempfile.TemporaryDirectory(dir=OUT_DIR) as tmp:
         argv = [cli, "build", "--snapshot", str(snapshot_dir), "--data-dir", f"{tmp}/data"]
+        if TIME_V.is_file():
+            argv = [str(TIME_V), "-v", *argv]
         home = Path(tmp) / "dagster_home"
         home.mkdir()
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
@@ -339,8 +346,32 @@ def run_cli_build(snapshot_dir: Path, workers: int = 1, sample_s: float = 0.0) -
         run = measured([*argv, "--workers", str(workers)], sample_s, env)
         if sample_s > 0:
             run["steps"] = step_peaks(run["samples"], home)
-    del run["stdout"]
+    if TIME_V.is_file() and not run.get("interrupted"):
+        run["time_v"] = time_v_figures(run["stderr_tail"])
+    del run["stdout"], run["stderr_tail"]
     return run
+
+
+TIME_V = Path("/usr/bin/time")
+"""GNU time: the build runs under `/usr/bin/time -v` when it is installed, so each build
+reports the figures the issue asks for from that tool too (the same `wait4` as `peak RSS`)."""
+
+_TIME_V_FIELDS = {
+    "Maximum resident set size (kbytes)": "max_rss_kib",
+    "User time (seconds)": "user_s",
+    "System time (seconds)": "system_s",
+    "Elapsed (wall clock) time (h:mm:ss or m:ss)": "elapsed",
+}
+
+
+def time_v_figures(stderr: str) -> dict[str, Any]:
+    """Max RSS, user and system seconds and elapsed wall time from `/usr/bin/time -v`'s report."""
+    found: dict[str, Any] = {}
+    for text in stderr.splitlines():
+        name, _, value = text.strip().rpartition(": ")
+        if name in _TIME_V_FIELDS:
+            found[_TIME_V_FIELDS[name]] = value if name.startswith("Elapsed") else float(value)
+    return found
 
 
 def write_snapshot(shape: str, out: Path, size: int, seed: int, archive: bool = False) -> None:
@@ -405,6 +436,14 @@ def bench_size(
                 raise SystemExit(f"{method} read {run['result']} studies, not {size}")
         runs[method] = run | {"load_average": [load_before, os.getloadavg()]}
         print(line(method, size, runs[method]), flush=True)
+        if "time_v" in run:
+            figures = run["time_v"]
+            print(
+                f"    /usr/bin/time -v: max RSS {figures.get('max_rss_kib', 0) / 1024:.1f} MiB, "
+                f"user {figures.get('user_s', 0):.1f} s + system {figures.get('system_s', 0):.1f}"
+                f" s, elapsed {figures.get('elapsed', '?')}",
+                flush=True,
+            )
         for step in run.get("steps", [])[:5]:
             print(
                 f"    peak {step['peak_mib']:>8.1f} MiB during {step['step']} ({step['seconds']} s)"
