@@ -218,6 +218,7 @@ def measured(
         if sampler:
             run["tree_peak_rss_mib"] = max((s["tree_kib"] for s in samples), default=0) / 1024
             run["tree_peak_pss_mib"] = max((s["tree_pss_kib"] for s in samples), default=0) / 1024
+            run["tree_cpu_s"] = max((s["tree_cpu_s"] for s in samples), default=0.0)
             run["samples"] = samples
         if interrupted:
             run["interrupted"] = True
@@ -227,12 +228,21 @@ def measured(
 class TreeSampler:
     """Reads the resident set of a process and its descendants every `interval` seconds, in a
     thread, until stopped: one sample per read (unix time, summed VmRSS and Pss in KiB,
-    processes, the root's VmHWM). Pss counts a page shared by several processes (the workers
-    forked with the same libraries loaded) once in all; VmRSS counts it in each."""
+    processes, the root's VmHWM, the tree's CPU seconds so far). Pss counts a page shared by
+    several processes (the workers forked with the same libraries loaded) once in all; VmRSS
+    counts it in each.
+
+    CPU seconds are each process's own user + system time, the last read of every process
+    seen, summed: `wait4` (and `/usr/bin/time`) count a descendant only when its parent waited
+    for it, and the build's step processes are children of multiprocessing's forkserver,
+    which the build never waits for, so its parts' CPU is missing from that figure. A process
+    that starts and ends between two reads is missed here instead (each a second or less)."""
 
     def __init__(self, pid: int, interval: float) -> None:
         self.pid, self.interval = pid, interval
         self.samples: list[dict[str, Any]] = []
+        self.cpu: dict[int, float] = {}
+        """Each process's own CPU seconds, as last read."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -246,6 +256,8 @@ class TreeSampler:
         while not self._stop.wait(self.interval):
             tree = _descendants(self.pid)
             sizes = {pid: _status_kib(pid) for pid in tree}
+            for pid in tree:
+                self.cpu[pid] = max(self.cpu.get(pid, 0.0), _own_cpu_s(pid))
             self.samples.append(
                 {
                     "t": time.time(),
@@ -253,8 +265,18 @@ class TreeSampler:
                     "tree_pss_kib": sum(v.get("Pss", 0) for v in sizes.values()),
                     "processes": len(tree),
                     "root_hwm_kib": sizes.get(self.pid, {}).get("VmHWM", 0),
+                    "tree_cpu_s": sum(self.cpu.values()),
                 }
             )
+
+
+def _own_cpu_s(pid: int) -> float:
+    """A process's own user + system CPU seconds (not its children's); 0 when it has ended."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _descendants(root: int) -> list[int]:
@@ -436,6 +458,12 @@ def bench_size(
                 raise SystemExit(f"{method} read {run['result']} studies, not {size}")
         runs[method] = run | {"load_average": [load_before, os.getloadavg()]}
         print(line(method, size, runs[method]), flush=True)
+        if "tree_cpu_s" in run:
+            print(
+                f"    process tree: CPU {run['tree_cpu_s']:.1f} s (every process's own, sampled; "
+                f"CPU s above is wait4's), peak Pss {run['tree_peak_pss_mib']:.1f} MiB",
+                flush=True,
+            )
         if "time_v" in run:
             figures = run["time_v"]
             print(
