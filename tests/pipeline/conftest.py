@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from pipelines import paths
-from pipelines.build import build
-from pipelines.release.publish import DataDir
-
 
 @pytest.fixture(scope="session")
-def bundled_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Data dir holding one release of data/snapshot, built by the build service."""
-    data_dir = tmp_path_factory.mktemp("data")
-    published = build(paths.BUNDLED_SNAPSHOT, DataDir(data_dir), created_at="2026-11-25T00:00:00Z")
-    assert published.version == "2026.11.25"
-    return data_dir
+def bundled_release(tmp_path_factory: pytest.TempPathFactory, bundled_build: Path) -> Path:
+    """Data dir holding one release of data/snapshot, built by the build service (this worker's
+    copy of the run's one build)."""
+    return Path(shutil.copytree(bundled_build, tmp_path_factory.mktemp("bundled") / "data"))

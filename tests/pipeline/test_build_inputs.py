@@ -23,6 +23,7 @@ def _runs() -> int:
         return len(instance.get_runs())
 
 
+@pytest.mark.slow
 def test_the_second_build_of_the_same_inputs_reports_what_a_run_would_without_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

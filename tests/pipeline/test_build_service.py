@@ -30,6 +30,7 @@ def _launch(outputs: DataDir, instance: dg.DagsterInstance) -> dg.ExecuteInProce
     )
 
 
+@pytest.mark.slow
 def test_a_ui_run_holds_the_lock_and_its_release_links_version_report_and_manifest(
     tmp_path: Path,
 ) -> None:
@@ -65,6 +66,7 @@ def test_a_ui_run_holds_the_lock_and_its_release_links_version_report_and_manife
     assert release["rows"].value == {k: v["rows"] for k, v in manifest["tables"].items()}
 
 
+@pytest.mark.slow
 def test_a_cli_build_with_dagster_home_is_a_run_of_that_instance_tagged_with_its_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

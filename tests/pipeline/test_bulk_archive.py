@@ -64,6 +64,7 @@ def bulk_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
+@pytest.mark.slow
 def test_the_archive_builds_the_same_tables_as_the_bundled_files(bulk_release: Path) -> None:
     recorded = json.loads(RECORDED.read_text(encoding="utf-8"))
     built = release_hashes(bulk_release)
@@ -71,6 +72,7 @@ def test_the_archive_builds_the_same_tables_as_the_bundled_files(bulk_release: P
     assert not changed, f"tables differ from the bundled release: {changed}"
 
 
+@pytest.mark.slow
 def test_bad_members_are_quarantined_with_a_reason(bulk_release: Path) -> None:
     (folder,) = (bulk_release / "releases").iterdir()
     quarantine = pq.read_table(folder / "quarantine.parquet").to_pylist()
@@ -120,6 +122,7 @@ def test_a_file_that_is_no_zip_stops_the_build_naming_it(tmp_path: Path) -> None
         list(snapshot.source_records(snap, "clinicaltrials"))
 
 
+@pytest.mark.slow
 def test_a_parallel_build_stages_the_archive_in_parts_in_other_processes(
     tmp_path: Path, bulk_release: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

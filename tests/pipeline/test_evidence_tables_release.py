@@ -71,10 +71,9 @@ def edit_reference(reference: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def edited(tmp_path_factory: pytest.TempPathFactory) -> EditedReleases:
+def edited(tmp_path_factory: pytest.TempPathFactory, bundled_build: Path) -> EditedReleases:
     root = tmp_path_factory.mktemp("evidence")
-    data_dir = root / "data"
-    assert main(["build", "--data-dir", str(data_dir)]) == 0
+    data_dir = Path(shutil.copytree(bundled_build, root / "data"))
     reference = Path(shutil.copytree(paths.REFERENCE_DIR, root / "reference"))
     edit_reference(reference)
     build(paths.BUNDLED_SNAPSHOT, DataDir(data_dir), None, "2026-12-05T00:00:00Z", reference)
@@ -87,6 +86,7 @@ def _quarantined(folder: Path, table: str) -> list[dict[str, object]]:
     return [r for r in rows if r["table_name"] == table]
 
 
+@pytest.mark.slow
 def test_every_facts_row_is_published_or_quarantined_with_a_reason(
     edited: EditedReleases,
 ) -> None:

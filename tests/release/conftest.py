@@ -47,13 +47,14 @@ def edit_snapshot(snapshot: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def two_releases(tmp_path_factory: pytest.TempPathFactory) -> TwoReleases:
-    """Build the bundled snapshot, then the edited copy, into the same data dir."""
+def two_releases(tmp_path_factory: pytest.TempPathFactory, bundled_build: Path) -> TwoReleases:
+    """The bundled snapshot's release (a copy of the run's one build), then the edited copy's,
+    built into the same data dir."""
     root = tmp_path_factory.mktemp("releases")
-    data_dir = root / "data"
+    data_dir = Path(shutil.copytree(bundled_build, root / "data"))
     snapshot = root / "snapshot"
     shutil.copytree(paths.BUNDLED_SNAPSHOT, snapshot)
-    assert build(snapshot, DataDir(data_dir)).version == FIRST_VERSION
+    assert [p.name for p in (data_dir / "releases").iterdir()] == [FIRST_VERSION]
     edit_snapshot(snapshot)
     assert build(snapshot, DataDir(data_dir)).version == SECOND_VERSION
     releases = data_dir / "releases"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,11 +31,10 @@ pytestmark = pytest.mark.slow  # every test kills or runs a whole build
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def lake(tmp_path_factory: pytest.TempPathFactory, bundled_build: Path) -> tuple[Path, Path]:
     """A data dir holding one release of the bundled snapshot, and a variant snapshot."""
     root = tmp_path_factory.mktemp("atomic")
-    data_dir = root / "data"
-    assert main(["build", "--data-dir", str(data_dir)]) == 0
+    data_dir = Path(shutil.copytree(bundled_build, root / "data"))
     return data_dir, variant_snapshot(root / "variant")
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipelines import paths
 from schemas import RELEASED
 from tests.release._snapshots import fingerprint
@@ -26,6 +28,7 @@ def _build(data_dir: Path, hash_seed: str) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_two_builds_of_one_snapshot_give_byte_identical_parquet_files(tmp_path: Path) -> None:
     folders = [_build(tmp_path / "first", "1"), _build(tmp_path / "second", "2")]
     first, second = (

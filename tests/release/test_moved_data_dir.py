@@ -38,10 +38,9 @@ def _cwd(folder: Path) -> Iterator[None]:
 
 
 def test_moved_then_copied_data_dir_reads_time_travels_and_publishes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bundled_build: Path
 ) -> None:
-    first = tmp_path / "first"
-    assert main(["build", "--data-dir", str(first)]) == 0
+    first = Path(shutil.copytree(bundled_build, tmp_path / "first"))
     moved = tmp_path / "moved"
     first.rename(moved)
 
@@ -90,9 +89,10 @@ def _run_statements(page: str, workdir: Path) -> list[list[tuple[object, ...]]]:
     return results
 
 
-def test_attach_sql_of_readme_and_docs_reads_a_moved_data_dir(tmp_path: Path) -> None:
-    built = tmp_path / "built"
-    assert main(["build", "--data-dir", str(built)]) == 0
+def test_attach_sql_of_readme_and_docs_reads_a_moved_data_dir(
+    tmp_path: Path, bundled_build: Path
+) -> None:
+    built = Path(shutil.copytree(bundled_build, tmp_path / "built"))
     variant = variant_snapshot(tmp_path / "variant")
     assert main(["build", "--snapshot", str(variant), "--data-dir", str(built)]) == 0
     workdir = tmp_path / "analyst"

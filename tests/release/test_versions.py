@@ -58,12 +58,13 @@ def _build(snapshot: Path, data_dir: Path, *extra: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def two_releases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def two_releases(
+    tmp_path_factory: pytest.TempPathFactory, bundled_build: Path
+) -> tuple[Path, Path]:
     """A data dir with the bundled release and the release of a variant of the same snapshot."""
     root = tmp_path_factory.mktemp("versions")
     variant = variant_snapshot(root / "variant")
-    data_dir = root / "data"
-    assert _build(paths.BUNDLED_SNAPSHOT, data_dir) == 0
+    data_dir = Path(shutil.copytree(bundled_build, root / "data"))
     assert _build(variant, data_dir) == 0
     return data_dir, variant
 
@@ -76,6 +77,7 @@ def _releases(data_dir: Path) -> list[catalog.ReleaseRecord]:
         con.close()
 
 
+@pytest.mark.slow
 def test_same_snapshot_with_different_tables_gets_the_next_suffix(
     two_releases: tuple[Path, Path],
 ) -> None:
