@@ -6,9 +6,10 @@ so those pages are asked again and counted apart.
 
 The real CLI runs in a child process against the emulator in this process, whose request list
 is the evidence: after the kill, the snapshot is incomplete and `build` refuses it; the rerun
-finishes it asking only for pages not recorded before the kill. The pages in flight at the kill
-(requested, not yet written: at most one per source, each source fetching one page at a time)
-are the only ones asked again, and the release equals a clean refresh's, table for table.
+(the same command, run in this process like the clean refresh) finishes it asking only for
+pages not recorded before the kill. The pages in flight at the kill (requested, not yet
+written: at most one per source, each source fetching one page at a time) are the only ones
+asked again, and the release equals a clean refresh's, table for table.
 """
 
 from __future__ import annotations
@@ -70,11 +71,8 @@ def emulator() -> Iterator[EmulatorServer]:
         yield server
 
 
-def _refresh_command(data_dir: Path, url: str, pace: str) -> list[str]:
+def _refresh_args(data_dir: Path, url: str, pace: str) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "pipelines.cli",
         "refresh",
         "--data-dir",
         str(data_dir),
@@ -180,7 +178,12 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
 ) -> None:
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
     first = subprocess.Popen(
-        _refresh_command(killed_dir, emulator.base_url, "0.3"),
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            *_refresh_args(killed_dir, emulator.base_url, "0.3"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -212,10 +215,7 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
     assert retried_logged <= retried_before <= retried_logged + len(live_sources())
 
     files_before = _page_files(folder)
-    rerun = subprocess.run(
-        _refresh_command(killed_dir, emulator.base_url, "0"), capture_output=True, text=True
-    )
-    assert rerun.returncode == 0, rerun.stderr
+    assert main(_refresh_args(killed_dir, emulator.base_url, "0")) == 0
     after, retried_after = page_requests(list(emulator.requests)[len(killed_requests) :])
     asked_before = set(before)
     again = Counter(_source(p) for p in after if p in asked_before)
@@ -238,9 +238,6 @@ def test_sigkill_then_rerun_fetches_no_recorded_page_twice_and_publishes_clean_t
     assert logged[: len(logged_by_killed)] == logged_by_killed
     assert len(logged) - len(logged_by_killed) == len(emulator.requests) - asked_by_killed
     assert retried_after == _page_retries(logged[len(logged_by_killed) :])
-    clean = subprocess.run(
-        _refresh_command(clean_dir, emulator.base_url, "0"), capture_output=True, text=True
-    )
-    assert clean.returncode == 0, clean.stderr
+    assert main(_refresh_args(clean_dir, emulator.base_url, "0")) == 0
     assert _recorded(_snapshot(clean_dir) or clean_dir) == finished
     assert _table_hashes(killed_dir) == _table_hashes(clean_dir)

@@ -15,6 +15,11 @@ from schemas import RELEASED
 from tests.release._snapshots import fingerprint
 
 
+def _other_hash_seed() -> str:
+    """A hash seed unlike the test process's (random unless PYTHONHASHSEED fixes it)."""
+    return "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+
+
 def _build(data_dir: Path, hash_seed: str) -> Path:
     """Build in its own interpreter; a different hash seed changes set and dict-of-str order."""
     subprocess.run(
@@ -29,8 +34,13 @@ def _build(data_dir: Path, hash_seed: str) -> Path:
 
 
 @pytest.mark.slow
-def test_two_builds_of_one_snapshot_give_byte_identical_parquet_files(tmp_path: Path) -> None:
-    folders = [_build(tmp_path / "first", "1"), _build(tmp_path / "second", "2")]
+def test_two_builds_of_one_snapshot_give_byte_identical_parquet_files(
+    tmp_path: Path, bundled_build: Path
+) -> None:
+    """The run's shared build (made in a test process, under its hash seed) against a CLI build
+    in a fresh interpreter under another seed."""
+    (shared,) = [p for p in (bundled_build / "releases").iterdir() if not p.name.startswith(".")]
+    folders = [shared, _build(tmp_path / "second", _other_hash_seed())]
     first, second = (
         {name: sha for name, sha in fingerprint(folder).items() if name.endswith(".parquet")}
         for folder in folders
