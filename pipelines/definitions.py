@@ -12,7 +12,7 @@ import os
 import dagster as dg
 
 from pipelines import paths
-from pipelines.assets.curated import CURATED_ASSETS, CURATED_CHECKS, REFERENCE_ASSETS
+from pipelines.assets.curated import CURATED_ASSETS, REFERENCE_ASSETS
 from pipelines.assets.raw import RAW_ASSETS
 from pipelines.assets.release import published_release
 from pipelines.assets.snapshot import snapshot_folder
@@ -41,11 +41,9 @@ ASSETS: list[dg.AssetsDefinition | dg.AssetSpec] = [
     *CURATED_ASSETS,
     published_release,
 ]
-CHECKS = [*CURATED_CHECKS]
 
 defs = dg.Definitions(
     assets=ASSETS,
-    asset_checks=CHECKS,
     resources={
         "snapshot_store": SnapshotResource(path=str(paths.BUNDLED_SNAPSHOT)),
         "warehouse": WarehouseResource(

@@ -3,7 +3,7 @@
 The rules are each table's Pandera model (schemas/) and the key table `schemas.registry.TABLES`
 (primary and foreign keys). `breaches` applies them to a frame; from it come the curate gate
 (`enforce`: rows that break a rule go to quarantine naming the rule, never dropped silently),
-the blocking asset check of every curated table (`asset_check_for`), and the table checks of
+the blocking asset check of every curated table (`table_check`), and the table checks of
 `kratom-evidence validate` (`problem_lines`, see pipelines/release/validate.py). Validation is
 lazy, so one pass reports every failure. Rows that live in DuckDB in the model's types are
 screened by the model's checks as SQL (schemas/sql.py): Pandera reads only the rows the screen
@@ -22,7 +22,6 @@ import orjson
 import pandas as pd
 import pandera.errors
 import pyarrow as pa
-from dagster_duckdb import DuckDBResource
 
 from pipelines.warehouse import LINEAGE_COLUMNS, read_frame
 from schemas import QUARANTINE, TableSpec
@@ -732,26 +731,26 @@ def warehouse_parents(spec: TableSpec) -> dict[str, str]:
     return {fk.ref_table: f"curated.{fk.ref_table}" for fk in spec.foreign_keys}
 
 
-def asset_check_for(spec: TableSpec) -> dg.AssetChecksDefinition:
-    """A blocking check that the curated table keeps every rule the gate applied."""
-
-    @dg.asset_check(
+def check_spec(spec: TableSpec) -> dg.AssetCheckSpec:
+    """The blocking check of a curated table, evaluated in the step that writes the table
+    (pipelines/assets/curated.py): a failure stops the tables that read it."""
+    return dg.AssetCheckSpec(
+        f"{spec.name}_matches_schema",
         asset=dg.AssetKey(["curated", spec.name]),
-        name=f"{spec.name}_matches_schema",
         blocking=True,
         description=f"{spec.name} validates against its Pandera model, its primary key is "
         "unique and its foreign keys resolve.",
     )
-    def check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as con:
-            rows = stored_rows(con, f"curated.{spec.name}")
-            found = collected(checked(con, rows, spec, warehouse_parents(spec)))
-        return dg.AssetCheckResult(
-            passed=not all_problem_lines(spec, found),
-            metadata={
-                "rows": rows.count,
-                "problems": dg.MetadataValue.json(all_problem_lines(spec, found)),
-            },
-        )
 
-    return check
+
+def table_check(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> dg.AssetCheckResult:
+    """Whether the curated table as stored keeps every rule the gate applied."""
+    rows = stored_rows(con, f"curated.{spec.name}")
+    problems = all_problem_lines(spec, collected(checked(con, rows, spec, warehouse_parents(spec))))
+    check = check_spec(spec)
+    return dg.AssetCheckResult(
+        asset_key=check.asset_key,
+        check_name=check.name,
+        passed=not problems,
+        metadata={"rows": rows.count, "problems": dg.MetadataValue.json(problems)},
+    )

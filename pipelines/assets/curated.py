@@ -1,4 +1,4 @@
-"""Curated layer: one asset per builder (a multi-asset when it also writes working tables).
+"""Curated layer: every builder's tables as assets of one step, each table's check inside it.
 
 Lineage comes from each builder's declaration (`pipelines.tables.builds`): a curated table
 depends on the staged tables it reads (of every source staging them), on the reference files
@@ -8,6 +8,8 @@ blocking check `pipelines.rules` derives from its model and keys.
 """
 
 from collections.abc import Iterator
+from graphlib import TopologicalSorter
+from pathlib import Path
 from typing import cast
 
 import dagster as dg
@@ -20,10 +22,11 @@ from pipelines.assets.staging import table_key
 from pipelines.resources import ReleaseResource
 from pipelines.rules import (
     Rows,
-    asset_check_for,
+    check_spec,
     gate,
     ordered_frame_rows,
     query_rows,
+    table_check,
     warehouse_parents,
 )
 from pipelines.sources import SOURCES
@@ -175,43 +178,93 @@ def _static(spec: TableSpec) -> dict[str, dg.TableSchema]:
     return {"dagster/column_schema": column_schema(spec)}
 
 
-def _curated_asset(builder: tables.Builder) -> dg.AssetsDefinition:
+def build_table(
+    con: duckdb.DuckDBPyConnection, builder: tables.Builder, reference_dir: Path
+) -> dict[str, dict[str, dg.MetadataValue]]:
+    """Run one builder through the gate: its table, its rejects and counts, and its working
+    tables written; the metadata of each table it wrote, by name."""
     spec = TABLES_BY_NAME[builder.table]
+    built = builder.build(con, reference_dir)
+    if built.queries is not None:
+        rows = query_rows(con, spec, built.queries)
+    else:
+        rows = ordered_frame_rows(con, built.frame, spec)
+    writer = TableWriter(con, spec)
+    rejects = gate(con, rows, spec, warehouse_parents(spec), writer)
+    if built.rejects is not None and not built.rejects.empty:
+        rejects = pd.concat([built.rejects, rejects], ignore_index=True)
+    write_table(con, f"curated.rejects__{spec.name}", to_arrow(rejects, QUARANTINE.model))
+    _record_stats(con, spec.name, _rows_in(con, built, rows), rejects)
+    metadata: dict[str, dict[str, dg.MetadataValue]] = {
+        spec.name: {
+            **_table_metadata(spec, writer.rows),
+            "rows_quarantined": dg.MetadataValue.int(len(rejects)),
+        }
+    }
+    for name in builder.writes:
+        metadata[name] = _table_metadata(WORKING_BY_NAME[name], row_count(con, name))
+    return metadata
 
-    @dg.multi_asset(name=f"curated_{spec.name}", specs=_specs(builder))
-    def curated_table(
-        warehouse: DuckDBResource, release: ReleaseResource
-    ) -> Iterator[dg.MaterializeResult]:
+
+def row_count(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    """Rows of `curated.<name>`."""
+    found = con.execute(f"SELECT count(*) FROM curated.{name}").fetchone()
+    return int(found[0]) if found else 0
+
+
+def _reads(builder: tables.Builder) -> tuple[str, ...]:
+    """The curated tables a builder's run needs: those it reads and its foreign-key parents."""
+    parents = (fk.ref_table for fk in TABLES_BY_NAME[builder.table].foreign_keys)
+    return (*builder.curated, *parents)
+
+
+def build_order(builders: list[tables.Builder]) -> list[tables.Builder]:
+    """The builders, each after the builders of every curated table it needs."""
+    by_table = {b.table: b for b in builders}
+    writer = {name: b.table for b in builders for name in (b.table, *b.writes)}
+    needs = {
+        b.table: {writer[t] for t in _reads(b) if writer.get(t, b.table) != b.table}
+        for b in builders
+    }
+    return [by_table[table] for table in TopologicalSorter(needs).static_order()]
+
+
+def curated_asset(builders: list[tables.Builder]) -> dg.AssetsDefinition:
+    """Every curated table as one step: each builder's table and working tables are assets of
+    their own, each table's blocking check runs right after it is written, and a subset runs
+    only the builders of the selected tables. One step, not one per table and check: the
+    steps' own bookkeeping was a quarter of a bundled build (bench/README.md)."""
+    ordered = build_order(builders)
+
+    @dg.multi_asset(
+        name="curated",
+        specs=[s for b in builders for s in _specs(b)],
+        check_specs=[check_spec(TABLES_BY_NAME[b.table]) for b in builders],
+        can_subset=True,
+    )
+    def curated_tables(
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource, release: ReleaseResource
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        selected = {key.path[-1] for key in context.selected_asset_keys}
+        checks = {key.asset_key.path[-1] for key in context.selected_asset_check_keys}
         with warehouse.get_connection() as con:
-            built = builder.build(con, release.reference)
-            if built.queries is not None:
-                rows = query_rows(con, spec, built.queries)
-            else:
-                rows = ordered_frame_rows(con, built.frame, spec)
-            writer = TableWriter(con, spec)
-            rejects = gate(con, rows, spec, warehouse_parents(spec), writer)
-            if built.rejects is not None and not built.rejects.empty:
-                rejects = pd.concat([built.rejects, rejects], ignore_index=True)
-            write_table(con, f"curated.rejects__{spec.name}", to_arrow(rejects, QUARANTINE.model))
-            _record_stats(con, spec.name, _rows_in(con, built, rows), rejects)
-            written = {
-                name: con.execute(f"SELECT count(*) FROM curated.{name}").fetchone()
-                for name in builder.writes
-            }
-        yield dg.MaterializeResult(
-            asset_key=["curated", spec.name],
-            metadata={
-                **_table_metadata(spec, writer.rows),
-                "rows_quarantined": len(rejects),
-            },
-        )
-        for name, count in written.items():
-            yield dg.MaterializeResult(
-                asset_key=["curated", name],
-                metadata=_table_metadata(WORKING_BY_NAME[name], int(count[0]) if count else 0),
-            )
+            for builder in ordered:
+                if not selected & {builder.table, *builder.writes}:
+                    continue
+                for name, metadata in build_table(con, builder, release.reference).items():
+                    if name in selected:
+                        yield dg.MaterializeResult(asset_key=["curated", name], metadata=metadata)
+                if builder.table not in checks:
+                    continue
+                check = table_check(con, TABLES_BY_NAME[builder.table])
+                yield check
+                if not check.passed:
+                    raise dg.Failure(
+                        f"check {check.check_name} failed: the curated tables after "
+                        f"{builder.table} were not built"
+                    )
 
-    return curated_table
+    return curated_tables
 
 
 def _reference_asset(file: str) -> dg.AssetSpec:
@@ -236,10 +289,9 @@ def _builder(spec: TableSpec) -> tables.Builder:
     return builder
 
 
-CURATED_ASSETS = [_curated_asset(_builder(spec)) for spec in TABLES]
+CURATED_ASSETS = [curated_asset([_builder(spec) for spec in TABLES])]
 REFERENCE_ASSETS = [
     _reference_asset(f) for f in sorted({f for b in tables.BUILDERS.values() for f in b.reference})
 ]
-CURATED_CHECKS = [asset_check_for(spec) for spec in TABLES]
 CURATED_KEYS = [key for asset in CURATED_ASSETS for key in asset.keys]
 """Every curated and working table's asset key (what the release may read)."""

@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from pipelines.assets.curated import CURATED_KEYS
+from pipelines.assets.curated import CURATED_KEYS, row_count
 from pipelines.assets.curated import STATS_TABLE as TABLE_STATS
 from pipelines.assets.staging import STATS_TABLE as SOURCE_STATS
 from pipelines.assets.staging import table_key
@@ -52,11 +52,6 @@ def quarantine_batches(con: duckdb.DuckDBPyConnection) -> ReleaseTable:
     union = " UNION ALL ".join(f"SELECT {columns} FROM {n}" for n in names)
     sql = f"SELECT * FROM ({union}) ORDER BY table_name, source, source_file, record_key, raw"
     return lambda: con.execute(sql).to_arrow_reader(ROWS_PER_BATCH).cast(schema)
-
-
-def row_count(con: duckdb.DuckDBPyConnection, name: str) -> int:
-    found = con.execute(f"SELECT count(*) FROM curated.{name}").fetchone()
-    return int(found[0]) if found else 0
 
 
 def accounting(con: duckdb.DuckDBPyConnection, out_rows: dict[str, int]) -> dict[str, object]:

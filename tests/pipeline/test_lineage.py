@@ -23,7 +23,6 @@ from dagster_duckdb import DuckDBResource
 from pipelines import paths, tables
 from pipelines.assets.curated import (
     CURATED_ASSETS,
-    CURATED_CHECKS,
     REFERENCE_ASSETS,
     reference_key,
     staging_deps,
@@ -51,7 +50,7 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> Materialized:
     data_dir = tmp_path_factory.mktemp("lineage")
     warehouse = data_dir / "warehouse.duckdb"
     result = dg.materialize(
-        [*RAW_ASSETS, *REFERENCE_ASSETS, *STAGING_ASSETS, *CURATED_ASSETS, *CURATED_CHECKS],
+        [*RAW_ASSETS, *REFERENCE_ASSETS, *STAGING_ASSETS, *CURATED_ASSETS],
         resources={
             "snapshot_store": SnapshotResource(path=str(paths.BUNDLED_SNAPSHOT)),
             "warehouse": DuckDBResource(database=str(warehouse)),

@@ -4,25 +4,23 @@ asset check and `validate` report the same rules as counted lines."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from pipelines.assets.curated import TableWriter
 from pipelines.rules import (
     Frames,
     all_problem_lines,
-    asset_check_for,
     breaches,
     enforce,
     gate,
     in_model_types,
     nullable_key_columns,
     staged_rows,
+    table_check,
     warehouse_parents,
 )
 from pipelines.tables import LINEAGE_SCHEMA
@@ -190,8 +188,8 @@ def test_problem_lines_count_each_rule_once_with_examples() -> None:
     ]
 
 
-def _warehouse(path: Path, conditions: str) -> DuckDBResource:
-    con = duckdb.connect(str(path))
+def _warehouse(conditions: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
     con.execute("CREATE SCHEMA curated")
     con.execute("CREATE TABLE curated.studies AS SELECT 'NCT00000001' AS study_id")
     con.execute(
@@ -199,23 +197,22 @@ def _warehouse(path: Path, conditions: str) -> DuckDBResource:
         f"NULL::VARCHAR AS matched_term FROM (VALUES {conditions}) "
         "t(study_id, condition, condition_category, mesh_term, mesh_id)"
     )
-    con.close()
-    return DuckDBResource(database=str(path))
+    return con
 
 
-def test_asset_check_passes_a_curated_table_that_keeps_the_rules(tmp_path: Path) -> None:
-    warehouse = _warehouse(tmp_path / "w.duckdb", "('NCT00000001', 'Pain', 'pain', NULL, NULL)")
-    result = asset_check_for(CONDITIONS)(warehouse=warehouse)
+def test_asset_check_passes_a_curated_table_that_keeps_the_rules() -> None:
+    con = _warehouse("('NCT00000001', 'Pain', 'pain', NULL, NULL)")
+    result = table_check(con, CONDITIONS)
+    assert result.check_name == "conditions_matches_schema"
     assert result.passed and result.metadata["problems"].value == []
 
 
-def test_asset_check_fails_naming_each_broken_rule(tmp_path: Path) -> None:
-    warehouse = _warehouse(
-        tmp_path / "w.duckdb",
+def test_asset_check_fails_naming_each_broken_rule() -> None:
+    con = _warehouse(
         "('NCT00000001', 'Pain', 'pain', NULL, NULL), ('NCT00000001', 'Pain', 'pain', NULL, NULL), "
         "('NCT00000009', 'Pain', 'pain', NULL, NULL)",
     )
-    result = asset_check_for(CONDITIONS)(warehouse=warehouse)
+    result = table_check(con, CONDITIONS)
     assert not result.passed
     assert result.metadata["problems"].value == [
         "table conditions, primary key study_id, condition has 1 duplicate rows",
