@@ -24,6 +24,7 @@ from pipelines import paths, tables
 from pipelines.assets.curated import (
     CURATED_ASSETS,
     REFERENCE_ASSETS,
+    build_order,
     reference_key,
     staging_deps,
 )
@@ -36,6 +37,8 @@ from pipelines.sources import SOURCES
 from pipelines.warehouse import read_frame
 from schemas import QUARANTINE, TABLES, TABLES_BY_NAME
 from schemas.working import WORKING_BY_NAME
+
+CHECK_EVALUATION = dg.DagsterEventType.ASSET_CHECK_EVALUATION
 
 
 @dataclass(frozen=True)
@@ -331,3 +334,54 @@ def test_every_table_materialization_has_described_columns_and_a_row_count(
             assert list(columns) == list(fields), key
     finally:
         con.close()
+
+
+def test_the_curated_step_runs_each_builder_after_the_tables_it_needs() -> None:
+    ordered = [b.table for b in build_order(list(tables.BUILDERS.values()))]
+    assert sorted(ordered) == sorted(tables.BUILDERS)
+    written_by = {w: b.table for b in tables.BUILDERS.values() for w in (b.table, *b.writes)}
+    for builder in tables.BUILDERS.values():
+        spec = TABLES_BY_NAME[builder.table]
+        needed = {*builder.curated, *(fk.ref_table for fk in spec.foreign_keys)}
+        for table in needed - {builder.table, *builder.writes}:
+            assert ordered.index(written_by[table]) < ordered.index(builder.table), table
+
+
+def test_the_curated_step_and_checks_of_the_whole_layer_in_one_step(
+    materialized: Materialized,
+) -> None:
+    """Every curated table and working table shows its own materialization, every table its
+    check's evaluation, all from the one curated step."""
+    result = materialized.result
+    curated = {k for a in CURATED_ASSETS for k in a.keys}
+    events = [e for e in result.all_events if e.step_key == "curated"]
+    assert {e.asset_key for e in events if e.is_step_materialization} == curated
+    checks = [e.event_specific_data for e in events if e.event_type == CHECK_EVALUATION]
+    assert sorted(c.check_name for c in checks) == sorted(
+        f"{spec.name}_matches_schema" for spec in TABLES
+    )
+    assert all(c.passed for c in checks)
+
+
+def test_a_subset_of_the_curated_step_builds_only_the_selected_tables(
+    materialized: Materialized, tmp_path: Path
+) -> None:
+    """Materializing one curated table (as from the UI) runs its builder and its check only,
+    on the warehouse of an earlier run."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(materialized.warehouse, warehouse)
+    compounds = dg.AssetKey(["curated", "compounds"])
+    result = dg.materialize(
+        [*RAW_ASSETS, *REFERENCE_ASSETS, *STAGING_ASSETS, *CURATED_ASSETS],
+        selection=[compounds],
+        resources={
+            "snapshot_store": SnapshotResource(path=str(paths.BUNDLED_SNAPSHOT)),
+            "warehouse": DuckDBResource(database=str(warehouse)),
+            "release": ReleaseResource(data_dir=str(tmp_path)),
+        },
+    )
+    assert result.success
+    assert [e.asset_key for e in result.get_asset_materialization_events()] == [compounds]
+    checks = [e.event_specific_data for e in result.all_events if e.event_type == CHECK_EVALUATION]
+    assert [c.check_name for c in checks] == ["compounds_matches_schema"]
+    assert [e.step_key for e in result.all_events if e.is_step_start] == ["curated"]
