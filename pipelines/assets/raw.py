@@ -1,7 +1,7 @@
 """Raw layer: the snapshot's files per source, inventoried (the bytes stay where they are)."""
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import dagster as dg
 
@@ -12,42 +12,59 @@ from pipelines.sources import SOURCES
 from pipelines.sources.base import SourceUnit
 
 
-def raw_asset(unit: SourceUnit) -> dg.AssetsDefinition:
-    """The inventory of one source's snapshot files, with when and how the snapshot was taken."""
-    source = unit.name
+def raw_key(source: str) -> dg.AssetKey:
+    """The inventory asset of one source's snapshot files."""
+    return dg.AssetKey(["raw", source])
 
-    @dg.asset(
-        key=["raw", source],
-        group_name="raw",
-        deps=[SNAPSHOT_KEY],
-        kinds={"json" if unit.suffix == ".json" else "file"},
-        description=f"Response bodies of {source} in the snapshot, exactly as recorded.",
-    )
-    def raw_source(snapshot_store: SnapshotResource) -> dg.MaterializeResult:
-        info = snapshot_store.info()
-        files = snapshot.source_files(snapshot_store.folder, source)
-        digest = hashlib.sha256()
-        total = 0
-        for path in files:
-            total += path.stat().st_size
-            digest.update(path.name.encode() + b"\0" + snapshot.file_sha256(path).digest())
-        return dg.MaterializeResult(
-            metadata={
-                "files": len(files),
-                "bytes": total,
-                "sha256": digest.hexdigest(),
-                "folder": dg.MetadataValue.path(str(snapshot_store.folder / source)),
-                "captured_at": info.captured_at.isoformat(),
-                "method": info.method,
-            }
-        )
 
-    return raw_source
+def inventory(snapshot_store: SnapshotResource, source: str) -> dict[str, dg.MetadataValue]:
+    """One source's files in the snapshot: count, bytes, a digest of names and contents, and
+    when and how the snapshot was taken."""
+    info = snapshot_store.info()
+    files = snapshot.source_files(snapshot_store.folder, source)
+    digest = hashlib.sha256()
+    total = 0
+    for path in files:
+        total += path.stat().st_size
+        digest.update(path.name.encode() + b"\0" + snapshot.file_sha256(path).digest())
+    return {
+        "files": dg.MetadataValue.int(len(files)),
+        "bytes": dg.MetadataValue.int(total),
+        "sha256": dg.MetadataValue.text(digest.hexdigest()),
+        "folder": dg.MetadataValue.path(str(snapshot_store.folder / source)),
+        "captured_at": dg.MetadataValue.text(info.captured_at.isoformat()),
+        "method": dg.MetadataValue.text(info.method),
+    }
 
 
 def raw_assets(units: Iterable[SourceUnit]) -> list[dg.AssetsDefinition]:
-    """One raw asset per source unit."""
-    return [raw_asset(unit) for unit in units]
+    """One inventory asset per source unit, all taken in one step (a subset takes only the
+    selected sources'): a step per source cost more in Dagster's bookkeeping than the
+    inventory itself."""
+    units = list(units)
+    sources = [unit.name for unit in units]
+    specs = [
+        dg.AssetSpec(
+            raw_key(unit.name),
+            group_name="raw",
+            deps=[SNAPSHOT_KEY],
+            kinds={"json" if unit.suffix == ".json" else "file"},
+            description=f"Response bodies of {unit.name} in the snapshot, exactly as recorded.",
+        )
+        for unit in units
+    ]
+
+    @dg.multi_asset(name="raw", specs=specs, can_subset=True)
+    def raw_sources(
+        context: dg.AssetExecutionContext, snapshot_store: SnapshotResource
+    ) -> Iterator[dg.MaterializeResult]:
+        for source in sources:
+            if raw_key(source) in context.selected_asset_keys:
+                yield dg.MaterializeResult(
+                    asset_key=raw_key(source), metadata=inventory(snapshot_store, source)
+                )
+
+    return [raw_sources]
 
 
 RAW_ASSETS = raw_assets(SOURCES.values())

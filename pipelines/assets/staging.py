@@ -1,9 +1,10 @@
 """Staging layer: each source's records parsed into `staging.<source>__<table>` tables.
 
-A source's records are staged in one step (one pass over its files), which writes several
-tables: each is an asset of its own (`staging/<source>/<table>`, outputs of the source's
-multi-asset), so the catalog shows each table's described columns (schemas/staging.py) and
-rows, and a curated asset depends on exactly the staged tables it reads. The source's
+A source's records are staged in one pass over its files, which writes several tables, and
+the sources read that way share one step. Each table is an asset of its own
+(`staging/<source>/<table>`), so the catalog shows each table's described columns
+(schemas/staging.py) and rows, and a curated asset depends on exactly the staged tables it
+reads. The source's
 quarantine table is one of them; its materialization also accounts for every record read.
 
 A source with a bulk export (ClinicalTrials.gov's whole-registry ZIP) is a graph of steps that
@@ -131,36 +132,41 @@ def _description(source: str, table: str) -> str:
     return f"staging.{source}__{table}: rows parsed from the {source} records of the snapshot."
 
 
-def staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
-    """One source's records staged from the snapshot: one asset per table its step writes,
-    with its counts in `source_stats`."""
-    if unit.bulk is not None:
-        return sharded_staging_asset(unit)
-    source = unit.name
-    raw = dg.AssetKey(["raw", source])
+def staging_asset(units: list[SourceUnit]) -> dg.AssetsDefinition:
+    """The sources read in one pass each, staged from the snapshot in one step: one asset per
+    table each source's pass writes, with its counts in `source_stats`. A subset stages only
+    the sources of the selected tables."""
     specs = [
         dg.AssetSpec(
-            table_key(source, table),
+            table_key(unit.name, table),
             group_name="staging",
-            deps=[raw],
+            deps=[dg.AssetKey(["raw", unit.name])],
             kinds={"duckdb"},
-            description=_description(source, table),
+            description=_description(unit.name, table),
         )
+        for unit in units
         for table in written_tables(unit)
     ]
 
-    @dg.multi_asset(name=f"staging_{source}", specs=specs, op_tags=WAREHOUSE_TAGS)
-    def staging_source(
-        snapshot_store: SnapshotResource, warehouse: DuckDBResource
+    @dg.multi_asset(name="staging", specs=specs, op_tags=WAREHOUSE_TAGS, can_subset=True)
+    def staging_sources(
+        context: dg.AssetExecutionContext,
+        snapshot_store: SnapshotResource,
+        warehouse: DuckDBResource,
     ) -> Iterator[dg.MaterializeResult]:
+        selected = context.selected_asset_keys
         with warehouse.get_connection() as con:
             ensure_schemas(con)
-            stats = stage_source(con, snapshot_store.folder, source)
-            metadata = _staged(con, unit, stats)
-        for table, entries in metadata.items():
-            yield dg.MaterializeResult(asset_key=table_key(source, table), metadata=entries)
+            for unit in units:
+                keys = {table: table_key(unit.name, table) for table in written_tables(unit)}
+                if not selected & set(keys.values()):
+                    continue
+                stats = stage_source(con, snapshot_store.folder, unit.name)
+                for table, entries in _staged(con, unit, stats).items():
+                    if keys[table] in selected:
+                        yield dg.MaterializeResult(asset_key=keys[table], metadata=entries)
 
-    return staging_source
+    return staging_sources
 
 
 class StagingParts(dg.Config):
@@ -244,8 +250,12 @@ def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
 
 
 def staging_assets(units: Iterable[SourceUnit]) -> list[dg.AssetsDefinition]:
-    """One staging multi-asset per source unit."""
-    return [staging_asset(unit) for unit in units]
+    """The sources staged in one pass, as one step; each source with a bulk export as a graph
+    of its own (its parts may run side by side)."""
+    units = list(units)
+    whole = [unit for unit in units if unit.bulk is None]
+    parted = [sharded_staging_asset(unit) for unit in units if unit.bulk is not None]
+    return [staging_asset(whole), *parted] if whole else parted
 
 
 STAGING_ASSETS = staging_assets(SOURCES.values())
