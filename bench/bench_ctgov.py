@@ -497,21 +497,18 @@ def summary(rows: list[dict[str, Any]], commit: str) -> str:
     return "\n".join(lines)
 
 
+def _git(*args: str) -> str:
+    """What a git command run on this checkout prints, stripped."""
+    return subprocess.run(
+        ["git", "-C", str(BENCH_DIR), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def commit_id() -> str:
     """The checked-out commit (with `+` when the work tree has changes), or `unknown`."""
     try:
-        head = subprocess.run(
-            ["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(BENCH_DIR), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+" if dirty else "")

@@ -13,3 +13,12 @@ def bundled_release(tmp_path_factory: pytest.TempPathFactory, bundled_build: Pat
     """Data dir holding one release of data/snapshot, built by the build service (this worker's
     copy of the run's one build)."""
     return Path(shutil.copytree(bundled_build, tmp_path_factory.mktemp("bundled") / "data"))
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty DAGSTER_HOME of the test's own: the build service records its runs there."""
+    home = tmp_path / "dagster"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home

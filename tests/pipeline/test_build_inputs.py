@@ -25,11 +25,8 @@ def _runs() -> int:
 
 @pytest.mark.slow
 def test_the_second_build_of_the_same_inputs_reports_what_a_run_would_without_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, dagster_home: Path
 ) -> None:
-    home = tmp_path / "dagster"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     outputs = DataDir(tmp_path / "data")
     first = build(paths.BUNDLED_SNAPSHOT, outputs, created_at="2026-11-25T00:00:00Z")
     record = outputs.root / build_inputs.RECORD_FILE

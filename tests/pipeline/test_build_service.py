@@ -68,11 +68,8 @@ def test_a_ui_run_holds_the_lock_and_its_release_links_version_report_and_manife
 
 @pytest.mark.slow
 def test_a_cli_build_with_dagster_home_is_a_run_of_that_instance_tagged_with_its_snapshot(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, dagster_home: Path
 ) -> None:
-    home = tmp_path / "dagster"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     published = build(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"))
 
     with dg.DagsterInstance.get() as instance:

@@ -124,11 +124,8 @@ def test_a_file_that_is_no_zip_stops_the_build_naming_it(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_a_parallel_build_stages_the_archive_in_parts_in_other_processes(
-    tmp_path: Path, bulk_release: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, bulk_release: Path, dagster_home: Path
 ) -> None:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     snap = bulk_snapshot(tmp_path / "snapshot", BAD_MEMBERS)
     data_dir = tmp_path / "data"
     build(snap, DataDir(data_dir), created_at="2026-11-25T00:00:00Z", workers=2)
