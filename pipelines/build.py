@@ -385,10 +385,22 @@ def first_failure(events: Sequence[dg.DagsterEvent]) -> str:
             error = event.event_specific_data.error  # type: ignore[union-attr]
             return f"build failed before its first step: {_cause(error)}"
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            evaluation = event.event_specific_data
-            if not evaluation.passed:  # type: ignore[union-attr]
-                return f"check {evaluation.check_name} failed: {evaluation.metadata}"  # type: ignore[union-attr]
+            evaluation = event.asset_check_evaluation_data
+            if not evaluation.passed:
+                return _check_failure(evaluation)
     return "build failed"
+
+
+def _check_failure(evaluation: dg.AssetCheckEvaluation) -> str:
+    """One line for a failed check: its first problem and how many more (the run's check
+    evaluation holds them all), else its metadata's values."""
+    problems = evaluation.metadata.get("problems")
+    found = problems.value if problems is not None else None
+    if isinstance(found, list) and found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        return f"check {evaluation.check_name} failed: {found[0]}{more}"
+    values = ", ".join(f"{name} {value.value}" for name, value in evaluation.metadata.items())
+    return f"check {evaluation.check_name} failed: {values}"
 
 
 def _cause(error: SerializableErrorInfo | None) -> str:

@@ -17,8 +17,9 @@ def bundled_release(tmp_path_factory: pytest.TempPathFactory, bundled_build: Pat
 
 @pytest.fixture
 def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty DAGSTER_HOME of the test's own: the build service records its runs there."""
+    """A DAGSTER_HOME of the test's own, telemetry off: the build service records its runs there."""
     home = tmp_path / "dagster"
     home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
