@@ -88,6 +88,9 @@ class RequestLogEntry:
     paced: float = 0.0
     """Seconds the client held this attempt for its pace (minimum interval, rate limit) before
     `started_at`: what politeness cost, apart from the answer and the client's own work."""
+    overslept: float = 0.0
+    """Of `paced`, the seconds the pace's sleep returned later than it asked: a loaded machine
+    waking the thread late, not a hold the pace chose (an audit of the pace leaves it out)."""
 
 
 @dataclass(frozen=True)
@@ -422,7 +425,7 @@ class SourceHttp:
         at once.
         """
         asked = self._clock()
-        started = self._pace()
+        started, overslept = self._pace()
         paced = started - asked
         with self._stats_lock:
             self.requests_sent += 1
@@ -433,7 +436,16 @@ class SourceHttp:
             problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self._note(
                 RequestLogEntry(
-                    safe_url, None, 0, None, elapsed, attempt, started, problem, paced=paced
+                    safe_url,
+                    None,
+                    0,
+                    None,
+                    elapsed,
+                    attempt,
+                    started,
+                    problem,
+                    paced=paced,
+                    overslept=overslept,
                 )
             )
             return None, problem, self._backoff(attempt)
@@ -449,6 +461,7 @@ class SourceHttp:
             attempt,
             started,
             paced=paced,
+            overslept=overslept,
         )
         announced = announced_limit(response.headers)
         if announced is not None:
@@ -492,10 +505,11 @@ class SourceHttp:
                 return None, f"invalid body: {exc}", self._backoff(attempt)
         return response, "", 0.0
 
-    def _pace(self) -> float:
+    def _pace(self) -> tuple[float, float]:
         """Hold this request until `min_interval` has passed since the previous start and,
         with a rate limit, until the start `requests` back has left the window; the start it
-        let go (what the log records, so logged starts keep the interval the pace kept)."""
+        let go (what the log records, so logged starts keep the interval the pace kept) and
+        how much later than asked the sleep returned."""
         with self._pace_lock:
             now = self._clock()
             wait = 0.0
@@ -504,11 +518,15 @@ class SourceHttp:
             limit = self.rate_limit
             if limit is not None and len(self._recent_starts) == limit.requests:
                 wait = max(wait, self._recent_starts[0] + limit.window - now)
+            overslept = 0.0
             if wait > 0:
                 self._sleep(wait)
-            self._last_start = self._clock()
+                self._last_start = self._clock()
+                overslept = max(0.0, self._last_start - (now + wait))
+            else:
+                self._last_start = self._clock()
             self._recent_starts.append(self._last_start)
-            return self._last_start
+            return self._last_start, overslept
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(attempt, self.backoff_base, self.backoff_cap, self._rng)

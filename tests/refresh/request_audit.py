@@ -22,13 +22,14 @@ def instant_throughput(entries: Sequence[Entry], interval: float) -> float:
     and it is ready: the previous answer in and its own work on it done. Each gap between
     starts is the time until the client asked for the next request plus what its pace held
     that request (`paced`); of the first, only what exceeds `interval` is the machine's (a
-    slow answer, or a client thread waiting for a core on a loaded machine) and is taken off.
-    What the pace held stays, so a client that holds too long still shows it.
+    slow answer, or a client thread waiting for a core on a loaded machine) and is taken off,
+    and of the second, what the pace's sleep overran (`overslept`, a thread woken late).
+    What the pace chose to hold stays, so a client that holds too long still shows it.
     """
     ordered = sorted(entries, key=lambda entry: entry["started_at"])
     span = 0.0
     for earlier, later in itertools.pairwise(ordered):
         gap = later["started_at"] - earlier["started_at"]
         busy = gap - later["paced"]  # the answer and the client's own work
-        span += gap - max(0.0, busy - interval)
+        span += gap - later.get("overslept", 0.0) - max(0.0, busy - interval)
     return (len(ordered) - 1) / span

@@ -102,6 +102,17 @@ def test_instant_throughput_takes_off_the_clients_own_late_work_too() -> None:
     assert request_audit.instant_throughput(log, 0.5) == pytest.approx(2 / 1.0)
 
 
+def test_instant_throughput_takes_off_a_sleep_that_woke_late_but_not_the_hold() -> None:
+    # a 0.5 s interval kept by sleeps that each returned 0.1 s late (a loaded machine)
+    log = [
+        {"started_at": 0.0, "elapsed": 0.01, "paced": 0.0, "overslept": 0.0},
+        {"started_at": 0.6, "elapsed": 0.01, "paced": 0.59, "overslept": 0.1},
+        {"started_at": 1.2, "elapsed": 0.01, "paced": 0.59, "overslept": 0.1},
+    ]
+    assert request_audit.throughput(log) == pytest.approx(2 / 1.2)
+    assert request_audit.instant_throughput(log, 0.5) == pytest.approx(2 / 1.0)
+
+
 def test_instant_throughput_still_shows_pacing_from_the_end_of_each_answer() -> None:
     # a client that holds each request the 0.5 s interval after each 0.4 s answer: 0.9 s each
     log = _log((0.0, 0.4, 0.0), (0.9, 0.4, 0.5), (1.8, 0.4, 0.5))

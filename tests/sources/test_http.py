@@ -595,6 +595,27 @@ def test_rate_limit_window_caps_every_second_and_catches_up_after_a_stall(
     assert starts[-1] < 2.5 - 0.1
 
 
+def test_a_sleep_woken_late_is_logged_as_overslept_apart_from_the_hold_the_pace_chose(
+    httpserver: HTTPServer,
+) -> None:
+    serve(httpserver, "/compound", ok_json({}))
+    clock = SteppedClock()
+
+    def woken_late(seconds: float) -> None:
+        clock.sleep(seconds + 0.03)  # a loaded machine runs the thread 30 ms after it asked
+
+    http = SourceHttp(
+        "pubchem", httpserver.url_for("/"), min_interval=0.2, sleep=woken_late, clock=clock
+    )
+    with http:
+        for _ in range(3):
+            http.get_json("/compound")
+
+    assert [e.paced for e in http.log] == pytest.approx([0.0, 0.23, 0.23])
+    assert [e.overslept for e in http.log] == pytest.approx([0.0, 0.03, 0.03])
+    assert [e.started_at for e in http.log] == pytest.approx([0.0, 0.23, 0.46])
+
+
 def test_slow_down_stretches_the_interval(httpserver: HTTPServer) -> None:
     script = serve(httpserver, "/compound", ok_json({}))
     http = SourceHttp("pubchem", httpserver.url_for("/"), min_interval=0.05)
