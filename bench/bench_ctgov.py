@@ -227,10 +227,10 @@ def measured(
 
 class TreeSampler:
     """Reads the resident set of a process and its descendants every `interval` seconds, in a
-    thread, until stopped: one sample per read (unix time, summed VmRSS and Pss in KiB,
-    processes, the root's VmHWM, the tree's CPU seconds so far). Pss counts a page shared by
-    several processes (the workers forked with the same libraries loaded) once in all; VmRSS
-    counts it in each.
+    thread, until stopped: one sample per read (unix time, summed VmRSS and Pss in KiB, the
+    largest one process's VmRSS, processes, the root's VmHWM, the tree's CPU seconds so far).
+    Pss counts a page shared by several processes (the workers forked with the same libraries
+    loaded) once in all; VmRSS counts it in each.
 
     CPU seconds are each process's own user + system time, the last read of every process
     seen, summed: `wait4` (and `/usr/bin/time`) count a descendant only when its parent waited
@@ -263,6 +263,7 @@ class TreeSampler:
                     "t": time.time(),
                     "tree_kib": sum(v.get("VmRSS", 0) for v in sizes.values()),
                     "tree_pss_kib": sum(v.get("Pss", 0) for v in sizes.values()),
+                    "largest_kib": max((v.get("VmRSS", 0) for v in sizes.values()), default=0),
                     "processes": len(tree),
                     "root_hwm_kib": sizes.get(self.pid, {}).get("VmHWM", 0),
                     "tree_cpu_s": sum(self.cpu.values()),
@@ -314,8 +315,9 @@ def _status_kib(pid: int) -> dict[str, int]:
 
 
 def step_peaks(samples: list[dict[str, Any]], home: Path) -> list[dict[str, Any]]:
-    """The largest sampled memory (Pss) of the process tree while each Dagster step ran, from
-    the step start and end times the build's instance (DAGSTER_HOME) recorded; largest first."""
+    """The largest sampled memory of the process tree (Pss) and of one process in it (VmRSS:
+    the build process itself while a step runs in it) while each Dagster step ran, from the
+    step start and end times the build's instance (DAGSTER_HOME) recorded; largest first."""
     import dagster as dg
 
     kinds = {
@@ -332,10 +334,15 @@ def step_peaks(samples: list[dict[str, Any]], home: Path) -> list[dict[str, Any]
     peaks = []
     for step, times in spans.items():
         start, end = min(times), max(times)
-        during = [s["tree_pss_kib"] for s in samples if start <= s["t"] <= end]
+        during = [s for s in samples if start <= s["t"] <= end]
         if during:
             peaks.append(
-                {"step": step, "seconds": round(end - start, 1), "peak_mib": max(during) / 1024}
+                {
+                    "step": step,
+                    "seconds": round(end - start, 1),
+                    "peak_mib": max(s["tree_pss_kib"] for s in during) / 1024,
+                    "process_mib": max(s.get("largest_kib", 0) for s in during) / 1024,
+                }
             )
     return sorted(peaks, key=lambda peak: -peak["peak_mib"])
 
@@ -349,16 +356,22 @@ def run_method(method: str, snapshot_dir: Path) -> dict[str, Any]:
     return run | {"result": report["result"], "work_s": report["seconds"]}
 
 
-def run_cli_build(snapshot_dir: Path, workers: int = 1, sample_s: float = 0.0) -> dict[str, Any]:
+def run_cli_build(
+    snapshot_dir: Path, workers: int = 1, sample_s: float = 0.0, keep: Path | None = None
+) -> dict[str, Any]:
     """`kratom-evidence build` end to end into a fresh data dir (beside the snapshot: a
-    whole-registry build writes gigabytes, more than a small /tmp may hold). With `sample_s`
+    whole-registry build writes gigabytes, more than a small /tmp may hold), or into
+    `keep`/<snapshot name>, kept for a look at its warehouse afterwards. With `sample_s`
     the build runs with a DAGSTER_HOME of its own, so that the steps' start and end times can
     be read back and each step given the largest resident set sampled while it ran."""
     cli = shutil.which("kratom-evidence", path=str(Path(sys.executable).parent))
     if cli is None:
         raise SystemExit("kratom-evidence is not installed in this interpreter's environment")
     with tempfile.TemporaryDirectory(dir=OUT_DIR) as tmp:
-        argv = [cli, "build", "--snapshot", str(snapshot_dir), "--data-dir", f"{tmp}/data"]
+        data = keep / snapshot_dir.name if keep else Path(tmp) / "data"
+        if data.exists():
+            raise SystemExit(f"{data} exists: the build must start from an empty data dir")
+        argv = [cli, "build", "--snapshot", str(snapshot_dir), "--data-dir", str(data)]
         if TIME_V.is_file():
             argv = [str(TIME_V), "-v", *argv]
         home = Path(tmp) / "dagster_home"
@@ -444,14 +457,19 @@ shared pages counted once); load: the 1-minute load average when the method ende
 
 
 def bench_size(
-    snapshot_dir: Path, size: int, methods: list[str], workers: int = 1, sample_s: float = 0.0
+    snapshot_dir: Path,
+    size: int,
+    methods: list[str],
+    workers: int = 1,
+    sample_s: float = 0.0,
+    keep: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Each method once on the snapshot, printed as it ends, then the ratio build / naive."""
     runs: dict[str, dict[str, Any]] = {}
     for method in methods:
         load_before = os.getloadavg()
         if method == "build":
-            run = run_cli_build(snapshot_dir, workers, sample_s) | {"workers": workers}
+            run = run_cli_build(snapshot_dir, workers, sample_s, keep) | {"workers": workers}
         else:
             run = run_method(method, snapshot_dir)
             if run["result"] != size:
@@ -474,7 +492,8 @@ def bench_size(
             )
         for step in run.get("steps", [])[:5]:
             print(
-                f"    peak {step['peak_mib']:>8.1f} MiB during {step['step']} ({step['seconds']} s)"
+                f"    peak {step['peak_mib']:>8.1f} MiB (one process {step['process_mib']:.1f}) "
+                f"during {step['step']} ({step['seconds']} s)"
             )
         if run.get("interrupted"):
             break
@@ -546,6 +565,11 @@ def main() -> None:
         default=2.0,
         help="seconds between samples of the build's process tree RSS (0: none)",
     )
+    parser.add_argument(
+        "--keep-data",
+        type=Path,
+        help="build into KEEP_DATA/<snapshot name> and keep it (default: a temporary folder)",
+    )
     parser.add_argument("--steps", action="store_true", help="each build step's duration")
     parser.add_argument("--profile", action="store_true", help="the build under cProfile")
     parser.add_argument("--child", choices=tuple(_RUNS), help=argparse.SUPPRESS)
@@ -567,7 +591,9 @@ def main() -> None:
         snapshot_dir = OUT_DIR / f"ctgov-{args.shape}-{args.input}-{size}"
         if not (args.reuse and (snapshot_dir / "SNAPSHOT.json").is_file()):
             write_snapshot(args.shape, snapshot_dir, size, args.seed, archive)
-        rows += bench_size(snapshot_dir, size, args.methods, args.workers, args.sample)
+        rows += bench_size(
+            snapshot_dir, size, args.methods, args.workers, args.sample, args.keep_data
+        )
         if any(row.get("interrupted") for row in rows):
             break
         for method, wanted in (("build_steps", args.steps), ("build_profile", args.profile)):
