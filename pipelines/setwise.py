@@ -589,12 +589,12 @@ class _Run:
                     [[rec - offset for rec in quarantined]],
                 ).fetchall()
             )
-        rows = [(offset + i, key, reason, origin, raw) for i, key, reason, origin, raw in batch.bad]
+        rows = [(offset + i, key, reason, raw, origin) for i, key, reason, origin, raw in batch.bad]
         rows += [
-            (rec, key, reason, origins[rec], self.unit.raw(self.records.get(rec)))
+            (rec, key, *self._reason_and_raw(batch, offset, rec, reason), origins[rec])
             for rec, (key, reason) in quarantined.items()
         ]
-        for _, key, reason, origin, raw in sorted(rows, key=lambda r: r[0]):
+        for _, key, reason, raw, origin in sorted(rows, key=lambda r: r[0]):
             self.stats.quarantined += 1
             self.quarantine.add(
                 "quarantine",
@@ -608,6 +608,17 @@ class _Run:
                 },
                 origin,
             )
+
+    def _reason_and_raw(self, batch: _Batch, offset: int, rec: int, reason: str) -> tuple[str, str]:
+        """A quarantined record's reason and raw text. An archive member that DuckDB read
+        but the unit's reader refuses (NaN, a trailing comma) gets that reader's reason and
+        its own text, as record-by-record staging gives it."""
+        if batch.members is None:
+            return reason, self.unit.raw(self.records.get(rec))
+        text = self.records.text(rec)
+        member, announced = batch.members[rec - offset]
+        record, problem = member_record(self.unit, member, announced, text.encode())
+        return (problem, text) if problem is not None else (reason, self.unit.raw(record))
 
     def finish(self) -> None:
         self.quarantine.close()
@@ -684,14 +695,20 @@ class _Records:
         assert self._batch is not None
         i = rec - self._offset
         if self._batch.texts:
-            row = self._con.execute(f"SELECT _text FROM {_TEXTS} WHERE _i = ?", [i]).fetchone()
-            assert row is not None
-            return orjson.loads(row[0])
+            return orjson.loads(self.text(rec))
         found = self._con.execute(
             f"SELECT _origin, _index FROM {_PARSED} WHERE _i = ?", [i]
         ).fetchone()
         assert found is not None
         return self._in_file(self._batch.paths[found[0]], found[1])
+
+    def text(self, rec: int) -> str:
+        """The text of a record of the current batch read as text (an archive member)."""
+        row = self._con.execute(
+            f"SELECT _text FROM {_TEXTS} WHERE _i = ?", [rec - self._offset]
+        ).fetchone()
+        assert row is not None
+        return str(row[0])
 
     def again(self, entry: _Seen) -> Any:
         """A record of an earlier batch."""

@@ -19,15 +19,14 @@ ids and labels are VARCHAR leaves (a JSON number there reads as its JSON text, t
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from pipelines.sources.clinicaltrials_results import ArmLabels, parse_p_value
+from pipelines.sources.clinicaltrials_sql import json_leaf
 from pipelines.sources.clinicaltrials_values import as_number, as_text
 
 _V = "VARCHAR"
@@ -256,30 +255,24 @@ def setup_sql() -> list[str]:
 # distinct (arm labels, title) of the batch (the SELECT DISTINCT in `_result_groups_sql`).
 
 
-def _json(text: str) -> Any:
-    """A JSON leaf as DuckDB wrote it back. The standard library's reader, as DuckDB's, takes
-    NaN, Infinity and numbers beyond a double, which orjson refuses."""
-    return json.loads(text)
-
-
 def _py_text(value: str | None) -> str | None:
-    return None if value is None else as_text(_json(value))
+    return None if value is None else as_text(json_leaf(value))
 
 
 def _py_jnumber(value: str | None) -> float | None:
-    return None if value is None else as_number(_json(value))
+    return None if value is None else as_number(json_leaf(value))
 
 
 def _py_str(value: str | None) -> str | None:
     """`str` of a string leaf as it is, `as_text` of any other."""
     if value is None:
         return None
-    found = _json(value)
+    found = json_leaf(value)
     return found if isinstance(found, str) else as_text(found)
 
 
 def _py_repr(value: str | None) -> str:
-    return repr(None if value is None else orjson.loads(value))
+    return repr(None if value is None else json_leaf(value))
 
 
 def _py_p_value(text: str | None) -> dict[str, Any]:

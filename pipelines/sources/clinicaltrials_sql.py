@@ -13,11 +13,12 @@ as 'true' where `as_text` gives 'True'; the registry never sends either where a 
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from pipelines.normalize.dates import parse_partial_date
@@ -26,6 +27,8 @@ from pipelines.sources.base import SqlSide
 from pipelines.sources.clinicaltrials_values import as_number
 
 DOCS = "ct_docs"
+_NON_FINITE = re.compile(r"[+-]?(nan|inf|infinity)", re.IGNORECASE)
+"""The non-finite numbers DuckDB's JSON reader takes (as float() does)."""
 
 _OUTCOME_LIST = [{"measure": "VARCHAR", "timeFrame": "VARCHAR"}]
 _DATE = {"date": "JSON"}
@@ -153,9 +156,17 @@ def py_map(
     con.register(name, table)
 
 
+def json_leaf(text: str) -> Any:
+    """A JSON leaf as DuckDB wrote it back. DuckDB's JSON reader takes NaN and infinities (in
+    any case) and numbers beyond a double, which orjson refuses: read here by float() and the
+    standard library's reader, such a value gets its record quarantined with a reason (or
+    its file read again by the unit's reader) instead of stopping staging."""
+    return float(text) if _NON_FINITE.fullmatch(text) else json.loads(text)
+
+
 def _date(text: str) -> tuple[Any, str | None, str | None]:
     """`_date` of clinicaltrials.py for one JSON value: (date, precision, error)."""
-    value = orjson.loads(text)
+    value = json_leaf(text)
     try:
         if value is not None and not isinstance(value, str):
             raise ValueError(f"not a date string: {value!r}")
@@ -167,7 +178,7 @@ def _date(text: str) -> tuple[Any, str | None, str | None]:
 
 def _count(text: str) -> tuple[int | None, str | None]:
     """`_count` of clinicaltrials.py for one JSON value: (count, error)."""
-    value = orjson.loads(text)
+    value = json_leaf(text)
     if value is None:
         return None, None
     number = as_number(value)
@@ -186,7 +197,7 @@ def _merge_domains(domains: list[str | None]) -> tuple[str | None]:
 
 
 def _repr_json(text: str | None) -> tuple[str]:
-    return (repr(None if text is None else orjson.loads(text)),)
+    return (repr(None if text is None else json_leaf(text)),)
 
 
 _DATE_STRUCTS = (

@@ -530,3 +530,59 @@ def test_texts_are_one_utf8_column_over_one_buffer() -> None:
     broken.add(b'{"b": "\xc3"}')
     assert len(broken) == 2
     assert broken.column() is None
+
+
+# --- numbers DuckDB's JSON reader takes and the unit's reader refuses ----------------------------
+
+_BEYOND = "@@beyond strict JSON@@"
+
+
+def _at_risk(study: dict[str, Any]) -> None:
+    study["resultsSection"]["adverseEventsModule"]["otherEvents"][0]["stats"][0]["numAtRisk"] = (
+        _BEYOND
+    )
+
+
+NON_STRICT = [
+    ("numAtRisk NaN", _at_risk, "NaN"),
+    ("enrollment nan", _set(f"{P}.designModule.enrollmentInfo.count", _BEYOND), "nan"),
+    ("start date -Infinity", _set(f"{P}.statusModule.startDateStruct.date", _BEYOND), "-Infinity"),
+]
+"""Values that set-wise staging hands to Python as the JSON text DuckDB wrote back (a reason's
+repr, a count, a date): before, orjson refused them there and staging stopped with its error."""
+
+
+def _non_strict_study(edit: Callable[[dict[str, Any]], None], token: str) -> str:
+    study = json.loads((SAMPLES / "v2_study_NCT03722472_with_results.json").read_text())
+    edit(study)
+    return json.dumps(study).replace(f'"{_BEYOND}"', token)
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples/ctgov is not here")
+@pytest.mark.parametrize(("name", "edit", "token"), NON_STRICT, ids=[n for n, _, _ in NON_STRICT])
+def test_a_page_with_a_non_finite_number_fails_with_the_same_message(
+    tmp_path: Path, name: str, edit: Callable[[dict[str, Any]], None], token: str
+) -> None:
+    """The page stops staging both ways with the unit's reader's error, not a Python error
+    from inside a set-wise statement."""
+    (tmp_path / SOURCE).mkdir()
+    study = _non_strict_study(edit, token)
+    (tmp_path / SOURCE / "page.json").write_text(f'{{"studies": [{study}]}}')
+    with record_by_record(), pytest.raises(SnapshotFormatError) as before:
+        stage(tmp_path)
+    with pytest.raises(SnapshotFormatError) as after:
+        stage(tmp_path)
+    assert str(after.value) == str(before.value)
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples/ctgov is not here")
+@pytest.mark.parametrize(("name", "edit", "token"), NON_STRICT, ids=[n for n, _, _ in NON_STRICT])
+def test_an_archive_member_with_a_non_finite_number_is_quarantined_the_same(
+    tmp_path: Path, name: str, edit: Callable[[dict[str, Any]], None], token: str
+) -> None:
+    (tmp_path / SOURCE).mkdir()
+    with zipfile.ZipFile(tmp_path / SOURCE / "ctg-studies.json.zip", "w") as bulk:
+        bulk.writestr("NCT03722472.json", _non_strict_study(edit, token))
+    stats, tables = assert_same(tmp_path)
+    assert (stats.staged, stats.quarantined) == (0, 1)
+    assert "archive member NCT03722472.json: not JSON" in quarantine(tables)[0][3]
