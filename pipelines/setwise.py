@@ -51,6 +51,10 @@ GROUP_BYTES = 100 * 1024 * 1024
 """Page files read in one batch while their sizes add up to no more than this."""
 WHOLE_FILE_BYTES = 32 * 1024 * 1024
 """A larger file is streamed by the unit's reader in batches instead of read whole."""
+FLUSH_ROWS = 122_880
+"""Rows a staging table's buffer collects before they are written: one of DuckDB's row
+groups, the least that DuckDB writes straight into the file, compressed once; a smaller
+insert goes through the WAL and is compressed at checkpoints (bench/README.md)."""
 THREADS = 1
 """DuckDB threads while staging: on a shared 2-core machine a second thread cost more CPU
 than it saved wall time (bench/README.md)."""
@@ -127,7 +131,7 @@ def stage(
         con.execute(f"SET threads = {threads[0] if threads else 1}")
         con.execute(f"DROP VIEW IF EXISTS {spec.docs}")
         con.unregister(_TEXTS)
-        for name in (_PARSED, _PROBLEMS, _SKIP, _SEEN):
+        for name in (_PARSED, _PROBLEMS, _SKIP, _SEEN, *map(_buffer, run.writer.tables)):
             con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -731,7 +735,14 @@ class _Records:
 
 class _Writer:
     """The staging tables of one run: created with the record-by-record sink's columns and
-    types, a batch's rows appended in `_seq` order (record, part, row within the record)."""
+    types, a batch's rows appended in `_seq` order (record, part, row within the record).
+
+    A batch's rows go to an in-memory buffer per table (a TEMP table: no WAL, no
+    compression), moved into the staging table once it holds `FLUSH_ROWS` rows, and at the
+    end. An insert per batch was logged, compressed at a checkpoint, and the table's last
+    row group compressed again at every later checkpoint: with small batches (an archive's)
+    that was a quarter of staging's CPU time (bench/README.md). The buffers hold at most a
+    row group per table, whatever the number of records."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source: str, spec: SetwiseStaging) -> None:
         self.con = con
@@ -744,6 +755,8 @@ class _Writer:
             for table in part.tables_sql():
                 self.tables.setdefault(table, []).append(n)
         self.counts: dict[str, int] = {t: 0 for t in self.tables}
+        self.buffered: dict[str, int] = {}
+        """Rows of each table in its buffer, not yet in the staging table."""
         for table in self.tables:
             self._create(table)
 
@@ -763,6 +776,16 @@ class _Writer:
             )
         finally:
             self.con.unregister("_sw_empty")
+        self._empty_buffer(table)
+
+    def _empty_buffer(self, table: str) -> None:
+        """A new, empty buffer (dropped and made again rather than emptied by DELETE, which
+        keeps the deleted rows' memory)."""
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_buffer(table)} AS "
+            f"SELECT * FROM {staging_name(self.source, table)} LIMIT 0"
+        )
+        self.buffered[table] = 0
 
     def write(self) -> None:
         """Append this batch's rows of every table, leaving out the records in `_sw_skip`."""
@@ -776,7 +799,7 @@ class _Writer:
             # subquery gives them (DuckDB keeps row order through a projection and an empty
             # OVER), where a window ordered by the key would sort a second time.
             inserted = self.con.execute(
-                f"""INSERT INTO {staging_name(self.source, table)} BY NAME
+                f"""INSERT INTO {_buffer(table)} BY NAME
                 SELECT * EXCLUDE (_rec, _pos, _part),
                     {self.counts[table]} + row_number() OVER () - 1 AS _seq
                 FROM (
@@ -786,10 +809,25 @@ class _Writer:
                           WHERE _rec NOT IN (SELECT _rec FROM {_SKIP})) d USING (_rec)
                     ORDER BY t._rec, t._part, t._pos)"""
             ).fetchone()
-            self.counts[table] += inserted[0] if inserted else 0
+            rows = inserted[0] if inserted else 0
+            self.counts[table] += rows
+            self.buffered[table] += rows
+            if self.buffered[table] >= FLUSH_ROWS:
+                self._flush(table)
+
+    def _flush(self, table: str) -> None:
+        """Move a table's buffered rows into its staging table (in `_seq` order)."""
+        if self.buffered[table]:
+            self.con.execute(
+                f"INSERT INTO {staging_name(self.source, table)} SELECT * FROM {_buffer(table)}"
+            )
+            self._empty_buffer(table)
 
     def finish(self) -> None:
-        """Drop tables no record gave a row, and staging-only columns null in every row."""
+        """Flush every buffer, then drop tables no record gave a row, and staging-only
+        columns null in every row."""
+        for table in self.tables:
+            self._flush(table)
         for table, count in self.counts.items():
             name = staging_name(self.source, table)
             if not count:
@@ -799,6 +837,11 @@ class _Writer:
                 row = self.con.execute(f'SELECT count("{column}") FROM {name}').fetchone()
                 if row and not row[0]:
                     self.con.execute(f'ALTER TABLE {name} DROP COLUMN "{column}"')
+
+
+def _buffer(table: str) -> str:
+    """The TEMP table holding a staging table's rows not yet written."""
+    return f"_sw_rows_{table}"
 
 
 def merge_structures(structures: list[dict[str, Any]]) -> dict[str, Any]:

@@ -479,6 +479,27 @@ def test_structures_merge_and_refuse_two_types_for_one_field() -> None:
 # --- an archive read in small batches ------------------------------------------------------------
 
 
+def test_rows_moved_from_small_buffers_stage_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch per file and a table's buffer written out every two rows: the same tables."""
+    snap = tmp_path / "snap"
+    shutil.copytree(paths.BUNDLED_SNAPSHOT / SOURCE, snap / SOURCE)
+    monkeypatch.setattr(setwise, "GROUP_BYTES", 1)
+    monkeypatch.setattr(setwise, "FLUSH_ROWS", 2)
+    written: list[str] = []
+    flush = setwise._Writer._flush
+
+    def counted(writer: Any, table: str) -> None:
+        if writer.buffered[table]:
+            written.append(table)
+        flush(writer, table)
+
+    monkeypatch.setattr(setwise._Writer, "_flush", counted)
+    assert_same(snap)
+    assert any(written.count(table) > 2 for table in written)
+
+
 def test_an_archive_in_batches_cut_by_size_stages_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
