@@ -16,27 +16,19 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from pipelines import build_inputs, paths
+from pipelines import build_inputs
+from pipelines.build_inputs import Published
 from pipelines.deployment import memory_limit
 from pipelines.lean_instance import lean_instance
 from pipelines.release import catalog, history
+from pipelines.release.datadir import DataDir, exclusive, folder_versions, recover
 from pipelines.release.describe import describe_release
-from pipelines.release.publish import (
-    DataDir,
-    PublishResult,
-    ReleaseTable,
-    check_requested,
-    exclusive,
-    folder_versions,
-    publish,
-    recover,
-)
+from pipelines.release.publish import PublishResult, ReleaseTable, check_requested, publish
 from pipelines.shards import WAREHOUSE_TAGS
 from pipelines.snapshot import read_info, snapshot_sha256
 
@@ -95,17 +87,6 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 class BuildError(RuntimeError):
     """A build failed; the message is one line naming the step or check."""
-
-
-@dataclass(frozen=True)
-class Published:
-    """What a build's release step did, read back from its materialization."""
-
-    version: str | None
-    previous: str | None
-    message: str
-    folder: Path | None
-    rows: dict[str, int]
 
 
 def refuse_published(outputs: DataDir, version: str) -> None:
@@ -266,8 +247,10 @@ def build(
     with ExitStack() as loaded:
         loaded.enter_context(held(outputs, release_version))
         # A requested version is always published (or refused): never answered from the record.
-        inputs = None if release_version else _inputs(snapshot_dir, outputs, reference_dir)
-        unchanged = _unchanged(outputs, inputs) if inputs else None
+        inputs = (
+            None if release_version else build_inputs.of_build(snapshot_dir, outputs, reference_dir)
+        )
+        unchanged = build_inputs.unchanged(outputs, inputs) if inputs else None
         if unchanged is not None:
             return unchanged
         with collector_paused():  # the definitions' and the instance's imports
@@ -308,46 +291,6 @@ def build(
             rows = {k: v for k, v in done.rows.items() if k not in HISTORY_TABLES}
             build_inputs.record(outputs.root, inputs, newest, rows)
         return done
-
-
-def _inputs(snapshot_dir: Path, outputs: DataDir, reference_dir: Path | None) -> str:
-    """The fingerprint of what a build of `snapshot_dir` into `outputs` reads."""
-    return build_inputs.fingerprint(
-        snapshot_dir,
-        reference_dir or paths.REFERENCE_DIR,
-        str(outputs.catalog_url or ""),
-        str(outputs.data_path or ""),
-    )
-
-
-def _unchanged(outputs: DataDir, inputs: str) -> Published | None:
-    """What the last build into `outputs` reported, when it read the same inputs and its
-    release is still the newest in the catalog with its folder in place; else None.
-
-    Such a build would publish nothing: the same code on the same snapshot, reference files
-    and software gives the same tables (tests/pipeline/test_recorded_hashes.py).
-    """
-    last = build_inputs.recorded(outputs.root)
-    version = last.get("version")
-    if last.get("inputs") != inputs or not isinstance(version, str):
-        return None
-    folder = outputs.releases / version
-    if not folder.is_dir() or not outputs.lake.exists():
-        return None
-    con = catalog.connect(outputs.lake, read_only=True)
-    try:
-        releases = catalog.list_releases(con)
-    finally:
-        con.close()
-    if not releases or releases[0].version != version:
-        return None
-    return Published(
-        version=None,
-        previous=version,
-        message=f"nothing changed since release {version}: no new version published",
-        folder=folder,
-        rows={str(name): int(count) for name, count in last.get("rows", {}).items()},
-    )
 
 
 def unstaged_keys() -> list[dg.AssetKey]:

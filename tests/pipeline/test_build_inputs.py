@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +13,7 @@ import pytest
 
 from pipelines import build_inputs, paths
 from pipelines.build import build
+from pipelines.cli import main
 from pipelines.release.publish import DataDir
 
 MESSAGE = "nothing changed since release 2026.11.25: no new version published"
@@ -45,6 +47,18 @@ def test_the_second_build_of_the_same_inputs_reports_what_a_run_would_without_on
     assert answered.message == MESSAGE and answered.folder == outputs.releases / "2026.11.25"
     assert "record_versions" not in answered.rows and answered.rows["studies"] == 79
     assert json.loads(record.read_text(encoding="utf-8")) == last
+
+
+def test_the_cli_answers_unchanged_inputs_without_loading_the_build(
+    bundled_release: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Importing the build service (Dagster, Pandera, pandas) now fails: only the early answer
+    # of pipelines/build_inputs.py can print the summary.
+    monkeypatch.setitem(sys.modules, "pipelines.build", None)
+    capsys.readouterr()
+    assert main(["build", "--data-dir", str(bundled_release)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(MESSAGE) and "studies" in out and "record_versions" not in out
 
 
 def _inputs(snapshot: Path, reference: Path, catalog: str = "") -> str:
@@ -82,3 +96,18 @@ def test_every_input_changes_the_fingerprint(
     changed.append(_inputs(snapshot, reference))
 
     assert len({base, *changed}) == len(changed) + 1
+
+
+def test_an_installed_distribution_changes_the_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = _inputs(paths.BUNDLED_SNAPSHOT, paths.REFERENCE_DIR)
+    installed = tmp_path / "site" / "example_dist-1.0.dist-info"
+    installed.mkdir(parents=True)
+    (installed / "METADATA").write_text("Name: example-dist\nVersion: 1.0\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    added = _inputs(paths.BUNDLED_SNAPSHOT, paths.REFERENCE_DIR)
+    (installed / "METADATA").write_text("Name: example-dist\nVersion: 1.1\n", encoding="utf-8")
+    upgraded = _inputs(paths.BUNDLED_SNAPSHOT, paths.REFERENCE_DIR)
+
+    assert len({base, added, upgraded}) == 3
