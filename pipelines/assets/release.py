@@ -27,10 +27,12 @@ ROWS_PER_BATCH = 122_880
 """Rows per batch read from the warehouse (and per Parquet row group of a large table)."""
 
 
-def curated_batches(con: duckdb.DuckDBPyConnection, name: str, order: tuple[str, ...]) -> Batches:
-    """A curated table in primary-key order (deterministic files), streamed when written."""
-    order_by = f" ORDER BY {', '.join(order)}" if order else ""
-    sql = f"SELECT * FROM curated.{name}{order_by}"
+def curated_batches(con: duckdb.DuckDBPyConnection, name: str) -> Batches:
+    """A curated table as stored, streamed when written: in primary-key order, since the gate
+    inserts its rows in that order (`rules.sorted_rows`) and DuckDB scans a table in insertion
+    order. No sort here: it was 0.45 CPU s of the release step at 20 000 studies, for the same
+    files."""
+    sql = f"SELECT * FROM curated.{name}"
     return lambda: con.execute(sql).to_arrow_reader(ROWS_PER_BATCH)
 
 
@@ -146,7 +148,7 @@ def publish_release(
     """Publish the curated tables and the quarantine of the warehouse, each streamed from
     `con` into its Parquet file."""
     tables: dict[str, ReleaseTable] = {
-        spec.name: curated_batches(con, spec.name, spec.primary_key) for spec in TABLES
+        spec.name: curated_batches(con, spec.name) for spec in TABLES
     }
     books = accounting(con, {spec.name: row_count(con, spec.name) for spec in TABLES})
     tables[QUARANTINE.name] = quarantine_batches(con)

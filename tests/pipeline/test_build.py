@@ -251,6 +251,17 @@ def test_rebuild_with_identical_tables_publishes_nothing(
     assert capsys.readouterr().out.count("2026.11.25") == 1
 
 
+def test_every_published_table_is_in_primary_key_order(bundled_release: Path) -> None:
+    folder = _release_dir(bundled_release)
+    unsorted = []
+    for spec in TABLES:
+        rows = pq.read_table(folder / f"{spec.name}.parquet", columns=list(spec.primary_key))
+        keys = [tuple(row.values()) for row in rows.to_pylist()]
+        if keys != sorted(keys):
+            unsorted.append(spec.name)
+    assert not unsorted
+
+
 def test_snapshot_with_only_some_sources_publishes_every_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
