@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -278,29 +278,19 @@ def list_releases(con: duckdb.DuckDBPyConnection) -> list[ReleaseRecord]:
     return [ReleaseRecord(v, int(s), c, json.loads(r), json.loads(h)) for v, s, c, r, h in rows]
 
 
-def commit_release(
-    con: duckdb.DuckDBPyConnection,
-    version: str,
-    created_at: str,
-    files: Mapping[str, Path],
-    tables_sha256: dict[str, str],
-    before_commit: Callable[[], None] | None = None,
-) -> int:
-    """Write every table (name -> its release Parquet file, read by DuckDB in a stream) and
-    the releases row as ONE DuckLake snapshot; return its id.
+def begin_release(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path]) -> int:
+    """Open the release's transaction on `con` and write every table into it (name -> its
+    release Parquet file, read by DuckDB in a stream); return the snapshot id that
+    `commit_release` will commit. The files may move once this returns: the catalog keeps its
+    own copies under its data path.
 
-    Either the whole release is committed or nothing is: a crash before COMMIT leaves the
-    previous snapshot as the latest (and data files no snapshot references, which
-    `delete_orphaned_files` removes). `before_commit` runs last inside the transaction (the
-    crash tests pause there).
+    A failure rolls the transaction back; the caller ends it otherwise (`commit_release`, or
+    ROLLBACK).
     """
     current = con.execute(
         f"SELECT coalesce(max(snapshot_id), -1) FROM {CATALOG_ALIAS}.snapshots()"
     ).fetchone()
     snapshot_id = int(current[0]) + 1 if current else 0
-    import pyarrow.parquet as pq  # here: reading the catalog (`releases`, build) needs no pyarrow
-
-    rows = {name: pq.read_metadata(path).num_rows for name, path in sorted(files.items())}
     con.execute("BEGIN TRANSACTION")
     try:
         for name, path in sorted(files.items()):
@@ -308,6 +298,30 @@ def commit_release(
                 f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS "
                 f"SELECT * FROM read_parquet('{_sql_text(str(path))}')"
             )
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return snapshot_id
+
+
+def commit_release(
+    con: duckdb.DuckDBPyConnection,
+    snapshot_id: int,
+    version: str,
+    created_at: str,
+    rows: Mapping[str, int],
+    tables_sha256: dict[str, str],
+    before_commit: Callable[[], None] | None = None,
+) -> None:
+    """Add the releases row to the transaction `begin_release` opened on `con` and commit it:
+    every table and the row as ONE DuckLake snapshot, `snapshot_id`.
+
+    Either the whole release is committed or nothing is: a crash before COMMIT leaves the
+    previous snapshot as the latest (and data files no snapshot references, which
+    `delete_orphaned_files` removes). `before_commit` runs last inside the transaction (the
+    crash tests pause there).
+    """
+    try:
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {CATALOG_ALIAS}.{RELEASES_TABLE} (version VARCHAR, "
             "snapshot_id BIGINT, created_at VARCHAR, rows_json VARCHAR, tables_sha256_json VARCHAR)"
@@ -318,7 +332,7 @@ def commit_release(
                 version,
                 snapshot_id,
                 created_at,
-                json.dumps(rows, sort_keys=True),
+                json.dumps(dict(rows), sort_keys=True),
                 json.dumps(tables_sha256, sort_keys=True),
             ],
         )
@@ -335,7 +349,18 @@ def commit_release(
     committed = con.execute(f"SELECT max(snapshot_id) FROM {CATALOG_ALIAS}.snapshots()").fetchone()
     if committed is None or int(committed[0]) != snapshot_id:
         raise CatalogError(f"release {version}: expected snapshot {snapshot_id}, got {committed}")
-    return snapshot_id
+
+
+def table_files(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> list[str]:
+    """The data and delete files of `tables` in the catalog's current snapshot (paths or URLs)."""
+    found: list[str] = []
+    for table in tables:
+        listed = con.execute(
+            f"SELECT data_file, delete_file FROM ducklake_list_files('{CATALOG_ALIAS}', "
+            f"'{_sql_text(table)}')"
+        ).fetchall()
+        found += [name for row in listed for name in row if name]
+    return found
 
 
 def delete_orphaned_files(con: duckdb.DuckDBPyConnection, *, every: bool) -> list[str]:
