@@ -189,6 +189,18 @@ def parts_config(parts: int) -> dict[str, Any]:
     }
 
 
+def one_process_config() -> dict[str, Any]:
+    """Op config staging every source with a bulk export in this process alone (by default
+    a large snapshot's is staged by two processes from its step: `shards.auto_processes`)."""
+    from pipelines.sources import SOURCES
+
+    return {
+        f"staging_{name}": {"ops": {f"combine_{name}": {"config": {"processes": 1}}}}
+        for name, unit in SOURCES.items()
+        if unit.bulk is not None
+    }
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """No garbage collection while code loads: imports allocate about a million objects that
@@ -226,13 +238,16 @@ def build(
     release_version: str | None = None,
     created_at: str | None = None,
     reference_dir: Path | None = None,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> Published:
     """Build every asset from a snapshot and publish a release, in this process.
 
     With `workers` > 1 the raw inventories and staging run first as their own run (`stage`)
     on that many processes, a source with a bulk export staged in `workers` parts side by
-    side; the rest of the build then runs here as today, on the staged warehouse.
+    side; the rest of the build then runs here as today, on the staged warehouse. With 1,
+    everything runs in this process; with None (the default), too, but a large snapshot of a
+    source with a bulk export is staged by two processes from its step when the machine has
+    two cores (`shards.auto_processes`).
 
     Raises:
         BuildError: the run failed (one line naming the step or check).
@@ -255,10 +270,11 @@ def build(
             return unchanged
         with collector_paused():  # the definitions' and the instance's imports
             job = dg.build_reconstructable_job(DEFINITIONS_MODULE, "build_job")
-            instance = loaded.enter_context(_instance(parallel=workers > 1))
+            instance = loaded.enter_context(_instance(parallel=(workers or 1) > 1))
         loaded.enter_context(_collector_spared())
         rest = None
-        if workers > 1:
+        ops = one_process_config() if workers == 1 else {}
+        if workers is not None and workers > 1:
             staged = dg.execute_job(
                 dg.build_reconstructable_job(DEFINITIONS_MODULE, "stage_job"),
                 instance=instance,
@@ -277,7 +293,7 @@ def build(
         result = dg.execute_job(
             job,
             instance=instance,
-            run_config={**config, **QUIET},
+            run_config={**config, **QUIET, "ops": ops},
             tags=tags,
             raise_on_error=False,
             asset_selection=rest,

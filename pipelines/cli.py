@@ -315,7 +315,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         **vars(args),
         "snapshot": str(result.snapshot_dir),
         "release_version": None,
-        "workers": 1,
+        "workers": None,
     }
     return cmd_build(argparse.Namespace(**build_args))
 
@@ -333,8 +333,10 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="processes for raw and staging; a bulk ZIP is staged in that many parts at once",
+        default=None,
+        help="processes for raw and staging, a bulk ZIP or ClinicalTrials.gov's pages staged "
+        "in that many parts at once (1: one process; default: one, but a large "
+        "ClinicalTrials.gov snapshot staged by two on two cores)",
     )
     _catalog_options(build)
     build.set_defaults(handler=cmd_build)

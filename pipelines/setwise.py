@@ -164,7 +164,7 @@ class _Reader:
     def batches(self) -> Iterator[_Batch]:
         group: list[tuple[Path, str, bool]] = []
         size = 0
-        for path in snapshot.source_files(self.snapshot_dir, self.unit.name):
+        for path in snapshot.shard_files(self.snapshot_dir, self.unit.name, self.shard):
             name = path.relative_to(self.snapshot_dir).as_posix()
             bulk = self.unit.bulk
             kind = None if bulk and path.suffix == bulk.suffix else self._page_kind(path)

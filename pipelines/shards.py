@@ -3,22 +3,35 @@
 DuckDB lets one process write a database file at a time, so parts staged in parallel each
 write a file of their own (`<warehouse stem>.shards/<source>-<i>-of-<n>.duckdb`); the combine
 step then copies their tables into the warehouse, shard by shard, with `_seq` moved past the
-rows of the shards before it (lineage order stays unique per source and table). Records are
-split by a hash of their key (`snapshot.Shard`), so the de-duplication of one pass holds.
+rows of the shards before it (lineage order stays unique per source and table).
+
+A bulk archive's records are split by a hash of their key (`snapshot.Shard`, chosen by member
+name before a member is read), so the de-duplication of one pass holds. Page files are dealt
+to parts in runs of consecutive files (`snapshot.file_shards`): no part parses another's files,
+and the parts' rows, in part order, are one pass's rows in its order; a key two parts both
+read would be de-duplicated differently, so then the combine stages the source in one pass.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from pipelines.snapshot import Shard
+from pipelines.snapshot import Shard, file_shards, source_files
+from pipelines.sources import SOURCES
 from pipelines.staging import StageStats, stage_source
 from pipelines.warehouse import drop_staging, ensure_schemas
+from schemas.registry import TABLES_BY_NAME
 
+PARALLEL_BYTES = 100 * 1024 * 1024
+"""A source's files from this size on are staged in two processes by default (`auto_processes`;
+bench/README.md, h5p session 5: at 2 000 studies, 37 MB, a second process does not pay)."""
 WAREHOUSE_TAGS = {"kratom-evidence/warehouse": "opens"}
 """Op tag of the steps that open the warehouse: a parallel run lets one of them run at a time
 (DuckDB lets one process write a database file), while the parts of a sharded source, each
@@ -38,18 +51,22 @@ class ShardTask:
     """The warehouse's DuckDB configuration (its `memory_limit` above all), so that a part's
     own connection is capped like the warehouse's: uncapped, DuckDB may hold up to 80 % of
     RAM in each part process."""
+    index: int = 0
+    count: int = 1
+    """This part's place among the source's parts (its file name and step key)."""
 
     @property
     def path(self) -> Path:
-        return Path(self.folder) / f"{self.source}-{self.shard.index}-of-{self.shard.count}.duckdb"
+        return Path(self.folder) / f"{self.source}-{self.index}-of-{self.count}.duckdb"
 
 
 @dataclass(frozen=True)
 class StagedShard:
-    """A staged part: its file and what staging it did."""
+    """A staged part: its file, what staging it did, and which records it read."""
 
     path: str
     stats: StageStats = field(compare=False)
+    shard: Shard = field(default=Shard(), compare=False)
 
 
 def shard_folder(warehouse: Path) -> Path:
@@ -65,15 +82,30 @@ def plan(
     settings: Mapping[str, object] | None = None,
 ) -> list[ShardTask]:
     """The parts of a source to stage in parallel, each connecting with the warehouse's DuckDB
-    `settings`; none when `count` is 1 (the combine step then stages the whole source into
-    the warehouse itself, with no copy)."""
+    `settings`; none when `count` is 1 or the files make one part (the combine step then
+    stages the whole source into the warehouse itself, with no copy). A source whose files
+    include a bulk archive is split by key, any other by runs of files."""
     if count <= 1:
+        return []
+    shards = _split(snapshot_dir, source, count)
+    if len(shards) <= 1:
         return []
     folder = str(shard_folder(warehouse))
     config = tuple(sorted((str(k), str(v)) for k, v in (settings or {}).items()))
     return [
-        ShardTask(source, str(snapshot_dir), Shard(i, count), folder, config) for i in range(count)
+        ShardTask(source, str(snapshot_dir), shard, folder, config, i, len(shards))
+        for i, shard in enumerate(shards)
     ]
+
+
+def _split(snapshot_dir: Path, source: str, count: int) -> list[Shard]:
+    """Parts by key for a bulk archive (one file), else by runs of files."""
+    bulk = SOURCES[source].bulk
+    if bulk is not None and any(
+        p.suffix == bulk.suffix for p in source_files(snapshot_dir, source)
+    ):
+        return [Shard(i, count) for i in range(count)]
+    return file_shards(snapshot_dir, source, count)
 
 
 def stage_shard(task: ShardTask) -> StagedShard:
@@ -83,43 +115,135 @@ def stage_shard(task: ShardTask) -> StagedShard:
     path.unlink(missing_ok=True)
     con = duckdb.connect(str(path), config=dict(task.settings))
     try:
+        con.execute("SET enable_progress_bar = false")  # a worker's bar would only be noise
         ensure_schemas(con)
         stats = stage_source(con, Path(task.snapshot_dir), task.source, task.shard)
     finally:
         con.close()
-    return StagedShard(str(path), stats)
+    return StagedShard(str(path), stats, task.shard)
+
+
+def stage_here(
+    con: duckdb.DuckDBPyConnection,
+    snapshot_dir: Path,
+    source: str,
+    warehouse: Path,
+    processes: int,
+    settings: Mapping[str, object] | None = None,
+) -> StageStats:
+    """Stage a source into the warehouse from this step with `processes` processes at once.
+
+    This process stages the first part straight into the warehouse while each other part is
+    staged by a child process into a file of its own; their rows are then appended (`combine`),
+    so only the later parts' rows are written twice. A child is spawned, not forked: this
+    process holds DuckDB's threads and locks. With one part this is `stage_source`.
+    """
+    tasks = plan(source, snapshot_dir, warehouse, processes, settings)
+    if not tasks:
+        return stage_source(con, snapshot_dir, source)
+    context = multiprocessing.get_context("spawn")
+    try:
+        with ProcessPoolExecutor(len(tasks) - 1, mp_context=context) as pool:
+            later = [pool.submit(stage_shard, task) for task in tasks[1:]]
+            first = stage_source(con, snapshot_dir, source, tasks[0].shard)
+            parts = [future.result() for future in later]
+        return combine(con, source, parts, snapshot_dir, first)
+    finally:
+        for task in tasks[1:]:
+            task.path.unlink(missing_ok=True)
+
+
+def auto_processes(snapshot_dir: Path, source: str) -> int:
+    """How many processes pay for staging a source here: two on a machine with two cores or
+    more when its files add up to `PARALLEL_BYTES`, else one (a child costs its start and
+    imports, about a CPU second, and its rows are copied once more)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    size = sum(path.stat().st_size for path in source_files(snapshot_dir, source))
+    return min(2, cores or 1) if size >= PARALLEL_BYTES else 1
 
 
 def combine(
-    con: duckdb.DuckDBPyConnection, source: str, parts: Sequence[StagedShard]
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    parts: Sequence[StagedShard],
+    snapshot_dir: Path,
+    first: StageStats | None = None,
 ) -> StageStats:
-    """Copy every part's staging tables into the warehouse's, then delete the part files.
+    """Append every part's staging tables to the warehouse's, then delete the part files.
 
-    Tables are unioned by column name (a staging-only column one part never saw is null in
-    its rows); `_seq` is offset by the rows of the parts before, so it stays unique.
+    `first`: what staging the part the warehouse already holds did (`stage_here`); None: the
+    warehouse holds none of the source, its staging tables are dropped first. A part's rows
+    follow the rows before them with `_seq` moved past those (it stays unique and in one
+    pass's order for runs of files); a staging-only column a part never saw is null in its
+    rows. Parts of runs of files that share a key are not combined: the source is staged again
+    in one pass (one pass keeps a repeated key's first record and counts or quarantines the
+    others).
     """
-    drop_staging(con, source)
+    if first is None:
+        drop_staging(con, source)
+    (main,) = con.execute("SELECT current_database()").fetchone()  # type: ignore[misc]
     aliases = [f"shard_{i}" for i in range(len(parts))]
-    for alias, part in zip(aliases, parts, strict=True):
-        con.execute(f"ATTACH '{_quoted(part.path)}' AS {alias} (READ_ONLY)")
+    again = False
     try:
-        for table in _tables(con, source, aliases):
-            selects = []
-            offset = 0
+        for alias, part in zip(aliases, parts, strict=True):
+            con.execute(f"ATTACH '{_quoted(part.path)}' AS {alias} (READ_ONLY)")
+        by_files = any(part.shard.files is not None for part in parts)
+        catalogs = [main, *aliases] if first is not None else aliases
+        again = by_files and _shared_keys(con, source, catalogs)
+        for table in [] if again else _tables(con, source, aliases):
             for alias in aliases:
-                name = f'{alias}.staging."{table}"'
-                if not _exists(con, alias, table):
-                    continue
-                selects.append(f"SELECT * REPLACE (_seq + {offset} AS _seq) FROM {name}")
-                offset += _count(con, name)
-            union = " UNION ALL BY NAME ".join(selects)
-            con.execute(f'CREATE TABLE staging."{table}" AS {union}')
+                if _exists(con, alias, table):
+                    _append(con, main, alias, table)
     finally:
         for alias in aliases:
-            con.execute(f"DETACH {alias}")
-    for part in parts:
-        Path(part.path).unlink(missing_ok=True)
-    return total([part.stats for part in parts])
+            con.execute(f"DETACH DATABASE IF EXISTS {alias}")
+        for part in parts:
+            Path(part.path).unlink(missing_ok=True)
+    if again:
+        return stage_source(con, snapshot_dir, source)
+    return total([*([first] if first else []), *(part.stats for part in parts)])
+
+
+def _append(con: duckdb.DuckDBPyConnection, main: str, alias: str, table: str) -> None:
+    """A part's rows of `table` after the warehouse's, `_seq` moved past them (the table is
+    created from the part's when the warehouse has none; a column it lacks is added)."""
+    name = f'{alias}.staging."{table}"'
+    if not _exists(con, main, table):
+        con.execute(f'CREATE TABLE staging."{table}" AS SELECT * FROM {name}')
+        return
+    have = set(_columns(con, main, table))
+    for column, kind in _columns(con, alias, table).items():
+        if column not in have:
+            con.execute(f'ALTER TABLE staging."{table}" ADD COLUMN "{column}" {kind}')
+    offset = _count(con, f'staging."{table}"')
+    con.execute(
+        f'INSERT INTO staging."{table}" BY NAME '
+        f"SELECT * REPLACE (_seq + {offset} AS _seq) FROM {name}"
+    )
+
+
+def _shared_keys(con: duckdb.DuckDBPyConnection, source: str, aliases: list[str]) -> bool:
+    """Whether two parts read a record of the same key: staged (the primary table's key) or
+    quarantined with it. Keys are compared by their letters and digits alone, a coarser test
+    than one pass's (which compares keys as read, the tables hold them stripped), so a key a
+    pass would see twice is never missed."""
+    unit = SOURCES[source]
+    (column,) = TABLES_BY_NAME[unit.primary_table].primary_key
+    selects = []
+    for part, alias in enumerate(aliases):
+        for table, key in ((unit.primary_table, column), ("quarantine", "record_key")):
+            if _exists(con, alias, f"{source}__{table}"):
+                selects.append(
+                    f"SELECT {part} AS part, regexp_replace({key}, '[^A-Za-z0-9]', '', 'g') AS k "
+                    f'FROM {alias}.staging."{source}__{table}" WHERE {key} IS NOT NULL'
+                )
+    if not selects:
+        return False
+    (shared,) = con.execute(
+        f"SELECT count(*) FROM (SELECT k FROM ({' UNION ALL '.join(selects)}) "
+        "GROUP BY k HAVING count(DISTINCT part) > 1)"
+    ).fetchone()  # type: ignore[misc]
+    return bool(shared)
 
 
 def total(parts: Sequence[StageStats]) -> StageStats:
@@ -158,6 +282,16 @@ def _exists(con: duckdb.DuckDBPyConnection, alias: str, table: str) -> bool:
             [alias, table],
         ).fetchone()[0]  # type: ignore[index]
     )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> dict[str, str]:
+    """A staging table's columns and their types, in order."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = ? "
+        "AND table_schema = 'staging' AND table_name = ? ORDER BY ordinal_position",
+        [catalog, table],
+    ).fetchall()
+    return dict(rows)
 
 
 def _count(con: duckdb.DuckDBPyConnection, name: str) -> int:

@@ -99,10 +99,17 @@ def source_files(snapshot_dir: Path, source: str) -> list[Path]:
 class Shard:
     """Part `index` of `count` of a source's records, split by a stable hash of the record key,
     so that every version of one record (same key) falls in the same part and the parts can
-    be staged in separate processes with the same de-duplication as one pass."""
+    be staged in separate processes with the same de-duplication as one pass; with `files`,
+    only the records of those snapshot files (`file_shards`)."""
 
     index: int = 0
     count: int = 1
+    files: frozenset[str] | None = None
+    """The snapshot files (relative names) read; None: every file of the source."""
+
+    def reads(self, name: str) -> bool:
+        """Whether the snapshot file `name` (relative to the snapshot) is read at all."""
+        return self.files is None or name in self.files
 
     def holds(self, key: str | None) -> bool:
         """Whether a record with this key is this part's; keyless records are part 0's."""
@@ -115,6 +122,36 @@ class Shard:
 
 WHOLE = Shard()
 """Every record: one part."""
+
+
+def shard_files(snapshot_dir: Path, source: str, shard: Shard = WHOLE) -> list[Path]:
+    """The files of a source that `shard` reads, in file order."""
+    return [
+        path
+        for path in source_files(snapshot_dir, source)
+        if shard.reads(path.relative_to(snapshot_dir).as_posix())
+    ]
+
+
+def file_shards(snapshot_dir: Path, source: str, count: int) -> list[Shard]:
+    """A source's files dealt to at most `count` parts in runs of consecutive files of about
+    equal bytes (a file goes to the part its middle byte falls in; empty parts left out).
+
+    Read one after the other, the parts read the records in the order one pass does, so
+    their staged rows, concatenated, are that pass's: only a key that comes again in a later
+    part's files is decided differently (`pipelines.shards.combine` checks for one). No file is
+    read to split them, unlike a split by key, which parses every record in every part.
+    """
+    files = source_files(snapshot_dir, source)
+    sizes = [path.stat().st_size for path in files]
+    total = max(sum(sizes), 1)
+    parts: list[set[str]] = [set() for _ in range(count)]
+    before = 0
+    for path, size in zip(files, sizes, strict=True):
+        part = min(count - 1, (2 * before + size) * count // (2 * total))
+        parts[part].add(path.relative_to(snapshot_dir).as_posix())
+        before += size
+    return [Shard(files=frozenset(names)) for names in parts if names]
 
 
 @dataclass(frozen=True)
@@ -151,7 +188,7 @@ def source_records(
         SnapshotFormatError: a file (or an archive as a whole) is not in the source's format.
     """
     unit = SOURCES[source]
-    for path in source_files(snapshot_dir, source):
+    for path in shard_files(snapshot_dir, source, shard):
         name = path.relative_to(snapshot_dir).as_posix()
         if unit.bulk is not None and path.suffix == unit.bulk.suffix:
             yield from _archive_records(unit, path, name, shard)

@@ -173,9 +173,19 @@ class StagingParts(dg.Config):
     """How a source with a bulk export is staged: in `parts` steps, or in one."""
 
     parts: int = 1
-    """Parts of the records (split by key hash), each staged by a step of its own into its
-    own DuckDB file, in parallel under a multiprocess or cluster executor, then combined;
-    1: one step stages the whole source straight into the warehouse."""
+    """Parts of the records (a bulk archive's split by key hash, page files by runs of
+    files), each staged by a step of its own into its own DuckDB file, in parallel under a
+    multiprocess or cluster executor, then combined; 1: one step stages the whole source
+    straight into the warehouse (see `StagingProcesses`)."""
+
+
+class StagingProcesses(dg.Config):
+    """How the combine step stages the whole source when it was not split into steps."""
+
+    processes: int = 0
+    """Processes staging it side by side from this step (`shards.stage_here`): the step's own
+    into the warehouse, the others into files appended after; 0: as pays here
+    (`shards.auto_processes`: two on two cores or more for a large snapshot, else one)."""
 
 
 def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
@@ -202,7 +212,7 @@ def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
             source, snapshot_store.folder, Path(warehouse.database), config.parts, settings
         )
         for task in tasks:
-            yield dg.DynamicOutput(task, mapping_key=f"part_{task.shard.index}")
+            yield dg.DynamicOutput(task, mapping_key=f"part_{task.index}")
 
     @dg.op(name=f"stage_{source}_part")
     def stage_part(task: ShardTask) -> StagedShard:
@@ -214,16 +224,21 @@ def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
         tags=WAREHOUSE_TAGS,
     )
     def combine_parts(
+        config: StagingProcesses,
         snapshot_store: SnapshotResource,
         warehouse: DuckDBResource,
         parts: list[StagedShard],
     ) -> Iterator[dg.Output[None]]:
+        folder = snapshot_store.folder
+        settings = warehouse.settings() if isinstance(warehouse, WarehouseResource) else {}
+        processes = config.processes or shards.auto_processes(folder, source)
         with warehouse.get_connection() as con:
             ensure_schemas(con)
             if parts:
-                stats = shards.combine(con, source, parts)
+                stats = shards.combine(con, source, parts, folder)
             else:
-                stats = stage_source(con, snapshot_store.folder, source)
+                database = Path(warehouse.database)
+                stats = shards.stage_here(con, folder, source, database, processes, settings)
             metadata = _staged(con, unit, stats)
         for table, entries in metadata.items():
             yield dg.Output(None, output_name=table, metadata=entries)

@@ -31,6 +31,10 @@ class SnapshotFormatError(ValueError):
         self.path = path
         self.problem = problem
 
+    def __reduce__(self) -> tuple[type[SnapshotFormatError], tuple[Path, str]]:
+        """Pickled as its path and problem: a part staged in another process raises it."""
+        return (type(self), (self.path, self.problem))
+
 
 class RecordError(ValueError):
     """One record inside a good file cannot be parsed: it goes to quarantine with this reason."""
