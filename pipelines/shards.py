@@ -100,12 +100,14 @@ def plan(
 
 def _split(snapshot_dir: Path, source: str, count: int) -> list[Shard]:
     """Parts by key for a bulk archive (one file), else by runs of files."""
-    bulk = SOURCES[source].bulk
-    if bulk is not None and any(
-        p.suffix == bulk.suffix for p in source_files(snapshot_dir, source)
-    ):
+    if _has_archive(source_files(snapshot_dir, source), source):
         return [Shard(i, count) for i in range(count)]
     return file_shards(snapshot_dir, source, count)
+
+
+def _has_archive(files: Sequence[Path], source: str) -> bool:
+    bulk = SOURCES[source].bulk
+    return bulk is not None and any(path.suffix == bulk.suffix for path in files)
 
 
 def stage_shard(task: ShardTask) -> StagedShard:
@@ -156,9 +158,13 @@ def stage_here(
 def auto_processes(snapshot_dir: Path, source: str) -> int:
     """How many processes pay for staging a source here: two on a machine with two cores or
     more when its files add up to `PARALLEL_BYTES`, else one (a child costs its start and
-    imports, about a CPU second, and its rows are copied once more)."""
+    imports, about a CPU second, and its rows are copied once more). One for a bulk archive:
+    parts of it split by key hold rows in another order than one pass (`--workers` splits it)."""
+    files = source_files(snapshot_dir, source)
+    if _has_archive(files, source):
+        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    size = sum(path.stat().st_size for path in source_files(snapshot_dir, source))
+    size = sum(path.stat().st_size for path in files)
     return min(2, cores or 1) if size >= PARALLEL_BYTES else 1
 
 

@@ -176,6 +176,15 @@ def test_a_damaged_member_is_quarantined_and_the_others_read(tmp_path: Path) -> 
     assert all(r.value is not None for r in records if r.problem is None)
 
 
+def test_an_archive_is_staged_by_one_process_unless_workers_are_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts by key would put the rows (and quarantine rows) in another order than one pass."""
+    snap = bulk_snapshot(tmp_path / "snapshot")
+    monkeypatch.setattr(shards, "PARALLEL_BYTES", 0)
+    assert shards.auto_processes(snap, "clinicaltrials") == 1
+
+
 def test_a_part_connects_with_the_warehouses_duckdb_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
