@@ -29,9 +29,10 @@ from pipelines.staging import StageStats, stage_source
 from pipelines.warehouse import drop_staging, ensure_schemas
 from schemas.registry import TABLES_BY_NAME
 
-PARALLEL_BYTES = 100 * 1024 * 1024
+PARALLEL_BYTES = 128 * 1024 * 1024
 """A source's files from this size on are staged in two processes by default (`auto_processes`;
-bench/README.md, h5p session 5: at 2 000 studies, 37 MB, a second process does not pay)."""
+bench/README.md, h5p session 5: at 2 000 studies, 37 MB, a second process costs more than it
+saves; the break-even is near 6 000-7 000 real-shape studies, about 120 MB)."""
 WAREHOUSE_TAGS = {"kratom-evidence/warehouse": "opens"}
 """Op tag of the steps that open the warehouse: a parallel run lets one of them run at a time
 (DuckDB lets one process write a database file), while the parts of a sharded source, each

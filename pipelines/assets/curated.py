@@ -241,13 +241,15 @@ def build_order(builders: list[tables.Builder]) -> list[tables.Builder]:
     return [by_table[table] for table in TopologicalSorter(_needs(builders)).static_order()]
 
 
-Built = tuple[tables.Builder, dict[str, dict[str, dg.MetadataValue]], dg.AssetCheckResult | None]
+BuilderRun = tuple[
+    tables.Builder, dict[str, dict[str, dg.MetadataValue]], dg.AssetCheckResult | None
+]
 """A builder run: its tables' metadata by name, and its table's check (None: not selected)."""
 
 
 def _run_builder(
     con: duckdb.DuckDBPyConnection, builder: tables.Builder, reference_dir: Path, check: bool
-) -> Built:
+) -> BuilderRun:
     """One builder through the gate, then its table's blocking check, on a cursor of its own."""
     with con.cursor() as cursor:
         metadata = build_table(cursor, builder, reference_dir)
@@ -260,7 +262,7 @@ def run_builders(
     builders: list[tables.Builder],
     reference_dir: Path,
     checks: set[str],
-) -> Iterator[Built]:
+) -> Iterator[BuilderRun]:
     """Run `builders` (and the checks of the tables in `checks`), BUILDER_THREADS at a time,
     each as soon as the builders of the tables it reads are done; yield each when done.
 
@@ -278,7 +280,7 @@ def run_builders(
     _create_stats(con)
     try:
         with ThreadPoolExecutor(BUILDER_THREADS, thread_name_prefix="builder") as pool:
-            running: set[Future[Built]] = set()
+            running: set[Future[BuilderRun]] = set()
             failed = False
             while waiting or running:
                 for table in [t for t in waiting if needs[t] <= done] if not failed else []:
