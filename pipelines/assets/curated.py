@@ -226,7 +226,7 @@ def _reads(builder: tables.Builder) -> tuple[str, ...]:
     return (*builder.curated, *parents)
 
 
-def _needs(builders: list[tables.Builder]) -> dict[str, set[str]]:
+def needs(builders: list[tables.Builder]) -> dict[str, set[str]]:
     """Each builder's table -> the tables of the builders (among these) it must run after."""
     writer = {name: b.table for b in builders for name in (b.table, *b.writes)}
     return {
@@ -238,7 +238,7 @@ def _needs(builders: list[tables.Builder]) -> dict[str, set[str]]:
 def build_order(builders: list[tables.Builder]) -> list[tables.Builder]:
     """The builders, each after the builders of every curated table it needs."""
     by_table = {b.table: b for b in builders}
-    return [by_table[table] for table in TopologicalSorter(_needs(builders)).static_order()]
+    return [by_table[table] for table in TopologicalSorter(needs(builders)).static_order()]
 
 
 BuilderRun = tuple[
@@ -271,9 +271,9 @@ def run_builders(
     sorts and inserts; bench/README.md, h5p session 5); DuckDB releases the GIL while a
     statement runs. A failed check stops new builders; those running finish first.
     """
-    needs = _needs(builders)
+    required = needs(builders)
     by_table = {b.table: b for b in builders}
-    waiting = list(TopologicalSorter(needs).static_order())
+    waiting = list(TopologicalSorter(required).static_order())
     done: set[str] = set()
     threads = con.execute("SELECT current_setting('threads')").fetchone()
     con.execute("SET threads = 1")
@@ -283,7 +283,7 @@ def run_builders(
             running: set[Future[BuilderRun]] = set()
             failed = False
             while waiting or running:
-                for table in [t for t in waiting if needs[t] <= done] if not failed else []:
+                for table in [t for t in waiting if required[t] <= done] if not failed else []:
                     if len(running) == BUILDER_THREADS:
                         break
                     waiting.remove(table)

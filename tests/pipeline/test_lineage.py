@@ -392,13 +392,13 @@ def test_a_subset_of_the_curated_step_builds_only_the_selected_tables(
 
 
 def _curated_run(
-    warehouse: Path, tmp_path: Path, build: Any
+    warehouse: Path, tmp_path: Path
 ) -> tuple[dg.ExecuteInProcessResult, list[tuple[str, str, float, float]]]:
-    """The curated step on a copy of `warehouse`, each builder run through `build` (the real
-    `build_table` unless it says otherwise); every builder's (table, thread, start, end)."""
+    """The curated step on a copy of `warehouse`; every builder's (table, thread, start, end)."""
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(warehouse, copy)
     runs: list[tuple[str, str, float, float]] = []
+    build = curated.build_table
 
     def timed(con: duckdb.DuckDBPyConnection, builder: tables.Builder, reference: Path) -> Any:
         start = time.monotonic()
@@ -416,43 +416,18 @@ def _curated_run(
                 "warehouse": DuckDBResource(database=str(copy)),
                 "release": ReleaseResource(data_dir=str(tmp_path)),
             },
-            raise_on_error=False,
         )
     return result, runs
-
-
-def _needs() -> dict[str, set[str]]:
-    """Each builder's table -> the builders whose tables it reads or references."""
-    writer = {w: b.table for b in tables.BUILDERS.values() for w in (b.table, *b.writes)}
-    return {
-        b.table: {
-            writer[t]
-            for t in (*b.curated, *(fk.ref_table for fk in TABLES_BY_NAME[b.table].foreign_keys))
-        }
-        - {b.table}
-        for b in tables.BUILDERS.values()
-    }
-
-
-def _needing(table: str) -> set[str]:
-    """The builders that need `table`'s builder to have run, directly or not."""
-    needs = _needs()
-    found: set[str] = set()
-    more = {table}
-    while more:
-        more = {t for t, reads in needs.items() if reads & more} - found
-        found |= more
-    return found
 
 
 def test_the_curated_builders_run_two_at_a_time_each_after_those_it_needs(
     materialized: Materialized, tmp_path: Path
 ) -> None:
-    result, runs = _curated_run(materialized.warehouse, tmp_path, curated.build_table)
+    result, runs = _curated_run(materialized.warehouse, tmp_path)
     assert result.success
     assert sorted(table for table, *_ in runs) == sorted(tables.BUILDERS)
     ended = {table: end for table, _, _, end in runs}
-    needs = _needs()
+    needs = curated.needs(list(tables.BUILDERS.values()))
     for table, _, start, _ in runs:
         for needed in needs[table]:
             assert start >= ended[needed], (table, needed)
@@ -461,25 +436,3 @@ def test_the_curated_builders_run_two_at_a_time_each_after_those_it_needs(
         (a, b) for a, _, s1, e1 in runs for b, _, s2, e2 in runs if a < b and s1 < e2 and s2 < e1
     ]
     assert overlapping  # two builders did run at once
-
-
-def test_a_failed_check_stops_the_builders_that_need_its_table(
-    materialized: Materialized, tmp_path: Path
-) -> None:
-    """A repeated primary key written into curated.studies after its builder: the stored
-    table breaks its rules, its check fails, and no builder that needs studies runs."""
-    real = curated.build_table
-
-    def doubled(con: duckdb.DuckDBPyConnection, builder: tables.Builder, reference: Path) -> Any:
-        metadata = real(con, builder, reference)
-        if builder.table == "studies":
-            con.execute("INSERT INTO curated.studies SELECT * FROM curated.studies LIMIT 1")
-        return metadata
-
-    result, runs = _curated_run(materialized.warehouse, tmp_path, doubled)
-    assert not result.success
-    checks = [e.event_specific_data for e in result.all_events if e.event_type == CHECK_EVALUATION]
-    assert [c.check_name for c in checks if not c.passed] == ["studies_matches_schema"]
-    assert not {table for table, *_ in runs} & _needing("studies")
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "need studies were not built" in str(failure.step_failure_data.error)
