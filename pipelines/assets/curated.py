@@ -305,9 +305,10 @@ def run_builders(
 
 def curated_asset(builders: list[tables.Builder]) -> dg.AssetsDefinition:
     """Every curated table as one step: each builder's table and working tables are assets of
-    their own, each table's blocking check runs right after it is written, and a subset runs
-    only the builders of the selected tables. One step, not one per table and check: the
-    steps' own bookkeeping was a quarter of a bundled build (bench/README.md)."""
+    their own, each table's blocking check runs right after it is written, builders run two
+    at a time (`run_builders`), and a subset runs only the builders of the selected tables.
+    One step, not one per table and check: the steps' own bookkeeping was a quarter of a
+    bundled build (bench/README.md)."""
     ordered = build_order(builders)
 
     @dg.multi_asset(
