@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,18 +57,22 @@ class WarehouseResource(DuckDBResource):
     adds to or overrides it."""
 
     _run_connection: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+    _opened: ExitStack = PrivateAttr(default_factory=ExitStack)
 
     def settings(self) -> dict[str, Any]:
         """The DuckDB configuration of every connection to the warehouse."""
         return {"memory_limit": self.memory_limit, **self.connection_config}
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._run_connection = duckdb.connect(self.database, config=self.settings())
+        """Open the run's connection through `DuckDBResource`'s own, which retries while
+        another process still holds the file's lock: a parallel run starts the next warehouse
+        step once the last one reported success, before its process has closed the file."""
+        self._run_connection = self._opened.enter_context(super().get_connection())
+        self._run_connection.execute("SET memory_limit = ?", [self.settings()["memory_limit"]])
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._run_connection is not None:
-            self._run_connection.close()
-            self._run_connection = None
+        self._opened.close()
+        self._run_connection = None
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -1,7 +1,10 @@
-"""The warehouse's DuckDB keeps to a fixed memory limit, the deployment's, and spills beside it."""
+"""The warehouse's DuckDB keeps to a fixed memory limit, the deployment's, and spills beside it;
+a run opens it once another process has let go of its lock."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -68,3 +71,38 @@ def test_outside_a_run_each_connection_keeps_the_limit_too(tmp_path: Path) -> No
     with warehouse.get_connection() as con:
         row = con.execute(SETTINGS).fetchone()
     assert row == ("95.3 MiB", f"{tmp_path / 'w.duckdb'}.tmp")
+
+
+def test_a_run_waits_for_another_process_to_let_go_of_the_file(tmp_path: Path) -> None:
+    database = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_FILE, str(database)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    seen: list[int] = []
+
+    @dg.asset
+    def reader(warehouse: WarehouseResource) -> None:
+        with warehouse.get_connection() as con:
+            row = con.execute("SELECT n FROM t").fetchone()
+            assert row is not None
+            seen.append(int(row[0]))
+
+    defs = dg.Definitions(
+        assets=[reader], resources={"warehouse": WarehouseResource(database=str(database))}
+    )
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process()
+    assert holder.wait(timeout=30) == 0
+    assert result.success and seen == [7]
+
+
+HOLD_THE_FILE = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("CREATE TABLE t AS SELECT 7 AS n")
+print("holding", flush=True)
+time.sleep(1.5)
+con.close()
+"""
+"""A process that writes the warehouse and keeps it locked for 1.5 s (a step process whose
+success was reported but which has not closed the file yet)."""
