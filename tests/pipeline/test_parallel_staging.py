@@ -8,7 +8,6 @@ its own, whose rows are then appended. A study on pages of both runs is decided 
 
 from __future__ import annotations
 
-import importlib.util
 import resource
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +24,7 @@ from pipelines.sources.base import SnapshotFormatError
 from pipelines.staging import StageStats, stage_source
 from pipelines.warehouse import ensure_schemas
 from tests.pipeline.test_recorded_hashes import release_hashes
+from tests.scripts import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = REPO_ROOT.parent / "shared" / "samples" / "ctgov"
@@ -34,13 +34,7 @@ pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples abs
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_realshape", REPO_ROOT / "bench" / "generate_realshape.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO_ROOT / "bench" / "generate_realshape.py")
 
 
 def realshape_pages(out: Path, repeat: bool = False) -> Path:

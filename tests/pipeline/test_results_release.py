@@ -10,7 +10,6 @@ Parquet files read back.
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import re
 import shlex
@@ -29,6 +28,7 @@ from pipelines.release.datapackage import PARQUET_PLUGIN, register_parquet_reade
 from pipelines.release.diff import diff_releases
 from schemas import TABLES_BY_NAME
 from tests.cli_query import query_json
+from tests.scripts import load_script
 
 pytestmark = pytest.mark.slow
 
@@ -38,13 +38,7 @@ Study = dict[str, Any]
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_ctgov", REPO_ROOT / "bench" / "generate_ctgov.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO_ROOT / "bench" / "generate_ctgov.py")
 
 
 def _studies(snapshot: Path) -> list[Study]:

@@ -7,9 +7,7 @@ exactly once, and no identifier may appear that the facts do not give.
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -17,18 +15,11 @@ from pipelines.normalize.dedup import merge_publications
 from pipelines.paths import BUNDLED_SNAPSHOT, PROJECT_ROOT
 from pipelines.snapshot import source_files
 from pipelines.sources import crossref, europepmc, publication_precedence, pubmed
+from tests.scripts import load_script
 
 FACTS = PROJECT_ROOT.parent / "shared" / "facts"
 SCRIPT = PROJECT_ROOT / "scripts" / "snapshot_literature.py"
 SOURCES = {"pubmed": pubmed, "europepmc": europepmc, "crossref": crossref}
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("snapshot_literature", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def facts_rows() -> list[dict[str, str]]:
@@ -48,7 +39,7 @@ def parsed_rows() -> tuple[list[dict], list[dict]]:
 
 
 def test_split_author() -> None:
-    script = load_script()
+    script = load_script(SCRIPT)
     assert script.split_author("Leong Bin Abdullah MFI") == ("Leong Bin Abdullah", "MFI")
     assert script.split_author("Singh") == ("Singh", None)
     assert script.split_author("Post S") == ("Post", "S")
@@ -56,7 +47,7 @@ def test_split_author() -> None:
 
 @pytest.mark.skipif(not FACTS.is_dir(), reason="shared facts not available")
 def test_committed_files_are_what_the_script_writes(tmp_path: Path) -> None:
-    script = load_script()
+    script = load_script(SCRIPT)
     files = script.build(script.read_facts(FACTS))
     script.write(tmp_path, files)
     for name in ("pubmed", "crossref", "europepmc"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import zipfile
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from pipelines.snapshot import read_info, source_records
 from pipelines.sources import clinicaltrials
+from tests.scripts import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "bench" / "generate_realshape.py"
@@ -23,11 +23,7 @@ pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples abs
 
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_realshape", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def _sample_studies() -> dict[str, dict]:

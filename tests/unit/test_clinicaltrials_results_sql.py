@@ -11,7 +11,6 @@ module, and hand-made studies with the odd values and broken references the regi
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from pipelines.sources import clinicaltrials as ct
 from pipelines.sources import clinicaltrials_results as cr
 from pipelines.sources import clinicaltrials_results_sql as sql
 from pipelines.sources.base import RecordError, SnapshotFormatError
+from tests.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO.parent / "shared" / "samples" / "ctgov"
@@ -141,12 +141,7 @@ def test_bundled_snapshot_and_bad_input_agree() -> None:
 
 
 def test_synthetic_studies_with_every_results_module_agree() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "generate_ctgov", REPO / "bench" / "generate_ctgov.py"
-    )
-    assert spec is not None and spec.loader is not None
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
+    generator = load_script(REPO / "bench" / "generate_ctgov.py")
     studies = list(generator.iter_studies(240, 5, generator.load_templates()))
     rows = assert_same(studies)
     assert all(rows[t] for t in sql.tables_sql())

@@ -6,16 +6,16 @@ Every identifier in it must trace to a facts row, and no prose may be carried.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.scripts import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "reconstruct_snapshot.py"
@@ -26,16 +26,7 @@ LINKS = DATA_DIR / "reference" / "study_publication_links.csv"
 PROSE_KEYS = {"briefSummary", "detailedDescription", "description"}
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reconstruct_snapshot", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rs = _load_script()
+rs = load_script(SCRIPT)
 
 needs_facts = pytest.mark.skipif(
     not FACTS_DIR.is_dir(), reason=f"facts folder {FACTS_DIR} is absent"
