@@ -436,3 +436,32 @@ def test_the_curated_builders_run_two_at_a_time_each_after_those_it_needs(
         (a, b) for a, _, s1, e1 in runs for b, _, s2, e2 in runs if a < b and s1 < e2 and s2 < e1
     ]
     assert overlapping  # two builders did run at once
+    with duckdb.connect(str(materialized.warehouse), read_only=True) as con:
+        rows = curated.staged_rows(con, list(tables.BUILDERS.values()))
+        staged = [
+            name
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'staging' "
+                "AND ends_with(table_name, '__study_identifiers')"
+            ).fetchall()
+        ]
+        counts = [con.execute(f"SELECT count(*) FROM staging.{t}").fetchone() for t in staged]
+    builder = tables.BUILDERS["study_identifiers"]
+    assert builder.staged == ("study_identifiers",) and not builder.curated
+    assert len(staged) > 1  # registered in two sources: both count
+    assert rows["study_identifiers"] == sum(c[0] for c in counts if c) > 0
+    longest = curated.critical_paths(needs, rows)
+    heading = max((t for t in longest if not needs[t]), key=lambda t: (longest[t], t))
+    assert heading in {table for table, *_ in sorted(runs, key=lambda run: run[2])[:2]}
+
+
+def test_the_builder_heading_the_costliest_chain_goes_first() -> None:
+    required = {"a": set(), "b": {"a"}, "c": set(), "d": {"b"}, "e": {"a", "c"}}
+    cost = {"a": 1, "b": 10, "c": 50, "d": 100, "e": 5}
+    assert curated.critical_paths(required, cost) == {
+        "d": 101,
+        "b": 112,
+        "e": 6,
+        "c": 57,
+        "a": 114,
+    }
