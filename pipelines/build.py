@@ -27,7 +27,7 @@ from pipelines.deployment import memory_limit
 from pipelines.lean_instance import lean_instance
 from pipelines.release import catalog, history
 from pipelines.release.datadir import DataDir, exclusive, folder_versions, recover
-from pipelines.release.describe import describe_release
+from pipelines.release.describe import begin_describe
 from pipelines.release.publish import PublishResult, ReleaseTable, check_requested, publish
 from pipelines.shards import WAREHOUSE_TAGS
 from pipelines.snapshot import read_info, snapshot_sha256
@@ -396,5 +396,5 @@ def publish_tables(
         accounting,
         created_at,
         requested_version=release_version,
-        describe=describe_release,
+        describe=begin_describe,
     )

@@ -292,6 +292,13 @@ def begin_release(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path]) -> 
     ).fetchone()
     snapshot_id = int(current[0]) + 1 if current else 0
     con.execute("BEGIN TRANSACTION")
+    add_tables(con, files)
+    return snapshot_id
+
+
+def add_tables(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path]) -> None:
+    """Write more tables into the transaction `begin_release` opened on `con` (name -> its
+    release Parquet file); a failure rolls it back."""
     try:
         for name, path in sorted(files.items()):
             con.execute(
@@ -301,7 +308,6 @@ def begin_release(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path]) -> 
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return snapshot_id
 
 
 def commit_release(

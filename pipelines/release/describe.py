@@ -7,6 +7,7 @@ same build always writes the same bytes. SHA256SUMS is written last and covers e
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from pipelines.release.diff import (
     render_markdown,
 )
 from pipelines.release.publish import sha256_file
-from pipelines.release.report import write_report
+from pipelines.release.report import begin_report
 from pipelines.release.validate import SUMS
 
 TITLE = "Kratom Evidence: an open dataset on kratom (Mitragyna speciosa) and its alkaloids"
@@ -73,14 +74,36 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")
 
 
+Documents = Callable[[dict[str, Any], Path | ReleaseTables | None], None]
+"""Writes the rest of a release folder's documentation, given its manifest and the previous
+release."""
+
+
+def begin_describe(folder: Path, heading: Mapping[str, Any]) -> Documents:
+    """Write what needs only the release's tables and `heading` (the manifest's version,
+    created_at and snapshot): report.html but its tables section. The publish step runs this
+    beside the record history; the function returned writes the rest once the manifest is
+    known."""
+    finish_report = begin_report(folder, heading)
+
+    def finish(manifest: dict[str, Any], previous: Path | ReleaseTables | None) -> None:
+        """README.md, datapackage.json, CITATION.cff, CHANGES.md, the report's tables section,
+        then SHA256SUMS."""
+        _write(folder / "README.md", render_dictionary(manifest))
+        package = build_datapackage(manifest)
+        _write(
+            folder / "datapackage.json", json.dumps(package, indent=2, ensure_ascii=False) + "\n"
+        )
+        _write(folder / "CITATION.cff", render_citation(manifest))
+        _write(folder / "CHANGES.md", render_changes(folder, manifest, previous))
+        finish_report(manifest)
+        _write(folder / SUMS, render_sums(folder))
+
+    return finish
+
+
 def describe_release(
     folder: Path, manifest: dict[str, Any], previous: Path | ReleaseTables | None
 ) -> None:
     """Write README.md, datapackage.json, CITATION.cff, CHANGES.md, report.html, then SHA256SUMS."""
-    _write(folder / "README.md", render_dictionary(manifest))
-    package = build_datapackage(manifest)
-    _write(folder / "datapackage.json", json.dumps(package, indent=2, ensure_ascii=False) + "\n")
-    _write(folder / "CITATION.cff", render_citation(manifest))
-    _write(folder / "CHANGES.md", render_changes(folder, manifest, previous))
-    write_report(folder, manifest)
-    _write(folder / SUMS, render_sums(folder))
+    begin_describe(folder, manifest)(manifest, previous)

@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
@@ -50,9 +50,12 @@ PAUSE_ENV = "KRATOM_EVIDENCE_PAUSE_AT"
 catalog-committed) at which to leave a marker file and wait to be killed (crash tests)."""
 
 
-Describer = Callable[[Path, dict[str, Any], ReleaseTables | None], None]
-"""Writes documentation files into a release folder, given its manifest and the previous release
-(its folder, or the catalog when another machine published it)."""
+Documents = Callable[[dict[str, Any], ReleaseTables | None], None]
+"""Writes the rest of a release folder's documentation, given its manifest and the previous
+release (its folder, or the catalog when another machine published it)."""
+Describer = Callable[[Path, Mapping[str, Any]], Documents]
+"""Starts documenting a release folder from its written tables and heading (the manifest's
+version, created_at, snapshot), beside the record history; returns what writes the rest."""
 
 
 def pause_marker(data_dir: DataDir, point: str) -> Path:
@@ -157,6 +160,23 @@ def write_table(table: ReleaseTable, path: Path) -> str:
     return write_batches(table(), path)
 
 
+PUBLISH_THREADS = 2
+"""Threads of the publish step: tables written two at a time, then the record history beside
+the report's charts and the catalog's copy of the tables (DuckDB, pyarrow's Parquet writer
+and hashlib let go of the GIL while they work)."""
+
+
+def _writing(
+    pool: ThreadPoolExecutor, tables: Mapping[str, ReleaseTable], folder: Path
+) -> dict[str, Future[str]]:
+    """Each table written to `folder` by the pool, in the mapping's order (the largest first
+    keeps both threads busy to the end); each file's sha256 by name, to come."""
+    return {
+        name: pool.submit(write_table, table, folder / f"{name}.parquet")
+        for name, table in tables.items()
+    }
+
+
 def software_versions() -> dict[str, str]:
     versions = {}
     for name in SOFTWARE:
@@ -234,29 +254,6 @@ def _parquet_shape(path: Path) -> tuple[int, list[str]]:
     return metadata.num_rows, metadata.schema.to_arrow_schema().names
 
 
-def _written_while(
-    writer: duckdb.DuckDBPyConnection, files: Mapping[str, Path], work: Callable[[], None]
-) -> int:
-    """`catalog.begin_release` of `files` on `writer` in a second thread while `work` runs here;
-    the snapshot id to commit.
-
-    DuckDB lets go of the GIL while it re-encodes the files into the catalog (0.25 CPU s for
-    the bundled release, 1.4 to 1.75 at 20 000 studies), so that runs on the second core
-    beside the documentation and report (Python and matplotlib). When `work` fails, the
-    transaction is rolled back once written and `work`'s error raised.
-    """
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        written = pool.submit(catalog.begin_release, writer, files)
-        try:
-            work()
-        except BaseException:
-            with suppress(Exception):  # its own error: begin_release has rolled back
-                written.result()
-                writer.execute("ROLLBACK")
-            raise
-        return written.result()
-
-
 def _written_paths(
     con: duckdb.DuckDBPyConnection, data_dir: DataDir, folder: Path, tables: Iterable[str]
 ) -> list[Path]:
@@ -284,6 +281,35 @@ def _synced(paths: Iterable[Path]) -> None:
             os.close(handle)
 
 
+def _snapshot_section(info: SnapshotInfo, snapshot_sha256: str) -> dict[str, Any]:
+    return {
+        "captured_at": info.captured_at.isoformat(),
+        "method": info.method,
+        "topic": info.topic,
+        "sha256": snapshot_sha256,
+        # Only a refresh that carried a failed source over says so, so manifests of every
+        # other release keep their exact bytes.
+        **({"carried_from": info.carried_from} if info.carried_from else {}),
+    }
+
+
+def _table_entries(
+    files: Mapping[str, Path], hashes: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """The manifest's `tables`: each file's rows and columns (from its footer), hash, bytes."""
+    entries = {}
+    for name, path in files.items():
+        count, columns = _parquet_shape(path)
+        entries[name] = {
+            "file": f"{name}.parquet",
+            "rows": count,
+            "columns": columns,
+            "sha256": hashes[name],
+            "bytes": path.stat().st_size,
+        }
+    return entries
+
+
 def publish(
     data_dir: DataDir,
     tables: Mapping[str, ReleaseTable],
@@ -298,116 +324,166 @@ def publish(
     next release. Each is written to its Parquet file and read from there on (history, the
     catalog, the report), so none need be held in memory.
 
-    `describe(folder, manifest, previous)` writes the release's documentation files
-    (data dictionary, data package, changes, report) into the folder before it is published.
-    The history tables (record_versions, removed_records) are added here once the version is
+    `describe(folder, heading)` starts the release's documentation files (data dictionary,
+    data package, changes, report) once the tables are written, and returns what writes the
+    rest given the manifest and the previous release, before the folder is published. The
+    history tables (record_versions, removed_records) are added here once the version is
     known, continued from the previous release (its folder, else the catalog by time travel);
     they never count when deciding whether anything changed, since they would differ with
     every version.
+
+    Two threads (`PUBLISH_THREADS`): the tables are written two at a time, in the mapping's
+    order, while the catalog is opened; then the record history runs here while the pool
+    starts the documentation (the report's charts) and copies the tables into the catalog's
+    open transaction; the history tables follow them there while the documentation is
+    finished. The order that makes a crash harmless is kept: folder, catalog transaction,
+    rename, commit, rename.
     """
     with exclusive(data_dir):
         recover(data_dir)
         data_dir.lake_dir.mkdir(parents=True, exist_ok=True)
         data_dir.releases.mkdir(parents=True, exist_ok=True)
-        con = catalog.connect(data_dir.lake)
-        try:
-            _bound_memory(con, data_dir.spill_dir)
-            releases = catalog.list_releases(con)
-            taken = {r.version for r in releases} | folder_versions(data_dir.releases)
-            previous = releases[0] if releases else None
-            if requested_version:
-                check_requested(requested_version, taken)
-            staging = data_dir.releases / f"{INCOMING_PREFIX}pending"
-            if staging.exists():
-                shutil.rmtree(staging)
-            staging.mkdir()
-            hashes = {
-                name: write_table(tables[name], staging / f"{name}.parquet")
-                for name in sorted(tables)
-            }
-            _pause_if_asked(data_dir, "parquet-written")
-            if (
-                previous is not None
-                and _content_hashes(previous.tables_sha256) == hashes
-                and not requested_version
-            ):
-                rows = {name: _parquet_shape(staging / f"{name}.parquet")[0] for name in hashes}
-                shutil.rmtree(staging)
-                return PublishResult(
-                    None,
-                    previous.version,
-                    data_dir.releases / previous.version,
-                    rows,
-                    f"nothing changed since release {previous.version}: no new version published",
+        staging = data_dir.releases / f"{INCOMING_PREFIX}pending"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir()
+        with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="publish") as pool:
+            writing = _writing(pool, tables, staging)
+            try:
+                con = catalog.connect(data_dir.lake)
+            except BaseException:
+                _cancelled(writing.values())
+                raise
+            try:
+                return _publish_written(
+                    pool,
+                    con,
+                    data_dir,
+                    staging,
+                    writing,
+                    info,
+                    snapshot_sha256,
+                    accounting,
+                    created_at,
+                    requested_version,
+                    describe,
                 )
-            version = requested_version or next_version(base_version(info.captured_at), taken)
-            before = _previous_release(con, data_dir, previous)
-            hashes.update(_write_history(con, before, staging, version))
+            except BaseException:
+                _cancelled(writing.values())
+                raise
+            finally:
+                con.close()
+
+
+def _cancelled(futures: Iterable[Future[Any]]) -> None:
+    """Cancel what has not started; wait for what has (its thread still uses the files)."""
+    for future in futures:
+        future.cancel()
+    wait(futures)
+
+
+def _publish_written(
+    pool: ThreadPoolExecutor,
+    con: duckdb.DuckDBPyConnection,
+    data_dir: DataDir,
+    staging: Path,
+    writing: Mapping[str, Future[str]],
+    info: SnapshotInfo,
+    snapshot_sha256: str,
+    accounting: dict[str, object],
+    created_at: str,
+    requested_version: str | None,
+    describe: Describer | None,
+) -> PublishResult:
+    """`publish` once the tables are being written into `staging` and the catalog is open."""
+    _bound_memory(con, data_dir.spill_dir)
+    releases = catalog.list_releases(con)
+    taken = {r.version for r in releases} | folder_versions(data_dir.releases)
+    previous = releases[0] if releases else None
+    if requested_version:
+        check_requested(requested_version, taken)
+    hashes = {name: written.result() for name, written in sorted(writing.items())}
+    _pause_if_asked(data_dir, "parquet-written")
+    if (
+        previous is not None
+        and _content_hashes(previous.tables_sha256) == hashes
+        and not requested_version
+    ):
+        rows = {name: _parquet_shape(staging / f"{name}.parquet")[0] for name in hashes}
+        shutil.rmtree(staging)
+        return PublishResult(
+            None,
+            previous.version,
+            data_dir.releases / previous.version,
+            rows,
+            f"nothing changed since release {previous.version}: no new version published",
+        )
+    version = requested_version or next_version(base_version(info.captured_at), taken)
+    before = _previous_release(con, data_dir, previous)
+    heading = {
+        "version": version,
+        "schema_version": SCHEMA_VERSION,
+        "created_at": created_at,
+        "previous_version": previous.version if previous else None,
+        "snapshot": _snapshot_section(info, snapshot_sha256),
+    }
+    documents = pool.submit(describe, staging, heading) if describe is not None else None
+    started: list[Future[Any]] = [documents] if documents is not None else []
+    writer = con.cursor()
+    try:
+        tables = {name: staging / f"{name}.parquet" for name in sorted(hashes)}
+        opened = pool.submit(catalog.begin_release, writer, tables)
+        started.append(opened)
+        try:
+            history = _write_history(con, before, staging, version)
+            hashes.update(history)
+            snapshot_id = opened.result()
+            histories = {name: staging / f"{name}.parquet" for name in sorted(history)}
+            added = pool.submit(catalog.add_tables, writer, histories)
+            started.append(added)
             files = {name: staging / f"{name}.parquet" for name in sorted(hashes)}
-            shapes = {name: _parquet_shape(path) for name, path in files.items()}
-            rows = {name: shape[0] for name, shape in shapes.items()}
+            entries = _table_entries(files, hashes)
             manifest = {
-                "version": version,
-                "schema_version": SCHEMA_VERSION,
-                "created_at": created_at,
-                "previous_version": previous.version if previous else None,
-                "snapshot": {
-                    "captured_at": info.captured_at.isoformat(),
-                    "method": info.method,
-                    "topic": info.topic,
-                    "sha256": snapshot_sha256,
-                    # Only a refresh that carried a failed source over says so, so manifests
-                    # of every other release keep their exact bytes.
-                    **({"carried_from": info.carried_from} if info.carried_from else {}),
-                },
-                "tables": {
-                    name: {
-                        "file": f"{name}.parquet",
-                        "rows": count,
-                        "columns": columns,
-                        "sha256": hashes[name],
-                        "bytes": files[name].stat().st_size,
-                    }
-                    for name, (count, columns) in shapes.items()
-                },
+                **heading,
+                "tables": entries,
                 "accounting": accounting,
                 "software": software_versions(),
             }
             (staging / "manifest.json").write_text(
                 json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
             )
-
-            def document() -> None:
-                if describe is not None:
-                    describe(staging, manifest, before)
-
-            writer = con.cursor()
-            try:
-                snapshot_id = _written_while(writer, files, document)
-                incoming = data_dir.releases / f"{INCOMING_PREFIX}{version}"
-                staging.rename(incoming)
-                _pause_if_asked(data_dir, "incoming-renamed")
-                catalog.commit_release(
-                    writer,
-                    snapshot_id,
-                    version,
-                    created_at,
-                    rows,
-                    hashes,
-                    before_commit=lambda: _pause_if_asked(data_dir, "catalog-before-commit"),
-                )
-            finally:
-                writer.close()
-            _pause_if_asked(data_dir, "catalog-committed")
-            final = data_dir.releases / version
-            incoming.rename(final)
-            _synced(_written_paths(con, data_dir, final, rows))
-            return PublishResult(
+            if documents is not None:
+                documents.result()(manifest, before)
+            added.result()
+            incoming = data_dir.releases / f"{INCOMING_PREFIX}{version}"
+            staging.rename(incoming)
+            _pause_if_asked(data_dir, "incoming-renamed")
+            rows = {name: entry["rows"] for name, entry in entries.items()}
+            catalog.commit_release(
+                writer,
+                snapshot_id,
                 version,
-                previous.version if previous else None,
-                final,
+                created_at,
                 rows,
-                f"published release {version}",
+                hashes,
+                before_commit=lambda: _pause_if_asked(data_dir, "catalog-before-commit"),
             )
-        finally:
-            con.close()
+        except BaseException:
+            _cancelled(started)  # nothing runs on `writer` any more
+            with suppress(Exception):  # ended already when the catalog's writes or commit failed
+                opened.result()
+                writer.execute("ROLLBACK")
+            raise
+    finally:
+        writer.close()
+    _pause_if_asked(data_dir, "catalog-committed")
+    final = data_dir.releases / version
+    incoming.rename(final)
+    _synced(_written_paths(con, data_dir, final, rows))
+    return PublishResult(
+        version,
+        previous.version if previous else None,
+        final,
+        rows,
+        f"published release {version}",
+    )

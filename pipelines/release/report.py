@@ -10,6 +10,12 @@ need no plotting library, carry no ids, dates or hash salts, and the same releas
 bytes. The evidence charts with log axes (composition, interactions, safety signals) come from
 `evidence_charts.py` (matplotlib), pinned to the same bytes there. The page needs no fonts,
 scripts or network.
+
+All but the last section (rows per table) needs only the release's own tables, so a publish
+writes it (`begin_report`) beside the record history, whose row counts that section shows.
+`evidence_charts` (and with it matplotlib, 0.4 to 0.6 s to import) is imported by the chart
+functions when first called: in that thread, beside the history, not on every start of the
+build or the CLI.
 """
 
 from __future__ import annotations
@@ -17,13 +23,12 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from pipelines.release import evidence_charts
 from pipelines.release.diff import sql_text
 from schemas import QUARANTINE, TABLES_BY_NAME, vocab
 from schemas.arrow import arrow_schema
@@ -182,7 +187,7 @@ def status_phase_counts(con: duckdb.DuckDBPyConnection) -> Counts:
 
 
 def table_counts(
-    manifest: dict[str, Any], quarantined: dict[str, int]
+    manifest: Mapping[str, Any], quarantined: dict[str, int]
 ) -> list[tuple[str, int, int]]:
     """(table, rows published, rows quarantined), tables sorted by name."""
     rows = {name: int(info.get("rows", 0)) for name, info in manifest.get("tables", {}).items()}
@@ -443,6 +448,8 @@ SAFETY_COLUMNS = (
 
 
 def _composition_figure(con: duckdb.DuckDBPyConnection) -> str:
+    from pipelines.release import evidence_charts  # matplotlib, imported late: see above
+
     rows = _select(con, "product_composition", COMPOSITION_COLUMNS)
     marks = evidence_charts.composition_marks(rows)
     label = "Alkaloid content per analyte and material, mg/g on a log scale"
@@ -457,6 +464,8 @@ def _composition_figure(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def _interactions_figure(con: duckdb.DuckDBPyConnection) -> str:
+    from pipelines.release import evidence_charts  # matplotlib, imported late: see above
+
     rows = _select(con, "interaction_effects", INTERACTION_COLUMNS)
     panels, undrawn = evidence_charts.interaction_panels(rows)
     label = "Interaction effects: ratios with CI and in-vitro values on log axes"
@@ -472,6 +481,8 @@ def _interactions_figure(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def _safety_figure(con: duckdb.DuckDBPyConnection) -> str:
+    from pipelines.release import evidence_charts  # matplotlib, imported late: see above
+
     rows = _select(con, "safety_signals", SAFETY_COLUMNS)
     spans = evidence_charts.safety_spans(rows)
     label = "Safety signals by data source and period"
@@ -510,9 +521,14 @@ def _status_figure(con: duckdb.DuckDBPyConnection) -> str:
     return _figure("registered-status-phase", svg, caption)
 
 
-def _tables_section(manifest: dict[str, Any], con: duckdb.DuckDBPyConnection) -> str:
+def quarantined_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Records quarantined per table."""
     held = _rows(con, f"SELECT table_name, count(*) AS n FROM {QUARANTINE.name} GROUP BY ALL")
-    tables = table_counts(manifest, {r["table_name"]: r["n"] for r in held})
+    return {r["table_name"]: r["n"] for r in held}
+
+
+def _tables_section(manifest: Mapping[str, Any], held: dict[str, int]) -> str:
+    tables = table_counts(manifest, held)
     counts: Counts = {}
     for name, rows, quarantined in tables:
         if rows:
@@ -667,37 +683,47 @@ STYLE = (
 )
 
 
+def _page_parts(con: duckdb.DuckDBPyConnection, heading: Mapping[str, Any]) -> Iterator[str]:
+    """The page up to its tables section: what the release's own tables and its heading
+    (version, creation time, snapshot) give."""
+    (found,) = _rows(con, "SELECT count(*) AS studies FROM studies")
+    version = heading.get("version", "")
+    snapshot = heading.get("snapshot") or {}
+    title = f"Kratom Evidence release {version}"
+    yield (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{_esc(title)}</h1>"
+        f"<p>Snapshot captured {_esc(snapshot.get('captured_at', 'unknown'))}; "
+        f"release created {_esc(heading.get('created_at', 'unknown'))}; "
+        f"{found['studies']} studies.</p>"
+        "<h2>Evidence map</h2>"
+    )
+    yield _evidence_figure(con)
+    yield "<h2>Evidence tables</h2>"
+    yield _composition_figure(con)
+    yield _interactions_figure(con)
+    yield _safety_figure(con)
+    yield "<h2>Studies</h2>"
+    yield _years_figure(con)
+    yield _status_figure(con)
+    yield "<h2>Adverse events per arm</h2>"
+    yield from _adverse_events_section(con)
+    yield "<h2>Tables</h2>"
+
+
+def _page_end(manifest: Mapping[str, Any], quarantined: dict[str, int]) -> str:
+    """The tables section, from the manifest's rows of every table, and the page's end."""
+    return _tables_section(manifest, quarantined) + "</body></html>\n"
+
+
 def report_parts(folder: Path, manifest: dict[str, Any]) -> Iterator[str]:
     """The release's report page in pieces: four charts and tables, self-contained, same input
     same bytes."""
     con = open_release(folder)
     try:
-        (found,) = _rows(con, "SELECT count(*) AS studies FROM studies")
-        version = manifest.get("version", "")
-        snapshot = manifest.get("snapshot") or {}
-        title = f"Kratom Evidence release {version}"
-        yield (
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>{_esc(title)}</h1>"
-            f"<p>Snapshot captured {_esc(snapshot.get('captured_at', 'unknown'))}; "
-            f"release created {_esc(manifest.get('created_at', 'unknown'))}; "
-            f"{found['studies']} studies.</p>"
-            "<h2>Evidence map</h2>"
-        )
-        yield _evidence_figure(con)
-        yield "<h2>Evidence tables</h2>"
-        yield _composition_figure(con)
-        yield _interactions_figure(con)
-        yield _safety_figure(con)
-        yield "<h2>Studies</h2>"
-        yield _years_figure(con)
-        yield _status_figure(con)
-        yield "<h2>Adverse events per arm</h2>"
-        yield from _adverse_events_section(con)
-        yield "<h2>Tables</h2>"
-        yield _tables_section(manifest, con)
-        yield "</body></html>\n"
+        yield from _page_parts(con, manifest)
+        yield _page_end(manifest, quarantined_rows(con))
     finally:
         con.close()
 
@@ -707,7 +733,29 @@ def render_report(folder: Path, manifest: dict[str, Any]) -> str:
     return "".join(report_parts(folder, manifest))
 
 
+def begin_report(folder: Path, heading: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], None]:
+    """Write report.html into the release folder up to its tables section, piece by piece,
+    from the release's tables and `heading` (the manifest's version, created_at and snapshot);
+    return what appends that section given the whole manifest and ends the page.
+
+    The tables section shows every table's rows, the record history's too: the publish step
+    writes the rest of the page (the charts, the adverse events) beside that history.
+    """
+    con = open_release(folder)
+    try:
+        with open(folder / REPORT_FILE, "w", encoding="utf-8") as page:
+            page.writelines(_page_parts(con, heading))
+        quarantined = quarantined_rows(con)
+    finally:
+        con.close()
+
+    def finish(manifest: Mapping[str, Any]) -> None:
+        with open(folder / REPORT_FILE, "a", encoding="utf-8") as page:
+            page.write(_page_end(manifest, quarantined))
+
+    return finish
+
+
 def write_report(folder: Path, manifest: dict[str, Any]) -> None:
     """Write report.html into the release folder (before checksums are taken), piece by piece."""
-    with open(folder / REPORT_FILE, "w", encoding="utf-8") as page:
-        page.writelines(report_parts(folder, manifest))
+    begin_report(folder, manifest)(manifest)

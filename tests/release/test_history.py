@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.release import catalog
-from pipelines.release.describe import describe_release
+from pipelines.release.describe import begin_describe
 from pipelines.release.history import (
     History,
     PreviousRelease,
@@ -422,7 +422,7 @@ def _publish(data_dir: Path, tables: dict[str, pa.Table], version: str | None = 
     info = SnapshotInfo(date(2026, 11, 25), "kratom", "reconstructed", "")
     created_at = "2026-11-25T00:00:00Z"
     return publish(
-        DataDir(data_dir), tables, info, "0" * 64, {}, created_at, version, describe_release
+        DataDir(data_dir), tables, info, "0" * 64, {}, created_at, version, begin_describe
     )
 
 
