@@ -39,8 +39,7 @@ from pipelines.normalize.dedup import merge_publications
 from pipelines.normalize.distinct import classify_distinct, matches
 from pipelines.normalize.dosing import TERMS_FILE as DOSING_TERMS_FILE
 from pipelines.normalize.dosing import Dose, agreed_dose, load_dosing_terms
-from pipelines.normalize.evidence_map import build_evidence_map as evidence_map
-from pipelines.normalize.evidence_map import text_compound_links
+from pipelines.normalize.evidence_map import evidence_map, text_compound_links
 from pipelines.normalize.evidence_tables import (
     COMPOSITION_FILE,
     EVIDENCE_BY_NAME,
@@ -80,6 +79,7 @@ from pipelines.warehouse import (
     read_frame,
     staging_tables,
     union_staging,
+    write_arrow,
     write_table,
 )
 from schemas import TABLES_BY_NAME
@@ -894,7 +894,8 @@ def build_publication_compounds(con: duckdb.DuckDBPyConnection, reference_dir: P
     reference=(*COMPOUND_LEXICON, STUDY_COMPOUNDS_FILE),
 )
 def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
-    """Compound × domain × design cells from the curated tables.
+    """Compound × domain × design cells from the curated tables, in one query
+    (pipelines/normalize/evidence_map.py).
 
     Registered studies also reach the kratom products and alkaloids their title, official title
     or registered conditions name (a quarantined condition links nothing), literature-only
@@ -902,48 +903,50 @@ def build_evidence_map(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
     data/reference/study_compounds.csv gives; `study_links` says which. A study that posted
     adverse events (per term or as group totals) measures safety.
     """
-    studies = read_frame(con, "SELECT study_id, design, enrollment, long_term FROM curated.studies")
-    # What the map counts: interventions matched to a compound, each study's distinct domains.
-    interventions = read_frame(
-        con,
-        "SELECT study_id, compound_id FROM curated.interventions WHERE compound_id IS NOT NULL",
-    )
-    outcomes = read_frame(
-        con,
-        "SELECT DISTINCT study_id, domain FROM (SELECT study_id, domain FROM curated.outcomes "
-        "UNION ALL SELECT study_id, 'safety' FROM curated.adverse_events "
-        "UNION ALL SELECT study_id, 'safety' FROM curated.adverse_event_totals) "
-        "WHERE domain IS NOT NULL ORDER BY study_id, domain",
-    )
-    registered = read_frame(
-        con,
-        "SELECT study_id, title, official_title FROM curated.studies "
-        "WHERE evidence_source = 'registry' ORDER BY study_id",
-    )
-    conditions = read_frame(
-        con,
-        "SELECT study_id, condition FROM curated.conditions WHERE matched_in IS NULL "
-        "ORDER BY study_id, condition",
-    )
     lexicon = load_compound_lexicon(reference_dir)
-    text_links = text_compound_links(registered, conditions, lexicon.kratom_compounds)
-    paper_links = read_frame(
+    text_links = text_compound_links(con, _REGISTRY_TEXTS, lexicon.kratom_compounds)
+    curated = curated_study_compounds(reference_dir)
+    write_arrow(
         con,
+        "CREATE OR REPLACE TEMP TABLE _curated_study_compounds AS",
+        pa.table(
+            {"study_id": [s for s, _ in curated], "compound_id": [c for _, c in curated]},
+            schema=pa.schema([("study_id", pa.string()), ("compound_id", pa.string())]),
+        ),
+    )
+    links = (
+        f"{text_links} UNION ALL "
         "SELECT DISTINCT s.study_id, c.compound_id, 'publication' AS linked_by "
         "FROM curated.studies s "
         "JOIN curated.publication_compounds c ON c.publication_id = s.source_publication_id "
-        "WHERE s.evidence_source = 'literature' ORDER BY 1, 2",
+        "WHERE s.evidence_source = 'literature' UNION ALL "
+        "SELECT study_id, compound_id, 'curated' AS linked_by FROM _curated_study_compounds"
     )
-    curated_links = pd.DataFrame(
-        [(s, c, "curated") for s, c in curated_study_compounds(reference_dir)],
-        columns=["study_id", "compound_id", "linked_by"],
+    query = evidence_map(
+        con,
+        "SELECT study_id, design, enrollment, long_term FROM curated.studies",
+        "SELECT study_id, compound_id FROM curated.interventions WHERE compound_id IS NOT NULL",
+        # What the map counts: each study's distinct domains, safety when it posted adverse events.
+        "SELECT study_id, domain FROM curated.outcomes "
+        "UNION ALL SELECT study_id, 'safety' FROM curated.adverse_events "
+        "UNION ALL SELECT study_id, 'safety' FROM curated.adverse_event_totals",
+        links,
     )
-    study_compounds = pd.concat([text_links, paper_links, curated_links], ignore_index=True)
-    frame = evidence_map(studies, interventions, outcomes, study_compounds)
-    frame["_source"] = "derived"
-    frame["_source_file"] = None
-    frame["_seq"] = range(len(frame))
-    return Built(frame)
+    return Built(queries=[query])
+
+
+_REGISTRY_TEXTS = " UNION ALL ".join(
+    [
+        *(
+            f"SELECT study_id, {column} AS text, {literal(column)} AS linked_by "
+            "FROM curated.studies WHERE evidence_source = 'registry'"
+            for column in ("title", "official_title")
+        ),
+        "SELECT study_id, condition AS text, 'condition' AS linked_by FROM curated.conditions "
+        "WHERE matched_in IS NULL",
+    ]
+)
+"""(study_id, text, linked_by): the registry text a study may name a compound in."""
 
 
 def _reject_rows(table: str, file: str, rejects: list[Reject]) -> pd.DataFrame:

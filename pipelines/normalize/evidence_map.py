@@ -18,16 +18,22 @@ unplaced outcome title and "other" from no registered outcome stay apart. Placeb
 compound and add nothing. Participants are the sum of enrollment over the cell's studies that
 report one; null when none does. `long_term_studies` counts the cell's studies whose follow-up
 is long term (`studies.long_term`).
+
+The map is one DuckDB query over the curated tables: every study of the registry is a row of
+its inputs, so no column of them is read into Python; registry text is matched once per
+distinct text (`pipelines/normalize/distinct.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import pandas as pd
+import duckdb
+import pyarrow as pa
 
-from pipelines.normalize.distinct import per_distinct
+from pipelines.normalize.distinct import classify_distinct
 from schemas.evidence import STUDY_COMPOUND_LINKS
+from schemas.sql import literal
 
 COLUMNS = [
     "compound_id",
@@ -44,121 +50,97 @@ UNCLASSIFIED_DOMAIN = "other"
 UNKNOWN_DESIGN = "other"
 LINKS = STUDY_COMPOUND_LINKS
 """How a study names a compound, strongest first: a study linked twice keeps the first."""
-TEXT_COLUMNS = ("title", "official_title")
-PAIR_COLUMNS = ["study_id", "compound_id", "linked_by"]
+TEXT_COMPOUNDS = "_map_text_compounds"
+"""The temporary table of each distinct registry text and the compounds it names."""
 
 
 def text_compound_links(
-    studies: pd.DataFrame, conditions: pd.DataFrame, match: Callable[[str], list[str]]
-) -> pd.DataFrame:
-    """(study_id, compound_id, linked_by) for compounds `match` finds in registry text.
-
-    `studies` has study_id, title and official_title; `conditions` has study_id and condition.
-    Blank text links nothing.
-    """
-    rows: list[tuple[str, str, str]] = []
-    texts = [(studies, column, column) for column in TEXT_COLUMNS]
-    for frame, column, linked_by in [*texts, (conditions, "condition", "condition")]:
-        found = per_distinct(
-            lambda text: match(text) if isinstance(text, str) and text else [], frame[column]
-        )
-        for study_id, compounds in zip(frame["study_id"], found, strict=True):
-            rows += [(str(study_id), c, linked_by) for c in compounds]
-    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
-
-
-def _study_compound_pairs(
-    interventions: pd.DataFrame, study_compounds: pd.DataFrame | None
-) -> pd.DataFrame:
-    named = interventions[["study_id", "compound_id"]].assign(linked_by="intervention")
-    frames = [named]
-    if study_compounds is not None:
-        frames.append(study_compounds[PAIR_COLUMNS])
-    pairs = pd.concat(frames, ignore_index=True).dropna().astype(str)
-    unknown = set(pairs["linked_by"]) - set(LINKS)
-    if unknown:
-        raise ValueError(f"unknown study-compound link kinds: {sorted(unknown)}")
-    pairs["_rank"] = pairs["linked_by"].map(LINKS.index)
-    pairs = pairs.sort_values(["study_id", "compound_id", "_rank"])
-    return pairs.drop_duplicates(["study_id", "compound_id"])[PAIR_COLUMNS]
-
-
-def _study_domains(outcomes: pd.DataFrame, study_ids: pd.Series) -> pd.DataFrame:
-    measured = outcomes[["study_id", "domain"]].dropna().astype(str).drop_duplicates()
-    measured["unmeasured"] = False
-    unmeasured = sorted(set(study_ids) - set(measured["study_id"]))
-    filler = pd.DataFrame(
-        {"study_id": unmeasured, "domain": UNCLASSIFIED_DOMAIN, "unmeasured": True}
+    con: duckdb.DuckDBPyConnection, texts: str, match: Callable[[str], list[str]]
+) -> str:
+    """A query of (study_id, compound_id, linked_by) for compounds `match` finds in registry
+    text; `texts` is a query of (study_id, text, linked_by). `match` runs once per distinct
+    text, into the temporary table TEXT_COMPOUNDS; blank text links nothing."""
+    classify_distinct(
+        con,
+        TEXT_COMPOUNDS,
+        f"SELECT text FROM ({texts})",
+        lambda text: (match(text) if text else [],),
+        pa.schema([("compounds", pa.list_(pa.string()))]),
     )
-    return pd.concat([measured, filler], ignore_index=True)
+    return (
+        "SELECT t.study_id, unnest(c.compounds) AS compound_id, t.linked_by "
+        f"FROM ({texts}) t JOIN {TEXT_COMPOUNDS} c ON t.text = c.text"
+    )
 
 
-def _participants(enrollment: pd.Series) -> object:
-    known = enrollment.dropna()
-    return int(known.sum()) if len(known) else pd.NA
+def evidence_map(
+    con: duckdb.DuckDBPyConnection,
+    studies: str,
+    interventions: str,
+    outcomes: str,
+    links: str | None = None,
+) -> str:
+    """A query of the evidence_map table's rows (schemas.evidence.EvidenceMapCell) sorted by
+    key, with lineage (`_source` "derived").
 
-
-def build_evidence_map(
-    studies: pd.DataFrame,
-    interventions: pd.DataFrame,
-    outcomes: pd.DataFrame,
-    study_compounds: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Rows of the evidence_map table (schemas.evidence.EvidenceMapCell), sorted by key.
-
-    `study_compounds` (study_id, compound_id, linked_by) adds links that are not interventions:
-    registry text (see `text_compound_links`), literature-only studies' papers and curated
-    links. Studies
-    absent from `studies` are ignored (their design and enrollment are unknown); a study
-    without a design is counted under "other".
+    Each argument is a query: `studies` of (study_id, design, enrollment, long_term),
+    `interventions` of (study_id, compound_id), `outcomes` of (study_id, domain), `links` of
+    (study_id, compound_id, linked_by): the links that are not interventions (registry text,
+    see `text_compound_links`, literature-only studies' papers, curated links). Studies absent
+    from `studies` are ignored (their design and enrollment are unknown); a study without a
+    design is counted under "other". An unknown link kind is an error.
     """
-    pairs = _study_compound_pairs(interventions, study_compounds)
-    design = studies[["study_id", "design", "enrollment"]].copy()
-    long_term = studies["long_term"] if "long_term" in studies else pd.Series(pd.NA, studies.index)
-    design["long_term"] = long_term.astype("boolean").fillna(False).astype(bool)
-    design["study_id"] = design["study_id"].astype(str)
-    design["design"] = design["design"].fillna(UNKNOWN_DESIGN).astype(str)
-    pairs = pairs[pairs["study_id"].isin(design["study_id"])]
-    if pairs.empty:
-        return _empty()
-    domains = _study_domains(outcomes, pairs["study_id"])
-    facts = pairs.merge(domains, on="study_id").merge(design, on="study_id")
-    facts = facts.drop_duplicates(["compound_id", "domain", "design", "study_id"])
-    cells = []
-    for (compound, domain, kind), group in facts.groupby(
-        ["compound_id", "domain", "design"], sort=True
-    ):
-        group = group.sort_values("study_id")
-        cells.append(
-            {
-                "compound_id": compound,
-                "domain": domain,
-                "design": kind,
-                "studies": len(group),
-                "participants": _participants(pd.to_numeric(group["enrollment"])),
-                "long_term_studies": int(group["long_term"].sum()),
-                "study_ids": list(group["study_id"]),
-                "study_links": [
-                    f"{i}={k}" for i, k in zip(group.study_id, group.linked_by, strict=True)
-                ],
-                "unmeasured_study_ids": list(group.loc[group["unmeasured"], "study_id"]),
-            }
+    named = f"SELECT study_id, compound_id, 'intervention' AS linked_by FROM ({interventions})"
+    if links is not None:
+        unknown = con.execute(
+            f"SELECT DISTINCT linked_by FROM ({links}) WHERE linked_by NOT IN ({_kinds()}) "
+            "ORDER BY 1"
+        ).fetchall()
+        if unknown:
+            raise ValueError(f"unknown study-compound link kinds: {[k for (k,) in unknown]}")
+        named += f" UNION ALL SELECT study_id, compound_id, linked_by FROM ({links})"
+    ranks = ", ".join(f"({literal(kind)}, {rank})" for rank, kind in enumerate(LINKS))
+    return f"""
+        WITH ranks (linked_by, rank) AS (VALUES {ranks}),
+        pairs AS (
+            SELECT study_id, compound_id, arg_min(linked_by, rank) AS linked_by
+            FROM ({named}) JOIN ranks USING (linked_by)
+            WHERE study_id IS NOT NULL AND compound_id IS NOT NULL
+              AND study_id IN (SELECT study_id FROM ({studies}))
+            GROUP BY study_id, compound_id
+        ),
+        measured AS (
+            SELECT DISTINCT study_id, domain FROM ({outcomes})
+            WHERE study_id IS NOT NULL AND domain IS NOT NULL
+        ),
+        domains AS (
+            SELECT study_id, domain, false AS unmeasured FROM measured
+            UNION ALL
+            SELECT DISTINCT study_id, {literal(UNCLASSIFIED_DOMAIN)}, true
+            FROM pairs ANTI JOIN measured USING (study_id)
+        ),
+        facts AS (
+            SELECT p.compound_id, d.domain, coalesce(s.design, {literal(UNKNOWN_DESIGN)}) AS design,
+                p.study_id, p.linked_by, d.unmeasured, s.enrollment,
+                coalesce(s.long_term, false) AS long_term
+            FROM pairs p JOIN domains d USING (study_id) JOIN ({studies}) s USING (study_id)
         )
-    return _typed(pd.DataFrame(cells, columns=COLUMNS))
+        SELECT compound_id, domain, design,
+            count(*)::BIGINT AS studies,
+            sum(enrollment)::BIGINT AS participants,
+            count(*) FILTER (WHERE long_term)::BIGINT AS long_term_studies,
+            list(study_id ORDER BY study_id) AS study_ids,
+            list(study_id || '=' || linked_by ORDER BY study_id) AS study_links,
+            coalesce(list(study_id ORDER BY study_id) FILTER (WHERE unmeasured), [])
+                AS unmeasured_study_ids,
+            'derived' AS _source,
+            NULL::VARCHAR AS _source_file,
+            row_number() OVER (ORDER BY compound_id, domain, design) - 1 AS _seq
+        FROM facts
+        GROUP BY compound_id, domain, design
+        ORDER BY compound_id, domain, design
+    """
 
 
-def _empty() -> pd.DataFrame:
-    return _typed(pd.DataFrame({c: [] for c in COLUMNS}))
-
-
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.astype(
-        {
-            "compound_id": "string",
-            "domain": "string",
-            "design": "string",
-            "studies": "Int64",
-            "participants": "Int64",
-            "long_term_studies": "Int64",
-        }
-    ).reset_index(drop=True)
+def _kinds() -> str:
+    return ", ".join(literal(kind) for kind in LINKS)

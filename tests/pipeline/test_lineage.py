@@ -160,7 +160,9 @@ def run_builder(
         frame = built.frame if built.queries is None else queried_frame(con, built.queries)
     finally:
         con.close()
-    return Outcome(frame, written, recording.curated_reads(), recording.staged_reads())
+    # A builder reads the tables its returned queries select from too (the gate runs them).
+    handed = {t for sql in built.queries or [] for t in re.findall(CURATED_READ, sql)}
+    return Outcome(frame, written, recording.curated_reads() | handed, recording.staged_reads())
 
 
 def queried_frame(con: duckdb.DuckDBPyConnection, queries: list[str]) -> pd.DataFrame:

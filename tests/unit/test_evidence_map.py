@@ -1,16 +1,76 @@
-"""The evidence map: cells, participant sums, link kinds, unmeasured studies, determinism."""
+"""The evidence map: cells, participant sums, link kinds, unmeasured studies, determinism.
+
+Its query runs in DuckDB over the frames below, registered as relations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import duckdb
 import pandas as pd
 import pytest
 
 from pipelines.normalize.compounds import load_compound_lexicon
-from pipelines.normalize.evidence_map import build_evidence_map, text_compound_links
+from pipelines.normalize.evidence_map import evidence_map, text_compound_links
 from pipelines.paths import REFERENCE_DIR
 from pipelines.rules import conform, enforce
+from pipelines.warehouse import read_frame
 from schemas import TABLES
 from schemas.evidence import EvidenceMapCell
+
+LINK_COLUMNS = ["study_id", "compound_id", "linked_by"]
+
+
+def _relation(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> str:
+    con.register(name, frame.reset_index(drop=True))
+    return f"SELECT * FROM {name}"
+
+
+def build_evidence_map(
+    studies: pd.DataFrame,
+    interventions: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    links: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The map's query on these frames, read back as the model's columns in its types."""
+    con = duckdb.connect()
+    try:
+        query = evidence_map(
+            con,
+            _relation(con, "s", studies),
+            _relation(con, "i", interventions[["study_id", "compound_id"]]),
+            _relation(con, "o", outcomes),
+            None if links is None else _relation(con, "l", links[LINK_COLUMNS]),
+        )
+        frame = read_frame(con, query)
+    finally:
+        con.close()
+    return EvidenceMapCell.validate(frame.drop(columns=["_source", "_source_file", "_seq"]))
+
+
+def text_links(
+    studies: pd.DataFrame, conditions: pd.DataFrame, match: Callable[[str], list[str]]
+) -> pd.DataFrame:
+    """The text links of these registered studies' titles and conditions, read back."""
+    con = duckdb.connect()
+    try:
+        texts = _relation(
+            con,
+            "t",
+            pd.concat(
+                [
+                    *(
+                        studies[["study_id", c]].rename(columns={c: "text"}).assign(linked_by=c)
+                        for c in ("title", "official_title")
+                    ),
+                    conditions.rename(columns={"condition": "text"}).assign(linked_by="condition"),
+                ],
+                ignore_index=True,
+            ),
+        )
+        return read_frame(con, text_compound_links(con, texts, match))
+    finally:
+        con.close()
 
 
 def _studies() -> pd.DataFrame:
@@ -19,6 +79,7 @@ def _studies() -> pd.DataFrame:
             "study_id": ["NCT1", "NCT2", "NCT3", "PMID:9"],
             "design": ["rct", "rct", "observational", "case_report"],
             "enrollment": pd.array([40, 20, None, 1], dtype="Int64"),
+            "long_term": pd.array([None, None, None, None], dtype="boolean"),
         }
     )
 
@@ -139,7 +200,7 @@ def _registered_text() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_text_links_find_kratom_in_title_official_title_and_conditions_only() -> None:
     lexicon = load_compound_lexicon(REFERENCE_DIR)
     studies, conditions = _registered_text()
-    links = text_compound_links(studies, conditions, lexicon.kratom_compounds)
+    links = text_links(studies, conditions, lexicon.kratom_compounds)
     found = set(links.itertuples(index=False, name=None))
     assert found == {
         ("NCT2", "kratom", "title"),
@@ -158,6 +219,7 @@ def test_text_linked_study_joins_the_map_and_intervention_link_wins() -> None:
             "study_id": ["NCT2", "NCT3", "NCT4"],
             "design": ["rct", "observational", "observational"],
             "enrollment": pd.array([20, 16, 50], dtype="Int64"),
+            "long_term": pd.array([None, None, None], dtype="boolean"),
         }
     )
     interventions = pd.DataFrame(
@@ -166,7 +228,7 @@ def test_text_linked_study_joins_the_map_and_intervention_link_wins() -> None:
     outcomes = pd.DataFrame(
         {"study_id": ["NCT2", "NCT4"], "domain": ["pharmacokinetics", "withdrawal"]}
     )
-    links = text_compound_links(studies, conditions, lexicon.kratom_compounds)
+    links = text_links(studies, conditions, lexicon.kratom_compounds)
     result = build_evidence_map(design, interventions, outcomes, links)
     EvidenceMapCell.validate(result, lazy=True)
     assert _cell(result, "kratom", "withdrawal", "observational").study_links == ["NCT4=title"]
