@@ -52,6 +52,8 @@ LINKS = STUDY_COMPOUND_LINKS
 """How a study names a compound, strongest first: a study linked twice keeps the first."""
 TEXT_COMPOUNDS = "_map_text_compounds"
 """The temporary table of each distinct registry text and the compounds it names."""
+FACTS = "_map_facts"
+"""The temporary table of the map's facts: a study, a compound it names, how, a domain."""
 
 
 def text_compound_links(
@@ -81,7 +83,8 @@ def evidence_map(
     links: str | None = None,
 ) -> str:
     """A query of the evidence_map table's rows (schemas.evidence.EvidenceMapCell) sorted by
-    key, with lineage (`_source` "derived").
+    key, lists sorted as published, with lineage (`_source` "derived"); its facts are the
+    temporary table FACTS.
 
     Each argument is a query: `studies` of (study_id, design, enrollment, long_term),
     `interventions` of (study_id, compound_id), `outcomes` of (study_id, domain), `links` of
@@ -100,7 +103,10 @@ def evidence_map(
             raise ValueError(f"unknown study-compound link kinds: {[k for (k,) in unknown]}")
         named += f" UNION ALL SELECT study_id, compound_id, linked_by FROM ({links})"
     ranks = ", ".join(f"({literal(kind)}, {rank})" for rank, kind in enumerate(LINKS))
-    return f"""
+    # The facts first, as a table DuckDB may spill: the joins' and the lists' working memory
+    # together outgrew a 512MB limit at 280 000 studies that all name compounds.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {FACTS} AS
         WITH ranks (linked_by, rank) AS (VALUES {ranks}),
         pairs AS (
             SELECT study_id, compound_id, arg_min(linked_by, rank) AS linked_by
@@ -118,25 +124,30 @@ def evidence_map(
             UNION ALL
             SELECT DISTINCT study_id, {literal(UNCLASSIFIED_DOMAIN)}, true
             FROM pairs ANTI JOIN measured USING (study_id)
-        ),
-        facts AS (
-            SELECT p.compound_id, d.domain, coalesce(s.design, {literal(UNKNOWN_DESIGN)}) AS design,
-                p.study_id, p.linked_by, d.unmeasured, s.enrollment,
-                coalesce(s.long_term, false) AS long_term
-            FROM pairs p JOIN domains d USING (study_id) JOIN ({studies}) s USING (study_id)
         )
+        SELECT p.compound_id, d.domain, coalesce(s.design, {literal(UNKNOWN_DESIGN)}) AS design,
+            p.study_id, p.linked_by, d.unmeasured, s.enrollment,
+            coalesce(s.long_term, false) AS long_term
+        FROM pairs p JOIN domains d USING (study_id) JOIN ({studies}) s USING (study_id)
+    """)
+    # `_seq` numbers the cells from their keys alone: a window over the rows, lists and all,
+    # ran out of memory where the GROUP BY and the sort did not.
+    return f"""
         SELECT compound_id, domain, design,
             count(*)::BIGINT AS studies,
             sum(enrollment)::BIGINT AS participants,
             count(*) FILTER (WHERE long_term)::BIGINT AS long_term_studies,
-            list(study_id ORDER BY study_id) AS study_ids,
-            list(study_id || '=' || linked_by ORDER BY study_id) AS study_links,
-            coalesce(list(study_id ORDER BY study_id) FILTER (WHERE unmeasured), [])
+            list_sort(list(study_id)) AS study_ids,
+            list_sort(list(study_id || '=' || linked_by)) AS study_links,
+            coalesce(list_sort(list(study_id) FILTER (WHERE unmeasured)), [])
                 AS unmeasured_study_ids,
             'derived' AS _source,
             NULL::VARCHAR AS _source_file,
-            row_number() OVER (ORDER BY compound_id, domain, design) - 1 AS _seq
-        FROM facts
+            any_value(c._seq) AS _seq
+        FROM {FACTS} JOIN (
+            SELECT *, row_number() OVER (ORDER BY compound_id, domain, design) - 1 AS _seq
+            FROM (SELECT DISTINCT compound_id, domain, design FROM {FACTS})
+        ) c USING (compound_id, domain, design)
         GROUP BY compound_id, domain, design
         ORDER BY compound_id, domain, design
     """
