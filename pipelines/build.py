@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from pipelines import build_inputs
+from pipelines import build_inputs, digests
 from pipelines.build_inputs import Published
 from pipelines.deployment import memory_limit
 from pipelines.lean_instance import lean_instance
@@ -261,9 +261,13 @@ def build(
     tags = {SNAPSHOT_TAG: snapshot_dir.name}
     with ExitStack() as loaded:
         loaded.enter_context(held(outputs, release_version))
+        # The fingerprint, the raw inventories and the release hash the snapshot's files once.
+        loaded.enter_context(digests.read_once())
         # A requested version is always published (or refused): never answered from the record.
         inputs = (
-            None if release_version else build_inputs.of_build(snapshot_dir, outputs, reference_dir)
+            None
+            if release_version
+            else build_inputs.of_build(snapshot_dir, outputs, reference_dir, workers)
         )
         unchanged = build_inputs.unchanged(outputs, inputs) if inputs else None
         if unchanged is not None:

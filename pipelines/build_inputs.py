@@ -2,10 +2,12 @@
 dir publishes nothing ("nothing changed since release X"), so it need not run at all.
 
 The inputs are the snapshot's files, the reference files, the pipeline's own code (every file of
-the `pipelines` and `schemas` packages), the Python and the installed distributions, and where
-the data dir publishes (its catalog). The build service (pipelines/build.py) records the
-fingerprint with what a build reported in `<data dir>/last_build.json`, and answers the next build
-whose fingerprint is the same from it while that release is still the catalog's newest.
+the `pipelines` and `schemas` packages), the Python and the installed distributions, where the
+data dir publishes (its catalog) and how many parts a bulk export is staged in (`--workers`:
+parts split by key hold rows, and so the quarantine's, in another order than one pass). The
+build service (pipelines/build.py) records the fingerprint with what a build reported in
+`<data dir>/last_build.json`, and answers the next build whose fingerprint is the same from it
+while that release is still the catalog's newest.
 
 Nothing here loads Dagster, Pandera or pandas: the CLI asks `answer` before importing the build,
 so a `make release` that changes nothing costs the fingerprint and a catalog read, not the
@@ -17,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pipelines import paths
+from pipelines import digests, paths
 from pipelines.release import catalog
 from pipelines.release.datadir import DataDir, exclusive, recover
 
@@ -43,8 +46,7 @@ def _tree(digest: Any, label: str, folder: Path) -> None:
     """Add every file of `folder` (its path below the folder and its bytes) to `digest`."""
     for path in _files(folder):
         digest.update(f"{label}/{path.relative_to(folder).as_posix()}\0".encode())
-        with path.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
+        digest.update(digests.sha256(path))
 
 
 def _software() -> list[str]:
@@ -58,25 +60,46 @@ def _software() -> list[str]:
     return sorted(hashlib.sha256(text.encode()).hexdigest() for text in texts)
 
 
-def fingerprint(snapshot_dir: Path, reference_dir: Path, catalog: str, data_path: str) -> str:
-    """SHA-256 of a build's inputs: snapshot, reference files, code, software and catalog."""
+def fingerprint(
+    snapshot_dir: Path, reference_dir: Path, catalog: str, data_path: str, parts: int = 1
+) -> str:
+    """SHA-256 of a build's inputs: snapshot, reference files, code, software, catalog, and the
+    parts a bulk export is staged in."""
     digest = hashlib.sha256()
     _tree(digest, "snapshot", snapshot_dir)
     _tree(digest, "reference", reference_dir)
     for folder in CODE_DIRS:
         _tree(digest, f"code/{folder.name}", folder)
-    digest.update(json.dumps([sys.version, _software(), catalog, data_path]).encode())
+    digest.update(json.dumps([sys.version, _software(), catalog, data_path, parts]).encode())
     return digest.hexdigest()
 
 
-def of_build(snapshot_dir: Path, outputs: DataDir, reference_dir: Path | None = None) -> str:
-    """The fingerprint of what a build of `snapshot_dir` into `outputs` reads."""
+def staging_parts(workers: int | None) -> int:
+    """How many parts a build with `workers` stages a bulk export in: `workers` when more than
+    one, else one pass (pipelines/build.py; pages give the same rows either way)."""
+    return workers if workers is not None and workers > 1 else 1
+
+
+def of_build(
+    snapshot_dir: Path,
+    outputs: DataDir,
+    reference_dir: Path | None = None,
+    workers: int | None = None,
+) -> str:
+    """The fingerprint of what a build of `snapshot_dir` into `outputs` with `workers` reads."""
     return fingerprint(
         snapshot_dir,
         reference_dir or paths.REFERENCE_DIR,
         str(outputs.catalog_url or ""),
         str(outputs.data_path or ""),
+        staging_parts(workers),
     )
+
+
+def warm(snapshot_dir: Path) -> threading.Thread:
+    """Hash the snapshot's files on a second thread into the open `digests.read_once` block,
+    for the fingerprint and the raw inventories to find done (the CLI, before the imports)."""
+    return digests.warm(_files(snapshot_dir))
 
 
 def recorded(data_dir: Path) -> dict[str, Any]:
@@ -137,15 +160,19 @@ def unchanged(outputs: DataDir, inputs: str) -> Published | None:
     )
 
 
-def answer(snapshot_dir: Path, outputs: DataDir) -> Published | None:
+def answer(snapshot_dir: Path, outputs: DataDir, workers: int | None = None) -> Published | None:
     """The last build's report when a build of `snapshot_dir` would publish nothing, else None.
 
-    For the CLI, before it imports the build: a fingerprint that differs from the record
-    answers None at once; one that matches is confirmed under the data dir's lock, a
-    half-done publish finished first, as the build service would (pipelines/build.py).
+    For the CLI, before it imports the build: no record (a fresh data dir) or a fingerprint
+    that differs from it answers None at once; one that matches is confirmed under the data
+    dir's lock, a half-done publish finished first, as the build service would
+    (pipelines/build.py).
     """
-    inputs = of_build(snapshot_dir, outputs)
-    if recorded(outputs.root).get("inputs") != inputs:
+    last = recorded(outputs.root).get("inputs")
+    if last is None:
+        return None
+    inputs = of_build(snapshot_dir, outputs, workers=workers)
+    if last != inputs:
         return None
     with exclusive(outputs):
         recover(outputs)

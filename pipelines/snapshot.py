@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pipelines import bulkzip
+from pipelines import bulkzip, digests
 from pipelines.sources import SOURCES
 from pipelines.sources.base import BulkExport, SnapshotFormatError, SourceUnit
 
@@ -350,11 +350,5 @@ def snapshot_sha256(snapshot_dir: Path) -> str:
         paths.extend(source_files(snapshot_dir, source))
     for path in paths:
         digest.update(path.relative_to(snapshot_dir).as_posix().encode() + b"\0")
-        digest.update(file_sha256(path).digest())
+        digest.update(digests.sha256(path))
     return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> hashlib._Hash:
-    """A file's SHA-256, read in chunks (a bulk archive is gigabytes: never read whole)."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256")

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Iterator
 
 import dagster as dg
 
-from pipelines import snapshot
+from pipelines import digests, snapshot
 from pipelines.assets.snapshot import SNAPSHOT_KEY
 from pipelines.resources import SnapshotResource
 from pipelines.sources import SOURCES
@@ -26,7 +26,7 @@ def inventory(snapshot_store: SnapshotResource, source: str) -> dict[str, dg.Met
     total = 0
     for path in files:
         total += path.stat().st_size
-        digest.update(path.name.encode() + b"\0" + snapshot.file_sha256(path).digest())
+        digest.update(path.name.encode() + b"\0" + digests.sha256(path))
     return {
         "files": dg.MetadataValue.int(len(files)),
         "bytes": dg.MetadataValue.int(total),

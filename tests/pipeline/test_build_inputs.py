@@ -3,20 +3,34 @@ nothing); any changed input, or another release since, means a real run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from pipelines import build_inputs, paths
+from pipelines import build_inputs, digests, paths
 from pipelines.build import build
 from pipelines.cli import main
 from pipelines.release.publish import DataDir
 
 MESSAGE = "nothing changed since release 2026.11.25: no new version published"
+
+
+def _counting(read: Counter[str]) -> Callable[[Path], bytes]:
+    """digests' file reader, counting the reads of each file by absolute path."""
+    reader = digests._read
+
+    def counted(path: Path) -> bytes:
+        read[str(path.absolute())] += 1
+        return reader(path)
+
+    return counted
 
 
 def _runs() -> int:
@@ -27,10 +41,16 @@ def _runs() -> int:
 
 @pytest.mark.slow
 def test_the_second_build_of_the_same_inputs_reports_what_a_run_would_without_one(
-    tmp_path: Path, dagster_home: Path
+    tmp_path: Path, dagster_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     outputs = DataDir(tmp_path / "data")
+    read: Counter[str] = Counter()
+    monkeypatch.setattr(digests, "_read", _counting(read))
     first = build(paths.BUNDLED_SNAPSHOT, outputs, created_at="2026-11-25T00:00:00Z")
+    # Fingerprint, raw inventories and the release's snapshot hash: each file read once.
+    snapshot_files = {str(p) for p in paths.BUNDLED_SNAPSHOT.rglob("*") if p.is_file()}
+    assert snapshot_files <= set(read)
+    assert {read[name] for name in snapshot_files} == {1}
     record = outputs.root / build_inputs.RECORD_FILE
     last = json.loads(record.read_text(encoding="utf-8"))
     answered = build(paths.BUNDLED_SNAPSHOT, outputs)
@@ -92,6 +112,7 @@ def test_every_input_changes_the_fingerprint(
         changed.append(_inputs(snapshot, reference))
         path.write_bytes(original)
     changed.append(_inputs(snapshot, reference, catalog="postgresql://build@db/lake"))
+    changed.append(build_inputs.fingerprint(snapshot, reference, "", "", parts=2))
     (snapshot / "SNAPSHOT.json").rename(snapshot / "SNAPSHOT.moved")
     changed.append(_inputs(snapshot, reference))
 
@@ -111,3 +132,49 @@ def test_an_installed_distribution_changes_the_fingerprint(
     upgraded = _inputs(paths.BUNDLED_SNAPSHOT, paths.REFERENCE_DIR)
 
     assert len({base, added, upgraded}) == 3
+
+
+def test_staging_in_parts_is_an_input_one_pass_is_one_whatever_asked_it(tmp_path: Path) -> None:
+    """A bulk export staged in N parts holds its rows (and quarantine rows) in another order
+    than one pass: a build with other workers is not "nothing changed"."""
+    outputs = DataDir(tmp_path / "data")
+    one = {build_inputs.of_build(paths.BUNDLED_SNAPSHOT, outputs, workers=w) for w in (None, 1)}
+    parts = [build_inputs.of_build(paths.BUNDLED_SNAPSHOT, outputs, workers=w) for w in (2, 3)]
+    assert len(one) == 1 and len({*one, *parts}) == 3
+
+
+def test_a_fresh_data_dir_is_answered_without_reading_the_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: Counter[str] = Counter()
+    monkeypatch.setattr(digests, "_read", _counting(read))
+    assert build_inputs.answer(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data")) is None
+    assert not read
+
+
+def test_a_digest_is_read_once_inside_the_block_and_again_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "page.json"
+    path.write_bytes(b"first")
+    with digests.read_once():
+        first = digests.sha256(path)
+        path.write_bytes(b"other")
+        assert digests.sha256(path) == first  # the build's inputs do not change under it
+        with digests.read_once():
+            assert digests.sha256(path) == first  # a nested block shares the outer one
+    assert digests.sha256(path) == hashlib.sha256(b"other").digest() != first
+
+
+def test_warming_reads_the_files_on_another_thread_for_the_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = [tmp_path / f"page-{n}.json" for n in range(3)]
+    for n, path in enumerate(files):
+        path.write_bytes(bytes([n]) * 1000)
+    read: Counter[str] = Counter()
+    monkeypatch.setattr(digests, "_read", _counting(read))
+    with digests.read_once():
+        digests.warm(files).join()
+        assert [digests.sha256(path) for path in files] == [
+            hashlib.sha256(path.read_bytes()).digest() for path in files
+        ]
+    assert read == Counter(str(path) for path in files)
