@@ -24,16 +24,17 @@ below the build's line.
 Prints one line per method (wall and CPU seconds, studies per wall and per CPU second, peak
 RSS) and the ratio build / naive, and writes `bench/out/ctgov-<stamp>.json`. Peak RSS is the
 largest of the process and the children it waited for (what `/usr/bin/time -v` prints), not
-their sum: with `--workers` the parts run side by side, so add theirs. `--steps` also runs
-the build in-process for each Dagster step's duration; `--profile` runs it under cProfile
-(`bench/out/profile-ctgov-<shape>-<N>.pstats`, top functions printed). Not a test:
+their sum: with `--workers` the parts run side by side, so add theirs. The build runs as a
+user runs it (no DAGSTER_HOME); its `--step-times` file gives the wall time outside every
+step, printed under the build's line, and with `--steps` every step's duration. `--profile`
+then runs the same command again under cProfile (`bench/out/profile-ctgov-<shape>-<N>.pstats`,
+top functions printed). Not a test:
 `python bench/bench_ctgov.py [--sizes 20000 200000]`.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import importlib
 import json
 import os
@@ -116,53 +117,13 @@ def run_naive(snapshot_dir: Path, work: Path) -> int:
     return count
 
 
-def run_build_steps(snapshot_dir: Path, work: Path) -> dict[str, Any]:
-    """The build job in-process, as `kratom-evidence build` runs it, with each step's duration."""
-    import dagster as dg
-
-    from pipelines.build import run_config
-    from pipelines.definitions import build_job
-    from pipelines.release.publish import DataDir
-
-    config = run_config(snapshot_dir, DataDir(work / "data"), None, "2026-11-25T00:00:00Z")
-    result = build_job().execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=True,
-        run_config={**config, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    steps = {
-        event.step_key: round(event.event_specific_data.duration_ms / 1000, 2)
-        for event in result.all_events
-        if event.is_step_success
-    }
-    return {"steps": dict(sorted(steps.items(), key=lambda item: -item[1]))}
-
-
-def run_build_profile(snapshot_dir: Path, work: Path) -> dict[str, Any]:
-    """The in-process build under cProfile; the stats go to bench/out/profile-<snapshot>.pstats."""
-    profiler = cProfile.Profile()
-    profiler.enable()
-    steps = run_build_steps(snapshot_dir, work)["steps"]
-    profiler.disable()
-    path = OUT_DIR / f"profile-{snapshot_dir.name}.pstats"
-    profiler.dump_stats(path)
-    return {"steps": steps, "pstats": str(path)}
-
-
 _IMPORTS = {
     "stage_source": ("duckdb", "pipelines.staging", "pipelines.warehouse"),
     "naive": ("pandas", "pyarrow.parquet"),
-    "build_steps": ("dagster", "pipelines.definitions"),
-    "build_profile": ("dagster", "pipelines.definitions"),
 }
 """Modules each method imports, loaded before the clock starts: we time work, not imports."""
 
-_RUNS = {
-    "stage_source": run_stage_source,
-    "naive": run_naive,
-    "build_steps": run_build_steps,
-    "build_profile": run_build_profile,
-}
+_RUNS = {"stage_source": run_stage_source, "naive": run_naive}
 
 
 def child(method: str, snapshot_dir: Path) -> None:
@@ -189,6 +150,7 @@ def measured(
     Interrupted (Ctrl-C, SIGINT), the run is ended and what it reached is returned, marked
     `interrupted`: a whole-registry build may outlast the time one has."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started_at = time.time()
         started = time.perf_counter()
         process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, start_new_session=True)
         sampler = TreeSampler(process.pid, sample_s) if sample_s > 0 else None
@@ -200,6 +162,7 @@ def measured(
             os.killpg(process.pid, signal.SIGTERM)  # the build and the workers it started
             _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
+        ended_at = time.time()
         samples = sampler.stop() if sampler else []
         if interrupted:
             status = 0
@@ -212,6 +175,8 @@ def measured(
             "stdout": out.read().decode(),
             "stderr_tail": err.read().decode(errors="replace")[-4000:],
             "wall_s": seconds,
+            "started_at": started_at,
+            "ended_at": ended_at,
             "cpu_s": usage.ru_utime + usage.ru_stime,
             "peak_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
         }
@@ -314,32 +279,49 @@ def _status_kib(pid: int) -> dict[str, int]:
     }
 
 
-def step_peaks(samples: list[dict[str, Any]], home: Path) -> list[dict[str, Any]]:
-    """The largest sampled memory of the process tree (Pss) and of one process in it (VmRSS:
-    the build process itself while a step runs in it) while each Dagster step ran, from the
-    step start and end times the build's instance (DAGSTER_HOME) recorded; largest first."""
-    import dagster as dg
+def read_steps(path: Path) -> list[dict[str, Any]]:
+    """Each step of the build's runs with its start, end and process, from the file the build
+    wrote (`kratom-evidence build --step-times`), in order of start."""
+    runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    steps = [
+        {"step": key, "start": step["start"], "end": step.get("end", step["start"])}
+        for run in runs
+        for key, step in run["steps"].items()
+        if "start" in step
+    ]
+    return sorted(steps, key=lambda step: step["start"])
 
-    kinds = {
-        dg.DagsterEventType.STEP_START,
-        dg.DagsterEventType.STEP_SUCCESS,
-        dg.DagsterEventType.STEP_FAILURE,
+
+def outside_steps(steps: list[dict[str, Any]], started_at: float, ended_at: float) -> dict:
+    """Where the build's wall time went outside every step: before the first step started
+    (interpreter, imports, fingerprint, Dagster's instance and run), between steps (none
+    running) and after the last ended (the run's end, the summary, the process's exit);
+    `steps_s` is the time at least one step ran."""
+    busy, gaps, reached = 0.0, 0.0, steps[0]["start"]
+    for step in steps:
+        if step["start"] > reached:
+            gaps += step["start"] - reached
+        busy += max(0.0, step["end"] - max(step["start"], reached))
+        reached = max(reached, step["end"])
+    return {
+        "steps_s": busy,
+        "before_s": steps[0]["start"] - started_at,
+        "between_s": gaps,
+        "after_s": ended_at - reached,
     }
-    spans: dict[str, list[float]] = {}
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        for record in instance.get_runs():
-            for event in instance.all_logs(record.run_id, of_type=kinds):
-                if event.step_key is not None:
-                    spans.setdefault(event.step_key, []).append(event.timestamp)
+
+
+def step_peaks(samples: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict]:
+    """The largest sampled memory of the process tree (Pss) and of one process in it (VmRSS:
+    the build process itself while a step runs in it) while each step ran; largest first."""
     peaks = []
-    for step, times in spans.items():
-        start, end = min(times), max(times)
-        during = [s for s in samples if start <= s["t"] <= end]
+    for step in steps:
+        during = [s for s in samples if step["start"] <= s["t"] <= step["end"]]
         if during:
             peaks.append(
                 {
-                    "step": step,
-                    "seconds": round(end - start, 1),
+                    "step": step["step"],
+                    "seconds": round(step["end"] - step["start"], 1),
                     "peak_mib": max(s["tree_pss_kib"] for s in during) / 1024,
                     "process_mib": max(s.get("largest_kib", 0) for s in during) / 1024,
                 }
@@ -361,12 +343,15 @@ def run_cli_build(
     workers: int | None = None,
     sample_s: float = 0.0,
     keep: Path | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """`kratom-evidence build` end to end into a fresh data dir (beside the snapshot: a
     whole-registry build writes gigabytes, more than a small /tmp may hold), or into
-    `keep`/<snapshot name>, kept for a look at its warehouse afterwards. With `sample_s`
-    the build runs with a DAGSTER_HOME of its own, so that the steps' start and end times can
-    be read back and each step given the largest resident set sampled while it ran."""
+    `keep`/<snapshot name>, kept for a look at its warehouse afterwards. It runs as a user
+    runs it (no DAGSTER_HOME: Dagster's throwaway in-memory instance); its `--step-times`
+    file gives each step's start and end, so that each step gets the largest resident set
+    sampled while it ran and the wall time outside the steps is known. With `profile`, the
+    same command runs under cProfile (stats written there): slower, for the profile only."""
     cli = shutil.which("kratom-evidence", path=str(Path(sys.executable).parent))
     if cli is None:
         raise SystemExit("kratom-evidence is not installed in this interpreter's environment")
@@ -374,17 +359,21 @@ def run_cli_build(
         data = keep / snapshot_dir.name if keep else Path(tmp) / "data"
         if data.exists():
             raise SystemExit(f"{data} exists: the build must start from an empty data dir")
+        times = Path(tmp) / "steps.json"
         argv = [cli, "build", "--snapshot", str(snapshot_dir), "--data-dir", str(data)]
+        argv += ["--step-times", str(times)]
+        if profile is not None:
+            argv = [sys.executable, "-m", "cProfile", "-o", str(profile), *argv]
         if TIME_V.is_file():
             argv = [str(TIME_V), "-v", *argv]
-        home = Path(tmp) / "dagster_home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-        env = os.environ | {"DAGSTER_HOME": str(home)} if sample_s > 0 else None
+        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
         given = [] if workers is None else ["--workers", str(workers)]
         run = measured([*argv, *given], sample_s, env)
-        if sample_s > 0:
-            run["steps"] = step_peaks(run["samples"], home)
+        if times.is_file():
+            steps = read_steps(times)
+            run["step_spans"] = steps
+            run["outside_steps"] = outside_steps(steps, run["started_at"], run["ended_at"])
+            run["steps"] = step_peaks(run.get("samples", []), steps)
     if TIME_V.is_file() and not run.get("interrupted"):
         run["time_v"] = time_v_figures(run["stderr_tail"])
     del run["stdout"], run["stderr_tail"]
@@ -467,8 +456,10 @@ def bench_size(
     workers: int | None = None,
     sample_s: float = 0.0,
     keep: Path | None = None,
+    steps_listed: bool = False,
 ) -> list[dict[str, Any]]:
-    """Each method once on the snapshot, printed as it ends, then the ratio build / naive."""
+    """Each method once on the snapshot, printed as it ends, then the ratio build / naive;
+    with `steps_listed`, every step of the build with its duration."""
     runs: dict[str, dict[str, Any]] = {}
     for method in methods:
         load_before = os.getloadavg()
@@ -494,11 +485,23 @@ def bench_size(
                 f" s, elapsed {figures.get('elapsed', '?')}",
                 flush=True,
             )
+        if "outside_steps" in run:
+            out = run["outside_steps"]
+            print(
+                f"    steps ran {out['steps_s']:.2f} s of {run['wall_s']:.2f} s wall; outside "
+                f"them {run['wall_s'] - out['steps_s']:.2f} s: before the first "
+                f"{out['before_s']:.2f}, between {out['between_s']:.2f}, after the last "
+                f"{out['after_s']:.2f}",
+                flush=True,
+            )
         for step in run.get("steps", [])[:5]:
             print(
                 f"    peak {step['peak_mib']:>8.1f} MiB (one process {step['process_mib']:.1f}) "
                 f"during {step['step']} ({step['seconds']} s)"
             )
+        if steps_listed and "step_spans" in run:
+            for step in sorted(run["step_spans"], key=lambda s: s["start"] - s["end"]):
+                print(f"    {step['step']:<48}{step['end'] - step['start']:>8.2f} s")
         if run.get("interrupted"):
             break
     rows = [{"method": method, "studies": size} | run for method, run in runs.items()]
@@ -537,19 +540,14 @@ def commit_id() -> str:
     return head + ("+" if dirty else "")
 
 
-def build_detail(method: str, snapshot_dir: Path, size: int) -> dict[str, Any]:
-    """The in-process build (`build_steps` or `build_profile`): its slowest steps printed."""
-    run = run_method(method, snapshot_dir)
-    steps = run["result"]["steps"]
-    print(
-        f"{method} N={size}: {run['work_s']:.2f} s, steps' own time "
-        f"{sum(steps.values()):.2f} s over {len(steps)} steps; slowest:"
-    )
-    for step, seconds in list(steps.items())[:10]:
-        print(f"  {step:<40}{seconds:>8.2f}")
-    if method == "build_profile":
-        print_top(run["result"]["pstats"])
-    return run
+def build_profile(snapshot_dir: Path, size: int, workers: int | None) -> dict[str, Any]:
+    """`kratom-evidence build` again, under cProfile (its main process), top functions printed;
+    the stats go to bench/out/profile-<snapshot>.pstats."""
+    path = OUT_DIR / f"profile-{snapshot_dir.name}.pstats"
+    run = run_cli_build(snapshot_dir, workers, profile=path)
+    print(f"build under cProfile N={size}: {run['wall_s']:.2f} s wall, {run['cpu_s']:.2f} CPU s")
+    print_top(str(path))
+    return run | {"pstats": str(path)}
 
 
 def main() -> None:
@@ -576,8 +574,10 @@ def main() -> None:
         type=Path,
         help="build into KEEP_DATA/<snapshot name> and keep it (default: a temporary folder)",
     )
-    parser.add_argument("--steps", action="store_true", help="each build step's duration")
-    parser.add_argument("--profile", action="store_true", help="the build under cProfile")
+    parser.add_argument("--steps", action="store_true", help="every build step's duration")
+    parser.add_argument(
+        "--profile", action="store_true", help="then the build again, under cProfile"
+    )
     parser.add_argument("--child", choices=tuple(_RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--snapshot", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -598,13 +598,18 @@ def main() -> None:
         if not (args.reuse and (snapshot_dir / "SNAPSHOT.json").is_file()):
             write_snapshot(args.shape, snapshot_dir, size, args.seed, archive)
         rows += bench_size(
-            snapshot_dir, size, args.methods, args.workers, args.sample, args.keep_data
+            snapshot_dir,
+            size,
+            args.methods,
+            args.workers,
+            args.sample,
+            args.keep_data,
+            args.steps,
         )
         if any(row.get("interrupted") for row in rows):
             break
-        for method, wanted in (("build_steps", args.steps), ("build_profile", args.profile)):
-            if wanted:
-                details[f"{method}-{size}"] = build_detail(method, snapshot_dir, size)
+        if args.profile:
+            details[f"build_profile-{size}"] = build_profile(snapshot_dir, size, args.workers)
     commit = commit_id()
     print(summary(rows, commit))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

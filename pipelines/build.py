@@ -12,6 +12,7 @@ it too (the lock is re-entrant within a process).
 from __future__ import annotations
 
 import gc
+import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -239,6 +240,7 @@ def build(
     created_at: str | None = None,
     reference_dir: Path | None = None,
     workers: int | None = None,
+    step_times: Path | None = None,
 ) -> Published:
     """Build every asset from a snapshot and publish a release, in this process.
 
@@ -247,7 +249,8 @@ def build(
     side; the rest of the build then runs here as today, on the staged warehouse. With 1,
     everything runs in this process; with None (the default), too, but a large snapshot of a
     source with a bulk export is staged by two processes from its step when the machine has
-    two cores (`shards.auto_processes`).
+    two cores (`shards.auto_processes`). With `step_times`, each step's start and end are
+    written there as JSON once the runs end (`write_step_times`).
 
     Raises:
         BuildError: the run failed (one line naming the step or check).
@@ -276,6 +279,9 @@ def build(
             job = dg.build_reconstructable_job(DEFINITIONS_MODULE, "build_job")
             instance = loaded.enter_context(_instance(parallel=(workers or 1) > 1))
         loaded.enter_context(_collector_spared())
+        runs: list[dg.JobExecutionResult] = []
+        if step_times is not None:
+            loaded.callback(lambda: write_step_times(step_times, instance, runs))
         rest = None
         ops = one_process_config() if workers == 1 else {}
         if workers is not None and workers > 1:
@@ -291,6 +297,7 @@ def build(
                 tags=tags,
                 raise_on_error=False,
             )
+            runs.append(staged)
             if not staged.success:
                 raise BuildError(first_failure(staged.all_events))
             rest = unstaged_keys()
@@ -302,6 +309,7 @@ def build(
             raise_on_error=False,
             asset_selection=rest,
         )
+        runs.append(result)
         if not result.success:
             raise BuildError(first_failure(result.all_events))
         done = published(result.all_events)
@@ -311,6 +319,34 @@ def build(
             rows = {k: v for k, v in done.rows.items() if k not in HISTORY_TABLES}
             build_inputs.record(outputs.root, inputs, newest, rows)
         return done
+
+
+STEP_EVENTS = {
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+}
+
+
+def write_step_times(
+    path: Path, instance: dg.DagsterInstance, runs: Sequence[dg.JobExecutionResult]
+) -> None:
+    """Write each run's steps with their start and end (unix seconds) and process id, from
+    the run's events in the instance: where a build spends its time, read by the bench
+    (bench/bench_ctgov.py) from a build run as a user runs it."""
+    written = []
+    for run in runs:
+        steps: dict[str, dict[str, Any]] = {}
+        for entry in instance.all_logs(run.run_id, of_type=STEP_EVENTS):
+            event = entry.dagster_event
+            if entry.step_key is None or event is None:
+                continue
+            step = steps.setdefault(entry.step_key, {"pid": event.pid})
+            step["start" if event.event_type == dg.DagsterEventType.STEP_START else "end"] = (
+                entry.timestamp
+            )
+        written.append({"job": run.job_def.name, "run_id": run.run_id, "steps": steps})
+    path.write_text(json.dumps({"runs": written}, indent=2) + "\n", encoding="utf-8")
 
 
 def unstaged_keys() -> list[dg.AssetKey]:

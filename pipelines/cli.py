@@ -84,7 +84,12 @@ def cmd_build(args: argparse.Namespace) -> int:
                 gc.enable()
             created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             published = build(
-                snapshot_dir, outputs, args.release_version, created_at, workers=args.workers
+                snapshot_dir,
+                outputs,
+                args.release_version,
+                created_at,
+                workers=args.workers,
+                step_times=args.step_times,
             )
     print(published.message)
     _print_summary(published)
@@ -344,6 +349,13 @@ def parser() -> argparse.ArgumentParser:
         help="processes for raw and staging, a bulk ZIP or ClinicalTrials.gov's pages staged "
         "in that many parts at once (1: one process; default: one, but a large "
         "ClinicalTrials.gov snapshot staged by two on two cores)",
+    )
+    build.add_argument(
+        "--step-times",
+        type=Path,
+        default=None,
+        help="write each Dagster step's start and end (unix seconds) and process id to this "
+        "JSON file: where the build spends its time",
     )
     _catalog_options(build)
     build.set_defaults(handler=cmd_build)
