@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -278,7 +279,14 @@ def test_snapshot_with_only_some_sources_publishes_every_table(
     }
     (snapshot / "clinicaltrials" / "NCT09990001.json").write_text(json.dumps(study))
     data_dir = tmp_path / "out"
-    assert main(["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]) == 0
+    times = tmp_path / "steps.json"
+    argv = ["build", "--snapshot", str(snapshot), "--data-dir", str(data_dir)]
+    assert main([*argv, "--step-times", str(times)]) == 0
+    # Where the run spent its time, step by step, in this process.
+    (run,) = json.loads(times.read_text())["runs"]
+    assert run["job"] == "build"
+    assert {"raw", "staging", "curated", "release__published"} <= set(run["steps"])
+    assert all(s["pid"] == os.getpid() and s["start"] <= s["end"] for s in run["steps"].values())
     folder = _release_dir(data_dir)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert set(manifest["tables"]) == {s.name for s in RELEASED}

@@ -5,6 +5,7 @@ need the broken table may have run beside it.)"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ def test_a_failed_check_stops_the_curated_step_and_the_release(
     monkeypatch.setattr(curated, "build_table", _repeating_a_row(curated.build_table))
     data_dir = tmp_path / "out"
 
-    code = main(["build", "--snapshot", str(paths.BUNDLED_SNAPSHOT), "--data-dir", str(data_dir)])
+    times = tmp_path / "steps.json"
+    argv = ["build", "--snapshot", str(paths.BUNDLED_SNAPSHOT), "--data-dir", str(data_dir)]
+    code = main([*argv, "--step-times", str(times)])
 
     error = capsys.readouterr().err.strip()
     assert code == 1
@@ -60,6 +63,10 @@ def test_a_failed_check_stops_the_curated_step_and_the_release(
         f"table {BROKEN}, primary key compound_id has 1 duplicate rows"
     )
     assert not (data_dir / "releases").exists() or not any((data_dir / "releases").iterdir())
+    # The failed run's steps are written too: the curated step ended, the release never ran.
+    (timed,) = json.loads(times.read_text())["runs"]
+    assert timed["steps"]["curated"]["end"] >= timed["steps"]["curated"]["start"]
+    assert "release__published" not in timed["steps"]
     with dg.DagsterInstance.get() as instance:
         (run,) = instance.get_runs()
         evaluations = [
