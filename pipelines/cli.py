@@ -328,6 +328,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         "snapshot": str(result.snapshot_dir),
         "release_version": None,
         "workers": None,
+        "step_times": None,
     }
     return cmd_build(argparse.Namespace(**build_args))
 
