@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from pipelines import build_inputs, digests, paths
@@ -33,35 +32,35 @@ def _counting(read: Counter[str]) -> Callable[[Path], bytes]:
     return counted
 
 
-def _runs() -> int:
-    """Runs in the instance of DAGSTER_HOME, where every build service run is recorded."""
-    with dg.DagsterInstance.get() as instance:
-        return len(instance.get_runs())
-
-
 @pytest.mark.slow
 def test_the_second_build_of_the_same_inputs_reports_what_a_run_would_without_one(
-    tmp_path: Path, dagster_home: Path, monkeypatch: pytest.MonkeyPatch
+    bundled_release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    outputs = DataDir(tmp_path / "data")
+    # The session's bundled build (tests/conftest.py): the build service's first build of
+    # these inputs into a fresh data dir, here a copy of it.
+    outputs = DataDir(bundled_release)
+    record = outputs.root / build_inputs.RECORD_FILE
+    last = json.loads(record.read_text(encoding="utf-8"))
+    manifest = json.loads((outputs.releases / "2026.11.25" / "manifest.json").read_text())
+    answered_steps, ran_steps = tmp_path / "answered.json", tmp_path / "ran.json"
+    answered = build(paths.BUNDLED_SNAPSHOT, outputs, step_times=answered_steps)
+
+    # A record naming a release that is not the catalog's newest (nor has a folder): a run.
+    record.write_text(json.dumps({**last, "version": "2026.11.24"}), encoding="utf-8")
     read: Counter[str] = Counter()
     monkeypatch.setattr(digests, "_read", _counting(read))
-    first = build(paths.BUNDLED_SNAPSHOT, outputs, created_at="2026-11-25T00:00:00Z")
+    ran = build(paths.BUNDLED_SNAPSHOT, outputs, step_times=ran_steps)
+
+    assert not answered_steps.exists()  # answered without a run: no step ran
+    (run,) = json.loads(ran_steps.read_text(encoding="utf-8"))["runs"]
+    assert run["job"] == "build" and "release__published" in run["steps"]
     # Fingerprint, raw inventories and the release's snapshot hash: each file read once.
     snapshot_files = {str(p) for p in paths.BUNDLED_SNAPSHOT.rglob("*") if p.is_file()}
     assert snapshot_files <= set(read)
     assert {read[name] for name in snapshot_files} == {1}
-    record = outputs.root / build_inputs.RECORD_FILE
-    last = json.loads(record.read_text(encoding="utf-8"))
-    answered = build(paths.BUNDLED_SNAPSHOT, outputs)
-    assert _runs() == 1
-
-    # A record naming a release that is not the catalog's newest (nor has a folder): a run.
-    record.write_text(json.dumps({**last, "version": "2026.11.24"}), encoding="utf-8")
-    ran = build(paths.BUNDLED_SNAPSHOT, outputs)
-    assert _runs() == 2
-
-    assert first.version == "2026.11.25" and "record_versions" in first.rows
+    # The first build published the history tables; the record leaves them out.
+    assert last["version"] == "2026.11.25" and "record_versions" in manifest["tables"]
+    assert "record_versions" not in last["rows"]
     assert answered == ran
     assert answered.version is None and answered.previous == "2026.11.25"
     assert answered.message == MESSAGE and answered.folder == outputs.releases / "2026.11.25"
