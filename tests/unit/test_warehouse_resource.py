@@ -1,5 +1,6 @@
 """The warehouse's DuckDB keeps to a fixed memory limit, the deployment's, and spills beside it;
-a run opens it once another process has let go of its lock."""
+its allocator hands freed memory back in the background; a run opens it once another process
+has let go of its lock."""
 
 from __future__ import annotations
 
@@ -16,19 +17,22 @@ from pipelines.deployment import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV, deploym
 from pipelines.release.publish import DataDir
 from pipelines.resources import WarehouseResource
 
-SETTINGS = "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+SETTINGS = (
+    "SELECT current_setting('memory_limit'), current_setting('temp_directory'), "
+    "current_setting('allocator_background_threads')"
+)
 
 
-def _settings_in_a_run(config: dict[str, object]) -> tuple[str, str]:
+def _settings_in_a_run(config: dict[str, object]) -> tuple[str, str, str]:
     """What a step's warehouse cursor reports, in a run of the build's warehouse config."""
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, str, str]] = []
 
     @dg.asset
     def probe(warehouse: WarehouseResource) -> None:
         with warehouse.get_connection() as con:
             row = con.execute(SETTINGS).fetchone()
             assert row is not None
-            seen.append((str(row[0]), str(row[1])))
+            seen.append((str(row[0]), str(row[1]), str(row[2])))
 
     defs = dg.Definitions(
         assets=[probe], resources={"warehouse": WarehouseResource(database=":memory:")}
@@ -50,7 +54,7 @@ def test_a_build_run_caps_the_warehouse_at_the_default_and_spills_beside_it(
     config = run_config(paths.BUNDLED_SNAPSHOT, outputs)["resources"]["warehouse"]
 
     assert deployment({}).memory_limit == DEFAULT_MEMORY_LIMIT == "512MB"
-    assert _settings_in_a_run(config) == ("488.2 MiB", f"{outputs.warehouse}.tmp")
+    assert _settings_in_a_run(config) == ("488.2 MiB", f"{outputs.warehouse}.tmp", "True")
 
 
 def test_the_deployment_variable_sets_the_limit_of_cli_and_code_location_runs(
@@ -70,7 +74,7 @@ def test_outside_a_run_each_connection_keeps_the_limit_too(tmp_path: Path) -> No
     warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"), memory_limit="100MB")
     with warehouse.get_connection() as con:
         row = con.execute(SETTINGS).fetchone()
-    assert row == ("95.3 MiB", f"{tmp_path / 'w.duckdb'}.tmp")
+    assert row == ("95.3 MiB", f"{tmp_path / 'w.duckdb'}.tmp", True)
 
 
 def test_a_run_waits_for_another_process_to_let_go_of_the_file(tmp_path: Path) -> None:
