@@ -67,7 +67,10 @@ def _pause_if_asked(data_dir: DataDir, point: str) -> None:
     """Test hook: with KRATOM_EVIDENCE_PAUSE_AT=point, leave a marker and wait to be killed."""
     if os.environ.get(PAUSE_ENV) != point:
         return
-    pause_marker(data_dir, point).write_text(str(os.getpid()), encoding="utf-8")
+    marker = pause_marker(data_dir, point)
+    written = marker.with_name(f"{marker.name}.{os.getpid()}")
+    written.write_text(str(os.getpid()), encoding="utf-8")
+    written.replace(marker)  # a test polling for the marker never reads it half-written
     while True:
         time.sleep(1)
 

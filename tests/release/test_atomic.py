@@ -51,14 +51,18 @@ def _killed_build(data_dir: Path, snapshot: Path, point: str, *extra: str) -> su
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + MARKER_TIMEOUT_S
-    while not marker.exists():
-        if process.poll() is not None:
-            pytest.fail(f"build ended before {point}: {process.stderr.read().decode()}")  # type: ignore[union-attr]
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"build never reached {point}")
-        time.sleep(0.2)
-    assert marker.read_text() == str(process.pid)
+    try:
+        while not marker.exists():
+            if process.poll() is not None:
+                pytest.fail(f"build ended before {point}: {process.stderr.read().decode()}")  # type: ignore[union-attr]
+            if time.monotonic() > deadline:
+                pytest.fail(f"build never reached {point}")
+            time.sleep(0.2)
+        assert marker.read_text() == str(process.pid)
+    except BaseException:
+        process.kill()  # a paused build left behind holds the data dir's lock for later tests
+        process.wait(timeout=60)
+        raise
     marker.unlink()
     return process
 
