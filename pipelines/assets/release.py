@@ -5,7 +5,6 @@ it to the build service's publish step (`pipelines/build.py`), the one that choo
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -175,21 +174,7 @@ def publish_release(
     tables: dict[str, ReleaseTable] = {QUARANTINE.name: quarantine_batches(con)}
     for name in sorted(rows, key=lambda table: (-rows[table], table)):
         tables[name] = curated_batches(con, name)
-    with one_thread(con):
-        return publish_tables(outputs, tables, snapshot_dir, books, created_at, release_version)
-
-
-@contextmanager
-def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """DuckDB on one thread per statement for the while: the publish step reads two tables
-    at once, each on a thread of its own (a second DuckDB thread per scan only cost CPU
-    there; bench/README.md, h6c session 6)."""
-    found = con.execute("SELECT current_setting('threads')").fetchone()
-    con.execute("SET threads = 1")
-    try:
-        yield
-    finally:
-        con.execute(f"SET threads = {found[0] if found else 1}")
+    return publish_tables(outputs, tables, snapshot_dir, books, created_at, release_version)
 
 
 @dg.asset(

@@ -246,14 +246,9 @@ PUBLISH_MEMORY = "256MB"
 memory does not grow with the release; larger sorts and joins spill to disk."""
 
 
-def _bound_session(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> None:
-    """The publish session's memory limit and spill folder, and one DuckDB thread per
-    statement: the record history and the catalog's copy of the tables run side by side, on a
-    thread each (at 20 000 studies the step took 7.3 CPU s so, 8.2 to 8.5 with DuckDB's two
-    threads per statement; bench/README.md, h6c session 6)."""
+def _bound_memory(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> None:
     con.execute(f"SET memory_limit = '{PUBLISH_MEMORY}'")
     con.execute(f"SET temp_directory = '{spill_dir}'")
-    con.execute("SET threads = 1")
 
 
 def _parquet_shape(path: Path) -> tuple[int, list[str]]:
@@ -404,7 +399,7 @@ def _publish_written(
     describe: Describer | None,
 ) -> PublishResult:
     """`publish` once the tables are being written into `staging` and the catalog is open."""
-    _bound_session(con, data_dir.spill_dir)
+    _bound_memory(con, data_dir.spill_dir)
     releases = catalog.list_releases(con)
     taken = {r.version for r in releases} | folder_versions(data_dir.releases)
     previous = releases[0] if releases else None
