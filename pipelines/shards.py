@@ -1,7 +1,8 @@
-"""Staging one source in parts: each part in its own process and DuckDB file, then combined.
+"""Staging one source in parts: each part into a DuckDB file of its own, then combined.
 
-DuckDB lets one process write a database file at a time, so parts staged in parallel each
-write a file of their own (`<warehouse stem>.shards/<source>-<i>-of-<n>.duckdb`); the combine
+DuckDB lets one process write a database file at a time, so parts staged in parallel (by step
+processes of a parallel run, or by threads of the combine step: `stage_here`) each write a
+file of their own (`<warehouse stem>.shards/<source>-<i>-of-<n>.duckdb`); the combine
 step then copies their tables into the warehouse, shard by shard, with `_seq` moved past the
 rows of the shards before it (lineage order stays unique per source and table).
 
@@ -14,10 +15,9 @@ read would be de-duplicated differently, so then the combine stages the source i
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,19 +134,20 @@ def stage_here(
     processes: int,
     settings: Mapping[str, object] | None = None,
 ) -> StageStats:
-    """Stage a source into the warehouse from this step with `processes` processes at once.
+    """Stage a source into the warehouse from this step, `processes` parts at once.
 
-    This process stages the first part straight into the warehouse while each other part is
-    staged by a child process into a file of its own; their rows are then appended (`combine`),
-    so only the later parts' rows are written twice. A child is spawned, not forked: this
-    process holds DuckDB's threads and locks. With one part this is `stage_source`.
+    This thread stages the first part straight into the warehouse while each other part is
+    staged by a thread of this process into a DuckDB file (and database) of its own; their
+    rows are then appended (`combine`), so only the later parts' rows are written twice.
+    DuckDB releases the GIL while a statement runs, so the parts use as many cores as a
+    child process did, without its start and imports (about a CPU second) and its own
+    interpreter's memory (bench/README.md, h7s). With one part this is `stage_source`.
     """
     tasks = plan(source, snapshot_dir, warehouse, processes, settings)
     if not tasks:
         return stage_source(con, snapshot_dir, source)
-    context = multiprocessing.get_context("spawn")
     try:
-        with ProcessPoolExecutor(len(tasks) - 1, mp_context=context) as pool:
+        with ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="stage-part") as pool:
             later = [pool.submit(stage_shard, task) for task in tasks[1:]]
             first = stage_source(con, snapshot_dir, source, tasks[0].shard)
             parts = [future.result() for future in later]
@@ -157,9 +158,9 @@ def stage_here(
 
 
 def auto_processes(snapshot_dir: Path, source: str) -> int:
-    """How many processes pay for staging a source here: two on a machine with two cores or
-    more when its files add up to `PARALLEL_BYTES`, else one (a child costs its start and
-    imports, about a CPU second, and its rows are copied once more). One for a bulk archive:
+    """How many parts pay for staging a source here at once: two on a machine with two cores
+    or more when its files add up to `PARALLEL_BYTES`, else one (a second part's rows are
+    copied once more, and each part plans its statements per batch). One for a bulk archive:
     parts of it split by key hold rows in another order than one pass (`--workers` splits it)."""
     files = source_files(snapshot_dir, source)
     if _has_archive(files, source):

@@ -1,14 +1,14 @@
-"""ClinicalTrials.gov's pages staged by two processes give one process's tables, row for row.
+"""ClinicalTrials.gov's pages staged in two parts at once give one pass's tables, row for row.
 
 Real-shape pages (copies of the real v2 samples beside the repository, `bench/
-generate_realshape.py`) are dealt to parts in runs of files; the step's process stages the
-first run into a real DuckDB warehouse while a spawned child stages the other into a file of
+generate_realshape.py`) are dealt to parts in runs of files; the step's thread stages the
+first run into a real DuckDB warehouse while a second thread stages the other into a file of
 its own, whose rows are then appended. A study on pages of both runs is decided by one pass.
 """
 
 from __future__ import annotations
 
-import resource
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -84,26 +84,24 @@ def _one_pass(snap: Path, database: Path) -> tuple[StageStats, dict]:
     return stats, tables
 
 
-def _two_processes(snap: Path, database: Path) -> tuple[StageStats, dict, float]:
-    """Staged by `stage_here` with two processes; the CPU seconds its children took."""
+def _two_parts(snap: Path, database: Path) -> tuple[StageStats, dict]:
+    """Staged by `stage_here` in two parts at once."""
     con = duckdb.connect(str(database))
     ensure_schemas(con)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     stats = shards.stage_here(con, snap, "clinicaltrials", database, 2, {"threads": "1"})
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     tables = _staged(con)
     con.close()
-    children = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return stats, tables, children
+    return stats, tables
 
 
 def _passes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """What `stage_source` is called with in this process past (con, snapshot, source)."""
+    """What `stage_source` is called with past (con, snapshot, source), and by which thread
+    (the first value of each)."""
     passes: list[tuple[Any, ...]] = []
     real = shards.stage_source
 
     def counted(*args: Any) -> StageStats:
-        passes.append(args[3:])
+        passes.append((threading.current_thread().name, *args[3:]))
         return real(*args)
 
     monkeypatch.setattr(shards, "stage_source", counted)
@@ -125,19 +123,22 @@ def test_pages_are_dealt_in_runs_of_files_of_about_equal_size(tmp_path: Path) ->
     ]
 
 
-def test_two_processes_stage_the_same_tables_in_the_same_order(
+def test_two_parts_at_once_stage_the_same_tables_in_the_same_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     snap = realshape_pages(tmp_path / "snapshot")
-    passes = _passes(monkeypatch)
     one, one_tables = _one_pass(snap, tmp_path / "one.duckdb")
-    two, two_tables, children = _two_processes(snap, tmp_path / "two.duckdb")
+    passes = _passes(monkeypatch)
+    two, two_tables = _two_parts(snap, tmp_path / "two.duckdb")
 
     assert two == one and one.staged == PAGES * PER_PAGE
     assert two_tables == one_tables
     assert any(rows for _, rows in one_tables.values())
-    assert children > 0  # the second part was staged by a child process
-    assert len(passes) == 1 and passes[0][0].files  # this process staged its part only
+    here = threading.current_thread().name
+    # this thread staged the first part, another thread the second, each its files only
+    assert sorted(thread == here for thread, _ in passes) == [False, True]
+    assert all(shard.files for _, shard in passes)
+    assert passes[0][1].files.isdisjoint(passes[1][1].files)
     assert not any((tmp_path / "two.shards").iterdir())
 
 
@@ -145,21 +146,23 @@ def test_a_study_on_pages_of_both_parts_is_decided_as_by_one_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     snap = realshape_pages(tmp_path / "snapshot", repeat=True)
-    passes = _passes(monkeypatch)
     one, one_tables = _one_pass(snap, tmp_path / "one.duckdb")
-    two, two_tables, _ = _two_processes(snap, tmp_path / "two.duckdb")
+    passes = _passes(monkeypatch)
+    two, two_tables = _two_parts(snap, tmp_path / "two.duckdb")
 
     assert (one.duplicates, one.quarantined) == (1, 1)
     assert two == one
     assert two_tables == one_tables
-    assert [len(args) for args in passes] == [1, 0]  # its part, then the whole source again
+    # the two parts, then the whole source again in one pass
+    assert sorted(len(args) for args in passes) == [1, 2, 2]
+    assert len(passes[-1]) == 1
     columns, rows = one_tables["clinicaltrials__quarantine"]
     (row,) = rows
     reason = row[[name for name, _ in columns].index("reason")]
     assert "appears again with different content" in reason
 
 
-def test_a_bad_page_in_the_childs_part_stops_staging_naming_it(tmp_path: Path) -> None:
+def test_a_bad_page_in_the_second_part_stops_staging_naming_it(tmp_path: Path) -> None:
     snap = realshape_pages(tmp_path / "snapshot")
     (snap / "clinicaltrials" / "page-00004.json").write_bytes(b'{"studies": [')
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
@@ -169,7 +172,7 @@ def test_a_bad_page_in_the_childs_part_stops_staging_naming_it(tmp_path: Path) -
     assert not any((tmp_path / "w.shards").iterdir())
 
 
-def test_a_large_snapshot_is_staged_by_two_processes_by_default(
+def test_a_large_snapshot_is_staged_in_two_parts_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     snap = realshape_pages(tmp_path / "snapshot")
@@ -183,7 +186,7 @@ def test_a_large_snapshot_is_staged_by_two_processes_by_default(
 
 
 @pytest.mark.slow
-def test_a_build_staging_in_two_processes_publishes_the_same_bytes(
+def test_a_build_staging_in_two_parts_publishes_the_same_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     snap = realshape_pages(tmp_path / "snapshot")
@@ -191,8 +194,15 @@ def test_a_build_staging_in_two_processes_publishes_the_same_bytes(
     build(snap, DataDir(tmp_path / "one"), created_at=created, workers=1)
     monkeypatch.setattr(shards, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(shards.os, "sched_getaffinity", lambda _: {0, 1})
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+    parts: list[shards.ShardTask] = []
+    real = shards.stage_shard
+
+    def counted(task: shards.ShardTask) -> shards.StagedShard:
+        parts.append(task)
+        return real(task)
+
+    monkeypatch.setattr(shards, "stage_shard", counted)
     build(snap, DataDir(tmp_path / "two"), created_at=created)
 
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime > before
+    assert [task.index for task in parts] == [1]  # the second part, beside the step's own
     assert release_hashes(tmp_path / "two") == release_hashes(tmp_path / "one")
