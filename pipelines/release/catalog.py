@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,11 +279,11 @@ def list_releases(con: duckdb.DuckDBPyConnection) -> list[ReleaseRecord]:
     return [ReleaseRecord(v, int(s), c, json.loads(r), json.loads(h)) for v, s, c, r, h in rows]
 
 
-def begin_release(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path]) -> int:
-    """Open the release's transaction on `con` and write every table into it (name -> its
-    release Parquet file, read by DuckDB in a stream); return the snapshot id that
+def begin_release(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path], data_path: str) -> int:
+    """Open the release's transaction on `con` and add every table to it (name -> its release
+    Parquet file; `data_path` the catalog's, see `add_tables`); return the snapshot id that
     `commit_release` will commit. The files may move once this returns: the catalog keeps its
-    own copies under its data path.
+    own links or copies under its data path.
 
     A failure rolls the transaction back; the caller ends it otherwise (`commit_release`, or
     ROLLBACK).
@@ -292,18 +293,65 @@ def begin_release(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path]) -> 
     ).fetchone()
     snapshot_id = int(current[0]) + 1 if current else 0
     con.execute("BEGIN TRANSACTION")
-    add_tables(con, files)
+    add_tables(con, files, data_path)
     return snapshot_id
 
 
-def add_tables(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path]) -> None:
-    """Write more tables into the transaction `begin_release` opened on `con` (name -> its
-    release Parquet file); a failure rolls it back."""
+SCHEMA_FOLDER = "main"
+"""DuckLake's folder, under its data path, of the tables of its default schema (each table a
+folder of its name): a data file registered from there is stored relative to the data path."""
+
+
+def _linked(path: Path, table: str, data_path: str) -> Path | None:
+    """A hard link of `path` in `table`'s folder under a local `data_path`; None when the data
+    path is not a local folder or the link cannot be made (another file system)."""
+    if "://" in data_path:
+        return None
+    folder = Path(data_path) / SCHEMA_FOLDER / table
+    link = folder / f"ducklake-{uuid.uuid4()}.parquet"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.link(path, link)
+    except OSError:
+        return None
+    return link
+
+
+def _has_rows(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """Whether a Parquet file holds a row (from its footer): DuckLake registers no empty file,
+    so a link to one would be left unreferenced."""
+    found = con.execute(
+        f"SELECT sum(num_rows) FROM parquet_file_metadata('{_sql_text(str(path))}')"
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def add_tables(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path], data_path: str) -> None:
+    """Add more tables to the transaction `begin_release` opened on `con` (name -> its release
+    Parquet file); a failure rolls it back.
+
+    Under a local data path each file holding rows is registered as it is
+    (`ducklake_add_data_files` on a hard link in the table's folder) rather than decoded and
+    encoded again: the catalog's data file and the release's are then one file under two names,
+    never written again (DuckLake writes new files and never changes one; a published release
+    is never changed), and deleting either name leaves the other. Elsewhere (an object store,
+    another file system) and for an empty table the table is copied into the catalog.
+    """
     try:
         for name, path in sorted(files.items()):
+            source = f"read_parquet('{_sql_text(str(path))}')"
+            link = _linked(path, name, data_path) if _has_rows(con, path) else None
+            if link is None:
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS SELECT * FROM {source}"
+                )
+                continue
             con.execute(
-                f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS "
-                f"SELECT * FROM read_parquet('{_sql_text(str(path))}')"
+                f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS SELECT * FROM {source} LIMIT 0"
+            )
+            con.execute(
+                f"CALL ducklake_add_data_files('{CATALOG_ALIAS}', '{name}', "
+                f"'{_sql_text(str(link))}')"
             )
     except BaseException:
         con.execute("ROLLBACK")

@@ -435,14 +435,14 @@ def _publish_written(
     writer = con.cursor()
     try:
         tables = {name: staging / f"{name}.parquet" for name in sorted(hashes)}
-        opened = pool.submit(catalog.begin_release, writer, tables)
+        opened = pool.submit(catalog.begin_release, writer, tables, data_dir.lake.data_path)
         started.append(opened)
         try:
             history = _write_history(con, before, staging, version)
             hashes.update(history)
             snapshot_id = opened.result()
             histories = {name: staging / f"{name}.parquet" for name in sorted(history)}
-            added = pool.submit(catalog.add_tables, writer, histories)
+            added = pool.submit(catalog.add_tables, writer, histories, data_dir.lake.data_path)
             started.append(added)
             files = {name: staging / f"{name}.parquet" for name in sorted(hashes)}
             entries = _table_entries(files, hashes)
