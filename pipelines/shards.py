@@ -33,6 +33,8 @@ PARALLEL_BYTES = 128 * 1024 * 1024
 """A source's files from this size on are staged in two processes by default (`auto_processes`;
 bench/README.md, h5p session 5: at 2 000 studies, 37 MB, a second process costs more than it
 saves; the break-even is near 6 000-7 000 real-shape studies, about 120 MB)."""
+APPEND_TABLES = 2
+"""Tables the combine appends at once (`_append_all`)."""
 WAREHOUSE_TAGS = {"kratom-evidence/warehouse": "opens"}
 """Op tag of the steps that open the warehouse: a parallel run lets one of them run at a time
 (DuckDB lets one process write a database file), while the parts of a sharded source, each
@@ -198,10 +200,8 @@ def combine(
         by_files = any(part.shard.files is not None for part in parts)
         catalogs = [main, *aliases] if first is not None else aliases
         again = by_files and _shared_keys(con, source, catalogs)
-        for table in [] if again else _tables(con, source, aliases):
-            for alias in aliases:
-                if _exists(con, alias, table):
-                    _append(con, main, alias, table)
+        if not again:
+            _append_all(con, main, aliases, _tables(con, source, aliases))
     finally:
         for alias in aliases:
             con.execute(f"DETACH DATABASE IF EXISTS {alias}")
@@ -210,6 +210,36 @@ def combine(
     if again:
         return stage_source(con, snapshot_dir, source)
     return total([*([first] if first else []), *(part.stats for part in parts)])
+
+
+def _append_all(
+    con: duckdb.DuckDBPyConnection, main: str, aliases: list[str], tables: list[str]
+) -> None:
+    """Every part's rows of each table after the warehouse's, `APPEND_TABLES` tables at once
+    (the largest first), each on a cursor of its own and one DuckDB thread: a second thread
+    inside one append ran a third of it for a fifth more CPU, two tables at once split it
+    about in half (bench/README.md, h7s)."""
+    sizes = {
+        table: sum(_count(con, f'{a}.staging."{table}"') for a in aliases if _exists(con, a, table))
+        for table in tables
+    }
+
+    def append(table: str) -> None:
+        cursor = con.cursor()
+        try:
+            for alias in aliases:
+                if _exists(cursor, alias, table):
+                    _append(cursor, main, alias, table)
+        finally:
+            cursor.close()
+
+    (threads,) = con.execute("SELECT current_setting('threads')").fetchone()  # type: ignore[misc]
+    con.execute("SET threads = 1")
+    try:
+        with ThreadPoolExecutor(APPEND_TABLES, thread_name_prefix="combine") as pool:
+            list(pool.map(append, sorted(tables, key=lambda t: -sizes[t])))
+    finally:
+        con.execute(f"SET threads = {threads}")
 
 
 def _append(con: duckdb.DuckDBPyConnection, main: str, alias: str, table: str) -> None:

@@ -142,6 +142,26 @@ def test_two_parts_at_once_stage_the_same_tables_in_the_same_order(
     assert not any((tmp_path / "two.shards").iterdir())
 
 
+def test_the_combine_appends_two_tables_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = realshape_pages(tmp_path / "snapshot")
+    _, one_tables = _one_pass(snap, tmp_path / "one.duckdb")
+    threads: dict[str, set[str]] = {}
+    real = shards._append
+
+    def recorded(con: duckdb.DuckDBPyConnection, main: str, alias: str, table: str) -> None:
+        threads.setdefault(threading.current_thread().name, set()).add(table)
+        real(con, main, alias, table)
+
+    monkeypatch.setattr(shards, "_append", recorded)
+    _, two_tables = _two_parts(snap, tmp_path / "two.duckdb")
+
+    assert two_tables == one_tables
+    assert len(threads) == shards.APPEND_TABLES  # each table appended by one of two threads
+    assert set.union(*threads.values()) == {t for t in one_tables if "quarantine" not in t}
+
+
 def test_a_study_on_pages_of_both_parts_is_decided_as_by_one_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
