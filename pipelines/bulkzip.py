@@ -54,6 +54,8 @@ class Member(NamedTuple):
     crc: int
     compressed: int
     size: int
+    entry: int
+    """Where its entry starts in the central directory (bytes from the directory's start)."""
 
 
 class Archive:
@@ -78,6 +80,11 @@ class Archive:
 
     def __exit__(self, *_: object) -> None:
         os.close(self._fd)
+
+    @property
+    def directory_bytes(self) -> int:
+        """The central directory's length: what `Member.entry` counts up to."""
+        return self._length
 
     def members(self) -> Iterator[Member]:
         """Every entry in central directory order (directories included), streamed.
@@ -180,6 +187,7 @@ def _walk(fd: int, start: int, end: int, shift: int) -> Iterator[Member]:
          _, _, _, _, offset) = fields  # fmt: skip
         name_at = at + _ENTRY.size
         extra_at = name_at + name_len
+        entry = read_to - len(buffer) + at - start
         at += length
         encoding = "utf-8" if flags & _UTF8_NAME else "cp437"
         name = buffer[name_at:extra_at].decode(encoding, errors="replace")
@@ -187,7 +195,7 @@ def _walk(fd: int, start: int, end: int, shift: int) -> Iterator[Member]:
             size, compressed, offset = _zip64_sizes(
                 buffer[extra_at : extra_at + extra_len], size, compressed, offset
             )
-        yield Member(name, offset + shift, method, flags, crc, compressed, size)
+        yield Member(name, offset + shift, method, flags, crc, compressed, size, entry)
 
 
 def _zip64_sizes(extra: bytes, size: int, compressed: int, offset: int) -> tuple[int, int, int]:

@@ -6,11 +6,13 @@ file of their own (`<warehouse stem>.shards/<source>-<i>-of-<n>.duckdb`); the co
 step then copies their tables into the warehouse, shard by shard, with `_seq` moved past the
 rows of the shards before it (lineage order stays unique per source and table).
 
-A bulk archive's records are split by a hash of their key (`snapshot.Shard`, chosen by member
-name before a member is read), so the de-duplication of one pass holds. Page files are dealt
-to parts in runs of consecutive files (`snapshot.file_shards`): no part parses another's files,
-and the parts' rows, in part order, are one pass's rows in its order; a key two parts both
-read would be de-duplicated differently, so then the combine stages the source in one pass.
+Page files are dealt to parts in runs of consecutive files (`snapshot.file_shards`), and a bulk
+archive that is the source's one file in runs of consecutive members (`snapshot.Shard.runs`,
+chosen by a member's place in the central directory before it is read): no part parses
+another's records, and the parts' rows, in part order, are one pass's rows in its order; a key
+two parts both read would be de-duplicated differently, so then the combine stages the source
+in one pass. An archive beside other files is split by a hash of the key each member's name
+announces, so the de-duplication of one pass holds (its rows in another order).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines import bulkzip
 from pipelines.snapshot import Shard, file_shards, source_files
 from pipelines.sources import SOURCES
 from pipelines.staging import StageStats, stage_source
@@ -102,8 +105,12 @@ def plan(
 
 
 def _split(snapshot_dir: Path, source: str, count: int) -> list[Shard]:
-    """Parts by key for a bulk archive (one file), else by runs of files."""
-    if _has_archive(source_files(snapshot_dir, source), source):
+    """Parts by runs of members for a bulk archive alone, by key for an archive beside other
+    files, else by runs of files."""
+    files = source_files(snapshot_dir, source)
+    if _only_archive(files, source):
+        return [Shard(i, count, runs=True) for i in range(count)]
+    if _has_archive(files, source):
         return [Shard(i, count) for i in range(count)]
     return file_shards(snapshot_dir, source, count)
 
@@ -111,6 +118,21 @@ def _split(snapshot_dir: Path, source: str, count: int) -> list[Shard]:
 def _has_archive(files: Sequence[Path], source: str) -> bool:
     bulk = SOURCES[source].bulk
     return bulk is not None and any(path.suffix == bulk.suffix for path in files)
+
+
+def _only_archive(files: Sequence[Path], source: str) -> bool:
+    """Whether the source's one file is a bulk archive (the registry's whole export)."""
+    return len(files) == 1 and _has_archive(files, source)
+
+
+def _archive_bytes(path: Path) -> int:
+    """The members' bytes once inflated (what staging parses), from the central directory;
+    0 for a file that is no readable archive (staging it says why)."""
+    try:
+        with bulkzip.Archive(path) as archive:
+            return sum(member.size for member in archive.members())
+    except (bulkzip.ZipFormatError, OSError):
+        return 0
 
 
 def stage_shard(task: ShardTask) -> StagedShard:
@@ -161,14 +183,18 @@ def stage_here(
 
 def auto_processes(snapshot_dir: Path, source: str) -> int:
     """How many parts pay for staging a source here at once: two on a machine with two cores
-    or more when its files add up to `PARALLEL_BYTES`, else one (a second part's rows are
-    copied once more, and each part plans its statements per batch). One for a bulk archive:
-    parts of it split by key hold rows in another order than one pass (`--workers` splits it)."""
+    or more when its files add up to `PARALLEL_BYTES` (a bulk archive alone: its members once
+    inflated), else one (a second part's rows are copied once more, and each part plans its
+    statements per batch). One for an archive beside other files: parts of it split by key
+    hold rows in another order than one pass (`--workers` splits it)."""
     files = source_files(snapshot_dir, source)
-    if _has_archive(files, source):
+    if _only_archive(files, source):
+        size = _archive_bytes(files[0])
+    elif _has_archive(files, source):
         return 1
+    else:
+        size = sum(path.stat().st_size for path in files)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    size = sum(path.stat().st_size for path in files)
     return min(2, cores or 1) if size >= PARALLEL_BYTES else 1
 
 
@@ -184,8 +210,8 @@ def combine(
     `first`: what staging the part the warehouse already holds did (`stage_here`); None: the
     warehouse holds none of the source, its staging tables are dropped first. A part's rows
     follow the rows before them with `_seq` moved past those (it stays unique and in one
-    pass's order for runs of files); a staging-only column a part never saw is null in its
-    rows. Parts of runs of files that share a key are not combined: the source is staged again
+    pass's order for runs of files or members); a staging-only column a part never saw is null
+    in its rows. Parts of runs that share a key are not combined: the source is staged again
     in one pass (one pass keeps a repeated key's first record and counts or quarantines the
     others).
     """
@@ -197,9 +223,9 @@ def combine(
     try:
         for alias, part in zip(aliases, parts, strict=True):
             con.execute(f"ATTACH '{_quoted(part.path)}' AS {alias} (READ_ONLY)")
-        by_files = any(part.shard.files is not None for part in parts)
+        in_order = any(part.shard.files is not None or part.shard.runs for part in parts)
         catalogs = [main, *aliases] if first is not None else aliases
-        again = by_files and _shared_keys(con, source, catalogs)
+        again = in_order and _shared_keys(con, source, catalogs)
         if not again:
             _append_all(con, main, aliases, _tables(con, source, aliases))
     finally:

@@ -106,6 +106,17 @@ class Shard:
     count: int = 1
     files: frozenset[str] | None = None
     """The snapshot files (relative names) read; None: every file of the source."""
+    runs: bool = False
+    """Split a bulk archive by position, not key: part `index` reads the `index`-th of `count`
+    runs of consecutive members (about equal central-directory bytes), so the parts, in part
+    order, read the records in one pass's order (`archive_runs`)."""
+
+    def takes(self, entry: int, directory_bytes: int) -> bool:
+        """Whether the archive member whose central-directory entry starts `entry` bytes into
+        a directory of `directory_bytes` is this part's (always, unless split in `runs`)."""
+        if not self.runs:
+            return True
+        return min(self.count - 1, entry * self.count // max(directory_bytes, 1)) == self.index
 
     def reads(self, name: str) -> bool:
         """Whether the snapshot file `name` (relative to the snapshot) is read at all."""
@@ -113,7 +124,7 @@ class Shard:
 
     def holds(self, key: str | None) -> bool:
         """Whether a record with this key is this part's; keyless records are part 0's."""
-        if self.count == 1:
+        if self.count == 1 or self.runs:
             return True
         if key is None:
             return self.index == 0
@@ -226,8 +237,9 @@ class ArchiveMember(NamedTuple):
 def archive_members(path: Path, bulk: BulkExport, shard: Shard = WHOLE) -> Iterator[ArchiveMember]:
     """The members of one bulk archive in archive order, read one at a time (directory
     entries left out); with `shard`, only that part's, chosen by the key each member's name
-    announces before it is read. Memory stays flat in the member count: the central
-    directory is streamed (`pipelines.bulkzip`), not held as one object per member.
+    announces (or by its place in the archive, `Shard.runs`) before it is read. Memory stays
+    flat in the member count: the central directory is streamed (`pipelines.bulkzip`), not
+    held as one object per member.
 
     Raises:
         SnapshotFormatError: the file is not a readable ZIP archive.
@@ -235,7 +247,9 @@ def archive_members(path: Path, bulk: BulkExport, shard: Shard = WHOLE) -> Itera
     try:
         with bulkzip.Archive(path) as archive:
             for entry in archive.members():
-                if entry.name.endswith("/"):
+                if entry.name.endswith("/") or not shard.takes(
+                    entry.entry, archive.directory_bytes
+                ):
                     continue
                 announced = bulk.member_key(entry.name)
                 if not shard.holds(announced):

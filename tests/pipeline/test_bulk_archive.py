@@ -13,6 +13,7 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -22,8 +23,11 @@ import pytest
 from pipelines import paths, shards, snapshot
 from pipelines.build import STAGE_JOB_NAME, build
 from pipelines.release.publish import DataDir
+from pipelines.sources import SOURCES
 from pipelines.sources.base import SnapshotFormatError
-from pipelines.staging import stage_source
+from pipelines.staging import StageStats, stage_source
+from pipelines.warehouse import ensure_schemas
+from tests.pipeline.test_parallel_staging import staged_tables
 from tests.pipeline.test_recorded_hashes import RECORDED, release_hashes
 
 ARCHIVE = "clinicaltrials/ctg-studies.json.zip"
@@ -130,9 +134,8 @@ def test_a_parallel_build_stages_the_archive_in_parts_in_other_processes(
     data_dir = tmp_path / "data"
     build(snap, DataDir(data_dir), created_at="2026-11-25T00:00:00Z", workers=2)
 
-    assert release_hashes(data_dir) == release_hashes(bulk_release) | {
-        "quarantine": release_hashes(data_dir)["quarantine"]
-    }
+    # runs of members: one pass's rows in its order, the quarantine's too
+    assert release_hashes(data_dir) == release_hashes(bulk_release)
     assert _quarantine_rows(data_dir) == _quarantine_rows(bulk_release)
     with dg.DagsterInstance.get() as instance:
         stage = instance.get_runs(dg.RunsFilter(job_name=STAGE_JOB_NAME))
@@ -176,13 +179,75 @@ def test_a_damaged_member_is_quarantined_and_the_others_read(tmp_path: Path) -> 
     assert all(r.value is not None for r in records if r.problem is None)
 
 
-def test_an_archive_is_staged_by_one_process_unless_workers_are_asked_for(
+def test_a_large_archive_alone_is_staged_in_two_parts_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Parts by key would put the rows (and quarantine rows) in another order than one pass."""
+    """By its members' inflated bytes; an archive beside other files stays one part (parts by
+    key would put the rows, and quarantine rows, in another order than one pass)."""
     snap = bulk_snapshot(tmp_path / "snapshot")
-    monkeypatch.setattr(shards, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(shards.os, "sched_getaffinity", lambda _: {0, 1})
+    with zipfile.ZipFile(snap / ARCHIVE) as archive:
+        inflated = sum(info.file_size for info in archive.infolist())
+    assert inflated > (snap / ARCHIVE).stat().st_size
+    monkeypatch.setattr(shards, "PARALLEL_BYTES", inflated + 1)
     assert shards.auto_processes(snap, "clinicaltrials") == 1
+    monkeypatch.setattr(shards, "PARALLEL_BYTES", inflated)
+    assert shards.auto_processes(snap, "clinicaltrials") == 2
+    (snap / "clinicaltrials" / "page-00001.json").write_bytes(b'{"studies": []}')
+    assert shards.auto_processes(snap, "clinicaltrials") == 1
+
+
+def _staged_by(snap: Path, database: Path, parts: int) -> tuple[StageStats, dict]:
+    con = duckdb.connect(str(database))
+    ensure_schemas(con)
+    stats = shards.stage_here(con, snap, "clinicaltrials", database, parts)
+    tables = staged_tables(con)
+    con.close()
+    return stats, tables
+
+
+def test_runs_of_members_stage_one_passs_tables_in_its_order(tmp_path: Path) -> None:
+    snap = bulk_snapshot(tmp_path / "snapshot", BAD_MEMBERS)
+    bulk = SOURCES["clinicaltrials"].bulk
+    assert bulk is not None
+    parts = shards.plan("clinicaltrials", snap, tmp_path / "w.duckdb", 2)
+    read = [
+        [m.member for m in snapshot.archive_members(snap / ARCHIVE, bulk, task.shard)]
+        for task in parts
+    ]
+    every = [m.member for m in snapshot.archive_members(snap / ARCHIVE, bulk)]
+    assert all(read) and read[0] + read[1] == every  # two runs, in archive order
+
+    one, one_tables = _staged_by(snap, tmp_path / "one.duckdb", 1)
+    two, two_tables = _staged_by(snap, tmp_path / "two.duckdb", 2)
+    assert two == one and one.quarantined == len(BAD_MEMBERS)
+    assert two_tables == one_tables  # rows in stored order, quarantine included
+
+
+def test_a_key_in_both_runs_of_members_is_decided_by_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = bulk_snapshot(tmp_path / "snapshot")
+    with zipfile.ZipFile(snap / ARCHIVE) as archive:
+        first = archive.infolist()[0]
+        study = json.loads(archive.read(first))
+    study["protocolSection"]["identificationModule"]["briefTitle"] = "Changed title"
+    with zipfile.ZipFile(snap / ARCHIVE, "a") as archive:  # the last member: the second run's
+        archive.writestr(f"zz/{first.filename.split('/')[-1]}", json.dumps(study))
+
+    one, one_tables = _staged_by(snap, tmp_path / "one.duckdb", 1)
+    passes: list[snapshot.Shard] = []
+    real = shards.stage_source
+
+    def counted(*args: Any) -> StageStats:
+        passes.append(args[3] if len(args) > 3 else snapshot.WHOLE)
+        return real(*args)
+
+    monkeypatch.setattr(shards, "stage_source", counted)
+    two, two_tables = _staged_by(snap, tmp_path / "two.duckdb", 2)
+    assert one.quarantined == 1 and two == one
+    assert two_tables == one_tables
+    assert passes[-1] == snapshot.WHOLE  # the parts, then the whole source in one pass
 
 
 def test_a_part_connects_with_the_warehouses_duckdb_settings(

@@ -56,7 +56,7 @@ def realshape_pages(out: Path, repeat: bool = False) -> Path:
     return out
 
 
-def _staged(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[list[tuple], list[tuple]]]:
+def staged_tables(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[list[tuple], list[tuple]]]:
     """Every staging table: its columns and types, and its rows in stored order."""
     names = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging' "
@@ -79,7 +79,7 @@ def _one_pass(snap: Path, database: Path) -> tuple[StageStats, dict]:
     con = duckdb.connect(str(database))
     ensure_schemas(con)
     stats = stage_source(con, snap, "clinicaltrials")
-    tables = _staged(con)
+    tables = staged_tables(con)
     con.close()
     return stats, tables
 
@@ -89,7 +89,7 @@ def _two_parts(snap: Path, database: Path) -> tuple[StageStats, dict]:
     con = duckdb.connect(str(database))
     ensure_schemas(con)
     stats = shards.stage_here(con, snap, "clinicaltrials", database, 2, {"threads": "1"})
-    tables = _staged(con)
+    tables = staged_tables(con)
     con.close()
     return stats, tables
 
