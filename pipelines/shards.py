@@ -33,9 +33,10 @@ from pipelines.warehouse import drop_staging, ensure_schemas
 from schemas.registry import TABLES_BY_NAME
 
 PARALLEL_BYTES = 128 * 1024 * 1024
-"""A source's files from this size on are staged in two processes by default (`auto_processes`;
-bench/README.md, h5p session 5: at 2 000 studies, 37 MB, a second process costs more than it
-saves; the break-even is near 6 000-7 000 real-shape studies, about 120 MB)."""
+"""A source's files (an archive alone: its members once inflated) from this size on are staged
+in two parts at once by default (`auto_processes`; bench/README.md, h5p session 5: at 2 000
+studies, 37 MB, a second part in a child process cost more than it saved; the break-even was
+near 6 000-7 000 real-shape studies, about 120 MB)."""
 APPEND_TABLES = 2
 """Tables the combine appends at once (`_append_all`)."""
 WAREHOUSE_TAGS = {"kratom-evidence/warehouse": "opens"}
@@ -89,8 +90,8 @@ def plan(
 ) -> list[ShardTask]:
     """The parts of a source to stage in parallel, each connecting with the warehouse's DuckDB
     `settings`; none when `count` is 1 or the files make one part (the combine step then
-    stages the whole source into the warehouse itself, with no copy). A source whose files
-    include a bulk archive is split by key, any other by runs of files."""
+    stages the whole source into the warehouse itself, with no copy). A bulk archive alone
+    is split in runs of members, one beside other files by key, pages in runs of files."""
     if count <= 1:
         return []
     shards = _split(snapshot_dir, source, count)

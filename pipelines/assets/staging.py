@@ -173,19 +173,20 @@ class StagingParts(dg.Config):
     """How a source with a bulk export is staged: in `parts` steps, or in one."""
 
     parts: int = 1
-    """Parts of the records (a bulk archive's split by key hash, page files by runs of
-    files), each staged by a step of its own into its own DuckDB file, in parallel under a
-    multiprocess or cluster executor, then combined; 1: one step stages the whole source
-    straight into the warehouse (see `StagingProcesses`)."""
+    """Parts of the records (a bulk archive alone in runs of members, one beside other files
+    by key hash, page files in runs of files), each staged by a step of its own into its own
+    DuckDB file, in parallel under a multiprocess or cluster executor, then combined; 1: one
+    step stages the whole source straight into the warehouse (see `StagingProcesses`)."""
 
 
 class StagingProcesses(dg.Config):
     """How the combine step stages the whole source when it was not split into steps."""
 
     processes: int = 0
-    """Processes staging it side by side from this step (`shards.stage_here`): the step's own
-    into the warehouse, the others into files appended after; 0: as pays here
-    (`shards.auto_processes`: two on two cores or more for a large snapshot, else one)."""
+    """Parts staging it side by side from this step, each on a thread of its own
+    (`shards.stage_here`): the step's own into the warehouse, the others into files appended
+    after; 0: as pays here (`shards.auto_processes`: two on two cores or more for a large
+    snapshot, else one)."""
 
 
 def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
