@@ -277,22 +277,23 @@ def build(
             return unchanged
         with collector_paused():  # the definitions' and the instance's imports
             job = dg.build_reconstructable_job(DEFINITIONS_MODULE, "build_job")
-            instance = loaded.enter_context(_instance(parallel=(workers or 1) > 1))
+            parts = build_inputs.staging_parts(workers)
+            instance = loaded.enter_context(_instance(parallel=parts > 1))
         loaded.enter_context(_collector_spared())
         runs: list[dg.JobExecutionResult] = []
         if step_times is not None:
             loaded.callback(lambda: write_step_times(step_times, instance, runs))
         rest = None
         ops = one_process_config() if workers == 1 else {}
-        if workers is not None and workers > 1:
+        if parts > 1:
             staged = dg.execute_job(
                 dg.build_reconstructable_job(DEFINITIONS_MODULE, "stage_job"),
                 instance=instance,
                 run_config={
                     **config,
                     **QUIET,
-                    "ops": parts_config(workers),
-                    "execution": {"config": {"workers": workers}},
+                    "ops": parts_config(parts),
+                    "execution": {"config": {"workers": parts}},
                 },
                 tags=tags,
                 raise_on_error=False,
