@@ -2,11 +2,13 @@
 lifetime resumes by re-running esearch and restarting cursor-paged queries, and records exactly
 what a clean refresh records.
 
-Real HTTP over loopback against `serve-snapshot` with a one-second state lifetime. The first
-run is stopped half-way through every cursor-paged source (a final 400 on a later page), which
-leaves the snapshot incomplete; after a pause longer than the lifetime, the cursors and the
-WebEnv that run was given are dead (the test shows the emulator's documented errors for them),
-and the resumed run must still finish.
+Real HTTP over loopback against `serve-snapshot`. The first run is stopped half-way through
+every cursor-paged source (a final 400 on a later page), which leaves the snapshot incomplete;
+after a pause longer than the state's lifetime, the cursors and the WebEnv that run was given
+are dead (the test shows the emulator's documented errors for them), and the resumed run must
+still finish. The pause is the server's clock moved on, not a sleep: the lifetime can then be
+long enough that no cursor dies between two pages of one run however late a loaded machine
+sends the next request (with 2 s, a Crossref page paced 1.1 s apart had 0.9 s to spare).
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import pytest
 
 from pipelines.devtools.emulator import EmulatorServer, Reply, make_server, running
 from pipelines.refresh import REQUEST_LOG, Credentials, live_sources
+from pipelines.sources.serving import Expiry
 from tests.refresh import synthetic
 
 pytestmark = pytest.mark.slow
 
-TTL = 2.0
-"""Seconds the emulator keeps a cursor or WebEnv alive after handing it out: longer than the
-1.1 s between Crossref list requests without `mailto` (the public pool's 1 a second)."""
+TTL = 60.0
+"""Seconds the emulator keeps a cursor or WebEnv alive after handing it out, on its clock."""
 KEYED = Credentials(api_keys={"openalex": "synthetic-openalex-key"})
 """Three refreshes share one emulator: with a key OpenAlex's keyless daily budget is not theirs."""
 PAGE = 3
@@ -59,15 +61,27 @@ class _StopLater:
         return self.answer(target)
 
 
+class _Clock:
+    """The emulator's clock: monotonic time plus the pauses the test skipped."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.skipped
+
+
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[EmulatorServer, _StopLater, Path]]:
+def served(tmp_path: Path) -> Iterator[tuple[EmulatorServer, _StopLater, Path, _Clock]]:
     snapshot = synthetic.write_snapshot(tmp_path / "served", COUNTS)
     reference = synthetic.write_reference(tmp_path / "reference", COUNTS)
     server = make_server(snapshot, state_ttl=TTL, reference_dir=reference)
+    clock = _Clock()
+    server.api.state = Expiry(TTL, clock=clock)
     stopper = _StopLater(server.api.answer)
     server.api.answer = stopper  # type: ignore[method-assign]
     with running(server):
-        yield server, stopper, reference
+        yield server, stopper, reference, clock
 
 
 def _pages(folder: Path) -> dict[str, bytes]:
@@ -86,9 +100,9 @@ def _first_run_urls(folder: Path, source: str, path: str) -> list[str]:
 
 
 def test_paused_refresh_resumes_past_expired_cursors_and_equals_a_clean_one(
-    tmp_path: Path, served: tuple[EmulatorServer, _StopLater, Path]
+    tmp_path: Path, served: tuple[EmulatorServer, _StopLater, Path, _Clock]
 ) -> None:
-    server, stopper, reference = served
+    server, stopper, reference, clock = served
     resumed_dir, clean_dir = tmp_path / "resumed", tmp_path / "clean"
 
     first = synthetic.quick_refresh(
@@ -99,7 +113,7 @@ def test_paused_refresh_resumes_past_expired_cursors_and_equals_a_clean_one(
     recorded = _pages(folder)
     for source in CURSORED:
         assert sum(name.startswith(f"{source}/") for name in recorded) == 2
-    time.sleep(TTL + 0.5)
+    clock.skipped += TTL + 0.5  # the pause, as the server sees it
 
     # What the first run was given is dead now: asking its second pages again (their cursor,
     # its WebEnv) gets each service's error instead of the page.

@@ -88,6 +88,17 @@ def max_in_one_second(arrivals: list[float]) -> int:
     return max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
 
 
+def assert_arrivals_follow_logged_starts(arrivals: list[float], started: list[float]) -> None:
+    """The wire agrees with the client's request log: the k-th request the server saw arrived
+    no earlier than the k-th logged start (one monotonic clock in one process). A client that
+    logged paced starts but sent at once fails; a server thread scheduled late only makes an
+    arrival later, so load cannot fail it, where a window over the arrivals can (one late
+    arrival bunched six requests into 1.0 s at load 14 for a pace of five per 1.05 s)."""
+    assert len(arrivals) == len(started)
+    for k, (arrival, start) in enumerate(zip(sorted(arrivals), sorted(started), strict=True)):
+        assert arrival >= start, (k, arrival, start)
+
+
 def recorded(snapshot: Path, source: str) -> list[Path]:
     """Files the recorder left in the source's folder (no temp files), sorted by name."""
     return sorted((snapshot / source).iterdir())

@@ -2,7 +2,7 @@
 
 Batched CID look-ups with a 429 (Retry-After), a bare 503 and `X-Throttling-Control` Yellow
 and Red on the way: the client retries, the pacer pauses before whatever request comes next
-(the retry of a 503 included), and no one-second window holds more than 5 requests.
+(the retry of a 503 included), and no one-second window of request starts holds more than 5.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from literature_loopback import (
     RETRY_AFTER,
     Faulty,
+    assert_arrivals_follow_logged_starts,
     client,
     faults,
     max_in_one_second,
@@ -104,4 +105,6 @@ def test_stays_within_five_requests_a_second(httpserver: HTTPServer, tmp_path: P
 
     assert len(bodies) == len(server.arrivals) == 10 and pacer.waited == []
     assert len(recorded(tmp_path, pubchem.SOURCE)) == 10
-    assert max_in_one_second(server.arrivals) <= 5
+    starts = [entry.started_at for entry in http.log]
+    assert max_in_one_second(starts) <= 5  # the pace, on the client's clock
+    assert_arrivals_follow_logged_starts(server.arrivals, starts)
