@@ -149,7 +149,11 @@ def test_ncbi_key_allows_ten_per_second_and_no_more(
     keyed_log: dict[str, list[dict[str, Any]]], plain_log: dict[str, list[dict[str, Any]]]
 ) -> None:
     keyed, plain = _starts(keyed_log["pubmed"]), _starts(plain_log["pubmed"])
-    assert busiest_window(plain) <= 3 < busiest_window(keyed) <= NCBI_WITH_KEY
+    assert busiest_window(plain) <= 3 and busiest_window(keyed) <= NCBI_WITH_KEY
+    # Well above the keyless 3 a second with the key, judged as the throughput tests judge it
+    # (answers more than 1/4 s late on a loaded machine hold the keyed client under 4 in every
+    # second of the log; a key that did not lift the pace would hold its throughput at 3).
+    assert instant_throughput(keyed_log["pubmed"], pubmed.min_interval("key")) > 1.5 * 3
     assert all("api_key=***" in e["url"] for e in keyed_log["pubmed"])
 
 
