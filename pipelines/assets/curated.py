@@ -298,39 +298,60 @@ def run_builders(
     Two builders at once, each with DuckDB on one thread, take less CPU and wall time than
     one at a time with DuckDB on two (a second DuckDB thread cost 25-35 % more CPU on these
     sorts and inserts; bench/README.md, h5p session 5); DuckDB releases the GIL while a
-    statement runs. A failed check stops new builders; those running finish first.
+    statement runs. The two share the warehouse's `memory_limit`: at 560 000 studies two large
+    builders side by side can need more than it holds, so a builder that runs out of memory is
+    run again alone once the others are done (its tables are all replaced, so a second run
+    starts clean); out of memory alone, the step fails. A failed check stops new builders;
+    those running finish first.
     """
     required = needs(builders)
     by_table = {b.table: b for b in builders}
     longest = critical_paths(required, staged_rows(con, builders))
     waiting = sorted(required, key=lambda table: (-longest[table], table))
     done: set[str] = set()
+    alone: set[str] = set()
     threads = con.execute("SELECT current_setting('threads')").fetchone()
     con.execute("SET threads = 1")
     _create_stats(con)
     try:
         with ThreadPoolExecutor(BUILDER_THREADS, thread_name_prefix="builder") as pool:
-            running: set[Future[BuilderRun]] = set()
+            running: dict[Future[BuilderRun], str] = {}
             failed = False
             while waiting or running:
                 for table in [t for t in waiting if required[t] <= done] if not failed else []:
-                    if len(running) == BUILDER_THREADS:
-                        break
+                    # A builder to run alone waits for the running ones; none starts beside it.
+                    if len(running) == BUILDER_THREADS or alone & {table, *running.values()}:
+                        if running or table not in alone:
+                            break
                     waiting.remove(table)
-                    builder = by_table[table]
-                    running.add(
-                        pool.submit(_run_builder, con, builder, reference_dir, table in checks)
+                    future = pool.submit(
+                        _run_builder, con, by_table[table], reference_dir, table in checks
                     )
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in sorted(finished, key=lambda f: f.result()[0].table):
+                    running[future] = table
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=lambda f: running[f]):
+                    table = running.pop(future)
+                    if _out_of_memory(future) and table not in alone:
+                        dg.get_dagster_logger().warning(
+                            f"curated builder {table} ran out of DuckDB memory beside another "
+                            "builder: running it again alone"
+                        )
+                        alone.add(table)
+                        waiting.insert(0, table)
+                        continue
                     built = future.result()
-                    done.add(built[0].table)
+                    done.add(table)
                     failed = failed or (built[2] is not None and not built[2].passed)
                     yield built
                 if failed and not running:
                     return
     finally:
         con.execute(f"SET threads = {threads[0] if threads else 1}")
+
+
+def _out_of_memory(future: Future[BuilderRun]) -> bool:
+    """Whether a finished builder failed for want of DuckDB memory."""
+    return isinstance(future.exception(), duckdb.OutOfMemoryException)
 
 
 def curated_asset(builders: list[tables.Builder]) -> dg.AssetsDefinition:

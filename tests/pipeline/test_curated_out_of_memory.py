@@ -1,0 +1,98 @@
+"""A curated builder that runs out of DuckDB memory beside another builder is run again alone,
+and the release is the same bytes; one that runs out of memory alone fails the build.
+
+Builders run two at a time and share the warehouse's `memory_limit`: at 560 000 studies two
+large ones side by side ran out of it (bench/README.md, session 7). The fault is injected where
+a builder starts (`curated.build_table`), as DuckDB raises it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipelines import paths, tables
+from pipelines.assets import curated
+from pipelines.build import BuildError, build
+from pipelines.release.publish import DataDir
+from tests.conftest import CREATED_AT
+from tests.pipeline.test_recorded_hashes import RECORDED, release_hashes
+
+pytestmark = pytest.mark.slow
+
+TARGET = "outcomes"
+"""A builder in the middle of the curated step: others are built before, beside and after it."""
+
+
+class Runs:
+    """Each builder run's table and the runs it overlapped, recorded by a wrapped build_table
+    that raises DuckDB's out-of-memory error on the target's first `failures` runs."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, str, int]] = []  # (start | end, table, run number)
+
+    def wrap(self, build_table: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        def run(con: duckdb.DuckDBPyConnection, builder: tables.Builder, *args: Any) -> Any:
+            with self.lock:
+                number = len(self.events)
+                self.events.append(("start", builder.table, number))
+                fail = builder.table == TARGET and self.failures > 0
+                self.failures -= fail
+            try:
+                if fail:
+                    raise duckdb.OutOfMemoryException(
+                        "Out of Memory Error: failed to pin block (raised by the test)"
+                    )
+                return build_table(con, builder, *args)
+            finally:
+                with self.lock:
+                    self.events.append(("end", builder.table, number))
+
+        return run
+
+    def overlapping(self, table: str) -> list[set[str]]:
+        """For each run of `table`, the tables whose runs overlapped it."""
+        spans: dict[int, tuple[str, int, int]] = {}
+        for index, (kind, name, number) in enumerate(self.events):
+            start = index if kind == "start" else spans[number][1]
+            spans[number] = (name, start, index)
+        return [
+            {o for o, o_start, o_end in spans.values() if o_start < end and o_end > start} - {table}
+            for name, start, end in spans.values()
+            if name == table
+        ]
+
+
+def test_a_builder_out_of_memory_beside_another_runs_again_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = Runs(failures=1)
+    monkeypatch.setattr(curated, "build_table", runs.wrap(curated.build_table))
+
+    build(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"), created_at=CREATED_AT)
+
+    beside, alone = runs.overlapping(TARGET)
+    assert beside  # the failed run had another builder beside it
+    assert alone == set()  # the second run had the warehouse to itself
+    recorded = json.loads(RECORDED.read_text(encoding="utf-8"))
+    assert release_hashes(tmp_path / "data") == recorded
+
+
+def test_a_builder_out_of_memory_alone_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = Runs(failures=2)
+    monkeypatch.setattr(curated, "build_table", runs.wrap(curated.build_table))
+
+    with pytest.raises(BuildError, match=r"curated: .*OutOfMemoryException.*raised by the test"):
+        build(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"), created_at=CREATED_AT)
+
+    assert len(runs.overlapping(TARGET)) == 2
+    assert not (tmp_path / "data" / "releases").exists()
