@@ -320,9 +320,9 @@ def run_builders(
             while waiting or running:
                 for table in [t for t in waiting if required[t] <= done] if not failed else []:
                     # A builder to run alone waits for the running ones; none starts beside it.
-                    if len(running) == BUILDER_THREADS or alone & {table, *running.values()}:
-                        if running or table not in alone:
-                            break
+                    busy = len(running) == BUILDER_THREADS or alone & {table, *running.values()}
+                    if busy and (running or table not in alone):
+                        break
                     waiting.remove(table)
                     future = pool.submit(
                         _run_builder, con, by_table[table], reference_dir, table in checks
