@@ -279,11 +279,17 @@ def list_releases(con: duckdb.DuckDBPyConnection) -> list[ReleaseRecord]:
     return [ReleaseRecord(v, int(s), c, json.loads(r), json.loads(h)) for v, s, c, r, h in rows]
 
 
-def begin_release(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path], data_path: str) -> int:
-    """Open the release's transaction on `con` and add every table to it (name -> its release
-    Parquet file; `data_path` the catalog's, see `add_tables`); return the snapshot id that
-    `commit_release` will commit. The files may move once this returns: the catalog keeps its
-    own links or copies under its data path.
+def begin_release(
+    con: duckdb.DuckDBPyConnection, files: Mapping[str, Path], data_path: str
+) -> tuple[int, dict[str, Path]]:
+    """Open the release's transaction on `con` and register in it every table whose release
+    Parquet file can be linked under `data_path` (name -> file; see `add_tables`); return the
+    snapshot id that `commit_release` will commit and the tables left to copy.
+
+    The caller copies those (`add_tables`) once nothing else runs in the session: a copy
+    re-encodes a whole table, and beside the record history the two ran out of the publish
+    session's memory at 200 000 studies (bench/README.md, h7r). The files may move once their
+    tables are added: the catalog keeps its own links or copies under its data path.
 
     A failure rolls the transaction back; the caller ends it otherwise (`commit_release`, or
     ROLLBACK).
@@ -293,8 +299,16 @@ def begin_release(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path], dat
     ).fetchone()
     snapshot_id = int(current[0]) + 1 if current else 0
     con.execute("BEGIN TRANSACTION")
-    add_tables(con, files, data_path)
-    return snapshot_id
+    try:
+        left = {
+            name: path
+            for name, path in sorted(files.items())
+            if not _added_linked(con, name, path, data_path)
+        }
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return snapshot_id, left
 
 
 SCHEMA_FOLDER = "main"
@@ -326,6 +340,20 @@ def _has_rows(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
     return bool(found and found[0])
 
 
+def _added_linked(con: duckdb.DuckDBPyConnection, name: str, path: Path, data_path: str) -> bool:
+    """Register table `name` as its release file, linked under a local `data_path`; False
+    (nothing done) when the file is empty or cannot be linked there."""
+    link = _linked(path, name, data_path) if _has_rows(con, path) else None
+    if link is None:
+        return False
+    source = f"read_parquet('{_sql_text(str(path))}')"
+    con.execute(f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS SELECT * FROM {source} LIMIT 0")
+    con.execute(
+        f"CALL ducklake_add_data_files('{CATALOG_ALIAS}', '{name}', '{_sql_text(str(link))}')"
+    )
+    return True
+
+
 def add_tables(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path], data_path: str) -> None:
     """Add more tables to the transaction `begin_release` opened on `con` (name -> its release
     Parquet file); a failure rolls it back.
@@ -339,20 +367,11 @@ def add_tables(con: duckdb.DuckDBPyConnection, files: Mapping[str, Path], data_p
     """
     try:
         for name, path in sorted(files.items()):
-            source = f"read_parquet('{_sql_text(str(path))}')"
-            link = _linked(path, name, data_path) if _has_rows(con, path) else None
-            if link is None:
+            if not _added_linked(con, name, path, data_path):
                 con.execute(
-                    f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS SELECT * FROM {source}"
+                    f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS "
+                    f"SELECT * FROM read_parquet('{_sql_text(str(path))}')"
                 )
-                continue
-            con.execute(
-                f"CREATE OR REPLACE TABLE {CATALOG_ALIAS}.{name} AS SELECT * FROM {source} LIMIT 0"
-            )
-            con.execute(
-                f"CALL ducklake_add_data_files('{CATALOG_ALIAS}', '{name}', "
-                f"'{_sql_text(str(link))}')"
-            )
     except BaseException:
         con.execute("ROLLBACK")
         raise

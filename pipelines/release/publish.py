@@ -165,8 +165,8 @@ def write_table(table: ReleaseTable, path: Path) -> str:
 
 PUBLISH_THREADS = 2
 """Threads of the publish step: tables written two at a time, then the record history beside
-the report's charts and the catalog's copy of the tables (DuckDB, pyarrow's Parquet writer
-and hashlib let go of the GIL while they work)."""
+the report's charts and the catalog's registration of the tables (DuckDB, pyarrow's Parquet
+writer and hashlib let go of the GIL while they work)."""
 
 
 def _writing(
@@ -337,10 +337,11 @@ def publish(
 
     Two threads (`PUBLISH_THREADS`): the tables are written two at a time, in the mapping's
     order, while the catalog is opened; then the record history runs here while the pool
-    starts the documentation (the report's charts) and copies the tables into the catalog's
-    open transaction; the history tables follow them there while the documentation is
-    finished. The order that makes a crash harmless is kept: folder, catalog transaction,
-    rename, commit, rename.
+    starts the documentation (the report's charts) and registers the tables' files in the
+    catalog's open transaction; the history tables, and any table the catalog must copy
+    (never beside the history: both would share the session's memory), follow them there
+    while the documentation is finished. The order that makes a crash harmless is kept:
+    folder, catalog transaction, rename, commit, rename.
     """
     with exclusive(data_dir):
         recover(data_dir)
@@ -440,9 +441,11 @@ def _publish_written(
         try:
             history = _write_history(con, before, staging, version)
             hashes.update(history)
-            snapshot_id = opened.result()
+            snapshot_id, copies = opened.result()
             histories = {name: staging / f"{name}.parquet" for name in sorted(history)}
-            added = pool.submit(catalog.add_tables, writer, histories, data_dir.lake.data_path)
+            added = pool.submit(
+                catalog.add_tables, writer, {**copies, **histories}, data_dir.lake.data_path
+            )
             started.append(added)
             files = {name: staging / f"{name}.parquet" for name in sorted(hashes)}
             entries = _table_entries(files, hashes)
