@@ -40,7 +40,7 @@ from pipelines import bulkzip, snapshot
 from pipelines.snapshot import member_record, off_topic_records, superseded_records
 from pipelines.sources.base import SetwiseStaging, SourceUnit
 from pipelines.sources.relevance import OFF_TOPIC_REASON
-from pipelines.warehouse import StagingSink, staging_name, staging_schema
+from pipelines.warehouse import StagingSink, duckdb_threads, staging_name, staging_schema
 
 BATCH_RECORDS = 5000
 """Archive members (or records of a file the unit's reader reads) per batch, at most."""
@@ -118,17 +118,15 @@ def stage(
     spec = unit.setwise
     assert spec is not None
     run = _Run(con, snapshot_dir, unit, spec, shard, stats)
-    threads = con.execute("SELECT current_setting('threads')").fetchone()
-    con.execute(f"SET threads = {THREADS}")
     try:
-        for part in spec.parts:
-            if part.setup is not None:
-                part.setup(con)
-        for batch in _Reader(con, snapshot_dir, unit, run.writer.structure, shard).batches():
-            run.batch(batch)
-        run.finish()
+        with duckdb_threads(con, THREADS):
+            for part in spec.parts:
+                if part.setup is not None:
+                    part.setup(con)
+            for batch in _Reader(con, snapshot_dir, unit, run.writer.structure, shard).batches():
+                run.batch(batch)
+            run.finish()
     finally:
-        con.execute(f"SET threads = {threads[0] if threads else 1}")
         con.execute(f"DROP VIEW IF EXISTS {spec.docs}")
         con.unregister(_TEXTS)
         for name in (_PARSED, _PROBLEMS, _SKIP, _SEEN, *map(_buffer, run.writer.tables)):

@@ -29,7 +29,7 @@ from pipelines import bulkzip
 from pipelines.snapshot import Shard, file_shards, source_files
 from pipelines.sources import SOURCES
 from pipelines.staging import StageStats, stage_source
-from pipelines.warehouse import drop_staging, ensure_schemas
+from pipelines.warehouse import drop_staging, duckdb_threads, ensure_schemas
 from schemas.registry import TABLES_BY_NAME
 
 PARALLEL_BYTES = 128 * 1024 * 1024
@@ -260,13 +260,11 @@ def _append_all(
         finally:
             cursor.close()
 
-    (threads,) = con.execute("SELECT current_setting('threads')").fetchone()  # type: ignore[misc]
-    con.execute("SET threads = 1")
-    try:
-        with ThreadPoolExecutor(APPEND_TABLES, thread_name_prefix="combine") as pool:
-            list(pool.map(append, sorted(tables, key=lambda t: -sizes[t])))
-    finally:
-        con.execute(f"SET threads = {threads}")
+    with (
+        duckdb_threads(con, 1),
+        ThreadPoolExecutor(APPEND_TABLES, thread_name_prefix="combine") as pool,
+    ):
+        list(pool.map(append, sorted(tables, key=lambda t: -sizes[t])))
 
 
 def _append(con: duckdb.DuckDBPyConnection, main: str, alias: str, table: str) -> None:

@@ -7,6 +7,8 @@ what validation turned away. Table names come from code constants, never from in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -201,6 +203,18 @@ def union_staging(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | 
         return None
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM {n}" for n in names)
     return read_frame(con, f"SELECT * FROM ({union}) ORDER BY _source, _source_file, _seq")
+
+
+@contextmanager
+def duckdb_threads(con: duckdb.DuckDBPyConnection, threads: int) -> Iterator[None]:
+    """DuckDB on `threads` threads for the block (its `threads` setting is the database's, so
+    every cursor sees it), then as before."""
+    (before,) = con.execute("SELECT current_setting('threads')").fetchone() or (1,)
+    con.execute(f"SET threads = {int(threads)}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {before}")
 
 
 def write_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

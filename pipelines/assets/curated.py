@@ -31,7 +31,7 @@ from pipelines.rules import (
     warehouse_parents,
 )
 from pipelines.sources import SOURCES
-from pipelines.warehouse import write_table
+from pipelines.warehouse import duckdb_threads, write_table
 from schemas import QUARANTINE, TABLES, TABLES_BY_NAME, TableSpec
 from schemas.arrow import arrow_schema, to_arrow
 from schemas.working import WORKING_BY_NAME
@@ -310,43 +310,41 @@ def run_builders(
     waiting = sorted(required, key=lambda table: (-longest[table], table))
     done: set[str] = set()
     alone: set[str] = set()
-    threads = con.execute("SELECT current_setting('threads')").fetchone()
-    con.execute("SET threads = 1")
     _create_stats(con)
-    try:
-        with ThreadPoolExecutor(BUILDER_THREADS, thread_name_prefix="builder") as pool:
-            running: dict[Future[BuilderRun], str] = {}
-            failed = False
-            while waiting or running:
-                for table in [t for t in waiting if required[t] <= done] if not failed else []:
-                    # A builder to run alone waits for the running ones; none starts beside it.
-                    busy = len(running) == BUILDER_THREADS or alone & {table, *running.values()}
-                    if busy and (running or table not in alone):
-                        break
-                    waiting.remove(table)
-                    future = pool.submit(
-                        _run_builder, con, by_table[table], reference_dir, table in checks
+    with (
+        duckdb_threads(con, 1),
+        ThreadPoolExecutor(BUILDER_THREADS, thread_name_prefix="builder") as pool,
+    ):
+        running: dict[Future[BuilderRun], str] = {}
+        failed = False
+        while waiting or running:
+            for table in [t for t in waiting if required[t] <= done] if not failed else []:
+                # A builder to run alone waits for the running ones; none starts beside it.
+                busy = len(running) == BUILDER_THREADS or alone & {table, *running.values()}
+                if busy and (running or table not in alone):
+                    break
+                waiting.remove(table)
+                future = pool.submit(
+                    _run_builder, con, by_table[table], reference_dir, table in checks
+                )
+                running[future] = table
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: running[f]):
+                table = running.pop(future)
+                if _out_of_memory(future) and table not in alone:
+                    dg.get_dagster_logger().warning(
+                        f"curated builder {table} ran out of DuckDB memory beside another "
+                        "builder: running it again alone"
                     )
-                    running[future] = table
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in sorted(finished, key=lambda f: running[f]):
-                    table = running.pop(future)
-                    if _out_of_memory(future) and table not in alone:
-                        dg.get_dagster_logger().warning(
-                            f"curated builder {table} ran out of DuckDB memory beside another "
-                            "builder: running it again alone"
-                        )
-                        alone.add(table)
-                        waiting.insert(0, table)
-                        continue
-                    built = future.result()
-                    done.add(table)
-                    failed = failed or (built[2] is not None and not built[2].passed)
-                    yield built
-                if failed and not running:
-                    return
-    finally:
-        con.execute(f"SET threads = {threads[0] if threads else 1}")
+                    alone.add(table)
+                    waiting.insert(0, table)
+                    continue
+                built = future.result()
+                done.add(table)
+                failed = failed or (built[2] is not None and not built[2].passed)
+                yield built
+            if failed and not running:
+                return
 
 
 def _out_of_memory(future: Future[BuilderRun]) -> bool:
