@@ -52,9 +52,11 @@ GROUP_BYTES = 100 * 1024 * 1024
 WHOLE_FILE_BYTES = 32 * 1024 * 1024
 """A larger file is streamed by the unit's reader in batches instead of read whole."""
 FLUSH_ROWS = 122_880
-"""Rows a staging table's buffer collects before they are written: one of DuckDB's row
-groups, the least that DuckDB writes straight into the file, compressed once; a smaller
-insert goes through the WAL and is compressed at checkpoints (bench/README.md)."""
+"""One of DuckDB's row groups: a staging table's buffer is written a whole number of row
+groups at a time (the rest kept for the next), which DuckDB writes straight into the file,
+compressed once. A smaller insert, or the part of one beyond its last whole row group, goes
+through the WAL and is compressed at a checkpoint, then again with the next rows appended to
+its row group (bench/README.md)."""
 THREADS = 1
 """DuckDB threads while staging: on a shared 2-core machine a second thread cost more CPU
 than it saved wall time (bench/README.md)."""
@@ -736,11 +738,13 @@ class _Writer:
     types, a batch's rows appended in `_seq` order (record, part, row within the record).
 
     A batch's rows go to an in-memory buffer per table (a TEMP table: no WAL, no
-    compression), moved into the staging table once it holds `FLUSH_ROWS` rows, and at the
-    end. An insert per batch was logged, compressed at a checkpoint, and the table's last
-    row group compressed again at every later checkpoint: with small batches (an archive's)
-    that was a quarter of staging's CPU time (bench/README.md). The buffers hold at most a
-    row group per table, whatever the number of records."""
+    compression), moved into the staging table a whole number of row groups
+    (`FLUSH_ROWS`) at a time, the rest at the end. An insert per batch was logged,
+    compressed at a checkpoint, and the table's last row group compressed again at every
+    later checkpoint: with small batches (an archive's) that was a quarter of staging's CPU
+    time; a row group's worth moved with a part of the next had that part compressed twice
+    (bench/README.md). A buffer holds less than a row group between batches, whatever the
+    number of records."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source: str, spec: SetwiseStaging) -> None:
         self.con = con
@@ -813,19 +817,35 @@ class _Writer:
             if self.buffered[table] >= FLUSH_ROWS:
                 self._flush(table)
 
-    def _flush(self, table: str) -> None:
-        """Move a table's buffered rows into its staging table (in `_seq` order)."""
-        if self.buffered[table]:
-            self.con.execute(
-                f"INSERT INTO {staging_name(self.source, table)} SELECT * FROM {_buffer(table)}"
-            )
+    def _flush(self, table: str, every: bool = False) -> None:
+        """Move a table's buffered rows into its staging table (in `_seq` order): the whole
+        row groups they fill, the rest kept buffered (or `every` row, at the end), so each
+        row group is written once, compressed, while the table grows."""
+        buffered = self.buffered[table]
+        written = buffered if every else buffered - buffered % FLUSH_ROWS
+        if not written:
+            return
+        buffer = _buffer(table)
+        first_kept = self.counts[table] - buffered + written
+        self.con.execute(
+            f"INSERT INTO {staging_name(self.source, table)} "
+            f"SELECT * FROM {buffer} WHERE _seq < {first_kept}"
+        )
+        if written == buffered:
             self._empty_buffer(table)
+            return
+        # The rest in a new buffer: a DELETE would keep the written rows' memory.
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {buffer} AS "
+            f"SELECT * FROM {buffer} WHERE _seq >= {first_kept}"
+        )
+        self.buffered[table] = buffered - written
 
     def finish(self) -> None:
         """Flush every buffer, then drop tables no record gave a row, and staging-only
         columns null in every row."""
         for table in self.tables:
-            self._flush(table)
+            self._flush(table, every=True)
         for table, count in self.counts.items():
             name = staging_name(self.source, table)
             if not count:
