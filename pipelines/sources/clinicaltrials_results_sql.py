@@ -444,15 +444,17 @@ SELECT merged._rec, [i]::INTEGER[] AS _pos, merged.nct AS study_id, label AS arm
 FROM merged JOIN module USING (_rec)"""
 
 
-_LABELS = """list_transform(
-    list_filter(
-        list_transform(ctr_str_list(list_transform(
-            doc.protocolSection.armsInterventionsModule.armGroups, a -> a.label)),
-            (x, i) -> {'x': x, 'i': i}),
-        s -> list_position(ctr_str_list(list_transform(
-            doc.protocolSection.armsInterventionsModule.armGroups, a -> a.label)), s.x) = s.i),
-    s -> s.x)"""
-"""A study's arm labels as ArmLabels gets them: stripped, non-blank, first occurrences."""
+_LABELS = """
+    SELECT _rec, list_transform(
+        list_filter(list_transform(l, (x, i) -> {'x': x, 'i': i}),
+            s -> list_position(l, s.x) = s.i),
+        s -> s.x) AS labels
+    FROM (
+        SELECT _rec, ctr_str_list(list_transform(
+            doc.protocolSection.armsInterventionsModule.armGroups, a -> a.label)) AS l
+        FROM ct_docs)"""
+"""A study's arm labels as ArmLabels gets them: stripped, non-blank, first occurrences. The
+labels are read first: a lambda naming `doc` made the scan copy every record whole."""
 
 
 def _result_groups_sql() -> str:
@@ -460,7 +462,7 @@ def _result_groups_sql() -> str:
     arm by `ArmLabels.tie`, once per distinct (arm labels, title)."""
     return f"""
 WITH d AS NOT MATERIALIZED (SELECT _rec, nct, doc FROM ct_docs),
-lab AS (SELECT _rec, {_LABELS} AS labels FROM ct_docs),
+lab AS ({_LABELS.strip()}),
 grp AS (
     SELECT _rec, nct, 1 AS part, 0 AS n, 'participant_flow' AS scope,
         unnest(doc.resultsSection.participantFlowModule.groups) AS g,
