@@ -74,6 +74,8 @@ def sql_side(pages: list[Path], batch: int) -> tuple[float, dict[str, float], di
         docs += time.process_time() - start
         for name, query in statements.items():
             start = time.process_time()
+            if name == "problems":
+                sql.screen(con)
             con.execute(f"CREATE OR REPLACE TEMP TABLE out_{name} AS {query}")
             cpu[name] += time.process_time() - start
             rows[name] += con.execute(f"SELECT count(*) FROM out_{name}").fetchone()[0]  # type: ignore[index]

@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from pipelines import bulkzip, snapshot
 from pipelines.snapshot import member_record, off_topic_records, superseded_records
-from pipelines.sources.base import SetwiseStaging, SourceUnit
+from pipelines.sources.base import SetwiseStaging, SourceUnit, SqlSide
 from pipelines.sources.relevance import OFF_TOPIC_REASON
 from pipelines.warehouse import StagingSink, duckdb_threads, staging_name, staging_schema
 
@@ -480,7 +480,9 @@ class _Run:
         for part in spec.parts:
             if part.prepare is not None:
                 part.prepare(con)
-        problems = " UNION ALL ".join(f"({part.problems_sql()})" for part in spec.parts)
+        problems = " UNION ALL ".join(
+            f"({part.problems_sql()})" for part in spec.parts if self._may_break(part)
+        )
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_PROBLEMS} AS "
             "SELECT _rec, arg_min(reason, list_prepend(_rank::INTEGER, _pos)) AS reason "
@@ -494,6 +496,14 @@ class _Run:
             [sorted(skip)],
         )
         self.writer.write()
+
+    def _may_break(self, part: SqlSide) -> bool:
+        """Whether a record of this batch may break one of the part's rules: its screen (if
+        it has one) kept any."""
+        if part.screen is None:
+            return True
+        found = self.con.execute(f"SELECT EXISTS (FROM {part.screen})").fetchone()
+        return bool(found and found[0])
 
     def _supersede(self, batch: _Batch) -> None:
         """Leave out (and count) records the snapshot lists as superseded in their file."""

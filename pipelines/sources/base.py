@@ -352,6 +352,9 @@ class SqlSide:
     value of the batch (maps the SQL joins), where SQL reads a value differently."""
     setup: Callable[[Any], None] | None = None
     """Called with the connection once per staging run (macros, functions)."""
+    screen: str | None = None
+    """A table `prepare` fills with the batch's records that may break a rule (`_rec`, a
+    superset): when it is empty, `problems_sql` is not run for the batch."""
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,7 @@ _MACROS = {
     # The value of a key in a {k, v} list, the last one winning as in a Python dict.
     "ctr_get(entries, key)": "list_filter(entries, e -> e.k IS NOT DISTINCT FROM key)[-1].v",
     "ctr_has(entries, key)": "list_position(list_transform(entries, e -> e.k), key) IS NOT NULL",
-    # Quick checks (see _SUSPECTS): the group ids a module's cells use, and whether any of
+    # Quick checks (see _SCREEN): the group ids a module's cells use, and whether any of
     # them may name no group: a null, one not among the groups' raw ids, or a group id blank
     # once stripped (each cell that passes names a group exactly, so also once stripped).
     "ctr_cell_ids(classes)": """flatten(flatten(list_transform(classes, c ->
@@ -737,8 +737,10 @@ def _unknown(where: str, name: str, group: str) -> str:
     )
 
 
-_SUSPECTS = """
-    suspect AS (
+SUSPECTS = "ctr_suspects"
+"""The batch's records that may break a rule (`_rec`), as `screen` finds them."""
+
+_SCREEN = """
         SELECT _rec FROM (
             SELECT _rec, doc,
                 doc.resultsSection.baselineCharacteristicsModule.groups AS b_groups,
@@ -764,22 +766,30 @@ _SUSPECTS = """
                 stats -> ctr_stray(doc.resultsSection.adverseEventsModule.eventGroups,
                         list_transform(stats, s -> s.groupId))
                     OR list_bool_or(list_transform(stats, s -> s.numAtRisk IS NOT NULL
-                        AND NOT regexp_full_match(CAST(s.numAtRisk AS VARCHAR), '[0-9]+'))))[1]),
-    res AS NOT MATERIALIZED (
-        SELECT _rec, nct, doc FROM ct_docs
-        WHERE _rec IN (SELECT _rec FROM suspect))"""
+                        AND NOT regexp_full_match(CAST(s.numAtRisk AS VARCHAR), '[0-9]+'))))[1]"""
 """Records that may break a rule, found with list functions on each record as a whole (a
 superset: a null group id or a numAtRisk that is not a plain JSON integer is suspect; a module's
 cells are checked against its groups all at once, a lambda naming a column of the row being
 slow); only these are unnested cell by cell to find the exact problem."""
 
+_SUSPECT_RES = f"""
+    res AS NOT MATERIALIZED (
+        SELECT _rec, nct, doc FROM ct_docs
+        WHERE _rec IN (SELECT _rec FROM {SUSPECTS}))"""
+
+
+def screen(con: duckdb.DuckDBPyConnection) -> None:
+    """This batch's suspect records into `SUSPECTS`: when there are none (a registry batch
+    usually has none), staging skips `problems_sql`, its planning and its empty steps."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SUSPECTS} AS {_SCREEN}")
+
 
 def problems_sql() -> str:
     """SELECT _rec, _rank, _pos, reason: every RecordError `clinicaltrials._results` (rank 20)
     and `parse_results` (rank 40) would raise for a record; the least (_rank, _pos) of a
-    record is the one Python raises first."""
+    record is the one Python raises first. Reads the records `screen` kept in `SUSPECTS`."""
     return f"""
-WITH {_SUSPECTS.strip()}, {_MEASURES.strip()},
+WITH {_SUSPECT_RES.strip()}, {_MEASURES.strip()},
 msr AS (SELECT _rec, nct, n, ctr_raw_titles(m.groups) AS titles, m.classes AS classes FROM om),
 {_cells("", "_rec, nct, n, titles", denoms=False).strip()},
 {_EVENTS_STEPS.strip()}, {_STATS.strip()}, {_ANALYSES.strip()}, {_BASELINE.strip()},

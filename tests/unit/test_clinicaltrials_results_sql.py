@@ -51,6 +51,7 @@ def sql_side(studies: list[Study]) -> tuple[Rows, dict[int, str]]:
         "from_json(text, ?) AS doc FROM texts",
         [json.dumps(sql.RESULTS_STRUCTURE)],
     )
+    sql.screen(con)
     problems = dict(
         con.execute(
             f"SELECT _rec, arg_min(reason, [_rank] || _pos) FROM ({sql.problems_sql()}) "
