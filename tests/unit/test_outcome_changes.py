@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
+from pipelines import tables
 from pipelines.normalize.outcome_changes import MIN_TITLE_SIMILARITY, outcome_changes
 from pipelines.normalize.similarity import dice, words
+from pipelines.paths import REFERENCE_DIR
 
 LABELLED = Path(__file__).resolve().parents[1] / "data" / "labelled_outcome_changes.csv"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "vocabularies-and-accuracy.md"
@@ -337,3 +340,34 @@ def test_the_readme_gives_the_measured_figures() -> None:
         f"that must not match, precision {measured.precision:.3f} and recall "
         f"{measured.recall:.3f}, but only {reworded()} of the {measured.pairs} pairs"
     ) in readme
+
+
+def test_the_builder_gives_the_same_rows_whatever_the_batch_of_studies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The builder compares STUDY_BATCH studies at a time (their rows in memory at once): the
+    rows, their order and their `_seq` do not depend on where the batches are cut."""
+    studies = [f"NCT0000000{n}" for n in range(7)]
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA curated")
+    con.execute(
+        "CREATE TABLE curated.outcomes (outcome_id VARCHAR, study_id VARCHAR, "
+        "outcome_kind VARCHAR, title VARCHAR, time_frame VARCHAR, source VARCHAR)"
+    )
+    for n, study in enumerate(reversed(studies)):
+        for row in (
+            outcome(f"{study}:P1", "primary", f"Pain score at week {n}"),
+            outcome(f"{study}:R1", "primary" if n % 2 else "secondary", f"Pain score at week {n}"),
+            outcome(f"{study}:R2", "secondary", "Sleep quality", "Month 3"),
+        ):
+            con.execute(
+                "INSERT INTO curated.outcomes VALUES ($1, $2, $3, $4, $5, $6)", [*row.values()]
+            )
+    found = {}
+    for batch in (2, 1_000):
+        monkeypatch.setattr(tables, "STUDY_BATCH", batch)
+        tables.BUILDERS["outcome_changes"].build(con, REFERENCE_DIR)
+        found[batch] = con.execute("SELECT * FROM _changes ORDER BY _seq").fetchall()
+    assert found[2] == found[1_000]
+    assert {row[0] for row in found[2]} == set(studies)
+    assert [row[-1] for row in found[2]] == list(range(len(found[2])))
