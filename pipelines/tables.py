@@ -807,10 +807,10 @@ def _paper_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
 
 STUDY_BATCH = 1_000
 """Studies whose outcomes are compared at a time (their rows in memory at once). The Python
-objects of a batch of 5 000 held about 110 MiB more than a batch of 1 000, and the process kept
-them after the builder ended, beside DuckDB at its limit: at 200 000 studies the curated step's
-peak (bench/README.md, h8r). Smaller batches cost no measurable CPU down to 1 000 (each batch
-reads the compared studies' outcomes again: 500 cost 0.5 CPU s more at 200 000)."""
+objects of a batch of 5 000 held about 110 MiB more than a batch of 1 000 (the builder alone at
+200 000 studies: 508 -> 393 MiB; the curated step's peak is DuckDB's, bench/README.md, h8r).
+Smaller batches cost no measurable CPU down to 1 000 (each batch reads the compared studies'
+outcomes again: 500 cost 0.5 CPU s more at 200 000)."""
 
 
 @builds("outcome_changes", curated=("outcomes",))

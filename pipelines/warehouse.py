@@ -8,7 +8,7 @@ what validation turned away. Table names come from code constants, never from in
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -206,15 +206,21 @@ def union_staging(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | 
 
 
 @contextmanager
-def duckdb_threads(con: duckdb.DuckDBPyConnection, threads: int) -> Iterator[None]:
-    """DuckDB on `threads` threads for the block (its `threads` setting is the database's, so
-    every cursor sees it), then as before."""
-    (before,) = con.execute("SELECT current_setting('threads')").fetchone() or (1,)
-    con.execute(f"SET threads = {int(threads)}")
+def duckdb_setting(con: duckdb.DuckDBPyConnection, name: str, value: object) -> Iterator[None]:
+    """DuckDB's `name` setting at `value` for the block, then as before (settings are the
+    database's, so every cursor sees them). Put back even when setting it raised: DuckDB
+    lowers its `memory_limit` and then raises when it cannot evict enough."""
+    (before,) = con.execute("SELECT current_setting(?)", [name]).fetchone()  # type: ignore[misc]
     try:
+        con.execute(f"SET {name} = ?", [value])
         yield
     finally:
-        con.execute(f"SET threads = {before}")
+        con.execute(f"SET {name} = ?", [before])
+
+
+def duckdb_threads(con: duckdb.DuckDBPyConnection, threads: int) -> AbstractContextManager[None]:
+    """DuckDB on `threads` threads for the block, then as before."""
+    return duckdb_setting(con, "threads", threads)
 
 
 def write_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

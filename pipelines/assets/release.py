@@ -24,6 +24,7 @@ from pipelines.normalize.literature_studies import paper_accounting
 from pipelines.release.publish import Batches, DataDir, PublishResult, ReleaseTable
 from pipelines.resources import ReleaseResource, SnapshotResource
 from pipelines.sources import SOURCES
+from pipelines.warehouse import duckdb_setting
 from schemas import QUARANTINE, TABLES
 from schemas.arrow import arrow_schema
 
@@ -42,14 +43,13 @@ def evict_cache(con: duckdb.DuckDBPyConnection) -> None:
     session is another DuckDB with a limit of its own (`PUBLISH_MEMORY`): the two added up
     in one process (200 000 studies: 202 MiB cached, never read again). A lower limit evicts
     them; the limit is then put back (as DuckDB prints it, to 0.1 MiB)."""
-    with con.cursor() as cursor:
-        found = cursor.execute("SELECT current_setting('memory_limit')").fetchone()
-        if found is None:
-            return
-        # Memory DuckDB cannot evict stays; it raises, yet has set the lower limit.
-        with suppress(duckdb.OutOfMemoryException):
-            cursor.execute(f"SET memory_limit = '{EVICTING_LIMIT}'")
-        cursor.execute("SET memory_limit = ?", [found[0]])
+    # Memory DuckDB cannot evict stays; it raises, yet has set the lower limit (put back).
+    with (
+        con.cursor() as cursor,
+        suppress(duckdb.OutOfMemoryException),
+        duckdb_setting(cursor, "memory_limit", EVICTING_LIMIT),
+    ):
+        pass
 
 
 class Reads:
