@@ -190,18 +190,6 @@ def parts_config(parts: int) -> dict[str, Any]:
     }
 
 
-def one_process_config() -> dict[str, Any]:
-    """Op config staging every source with a bulk export in this process alone (by default
-    a large snapshot's is staged by two processes from its step: `shards.auto_processes`)."""
-    from pipelines.sources import SOURCES
-
-    return {
-        f"staging_{name}": {"ops": {f"combine_{name}": {"config": {"processes": 1}}}}
-        for name, unit in SOURCES.items()
-        if unit.bulk is not None
-    }
-
-
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """No garbage collection while code loads: imports allocate about a million objects that
@@ -246,10 +234,9 @@ def build(
 
     With `workers` > 1 the raw inventories and staging run first as their own run (`stage`)
     on that many processes, a source with a bulk export staged in `workers` parts side by
-    side; the rest of the build then runs here as today, on the staged warehouse. With 1,
-    everything runs in this process; with None (the default), too, but a large snapshot of a
-    source with a bulk export is staged by two processes from its step when the machine has
-    two cores (`shards.auto_processes`). With `step_times`, each step's start and end are
+    side; the rest of the build then runs here as today, on the staged warehouse. With 1 or
+    None (the default) everything runs in this process, staging running a batch's statements
+    on two cores (`setwise.STATEMENT_CURSORS`). With `step_times`, each step's start and end are
     written there as JSON once the runs end (`write_step_times`).
 
     Raises:
@@ -284,7 +271,6 @@ def build(
         if step_times is not None:
             loaded.callback(lambda: write_step_times(step_times, instance, runs))
         rest = None
-        ops = one_process_config() if workers == 1 else {}
         if parts > 1:
             staged = dg.execute_job(
                 dg.build_reconstructable_job(DEFINITIONS_MODULE, "stage_job"),
@@ -305,7 +291,7 @@ def build(
         result = dg.execute_job(
             job,
             instance=instance,
-            run_config={**config, **QUIET, "ops": ops},
+            run_config={**config, **QUIET},
             tags=tags,
             raise_on_error=False,
             asset_selection=rest,

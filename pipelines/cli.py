@@ -348,8 +348,7 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="processes for raw and staging, a bulk ZIP or ClinicalTrials.gov's pages staged "
-        "in that many parts at once (1: one process; default: one, but a large "
-        "ClinicalTrials.gov snapshot staged by two on two cores)",
+        "in that many parts at once (default: one process, which stages on two cores)",
     )
     build.add_argument(
         "--step-times",

@@ -25,22 +25,32 @@ from __future__ import annotations
 import array
 import hashlib
 import itertools
+import queue
 import re
 from collections import Counter
-from collections.abc import Iterator, KeysView
+from collections.abc import Callable, Generator, Iterator, KeysView
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines import bulkzip, snapshot
 from pipelines.snapshot import member_record, off_topic_records, superseded_records
-from pipelines.sources.base import SetwiseStaging, SourceUnit, SqlSide
+from pipelines.sources.base import BATCH_DB, SetwiseStaging, SourceUnit, SqlSide
 from pipelines.sources.relevance import OFF_TOPIC_REASON
-from pipelines.warehouse import StagingSink, duckdb_threads, staging_name, staging_schema
+from pipelines.warehouse import (
+    StagingSink,
+    duckdb_setting,
+    duckdb_threads,
+    staging_name,
+    staging_schema,
+)
 
 BATCH_RECORDS = 5000
 """Archive members (or records of a file the unit's reader reads) per batch, at most."""
@@ -58,14 +68,18 @@ compressed once. A smaller insert, or the part of one beyond its last whole row 
 through the WAL and is compressed at a checkpoint, then again with the next rows appended to
 its row group (bench/README.md)."""
 THREADS = 1
-"""DuckDB threads while staging: on a shared 2-core machine a second thread cost more CPU
-than it saved wall time (bench/README.md)."""
+"""DuckDB threads per statement while staging: a batch's tables are a row group or so each,
+which DuckDB does not split between threads (bench/README.md)."""
+STATEMENT_CURSORS = 2
+"""Cursors running a batch's table statements side by side, each statement on one thread: one
+pass uses both cores while holding one batch (bench/README.md, lead session 9)."""
 _FIRST_KEY = re.compile(rb'\A[ \t\r\n]*\{[ \t\r\n]*"([^"\\]*)"')
 _PARSED = "_sw_parsed"
 _TEXTS = "_sw_texts"
 _PROBLEMS = "_sw_problems"
 _SKIP = "_sw_skip"
 _SEEN = "_sw_seen"
+_T = TypeVar("_T")
 
 
 class Stats(Protocol):
@@ -94,19 +108,27 @@ class _Seen:
 
 @dataclass
 class _Batch:
-    """A batch's records in `_sw_parsed` (`_i`, `_origin`, `_announced`, `_index`, `doc`,
-    `_key`, `_id`, `_drop`), their texts in `_sw_texts` (`_i`, `_text`: the batch's Arrow
-    column, not a copy) unless they are whole page files, which are read again where a
+    """A batch's records in its `parsed` table (`_i`, `_origin`, `_announced`, `_index`, `doc`,
+    `_key`, `_id`, `_drop`), their texts in `texts` (`_i`, `_text`: the Arrow column they were
+    parsed from, not a copy) unless they are whole page files, which are read again where a
     record's text is needed."""
 
     count: int
     paths: dict[str, Path]
     """Where each `_origin` (a file, or an archive for `file/member` origins) is read."""
-    texts: bool
+    parsed: str
+    """Its table in `BATCH_DB` (one of two: the next batch is read while this one is staged)."""
+    texts: pa.Table | None = None
     members: dict[int, tuple[str, str | None]] | None = None
     """(member, announced key) by `_i` of an archive batch; None for a file's records."""
     bad: list[tuple[int, str | None, str, str, str]] = field(default_factory=list)
     """Members that are not records: (`_i`, announced key, reason, origin, raw)."""
+
+    def text(self, i: int) -> str:
+        """The text of the record `_i` of a batch read from texts."""
+        assert self.texts is not None
+        found = self.texts.filter(pc.equal(self.texts["_i"], i))
+        return str(found["_text"][0])
 
 
 def stage(
@@ -119,20 +141,99 @@ def stage(
     """Stage `unit`'s snapshot files into its staging tables, updating `stats`."""
     spec = unit.setwise
     assert spec is not None
-    run = _Run(con, snapshot_dir, unit, spec, shard, stats)
+    setups = [part.setup for part in spec.parts if part.setup is not None]
+    con.execute(f"ATTACH ':memory:' AS {BATCH_DB}")
     try:
-        with duckdb_threads(con, THREADS):
-            for part in spec.parts:
-                if part.setup is not None:
-                    part.setup(con)
-            for batch in _Reader(con, snapshot_dir, unit, run.writer.structure, shard).batches():
-                run.batch(batch)
+        with (
+            duckdb_threads(con, THREADS),
+            _batch_names(con),
+            _Cursors(con, setups, STATEMENT_CURSORS) as cursors,
+        ):
+            for setup in setups:
+                setup(con)
+            run = _Run(con, snapshot_dir, unit, spec, shard, stats, cursors)
+            reader = _Reader(cursors.open(), snapshot_dir, unit, run.writer.structure, shard)
+            with closing(_read_ahead(reader.batches())) as batches:
+                for batch in batches:
+                    run.batch(batch)
             run.finish()
     finally:
-        con.execute(f"DROP VIEW IF EXISTS {spec.docs}")
-        con.unregister(_TEXTS)
-        for name in (_PARSED, _PROBLEMS, _SKIP, _SEEN, *map(_buffer, run.writer.tables)):
-            con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute(f"DROP TABLE IF EXISTS {_SEEN}")
+        con.execute(f"DETACH DATABASE IF EXISTS {BATCH_DB}")
+
+
+@contextmanager
+def _batch_names(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Unqualified names found in the database staged into, then in `BATCH_DB`."""
+    with duckdb_setting(con, "search_path", _search_path(con)):
+        yield
+
+
+def _search_path(con: duckdb.DuckDBPyConnection) -> str:
+    (database,) = con.execute("SELECT current_database()").fetchone()  # type: ignore[misc]
+    quoted = database.replace('"', '""')
+    return f'"{quoted}".main,{BATCH_DB}.main'
+
+
+class _Cursors:
+    """Cursors of the staging connection, each set up as the connection is (the parts' macros,
+    the search path): `count` of them run a batch's statements side by side, a thread each
+    (DuckDB releases the GIL while a statement runs). All are opened by the connection's own
+    thread, which DuckDB's connection needs."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        setups: list[Callable[[Any], None]],
+        count: int,
+    ) -> None:
+        self._con = con
+        self._setups = setups
+        self._search_path = _search_path(con)
+        self._opened: list[duckdb.DuckDBPyConnection] = []
+        self._idle: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+        for _ in range(count):
+            self._idle.put(self.open())
+        self._pool = ThreadPoolExecutor(count, thread_name_prefix="staging-sql")
+
+    def __enter__(self) -> _Cursors:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown()
+        for cursor in self._opened:
+            cursor.close()
+
+    def open(self) -> duckdb.DuckDBPyConnection:
+        """A cursor set up as the connection is, closed with the others."""
+        cursor = self._con.cursor()
+        self._opened.append(cursor)
+        cursor.execute("SET search_path = ?", [self._search_path])
+        for setup in self._setups:
+            setup(cursor)
+        return cursor
+
+    def run(self, task: Callable[[duckdb.DuckDBPyConnection, _T], None], items: list[_T]) -> None:
+        """`task(cursor, item)` for every item, side by side; the first error is raised."""
+        for future in [self._pool.submit(self._call, task, item) for item in items]:
+            future.result()
+
+    def _call(self, task: Callable[[duckdb.DuckDBPyConnection, _T], None], item: _T) -> None:
+        cursor = self._idle.get()
+        try:
+            task(cursor, item)
+        finally:
+            self._idle.put(cursor)
+
+
+def _read_ahead(batches: Iterator[_Batch]) -> Generator[_Batch, None, None]:
+    """`batches`, each read (parsed, on the reader's own cursor) while the one before is staged:
+    at most two batches are held."""
+    with ThreadPoolExecutor(1, thread_name_prefix="staging-read") as pool:
+        ahead = pool.submit(next, batches, None)
+        while (batch := ahead.result()) is not None:
+            ahead = pool.submit(next, batches, None)
+            yield batch
 
 
 # --- reading: files and archive members into _sw_parsed ----------------------------------------
@@ -156,12 +257,24 @@ class _Reader:
         self.spec: SetwiseStaging = unit.setwise
         self.structure = structure
         self.shard = shard
+        self.slot = 0
+        """Which of the two parsed tables the next batch is read into."""
         top = orjson.loads(structure)
         self.any_field = " OR ".join(f'doc."{k}" IS NOT NULL' for k in top)
         """True for a record DuckDB read as an object with at least one field staging reads
         (`_object`; a record without is read again by the unit's reader)."""
 
+    @property
+    def parsed(self) -> str:
+        return f"{_PARSED}_{self.slot}"
+
     def batches(self) -> Iterator[_Batch]:
+        """The batches, each in the other parsed table than the one before."""
+        for batch in self._batches():
+            yield batch
+            self.slot ^= 1
+
+    def _batches(self) -> Iterator[_Batch]:
         group: list[tuple[Path, str, bool]] = []
         size = 0
         for path in snapshot.shard_files(self.snapshot_dir, self.unit.name, self.shard):
@@ -214,14 +327,14 @@ class _Reader:
                 [[name for _, name, _ in group], paths, paths],
             )
             row = self.con.execute(
-                f"SELECT count(*), count(*) FILTER (WHERE NOT _object) FROM {_PARSED}"
+                f"SELECT count(*), count(*) FILTER (WHERE NOT _object) FROM {self.parsed}"
             ).fetchone()
         except duckdb.Error:
             row = None
         if row is not None and not row[1]:
             if self.shard.count > 1:
                 self._keep_shard()
-            yield _Batch(int(row[0]), {name: path for path, name, _ in group}, texts=False)
+            yield _Batch(int(row[0]), {name: path for path, name, _ in group}, self.parsed)
         elif len(group) > 1:
             for one in group:
                 yield from self._pages([one])
@@ -235,7 +348,7 @@ class _Reader:
         spec = self.spec
         numbers = "" if numbered else "row_number() OVER () - 1 AS _i, "
         self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {_PARSED} AS
+            f"""CREATE OR REPLACE TABLE {BATCH_DB}.{self.parsed} AS
             SELECT *, {spec.id_sql} AS _id, false AS _drop FROM (
                 SELECT *, {spec.key_sql} AS _key,
                     coalesce(doc IS NOT NULL AND ({self.any_field}), false) AS _object
@@ -255,11 +368,11 @@ class _Reader:
             del chunk
             column = texts.column()
             assert column is not None  # orjson writes UTF-8
-            self._load(column, [name] * len(texts), [None] * len(texts), first_index=done)
+            rows = self._load(column, [name] * len(texts), [None] * len(texts), first_index=done)
             done += len(texts)
             if self.shard.count > 1:
                 self._keep_shard()
-            yield _Batch(len(texts), {name: path}, texts=True)
+            yield _Batch(len(texts), {name: path}, self.parsed, rows)
 
     def _members(self, path: Path, name: str) -> Iterator[_Batch]:
         """An archive's members in batches of up to `BATCH_RECORDS` members or `BATCH_BYTES`
@@ -270,7 +383,7 @@ class _Reader:
         members = snapshot.archive_members(path, bulk, self.shard)
         while True:
             found: dict[int, tuple[str, str | None]] = {}
-            batch = _Batch(0, {name: path}, texts=True, members=found)
+            batch = _Batch(0, {name: path}, self.parsed, members=found)
             texts = _Texts()
             origins: list[str] = []
             keys: list[str | None] = []
@@ -301,7 +414,7 @@ class _Reader:
                 keys = [keys[n] for n in kept]
                 index = [index[n] for n in kept]
             del texts
-            self._load(column, origins, keys, index)
+            batch.texts = self._load(column, origins, keys, index)
             self._check_members(batch)
             yield batch
 
@@ -338,10 +451,11 @@ class _Reader:
         announced: list[str | None],
         positions: list[int] | None = None,
         first_index: int = 0,
-    ) -> None:
-        """`_sw_texts` and `_sw_parsed` from record texts: `_i` from `positions` (by default 0,
-        1, ...), `_index` the record's place in its file (from `first_index`). `_sw_texts` is
-        the Arrow table itself, registered until the next batch's: the texts are held once."""
+    ) -> pa.Table:
+        """`_sw_texts` and the parsed table from record texts: `_i` from `positions` (by
+        default 0, 1, ...), `_index` the record's place in its file (from `first_index`).
+        `_sw_texts` is the Arrow table itself (returned), registered until the next batch's:
+        the texts are held once."""
         positions = positions if positions is not None else list(range(len(texts)))
         table = pa.table(
             {
@@ -360,14 +474,15 @@ class _Reader:
             [],
             numbered=True,
         )
+        return table
 
     def _keep_shard(self) -> None:
         """Only this shard's records of a file (an archive's members are chosen by name)."""
-        rows = self.con.execute(f"SELECT _i, _key FROM {_PARSED}").fetchall()
+        rows = self.con.execute(f"SELECT _i, _key FROM {self.parsed}").fetchall()
         other = [i for i, key in rows if not self.shard.holds(key)]
         if other:
             self.con.execute(
-                f"DELETE FROM {_PARSED} WHERE _i IN (SELECT unnest(?::BIGINT[]))", [other]
+                f"DELETE FROM {self.parsed} WHERE _i IN (SELECT unnest(?::BIGINT[]))", [other]
             )
 
     def _check_members(self, batch: _Batch) -> None:
@@ -375,21 +490,20 @@ class _Reader:
         their name announces: the unit's own reader says what is wrong (or that nothing is)."""
         assert batch.members is not None
         odd = self.con.execute(
-            f"SELECT _i FROM {_PARSED} WHERE NOT _object "
+            f"SELECT _i FROM {self.parsed} WHERE NOT _object "
             "OR (_key IS NOT NULL AND _key IS DISTINCT FROM _announced) ORDER BY _i"
         ).fetchall()
         dropped = []
         for (i,) in odd:
             member, key = batch.members[i]
-            text = self.con.execute(f"SELECT _text FROM {_TEXTS} WHERE _i = ?", [i]).fetchone()
-            assert text is not None
-            problem = member_record(self.unit, member, key, text[0].encode())[1]
+            text = batch.text(i)
+            problem = member_record(self.unit, member, key, text.encode())[1]
             if problem is not None:
-                batch.bad.append((i, key, problem, f"{next(iter(batch.paths))}/{member}", text[0]))
+                batch.bad.append((i, key, problem, f"{next(iter(batch.paths))}/{member}", text))
                 dropped.append(i)
         if dropped:
             self.con.execute(
-                f"DELETE FROM {_PARSED} WHERE _i IN (SELECT unnest(?::BIGINT[]))", [dropped]
+                f"DELETE FROM {self.parsed} WHERE _i IN (SELECT unnest(?::BIGINT[]))", [dropped]
             )
         batch.bad.sort()
 
@@ -448,6 +562,7 @@ class _Run:
         spec: SetwiseStaging,
         shard: snapshot.Shard,
         stats: Stats,
+        cursors: _Cursors,
     ) -> None:
         self.con = con
         self.unit = unit
@@ -460,7 +575,8 @@ class _Run:
         """sha256 by `_rec` of the records whose key came again or is listed off-topic."""
         self.next_rec = 0
         self.quarantine = StagingSink(con, unit.name)
-        self.writer = _Writer(con, unit.name, spec)
+        self.cursors = cursors
+        self.writer = _Writer(con, unit.name, spec, cursors)
         self.records = _Records(con, unit)
 
     def batch(self, batch: _Batch) -> None:
@@ -468,23 +584,22 @@ class _Run:
         con, spec = self.con, self.spec
         offset = self.next_rec
         self.next_rec += batch.count
-        read = con.execute(f"SELECT count(*) FROM {_PARSED}").fetchone()
+        read = con.execute(f"SELECT count(*) FROM {batch.parsed}").fetchone()
         self.stats.records_read += (read[0] if read else 0) + len(batch.bad)
         if any(name in self.superseded for name in batch.paths):
             self._supersede(batch)
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {spec.docs} AS "
+            f"CREATE OR REPLACE VIEW {BATCH_DB}.{spec.docs} AS "
             f"SELECT {offset} + _i AS _rec, _origin AS _source_file, _id AS nct, doc, _i "
-            f"FROM {_PARSED} WHERE _id IS NOT NULL AND NOT _drop"
+            f"FROM {BATCH_DB}.{batch.parsed} WHERE _id IS NOT NULL AND NOT _drop"
         )
-        for part in spec.parts:
-            if part.prepare is not None:
-                part.prepare(con)
+        preparations = [part.prepare for part in spec.parts if part.prepare is not None]
+        self.cursors.run(lambda cursor, prepare: prepare(cursor), preparations)
         problems = " UNION ALL ".join(
             f"({part.problems_sql()})" for part in spec.parts if self._may_break(part)
         )
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_PROBLEMS} AS "
+            f"CREATE OR REPLACE TABLE {BATCH_DB}.{_PROBLEMS} AS "
             "SELECT _rec, arg_min(reason, list_prepend(_rank::INTEGER, _pos)) AS reason "
             f"FROM ({problems}) GROUP BY _rec"
         )
@@ -492,7 +607,7 @@ class _Run:
         skip, quarantined = self._decide(batch, offset)
         self._write_quarantine(batch, offset, quarantined)
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_SKIP} AS SELECT unnest(?::BIGINT[]) AS _rec",
+            f"CREATE OR REPLACE TABLE {BATCH_DB}.{_SKIP} AS SELECT unnest(?::BIGINT[]) AS _rec",
             [sorted(skip)],
         )
         self.writer.write()
@@ -511,7 +626,7 @@ class _Run:
         file = "_origin" if batch.members is None else "?"
         params: list[Any] = [] if batch.members is None else [next(iter(batch.paths))]
         gone = self.con.execute(
-            f"""UPDATE {_PARSED} SET _drop = true
+            f"""UPDATE {batch.parsed} SET _drop = true
             FROM (SELECT unnest(?::VARCHAR[]) AS f, unnest(?::VARCHAR[]) AS k) s
             WHERE NOT _drop AND {file} = s.f AND _key = s.k""",
             [[n for n, _ in pairs], [k for _, k in pairs], *params],
@@ -526,7 +641,7 @@ class _Run:
         come again or are listed off-topic."""
         con = self.con
         rows = con.execute(
-            f"SELECT {offset} + _i, _key, _origin, _index FROM {_PARSED} "
+            f"SELECT {offset} + _i, _key, _origin, _index FROM {batch.parsed} "
             "WHERE NOT _drop ORDER BY _i"
         ).fetch_arrow_table()
         recs, keys, origins, indexes = (column.to_pylist() for column in rows.columns)
@@ -534,7 +649,7 @@ class _Run:
             con.execute(f"SELECT _rec, reason FROM {_PROBLEMS}").fetchall()
         )
         for i, key in con.execute(
-            f"SELECT _i, _key FROM {_PARSED} WHERE _id IS NULL AND NOT _drop"
+            f"SELECT _i, _key FROM {batch.parsed} WHERE _id IS NULL AND NOT _drop"
         ).fetchall():
             reasons[offset + i] = self.spec.id_problem(key) or f"record key {key!r} is not an id"
         keyed = [k for k in keys if k is not None]
@@ -598,7 +713,7 @@ class _Run:
         if quarantined:
             origins = dict(
                 self.con.execute(
-                    f"SELECT {offset} + _i, _origin FROM {_PARSED} "
+                    f"SELECT {offset} + _i, _origin FROM {batch.parsed} "
                     "WHERE _i IN (SELECT unnest(?::BIGINT[]))",
                     [[rec - offset for rec in quarantined]],
                 ).fetchall()
@@ -669,7 +784,7 @@ class _SeenKeys:
         """Note where this batch's keyed records were read, before any of them is decided."""
         self._paths.update(batch.paths)
         self._con.execute(
-            f"INSERT INTO {_SEEN} SELECT {offset} + _i, _origin, _index FROM {_PARSED} "
+            f"INSERT INTO {_SEEN} SELECT {offset} + _i, _origin, _index FROM {batch.parsed} "
             "WHERE _key IS NOT NULL AND NOT _drop"
         )
 
@@ -708,21 +823,18 @@ class _Records:
         """A record of the current batch."""
         assert self._batch is not None
         i = rec - self._offset
-        if self._batch.texts:
+        if self._batch.texts is not None:
             return orjson.loads(self.text(rec))
         found = self._con.execute(
-            f"SELECT _origin, _index FROM {_PARSED} WHERE _i = ?", [i]
+            f"SELECT _origin, _index FROM {self._batch.parsed} WHERE _i = ?", [i]
         ).fetchone()
         assert found is not None
         return self._in_file(self._batch.paths[found[0]], found[1])
 
     def text(self, rec: int) -> str:
         """The text of a record of the current batch read as text (an archive member)."""
-        row = self._con.execute(
-            f"SELECT _text FROM {_TEXTS} WHERE _i = ?", [rec - self._offset]
-        ).fetchone()
-        assert row is not None
-        return str(row[0])
+        assert self._batch is not None
+        return self._batch.text(rec - self._offset)
 
     def again(self, entry: _Seen) -> Any:
         """A record of an earlier batch."""
@@ -747,17 +859,25 @@ class _Writer:
     """The staging tables of one run: created with the record-by-record sink's columns and
     types, a batch's rows appended in `_seq` order (record, part, row within the record).
 
-    A batch's rows go to an in-memory buffer per table (a TEMP table: no WAL, no
-    compression), moved into the staging table a whole number of row groups
-    (`FLUSH_ROWS`) at a time, the rest at the end. An insert per batch was logged,
+    A batch's tables are written side by side, a table at a time per cursor (`_Cursors`), the
+    largest of the last batch first. A batch's rows go to an in-memory buffer per table (a
+    table in `BATCH_DB`: no WAL, no compression), moved into the staging table a whole number
+    of row groups (`FLUSH_ROWS`) at a time, the rest at the end. An insert per batch was logged,
     compressed at a checkpoint, and the table's last row group compressed again at every
     later checkpoint: with small batches (an archive's) that was a quarter of staging's CPU
     time; a row group's worth moved with a part of the next had that part compressed twice
     (bench/README.md). A buffer holds less than a row group between batches, whatever the
     number of records."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, spec: SetwiseStaging) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: str,
+        spec: SetwiseStaging,
+        cursors: _Cursors,
+    ) -> None:
         self.con = con
+        self.cursors = cursors
         self.source = source
         self.spec = spec
         merged = merge_structures([part.structure for part in spec.parts])
@@ -769,6 +889,8 @@ class _Writer:
         self.counts: dict[str, int] = {t: 0 for t in self.tables}
         self.buffered: dict[str, int] = {}
         """Rows of each table in its buffer, not yet in the staging table."""
+        self.last: dict[str, int] = {t: 0 for t in self.tables}
+        """Rows of each table in the last batch (the order tables are written in)."""
         for table in self.tables:
             self._create(table)
 
@@ -788,46 +910,50 @@ class _Writer:
             )
         finally:
             self.con.unregister("_sw_empty")
-        self._empty_buffer(table)
+        self._empty_buffer(self.con, table)
 
-    def _empty_buffer(self, table: str) -> None:
+    def _empty_buffer(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
         """A new, empty buffer (dropped and made again rather than emptied by DELETE, which
         keeps the deleted rows' memory)."""
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_buffer(table)} AS "
+        con.execute(
+            f"CREATE OR REPLACE TABLE {BATCH_DB}.{_buffer(table)} AS "
             f"SELECT * FROM {staging_name(self.source, table)} LIMIT 0"
         )
         self.buffered[table] = 0
 
     def write(self) -> None:
         """Append this batch's rows of every table, leaving out the records in `_sw_skip`."""
-        for table, parts in self.tables.items():
-            selects = [
-                f"SELECT *, {n} AS _part FROM ({self.spec.parts[n].tables_sql()[table]})"
-                for n in parts
-            ]
-            union = " UNION ALL BY NAME ".join(selects)
-            # One sort: `row_number() OVER ()` numbers the rows in the order the sorted
-            # subquery gives them (DuckDB keeps row order through a projection and an empty
-            # OVER), where a window ordered by the key would sort a second time.
-            inserted = self.con.execute(
-                f"""INSERT INTO {_buffer(table)} BY NAME
-                SELECT * EXCLUDE (_rec, _pos, _part),
-                    {self.counts[table]} + row_number() OVER () - 1 AS _seq
-                FROM (
-                    SELECT t.*, '{self.source}' AS _source, d._source_file
-                    FROM ({union}) t
-                    JOIN (SELECT _rec, _source_file FROM {self.spec.docs}
-                          WHERE _rec NOT IN (SELECT _rec FROM {_SKIP})) d USING (_rec)
-                    ORDER BY t._rec, t._part, t._pos)"""
-            ).fetchone()
-            rows = inserted[0] if inserted else 0
-            self.counts[table] += rows
-            self.buffered[table] += rows
-            if self.buffered[table] >= FLUSH_ROWS:
-                self._flush(table)
+        self.cursors.run(self._write, sorted(self.tables, key=lambda t: -self.last[t]))
 
-    def _flush(self, table: str, every: bool = False) -> None:
+    def _write(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        """Append this batch's rows of one table."""
+        selects = [
+            f"SELECT *, {n} AS _part FROM ({self.spec.parts[n].tables_sql()[table]})"
+            for n in self.tables[table]
+        ]
+        union = " UNION ALL BY NAME ".join(selects)
+        # One sort: `row_number() OVER ()` numbers the rows in the order the sorted
+        # subquery gives them (DuckDB keeps row order through a projection and an empty
+        # OVER), where a window ordered by the key would sort a second time.
+        inserted = con.execute(
+            f"""INSERT INTO {BATCH_DB}.{_buffer(table)} BY NAME
+            SELECT * EXCLUDE (_rec, _pos, _part),
+                {self.counts[table]} + row_number() OVER () - 1 AS _seq
+            FROM (
+                SELECT t.*, '{self.source}' AS _source, d._source_file
+                FROM ({union}) t
+                JOIN (SELECT _rec, _source_file FROM {self.spec.docs}
+                      WHERE _rec NOT IN (SELECT _rec FROM {_SKIP})) d USING (_rec)
+                ORDER BY t._rec, t._part, t._pos)"""
+        ).fetchone()
+        rows = inserted[0] if inserted else 0
+        self.last[table] = rows
+        self.counts[table] += rows
+        self.buffered[table] += rows
+        if self.buffered[table] >= FLUSH_ROWS:
+            self._flush(con, table)
+
+    def _flush(self, con: duckdb.DuckDBPyConnection, table: str, every: bool = False) -> None:
         """Move a table's buffered rows into its staging table (in `_seq` order): the whole
         row groups they fill, the rest kept buffered (or `every` row, at the end), so each
         row group is written once, compressed, while the table grows."""
@@ -835,27 +961,25 @@ class _Writer:
         written = buffered if every else buffered - buffered % FLUSH_ROWS
         if not written:
             return
-        buffer = _buffer(table)
+        buffer = f"{BATCH_DB}.{_buffer(table)}"
         first_kept = self.counts[table] - buffered + written
-        self.con.execute(
+        con.execute(
             f"INSERT INTO {staging_name(self.source, table)} "
             f"SELECT * FROM {buffer} WHERE _seq < {first_kept}"
         )
         if written == buffered:
-            self._empty_buffer(table)
+            self._empty_buffer(con, table)
             return
         # The rest in a new buffer: a DELETE would keep the written rows' memory.
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {buffer} AS "
-            f"SELECT * FROM {buffer} WHERE _seq >= {first_kept}"
+        con.execute(
+            f"CREATE OR REPLACE TABLE {buffer} AS SELECT * FROM {buffer} WHERE _seq >= {first_kept}"
         )
         self.buffered[table] = buffered - written
 
     def finish(self) -> None:
         """Flush every buffer, then drop tables no record gave a row, and staging-only
         columns null in every row."""
-        for table in self.tables:
-            self._flush(table, every=True)
+        self.cursors.run(lambda con, table: self._flush(con, table, every=True), list(self.tables))
         for table, count in self.counts.items():
             name = staging_name(self.source, table)
             if not count:
@@ -868,7 +992,7 @@ class _Writer:
 
 
 def _buffer(table: str) -> str:
-    """The TEMP table holding a staging table's rows not yet written."""
+    """The table (in `BATCH_DB`) holding a staging table's rows not yet written."""
     return f"_sw_rows_{table}"
 
 

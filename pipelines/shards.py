@@ -17,7 +17,6 @@ announces, so the de-duplication of one pass holds (its rows in another order).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,18 +24,12 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import bulkzip
 from pipelines.snapshot import Shard, file_shards, source_files
 from pipelines.sources import SOURCES
 from pipelines.staging import StageStats, stage_source
 from pipelines.warehouse import drop_staging, duckdb_threads, ensure_schemas
 from schemas.registry import TABLES_BY_NAME
 
-PARALLEL_BYTES = 128 * 1024 * 1024
-"""A source's files (an archive alone: its members once inflated) from this size on are staged
-in two parts at once by default (`auto_processes`; bench/README.md, h5p session 5: at 2 000
-studies, 37 MB, a second part in a child process cost more than it saved; the break-even was
-near 6 000-7 000 real-shape studies, about 120 MB)."""
 APPEND_TABLES = 2
 """Tables the combine appends at once (`_append_all`)."""
 WAREHOUSE_TAGS = {"kratom-evidence/warehouse": "opens"}
@@ -126,16 +119,6 @@ def _only_archive(files: Sequence[Path], source: str) -> bool:
     return len(files) == 1 and _has_archive(files, source)
 
 
-def _archive_bytes(path: Path) -> int:
-    """The members' bytes once inflated (what staging parses), from the central directory;
-    0 for a file that is no readable archive (staging it says why)."""
-    try:
-        with bulkzip.Archive(path) as archive:
-            return sum(member.size for member in archive.members())
-    except (bulkzip.ZipFormatError, OSError):
-        return 0
-
-
 def stage_shard(task: ShardTask) -> StagedShard:
     """Stage one part into a fresh DuckDB file of its own."""
     path = task.path
@@ -166,7 +149,9 @@ def stage_here(
     rows are then appended (`combine`), so only the later parts' rows are written twice.
     DuckDB releases the GIL while a statement runs, so the parts use as many cores as a
     child process did, without its start and imports (about a CPU second) and its own
-    interpreter's memory (bench/README.md, h7s). With one part this is `stage_source`.
+    interpreter's memory (bench/README.md, h7s). With one part this is `stage_source`, which
+    itself runs a batch's statements on two cores (`setwise.STATEMENT_CURSORS`): on two cores
+    one part pays best (bench/README.md, lead session 9).
     """
     tasks = plan(source, snapshot_dir, warehouse, processes, settings)
     if not tasks:
@@ -180,23 +165,6 @@ def stage_here(
     finally:
         for task in tasks[1:]:
             task.path.unlink(missing_ok=True)
-
-
-def auto_processes(snapshot_dir: Path, source: str) -> int:
-    """How many parts pay for staging a source here at once: two on a machine with two cores
-    or more when its files add up to `PARALLEL_BYTES` (a bulk archive alone: its members once
-    inflated), else one (a second part's rows are copied once more, and each part plans its
-    statements per batch). One for an archive beside other files: parts of it split by key
-    hold rows in another order than one pass (`--workers` splits it)."""
-    files = source_files(snapshot_dir, source)
-    if _only_archive(files, source):
-        size = _archive_bytes(files[0])
-    elif _has_archive(files, source):
-        return 1
-    else:
-        size = sum(path.stat().st_size for path in files)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(2, cores or 1) if size >= PARALLEL_BYTES else 1
 
 
 def combine(

@@ -182,11 +182,11 @@ class StagingParts(dg.Config):
 class StagingProcesses(dg.Config):
     """How the combine step stages the whole source when it was not split into steps."""
 
-    processes: int = 0
+    processes: int = 1
     """Parts staging it side by side from this step, each on a thread of its own
     (`shards.stage_here`): the step's own into the warehouse, the others into files appended
-    after; 0: as pays here (`shards.auto_processes`: two on two cores or more for a large
-    snapshot, else one)."""
+    after. One part already runs its statements on two cores (`setwise.STATEMENT_CURSORS`),
+    which pays best on two (bench/README.md, lead session 9)."""
 
 
 def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
@@ -232,14 +232,13 @@ def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
     ) -> Iterator[dg.Output[None]]:
         folder = snapshot_store.folder
         settings = warehouse.settings() if isinstance(warehouse, WarehouseResource) else {}
-        processes = config.processes or shards.auto_processes(folder, source)
         with warehouse.get_connection() as con:
             ensure_schemas(con)
             if parts:
                 stats = shards.combine(con, source, parts, folder)
             else:
                 database = Path(warehouse.database)
-                stats = shards.stage_here(con, folder, source, database, processes, settings)
+                stats = shards.stage_here(con, folder, source, database, config.processes, settings)
             metadata = _staged(con, unit, stats)
         for table, entries in metadata.items():
             yield dg.Output(None, output_name=table, metadata=entries)

@@ -334,6 +334,13 @@ class BulkExport:
     without decompressing it so a shard skips other shards' members cheaply; None: none."""
 
 
+BATCH_DB = "setwise_batch"
+"""The in-memory database a set-wise staging run attaches for its batch's tables (the parsed
+records, the per-value maps, the row buffers): every cursor of the run reads them, where a TEMP
+table is its own connection's alone. Unqualified names find them after the database staged into
+(`pipelines.setwise`)."""
+
+
 @dataclass(frozen=True)
 class SqlSide:
     """One part of a source's set-wise staging (`pipelines.setwise`): SQL over a batch's parsed

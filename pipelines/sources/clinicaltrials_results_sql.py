@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pipelines.sources.base import BATCH_DB
 from pipelines.sources.clinicaltrials_results import ArmLabels, parse_p_value
 from pipelines.sources.clinicaltrials_sql import json_leaf
 from pipelines.sources.clinicaltrials_values import as_number, as_text
@@ -300,45 +301,52 @@ _P_VALUE_TYPE = pa.struct([("value", pa.float64()), ("relation", pa.string())])
 _TIE_TYPE = "STRUCT(arm VARCHAR, tie VARCHAR, similarity DOUBLE)"
 
 
+_FUNCTIONS: list[tuple[str, Callable[..., Any], list[str], str, bool]] = [
+    ("ctr_py_number", _per_distinct(as_number, pa.float64()), ["VARCHAR"], "DOUBLE", True),
+    ("ctr_py_text", _per_distinct(_py_text, pa.string()), ["VARCHAR"], "VARCHAR", True),
+    ("ctr_py_jnumber", _per_distinct(_py_jnumber, pa.float64()), ["VARCHAR"], "DOUBLE", True),
+    ("ctr_py_str", _per_distinct(_py_str, pa.string()), ["VARCHAR"], "VARCHAR", True),
+    ("ctr_py_repr", _per_distinct(_py_repr, pa.string()), ["VARCHAR"], "VARCHAR", True),
+    (
+        "ctr_py_p_value",
+        _per_distinct(_py_p_value, _P_VALUE_TYPE),
+        ["VARCHAR"],
+        "STRUCT(value DOUBLE, relation VARCHAR)",
+        True,
+    ),
+    ("ctr_py_tie", _py_tie, ["VARCHAR[]", "VARCHAR"], _TIE_TYPE, False),
+]
+"""(name, function, parameters, returns, vectorised by Arrow) of the Python functions the
+macros call. Module objects: DuckDB keeps a Python function in the database's catalog, where
+every cursor of the database finds it, but drops its reference to the function when the
+connection that registered it closes; a function made per call would then be freed under a
+catalog entry that other cursors still call (a segfault)."""
+
+
 def register(con: duckdb.DuckDBPyConnection) -> None:
-    """The Python functions the macros call (ctr_py_*), on this connection; idempotent."""
-    vectorised = [
-        ("ctr_py_number", _per_distinct(as_number, pa.float64()), "DOUBLE"),
-        ("ctr_py_text", _per_distinct(_py_text, pa.string()), "VARCHAR"),
-        ("ctr_py_jnumber", _per_distinct(_py_jnumber, pa.float64()), "DOUBLE"),
-        ("ctr_py_str", _per_distinct(_py_str, pa.string()), "VARCHAR"),
-        ("ctr_py_repr", _per_distinct(_py_repr, pa.string()), "VARCHAR"),
-        (
-            "ctr_py_p_value",
-            _per_distinct(_py_p_value, _P_VALUE_TYPE),
-            "STRUCT(value DOUBLE, relation VARCHAR)",
-        ),
-    ]
-    for name, function, returns in vectorised:
-        _replace(con, name)
-        con.create_function(  # type: ignore[call-overload]  # stubs: no overload fits
-            name,
-            function,
-            ["VARCHAR"],
-            returns,
-            type="arrow",
-            null_handling="special",
-            side_effects=False,
-        )
-    _replace(con, "ctr_py_tie")
-    con.create_function(  # type: ignore[call-overload]  # stubs: no overload fits
-        "ctr_py_tie",
-        _py_tie,
-        ["VARCHAR[]", "VARCHAR"],
-        _TIE_TYPE,
-        null_handling="special",
-        side_effects=False,
-    )
-
-
-def _replace(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    with contextlib.suppress(duckdb.InvalidInputException):  # not registered yet
-        con.remove_function(name)
+    """The Python functions the macros call (ctr_py_*), in this connection's database, once:
+    a function the database has (registered by this cursor or another: a staging run's
+    statement cursors, `pipelines.setwise`) is kept."""
+    have = {
+        name
+        for (name,) in con.execute(
+            "SELECT function_name FROM duckdb_functions() WHERE starts_with(function_name, ?)",
+            ["ctr_py_"],
+        ).fetchall()
+    }
+    for name, function, parameters, returns, vectorised in _FUNCTIONS:
+        if name in have:
+            continue
+        with contextlib.suppress(duckdb.CatalogException):  # another cursor's, just now
+            con.create_function(  # type: ignore[call-overload]  # stubs: no overload fits
+                name,
+                function,
+                parameters,
+                returns,
+                type="arrow" if vectorised else "native",
+                null_handling="special",
+                side_effects=False,
+            )
 
 
 # --- shared steps -------------------------------------------------------------------------------
@@ -781,7 +789,7 @@ _SUSPECT_RES = f"""
 def screen(con: duckdb.DuckDBPyConnection) -> None:
     """This batch's suspect records into `SUSPECTS`: when there are none (a registry batch
     usually has none), staging skips `problems_sql`, its planning and its empty steps."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {SUSPECTS} AS {_SCREEN}")
+    con.execute(f"CREATE OR REPLACE TABLE {BATCH_DB}.{SUSPECTS} AS {_SCREEN}")
 
 
 def problems_sql() -> str:

@@ -23,8 +23,9 @@ import pyarrow as pa
 
 from pipelines.normalize.dates import parse_partial_date
 from pipelines.normalize.design import registered_design
-from pipelines.sources.base import SqlSide
+from pipelines.sources.base import BATCH_DB, SqlSide
 from pipelines.sources.clinicaltrials_values import as_number
+from pipelines.warehouse import write_table
 
 DOCS = "ct_docs"
 _NON_FINITE = re.compile(r"[+-]?(nan|inf|infinity)", re.IGNORECASE)
@@ -143,7 +144,8 @@ def py_map(
     fn: Callable[..., tuple[Any, ...]],
     schema: pa.Schema,
 ) -> None:
-    """Register `name`: each distinct row of `values_sql` with what `fn` makes of it.
+    """The batch's table `name`: each distinct row of `values_sql` with what `fn` makes of it
+    (in `BATCH_DB`, where every cursor staging the batch reads it).
 
     `schema` names the key columns (as many as `values_sql` gives) then `fn`'s outputs.
     """
@@ -153,7 +155,7 @@ def py_map(
     table = pa.Table.from_arrays(
         [pa.array(list(c), f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
     )
-    con.register(name, table)
+    write_table(con, f"{BATCH_DB}.{name}", table)
 
 
 def json_leaf(text: str) -> Any:

@@ -179,24 +179,6 @@ def test_a_damaged_member_is_quarantined_and_the_others_read(tmp_path: Path) -> 
     assert all(r.value is not None for r in records if r.problem is None)
 
 
-def test_a_large_archive_alone_is_staged_in_two_parts_by_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """By its members' inflated bytes; an archive beside other files stays one part (parts by
-    key would put the rows, and quarantine rows, in another order than one pass)."""
-    snap = bulk_snapshot(tmp_path / "snapshot")
-    monkeypatch.setattr(shards.os, "sched_getaffinity", lambda _: {0, 1})
-    with zipfile.ZipFile(snap / ARCHIVE) as archive:
-        inflated = sum(info.file_size for info in archive.infolist())
-    assert inflated > (snap / ARCHIVE).stat().st_size
-    monkeypatch.setattr(shards, "PARALLEL_BYTES", inflated + 1)
-    assert shards.auto_processes(snap, "clinicaltrials") == 1
-    monkeypatch.setattr(shards, "PARALLEL_BYTES", inflated)
-    assert shards.auto_processes(snap, "clinicaltrials") == 2
-    (snap / "clinicaltrials" / "page-00001.json").write_bytes(b'{"studies": []}')
-    assert shards.auto_processes(snap, "clinicaltrials") == 1
-
-
 def _staged_by(snap: Path, database: Path, parts: int) -> tuple[StageStats, dict]:
     con = duckdb.connect(str(database))
     ensure_schemas(con)

@@ -17,7 +17,7 @@ import duckdb
 import orjson
 import pytest
 
-from pipelines import shards, snapshot
+from pipelines import setwise, shards, snapshot
 from pipelines.build import build
 from pipelines.release.publish import DataDir
 from pipelines.sources.base import SnapshotFormatError
@@ -192,37 +192,14 @@ def test_a_bad_page_in_the_second_part_stops_staging_naming_it(tmp_path: Path) -
     assert not any((tmp_path / "w.shards").iterdir())
 
 
-def test_a_large_snapshot_is_staged_in_two_parts_by_default(
+def test_a_build_staging_on_one_cursor_publishes_the_same_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    snap = realshape_pages(tmp_path / "snapshot")
-    assert shards.auto_processes(snap, "clinicaltrials") == 1
-    size = sum(p.stat().st_size for p in snapshot.source_files(snap, "clinicaltrials"))
-    monkeypatch.setattr(shards, "PARALLEL_BYTES", size)
-    monkeypatch.setattr(shards.os, "sched_getaffinity", lambda _: {0, 1, 2, 3})
-    assert shards.auto_processes(snap, "clinicaltrials") == 2
-    monkeypatch.setattr(shards.os, "sched_getaffinity", lambda _: {0})
-    assert shards.auto_processes(snap, "clinicaltrials") == 1
-
-
-@pytest.mark.slow
-def test_a_build_staging_in_two_parts_publishes_the_same_bytes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    """The default build stages a batch's statements on two cursors side by side: the same
+    release as one cursor gives."""
     snap = realshape_pages(tmp_path / "snapshot")
     created = "2026-11-25T00:00:00Z"
-    build(snap, DataDir(tmp_path / "one"), created_at=created, workers=1)
-    monkeypatch.setattr(shards, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(shards.os, "sched_getaffinity", lambda _: {0, 1})
-    parts: list[shards.ShardTask] = []
-    real = shards.stage_shard
-
-    def counted(task: shards.ShardTask) -> shards.StagedShard:
-        parts.append(task)
-        return real(task)
-
-    monkeypatch.setattr(shards, "stage_shard", counted)
     build(snap, DataDir(tmp_path / "two"), created_at=created)
-
-    assert [task.index for task in parts] == [1]  # the second part, beside the step's own
+    monkeypatch.setattr(setwise, "STATEMENT_CURSORS", 1)
+    build(snap, DataDir(tmp_path / "one"), created_at=created)
     assert release_hashes(tmp_path / "two") == release_hashes(tmp_path / "one")

@@ -23,7 +23,7 @@ import pytest
 from pipelines.sources import clinicaltrials as ct
 from pipelines.sources import clinicaltrials_results as cr
 from pipelines.sources import clinicaltrials_results_sql as sql
-from pipelines.sources.base import RecordError, SnapshotFormatError
+from pipelines.sources.base import BATCH_DB, RecordError, SnapshotFormatError
 from tests.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +38,8 @@ Rows = dict[str, list[dict[str, Any]]]
 def sql_side(studies: list[Study]) -> tuple[Rows, dict[int, str]]:
     """Rows per table and the first problem per record, as DuckDB computes them."""
     con = duckdb.connect()
+    con.execute(f"ATTACH ':memory:' AS {BATCH_DB}")  # as a staging run has it (setwise)
+    con.execute(f"SET search_path = 'memory.main,{BATCH_DB}.main'")
     sql.register(con)
     for statement in sql.setup_sql():
         con.execute(statement)

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from bad_input_corpus import CASES, CORPUS
 from pipelines import paths, setwise
 from pipelines.setwise import merge_structures
 from pipelines.sources import SOURCES
-from pipelines.sources.base import SnapshotFormatError, raw_json
+from pipelines.sources.base import BATCH_DB, SnapshotFormatError, raw_json
 from pipelines.staging import StageStats, stage_source
 from pipelines.warehouse import ensure_schemas
 
@@ -109,6 +110,44 @@ def test_bundled_snapshot_stages_the_same_tables(tmp_path: Path) -> None:
     shutil.copytree(paths.BUNDLED_SNAPSHOT / SOURCE, snap / SOURCE)
     stats, _ = assert_same(snap)
     assert stats.staged == stats.records_read > 0
+
+
+def test_a_batch_s_tables_are_written_by_two_cursors_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch's table statements go to both statement cursors, which read the batch's
+    tables in `BATCH_DB` (a TEMP table would be one cursor's alone); the tables are one
+    pass's, and the connection is left as it was (no `BATCH_DB`, its search path), with the
+    Python functions the cursors registered still callable once they closed."""
+    snap = tmp_path / "snap"
+    shutil.copytree(paths.BUNDLED_SNAPSHOT / SOURCE, snap / SOURCE)
+    monkeypatch.setattr(setwise, "GROUP_BYTES", 1)  # a batch per page
+    cursors: list[set[int]] = []
+    write_batch, write_table = setwise._Writer.write, setwise._Writer._write
+
+    def batch(writer: Any) -> None:
+        cursors.append(set())
+        write_batch(writer)
+
+    def table(writer: Any, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        cursors[-1].add(id(con))
+        time.sleep(0.01)  # both cursors get work even when a statement is quick
+        write_table(writer, con, name)
+
+    monkeypatch.setattr(setwise._Writer, "write", batch)
+    monkeypatch.setattr(setwise._Writer, "_write", table)
+    assert_same(snap)
+    assert len(cursors) > 1
+    assert all(len(used) == setwise.STATEMENT_CURSORS == 2 for used in cursors)
+    con = duckdb.connect()
+    ensure_schemas(con)
+    stage_source(con, snap, SOURCE)
+    assert con.execute("SELECT current_setting('search_path')").fetchone() == ("",)
+    # A Python function the closed cursors registered is still there to call (not freed).
+    assert con.execute("SELECT ctr_py_number('1.5')").fetchone() == (1.5,)
+    assert BATCH_DB not in {
+        name for (name,) in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    }
 
 
 def test_bundled_snapshot_as_a_bulk_archive_stages_the_same_tables(tmp_path: Path) -> None:
@@ -490,10 +529,10 @@ def test_rows_moved_from_small_buffers_stage_the_same(
     written: list[str] = []
     flush = setwise._Writer._flush
 
-    def counted(writer: Any, table: str, every: bool = False) -> None:
+    def counted(writer: Any, con: Any, table: str, every: bool = False) -> None:
         if writer.buffered[table] >= (1 if every else 2):
             written.append(table)
-        flush(writer, table, every)
+        flush(writer, con, table, every)
 
     monkeypatch.setattr(setwise._Writer, "_flush", counted)
     assert_same(snap)
