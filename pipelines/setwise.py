@@ -57,6 +57,11 @@ BATCH_RECORDS = 5000
 BATCH_BYTES = 48 * 1024 * 1024
 """Archive members per batch while their texts add up to less than this: a batch's texts
 and their parsed records are what staging holds, so this bounds its memory (bench/README.md)."""
+PARSE_ROWS = 512
+"""Records parsed at once from texts: DuckDB scans an Arrow table a record batch at a time (a
+vector never spans two), and `from_json` holds a vector's parsed records, about 0.1 MiB each
+for a real study; a vector of 2 048 pushed the batch's tables out to disk (bench/README.md,
+lead session 9)."""
 GROUP_BYTES = 100 * 1024 * 1024
 """Page files read in one batch while their sizes add up to no more than this."""
 WHOLE_FILE_BYTES = 32 * 1024 * 1024
@@ -455,7 +460,7 @@ class _Reader:
         """`_sw_texts` and the parsed table from record texts: `_i` from `positions` (by
         default 0, 1, ...), `_index` the record's place in its file (from `first_index`).
         `_sw_texts` is the Arrow table itself (returned), registered until the next batch's:
-        the texts are held once."""
+        the texts are held once, in record batches of `PARSE_ROWS` (slices, not copies)."""
         positions = positions if positions is not None else list(range(len(texts)))
         table = pa.table(
             {
@@ -466,6 +471,7 @@ class _Reader:
                 "_text": texts,
             }
         )
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=PARSE_ROWS))
         self.con.register(_TEXTS, table)
         self._parse(
             f"""SELECT _i, _origin, _announced, _index,
