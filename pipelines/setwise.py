@@ -370,14 +370,17 @@ class _Reader:
             texts = _Texts()
             for record in chunk:
                 texts.add(orjson.dumps(record))
-            del chunk
+            count = len(texts)
             column = texts.column()
             assert column is not None  # orjson writes UTF-8
-            rows = self._load(column, [name] * len(texts), [None] * len(texts), first_index=done)
-            done += len(texts)
+            del chunk, texts  # the batch holds its texts alone (`_Run.batch` lets them go)
+            batch = _Batch(count, {name: path}, self.parsed)
+            batch.texts = self._load(column, [name] * count, [None] * count, first_index=done)
+            del column
+            done += count
             if self.shard.count > 1:
                 self._keep_shard()
-            yield _Batch(len(texts), {name: path}, self.parsed, rows)
+            yield batch
 
     def _members(self, path: Path, name: str) -> Iterator[_Batch]:
         """An archive's members in batches of up to `BATCH_RECORDS` members or `BATCH_BYTES`
@@ -420,6 +423,7 @@ class _Reader:
                 index = [index[n] for n in kept]
             del texts
             batch.texts = self._load(column, origins, keys, index)
+            del column  # the batch holds its texts alone (`_Run.batch` lets them go)
             self._check_members(batch)
             yield batch
 
@@ -612,6 +616,7 @@ class _Run:
         self.records.batch(batch, offset)
         skip, quarantined = self._decide(batch, offset)
         self._write_quarantine(batch, offset, quarantined)
+        batch.texts = None  # read by no statement: the next batch's are held meanwhile
         con.execute(
             f"CREATE OR REPLACE TABLE {BATCH_DB}.{_SKIP} AS SELECT unnest(?::BIGINT[]) AS _rec",
             [sorted(skip)],
