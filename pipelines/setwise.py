@@ -180,6 +180,15 @@ def _search_path(con: duckdb.DuckDBPyConnection) -> str:
     return f'"{quoted}".main,{BATCH_DB}.main'
 
 
+def _first(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The first row of a query, its result read to the end: a SELECT's result left open
+    keeps its connection's transaction open, and with it every version of the batch tables
+    replaced since (a reader cursor waiting while a batch is staged held them all, and DuckDB
+    spilled them; bench/README.md, lead session 9)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
 class _Cursors:
     """Cursors of the staging connection, each set up as the connection is (the parts' macros,
     the search path): `count` of them run a batch's statements side by side, a thread each
@@ -331,9 +340,10 @@ class _Reader:
                 FROM (SELECT filename, {records} AS l FROM read_text(?))""",
                 [[name for _, name, _ in group], paths, paths],
             )
-            row = self.con.execute(
-                f"SELECT count(*), count(*) FILTER (WHERE NOT _object) FROM {self.parsed}"
-            ).fetchone()
+            row = _first(
+                self.con,
+                f"SELECT count(*), count(*) FILTER (WHERE NOT _object) FROM {self.parsed}",
+            )
         except duckdb.Error:
             row = None
         if row is not None and not row[1]:
@@ -594,7 +604,7 @@ class _Run:
         con, spec = self.con, self.spec
         offset = self.next_rec
         self.next_rec += batch.count
-        read = con.execute(f"SELECT count(*) FROM {batch.parsed}").fetchone()
+        read = _first(con, f"SELECT count(*) FROM {batch.parsed}")
         self.stats.records_read += (read[0] if read else 0) + len(batch.bad)
         if any(name in self.superseded for name in batch.paths):
             self._supersede(batch)
@@ -628,7 +638,7 @@ class _Run:
         it has one) kept any."""
         if part.screen is None:
             return True
-        found = self.con.execute(f"SELECT EXISTS (FROM {part.screen})").fetchone()
+        found = _first(self.con, f"SELECT EXISTS (FROM {part.screen})")
         return bool(found and found[0])
 
     def _supersede(self, batch: _Batch) -> None:
@@ -808,9 +818,7 @@ class _SeenKeys:
         if packed is None:
             return None
         rec = packed >> 1
-        row = self._con.execute(
-            f"SELECT _origin, _index FROM {_SEEN} WHERE _rec = ?", [rec]
-        ).fetchone()
+        row = _first(self._con, f"SELECT _origin, _index FROM {_SEEN} WHERE _rec = ?", [rec])
         assert row is not None
         origin, index = row
         return _Seen(rec, origin, bool(packed & 1), _path(self._paths, origin), index)
@@ -836,9 +844,9 @@ class _Records:
         i = rec - self._offset
         if self._batch.texts is not None:
             return orjson.loads(self.text(rec))
-        found = self._con.execute(
-            f"SELECT _origin, _index FROM {self._batch.parsed} WHERE _i = ?", [i]
-        ).fetchone()
+        found = _first(
+            self._con, f"SELECT _origin, _index FROM {self._batch.parsed} WHERE _i = ?", [i]
+        )
         assert found is not None
         return self._in_file(self._batch.paths[found[0]], found[1])
 
@@ -997,7 +1005,7 @@ class _Writer:
                 self.con.execute(f"DROP TABLE {name}")
                 continue
             for column in sorted(self.spec.extra_columns.get(table, {})):
-                row = self.con.execute(f'SELECT count("{column}") FROM {name}').fetchone()
+                row = _first(self.con, f'SELECT count("{column}") FROM {name}')
                 if row and not row[0]:
                     self.con.execute(f'ALTER TABLE {name} DROP COLUMN "{column}"')
 

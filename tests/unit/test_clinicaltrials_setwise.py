@@ -646,3 +646,35 @@ def test_an_archive_member_with_a_non_finite_number_is_quarantined_the_same(
     stats, tables = assert_same(tmp_path)
     assert (stats.staged, stats.quarantined) == (0, 1)
     assert "archive member NCT03722472.json: not JSON" in quarantine(tables)[0][3]
+
+
+def test_a_query_read_by_first_leaves_no_transaction_holding_a_dropped_table() -> None:
+    """A cursor that read one row of a SELECT and waits (the reader while a batch is staged)
+    must not keep the batch tables replaced meanwhile: DuckDB frees a dropped table's memory
+    once no open transaction can see it."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH ':memory:' AS {BATCH_DB}")
+    cursor = con.cursor()
+
+    def held() -> int:
+        (used,) = con.execute(
+            "SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'"
+        ).fetchone()  # type: ignore[misc]
+        return int(used)
+
+    def dropped_after(read: Callable[[], Any]) -> int:
+        con.execute(
+            f"CREATE OR REPLACE TABLE {BATCH_DB}.t AS "
+            "SELECT range AS i, md5(range::VARCHAR) AS s FROM range(200000)"
+        )
+        read()
+        con.execute(f"DROP TABLE {BATCH_DB}.t")
+        return held()
+
+    left_open = dropped_after(
+        lambda: cursor.execute(f"SELECT count(*) FROM {BATCH_DB}.t").fetchone()
+    )
+    assert left_open > 1024 * 1024  # the cursor's open result keeps the table
+    cursor.execute("SELECT 1").fetchall()
+    assert setwise._first(cursor, "SELECT 1") == (1,)
+    assert dropped_after(lambda: setwise._first(cursor, f"SELECT count(*) FROM {BATCH_DB}.t")) == 0
