@@ -28,7 +28,7 @@ import itertools
 import queue
 import re
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, KeysView
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -84,6 +84,7 @@ _TEXTS = "_sw_texts"
 _PROBLEMS = "_sw_problems"
 _SKIP = "_sw_skip"
 _SEEN = "_sw_seen"
+_KEYS = "_sw_keys"
 _T = TypeVar("_T")
 
 
@@ -163,7 +164,8 @@ def stage(
                     run.batch(batch)
             run.finish()
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {_SEEN}")
+        for name in (_SEEN, _KEYS):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
         con.execute(f"DETACH DATABASE IF EXISTS {BATCH_DB}")
 
 
@@ -675,7 +677,7 @@ class _Run:
             reasons[offset + i] = self.spec.id_problem(key) or f"record key {key!r} is not an id"
         keyed = [k for k in keys if k is not None]
         present = set(keyed)
-        special = (present & self.seen.keys()) | (present & self.off_topic.keys())
+        special = self.seen.among(present) | (present & self.off_topic.keys())
         if len(present) < len(keyed):
             special |= {k for k, n in Counter(keyed).items() if n > 1}
         self.seen.batch(batch, offset)
@@ -697,6 +699,7 @@ class _Run:
             else:
                 quarantined[rec] = (key, reason)
                 skip.add(rec)
+        self.seen.commit()
         return skip, quarantined
 
     def _again(self, key: str, entry: _Seen, reason: str | None) -> tuple[str | None, bool]:
@@ -784,22 +787,29 @@ def _path(paths: dict[str, Path], origin: str) -> Path:
 
 
 class _SeenKeys:
-    """The keys staging has kept a record of, small in memory per key: in Python the key and
-    one int (its record's `_rec` and whether it was staged); where each record was read
-    (`_origin`, `_index`) in a DuckDB table of the database staged into, on disk once
-    checkpointed, read back only for a key that comes again. About 140 bytes a key against
-    350 for an object per key holding its origin (bench/README.md)."""
+    """The keys staging has kept a record of, each with its record's `_rec` and whether it was
+    staged, and where each keyed record was read (`_origin`, `_index`): tables of the database
+    staged into, on disk once checkpointed, so staging's memory does not grow with the records
+    (a Python dict of the keys took about 140 bytes a key, 75 MB at 560 000; bench/README.md,
+    lead session 9). A batch's keys are matched against them in one statement; the batch's own
+    decisions are kept in Python until it is decided (`commit`)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
-        self._recs: dict[str, int] = {}
+        self._batch: dict[str, int] = {}
+        """Key -> its record's `_rec` << 1 | staged, decided in this batch."""
         self._paths: dict[str, Path] = {}
         con.execute(
             f"CREATE OR REPLACE TABLE {_SEEN} (_rec BIGINT, _origin VARCHAR, _index BIGINT)"
         )
+        con.execute(f"CREATE OR REPLACE TABLE {_KEYS} (_key VARCHAR, _packed BIGINT)")
 
-    def keys(self) -> KeysView[str]:
-        return self._recs.keys()
+    def among(self, keys: set[str]) -> set[str]:
+        """The keys of `keys` with a record kept."""
+        rows = self._con.execute(
+            f"SELECT _key FROM {_KEYS} WHERE _key IN (SELECT unnest(?::VARCHAR[]))", [list(keys)]
+        ).fetchall()
+        return {key for (key,) in rows} | (keys & self._batch.keys())
 
     def batch(self, batch: _Batch, offset: int) -> None:
         """Note where this batch's keyed records were read, before any of them is decided."""
@@ -811,17 +821,33 @@ class _SeenKeys:
 
     def add(self, key: str, rec: int, staged: bool) -> None:
         """Keep `rec` as the record of `key` (replacing any other)."""
-        self._recs[key] = rec << 1 | staged
+        self._batch[key] = rec << 1 | staged
 
     def get(self, key: str) -> _Seen | None:
-        packed = self._recs.get(key)
+        packed = self._batch.get(key)
         if packed is None:
-            return None
+            row = _first(self._con, f"SELECT _packed FROM {_KEYS} WHERE _key = ?", [key])
+            if row is None:
+                return None
+            packed = int(row[0])
         rec = packed >> 1
         row = _first(self._con, f"SELECT _origin, _index FROM {_SEEN} WHERE _rec = ?", [rec])
         assert row is not None
         origin, index = row
         return _Seen(rec, origin, bool(packed & 1), _path(self._paths, origin), index)
+
+    def commit(self) -> None:
+        """The batch's decisions into the keys' table (a key decided again replaces its row)."""
+        if not self._batch:
+            return
+        keys, packed = list(self._batch), list(self._batch.values())
+        self._con.execute(
+            f"DELETE FROM {_KEYS} WHERE _key IN (SELECT unnest(?::VARCHAR[]))", [keys]
+        )
+        self._con.execute(
+            f"INSERT INTO {_KEYS} SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[])", [keys, packed]
+        )
+        self._batch.clear()
 
 
 class _Records:
