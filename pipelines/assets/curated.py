@@ -9,6 +9,7 @@ blocking check `pipelines.rules` derives from its model and keys.
 
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import cast
@@ -31,7 +32,7 @@ from pipelines.rules import (
     warehouse_parents,
 )
 from pipelines.sources import SOURCES
-from pipelines.warehouse import duckdb_threads, write_table
+from pipelines.warehouse import duckdb_setting, duckdb_threads, write_table
 from schemas import QUARANTINE, TABLES, TABLES_BY_NAME, TableSpec
 from schemas.arrow import arrow_schema, to_arrow
 from schemas.working import WORKING_BY_NAME
@@ -39,6 +40,15 @@ from schemas.working import WORKING_BY_NAME
 STATS_TABLE = "curated.table_stats"
 BUILDER_THREADS = 2
 """Curated builders run at once, each on a cursor of its own (`run_builders`)."""
+BESIDE_ANOTHER_SHARE = 0.75
+"""The share of the warehouse's `memory_limit` DuckDB may hold while builders run side by side.
+The step holds Python rows, frames and results beside DuckDB (about 250 MiB at 200 000
+studies), and from 200 000 studies on DuckDB fills whatever limit it has (its sorts and the
+gate's copies spill past it): with the whole limit the step peaked at 860-990 MiB there, with
+three quarters at 760-840, for the same CPU (bench/README.md, h9c). A builder run again alone
+gets the whole limit (`run_builders`)."""
+_BYTES = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+"""The units DuckDB prints a size setting in."""
 
 
 def reference_key(file: str) -> dg.AssetKey:
@@ -275,11 +285,27 @@ BuilderRun = tuple[
 """A builder run: its tables' metadata by name, and its table's check (None: not selected)."""
 
 
+def share_of(size: str, share: float) -> str:
+    """`share` of a size as DuckDB prints a setting (`488.2 MiB`), in whole KiB (DuckDB reads
+    a fraction of a MiB back 0.1 MiB short)."""
+    number, unit = size.split()
+    return f"{int(float(number) * _BYTES[unit] * share) // 2**10} KiB"
+
+
 def _run_builder(
-    con: duckdb.DuckDBPyConnection, builder: tables.Builder, reference_dir: Path, check: bool
+    con: duckdb.DuckDBPyConnection,
+    builder: tables.Builder,
+    reference_dir: Path,
+    check: bool,
+    memory_limit: str | None = None,
 ) -> BuilderRun:
-    """One builder through the gate, then its table's blocking check, on a cursor of its own."""
-    with con.cursor() as cursor:
+    """One builder through the gate, then its table's blocking check, on a cursor of its own;
+    with `memory_limit`, DuckDB's for the run (the database's setting: nothing may run beside
+    it)."""
+    with (
+        con.cursor() as cursor,
+        duckdb_setting(cursor, "memory_limit", memory_limit) if memory_limit else nullcontext(),
+    ):
         metadata = build_table(cursor, builder, reference_dir)
         result = table_check(cursor, TABLES_BY_NAME[builder.table]) if check else None
     return builder, metadata, result
@@ -298,11 +324,11 @@ def run_builders(
     Two builders at once, each with DuckDB on one thread, take less CPU and wall time than
     one at a time with DuckDB on two (a second DuckDB thread cost 25-35 % more CPU on these
     sorts and inserts; bench/README.md, h5p session 5); DuckDB releases the GIL while a
-    statement runs. The two share the warehouse's `memory_limit`: at 560 000 studies two large
-    builders side by side can need more than it holds, so a builder that runs out of memory is
-    run again alone once the others are done (its tables are all replaced, so a second run
-    starts clean); out of memory alone, the step fails. A failed check stops new builders;
-    those running finish first.
+    statement runs. The two share BESIDE_ANOTHER_SHARE of the warehouse's `memory_limit`: two
+    large builders side by side can need more than that, so a builder that runs out of memory
+    is run again alone once the others are done, with the whole limit (its tables are all
+    replaced, so a second run starts clean); out of memory alone, the step fails. A failed
+    check stops new builders; those running finish first.
     """
     required = needs(builders)
     by_table = {b.table: b for b in builders}
@@ -311,8 +337,10 @@ def run_builders(
     done: set[str] = set()
     alone: set[str] = set()
     _create_stats(con)
+    (whole,) = cast(tuple[str], con.execute("SELECT current_setting('memory_limit')").fetchone())
     with (
         duckdb_threads(con, 1),
+        duckdb_setting(con, "memory_limit", share_of(whole, BESIDE_ANOTHER_SHARE)),
         ThreadPoolExecutor(BUILDER_THREADS, thread_name_prefix="builder") as pool,
     ):
         running: dict[Future[BuilderRun], str] = {}
@@ -325,7 +353,12 @@ def run_builders(
                     break
                 waiting.remove(table)
                 future = pool.submit(
-                    _run_builder, con, by_table[table], reference_dir, table in checks
+                    _run_builder,
+                    con,
+                    by_table[table],
+                    reference_dir,
+                    table in checks,
+                    whole if table in alone else None,
                 )
                 running[future] = table
             finished, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -19,6 +19,7 @@ import pytest
 from pipelines import paths, tables
 from pipelines.assets import curated
 from pipelines.build import BuildError, build
+from pipelines.deployment import DEFAULT_MEMORY_LIMIT
 from pipelines.release.publish import DataDir
 from tests.conftest import CREATED_AT
 from tests.pipeline.test_recorded_hashes import RECORDED, release_hashes
@@ -30,19 +31,23 @@ TARGET = "outcomes"
 
 
 class Runs:
-    """Each builder run's table and the runs it overlapped, recorded by a wrapped build_table
-    that raises DuckDB's out-of-memory error on the target's first `failures` runs."""
+    """Each builder run's table, DuckDB's memory limit and the runs it overlapped, recorded by
+    a wrapped build_table that raises DuckDB's out-of-memory error on the target's first
+    `failures` runs."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.lock = threading.Lock()
         self.events: list[tuple[str, str, int]] = []  # (start | end, table, run number)
+        self.limits: list[tuple[str, str]] = []  # (table, memory_limit) of each run
 
     def wrap(self, build_table: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         def run(con: duckdb.DuckDBPyConnection, builder: tables.Builder, *args: Any) -> Any:
+            (limit,) = con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
             with self.lock:
                 number = len(self.events)
                 self.events.append(("start", builder.table, number))
+                self.limits.append((builder.table, str(limit)))
                 fail = builder.table == TARGET and self.failures > 0
                 self.failures -= fail
             try:
@@ -82,8 +87,32 @@ def test_a_builder_out_of_memory_beside_another_runs_again_alone(
     # the warehouse to itself whatever the timing.
     _failed, alone = runs.overlapping(TARGET)
     assert alone == set()
+    whole = _mib(_printed(DEFAULT_MEMORY_LIMIT))
+    shared = curated.BESIDE_ANOTHER_SHARE * whole
+    limits = [(table, _mib(limit)) for table, limit in runs.limits]
+    beside, again = [limit for table, limit in limits if table == TARGET]
+    assert _near(beside, shared) and _near(again, whole)
+    assert all(_near(limit, shared) for table, limit in limits if table != TARGET)
     recorded = json.loads(RECORDED.read_text(encoding="utf-8"))
     assert release_hashes(tmp_path / "data") == recorded
+
+
+def _printed(limit: str) -> str:
+    """A `memory_limit` as DuckDB prints it (`488.2 MiB`)."""
+    with duckdb.connect(config={"memory_limit": limit}) as con:
+        (printed,) = con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+    return str(printed)
+
+
+def _near(limit: float, expected: float) -> bool:
+    """DuckDB keeps a limit to 0.1 MiB, and reads one it printed back up to 0.1 MiB short."""
+    return abs(limit - expected) <= 0.2
+
+
+def _mib(size: str) -> float:
+    number, unit = size.split()
+    assert unit == "MiB", size
+    return float(number)
 
 
 def test_a_builder_out_of_memory_alone_fails_the_build(
