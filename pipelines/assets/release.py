@@ -6,9 +6,10 @@ it to the build service's publish step (`pipelines/build.py`), the one that choo
 
 import threading
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 import duckdb
@@ -34,6 +35,31 @@ ROWS_PER_BATCH = 122_880
 
 EVICTING_LIMIT = "1MB"
 """The warehouse's `memory_limit` for the instant that evicts its cached table blocks."""
+READING_LIMIT = "64MB"
+"""The warehouse's `memory_limit` while the release reads it. Each table is scanned once, yet
+DuckDB keeps the blocks it read until its limit wants the room: with the build's 512MB what the
+release read of 200 000 studies grew to 203 MiB (and to the whole limit on a larger warehouse)
+beside the files being written (the step's reading phase 667-717 MiB; 541-580 with 32MB or
+64MB, the same CPU: bench/README.md, h9c)."""
+
+
+@contextmanager
+def reading_limit(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The warehouse under READING_LIMIT for the block, then its limit as before. Should DuckDB
+    hold memory it cannot evict (it then raises, having set the lower limit), the block runs
+    under the limit as before."""
+    with con.cursor() as cursor:
+        (before,) = cast(
+            tuple[str], cursor.execute("SELECT current_setting('memory_limit')").fetchone()
+        )
+        try:
+            cursor.execute("SET memory_limit = ?", [READING_LIMIT])
+        except duckdb.OutOfMemoryException:
+            cursor.execute("SET memory_limit = ?", [before])
+        try:
+            yield
+        finally:
+            cursor.execute("SET memory_limit = ?", [before])
 
 
 def evict_cache(con: duckdb.DuckDBPyConnection) -> None:
@@ -225,16 +251,17 @@ def publish_release(
 ) -> PublishResult:
     """Publish the curated tables and the quarantine of the warehouse, each streamed from
     `con` into its Parquet file: the tables by rows, the largest first, so that the two
-    writing threads end together (the quarantine, not counted, first). Once the last is read,
-    the warehouse lets go of what it cached (`Reads`), before the publish session's DuckDB
-    fills with the record history."""
+    writing threads end together (the quarantine, not counted, first). The warehouse holds
+    little of what it read (`reading_limit`), and lets go of it once the last is read
+    (`Reads`), before the publish session's DuckDB fills with the record history."""
     rows = {spec.name: row_count(con, spec.name) for spec in TABLES}
     books = accounting(con, rows)
     reads = Reads(con)
     tables: dict[str, ReleaseTable] = {QUARANTINE.name: quarantine_batches(con, reads)}
     for name in sorted(rows, key=lambda table: (-rows[table], table)):
         tables[name] = curated_batches(con, name, reads)
-    return publish_tables(outputs, tables, snapshot_dir, books, created_at, release_version)
+    with reading_limit(con):
+        return publish_tables(outputs, tables, snapshot_dir, books, created_at, release_version)
 
 
 @dg.asset(
