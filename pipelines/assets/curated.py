@@ -44,9 +44,9 @@ BESIDE_ANOTHER_SHARE = 0.75
 """The share of the warehouse's `memory_limit` DuckDB may hold while builders run side by side.
 The step holds Python rows, frames and results beside DuckDB (about 250 MiB at 200 000
 studies), and from 200 000 studies on DuckDB fills whatever limit it has (its sorts and the
-gate's copies spill past it): with the whole limit the step peaked at 860-990 MiB there, with
-three quarters at 760-840, for the same CPU (bench/README.md, h9c). A builder run again alone
-gets the whole limit (`run_builders`)."""
+gate's copies spill past it): with the whole limit the step peaked at 890-1 040 MiB there,
+with three quarters at 770-870, for the same CPU (bench/README.md, h9c). A builder run again
+alone gets the whole limit (`run_builders`)."""
 _BYTES = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
 """The units DuckDB prints a size setting in."""
 
