@@ -30,7 +30,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -152,8 +152,8 @@ def stage(
     try:
         with (
             duckdb_threads(con, THREADS),
-            _batch_names(con),
             _Cursors(con, setups, STATEMENT_CURSORS) as cursors,
+            duckdb_setting(con, "search_path", cursors.search_path),
         ):
             for setup in setups:
                 setup(con)
@@ -169,14 +169,8 @@ def stage(
         con.execute(f"DETACH DATABASE IF EXISTS {BATCH_DB}")
 
 
-@contextmanager
-def _batch_names(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Unqualified names found in the database staged into, then in `BATCH_DB`."""
-    with duckdb_setting(con, "search_path", _search_path(con)):
-        yield
-
-
 def _search_path(con: duckdb.DuckDBPyConnection) -> str:
+    """Unqualified names found in the database staged into, then in `BATCH_DB`."""
     (database,) = con.execute("SELECT current_database()").fetchone()  # type: ignore[misc]
     quoted = database.replace('"', '""')
     return f'"{quoted}".main,{BATCH_DB}.main'
@@ -205,7 +199,7 @@ class _Cursors:
     ) -> None:
         self._con = con
         self._setups = setups
-        self._search_path = _search_path(con)
+        self.search_path = _search_path(con)
         self._opened: list[duckdb.DuckDBPyConnection] = []
         self._idle: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
         for _ in range(count):
@@ -224,7 +218,7 @@ class _Cursors:
         """A cursor set up as the connection is, closed with the others."""
         cursor = self._con.cursor()
         self._opened.append(cursor)
-        cursor.execute("SET search_path = ?", [self._search_path])
+        cursor.execute("SET search_path = ?", [self.search_path])
         for setup in self._setups:
             setup(cursor)
         return cursor
@@ -807,11 +801,11 @@ class _SeenKeys:
         con.execute(f"CREATE OR REPLACE TABLE {_KEYS} (_key VARCHAR, _packed BIGINT)")
 
     def among(self, keys: set[str]) -> set[str]:
-        """The keys of `keys` with a record kept."""
+        """The keys of `keys` with a record kept (asked before a batch is decided)."""
         rows = self._con.execute(
             f"SELECT _key FROM {_KEYS} WHERE _key IN (SELECT unnest(?::VARCHAR[]))", [list(keys)]
         ).fetchall()
-        return {key for (key,) in rows} | (keys & self._batch.keys())
+        return {key for (key,) in rows}
 
     def batch(self, batch: _Batch, offset: int) -> None:
         """Note where this batch's keyed records were read, before any of them is decided."""
