@@ -30,10 +30,10 @@ import re
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import duckdb
 import orjson
@@ -48,6 +48,8 @@ from pipelines.warehouse import (
     StagingSink,
     duckdb_setting,
     duckdb_threads,
+    in_kib,
+    size_bytes,
     staging_name,
     staging_schema,
 )
@@ -57,6 +59,15 @@ BATCH_RECORDS = 5000
 BATCH_BYTES = 48 * 1024 * 1024
 """Archive members per batch while their texts add up to less than this: a batch's texts
 and their parsed records are what staging holds, so this bounds its memory (bench/README.md)."""
+ARCHIVE_HELD_BYTES = 2 * BATCH_BYTES
+"""What reading an archive holds outside DuckDB's memory: a batch's texts as Arrow, and its
+JSON documents while DuckDB parses them. DuckDB's `memory_limit` is lowered by it while a run
+reads an archive, so an archive stages in the memory pages do (pages are read and parsed by
+DuckDB, within its limit): 200 000 studies from the ZIP alone peaked at 902 MiB with 512MB,
+851 with 416MB, at the same CPU time (bench/README.md, lead session 10)."""
+ARCHIVE_LEAST_LIMIT = 384 * 2**20
+"""The lowest `memory_limit` that lowering leaves: 20 000 studies from the ZIP staged at 384MB
+in the CPU time they took at 512MB."""
 PARSE_ROWS = 512
 """Records parsed at once from texts: DuckDB scans an Arrow table a record batch at a time (a
 vector never spans two), and `from_json` holds a vector's parsed records, about 0.1 MiB each
@@ -150,7 +161,9 @@ def stage(
     setups = [part.setup for part in spec.parts if part.setup is not None]
     con.execute(f"ATTACH ':memory:' AS {BATCH_DB}")
     try:
+        lowered = _archive_limit(con, snapshot_dir, unit, shard)
         with (
+            duckdb_setting(con, "memory_limit", lowered) if lowered else nullcontext(),
             duckdb_threads(con, THREADS),
             _Cursors(con, setups, STATEMENT_CURSORS) as cursors,
             duckdb_setting(con, "search_path", cursors.search_path),
@@ -167,6 +180,22 @@ def stage(
         for name in (_SEEN, _KEYS):
             con.execute(f"DROP TABLE IF EXISTS {name}")
         con.execute(f"DETACH DATABASE IF EXISTS {BATCH_DB}")
+
+
+def _archive_limit(
+    con: duckdb.DuckDBPyConnection, snapshot_dir: Path, unit: SourceUnit, shard: snapshot.Shard
+) -> str | None:
+    """DuckDB's `memory_limit` for a run that reads an archive: as set, less
+    `ARCHIVE_HELD_BYTES`, but not below `ARCHIVE_LEAST_LIMIT`; None for a run that reads none,
+    or when that is not lower."""
+    bulk = unit.bulk
+    files = snapshot.shard_files(snapshot_dir, unit.name, shard)
+    if bulk is None or not any(path.suffix == bulk.suffix for path in files):
+        return None
+    (limit,) = cast(tuple[str], con.execute("SELECT current_setting('memory_limit')").fetchone())
+    whole = size_bytes(limit)
+    lowered = max(ARCHIVE_LEAST_LIMIT, whole - ARCHIVE_HELD_BYTES)
+    return in_kib(lowered) if lowered < whole else None
 
 
 def _search_path(con: duckdb.DuckDBPyConnection) -> str:

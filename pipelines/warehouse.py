@@ -205,6 +205,22 @@ def union_staging(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame | 
     return read_frame(con, f"SELECT * FROM ({union}) ORDER BY _source, _source_file, _seq")
 
 
+_BYTES = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+"""The units DuckDB prints a size setting in."""
+
+
+def size_bytes(size: str) -> int:
+    """A size as DuckDB prints a setting (`488.2 MiB`), in bytes."""
+    number, unit = size.split()
+    return int(float(number) * _BYTES[unit])
+
+
+def in_kib(size: int) -> str:
+    """Bytes as a size setting in whole KiB (DuckDB reads a fraction of a MiB back 0.1 MiB
+    short)."""
+    return f"{size // 2**10} KiB"
+
+
 @contextmanager
 def duckdb_setting(con: duckdb.DuckDBPyConnection, name: str, value: object) -> Iterator[None]:
     """DuckDB's `name` setting at `value` for the block, then as before (settings are the
@@ -215,7 +231,17 @@ def duckdb_setting(con: duckdb.DuckDBPyConnection, name: str, value: object) -> 
         con.execute(f"SET {name} = ?", [value])
         yield
     finally:
-        con.execute(f"SET {name} = ?", [before])
+        con.execute(f"SET {name} = ?", [_as_set(before)])
+
+
+def _as_set(value: object) -> object:
+    """A setting's value as DuckDB printed it, to set it again. DuckDB prints a size cut (not
+    rounded) to a tenth of its unit, so set as printed a limit would shrink by a tenth of a
+    MiB each time (`488.2 MiB` reads back `488.1 MiB`); set half a tenth above, it prints the
+    same again."""
+    if isinstance(value, str) and len(parts := value.split()) == 2 and parts[1] in _BYTES:
+        return f"{float(parts[0]) + 0.05} {parts[1]}"
+    return value
 
 
 def duckdb_threads(con: duckdb.DuckDBPyConnection, threads: int) -> AbstractContextManager[None]:

@@ -32,7 +32,13 @@ from pipelines.rules import (
     warehouse_parents,
 )
 from pipelines.sources import SOURCES
-from pipelines.warehouse import duckdb_setting, duckdb_threads, write_table
+from pipelines.warehouse import (
+    duckdb_setting,
+    duckdb_threads,
+    in_kib,
+    size_bytes,
+    write_table,
+)
 from schemas import QUARANTINE, TABLES, TABLES_BY_NAME, TableSpec
 from schemas.arrow import arrow_schema, to_arrow
 from schemas.working import WORKING_BY_NAME
@@ -47,8 +53,6 @@ studies), and from 200 000 studies on DuckDB fills whatever limit it has (its so
 gate's copies spill past it): with the whole limit the step peaked at 890-1 040 MiB there,
 with three quarters at 770-870, for the same CPU (bench/README.md, h9c). A builder run again
 alone gets the whole limit (`run_builders`)."""
-_BYTES = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
-"""The units DuckDB prints a size setting in."""
 
 
 def reference_key(file: str) -> dg.AssetKey:
@@ -288,8 +292,7 @@ BuilderRun = tuple[
 def share_of(size: str, share: float) -> str:
     """`share` of a size as DuckDB prints a setting (`488.2 MiB`), in whole KiB (DuckDB reads
     a fraction of a MiB back 0.1 MiB short)."""
-    number, unit = size.split()
-    return f"{int(float(number) * _BYTES[unit] * share) // 2**10} KiB"
+    return in_kib(int(size_bytes(size) * share))
 
 
 def _run_builder(

@@ -30,7 +30,7 @@ from pipelines.setwise import merge_structures
 from pipelines.sources import SOURCES
 from pipelines.sources.base import BATCH_DB, SnapshotFormatError, raw_json
 from pipelines.staging import StageStats, stage_source
-from pipelines.warehouse import ensure_schemas
+from pipelines.warehouse import ensure_schemas, size_bytes
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "ctgov"
 SOURCE = "clinicaltrials"
@@ -169,6 +169,42 @@ def test_bundled_snapshot_as_a_bulk_archive_stages_the_same_tables(tmp_path: Pat
         archive.writestr("README.txt", b"not a study")
     stats, tables = assert_same(snap)
     assert stats.quarantined == 8 == len(quarantine(tables))
+
+
+def _limits_while_writing(snapshot_dir: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """DuckDB's memory_limit each time a batch's rows are written, staging `snapshot_dir` with
+    the limit at 512MB; asserts that the limit is put back afterwards."""
+    seen: set[str] = set()
+    write = setwise._Writer.write
+
+    def writing(writer: Any) -> None:
+        seen.add(writer.con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        write(writer)
+
+    monkeypatch.setattr(setwise._Writer, "write", writing)
+    con = duckdb.connect(config={"memory_limit": "512MB"})
+    ensure_schemas(con)
+    before = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    stage_source(con, snapshot_dir, SOURCE)
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone() == before
+    return seen
+
+
+def test_an_archive_stages_with_duckdb_s_limit_less_what_its_texts_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive's texts are held as Arrow outside DuckDB's memory_limit, pages are read by
+    DuckDB within it: an archive's run lowers the limit by `ARCHIVE_HELD_BYTES`."""
+    pages = tmp_path / "pages"
+    shutil.copytree(paths.BUNDLED_SNAPSHOT / SOURCE, pages / SOURCE)
+    archive = tmp_path / "archive"
+    (archive / SOURCE).mkdir(parents=True)
+    with zipfile.ZipFile(archive / SOURCE / "ctg-studies.json.zip", "w") as bulk:
+        for path in sorted((paths.BUNDLED_SNAPSHOT / SOURCE).glob("*.json")):
+            bulk.writestr(f"{path.stem[-2:]}/{path.name}", path.read_bytes())
+    assert _limits_while_writing(pages, monkeypatch) == {"488.2 MiB"}
+    (lowered,) = _limits_while_writing(archive, monkeypatch)
+    assert abs(size_bytes(lowered) - (512 * 10**6 - setwise.ARCHIVE_HELD_BYTES)) < 2**20
 
 
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples/ctgov is not here")
