@@ -51,8 +51,8 @@ BESIDE_ANOTHER_SHARE = 0.75
 The step holds Python rows, frames and results beside DuckDB (about 250 MiB at 200 000
 studies), and from 200 000 studies on DuckDB fills whatever limit it has (its sorts and the
 gate's copies spill past it): with the whole limit the step peaked at 890-1 040 MiB there,
-with three quarters at 770-870, for the same CPU (bench/README.md, h9c). A builder run again
-alone gets the whole limit (`run_builders`)."""
+with three quarters at 770-870, for the same CPU (bench/README.md, h9c). A builder that runs
+out of it beside another runs again alone under it, then with the whole limit (`run_builders`)."""
 
 
 def reference_key(file: str) -> dg.AssetKey:
@@ -329,16 +329,20 @@ def run_builders(
     sorts and inserts; bench/README.md, h5p session 5); DuckDB releases the GIL while a
     statement runs. The two share BESIDE_ANOTHER_SHARE of the warehouse's `memory_limit`: two
     large builders side by side can need more than that, so a builder that runs out of memory
-    is run again alone once the others are done, with the whole limit (its tables are all
-    replaced, so a second run starts clean); out of memory alone, the step fails. A failed
-    check stops new builders; those running finish first.
+    is run again alone once the others are done, under the same limit, then, out of memory
+    again, alone with the whole limit (its tables are all replaced, so a run again starts
+    clean); out of memory then, the step fails. Alone under the share, a builder holds what
+    two did side by side: the whole limit at once raised the step's peak by about 100 MiB at
+    200 000 studies (bench/README.md, lead session 10). A failed check stops new builders;
+    those running finish first.
     """
     required = needs(builders)
     by_table = {b.table: b for b in builders}
     longest = critical_paths(required, staged_rows(con, builders))
     waiting = sorted(required, key=lambda table: (-longest[table], table))
     done: set[str] = set()
-    alone: set[str] = set()
+    alone: dict[str, str | None] = {}
+    """Builders to run alone, each with its limit: None (the share), then the whole."""
     _create_stats(con)
     (whole,) = cast(tuple[str], con.execute("SELECT current_setting('memory_limit')").fetchone())
     with (
@@ -351,7 +355,10 @@ def run_builders(
         while waiting or running:
             for table in [t for t in waiting if required[t] <= done] if not failed else []:
                 # A builder to run alone waits for the running ones; none starts beside it.
-                busy = len(running) == BUILDER_THREADS or alone & {table, *running.values()}
+                busy = len(running) == BUILDER_THREADS or alone.keys() & {
+                    table,
+                    *running.values(),
+                }
                 if busy and (running or table not in alone):
                     break
                 waiting.remove(table)
@@ -361,18 +368,20 @@ def run_builders(
                     by_table[table],
                     reference_dir,
                     table in checks,
-                    whole if table in alone else None,
+                    alone.get(table),
                 )
                 running[future] = table
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in sorted(finished, key=lambda f: running[f]):
                 table = running.pop(future)
-                if _out_of_memory(future) and table not in alone:
+                if _out_of_memory(future) and alone.get(table, "") != whole:
+                    where = "alone" if table in alone else "beside another builder"
+                    alone[table] = whole if table in alone else None
+                    limit = "the whole" if alone[table] else "the same"
                     dg.get_dagster_logger().warning(
-                        f"curated builder {table} ran out of DuckDB memory beside another "
-                        "builder: running it again alone"
+                        f"curated builder {table} ran out of DuckDB memory {where}: running "
+                        f"it again alone with {limit} memory limit"
                     )
-                    alone.add(table)
                     waiting.insert(0, table)
                     continue
                 built = future.result()
