@@ -835,10 +835,7 @@ def build_outcome_changes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -
             "WHERE c._n >= ? AND c._n < ? ORDER BY o.study_id, o.source, o.outcome_id",
             [start, start + STUDY_BATCH],
         )
-        columns = [name for name, *_ in outcomes.description or []]
-        frame = pd.DataFrame(
-            outcome_changes(dict(zip(columns, row, strict=True)) for row in outcomes.fetchall())
-        )
+        frame = pd.DataFrame(outcome_changes(outcomes.to_arrow_table().to_pylist()))
         frame["_source"] = "derived"
         frame["_source_file"] = None
         frame["_seq"] = range(written, written + len(frame))

@@ -17,7 +17,6 @@ tests/data/labelled_outcome_changes.csv (docs/vocabularies-and-accuracy.md):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,7 +25,8 @@ from pipelines.normalize.similarity import dice, words
 MIN_TITLE_SIMILARITY = 0.5
 """Title word overlap below which a registered and a reported outcome are different outcomes."""
 
-_ID = re.compile(r":([PSOR])(\d+)$")
+_KINDS = "PSOR"
+"""The letters of an outcome id's place (`NCT..:S2`), in registry order."""
 _REGISTERED = "registry_protocol"
 REPORTED = "registry_results"
 NOT_COMPARED = frozenset({"adverse_events"})
@@ -68,20 +68,38 @@ class Texts:
             found = self._words[text] = words(text)
         return found
 
-    def dice(self, a: frozenset[str], b: frozenset[str]) -> float:
-        found = self._dice.get((a, b))
-        if found is None:
-            found = self._dice[a, b] = dice(a, b)
+    def candidates(
+        self,
+        registered: list[tuple[frozenset[str], frozenset[str]]],
+        reported: list[tuple[frozenset[str], frozenset[str]]],
+    ) -> list[tuple[float, float, int, int, int, float]]:
+        """Every (registered, reported) pair of (title, time frame) word sets whose titles'
+        Dice reaches MIN_TITLE_SIMILARITY, as (-title Dice, -time frame Dice, distance in
+        registry order, i, j, title Dice): sorted, best first. One loop with the cache at
+        hand: a study compares every pair, the registry tens of millions (bench/README.md)."""
+        known = self._dice
+        found = []
+        for i, (reg_title, reg_frame) in enumerate(registered):
+            for j, (rep_title, rep_frame) in enumerate(reported):
+                title = known.get((reg_title, rep_title))
+                if title is None:
+                    title = known[reg_title, rep_title] = dice(reg_title, rep_title)
+                if title >= MIN_TITLE_SIMILARITY:
+                    frame = known.get((reg_frame, rep_frame))
+                    if frame is None:
+                        frame = known[reg_frame, rep_frame] = dice(reg_frame, rep_frame)
+                    found.append((-title, -frame, abs(i - j), i, j, title))
         return found
 
 
 def registry_order(outcome: dict[str, Any]) -> tuple[int, int]:
     """Position in the registry: primary, secondary, other protocol outcomes, then results
     measures, each by number (`NCT..:S2` before `NCT..:S10`)."""
-    match = _ID.search(outcome["outcome_id"])
-    if match is None:
-        raise ValueError(f"{outcome['outcome_id']!r} is not a registry outcome id")
-    return "PSOR".index(match.group(1)), int(match.group(2))
+    outcome_id = outcome["outcome_id"]
+    _, colon, place = outcome_id.rpartition(":")
+    if not colon or place[:1] not in _KINDS or not place[1:].isdecimal():
+        raise ValueError(f"{outcome_id!r} is not a registry outcome id")
+    return _KINDS.index(place[0]), int(place[1:])
 
 
 def compare_study(
@@ -93,17 +111,10 @@ def compare_study(
     """Match one study's registered outcomes to its reported ones (module docstring's rule)."""
     reg_words = [(texts.words(r["title"]), texts.words(r["time_frame"])) for r in registered]
     rep_words = [(texts.words(r["title"]), texts.words(r["time_frame"])) for r in reported]
-    candidates = []
-    for i, (reg_title, reg_frame) in enumerate(reg_words):
-        for j, (rep_title, rep_frame) in enumerate(rep_words):
-            title = texts.dice(reg_title, rep_title)
-            if title >= MIN_TITLE_SIMILARITY:
-                frame = texts.dice(reg_frame, rep_frame)
-                candidates.append((-title, -frame, abs(i - j), i, j, title))
     used_reg: set[int] = set()
     used_rep: set[int] = set()
     rows = []
-    for *_, i, j, title in sorted(candidates):
+    for *_, i, j, title in sorted(texts.candidates(reg_words, rep_words)):
         if i in used_reg or j in used_rep:
             continue
         used_reg.add(i)
