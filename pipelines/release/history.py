@@ -28,19 +28,19 @@ re-resolved each release so it always points at a study of the same release.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from pandera.pandas import DataFrameModel
 
 from pipelines.release.diff import (
     ReleaseTables,
     as_release,
-    columns_of,
     differs_sql,
     sql_name,
     sql_text,
@@ -253,83 +253,72 @@ def _changed_fields(before: Mapping[str, str], after: Mapping[str, str]) -> str:
     return f"list_filter([{flags}]::VARCHAR[], x -> x IS NOT NULL)"
 
 
-def _view(con: duckdb.DuckDBPyConnection, view: str, source: Source, empty: pa.Table) -> None:
+def _view(con: duckdb.DuckDBPyConnection, view: str, source: Source, empty: pa.Table) -> list[str]:
+    """Make `source` the view `view`: an Arrow table (or `empty` for None) is registered now,
+    a SQL FROM item becomes a statement to run with the others (returned)."""
     if isinstance(source, str):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
-    else:
-        con.register(view, empty if source is None else source)
-
-
-IDS_PER_PASS = 4_000_000
-"""Record ids the uniqueness check groups in one statement. DuckDB's hash aggregate spills
-its input but finalizes each partition in memory: the 19 million outcome_results ids of
-560 000 studies (86 bytes on average) failed under the publish session's 256MB and under
-512MB in one GROUP BY; 4.75 million at a time fit in 256MB (bench/README.md, h5r)."""
-
-
-def _clash(con: duckdb.DuckDBPyConnection, view: str) -> bool:
-    """Whether two rows of `view` share a `_rid` (or one has none), grouped in passes of at
-    most IDS_PER_PASS ids picked by the id's hash: equal ids always meet in one pass."""
-    counted = con.execute(f"SELECT count(*) FROM {view}").fetchone()
-    passes = max(1, -(-int(counted[0] if counted else 0) // IDS_PER_PASS))
-    return any(
-        con.execute(
-            f"SELECT 1 FROM {view} WHERE hash(_rid) % {passes} = {part} "
-            "GROUP BY _rid HAVING count(*) > 1 OR _rid IS NULL LIMIT 1"
-        ).fetchone()
-        is not None
-        for part in range(passes)
-    )
-
-
-def _ids(con: duckdb.DuckDBPyConnection, view: str, source: str, key: tuple[str, ...]) -> None:
-    """A view of `source` with each row's record_id in `_rid`.
-
-    Raises ValueError when two rows get one id (a key value holding the separator), which
-    would merge two records' histories.
-    """
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {_record_id(key)} AS _rid, * FROM {source}"
-    )
-    if _clash(con, view):
-        raise ValueError(
-            f"record ids of ({', '.join(key)}) are not unique: a value holds {KEY_SEPARATOR!r}"
-        )
+        return [f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}"]
+    con.register(view, empty if source is None else source)
+    return []
 
 
 Columns: TypeAlias = dict[str, tuple[dict[str, str], dict[str, str]]]
 """Record type -> the column types of its table in the previous and in the new release."""
 
 
+def _columns(con: duckdb.DuckDBPyConnection) -> Columns:
+    """Each record type's column types in h_old_<t> and h_new_<t>, from one catalog query."""
+    found: dict[str, dict[str, str]] = {}
+    for view, column, kind in con.execute(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = 'temp' AND (starts_with(table_name, 'h_old_') "
+        "OR starts_with(table_name, 'h_new_')) ORDER BY table_name, column_index"
+    ).fetchall():
+        found.setdefault(str(view), {})[str(column)] = str(kind)
+    return {
+        k.record_type: (found[f"h_old_{k.record_type}"], found[f"h_new_{k.record_type}"])
+        for k in _KINDS
+    }
+
+
 def _prepare(con: duckdb.DuckDBPyConnection, previous: Scans | None, current: Scans) -> Columns:
-    """Temp views h_new_<t> and h_old_<t> per record type (empty when there is no previous
-    release), the previous history (h_old_versions, h_old_removed) and the merge targets
-    (h_targets); returns each record type's (old, new) column types."""
-    releases = {"new": current, "old": previous}
+    """Temp views h_new_<t> per record type, each row with its record id in `_rid`; with a
+    previous release also h_old_<t>, the previous history (h_old_versions, h_old_removed) and
+    the merge targets (h_targets). Returns each record type's (old, new) column types (none
+    without a previous release: nothing is compared).
+
+    The views are made by one multi-statement call: each call gives up Python's GIL and waits
+    for it again, and beside the report's charts (pure Python) every wait is a switch interval
+    (5 ms): the 150 statements of this preparation took 1.2 s more in the build than alone.
+    """
+    releases = {"new": current} if previous is None else {"new": current, "old": previous}
+    statements = []
     for side, release in releases.items():
         for name in FOLLOWED:
-            source = release.tables.get(name) if release is not None else None
-            _view(con, f"h_{side}_src_{name}", source, _empty(name))
-    columns = {}
-    for kind in _KINDS:
-        key = TABLES_BY_NAME[kind.table_name].primary_key
-        for side in releases:
-            _ids(con, f"h_{side}_{kind.record_type}", f"h_{side}_src_{kind.table_name}", key)
-        columns[kind.record_type] = (
-            columns_of(con, f"h_old_{kind.record_type}"),
-            columns_of(con, f"h_new_{kind.record_type}"),
+            source = release.tables.get(name)
+            statements += _view(con, f"h_{side}_src_{name}", source, _empty(name))
+        for kind in _KINDS:
+            key = TABLES_BY_NAME[kind.table_name].primary_key
+            statements.append(
+                f"CREATE OR REPLACE TEMP VIEW h_{side}_{kind.record_type} AS SELECT "
+                f"{_record_id(key)} AS _rid, * FROM h_{side}_src_{kind.table_name}"
+            )
+    if previous is not None:
+        versions, removed = (
+            SCHEMAS[RECORD_VERSIONS].empty_table(),
+            SCHEMAS[REMOVED_RECORDS].empty_table(),
         )
-    history = SCHEMAS[RECORD_VERSIONS].empty_table(), SCHEMAS[REMOVED_RECORDS].empty_table()
-    _view(con, "h_old_versions", previous.record_versions if previous else None, history[0])
-    _view(con, "h_old_removed", previous.removed_records if previous else None, history[1])
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW h_targets AS SELECT i.id_value AS alias, "
-        "min(i.study_id) AS study FROM h_new_src_study_identifiers i "
-        "SEMI JOIN h_new_study s ON s._rid = i.study_id "
-        f"WHERE i.id_type = {sql_text(ALIAS_ID_TYPE)} AND i.is_alias AND i.id_value <> i.study_id "
-        "GROUP BY i.id_value"
-    )
-    return columns
+        statements += _view(con, "h_old_versions", previous.record_versions, versions)
+        statements += _view(con, "h_old_removed", previous.removed_records, removed)
+        statements.append(
+            "CREATE OR REPLACE TEMP VIEW h_targets AS SELECT i.id_value AS alias, "
+            "min(i.study_id) AS study FROM h_new_src_study_identifiers i "
+            "SEMI JOIN h_new_study s ON s._rid = i.study_id "
+            f"WHERE i.id_type = {sql_text(ALIAS_ID_TYPE)} AND i.is_alias "
+            "AND i.id_value <> i.study_id GROUP BY i.id_value"
+        )
+    con.execute(";\n".join(statements))
+    return _columns(con) if previous is not None else {}
 
 
 VERSION_ORDER = (
@@ -342,11 +331,18 @@ VERSION_ORDER = (
 def _versions_sql(previous: Scans | None, columns: Columns, version: str, record_type: str) -> str:
     """record_versions of one record type, sorted: the previous history (or, for a release
     that predates it, every one of its records added in it), then this release's added,
-    restored, changed and removed."""
+    restored, changed and removed. The first release's records are all added, in one
+    version: their ids, unique (`_checked`), order them alone."""
     new, t = sql_text(version), sql_text(record_type)
+    if previous is None:
+        return (
+            f"SELECT {t} AS record_type, _rid AS record_id, {new} AS version, "
+            f"'added' AS change, {_NO_FIELDS} AS changed_fields "
+            f"FROM h_new_{record_type} ORDER BY record_id"
+        )
     parts = []
     kind = next((k for k in _KINDS if k.record_type == record_type), None)
-    if previous is not None and previous.record_versions is None:
+    if previous.record_versions is None:
         if kind is not None:
             parts.append(
                 f"SELECT _rid, {sql_text(previous.version)}, 'added', {_NO_FIELDS} "
@@ -359,21 +355,16 @@ def _versions_sql(previous: Scans | None, columns: Columns, version: str, record
         )
     if kind is not None:
         new_view, old_view = f"h_new_{record_type}", f"h_old_{record_type}"
-        parts.append(
+        fields = _changed_fields(*columns[record_type])
+        parts += [
             f"SELECT c._rid, {new}, CASE WHEN c._rid IN (SELECT record_id FROM "
             f"h_old_removed WHERE record_type = {t}) THEN 'restored' ELSE 'added' END, "
-            f"{_NO_FIELDS} FROM {new_view} c ANTI JOIN {old_view} p ON p._rid = c._rid"
-        )
-        if previous is not None:
-            fields = _changed_fields(*columns[record_type])
-            parts.append(
-                f"SELECT _rid, {new}, 'changed', fields FROM (SELECT c._rid, {fields} AS fields "
-                f"FROM {new_view} c JOIN {old_view} p ON p._rid = c._rid) WHERE len(fields) > 0"
-            )
-            parts.append(
-                f"SELECT p._rid, {new}, 'removed', {_NO_FIELDS} "
-                f"FROM {old_view} p ANTI JOIN {new_view} c ON c._rid = p._rid"
-            )
+            f"{_NO_FIELDS} FROM {new_view} c ANTI JOIN {old_view} p ON p._rid = c._rid",
+            f"SELECT _rid, {new}, 'changed', fields FROM (SELECT c._rid, {fields} AS fields "
+            f"FROM {new_view} c JOIN {old_view} p ON p._rid = c._rid) WHERE len(fields) > 0",
+            f"SELECT p._rid, {new}, 'removed', {_NO_FIELDS} "
+            f"FROM {old_view} p ANTI JOIN {new_view} c ON c._rid = p._rid",
+        ]
     union = " UNION ALL ".join(f"({part})" for part in parts)
     return (
         f"SELECT {t} AS record_type, record_id, version, change, changed_fields FROM ("
@@ -382,33 +373,73 @@ def _versions_sql(previous: Scans | None, columns: Columns, version: str, record
     )
 
 
-def _record_types(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _record_types(con: duckdb.DuckDBPyConnection, previous: Scans | None) -> list[str]:
     """Every record type of the new history, sorted: the followed ones and any other the
     previous history holds."""
-    found = con.execute("SELECT DISTINCT record_type FROM h_old_versions").fetchall()
+    found = []
+    if previous is not None and previous.record_versions is not None:
+        found = con.execute("SELECT DISTINCT record_type FROM h_old_versions").fetchall()
     return sorted({k.record_type for k in _KINDS} | {str(t) for (t,) in found})
+
+
+def _clashing(record_type: str, detail: str) -> ValueError:
+    kind = next((k for k in _KINDS if k.record_type == record_type), None)
+    key = TABLES_BY_NAME[kind.table_name].primary_key if kind is not None else ("?",)
+    return ValueError(
+        f"record ids of ({', '.join(key)}) are not unique: {detail}; "
+        f"a key value holds {KEY_SEPARATOR!r}, or a key repeats"
+    )
+
+
+def _checked(
+    batches: Iterable[pa.RecordBatch], record_type: str, version: str
+) -> Iterator[pa.RecordBatch]:
+    """One record type's sorted history rows, passed on once checked: a row without a record
+    id, or two rows of this version with one id (two records of the release under one id,
+    whose histories would merge), is a ValueError.
+
+    Sorted by id, rows sharing an id are neighbours, so comparing each row with the one
+    before finds them: no GROUP BY of every id (at 560 000 studies that needed passes to fit
+    the publish session's memory; at 20 000 it took 0.4 CPU s).
+    """
+    last: tuple[str, bool] | None = None
+    for batch in batches:
+        ids = batch.column("record_id")
+        if ids.null_count:
+            raise _clashing(record_type, "a row has no record id (its key is null)")
+        if batch.num_rows:
+            new = pc.equal(batch.column("version"), version)
+            if last is not None:
+                ids = pa.concat_arrays([pa.array([last[0]], ids.type), ids])
+                new = pa.concat_arrays([pa.array([last[1]]), new])
+            same = pc.and_(
+                pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1)),
+                pc.and_(new.slice(1), new.slice(0, len(new) - 1)),
+            )
+            if pc.any(same).as_py():
+                twice = ids[pc.index(same, True).as_py()].as_py()
+                raise _clashing(record_type, f"two rows are {twice!r}")
+            last = (ids[-1].as_py(), new[-1].as_py())
+        yield batch
 
 
 def _versions(
     con: duckdb.DuckDBPyConnection, previous: Scans | None, columns: Columns, version: str
 ) -> pa.RecordBatchReader:
     """record_versions as one stream: a sorted query per record type, in record type order
-    (each sort holds one type's rows, not the whole history's)."""
+    (each sort holds one type's rows, not the whole history's), checked on the way."""
     schema = SCHEMAS[RECORD_VERSIONS]
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for record_type in _record_types(con):
+        for record_type in _record_types(con, previous):
             sql = _versions_sql(previous, columns, version, record_type)
-            yield from con.execute(sql).to_arrow_reader(ROWS_PER_BATCH).cast(schema)
+            reader = con.execute(sql).to_arrow_reader(ROWS_PER_BATCH).cast(schema)
+            yield from _checked(reader, record_type, version)
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
-def _removed_sql(
-    previous: Scans | None,
-    columns: Mapping[str, tuple[dict[str, str], dict[str, str]]],
-    version: str,
-) -> str:
+def _removed_sql(previous: Scans, columns: Columns, version: str) -> str:
     """removed_records: tombstones of records gone in this release, and the previous
     release's tombstones of records still absent; `merged_into` resolved anew."""
     present = " UNION ALL ".join(
@@ -416,23 +447,13 @@ def _removed_sql(
         f"FROM h_new_{k.record_type}"
         for k in _KINDS
     )
-    gone = []
-    if previous is not None:
-        gone = [
-            f"SELECT {sql_text(k.record_type)} AS record_type, p._rid AS record_id, "
-            f"{_sources(k.record_type, columns[k.record_type][0])} AS sources, "
-            f"{sql_text(previous.version)} AS last_version_seen, "
-            f"{sql_text(version)} AS removed_in_version "
-            f"FROM h_old_{k.record_type} p ANTI JOIN h_new_{k.record_type} c ON c._rid = p._rid"
-            for k in _KINDS
-        ]
-    gone_union = (
-        " UNION ALL ".join(gone)
-        if gone
-        else (
-            "SELECT record_type, record_id, sources, last_version_seen, removed_in_version "
-            "FROM h_old_removed WHERE false"
-        )
+    gone_union = " UNION ALL ".join(
+        f"SELECT {sql_text(k.record_type)} AS record_type, p._rid AS record_id, "
+        f"{_sources(k.record_type, columns[k.record_type][0])} AS sources, "
+        f"{sql_text(previous.version)} AS last_version_seen, "
+        f"{sql_text(version)} AS removed_in_version "
+        f"FROM h_old_{k.record_type} p ANTI JOIN h_new_{k.record_type} c ON c._rid = p._rid"
+        for k in _KINDS
     )
     carried = (
         "SELECT record_type, record_id, sources, last_version_seen, removed_in_version "
@@ -464,9 +485,12 @@ def history_batches(
     """
     columns = _prepare(con, previous, current)
     yield RECORD_VERSIONS, _versions(con, previous, columns, version)
-    sql = _removed_sql(previous, columns, version)
-    removed = con.execute(sql).to_arrow_reader(ROWS_PER_BATCH)
-    yield REMOVED_RECORDS, removed.cast(SCHEMAS[REMOVED_RECORDS])
+    schema = SCHEMAS[REMOVED_RECORDS]
+    if previous is None:  # nothing was there to be removed
+        yield REMOVED_RECORDS, pa.RecordBatchReader.from_batches(schema, [])
+        return
+    removed = con.execute(_removed_sql(previous, columns, version))
+    yield REMOVED_RECORDS, removed.to_arrow_reader(ROWS_PER_BATCH).cast(schema)
 
 
 def compute_history(previous: PreviousRelease | None, current: Records, version: str) -> History:

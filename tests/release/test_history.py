@@ -7,13 +7,15 @@ import random
 import shutil
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipelines.release import catalog
+from pipelines.release import history as record_history
 from pipelines.release.describe import begin_describe
 from pipelines.release.history import (
     History,
@@ -26,6 +28,7 @@ from pipelines.release.publish import DataDir, publish
 from pipelines.release.validate import read_table, validate_release
 from pipelines.snapshot import SnapshotInfo
 from schemas import HISTORY, QUARANTINE, TABLES
+from schemas.arrow import arrow_schema
 from tests.cli_query import query_json
 from tests.release.conftest import (
     DELETED_STUDY,
@@ -615,3 +618,80 @@ def test_record_ids_that_would_merge_two_records_are_an_error() -> None:
     )
     with pytest.raises(ValueError, match="not unique"):
         compute_history(None, colliding, V1)
+
+
+def _with_arms(arms: pa.Table) -> Records:
+    return Records(
+        pa.table({"study_id": pa.array([], pa.string())}),
+        pa.Table.from_pylist([], schema=PUBLICATION_COLUMNS),
+        pa.Table.from_pylist([], schema=IDENTIFIER_COLUMNS),
+        arms=arms,
+    )
+
+
+def test_a_repeated_key_is_an_error_across_a_batch_boundary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sorted, the two rows of one id are neighbours, here in two batches of the stream."""
+    monkeypatch.setattr(record_history, "ROWS_PER_BATCH", 2)
+    arms = pa.table({"study_id": ["NCT2", "NCT1", "NCT2"], "arm_label": ["a", "a", "a"]})
+    with pytest.raises(ValueError, match=r"not unique: two rows are 'NCT2\|a'"):
+        compute_history(None, _with_arms(arms), V1)
+
+
+def test_a_null_key_part_meeting_an_empty_one_is_an_error() -> None:
+    """A null key part is written as the empty string, so ('NCT1', null) is ('NCT1', '')."""
+    arms = pa.table({"study_id": ["NCT1", "NCT1"], "arm_label": [None, ""]})
+    with pytest.raises(ValueError, match="not unique"):
+        compute_history(None, _with_arms(arms), V1)
+
+
+def test_a_repeated_key_is_an_error_in_a_release_with_a_history() -> None:
+    """Rows of earlier versions share their record's id; two rows new in this one may not."""
+    before = _with_arms(pa.table({"study_id": ["NCT1", "NCT2"], "arm_label": ["a", "a"]}))
+    first = compute_history(None, before, V1)
+    arms = pa.table({"study_id": ["NCT1", "NCT1", "NCT2"], "arm_label": ["a|b", "a|b", "a"]})
+    with pytest.raises(ValueError, match=r"two rows are 'NCT1\|a\|b'"):
+        compute_history(after(first, V1, before), _with_arms(arms), V2)
+
+
+class _Counted:
+    """A DuckDB connection that counts the calls history makes into it (each call gives up
+    Python's GIL and waits to take it back)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con, self.calls = con, 0
+
+    def execute(self, sql: str) -> duckdb.DuckDBPyConnection:
+        self.calls += 1
+        return self.con.execute(sql)
+
+    def register(self, name: str, table: pa.Table) -> duckdb.DuckDBPyConnection:
+        self.calls += 1
+        return self.con.register(name, table)
+
+
+def test_a_first_release_history_is_one_call_then_a_query_per_record_type(
+    tmp_path: Path,
+) -> None:
+    """No previous release: no previous side to read, compare or check, and no tombstones."""
+    files = {}
+    for name, model in record_history.FOLLOWED.items():
+        files[name] = tmp_path / f"{name}.parquet"
+        pq.write_table(arrow_schema(model).empty_table(), files[name])
+    pq.write_table(pa.Table.from_pylist([study("NCT2"), study("NCT1")]), files["studies"])
+    tables = {name: f"read_parquet('{path}')" for name, path in files.items()}
+    counted = _Counted(duckdb.connect())
+    found = {
+        name: reader.read_all()
+        for name, reader in record_history.history_batches(
+            cast(duckdb.DuckDBPyConnection, counted), None, record_history.Scans(V1, tables), V1
+        )
+    }
+    assert [r[:4] for r in rows(found[record_history.RECORD_VERSIONS])] == [
+        ("study", "NCT1", V1, "added"),
+        ("study", "NCT2", V1, "added"),
+    ]
+    assert found[record_history.REMOVED_RECORDS].num_rows == 0
+    record_types = len(record_history.FOLLOWED) - 1  # study_identifiers is no record type
+    assert counted.calls == 1 + record_types
