@@ -77,10 +77,13 @@ def cmd_build(args: argparse.Namespace) -> int:
             build_inputs.warm(snapshot_dir)
             # Loading the build imports about a million objects that live as long as the
             # process: collecting while they pile up frees nothing (see build.collector_paused).
+            # Frozen before the collector is back on, else its next young collection walks
+            # every one of them (0.13 s of a bundled build's start; build() unfreezes).
             gc.disable()
             try:
                 from pipelines.build import build
             finally:
+                gc.freeze()
                 gc.enable()
             created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             published = build(
