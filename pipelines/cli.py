@@ -14,6 +14,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,10 +62,12 @@ def _settle(outputs: DataDir) -> str | None:
 def cmd_build(args: argparse.Namespace) -> int:
     """Materialise every asset from a snapshot and publish a release (pipelines/build.py)."""
     from pipelines import build_inputs, digests
+    from pipelines.release import chart_process
 
     outputs = _outputs(args)
     snapshot_dir = Path(args.snapshot).resolve()
-    with digests.read_once():
+    with ExitStack() as held:
+        held.enter_context(digests.read_once())
         # A build that would publish nothing is answered before the build's imports (2 of its
         # 2.6 CPU s); a requested version is always built.
         published = (
@@ -73,8 +76,10 @@ def cmd_build(args: argparse.Namespace) -> int:
             else build_inputs.answer(snapshot_dir, outputs, args.workers)
         )
         if published is None:
-            # The snapshot is hashed on the second core while the build's code loads.
+            # The snapshot is hashed on the second core while the build's code loads, and the
+            # report's chart process imports matplotlib there.
             build_inputs.warm(snapshot_dir)
+            held.enter_context(chart_process.started_ahead())
             # Loading the build imports about a million objects that live as long as the
             # process: collecting while they pile up frees nothing (see build.collector_paused).
             # Frozen before the collector is back on, else its next young collection walks

@@ -8,14 +8,14 @@ whole registry costs memory in proportion to its largest piece, not to the relea
 The counting charts (evidence map, studies, tables) are hand-written inline SVG: bars and cells
 need no plotting library, carry no ids, dates or hash salts, and the same release gives the same
 bytes. The evidence charts with log axes (composition, interactions, safety signals) come from
-`evidence_charts.py` (matplotlib), pinned to the same bytes there. The page needs no fonts,
+`evidence_svg.py` (matplotlib), pinned to the same bytes there. The page needs no fonts,
 scripts or network.
 
 All but the last section (rows per table) needs only the release's own tables, so a publish
 writes it (`begin_report`) beside the record history, whose row counts that section shows.
-`evidence_charts` (and with it matplotlib, 0.4 to 0.6 s to import) is imported by the chart
-functions when first called: in that thread, beside the history, not on every start of the
-build or the CLI.
+The evidence charts are drawn by a second Python process (`chart_process.py`),
+started with the page: matplotlib is imported and the charts drawn there, on the other core,
+never in this process.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ import html
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from pipelines.release import evidence_charts
+from pipelines.release.chart_process import Chart, ChartProcess, ready_process
 from pipelines.release.diff import sql_text
 from schemas import QUARANTINE, TABLES_BY_NAME, vocab
 from schemas.arrow import arrow_schema
@@ -447,29 +450,36 @@ SAFETY_COLUMNS = (
 )
 
 
-def _composition_figure(con: duckdb.DuckDBPyConnection) -> str:
-    from pipelines.release import evidence_charts  # matplotlib, imported late: see above
+@dataclass(frozen=True)
+class EvidenceFigure:
+    """An evidence table's figure before its chart is drawn (`chart_process.py`)."""
 
+    name: str
+    label: str
+    chart: Chart | None
+    """None: the table has nothing to draw, and the figure says so."""
+    caption: str
+
+
+def _composition_figure(con: duckdb.DuckDBPyConnection) -> EvidenceFigure:
     rows = _select(con, "product_composition", COMPOSITION_COLUMNS)
     marks = evidence_charts.composition_marks(rows)
     label = "Alkaloid content per analyte and material, mg/g on a log scale"
-    svg = evidence_charts.composition_chart(marks, PALETTE, label) if marks else _no_data(label)
+    chart = evidence_charts.composition_chart(marks, PALETTE, label) if marks else None
     caption = (
         "Measured content of each analyte (rows) by material (colour), in mg per g on a log "
         "scale: a line is a reported range, a dot one value, a left-pointing triangle an upper "
         f"bound. {len(rows) - len(marks)} of {len(rows)} measurements are printed per dose, per "
         "mL or as detected only, and are not drawn."
     )
-    return _figure("composition", svg, caption)
+    return EvidenceFigure("composition", label, chart, caption)
 
 
-def _interactions_figure(con: duckdb.DuckDBPyConnection) -> str:
-    from pipelines.release import evidence_charts  # matplotlib, imported late: see above
-
+def _interactions_figure(con: duckdb.DuckDBPyConnection) -> EvidenceFigure:
     rows = _select(con, "interaction_effects", INTERACTION_COLUMNS)
     panels, undrawn = evidence_charts.interaction_panels(rows)
     label = "Interaction effects: ratios with CI and in-vitro values on log axes"
-    svg = evidence_charts.forest_chart(panels, PALETTE, label) if panels else _no_data(label)
+    chart = evidence_charts.forest_chart(panels, PALETTE, label) if panels else None
     caption = (
         "Interactions: the victim drug's exposure with kratom over without (geometric mean ratio "
         "with its confidence interval where printed) in people and animals, on a log axis with "
@@ -477,16 +487,14 @@ def _interactions_figure(con: duckdb.DuckDBPyConnection) -> str:
         f"below: predicted AUC ratios and inhibition constants in µM. {undrawn} in-vitro values "
         "in other units (kinact, constants of an extract in µg/mL) are not drawn."
     )
-    return _figure("interaction-forest", svg, caption)
+    return EvidenceFigure("interaction-forest", label, chart, caption)
 
 
-def _safety_figure(con: duckdb.DuckDBPyConnection) -> str:
-    from pipelines.release import evidence_charts  # matplotlib, imported late: see above
-
+def _safety_figure(con: duckdb.DuckDBPyConnection) -> EvidenceFigure:
     rows = _select(con, "safety_signals", SAFETY_COLUMNS)
     spans = evidence_charts.safety_spans(rows)
     label = "Safety signals by data source and period"
-    svg = evidence_charts.safety_chart(spans, PALETTE, label) if spans else _no_data(label)
+    chart = evidence_charts.safety_chart(spans, PALETTE, label) if spans else None
     undated = sum(s.start is None for s in spans)
     caption = (
         "Published counts of harms by data source (rows) and period, coloured by outcome; the "
@@ -494,7 +502,17 @@ def _safety_figure(con: duckdb.DuckDBPyConnection) -> str:
         "(deaths with kratom detected, of which kratom-involved), so they are not added. "
         f"{undated} of {len(spans)} figures print no period."
     )
-    return _figure("safety-signals", svg, caption)
+    return EvidenceFigure("safety-signals", label, chart, caption)
+
+
+def _evidence_table_figures(con: duckdb.DuckDBPyConnection, charts: ChartProcess) -> list[str]:
+    """The composition, interaction and safety figures, their charts drawn by `charts`."""
+    figures = [_composition_figure(con), _interactions_figure(con), _safety_figure(con)]
+    drawn = iter(charts.draw([f.chart for f in figures if f.chart is not None]))
+    return [
+        _figure(f.name, next(drawn) if f.chart is not None else _no_data(f.label), f.caption)
+        for f in figures
+    ]
 
 
 def _years_figure(con: duckdb.DuckDBPyConnection) -> str:
@@ -683,9 +701,11 @@ STYLE = (
 )
 
 
-def _page_parts(con: duckdb.DuckDBPyConnection, heading: Mapping[str, Any]) -> Iterator[str]:
+def _page_parts(
+    con: duckdb.DuckDBPyConnection, heading: Mapping[str, Any], charts: ChartProcess
+) -> Iterator[str]:
     """The page up to its tables section: what the release's own tables and its heading
-    (version, creation time, snapshot) give."""
+    (version, creation time, snapshot) give, the evidence charts drawn by `charts`."""
     (found,) = _rows(con, "SELECT count(*) AS studies FROM studies")
     version = heading.get("version", "")
     snapshot = heading.get("snapshot") or {}
@@ -701,9 +721,7 @@ def _page_parts(con: duckdb.DuckDBPyConnection, heading: Mapping[str, Any]) -> I
     )
     yield _evidence_figure(con)
     yield "<h2>Evidence tables</h2>"
-    yield _composition_figure(con)
-    yield _interactions_figure(con)
-    yield _safety_figure(con)
+    yield from _evidence_table_figures(con, charts)
     yield "<h2>Studies</h2>"
     yield _years_figure(con)
     yield _status_figure(con)
@@ -720,12 +738,13 @@ def _page_end(manifest: Mapping[str, Any], quarantined: dict[str, int]) -> str:
 def report_parts(folder: Path, manifest: dict[str, Any]) -> Iterator[str]:
     """The release's report page in pieces: four charts and tables, self-contained, same input
     same bytes."""
-    con = open_release(folder)
-    try:
-        yield from _page_parts(con, manifest)
-        yield _page_end(manifest, quarantined_rows(con))
-    finally:
-        con.close()
+    with ready_process() as charts:
+        con = open_release(folder)
+        try:
+            yield from _page_parts(con, manifest, charts)
+            yield _page_end(manifest, quarantined_rows(con))
+        finally:
+            con.close()
 
 
 def render_report(folder: Path, manifest: dict[str, Any]) -> str:
@@ -741,13 +760,14 @@ def begin_report(folder: Path, heading: Mapping[str, Any]) -> Callable[[Mapping[
     The tables section shows every table's rows, the record history's too: the publish step
     writes the rest of the page (the charts, the adverse events) beside that history.
     """
-    con = open_release(folder)
-    try:
-        with open(folder / REPORT_FILE, "w", encoding="utf-8") as page:
-            page.writelines(_page_parts(con, heading))
-        quarantined = quarantined_rows(con)
-    finally:
-        con.close()
+    with ready_process() as charts:  # started first: it imports matplotlib meanwhile
+        con = open_release(folder)
+        try:
+            with open(folder / REPORT_FILE, "w", encoding="utf-8") as page:
+                page.writelines(_page_parts(con, heading, charts))
+            quarantined = quarantined_rows(con)
+        finally:
+            con.close()
 
     def finish(manifest: Mapping[str, Any]) -> None:
         with open(folder / REPORT_FILE, "a", encoding="utf-8") as page:

@@ -259,6 +259,29 @@ def test_report_is_the_same_bytes_in_another_process_and_ids_are_unique(
     assert ids and len(ids) == len(set(ids))
 
 
+def test_the_report_draws_its_charts_without_importing_matplotlib_here(
+    release: tuple[Path, dict[str, Any]],
+) -> None:
+    """The evidence charts come from a chart process: the build's own process never pays for
+    matplotlib (bench/README.md, h10b)."""
+    folder, _ = release
+    script = (
+        "import json, sys; from pathlib import Path; "
+        "from pipelines.release.report import render_report; f = Path(sys.argv[1]); "
+        "page = render_report(f, json.loads((f / 'manifest.json').read_text())); "
+        "print(page.count('<g class=\"mark\">'), 'matplotlib' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=paths.PROJECT_ROOT,
+    )
+    marks, imported = done.stdout.split()
+    assert int(marks) > 0 and imported == "False"
+
+
 def test_literature_studies_are_dated_by_their_own_paper(
     release: tuple[Path, dict[str, Any]],
 ) -> None:

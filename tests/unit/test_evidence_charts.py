@@ -6,8 +6,11 @@ import re
 from datetime import date
 from typing import Any
 
+import pytest
+
+from pipelines.release.chart_marks import Mark
+from pipelines.release.chart_process import Chart, ChartError, ready_process
 from pipelines.release.evidence_charts import (
-    Mark,
     composition_chart,
     composition_marks,
     forest_chart,
@@ -15,6 +18,7 @@ from pipelines.release.evidence_charts import (
     safety_chart,
     safety_spans,
 )
+from pipelines.release.evidence_svg import draw
 from pipelines.release.report import PALETTE, heatmap, long_term_cells
 
 
@@ -144,15 +148,15 @@ def test_charts_are_inline_svg_with_a_title_per_mark_and_nothing_from_the_web() 
         Mark("a · leaf", "leaf", None, 3.1, 49.4, title="one"),
         Mark("a · leaf", "leaf", 0.1, relation="<", title="two"),
     ]
-    svg = composition_chart(marks, PALETTE, "content")
+    (svg,) = draw([composition_chart(marks, PALETTE, "content")])
     assert svg.startswith('<svg role="img" aria-label="content" ')
     assert _marks(svg) == ["one", "two"]
     assert "http" not in svg and "<!--" not in svg and "<metadata" not in svg
-    assert composition_chart(marks, PALETTE, "content") == svg
+    assert draw([composition_chart(marks, PALETTE, "content")]) == [svg]
     panels, _ = interaction_panels(
         [_interaction("ie-1", "clinical", "auc_ratio", value=1.39, ci_low=1.23, ci_high=1.57)]
     )
-    assert len(_marks(forest_chart(panels, PALETTE, "forest"))) == 1
+    assert len(_marks(draw([forest_chart(panels, PALETTE, "forest")])[0])) == 1
     spans = safety_spans(
         [
             {
@@ -169,7 +173,7 @@ def test_charts_are_inline_svg_with_a_title_per_mark_and_nothing_from_the_web() 
             }
         ]
     )
-    assert _marks(safety_chart(spans, PALETTE, "safety")) == [
+    assert _marks(draw([safety_chart(spans, PALETTE, "safety")])[0]) == [
         "ss-1: deaths: 11; NPDS; 2011 to 2017 (peer_reviewed)"
     ]
 
@@ -185,3 +189,47 @@ def test_heatmap_marks_cells_with_long_term_studies() -> None:
     with_corner = heatmap(counts, ["kratom"], ["safety", "pain"], cells)
     without = heatmap(counts, ["kratom"], ["safety", "pain"])
     assert with_corner.count('fill="#111"') == 1 and 'fill="#111"' not in without
+
+
+def _three_charts() -> list[Chart]:
+    marks = [Mark("a · leaf", "leaf", 19.48, title="one"), Mark("b · powder", "powder", 0.1)]
+    panels, _ = interaction_panels(
+        [_interaction("ie-1", "clinical", "auc_ratio", value=1.39, ci_low=1.23, ci_high=1.57)]
+    )
+    spans = safety_spans(
+        [
+            {
+                "signal_id": "ss-1",
+                "data_source": "NPDS",
+                "period_start": date(2011, 1, 1),
+                "period_end": None,
+                "period": "2011",
+                "outcome": "deaths",
+                "outcome_class": "death",
+                "count": 11,
+                "denominator": 40,
+                "source_kind": "peer_reviewed",
+            }
+        ]
+    )
+    return [
+        composition_chart(marks, PALETTE, "content"),
+        forest_chart(panels, PALETTE, "forest"),
+        safety_chart(spans, PALETTE, "safety"),
+    ]
+
+
+def test_the_chart_process_draws_the_same_bytes_as_this_process() -> None:
+    charts = _three_charts()
+    with ready_process() as process:
+        drawn = process.draw(charts)
+    assert drawn == draw(charts)
+    assert [len(_marks(svg)) for svg in drawn] == [2, 1, 1]
+
+
+def test_a_chart_process_that_fails_is_one_line_naming_its_error() -> None:
+    with ready_process() as process, pytest.raises(ChartError) as failed:
+        process.draw([("histogram", ())])
+    assert str(failed.value) == (
+        "drawing the report's evidence charts failed: KeyError: 'histogram'"
+    )
