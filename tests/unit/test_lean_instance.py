@@ -45,3 +45,21 @@ def test_a_run_stores_and_reads_back_its_events_without_opening_a_connection() -
     assert any(key.startswith("dagster/input_data_version/") for key in tags)
     assert check[downstream_has_rows.check_key].status.value == "SUCCEEDED"
     assert opened == []
+
+
+def test_the_event_log_asks_its_schema_once_not_per_event() -> None:
+    job = dg.Definitions(assets=[upstream, downstream]).resolve_implicit_global_asset_job_def()
+    asked: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("PRAGMA"):
+            asked.append(statement)
+
+    with lean_instance() as instance:
+        engine = instance.event_log_storage._engine  # type: ignore[attr-defined]
+        sqlalchemy.event.listen(engine, "before_cursor_execute", count)
+        assert job.execute_in_process(instance=instance).success
+        first = len(asked)
+        assert job.execute_in_process(instance=instance).success
+
+    assert first > 0 and len(asked) == first, asked
