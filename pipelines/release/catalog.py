@@ -425,15 +425,17 @@ def commit_release(
 
 
 def table_files(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> list[str]:
-    """The data and delete files of `tables` in the catalog's current snapshot (paths or URLs)."""
-    found: list[str] = []
-    for table in tables:
-        listed = con.execute(
-            f"SELECT data_file, delete_file FROM ducklake_list_files('{CATALOG_ALIAS}', "
-            f"'{_sql_text(table)}')"
-        ).fetchall()
-        found += [name for row in listed for name in row if name]
-    return found
+    """The data and delete files of `tables` in the catalog's current snapshot (paths or URLs),
+    listed by one query."""
+    listings = [
+        f"SELECT data_file, delete_file FROM ducklake_list_files('{CATALOG_ALIAS}', "
+        f"'{_sql_text(table)}')"
+        for table in tables
+    ]
+    if not listings:
+        return []
+    listed = con.execute(" UNION ALL ".join(listings)).fetchall()
+    return [name for row in listed for name in row if name]
 
 
 def delete_orphaned_files(con: duckdb.DuckDBPyConnection, *, every: bool) -> list[str]:
