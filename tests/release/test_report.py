@@ -241,20 +241,8 @@ def test_report_is_the_same_bytes_in_another_process_and_ids_are_unique(
 ) -> None:
     """matplotlib salts its SVG ids per process unless told otherwise: pinned, they repeat."""
     folder, manifest = release
-    script = (
-        "import json, sys; from pathlib import Path; "
-        "from pipelines.release.report import render_report; f = Path(sys.argv[1]); "
-        "sys.stdout.write(render_report(f, json.loads((f / 'manifest.json').read_text())))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(folder)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=paths.PROJECT_ROOT,
-    )
     report = render_report(folder, manifest)
-    assert done.stdout == report
+    assert _rendered_elsewhere(folder, "sys.stdout.write(page)") == report
     ids = re.findall(r' id="([^"]+)"', report)
     assert ids and len(ids) == len(set(ids))
 
@@ -265,11 +253,18 @@ def test_the_report_draws_its_charts_without_importing_matplotlib_here(
     """The evidence charts come from a chart process: the build's own process never pays for
     matplotlib (bench/README.md, h10b)."""
     folder, _ = release
+    shown = "print(page.count('<g class=\"mark\">'), 'matplotlib' in sys.modules)"
+    marks, imported = _rendered_elsewhere(folder, shown).split()
+    assert int(marks) > 0 and imported == "False"
+
+
+def _rendered_elsewhere(folder: Path, then: str) -> str:
+    """What a fresh Python process prints when it renders `folder`'s report into `page` and
+    then runs `then`."""
     script = (
         "import json, sys; from pathlib import Path; "
         "from pipelines.release.report import render_report; f = Path(sys.argv[1]); "
-        "page = render_report(f, json.loads((f / 'manifest.json').read_text())); "
-        "print(page.count('<g class=\"mark\">'), 'matplotlib' in sys.modules)"
+        f"page = render_report(f, json.loads((f / 'manifest.json').read_text())); {then}"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(folder)],
@@ -278,8 +273,7 @@ def test_the_report_draws_its_charts_without_importing_matplotlib_here(
         check=True,
         cwd=paths.PROJECT_ROOT,
     )
-    marks, imported = done.stdout.split()
-    assert int(marks) > 0 and imported == "False"
+    return done.stdout
 
 
 def test_literature_studies_are_dated_by_their_own_paper(
