@@ -241,9 +241,12 @@ def _write_history(
     }
 
 
-PUBLISH_MEMORY = "256MB"
+PUBLISH_MEMORY = "192MB"
 """DuckDB's memory for the publish step (history joins, catalog writes): fixed, so the step's
-memory does not grow with the release; larger sorts and joins spill to disk."""
+memory does not grow with the release; larger sorts and joins spill to disk. The history's
+sort fills it beside report.html: at 256MB the step alone peaked at 872-898 MiB for 200 000
+studies, at 192MB 802-817 (600 000: 889 against 791-844), the same CPU; 128MB also passes at
+200 000 (bench/README.md, lead session 11)."""
 
 
 def _bound_memory(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> None:

@@ -1,7 +1,7 @@
 """The record-id check of the release history on a large sorted stream.
 
 Two rows of a release under one record id would merge two records' histories. The check
-used to GROUP BY every id (at 560 000 studies in passes, to fit the publish session's 256MB:
+used to GROUP BY every id (at 560 000 studies in passes, to fit the publish session's memory:
 bench/README.md, h5r); it now compares each row of the sorted stream with the one before,
 so a repeated id must be found wherever the stream's batches cut it.
 """
