@@ -46,13 +46,15 @@ from schemas.working import WORKING_BY_NAME
 STATS_TABLE = "curated.table_stats"
 BUILDER_THREADS = 2
 """Curated builders run at once, each on a cursor of its own (`run_builders`)."""
-BESIDE_ANOTHER_SHARE = 0.75
+BESIDE_ANOTHER_SHARE = 0.6
 """The share of the warehouse's `memory_limit` DuckDB may hold while builders run side by side.
 The step holds Python rows, frames and results beside DuckDB (about 250 MiB at 200 000
-studies), and from 200 000 studies on DuckDB fills whatever limit it has (its sorts and the
-gate's copies spill past it): with the whole limit the step peaked at 890-1 040 MiB there,
-with three quarters at 770-870, for the same CPU (bench/README.md, h9c). A builder that runs
-out of it beside another runs again alone under it, then with the whole limit (`run_builders`)."""
+studies), and DuckDB fills whatever limit it has (its sorts and the gate's copies spill past
+it): with the whole limit the step peaked at 890-1 040 MiB at 200 000 studies, with three
+quarters at 770-870 (h9c); with 0.6 the step alone peaked at 809-818 MiB against 854-891 at
+0.75 for 200 000 studies, and at 696-719 against 774-780 for 20 000, for the same CPU and wall
+(bench/README.md, lead session 11). A builder that runs out of it beside another runs again
+alone under it, then with the whole limit (`run_builders`)."""
 
 
 def reference_key(file: str) -> dg.AssetKey:
