@@ -16,10 +16,10 @@ With `--input zip` the studies are written as the registry's bulk download inste
 one study per member, `generate_realshape.write_archive`) and read in place by `stage_source`
 and `build`; `--workers N` builds with N processes (`build --workers`: the archive staged in N
 parts at once). `make bench` runs the 20 000 pages with all three methods (the ratio build /
-naive), then the build of 20 000, 200 000 and 560 000 studies from a ZIP with two workers (an
-archive generated before is reused). Where `/usr/bin/time` is installed the build runs under
-`/usr/bin/time -v`, and its maximum RSS, user and system seconds and elapsed time are printed
-below the build's line.
+naive), then the build of 20 000, 200 000 and 560 000 studies from a ZIP as a user runs it,
+one process, each step's time and memory listed (an archive generated before is reused).
+Where `/usr/bin/time` is installed the build runs under `/usr/bin/time -v`, and its maximum
+RSS, user and system seconds and elapsed time are printed below the build's line.
 
 Prints one line per method (wall and CPU seconds, studies per wall and per CPU second, peak
 RSS) and the ratio build / naive, and writes `bench/out/ctgov-<stamp>.json`. Peak RSS is the
