@@ -655,3 +655,7 @@ def test_register_and_setup_can_run_twice_on_one_connection() -> None:
         for statement in sql.setup_sql():
             con.execute(statement)
     assert con.execute("SELECT ctr_num(' 1_000 '), ctr_text(' x ')").fetchone() == (1000.0, "x")
+
+
+def test_the_whitespace_trimmed_is_every_character_python_strips() -> None:
+    assert "".join(c for c in map(chr, range(0x110000)) if c.isspace()) == sql._WHITESPACE
