@@ -26,6 +26,11 @@ from pipelines.release.publish import DataDir
 
 CREATED_AT = "2026-11-25T00:00:00Z"
 BUNDLED_VERSION = "2026.11.25"
+EMULATOR_RATE_SCALE = 20
+"""The emulator's requests-a-second limits (Crossref's, NCBI's) times this, kept and announced
+alike, in tests that do not test politeness: a refresh of the bundled snapshot waited about
+9 s on Crossref's public pool (one list request a second). The tests of the limits themselves
+(test_politeness, test_emulator_crossref, test_emulator_ncbi_rate) keep the service's."""
 
 
 def _run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -122,11 +122,13 @@ class SnapshotApi:
         state: Expiry | None = None,
         result_cap: int | None = RESULT_CAP,
         topics: dict[str, tuple[str, ...]] | None = None,
+        rate_scale: int = 1,
     ) -> None:
         self.data = data
         self.state = state or Expiry(STATE_TTL)
         self.result_cap = result_cap
         self.topics = topics or {}
+        self.rate_scale = rate_scale
         self.wire = False
         """True behind a server: each request is stamped with its arrival (rate limits)."""
         self.mounts = sorted(
@@ -152,6 +154,7 @@ class SnapshotApi:
                     self.result_cap,
                     self.topics.get(source, ()),
                     arrived,
+                    self.rate_scale,
                 )
                 emulation = SOURCES[source].emulation
                 assert emulation is not None  # only served sources are mounted
@@ -196,6 +199,9 @@ class FaultPlan:
 class _Handler(BaseHTTPRequestHandler):
     server: EmulatorServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    """TCP_NODELAY: the body, written after the headers, leaves at once instead of waiting for
+    the client's delayed ACK of them (40 ms per answer on a kept-alive connection)."""
 
     def do_GET(self) -> None:
         self.server.requests.append(self.path)
@@ -274,16 +280,22 @@ def make_server(
     state_ttl: float | None = STATE_TTL,
     result_cap: int | None = RESULT_CAP,
     reference_dir: Path = paths.REFERENCE_DIR,
+    rate_scale: int = 1,
 ) -> EmulatorServer:
     """A server (not yet serving) for `snapshot_dir`; port 0 picks a free one.
 
     `state_ttl` is how long a cursor or search history lives (None: for ever); `result_cap`
     how many records a PubMed search pages through; `reference_dir` holds the topic queries
-    `serving.search` tells unsearchable records by.
+    `serving.search` tells unsearchable records by; `rate_scale` multiplies every
+    requests-a-second limit the sources keep and announce (1: the service's own).
     """
     plan = FaultPlan(faults, seed, stall_seconds, retry_after_seconds)
     api = SnapshotApi(
-        load_snapshot(snapshot_dir), Expiry(state_ttl), result_cap, topic_queries(reference_dir)
+        load_snapshot(snapshot_dir),
+        Expiry(state_ttl),
+        result_cap,
+        topic_queries(reference_dir),
+        rate_scale,
     )
     return EmulatorServer(api, plan, port)
 

@@ -469,8 +469,8 @@ class Served:
     )
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def admit(self, pool: str, now: float | None) -> bool:
-        """Whether a list request of `pool` arriving `now` is within its limit in the last
+    def admit(self, pool: str, limit: int, now: float | None) -> bool:
+        """Whether a list request of `pool` arriving `now` is within `limit` in the last
         second (counted when admitted: a refused one does not use up the allowance); always,
         for a request that did not come over the wire."""
         if now is None:
@@ -479,7 +479,7 @@ class Served:
             recent = self.arrivals[pool]
             while recent and now - recent[0] >= 1.0:
                 recent.popleft()
-            if len(recent) >= LIST_LIMITS[pool]:
+            if len(recent) >= limit:
                 return False
             recent.append(now)
             return True
@@ -541,9 +541,9 @@ def _validation_failure(kind: str, value: str, text: str) -> serving.Reply:
     return serving.Reply(400, orjson.dumps(body))
 
 
-def _limit_headers(pool: str) -> tuple[tuple[str, str], ...]:
+def _limit_headers(limit: int) -> tuple[tuple[str, str], ...]:
     """The headers Crossref announces its limit in, on every answer."""
-    return (("x-rate-limit-limit", str(LIST_LIMITS[pool])), ("x-rate-limit-interval", "1s"))
+    return (("x-rate-limit-limit", str(limit)), ("x-rate-limit-interval", "1s"))
 
 
 def _one_work(served: Served, request: serving.Request) -> serving.Reply:
@@ -569,12 +569,13 @@ def answer(served: Served, request: serving.Request) -> serving.Reply:
     answers one work (`_one_work`)."""
     params = request.params
     pool = "polite" if params.get("mailto") else "public"
-    headers = _limit_headers(pool)
+    limit = LIST_LIMITS[pool] * request.rate_scale
+    headers = _limit_headers(limit)
     if request.path.startswith(WORKS_PATH + "/"):
         return replace(_one_work(served, request), headers=headers)
     if request.path != WORKS_PATH:
         return serving.error_reply(404, f"unknown path {request.path}")
-    if not served.admit(pool, request.arrived):
+    if not served.admit(pool, limit, request.arrived):
         return serving.Reply(429, b"Too Many Requests", "text/plain", headers)
     rows = params.get("rows", "20")
     if not rows.isdigit() or int(rows) > ROWS:

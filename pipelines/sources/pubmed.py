@@ -919,7 +919,7 @@ def answer(served: Served, request: serving.Request) -> serving.Reply:
     "count", "limit"}` (a recorded one is in the shared samples). Every answer states the limit
     in NCBI's `X-RateLimit-*` headers."""
     key = request.params.get("api_key")
-    limit = rate_limit(key).requests
+    limit = rate_limit(key).requests * request.rate_scale
     caller = key or KEYLESS_CALLER
     admitted, count = served.allowance.take(caller, limit, request.arrived)
     remaining = max(limit - count, 0)

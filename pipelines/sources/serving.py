@@ -120,6 +120,9 @@ class Request:
     arrived: float | None = None
     """When the request came over the wire (monotonic seconds), for a source's rate limit;
     None for a request answered without a server (no limit applies)."""
+    rate_scale: int = 1
+    """The service's requests-a-second limits times this, kept and announced alike (1: the
+    service's own). Tests that do not test politeness run the same protocol in less time."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import pytest
 
 from pipelines import paths
 from pipelines.devtools.emulator import make_server, running
+from tests.conftest import EMULATOR_RATE_SCALE
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +66,7 @@ def test_refresh_with_a_source_down_writes_one_error_line_and_retries_only_when_
 ) -> None:
     down = f"pubmed=http://127.0.0.1:{_closed_port()}"
     fast = ["--pace", "0", "--timeout", "0.5", "--backoff", "0.02", "--max-tries", "3"]
-    with running(make_server(paths.BUNDLED_SNAPSHOT)) as emulator:
+    with running(make_server(paths.BUNDLED_SNAPSHOT, rate_scale=EMULATOR_RATE_SCALE)) as emulator:
         done = _cli(
             "refresh",
             "--data-dir",

@@ -37,6 +37,7 @@ from pipelines.release.publish import DataDir
 from pipelines.resources import LiveSourcesResource
 from pipelines.sources.clinicaltrials import data_timestamp
 from schemas import TABLES
+from tests.conftest import EMULATOR_RATE_SCALE
 
 if TYPE_CHECKING:
     from dagster._core.definitions.sensor_definition import SensorExecutionData
@@ -56,7 +57,7 @@ RELEASE_KEY = dg.AssetKey(["release", "published"])
 def _serve(
     snapshot_dir: Path = paths.BUNDLED_SNAPSHOT, **kwargs: float
 ) -> Iterator[EmulatorServer]:
-    server = make_server(snapshot_dir, **kwargs)  # type: ignore[arg-type]
+    server = make_server(snapshot_dir, rate_scale=EMULATOR_RATE_SCALE, **kwargs)  # type: ignore[arg-type]
     with running(server):
         yield server
 

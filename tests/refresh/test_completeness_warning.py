@@ -19,6 +19,7 @@ from pipelines import paths
 from pipelines.cli import main
 from pipelines.devtools.emulator import Reply, make_server, running
 from pipelines.refresh import Credentials, HttpSettings, parse_base_urls, refresh
+from tests.conftest import EMULATOR_RATE_SCALE
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ FIRST_CROSSREF_KRATOM_PAGE = "/crossref/works?query.bibliographic=kratom&"
 def test_total_count_mismatch_is_a_warning_in_the_strategy_and_on_stderr(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server = make_server(paths.BUNDLED_SNAPSHOT)
+    server = make_server(paths.BUNDLED_SNAPSHOT, rate_scale=EMULATOR_RATE_SCALE)
     answer = server.api.answer
 
     def announcing_more(target: str, arrived: float | None = None) -> Reply:
@@ -96,7 +97,7 @@ def test_a_bound_that_stops_crossref_early_is_the_stated_reason_not_a_warning(
         writer.writeheader()
         writer.writerows(rows)
 
-    with running(make_server(paths.BUNDLED_SNAPSHOT)) as server:
+    with running(make_server(paths.BUNDLED_SNAPSHOT, rate_scale=EMULATOR_RATE_SCALE)) as server:
         result = refresh(
             tmp_path / "data",
             parse_base_urls([f"all={server.base_url}"]),

@@ -72,3 +72,16 @@ def test_an_unpaced_client_learns_the_limit_from_the_first_answer(tmp_path: Path
             statuses = [entry.status for entry in http.log]
     assert statuses == [200] * 7  # max_tries 1: a single 429 would have failed the client
     assert busiest_window(starts) <= 3
+
+
+def test_a_rate_scale_multiplies_the_limits_kept_and_announced() -> None:
+    """What the fast tests run on (tests/conftest.py EMULATOR_RATE_SCALE): NCBI's and
+    Crossref's limits times the scale, refused beyond it and stated in their headers."""
+    api = SnapshotApi(load_snapshot(paths.BUNDLED_SNAPSHOT), rate_scale=10)
+    answers = [api.answer(ESEARCH, arrived=90.0 + 0.001 * n) for n in range(31)]
+    assert [a.status for a in answers] == [200] * 30 + [429]
+    assert dict(answers[0].headers)["X-RateLimit-Limit"] == "30"
+    works = "/crossref/works?query.bibliographic=kratom&rows=20"
+    listed = [api.answer(works, arrived=95.0 + 0.001 * n) for n in range(11)]
+    assert [a.status for a in listed] == [200] * 10 + [429]
+    assert dict(listed[0].headers)["x-rate-limit-limit"] == "10"

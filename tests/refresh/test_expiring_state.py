@@ -25,6 +25,7 @@ import pytest
 from pipelines.devtools.emulator import EmulatorServer, Reply, make_server, running
 from pipelines.refresh import REQUEST_LOG, Credentials, live_sources
 from pipelines.sources.serving import Expiry
+from tests.conftest import EMULATOR_RATE_SCALE
 from tests.refresh import synthetic
 
 pytestmark = pytest.mark.slow
@@ -75,7 +76,9 @@ class _Clock:
 def served(tmp_path: Path) -> Iterator[tuple[EmulatorServer, _StopLater, Path, _Clock]]:
     snapshot = synthetic.write_snapshot(tmp_path / "served", COUNTS)
     reference = synthetic.write_reference(tmp_path / "reference", COUNTS)
-    server = make_server(snapshot, state_ttl=TTL, reference_dir=reference)
+    server = make_server(
+        snapshot, state_ttl=TTL, reference_dir=reference, rate_scale=EMULATOR_RATE_SCALE
+    )
     clock = _Clock()
     server.api.state = Expiry(TTL, clock=clock)
     stopper = _StopLater(server.api.answer)

@@ -20,6 +20,7 @@ from pipelines.cli import main
 from pipelines.devtools.emulator import EmulatorServer, make_server, running
 from pipelines.refresh import HttpSettings, live_sources, parse_base_urls, refresh
 from pipelines.sources.base import Credentials
+from tests.conftest import EMULATOR_RATE_SCALE
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ FAST = ["--pace", "0", "--timeout", "0.5", "--backoff", "0.02", "--max-tries", "
 
 @pytest.fixture
 def emulator() -> Iterator[EmulatorServer]:
-    server = make_server(paths.BUNDLED_SNAPSHOT)
+    server = make_server(paths.BUNDLED_SNAPSHOT, rate_scale=EMULATOR_RATE_SCALE)
     with running(server):
         yield server
 

@@ -21,6 +21,7 @@ from pipelines.cli import main
 from pipelines.devtools.emulator import make_server, running
 from pipelines.refresh import live_sources
 from pipelines.sources import openalex
+from tests.conftest import EMULATOR_RATE_SCALE
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ def test_a_keyless_refresh_finishes_and_publishes_when_the_day_budget_is_spent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("OPENALEX_API_KEY", raising=False)
-    with running(make_server(paths.BUNDLED_SNAPSHOT)) as server:
+    with running(make_server(paths.BUNDLED_SNAPSHOT, rate_scale=EMULATOR_RATE_SCALE)) as server:
         spend = f"{server.base_url}/openalex/works?search=kratom"
         assert [httpx.get(spend).status_code for _ in range(openalex.KEYLESS_SEARCHES)] == [
             200

@@ -32,6 +32,7 @@ from pipelines.cli import main
 from pipelines.devtools.emulator import EmulatorServer, Reply, make_server, running
 from pipelines.refresh import REQUEST_LOG, live_sources, load_queries
 from pipelines.refresh.settings import live_units
+from tests.conftest import EMULATOR_RATE_SCALE
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +65,7 @@ class _SlowAnswers:
 
 @pytest.fixture
 def emulator() -> Iterator[EmulatorServer]:
-    server = make_server(paths.BUNDLED_SNAPSHOT)
+    server = make_server(paths.BUNDLED_SNAPSHOT, rate_scale=EMULATOR_RATE_SCALE)
     slow = _SlowAnswers(server.api.answer, CT_STUDIES, CT_ANSWER_SECONDS)
     server.api.answer = slow  # type: ignore[method-assign]
     with running(server):

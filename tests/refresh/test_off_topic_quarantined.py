@@ -21,6 +21,7 @@ from pipelines import paths, snapshot
 from pipelines.cli import main
 from pipelines.devtools.emulator import make_server, running
 from pipelines.sources.relevance import OFF_TOPIC_REASON
+from tests.conftest import EMULATOR_RATE_SCALE
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ def test_off_topic_work_is_counted_listed_and_quarantined(
     page.write_text(json.dumps(body), encoding="utf-8")
     data_dir = tmp_path / "data"
 
-    with running(make_server(served)) as server:
+    with running(make_server(served, rate_scale=EMULATOR_RATE_SCALE)) as server:
         assert (
             main(
                 [

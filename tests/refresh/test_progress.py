@@ -27,6 +27,7 @@ from pipelines.refresh import (
     parse_base_urls,
     refresh,
 )
+from tests.conftest import EMULATOR_RATE_SCALE
 
 FAST = HttpSettings(timeout=0.5, backoff_base=0.02, pace=0.0)
 ROW = re.compile(r"^(\w+) +[━╸╺]+ +(\d+)/(\d+) +(\d+) requests +(\d+) retries +\d+:\d\d:\d\d$")
@@ -34,7 +35,12 @@ ROW = re.compile(r"^(\w+) +[━╸╺]+ +(\d+)/(\d+) +(\d+) requests +(\d+) retr
 
 def _refresh_into(console: Console, data_dir: Path, faults: float = 0.0) -> RefreshResult:
     server = make_server(
-        paths.BUNDLED_SNAPSHOT, faults=faults, seed=85, stall_seconds=0.1, retry_after_seconds=0
+        paths.BUNDLED_SNAPSHOT,
+        faults=faults,
+        seed=85,
+        stall_seconds=0.1,
+        retry_after_seconds=0,
+        rate_scale=EMULATOR_RATE_SCALE,
     )
     with running(server):
         urls = parse_base_urls([f"all={server.base_url}"])

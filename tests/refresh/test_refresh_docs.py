@@ -15,6 +15,7 @@ import pytest
 
 from pipelines import paths
 from pipelines.devtools.emulator import make_server, running
+from tests.conftest import EMULATOR_RATE_SCALE
 from tests.refresh import synthetic
 
 COUNTS = synthetic.Counts(
@@ -39,7 +40,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("docs")
     served = synthetic.write_snapshot(root / "served", COUNTS)
     reference = synthetic.write_reference(root / "reference", COUNTS)
-    server = make_server(served, faults=0.3, seed=3, retry_after_seconds=0)
+    server = make_server(
+        served, faults=0.3, seed=3, retry_after_seconds=0, rate_scale=EMULATOR_RATE_SCALE
+    )
     server.faults.kinds = ("http503", "http429_seconds")
     with running(server):
         result = synthetic.quick_refresh(

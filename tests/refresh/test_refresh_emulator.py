@@ -20,6 +20,7 @@ from pipelines.cli import main
 from pipelines.devtools.emulator import FAULT_KINDS, EmulatorServer, make_server, running
 from pipelines.http import redact_url
 from schemas import HISTORY
+from tests.conftest import EMULATOR_RATE_SCALE
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ FAST = ["--pace", "0", "--timeout", "0.5", "--backoff", "0.02", "--max-tries", "
 
 
 def _serve(**kwargs: float) -> Iterator[EmulatorServer]:
-    server = make_server(paths.BUNDLED_SNAPSHOT, **kwargs)  # type: ignore[arg-type]
+    server = make_server(paths.BUNDLED_SNAPSHOT, rate_scale=EMULATOR_RATE_SCALE, **kwargs)  # type: ignore[arg-type]
     with running(server):
         yield server
 
@@ -182,7 +183,7 @@ def test_source_down_for_good_stops_with_one_error_and_incomplete_snapshot(
 ) -> None:
     monkeypatch.setenv("NCBI_API_KEY", "ncbi-SECRET-down")
     monkeypatch.setenv("KRATOM_EVIDENCE_EMAIL", "down@example.org")
-    down = make_server(paths.BUNDLED_SNAPSHOT, faults=1.0)
+    down = make_server(paths.BUNDLED_SNAPSHOT, faults=1.0, rate_scale=EMULATOR_RATE_SCALE)
     down.faults.kinds = ("http503",)
     with running(down):
         code = _refresh(tmp_path, f"all={emulator.base_url}", f"pubmed={down.base_url}/pubmed")
@@ -235,7 +236,7 @@ def test_secrets_never_reach_files_or_output(
 def test_rerun_after_a_failed_refresh_resumes_without_fetching_a_page_twice(
     tmp_path: Path, bundled_tables: BundledTables, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    down = make_server(paths.BUNDLED_SNAPSHOT, faults=1.0)
+    down = make_server(paths.BUNDLED_SNAPSHOT, faults=1.0, rate_scale=EMULATOR_RATE_SCALE)
     down.faults.kinds = ("http503",)
     with running(down):
         for first in _serve():

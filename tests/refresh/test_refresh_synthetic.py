@@ -25,6 +25,7 @@ from pipelines.cli import main
 from pipelines.devtools.emulator import make_server, running
 from pipelines.refresh import live_sources
 from pipelines.sources import SOURCES
+from tests.conftest import EMULATOR_RATE_SCALE
 from tests.refresh import synthetic
 from tests.refresh.test_refresh_emulator import _table_hashes
 
@@ -41,7 +42,7 @@ def test_refresh_paging_every_source_publishes_tables_identical_to_build(tmp_pat
     # A first refresh carries the bundled registries over: the served snapshot holds them too.
     shutil.copytree(paths.BUNDLED_SNAPSHOT / "registries", served / "registries")
     reference = synthetic.write_reference(tmp_path / "reference", COUNTS)
-    server = make_server(served)
+    server = make_server(served, rate_scale=EMULATOR_RATE_SCALE)
     with running(server):
         result = synthetic.quick_refresh(
             tmp_path / "refreshed", server.base_url, reference, page_size=PAGE

@@ -47,6 +47,7 @@ from pipelines.refresh.settings import live_units
 from pipelines.snapshot import source_files, superseded_records
 from pipelines.sources import SOURCES
 from pipelines.sources.openalex import OPENALEX_UNFILTERED
+from tests.conftest import EMULATOR_RATE_SCALE
 from tests.refresh import synthetic
 
 FAST = ["--pace", "0", "--timeout", "30", "--backoff", "0.02", "--max-tries", "4", "--no-progress"]
@@ -71,7 +72,7 @@ class _HeldAnswers:
 
 
 def _serve(snapshot_dir: Path) -> Iterator[EmulatorServer]:
-    server = make_server(snapshot_dir)
+    server = make_server(snapshot_dir, rate_scale=EMULATOR_RATE_SCALE)
     with running(server):
         yield server
 

@@ -22,6 +22,7 @@ from werkzeug import Request, Response
 from pipelines.devtools.emulator import EmulatorServer, make_server, running
 from pipelines.http import SourceError, SourceHttp
 from pipelines.sources import pubmed
+from tests.conftest import EMULATOR_RATE_SCALE
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "pubmed"
 RATE_LIMIT_BODY = SAMPLES / "esummary_json_error_api_rate_limit_exceeded_biomcp.json"
@@ -52,7 +53,9 @@ def _snapshot(folder: Path, articles: list[str]) -> Path:
 @pytest.fixture
 def capped(tmp_path: Path) -> Iterator[EmulatorServer]:
     articles = [_article(99_100_001 + i, year) for i, year in enumerate(YEARS)]
-    with running(make_server(_snapshot(tmp_path, articles), result_cap=CAP)) as server:
+    with running(
+        make_server(_snapshot(tmp_path, articles), result_cap=CAP, rate_scale=EMULATOR_RATE_SCALE)
+    ) as server:
         yield server
 
 
@@ -122,7 +125,9 @@ def test_without_the_split_the_capped_emulator_refuses_records_past_the_cap(
 
 def test_one_day_over_the_cap_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     same_day = [_article(99_200_001 + i, 2020, day=7) for i in range(CAP + 2)]
-    server = make_server(_snapshot(tmp_path, same_day), result_cap=CAP)
+    server = make_server(
+        _snapshot(tmp_path, same_day), result_cap=CAP, rate_scale=EMULATOR_RATE_SCALE
+    )
     with (
         running(server),
         _client(f"{server.base_url}/pubmed") as http,

@@ -43,6 +43,7 @@ from pipelines.staging import stage_source
 from pipelines.warehouse import ensure_schemas
 from schemas.arrow import arrow_schema
 from schemas.literature import Publication
+from tests.conftest import EMULATOR_RATE_SCALE
 
 LINES = [
     "10.5555/toy.1\tFirst toy paper",
@@ -183,7 +184,7 @@ def test_toy_source_is_served_by_the_emulator_and_recorded_by_its_own_pager(
         clients.append(RecordingClient(http, prefix, live.check_body, None, fixed))
         return clients[-1]
 
-    with running(make_server(folder)) as server:
+    with running(make_server(folder, rate_scale=EMULATOR_RATE_SCALE)) as server:
         url = server.base_url + live.emulator_path
         with SourceHttp(toy, url, recorder=ResponseRecorder(out)) as http:
             hits = live.fetch(LiveRun(client, ["kratom"], 2, lambda units: None))
@@ -227,7 +228,9 @@ def test_toy_version_endpoint_gets_a_sensor_that_asks_for_a_refresh_when_it_chan
     assert set(sensors) == {"clinicaltrials_version", f"{toy}_version"}
     live = SOURCES[toy].live
     assert live is not None
-    with running(make_server(_snapshot(tmp_path / "snap"))) as server:
+    with running(
+        make_server(_snapshot(tmp_path / "snap"), rate_scale=EMULATOR_RATE_SCALE)
+    ) as server:
         urls = {toy: server.base_url + live.emulator_path}
         resources = {"live_sources": LiveSourcesResource(base_urls=urls)}
         first = sensors[f"{toy}_version"].evaluate_tick(
@@ -250,7 +253,9 @@ def test_a_refresh_records_the_toy_source_registered_after_every_import(
     shutil.copytree(paths.REFERENCE_DIR, reference)
     _write_csv(reference / "topic_queries.csv", [{"source": toy, "query": "kratom"}])
     _write_csv(reference / "compounds.csv", [], _header(reference / "compounds.csv"))
-    with running(make_server(_snapshot(tmp_path / "snap"))) as server:
+    with running(
+        make_server(_snapshot(tmp_path / "snap"), rate_scale=EMULATOR_RATE_SCALE)
+    ) as server:
         result = refresh(
             tmp_path / "data",
             parse_base_urls([f"all={server.base_url}"]),
