@@ -280,11 +280,17 @@ def _status_kib(pid: int) -> dict[str, int]:
 
 
 def read_steps(path: Path) -> list[dict[str, Any]]:
-    """Each step of the build's runs with its start, end and process, from the file the build
-    wrote (`kratom-evidence build --step-times`), in order of start."""
+    """Each step of the build's runs with its start, end and the warnings it logged (a
+    curated builder run again after running out of memory), from the file the build wrote
+    (`kratom-evidence build --step-times`), in order of start."""
     runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
     steps = [
-        {"step": key, "start": step["start"], "end": step.get("end", step["start"])}
+        {
+            "step": key,
+            "start": step["start"],
+            "end": step.get("end", step["start"]),
+            "warnings": step.get("warnings", []),
+        }
         for run in runs
         for key, step in run["steps"].items()
         if "start" in step
@@ -494,6 +500,9 @@ def bench_size(
                 f"{out['after_s']:.2f}",
                 flush=True,
             )
+        for step in run.get("step_spans", []):
+            for warning in step["warnings"]:
+                print(f"    warning in {step['step']}: {warning}", flush=True)
         for step in run.get("steps", [])[:5]:
             print(
                 f"    peak {step['peak_mib']:>8.1f} MiB (one process {step['process_mib']:.1f}) "

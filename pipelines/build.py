@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -318,22 +319,38 @@ STEP_EVENTS = {
 def write_step_times(
     path: Path, instance: dg.DagsterInstance, runs: Sequence[dg.JobExecutionResult]
 ) -> None:
-    """Write each run's steps with their start and end (unix seconds) and process id, from
-    the run's events in the instance: where a build spends its time, read by the bench
+    """Write each run's steps that started, with their start and end (unix seconds), process
+    id and the warnings they logged (a curated builder run again after running out of memory),
+    from the run's events in the instance: where a build spends its time, read by the bench
     (bench/bench_ctgov.py) from a build run as a user runs it."""
     written = []
     for run in runs:
         steps: dict[str, dict[str, Any]] = {}
-        for entry in instance.all_logs(run.run_id, of_type=STEP_EVENTS):
+        for entry in instance.all_logs(run.run_id):
             event = entry.dagster_event
-            if entry.step_key is None or event is None:
+            if entry.step_key is None:
                 continue
-            step = steps.setdefault(entry.step_key, {"pid": event.pid})
+            if event is None and _level(entry.level) >= logging.WARNING:
+                warned = steps.setdefault(entry.step_key, {}).setdefault("warnings", [])
+                warned.append(entry.user_message)
+            if event is None or event.event_type not in STEP_EVENTS:
+                continue
+            step = steps.setdefault(entry.step_key, {})
+            step["pid"] = event.pid
             step["start" if event.event_type == dg.DagsterEventType.STEP_START else "end"] = (
                 entry.timestamp
             )
-        written.append({"job": run.job_def.name, "run_id": run.run_id, "steps": steps})
+        ran = {key: step for key, step in steps.items() if "start" in step}
+        written.append({"job": run.job_def.name, "run_id": run.run_id, "steps": ran})
     path.write_text(json.dumps({"runs": written}, indent=2) + "\n", encoding="utf-8")
+
+
+def _level(level: str | int) -> int:
+    """A log entry's level as a number (Dagster keeps a name or a number)."""
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelName(level)
+    return number if isinstance(number, int) else logging.NOTSET
 
 
 def unstaged_keys() -> list[dg.AssetKey]:

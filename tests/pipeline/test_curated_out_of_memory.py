@@ -81,11 +81,21 @@ def test_a_builder_out_of_memory_beside_another_runs_again_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failures: int
 ) -> None:
     """Out of memory beside another, a builder runs again alone under the same share of the
-    limit; out of memory then too, alone with the whole limit."""
+    limit; out of memory then too, alone with the whole limit. Each run again is a warning of
+    the curated step in the step times the bench reads."""
     runs = Runs(failures=failures)
     monkeypatch.setattr(curated, "build_table", runs.wrap(curated.build_table))
+    times = tmp_path / "steps.json"
 
-    build(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"), created_at=CREATED_AT)
+    build(
+        paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"), created_at=CREATED_AT, step_times=times
+    )
+
+    steps = {k: v for run in json.loads(times.read_text())["runs"] for k, v in run["steps"].items()}
+    warnings = steps["curated"]["warnings"]
+    assert len(warnings) == failures
+    assert all(f"curated builder {TARGET} ran out of DuckDB memory" in w for w in warnings)
+    assert not any("warnings" in step for name, step in steps.items() if name != "curated")
 
     # Whether another builder ran beside the first run depends on timing; every later run had
     # the warehouse to itself whatever the timing.
