@@ -691,7 +691,7 @@ class _Run:
         rows = con.execute(
             f"SELECT {offset} + _i, _key, _origin, _index FROM {batch.parsed} "
             "WHERE NOT _drop ORDER BY _i"
-        ).fetch_arrow_table()
+        ).to_arrow_table()
         recs, keys, origins, indexes = (column.to_pylist() for column in rows.columns)
         reasons: dict[int, str] = dict(
             con.execute(f"SELECT _rec, reason FROM {_PROBLEMS}").fetchall()

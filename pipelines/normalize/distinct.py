@@ -44,7 +44,7 @@ def classify_distinct(
         f"CREATE OR REPLACE TEMP TABLE {distinct} AS "
         f"SELECT row_number() OVER () - 1 AS _n, * FROM (SELECT DISTINCT * FROM ({query}))"
     )
-    inputs = con.execute(f"SELECT * EXCLUDE (_n) FROM {distinct} LIMIT 0").fetch_arrow_table()
+    inputs = con.execute(f"SELECT * EXCLUDE (_n) FROM {distinct} LIMIT 0").to_arrow_table()
     schema = pa.schema([*inputs.schema, *outputs])
     write_arrow(con, f"CREATE OR REPLACE TEMP TABLE {table} AS", schema.empty_table())
     (count,) = con.execute(f"SELECT count(*) FROM {distinct}").fetchone() or (0,)
@@ -52,7 +52,7 @@ def classify_distinct(
         batch = con.execute(
             f"SELECT * EXCLUDE (_n) FROM {distinct} WHERE _n >= ? AND _n < ? ORDER BY _n",
             [start, start + BATCH_ROWS],
-        ).fetch_arrow_table()
+        ).to_arrow_table()
         found = [fn(*row) for row in zip(*(c.to_pylist() for c in batch.columns), strict=True)]
         columns = [
             pa.array([values[i] for values in found], field.type) for i, field in enumerate(outputs)
