@@ -338,7 +338,7 @@ def test_rows_kept_in_sql_are_written_as_the_models_coercion_writes_them() -> No
     rows = staged_rows(con, results, staging_tables(con, "outcome_results"))
     writer = TableWriter(con, results)
     rejects = gate(con, rows, results, warehouse_parents(results), writer)
-    written = con.execute("SELECT * FROM curated.outcome_results").fetch_arrow_table()
+    written = con.execute("SELECT * FROM curated.outcome_results").to_arrow_table()
     from_frame = enforce(staged, results, {"outcomes": {("NCT00000001:R1",)}})
     con.close()
     assert rejects.empty and writer.rows == 2
