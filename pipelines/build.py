@@ -327,19 +327,17 @@ def write_step_times(
     for run in runs:
         steps: dict[str, dict[str, Any]] = {}
         for entry in instance.all_logs(run.run_id):
-            event = entry.dagster_event
             if entry.step_key is None:
                 continue
-            if event is None and _level(entry.level) >= logging.WARNING:
-                warned = steps.setdefault(entry.step_key, {}).setdefault("warnings", [])
-                warned.append(entry.user_message)
-            if event is None or event.event_type not in STEP_EVENTS:
-                continue
             step = steps.setdefault(entry.step_key, {})
-            step["pid"] = event.pid
-            step["start" if event.event_type == dg.DagsterEventType.STEP_START else "end"] = (
-                entry.timestamp
-            )
+            event = entry.dagster_event
+            if event is None:
+                if _level(entry.level) >= logging.WARNING:
+                    step.setdefault("warnings", []).append(entry.user_message)
+            elif event.event_type in STEP_EVENTS:
+                step["pid"] = event.pid
+                start = event.event_type == dg.DagsterEventType.STEP_START
+                step["start" if start else "end"] = entry.timestamp
         ran = {key: step for key, step in steps.items() if "start" in step}
         written.append({"job": run.job_def.name, "run_id": run.run_id, "steps": ran})
     path.write_text(json.dumps({"runs": written}, indent=2) + "\n", encoding="utf-8")
