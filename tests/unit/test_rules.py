@@ -4,12 +4,14 @@ asset check and `validate` report the same rules as counted lines."""
 from __future__ import annotations
 
 import json
+import random
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
 
+from pipelines import rules
 from pipelines.assets.curated import TableWriter
 from pipelines.rules import (
     Frames,
@@ -345,3 +347,61 @@ def test_rows_kept_in_sql_are_written_as_the_models_coercion_writes_them() -> No
     expected = to_arrow(from_frame.frame, results.model)
     assert written.cast(expected.schema).equals(expected)  # the model's nullability aside
     assert written.column("value").to_pylist() == [None, 2.0]
+
+
+def _random_key_rows(seed: int, n: int) -> pa.Table:
+    """outcome_changes keys (two of three parts nullable) and conditions' (none), drawn from
+    few values so repeats are common: nulls, empty text, non-ASCII and a study id with a
+    prefix of another."""
+    draw = random.Random(seed)
+    values = ["NCT01", "NCT012", "", "Ölçek", "ölçek", "z", "Z ", "é", "e\u0301", None]
+    rows = [[draw.choice(values) for _ in range(3)] for _ in range(n)]
+    return pa.table(
+        {
+            "study_id": [r[0] or "NCT09" for r in rows],
+            "registered_outcome_id": [r[1] for r in rows],
+            "reported_outcome_id": [r[2] for r in rows],
+            "condition": [r[2] for r in rows],
+        }
+    )
+
+
+@pytest.mark.parametrize("table", ["outcome_changes", "conditions"])
+@pytest.mark.parametrize("seed", range(4))
+def test_repeats_found_between_neighbours_are_those_the_grouped_query_finds(
+    table: str, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streamed check of sorted rows (batches of 7 rows here, so repeats cross batches)
+    against the grouped query, on the same rows sorted as the gate sorts them and shuffled
+    (which it must leave to the query)."""
+    monkeypatch.setattr(rules, "ADJACENT_BATCH_ROWS", 7)
+    spec = TABLES_BY_NAME[table]
+    allowed = nullable_key_columns(spec)
+    order = ", ".join(f'"{c}" NULLS LAST' for c in spec.primary_key)
+    con = duckdb.connect()
+    con.register("drawn", _random_key_rows(seed, 200))
+    con.execute("CREATE TABLE drawn_keys AS SELECT * FROM drawn")
+    con.execute(f"CREATE TABLE sorted_keys AS SELECT * FROM drawn_keys ORDER BY {order}")
+    con.execute("CREATE TABLE shuffled_keys AS SELECT * FROM drawn_keys ORDER BY hash(rowid)")
+    for name, sorted_ in (("sorted_keys", True), ("shuffled_keys", False)):
+        rows = rules.stored_rows(con, name)
+        grouped = rules._grouped_repeats(con, rows, spec, allowed)
+        adjacent = rules._adjacent_repeats(con, rows, spec, allowed)
+        assert grouped, "the draw holds repeats"
+        assert adjacent == (grouped if sorted_ else None)
+        found = rules._duplicate_keys(con, rows, spec)
+        assert [b.row for b in found] == grouped
+
+
+def test_keys_without_an_order_here_go_to_the_grouped_query() -> None:
+    """A key part Arrow cannot order (a list) is not streamed; NaN, never equal to itself,
+    breaks the order too."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE listed AS SELECT [1] AS study_id, 'a' AS condition FROM range(3)")
+    rows = rules.stored_rows(con, "listed")
+    assert rules._adjacent_repeats(con, rows, CONDITIONS, ()) is None
+    assert [b.row for b in rules._duplicate_keys(con, rows, CONDITIONS)] == [1, 2]
+    con.execute("CREATE TABLE nan_keys AS SELECT 'nan'::DOUBLE AS study_id, 'a' AS condition")
+    con.execute("INSERT INTO nan_keys SELECT * FROM nan_keys")
+    rows = rules.stored_rows(con, "nan_keys")
+    assert rules._adjacent_repeats(con, rows, CONDITIONS, ()) is None
