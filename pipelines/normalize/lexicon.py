@@ -24,6 +24,7 @@ matches only when one of them is also in the text.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -121,6 +122,14 @@ def _letters_pattern(piece: str) -> str:
     return re.escape(piece)
 
 
+@functools.lru_cache(maxsize=8192)
+def compiled_term(term: str) -> re.Pattern[str]:
+    """`term_pattern(term)` compiled, once per process: a build compiles the same vocabularies
+    into several lexicons (85 in a bundled build, some terms six times), more patterns than
+    `re`'s own cache of 512 keeps."""
+    return re.compile(term_pattern(term))
+
+
 def term_pattern(term: str) -> str:
     """Regex (over normalised text) that matches `term` and its harmless spelling variants."""
     words = normalize(term).split()
@@ -180,7 +189,7 @@ class Lexicon:
             if norm in seen:
                 continue
             seen[norm] = key
-            entries.append((key, term, re.compile(term_pattern(term))))
+            entries.append((key, term, compiled_term(term)))
         compiled: dict[str, Lexicon] = {}
         for term, context in (contexts or {}).items():
             norm = normalize(term)
