@@ -335,8 +335,10 @@ def run_builders(
     again, alone with the whole limit (its tables are all replaced, so a run again starts
     clean); out of memory then, the step fails. Alone under the share, a builder holds what
     two did side by side: the whole limit at once raised the step's peak by about 100 MiB at
-    200 000 studies (bench/README.md, lead session 10). A failed check stops new builders;
-    those running finish first.
+    200 000 studies (bench/README.md, lead session 10). While it waits for the running builders
+    to end, the next ones start beside them: at 200 000 studies baseline_measures, out of memory
+    beside outcome_results, held every other builder back for the 35 s that one still ran. A
+    failed check stops new builders; those running finish first.
     """
     required = needs(builders)
     by_table = {b.table: b for b in builders}
@@ -356,13 +358,10 @@ def run_builders(
         failed = False
         while waiting or running:
             for table in [t for t in waiting if required[t] <= done] if not failed else []:
-                # A builder to run alone waits for the running ones; none starts beside it.
-                busy = len(running) == BUILDER_THREADS or alone.keys() & {
-                    table,
-                    *running.values(),
-                }
-                if busy and (running or table not in alone):
-                    break
+                if len(running) == BUILDER_THREADS or alone.keys() & set(running.values()):
+                    break  # no free thread, or a builder runs alone: none starts beside it
+                if table in alone and running:
+                    continue  # it waits for the running ones to end; the others go on meanwhile
                 waiting.remove(table)
                 future = pool.submit(
                     _run_builder,

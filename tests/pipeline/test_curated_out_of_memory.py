@@ -142,3 +142,57 @@ def test_a_builder_out_of_memory_with_the_whole_limit_fails_the_build(
 
     assert len(runs.overlapping(TARGET)) == 3
     assert not (tmp_path / "data" / "releases").exists()
+
+
+def test_builders_go_on_beside_a_long_one_while_a_builder_waits_to_run_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """outcome_results (the costliest, by staged rows) runs until the three small builders have
+    ended; baseline_measures runs out of memory beside it. The small ones must run beside
+    outcome_results meanwhile (before, the builder waiting to run alone held them back, and
+    outcome_results would wait for them in vain); baseline_measures then runs alone."""
+    small = ("arms", "conditions", "interventions")
+    small_done = threading.Event()
+    ended: list[str] = []
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    failures = [1]
+
+    def run_builder(
+        con: duckdb.DuckDBPyConnection, builder: tables.Builder, *args: Any
+    ) -> curated.BuilderRun:
+        with lock:
+            events.append(("start", builder.table))
+            fail = builder.table == "baseline_measures" and failures[0] > 0
+            failures[0] -= fail
+        try:
+            if fail:
+                raise duckdb.OutOfMemoryException("Out of Memory Error (raised by the test)")
+            if builder.table == "outcome_results":
+                assert small_done.wait(timeout=20), "the small builders did not run beside it"
+            return builder, {}, None
+        finally:
+            with lock:
+                events.append(("end", builder.table))
+                ended.append(builder.table)
+                if set(small) <= set(ended):
+                    small_done.set()
+
+    monkeypatch.setattr(curated, "_run_builder", run_builder)
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging; CREATE SCHEMA curated")
+    for table, rows in (("outcome_results", 2000), ("baseline_measures", 1000)):
+        con.execute(
+            f"CREATE TABLE staging.clinicaltrials__{table} AS SELECT range FROM range({rows})"
+        )
+    builders = [tables.BUILDERS[t] for t in ("outcome_results", "baseline_measures", *small)]
+
+    built = [
+        run[0].table for run in curated.run_builders(con, builders, paths.REFERENCE_DIR, set())
+    ]
+
+    assert sorted(built) == sorted(b.table for b in builders)
+    assert events[:2] == [("start", "outcome_results"), ("start", "baseline_measures")]
+    rerun = len(events) - 1 - events[::-1].index(("start", "baseline_measures"))
+    assert events[rerun - 1] == ("end", "outcome_results")  # the last to end before it
+    assert events[rerun:] == [("start", "baseline_measures"), ("end", "baseline_measures")]
