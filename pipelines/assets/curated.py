@@ -336,9 +336,10 @@ def run_builders(
     clean); out of memory then, the step fails. Alone under the share, a builder holds what
     two did side by side: the whole limit at once raised the step's peak by about 100 MiB at
     200 000 studies (bench/README.md, lead session 10). While it waits for the running builders
-    to end, the next ones start beside them: at 200 000 studies baseline_measures, out of memory
-    beside outcome_results, held every other builder back for the 35 s that one still ran. A
-    failed check stops new builders; those running finish first.
+    to end, the next ones start beside them, unless its chain is the longest left (then they
+    would only delay it): at 200 000 studies baseline_measures, out of memory beside
+    outcome_results, held every other builder back for the 35 s that one still ran. A failed
+    check stops new builders; those running finish first.
     """
     required = needs(builders)
     by_table = {b.table: b for b in builders}
@@ -361,7 +362,9 @@ def run_builders(
                 if len(running) == BUILDER_THREADS or alone.keys() & set(running.values()):
                     break  # no free thread, or a builder runs alone: none starts beside it
                 if table in alone and running:
-                    continue  # it waits for the running ones to end; the others go on meanwhile
+                    if longest[table] >= max(longest[t] for t in running.values()):
+                        break  # the longest chain left: it runs next, alone
+                    continue  # it waits for the running ones; the others go on beside them
                 waiting.remove(table)
                 future = pool.submit(
                     _run_builder,

@@ -144,32 +144,38 @@ def test_a_builder_out_of_memory_with_the_whole_limit_fails_the_build(
     assert not (tmp_path / "data" / "releases").exists()
 
 
-def test_builders_go_on_beside_a_long_one_while_a_builder_waits_to_run_alone(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("long_one", ["outcome_results", "baseline_measures"])
+def test_builders_go_on_beside_a_long_one_while_a_shorter_chain_waits_to_run_alone(
+    monkeypatch: pytest.MonkeyPatch, long_one: str
 ) -> None:
-    """outcome_results (the costliest, by staged rows) runs until the three small builders have
-    ended; baseline_measures runs out of memory beside it. The small ones must run beside
-    outcome_results meanwhile (before, the builder waiting to run alone held them back, and
-    outcome_results would wait for them in vain); baseline_measures then runs alone."""
+    """Of outcome_results and baseline_measures, the first to start runs (held by the test) and
+    the other runs out of memory beside it. When the one held is the costlier (by staged rows),
+    the three small builders run beside it meanwhile (before, the builder waiting to run alone
+    held them back, and the held one waited for them in vain), then the other runs alone. When
+    the one that ran out of memory is the costlier, it runs alone next, before the small ones."""
+    failing = "baseline_measures" if long_one == "outcome_results" else "outcome_results"
     small = ("arms", "conditions", "interventions")
-    small_done = threading.Event()
+    small_done, failed, long_started = threading.Event(), threading.Event(), threading.Event()
     ended: list[str] = []
     events: list[tuple[str, str]] = []
     lock = threading.Lock()
-    failures = [1]
 
     def run_builder(
         con: duckdb.DuckDBPyConnection, builder: tables.Builder, *args: Any
     ) -> curated.BuilderRun:
         with lock:
             events.append(("start", builder.table))
-            fail = builder.table == "baseline_measures" and failures[0] > 0
-            failures[0] -= fail
+            fail = builder.table == failing and not failed.is_set()
         try:
+            if builder.table == long_one:
+                long_started.set()
             if fail:
+                assert long_started.wait(timeout=20)
+                failed.set()
                 raise duckdb.OutOfMemoryException("Out of Memory Error (raised by the test)")
-            if builder.table == "outcome_results":
-                assert small_done.wait(timeout=20), "the small builders did not run beside it"
+            if builder.table == long_one:
+                assert failed.wait(timeout=20)
+                small_done.wait(timeout=2 if long_one == "baseline_measures" else 20)
             return builder, {}, None
         finally:
             with lock:
@@ -181,7 +187,9 @@ def test_builders_go_on_beside_a_long_one_while_a_builder_waits_to_run_alone(
     monkeypatch.setattr(curated, "_run_builder", run_builder)
     con = duckdb.connect()
     con.execute("CREATE SCHEMA staging; CREATE SCHEMA curated")
-    for table, rows in (("outcome_results", 2000), ("baseline_measures", 1000)):
+    sizes = {long_one: 1000, failing: 1000}
+    sizes["outcome_results"] *= 2  # the costlier either way
+    for table, rows in sizes.items():
         con.execute(
             f"CREATE TABLE staging.clinicaltrials__{table} AS SELECT range FROM range({rows})"
         )
@@ -192,7 +200,9 @@ def test_builders_go_on_beside_a_long_one_while_a_builder_waits_to_run_alone(
     ]
 
     assert sorted(built) == sorted(b.table for b in builders)
-    assert events[:2] == [("start", "outcome_results"), ("start", "baseline_measures")]
-    rerun = len(events) - 1 - events[::-1].index(("start", "baseline_measures"))
-    assert events[rerun - 1] == ("end", "outcome_results")  # the last to end before it
-    assert events[rerun:] == [("start", "baseline_measures"), ("end", "baseline_measures")]
+    assert sorted(events[:2]) == [("start", "baseline_measures"), ("start", "outcome_results")]
+    rerun = events.index(("start", failing), events.index(("end", failing)) + 1)
+    assert events[rerun - 1] == ("end", long_one)
+    assert events[rerun + 1] == ("end", failing)
+    before = {table for kind, table in events[:rerun] if kind == "end"}
+    assert set(small) <= before if long_one == "outcome_results" else not before & set(small)
