@@ -1,6 +1,6 @@
-"""A curated builder that runs out of DuckDB memory beside another builder is run again alone,
-then with the whole limit, and the release is the same bytes; one that runs out of memory with
-the whole limit fails the build.
+"""A curated builder that runs out of DuckDB memory beside another builder is run again alone
+(with DuckDB on both builder threads), then with the whole limit, and the release is the same
+bytes; one that runs out of memory with the whole limit fails the build.
 
 Builders run two at a time and share the warehouse's `memory_limit`: at 560 000 studies two
 large ones side by side ran out of it (bench/README.md, session 7). The fault is injected where
@@ -41,11 +41,14 @@ class Runs:
         self.lock = threading.Lock()
         self.events: list[tuple[str, str, int]] = []  # (start | end, table, run number)
         self.limits: list[tuple[str, str]] = []  # (table, memory_limit) of each run
+        self.threads: list[tuple[str, int]] = []  # (table, DuckDB threads) of each run
 
     def wrap(self, build_table: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         def run(con: duckdb.DuckDBPyConnection, builder: tables.Builder, *args: Any) -> Any:
             (limit,) = con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+            (threads,) = con.execute("SELECT current_setting('threads')").fetchone() or (0,)
             with self.lock:
+                self.threads.append((builder.table, int(threads)))
                 number = len(self.events)
                 self.events.append(("start", builder.table, number))
                 self.limits.append((builder.table, str(limit)))
@@ -109,6 +112,10 @@ def test_a_builder_out_of_memory_beside_another_runs_again_alone(
     assert len(target) == len(expected)
     assert all(_near(limit, want) for limit, want in zip(target, expected, strict=True))
     assert all(_near(limit, shared) for table, limit in limits if table != TARGET)
+    # Alone, a builder has DuckDB on both builder threads; beside another, on one.
+    target_threads = [n for table, n in runs.threads if table == TARGET]
+    assert target_threads[1:] == [curated.BUILDER_THREADS] * failures
+    assert all(n == 1 for table, n in runs.threads if table != TARGET)
     recorded = json.loads(RECORDED.read_text(encoding="utf-8"))
     assert release_hashes(tmp_path / "data") == recorded
 
