@@ -163,7 +163,6 @@ def test_builders_go_on_beside_a_long_one_while_a_shorter_chain_waits_to_run_alo
     failing = "baseline_measures" if long_one == "outcome_results" else "outcome_results"
     small = ("arms", "conditions", "interventions")
     small_done, failed, long_started = threading.Event(), threading.Event(), threading.Event()
-    ended: list[str] = []
     events: list[tuple[str, str]] = []
     lock = threading.Lock()
 
@@ -174,29 +173,25 @@ def test_builders_go_on_beside_a_long_one_while_a_shorter_chain_waits_to_run_alo
             events.append(("start", builder.table))
             fail = builder.table == failing and not failed.is_set()
         try:
-            if builder.table == long_one:
-                long_started.set()
             if fail:
                 assert long_started.wait(timeout=20)
                 failed.set()
                 raise duckdb.OutOfMemoryException("Out of Memory Error (raised by the test)")
             if builder.table == long_one:
+                long_started.set()
                 assert failed.wait(timeout=20)
                 small_done.wait(timeout=2 if long_one == "baseline_measures" else 20)
             return builder, {}, None
         finally:
             with lock:
                 events.append(("end", builder.table))
-                ended.append(builder.table)
-                if set(small) <= set(ended):
+                if set(small) <= {table for kind, table in events if kind == "end"}:
                     small_done.set()
 
     monkeypatch.setattr(curated, "_run_builder", run_builder)
     con = duckdb.connect()
     con.execute("CREATE SCHEMA staging; CREATE SCHEMA curated")
-    sizes = {long_one: 1000, failing: 1000}
-    sizes["outcome_results"] *= 2  # the costlier either way
-    for table, rows in sizes.items():
+    for table, rows in (("outcome_results", 2000), ("baseline_measures", 1000)):
         con.execute(
             f"CREATE TABLE staging.clinicaltrials__{table} AS SELECT range FROM range({rows})"
         )
