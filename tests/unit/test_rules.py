@@ -3,6 +3,7 @@ asset check and `validate` report the same rules as counted lines."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -405,3 +406,52 @@ def test_keys_without_an_order_here_go_to_the_grouped_query() -> None:
     con.execute("INSERT INTO nan_keys SELECT * FROM nan_keys")
     rows = rules.stored_rows(con, "nan_keys")
     assert rules._adjacent_repeats(con, rows, CONDITIONS, ()) is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_orphans_found_by_merging_sorted_keys_are_those_the_anti_join_finds(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """outcome_results' foreign key checked by merging its sorted outcome_ids with outcomes'
+    (batches of 7 rows here, so parents and runs of a key span batches), against the
+    anti-join; a child or parent out of order, even only between two batches, goes to the
+    anti-join, which finds the same rows."""
+    monkeypatch.setattr(rules, "ADJACENT_BATCH_ROWS", 7)
+    spec = TABLES_BY_NAME["outcome_results"]
+    (fk,) = spec.foreign_keys
+    draw = random.Random(seed)
+    odd = ["", "Ölçek", "ölçek", "z", "Z ", "é", "e\u0301"]
+    values = [*odd, *(f"NCT{n:02}:P1" for n in range(33))]
+    parents = sorted(draw.sample(values, 28))
+    drawn = sorted(draw.choice(values) for _ in range(126))
+    con = duckdb.connect()
+    tables = {
+        "sorted_rows": [*drawn[:60], None, *drawn[60:], None],
+        "shuffled_rows": draw.sample(drawn, len(drawn)),
+        "rows_sorted_in_two_runs": drawn[63:] + drawn[:63],  # a run ends with a batch
+        "sorted_parents": parents,
+        "shuffled_parents": draw.sample(parents, len(parents)),
+        "parents_sorted_in_two_runs": parents[14:] + parents[:14],
+    }
+    for name, keys in tables.items():
+        con.register("drawn", pa.table({"outcome_id": keys}))
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM drawn")
+    con.register("registered_parents", pa.table({"outcome_id": parents}))
+    for child, parent, merges in [
+        ("sorted_rows", "sorted_parents", True),
+        ("shuffled_rows", "sorted_parents", False),
+        ("rows_sorted_in_two_runs", "sorted_parents", False),
+        ("sorted_rows", "shuffled_parents", False),
+        ("sorted_rows", "parents_sorted_in_two_runs", False),
+        ("sorted_rows", "registered_parents", False),  # a second cursor cannot see it
+    ]:
+        rows = rules.stored_rows(con, child)
+        joined = rules._joined_orphans(con, rows, fk, parent)
+        assert joined, "the draw holds orphans"
+        merged = rules._merged_orphans(con, rows, fk, parent)
+        assert merged == (joined if merges else None), (child, parent)
+        found = rules._dangling(con, rows, spec, {"outcomes": parent})
+        assert [(row, b.value) for row, (b,) in found.items()] == joined
+    numbered_backwards = "(SELECT 1000 - rowid AS _row, * FROM sorted_rows)"
+    rows = dataclasses.replace(rules.stored_rows(con, "sorted_rows"), relation=numbered_backwards)
+    assert rules._merged_orphans(con, rows, fk, "sorted_parents") is None
