@@ -332,7 +332,9 @@ def _dangling(
         parent = parents.get(fk.ref_table)
         if parent is None:
             continue
-        named = _merged_orphans(con, rows, fk, parent)
+        named = None
+        if fk.columns == spec.primary_key[:1]:  # rows sorted by their key, so by this one
+            named = _merged_orphans(con, rows, fk, parent)
         if named is None:
             named = _joined_orphans(con, rows, fk, parent)
         for row, *values in named:
