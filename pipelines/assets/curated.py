@@ -389,7 +389,8 @@ def run_builders(
                     limit = "the whole" if alone[table] else "the same"
                     dg.get_dagster_logger().warning(
                         f"curated builder {table} ran out of DuckDB memory {where}: running "
-                        f"it again alone with {limit} memory limit"
+                        f"it again alone with {limit} memory limit "
+                        f"({_first_line(future.exception())})"
                     )
                     waiting.insert(0, table)
                     continue
@@ -404,6 +405,11 @@ def run_builders(
 def _out_of_memory(future: Future[BuilderRun]) -> bool:
     """Whether a finished builder failed for want of DuckDB memory."""
     return isinstance(future.exception(), duckdb.OutOfMemoryException)
+
+
+def _first_line(error: BaseException | None) -> str:
+    """DuckDB's error without its advice: what could not be allocated, and how much was held."""
+    return str(error).strip().partition("\n")[0]
 
 
 def curated_asset(builders: list[tables.Builder]) -> dg.AssetsDefinition:

@@ -57,7 +57,8 @@ class Runs:
             try:
                 if fail:
                     raise duckdb.OutOfMemoryException(
-                        "Out of Memory Error: failed to pin block (raised by the test)"
+                        "Out of Memory Error: failed to pin block (raised by the test)\n\n"
+                        "Possible solutions:\n* Reducing the number of threads (as DuckDB says)"
                     )
                 return build_table(con, builder, *args)
             finally:
@@ -98,6 +99,10 @@ def test_a_builder_out_of_memory_beside_another_runs_again_alone(
     warnings = steps["curated"]["warnings"]
     assert len(warnings) == failures
     assert all(f"curated builder {TARGET} ran out of DuckDB memory" in w for w in warnings)
+    assert all(
+        w.endswith("(Out of Memory Error: failed to pin block (raised by the test))")
+        for w in warnings
+    )
     assert not any("warnings" in step for name, step in steps.items() if name != "curated")
 
     # Whether another builder ran beside the first run depends on timing; every later run had
