@@ -55,13 +55,19 @@ def duckdb_types(model: type[pa.DataFrameModel]) -> dict[str, str]:
     return {f.name: _BY_ARROW[f.type] for f in arrow_schema(model)}
 
 
+def float_columns(model: type[pa.DataFrameModel]) -> list[str]:
+    """The columns whose NaN Pandera's Float64 reads as missing."""
+    return [name for name, kind in duckdb_types(model).items() if kind == "DOUBLE"]
+
+
 def nan_as_null(model: type[pa.DataFrameModel]) -> dict[str, str]:
-    """Each column as written after coercion: Pandera's Float64 reads NaN as missing."""
+    """Each column as written after coercion: NaN as null in `float_columns`."""
+    floats = float_columns(model)
     return {
-        name: (f"CASE WHEN isnan({quoted(name)}) THEN NULL ELSE {quoted(name)} END")
-        if kind == "DOUBLE"
+        name: f"CASE WHEN isnan({quoted(name)}) THEN NULL ELSE {quoted(name)} END"
+        if name in floats
         else quoted(name)
-        for name, kind in duckdb_types(model).items()
+        for name in duckdb_types(model)
     }
 
 

@@ -26,6 +26,7 @@ from pipelines.rules import (
     Rows,
     check_spec,
     gate,
+    kept_in_place,
     ordered_frame_rows,
     query_rows,
     table_check,
@@ -138,28 +139,40 @@ def _record_stats(
 
 
 class TableWriter:
-    """Writes a curated table chunk by chunk, in the model's Arrow types."""
+    """Writes a curated table: chunk by chunk in the model's Arrow types, or as the query of
+    rows that live in DuckDB, or, when those rows were sorted into its `sorted_table`, by
+    making that table the curated one (no copy of its rows)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, spec: TableSpec):
         self._con = con
         self._spec = spec
         self.rows = 0
-        write_table(con, f"curated.{spec.name}", arrow_schema(spec.model).empty_table())
+        self.name = f"curated.{spec.name}"
+        self.sorted_table = f"curated._sorted__{spec.name}"
+        """Where the gate may sort the table's rows (`rules.sorted_rows`), to be taken whole."""
+        write_table(con, self.name, arrow_schema(spec.model).empty_table())
 
     def append(self, frame: pd.DataFrame) -> None:
         self._con.register("_incoming", to_arrow(frame, self._spec.model))
         try:
-            self._con.execute(f"INSERT INTO curated.{self._spec.name} SELECT * FROM _incoming")
+            self._con.execute(f"INSERT INTO {self.name} SELECT * FROM _incoming")
         finally:
             self._con.unregister("_incoming")
         self.rows += len(frame)
 
-    def insert(self, select: str) -> None:
-        (count,) = cast(
-            tuple[int],
-            self._con.execute(f"INSERT INTO curated.{self._spec.name} {select}").fetchone(),
+    def insert(self, select: str, table: str) -> None:
+        if table != self.sorted_table:
+            (count,) = cast(
+                tuple[int], self._con.execute(f"INSERT INTO {self.name} {select}").fetchone()
+            )
+            self.rows += count
+            return
+        kept_in_place(self._con, table, self._spec)
+        self._con.execute(f"DROP TABLE {self.name}")
+        self._con.execute(f"ALTER TABLE {table} RENAME TO {self._spec.name}")
+        (self.rows,) = cast(
+            tuple[int], self._con.execute(f"SELECT count(*) FROM {self.name}").fetchone()
         )
-        self.rows += count
 
 
 def _table_metadata(spec: TableSpec, rows: int) -> dict[str, dg.MetadataValue]:
@@ -209,16 +222,20 @@ def build_table(
     tables written; the metadata of each table it wrote, by name."""
     spec = TABLES_BY_NAME[builder.table]
     built = builder.build(con, reference_dir)
-    if built.queries is not None:
-        rows = query_rows(con, spec, built.queries)
-    else:
-        rows = ordered_frame_rows(con, built.frame, spec)
     writer = TableWriter(con, spec)
-    rejects = gate(con, rows, spec, warehouse_parents(spec), writer)
+    try:
+        if built.queries is not None:
+            rows = query_rows(con, spec, built.queries, writer.sorted_table)
+        else:
+            rows = ordered_frame_rows(con, built.frame, spec)
+        rows_in = _rows_in(con, built, rows)  # before the gate, which may take the rows' table
+        rejects = gate(con, rows, spec, warehouse_parents(spec), writer)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {writer.sorted_table}")
     if built.rejects is not None and not built.rejects.empty:
         rejects = pd.concat([built.rejects, rejects], ignore_index=True)
     write_table(con, f"curated.rejects__{spec.name}", to_arrow(rejects, QUARANTINE.model))
-    _record_stats(con, spec.name, _rows_in(con, built, rows), rejects)
+    _record_stats(con, spec.name, rows_in, rejects)
     metadata: dict[str, dict[str, dg.MetadataValue]] = {
         spec.name: {
             **_table_metadata(spec, writer.rows),

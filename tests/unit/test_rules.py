@@ -309,9 +309,12 @@ def test_staged_rows_gated_in_place_give_what_the_frame_gives() -> None:
     ]
 
 
-def test_rows_kept_in_sql_are_written_as_the_models_coercion_writes_them() -> None:
+@pytest.mark.parametrize("in_place", [False, True])
+def test_rows_kept_in_sql_are_written_as_the_models_coercion_writes_them(in_place: bool) -> None:
     """A staged NaN (Pandera's Float64 reads it as missing) is written null by the SQL path
-    too, and every other value as the frame path's Arrow table has it."""
+    too, and every other value as the frame path's Arrow table has it; rows sorted into the
+    writer's own table (`in_place`) are kept there, less the rejected ones, with the model's
+    columns alone, and nothing else is left behind."""
     results = TABLES_BY_NAME["outcome_results"]
     row = {
         "outcome_id": "NCT00000001:R1",
@@ -327,7 +330,9 @@ def test_rows_kept_in_sql_are_written_as_the_models_coercion_writes_them() -> No
         "unit": "points",
         "participants": 12,
     }
-    staged = _staged([row, {**row, "group_title": "Placebo", "value": 2.0}])
+    repeated = {**row, "value": 3.0}
+    orphan = {**row, "outcome_id": "NCT00000002:R1"}
+    staged = _staged([row, {**row, "group_title": "Placebo", "value": 2.0}, repeated, orphan])
     con = duckdb.connect()
     con.execute("CREATE SCHEMA staging")
     con.execute("CREATE SCHEMA curated")
@@ -335,19 +340,29 @@ def test_rows_kept_in_sql_are_written_as_the_models_coercion_writes_them() -> No
     fields = [*arrow_schema(results.model), *LINEAGE_SCHEMA]
     table = pa.Table.from_pandas(staged, pa.schema(fields), preserve_index=False)
     index = table.schema.get_field_index("value")  # from_pandas reads NaN as null: keep it NaN
-    table = table.set_column(index, "value", pa.array([float("nan"), 2.0], pa.float64()))
+    table = table.set_column(index, "value", pa.array([float("nan"), 2.0, 3.0, float("nan")]))
     con.register("_rows", table)
     con.execute("CREATE TABLE staging.clinicaltrials__outcome_results AS SELECT * FROM _rows")
-    rows = staged_rows(con, results, staging_tables(con, "outcome_results"))
     writer = TableWriter(con, results)
+    sorted_into = writer.sorted_table if in_place else None
+    rows = staged_rows(con, results, staging_tables(con, "outcome_results"), sorted_into)
     rejects = gate(con, rows, results, warehouse_parents(results), writer)
     written = con.execute("SELECT * FROM curated.outcome_results").to_arrow_table()
+    stored = "SELECT table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1"
+    left = [name for (name,) in con.execute(stored).fetchall()]
     from_frame = enforce(staged, results, {"outcomes": {("NCT00000001:R1",)}})
     con.close()
-    assert rejects.empty and writer.rows == 2
+    assert writer.rows == 2
+    pd.testing.assert_frame_equal(rejects, from_frame.rejects)
+    assert len(rejects) == 2
     expected = to_arrow(from_frame.frame, results.model)
     assert written.cast(expected.schema).equals(expected)  # the model's nullability aside
     assert written.column("value").to_pylist() == [None, 2.0]
+    assert left == [
+        "clinicaltrials__outcome_results",
+        "outcome_results",
+        "outcomes",
+    ]
 
 
 def _random_key_rows(seed: int, n: int) -> pa.Table:
