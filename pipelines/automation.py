@@ -23,7 +23,7 @@ import httpx
 from pipelines.build import BUILD_JOB, SNAPSHOT_TAG, run_config
 from pipelines.deployment import CRON_ENV, WEEKLY_CRON
 from pipelines.refresh import RefreshResult, refresh
-from pipelines.refresh.resume import snapshot_stamp, unfinished_snapshot
+from pipelines.refresh.resume import free_stamp_time, snapshot_stamp, unfinished_snapshot
 from pipelines.release.publish import DataDir
 from pipelines.resources import LiveCredentialsResource, LiveSourcesResource
 from pipelines.sources import SOURCES
@@ -70,7 +70,9 @@ def outcome_metadata(result: RefreshResult) -> dict[str, dg.MetadataValue]:
 def recording_folder(outputs: DataDir, now: datetime) -> Path:
     """Where a refresh requested at `now` records: the unfinished snapshot, else a new stamp."""
     unfinished = unfinished_snapshot(outputs.snapshots)
-    return unfinished if unfinished is not None else outputs.snapshots / snapshot_stamp(now)
+    if unfinished is not None:
+        return unfinished
+    return outputs.snapshots / snapshot_stamp(free_stamp_time(outputs.snapshots, now))
 
 
 def stamp_time(stamp: str) -> datetime:

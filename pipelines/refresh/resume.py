@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,15 @@ INCREMENTAL_FROM = "incremental_from"
 def snapshot_stamp(now: datetime) -> str:
     """Folder name of a recorded snapshot: UTC, sortable, no colons."""
     return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def free_stamp_time(snapshots_dir: Path, now: datetime) -> datetime:
+    """`now`, or the first second after it whose stamp names no snapshot yet: a refresh started
+    within the second its base snapshot was stamped (a fast machine) records in the next one,
+    and the stamps still sort in the order the snapshots were taken."""
+    while (snapshots_dir / snapshot_stamp(now)).exists():
+        now += timedelta(seconds=1)
+    return now
 
 
 def write_info(
@@ -75,6 +84,7 @@ def open_snapshot(
                 temp.unlink()
             extra = {k: info[k] for k in ("captured_at_utc", INCREMENTAL_FROM) if k in info}
             return folder, str(info["captured_at"]), extra
+    now = free_stamp_time(data_dir / "snapshots", now)
     folder = data_dir / "snapshots" / snapshot_stamp(now)
     folder.mkdir(parents=True, exist_ok=False)
     captured_at = now.date().isoformat()

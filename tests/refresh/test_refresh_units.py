@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pipelines import paths
+from pipelines.automation import recording_folder
 from pipelines.refresh import (
     Credentials,
     RefreshError,
@@ -19,6 +21,8 @@ from pipelines.refresh import (
     previous_folder,
     write_info,
 )
+from pipelines.refresh.resume import open_snapshot
+from pipelines.release.datadir import DataDir
 
 
 def test_all_points_every_source_under_its_emulator_path() -> None:
@@ -93,3 +97,17 @@ def test_busiest_window_counts_starts_inside_one_second() -> None:
     assert busiest_window([0.0, 0.34, 0.67, 1.0, 1.34]) == 3
     assert busiest_window([0.0, 0.1, 0.2, 0.3, 5.0]) == 4
     assert busiest_window([2.0, 0.0, 1.5, 1.9]) == 3
+
+
+def test_a_refresh_within_its_base_snapshots_second_records_in_the_next(tmp_path: Path) -> None:
+    """A refresh started in the second its base snapshot was stamped (a fast machine: the
+    since-last test met it) records in the next free second, and a scheduled run asks for
+    that folder too, instead of failing on a folder that exists."""
+    now = datetime(2026, 12, 6, 19, 1, 18, 250_000, tzinfo=UTC)
+    base, _, _ = open_snapshot(tmp_path, now, None)
+    write_info(base, "2026-12-06", complete=True, notes="base")
+    delta, captured_at, extra = open_snapshot(tmp_path, now, base)
+    assert [base.name, delta.name] == ["20261206T190118Z", "20261206T190119Z"]
+    assert (captured_at, extra["captured_at_utc"]) == ("2026-12-06", "2026-12-06T19:01:19Z")
+    write_info(delta, captured_at, complete=True, notes="delta")
+    assert recording_folder(DataDir(tmp_path), now).name == "20261206T190120Z"
