@@ -384,14 +384,13 @@ def _merged_orphans(
     if len(fk.columns) != 1:
         return None
     column, ref = quoted(fk.columns[0]), quoted(fk.ref_columns[0])
-    try:
-        parent_cursor = con.cursor()
-        parent_keys = parent_cursor.execute(
-            f"SELECT {ref} FROM {parent} WHERE {ref} IS NOT NULL"
-        ).to_arrow_reader(ADJACENT_BATCH_ROWS)
-    except duckdb.CatalogException:
-        return None
-    with parent_cursor:
+    with con.cursor() as parent_cursor:
+        try:
+            parent_keys = parent_cursor.execute(
+                f"SELECT {ref} FROM {parent} WHERE {ref} IS NOT NULL"
+            ).to_arrow_reader(ADJACENT_BATCH_ROWS)
+        except duckdb.CatalogException:
+            return None
         child = con.execute(
             f"SELECT _row, {column} FROM {rows.relation} WHERE {column} IS NOT NULL"
         ).to_arrow_reader(ADJACENT_BATCH_ROWS)
