@@ -257,8 +257,9 @@ def _grouped_repeats(
     return [row for (row,) in named]
 
 
-ADJACENT_BATCH_ROWS = 1 << 17
-"""Rows of key columns `_adjacent_repeats` holds at a time."""
+KEY_BATCH_ROWS = 1 << 17
+"""Rows of key columns the streamed checks (`_adjacent_repeats`, `_merged_orphans`) hold at a
+time."""
 
 
 def _adjacent_repeats(
@@ -276,9 +277,7 @@ def _adjacent_repeats(
     key = list(spec.primary_key)
     required = [i for i, c in enumerate(key) if c not in allowed]
     selected = ", ".join(quoted(c) for c in ["_row", *key])
-    reader = con.execute(f"SELECT {selected} FROM {rows.relation}").to_arrow_reader(
-        ADJACENT_BATCH_ROWS
-    )
+    reader = con.execute(f"SELECT {selected} FROM {rows.relation}").to_arrow_reader(KEY_BATCH_ROWS)
     found: list[int] = []
     last: pa.RecordBatch | None = None
     for batch in reader:
@@ -388,12 +387,12 @@ def _merged_orphans(
         try:
             parent_keys = parent_cursor.execute(
                 f"SELECT {ref} FROM {parent} WHERE {ref} IS NOT NULL"
-            ).to_arrow_reader(ADJACENT_BATCH_ROWS)
+            ).to_arrow_reader(KEY_BATCH_ROWS)
         except duckdb.CatalogException:
             return None
         child = con.execute(
             f"SELECT _row, {column} FROM {rows.relation} WHERE {column} IS NOT NULL"
-        ).to_arrow_reader(ADJACENT_BATCH_ROWS)
+        ).to_arrow_reader(KEY_BATCH_ROWS)
         if child.schema.field(1).type != parent_keys.schema.field(0).type:
             return None
         return _merge_missing(child, parent_keys)

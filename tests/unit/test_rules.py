@@ -390,7 +390,7 @@ def test_repeats_found_between_neighbours_are_those_the_grouped_query_finds(
     """The streamed check of sorted rows (batches of 7 rows here, so repeats cross batches)
     against the grouped query, on the same rows sorted as the gate sorts them and shuffled
     (which it must leave to the query)."""
-    monkeypatch.setattr(rules, "ADJACENT_BATCH_ROWS", 7)
+    monkeypatch.setattr(rules, "KEY_BATCH_ROWS", 7)
     spec = TABLES_BY_NAME[table]
     allowed = nullable_key_columns(spec)
     order = ", ".join(f'"{c}" NULLS LAST' for c in spec.primary_key)
@@ -431,7 +431,7 @@ def test_orphans_found_by_merging_sorted_keys_are_those_the_anti_join_finds(
     (batches of 7 rows here, so parents and runs of a key span batches), against the
     anti-join; a child or parent out of order, even only between two batches, goes to the
     anti-join, which finds the same rows."""
-    monkeypatch.setattr(rules, "ADJACENT_BATCH_ROWS", 7)
+    monkeypatch.setattr(rules, "KEY_BATCH_ROWS", 7)
     spec = TABLES_BY_NAME["outcome_results"]
     (fk,) = spec.foreign_keys
     draw = random.Random(seed)
