@@ -158,12 +158,20 @@ def _relation_rows(
     return Rows(relation, count, stop, chunk, whole=True, table=table)
 
 
+SORT_RUN_ROWS = 500_000
+"""Rows a staged table is sorted in at a time when its records were staged in key order
+(`sorted_rows`). At 560 000 studies, outcome_results' 19 million rows took 56.8 s sorted whole
+and 25.0 s in runs of 500 000 (32.6 in runs of a million, 25.5 of 250 000), against 22.6 s to
+copy them unsorted (bench/README.md, session 15)."""
+
+
 def sorted_rows(
     con: duckdb.DuckDBPyConnection,
     select: str,
     spec: TableSpec,
     order: str,
     table: str | None = None,
+    in_runs: bool = False,
 ) -> Rows:
     """The rows of a query in `order` (SQL ORDER BY terms), copied into a table in that order,
     so each chunk is read back by range, never the whole table at once: `table`, a warehouse
@@ -172,12 +180,17 @@ def sorted_rows(
     The copy is the one sort: a new table's rowids number its rows in insertion order, which
     DuckDB keeps for an ORDER BY (`preserve_insertion_order`), so rowid is `_row`, and a scan
     of the table (what the gate inserts) gives the rows in that order without sorting again.
+    `in_runs`: the query's `_seq` numbers its rows as they were staged, record after record;
+    the rows are then sorted a run of `_seq` at a time when the runs prove to follow each other
+    in `order` (`_sorted_in_runs`), else whole.
     """
     name = table or f"_rows__{spec.name}"
-    con.execute(
-        f"CREATE OR REPLACE {'TABLE' if table else 'TEMP TABLE'} {name} AS "
-        f"SELECT *, false AS _rejected FROM ({select}) ORDER BY {order}"
-    )
+    kind = "TABLE" if table else "TEMP TABLE"
+    if not (in_runs and _sorted_in_runs(con, select, name, kind, order)):
+        con.execute(
+            f"CREATE OR REPLACE {kind} {name} AS "
+            f"SELECT *, false AS _rejected FROM ({select}) ORDER BY {order}"
+        )
     count, stop = cast(
         tuple[int, int],
         con.execute(f"SELECT count(*), coalesce(max(rowid) + 1, 0) FROM {name}").fetchone(),
@@ -186,6 +199,77 @@ def sorted_rows(
         raise RuntimeError(f"{name}: rowids of a new table are not 0..{count - 1}")
     relation = f"(SELECT rowid AS _row, * EXCLUDE (_rejected) FROM {name})"
     return _relation_rows(con, relation, count, count, name)
+
+
+def _run_starts(con: duckdb.DuckDBPyConnection, select: str) -> tuple[list[int], int] | None:
+    """Where each run of about SORT_RUN_ROWS rows starts (a `_seq`), each at the first row of a
+    new source file, so no record is split between two runs, and the rows in all; None when
+    the rows fit one run or some row has no `_seq`."""
+    count, numbered, first, last = cast(
+        tuple[int, int, int | None, int | None],
+        con.execute(
+            f"SELECT count(*), count(_seq), min(_seq), max(_seq) FROM ({select})"
+        ).fetchone(),
+    )
+    if count <= SORT_RUN_ROWS or numbered != count or first is None or last is None:
+        return None
+    starts = [first]
+    seq = first + SORT_RUN_ROWS
+    while seq <= last:
+        (start,) = cast(
+            tuple[int | None],
+            con.execute(
+                f"SELECT min(_seq) FROM ({select}) WHERE _seq >= ? AND _seq < ? AND _source_file "
+                f"IS DISTINCT FROM (SELECT max(_source_file) FROM ({select}) WHERE _seq = ?)",
+                [seq, seq + SORT_RUN_ROWS, seq - 1],
+            ).fetchone(),
+        )
+        if start is None:
+            seq += SORT_RUN_ROWS  # one file longer than a run: look past it
+            continue
+        starts.append(start)
+        seq = start + SORT_RUN_ROWS
+    return (starts, count) if len(starts) > 1 else None
+
+
+def _sorted_in_runs(
+    con: duckdb.DuckDBPyConnection, select: str, name: str, kind: str, order: str
+) -> bool:
+    """Copy the rows of `select` into `name` in `order`, a run of `_seq` at a time, and say
+    whether that gave the rows in `order` throughout (else the caller sorts them whole).
+
+    A sort of the whole spills and compares long keys across every row; runs of records staged
+    in key order sort in memory, each after the last. Each run is sorted, so the whole is when
+    every run's first row follows the last row of the run before: both rows, sorted by
+    `order`, must come out as they are.
+    """
+    found = _run_starts(con, select)
+    if found is None:
+        return False
+    starts, count = found
+    con.execute(
+        f"CREATE OR REPLACE {kind} {name} AS SELECT *, false AS _rejected FROM ({select}) LIMIT 0"
+    )
+    rows = 0
+    for i, start in enumerate(starts):
+        after = f"_seq >= {start}" if i else "true"
+        before = f"_seq < {starts[i + 1]}" if i + 1 < len(starts) else "true"
+        inserted = con.execute(
+            f"INSERT INTO {name} SELECT *, false AS _rejected FROM ({select}) "
+            f"WHERE {after} AND {before} ORDER BY {order}"
+        ).fetchone()
+        first, rows = rows, rows + (int(inserted[0]) if inserted else 0)
+        if i and not _follows(con, name, order, first):
+            return False  # found at once: the rows are then sorted whole
+    return rows == count
+
+
+def _follows(con: duckdb.DuckDBPyConnection, name: str, order: str, row: int) -> bool:
+    """Whether `row` of table `name` comes after the row before it in `order` (or ties)."""
+    pair = con.execute(
+        f"SELECT rowid FROM {name} WHERE rowid IN (?, ?) ORDER BY {order}", [row - 1, row]
+    ).fetchall()
+    return [found for (found,) in pair] == [row - 1, row]
 
 
 def stored_rows(con: duckdb.DuckDBPyConnection, table: str) -> Rows:
@@ -756,15 +840,20 @@ def staged_rows(
 ) -> Rows:
     """Every source's staged rows for `spec`'s table (`staged`: their warehouse tables), conformed
     in SQL as `conform` does in pandas and in the gate's order, without reading them whole."""
-    return query_rows(con, spec, [f"SELECT * FROM {name}" for name in staged], table)
+    return query_rows(con, spec, [f"SELECT * FROM {name}" for name in staged], table, True)
 
 
 def query_rows(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, queries: list[str], table: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    queries: list[str],
+    table: str | None = None,
+    staged_order: bool = False,
 ) -> Rows:
     """The rows of `queries` (each giving some of the model's columns, any others and lineage),
     conformed in SQL as `conform` does in pandas and in the gate's order (in `table`, if
-    given: `sorted_rows`)."""
+    given: `sorted_rows`). `staged_order`: each query reads a staged table as it was staged,
+    so one query's rows may be sorted in runs (`sorted_rows`)."""
     model = f"_model__{spec.name}"
     con.register(model, arrow_schema(spec.model).empty_table())
     # The model's columns with its types, and lineage, even when no query gives a row.
@@ -778,7 +867,9 @@ def query_rows(
         for c in [*spec.columns, *LINEAGE_COLUMNS]
     ]
     order = ", ".join(f"{quoted(c)} NULLS LAST" for c in gate_order(spec))
-    return sorted_rows(con, f"SELECT {', '.join(columns)} FROM ({union})", spec, order, table)
+    select = f"SELECT {', '.join(columns)} FROM ({union})"
+    in_runs = staged_order and len(queries) == 1
+    return sorted_rows(con, select, spec, order, table, in_runs)
 
 
 def _raw(row: pd.Series, columns: list[str]) -> str:

@@ -109,6 +109,9 @@ class Built:
     queries: list[str] | None = None
     """Instead of a frame: queries over the warehouse whose rows (model columns, any others,
     lineage) the gate reads in place, so a table larger than memory never enters Python."""
+    staged_order: bool = False
+    """The queries read staged tables as they were staged (`_seq` in record order), so the
+    gate may sort their rows in runs (rules.sorted_rows)."""
 
 
 BuildFn = Callable[[duckdb.DuckDBPyConnection, Path], Built]
@@ -160,7 +163,8 @@ def staged_as_is(table: str) -> None:
     """Register `table` as every source's staged rows, unchanged (the gate still applies)."""
 
     def build(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
-        return Built(queries=[f"SELECT * FROM {name}" for name in staging_tables(con, table)])
+        names = staging_tables(con, table)
+        return Built(queries=[f"SELECT * FROM {name}" for name in names], staged_order=True)
 
     BUILDERS[table] = Builder(table, build, staged=(table,))
 

@@ -225,7 +225,7 @@ def build_table(
     writer = TableWriter(con, spec)
     try:
         if built.queries is not None:
-            rows = query_rows(con, spec, built.queries, writer.sorted_table)
+            rows = query_rows(con, spec, built.queries, writer.sorted_table, built.staged_order)
         else:
             rows = ordered_frame_rows(con, built.frame, spec)
         rows_in = _rows_in(con, built, rows)  # before the gate, which may take the rows' table

@@ -365,6 +365,55 @@ def test_rows_kept_in_sql_are_written_as_the_models_coercion_writes_them(in_plac
     ]
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_rows_sorted_in_runs_are_the_rows_sorted_whole(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A staged table sorted a run of records at a time gives the rows the whole sort gives:
+    runs are taken when the files were staged in key order, and refused (the rows then sorted
+    whole) when a later file holds keys before an earlier one's."""
+    draw = random.Random(seed)
+    results = TABLES_BY_NAME["outcome_results"]
+    in_key_order = seed % 2 == 0
+    files = [[f"NCT{2 * n + 1:08d}", f"NCT{2 * n + 2:08d}"] for n in range(4)]
+    if not in_key_order:
+        files.insert(draw.randrange(3), files.pop())
+    rows = []
+    for number, studies in enumerate(files):
+        for study in studies:
+            for _ in range(draw.randint(1, 4)):
+                rows.append(
+                    {
+                        "outcome_id": f"{study}:{draw.choice(['O1', 'O2', 'AE1'])}",
+                        "group_title": draw.choice(["Kratom", "Placebo", "Ölçek"]),
+                        "param_type": draw.choice(["MEAN", "COUNT_OF_PARTICIPANTS"]),
+                        "category": draw.choice(["", "a / b"]),
+                        "_source_file": f"clinicaltrials/page{number}.json",
+                    }
+                )
+    staged = pd.DataFrame(rows).assign(_source="clinicaltrials", _seq=range(len(rows)))
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    fields = [*arrow_schema(results.model), *LINEAGE_SCHEMA]
+    for column in set(pa.schema(fields).names) - set(staged.columns):
+        staged[column] = None
+    con.register("_rows", pa.Table.from_pandas(staged, pa.schema(fields), preserve_index=False))
+    con.execute("CREATE TABLE staging.clinicaltrials__outcome_results AS SELECT * FROM _rows")
+    monkeypatch.setattr(rules, "SORT_RUN_ROWS", draw.choice([1, 2, 3, 5]))
+    took: list[bool] = []
+    in_runs = rules._sorted_in_runs
+    monkeypatch.setattr(rules, "_sorted_in_runs", lambda *a: took.append(in_runs(*a)) or took[-1])
+    staged_rows(con, results, staging_tables(con, "outcome_results"))
+    columns = ["outcome_id", "group_title", "param_type", "category", "_source_file", "_seq"]
+    got = con.execute(f"SELECT {', '.join(columns)} FROM _rows__outcome_results ORDER BY rowid")
+    written = [tuple(row) for row in got.fetchall()]
+    con.close()
+    assert took == [in_key_order]
+    keys = ["outcome_id", "group_title", "param_type", "category", "_source", "_source_file"]
+    expected = staged.sort_values([*keys, "_seq"])[columns]
+    assert written == [tuple(row) for row in expected.itertuples(index=False)]
+
+
 def _random_key_rows(seed: int, n: int) -> pa.Table:
     """outcome_changes keys (two of three parts nullable) and conditions' (none), drawn from
     few values so repeats are common: nulls, empty text, non-ASCII and a study id with a
