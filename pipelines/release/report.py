@@ -74,6 +74,11 @@ REPORTED = (
 """The release tables the report reads, besides the quarantine."""
 STUDIES_PER_QUERY = 500
 """Studies whose adverse events are read at once."""
+AE_STUDIES_SHOWN = 1_000
+"""Studies whose adverse events the report tabulates, by study id: a topic's releases post far
+fewer; a registry-wide one posts hundreds of thousands, whose tables made a page of 170 MB
+(none of it readable) and took 35 of the 560 000-study release step's thread seconds
+(bench/README.md, session 15). The tables hold every study."""
 
 
 def open_release(folder: Path) -> duckdb.DuckDBPyConnection:
@@ -669,11 +674,18 @@ def _adverse_events_section(con: duckdb.DuckDBPyConnection) -> Iterator[str]:
     if not studies:
         yield "<p>No study in this release posted adverse events.</p>"
         return
-    yield (
-        f"<p>Participants affected / at risk per arm, for the {len(studies)} studies that posted "
-        f"adverse events: group totals, then the {TERMS_PER_STUDY} terms that affected most "
-        "participants (the adverse_events table holds every term).</p>"
+    shown = (
+        f"the {len(studies)} studies"
+        if len(studies) <= AE_STUDIES_SHOWN
+        else f"the first {AE_STUDIES_SHOWN} by study id of the {len(studies)} studies"
     )
+    yield (
+        f"<p>Participants affected / at risk per arm, for {shown} that posted "
+        f"adverse events: group totals, then the {TERMS_PER_STUDY} terms that affected most "
+        "participants (the adverse_events table holds every term"
+        f"{'' if len(studies) <= AE_STUDIES_SHOWN else ' and every study'}).</p>"
+    )
+    studies = studies[:AE_STUDIES_SHOWN]
     for start in range(0, len(studies), STUDIES_PER_QUERY):
         chunk = studies[start : start + STUDIES_PER_QUERY]
         by_study = [_by_study(part) for part in _posted_rows(con, chunk[0], chunk[-1])]
