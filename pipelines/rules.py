@@ -265,7 +265,8 @@ def _sorted_in_runs(
 
 
 def _follows(con: duckdb.DuckDBPyConnection, name: str, order: str, row: int) -> bool:
-    """Whether `row` of table `name` comes after the row before it in `order` (or ties)."""
+    """Whether `row` of table `name` sorts after the row before it by `order` (a tie either
+    way: it cannot occur in staged rows, whose lineage differs)."""
     pair = con.execute(
         f"SELECT rowid FROM {name} WHERE rowid IN (?, ?) ORDER BY {order}", [row - 1, row]
     ).fetchall()

@@ -674,16 +674,13 @@ def _adverse_events_section(con: duckdb.DuckDBPyConnection) -> Iterator[str]:
     if not studies:
         yield "<p>No study in this release posted adverse events.</p>"
         return
-    shown = (
-        f"the {len(studies)} studies"
-        if len(studies) <= AE_STUDIES_SHOWN
-        else f"the first {AE_STUDIES_SHOWN} by study id of the {len(studies)} studies"
-    )
+    capped = len(studies) > AE_STUDIES_SHOWN
+    shown = f"the first {AE_STUDIES_SHOWN} by study id of the " if capped else "the "
     yield (
-        f"<p>Participants affected / at risk per arm, for {shown} that posted "
-        f"adverse events: group totals, then the {TERMS_PER_STUDY} terms that affected most "
-        "participants (the adverse_events table holds every term"
-        f"{'' if len(studies) <= AE_STUDIES_SHOWN else ' and every study'}).</p>"
+        f"<p>Participants affected / at risk per arm, for {shown}{len(studies)} studies that "
+        f"posted adverse events: group totals, then the {TERMS_PER_STUDY} terms that affected "
+        "most participants (the adverse_events table holds every term"
+        f"{' and every study' if capped else ''}).</p>"
     )
     studies = studies[:AE_STUDIES_SHOWN]
     for start in range(0, len(studies), STUDIES_PER_QUERY):
