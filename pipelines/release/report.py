@@ -76,9 +76,9 @@ STUDIES_PER_QUERY = 500
 """Studies whose adverse events are read at once."""
 AE_STUDIES_SHOWN = 1_000
 """Studies whose adverse events the report tabulates, by study id: a topic's releases post far
-fewer; a registry-wide one posts hundreds of thousands, whose tables made a page of 170 MB
-(none of it readable) and took 35 of the 560 000-study release step's thread seconds
-(bench/README.md, session 15). The tables hold every study."""
+fewer; a registry-wide one posts hundreds of thousands, whose tables (6.2 MB of page at 20 000
+studies, so about 170 MB at 560 000) took 35 of the 560 000-study release step's thread
+seconds (bench/README.md, session 15). The tables hold every study."""
 
 
 def open_release(folder: Path) -> duckdb.DuckDBPyConnection:
