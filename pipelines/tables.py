@@ -70,7 +70,13 @@ from pipelines.normalize.literature_studies import (
     literature_studies,
     load_design_rules,
 )
-from pipelines.normalize.outcome_changes import NOT_COMPARED, REPORTED, outcome_changes
+from pipelines.normalize.outcome_changes import (
+    CHANGE_COLUMNS,
+    NOT_COMPARED,
+    OUTCOME_COLUMNS,
+    REPORTED,
+    change_rows,
+)
 from pipelines.normalize.outcomes import INSTRUMENTS_FILE, load_instrument_lexicon
 from pipelines.rules import conform
 from pipelines.sources import publication_precedence
@@ -834,12 +840,13 @@ def build_outcome_changes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -
     written = 0
     for start in range(0, count, STUDY_BATCH):
         outcomes = con.execute(
-            "SELECT o.outcome_id, o.study_id, o.outcome_kind, o.title, o.time_frame, o.source "
+            f"SELECT {', '.join(f'o.{c}' for c in OUTCOME_COLUMNS)} "
             "FROM curated.outcomes o JOIN _compared c USING (study_id) "
             "WHERE c._n >= ? AND c._n < ? ORDER BY o.study_id, o.source, o.outcome_id",
             [start, start + STUDY_BATCH],
         )
-        frame = pd.DataFrame(outcome_changes(outcomes.to_arrow_table().to_pylist()))
+        changes = change_rows(outcomes.fetchall())
+        frame = pd.DataFrame.from_records(changes, columns=list(CHANGE_COLUMNS))
         frame["_source"] = "derived"
         frame["_source_file"] = None
         frame["_seq"] = range(written, written + len(frame))
