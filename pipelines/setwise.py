@@ -28,7 +28,7 @@ import itertools
 import queue
 import re
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
@@ -44,6 +44,7 @@ from pipelines import bulkzip, snapshot
 from pipelines.snapshot import member_record, off_topic_records, superseded_records
 from pipelines.sources.base import BATCH_DB, SetwiseStaging, SourceUnit, SqlSide
 from pipelines.sources.relevance import OFF_TOPIC_REASON
+from pipelines.streams import read_ahead
 from pipelines.warehouse import (
     StagingSink,
     duckdb_setting,
@@ -172,7 +173,9 @@ def stage(
                 setup(con)
             run = _Run(con, snapshot_dir, unit, spec, shard, stats, cursors)
             reader = _Reader(cursors.open(), snapshot_dir, unit, run.writer.structure, shard)
-            with closing(_read_ahead(reader.batches())) as batches:
+            # Each batch is read (parsed on the reader's own cursor) while the one before is
+            # staged: at most two batches are held.
+            with closing(read_ahead(reader.batches(), "staging-read")) as batches:
                 for batch in batches:
                     run.batch(batch)
             run.finish()
@@ -263,16 +266,6 @@ class _Cursors:
             task(cursor, item)
         finally:
             self._idle.put(cursor)
-
-
-def _read_ahead(batches: Iterator[_Batch]) -> Generator[_Batch, None, None]:
-    """`batches`, each read (parsed, on the reader's own cursor) while the one before is staged:
-    at most two batches are held."""
-    with ThreadPoolExecutor(1, thread_name_prefix="staging-read") as pool:
-        ahead = pool.submit(next, batches, None)
-        while (batch := ahead.result()) is not None:
-            ahead = pool.submit(next, batches, None)
-            yield batch
 
 
 # --- reading: files and archive members into _sw_parsed ----------------------------------------

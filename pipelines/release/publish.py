@@ -41,6 +41,7 @@ from pipelines.release.datadir import (
 )
 from pipelines.release.diff import CatalogRelease, FolderRelease, ReleaseTables
 from pipelines.snapshot import SnapshotInfo
+from pipelines.streams import read_ahead
 from schemas import HISTORY, SCHEMA_VERSION
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
@@ -234,11 +235,19 @@ def _write_history(
     tables = {name: current.scan(name) for name in history.FOLLOWED}
     prior = history.scans_of(before) if before is not None else None
     return {
-        name: write_batches(batches, folder / f"{name}.parquet")
+        name: write_batches(_read_ahead(batches), folder / f"{name}.parquet")
         for name, batches in history.history_batches(
             con, prior, history.Scans(version, tables), version
         )
     }
+
+
+def _read_ahead(batches: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """A history stream whose next batch DuckDB makes (and `history` checks) while this one is
+    encoded into Parquet: on one thread the two took turns."""
+    return pa.RecordBatchReader.from_batches(
+        batches.schema, read_ahead(iter(batches), "history-read")
+    )
 
 
 PUBLISH_MEMORY = "192MB"
