@@ -234,12 +234,13 @@ def _write_history(
     current = FolderRelease(folder)
     tables = {name: current.scan(name) for name in history.FOLLOWED}
     prior = history.scans_of(before) if before is not None else None
-    return {
-        name: write_batches(_read_ahead(batches), folder / f"{name}.parquet")
-        for name, batches in history.history_batches(
-            con, prior, history.Scans(version, tables), version
-        )
-    }
+    return history.written_history(
+        con,
+        prior,
+        history.Scans(version, tables),
+        version,
+        lambda name, batches: write_batches(_read_ahead(batches), folder / f"{name}.parquet"),
+    )
 
 
 def _read_ahead(batches: pa.RecordBatchReader) -> pa.RecordBatchReader:
