@@ -258,11 +258,12 @@ def build(
         inputs = (
             None
             if release_version
-            else build_inputs.of_build(snapshot_dir, outputs, reference_dir, workers)
+            else build_inputs.of_build_ahead(snapshot_dir, outputs, reference_dir, workers)
         )
-        unchanged = build_inputs.unchanged(outputs, inputs) if inputs else None
-        if unchanged is not None:
-            return unchanged
+        if inputs is not None and build_inputs.recorded(outputs.root).get("inputs") is not None:
+            unchanged = build_inputs.unchanged(outputs, inputs.result())
+            if unchanged is not None:
+                return unchanged
         with collector_paused():  # the definitions' and the instance's imports
             job = dg.build_reconstructable_job(DEFINITIONS_MODULE, "build_job")
             parts = build_inputs.staging_parts(workers)
@@ -302,10 +303,10 @@ def build(
             raise BuildError(first_failure(result.all_events))
         done = published(result.all_events)
         newest = done.version or done.previous
-        if inputs and newest:
+        if inputs is not None and newest:
             # What "nothing changed" reports: the built tables, not the history of versions.
             rows = {k: v for k, v in done.rows.items() if k not in HISTORY_TABLES}
-            build_inputs.record(outputs.root, inputs, newest, rows)
+            build_inputs.record(outputs.root, inputs.result(), newest, rows)
         return done
 
 

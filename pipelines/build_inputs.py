@@ -21,6 +21,7 @@ import json
 import sys
 import threading
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -94,6 +95,28 @@ def of_build(
         str(outputs.data_path or ""),
         staging_parts(workers),
     )
+
+
+def of_build_ahead(
+    snapshot_dir: Path,
+    outputs: DataDir,
+    reference_dir: Path | None = None,
+    workers: int | None = None,
+) -> Future[str]:
+    """`of_build` on a thread of its own, for a build to wait for only when it needs it: at
+    once when the data dir has a record the fingerprint may match (`unchanged`), else when
+    the build records it. A bulk archive's digest takes seconds (2.5 CPU s at 560 000
+    studies): the build's run gets ready meanwhile."""
+    fingerprint: Future[str] = Future()
+
+    def run() -> None:
+        try:
+            fingerprint.set_result(of_build(snapshot_dir, outputs, reference_dir, workers))
+        except BaseException as error:
+            fingerprint.set_exception(error)
+
+    threading.Thread(target=run, name="fingerprint", daemon=True).start()
+    return fingerprint
 
 
 def warm(snapshot_dir: Path) -> threading.Thread:

@@ -15,12 +15,17 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
 _lock = threading.Lock()
-_memo: dict[str, bytes] | None = None
-"""Digests by absolute path while a `read_once` block is open, else None."""
+"""Guards `_memo` only: a file is read outside it, so a block opened, or another file asked
+for, does not wait while a gigabyte archive is read (the build's start waited 2 s for the
+warming thread's archive at 560 000 studies)."""
+_memo: dict[str, Future[bytes]] | None = None
+"""Each digest asked for (read, or being read) by absolute path while a `read_once` block is
+open, else None."""
 
 
 def _read(path: Path) -> bytes:
@@ -32,20 +37,38 @@ def _read(path: Path) -> bytes:
 def sha256(path: Path) -> bytes:
     """The file's SHA-256 digest; inside `read_once`, read once however often asked.
 
-    The lock is held while a file is read, so a second thread asking for the same file waits
-    for the first's digest rather than reading the file again.
+    The first thread to ask for a file reads it; another asking meanwhile waits for that
+    digest rather than reading the file again. A read that failed is not remembered: whoever
+    asks next reads the file and meets the error itself.
     """
-    if _memo is None:
-        return _read(path)
     key = os.path.abspath(path)
+    mine: Future[bytes] | None = None
     with _lock:
         memo = _memo
-        if memo is None:
+        known = memo.get(key) if memo is not None else None
+        if memo is not None and known is None:
+            memo[key] = mine = Future()
+    if known is not None:
+        try:
+            return known.result()
+        except OSError:
             return _read(path)
-        found = memo.get(key)
-        if found is None:
-            found = memo[key] = _read(path)
-        return found
+    if memo is None or mine is None:
+        return _read(path)
+    return _read_for(memo, key, mine, path)
+
+
+def _read_for(memo: dict[str, Future[bytes]], key: str, mine: Future[bytes], path: Path) -> bytes:
+    """Read the file whose digest `mine` promises to the threads that wait for it."""
+    try:
+        digest = _read(path)
+    except BaseException as error:
+        with _lock:
+            memo.pop(key, None)
+        mine.set_exception(error)
+        raise
+    mine.set_result(digest)
+    return digest
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -177,3 +178,58 @@ def test_warming_reads_the_files_on_another_thread_for_the_block(
             hashlib.sha256(path.read_bytes()).digest() for path in files
         ]
     assert read == Counter(str(path) for path in files)
+
+
+def test_a_file_being_read_holds_back_only_those_who_ask_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive, page = tmp_path / "archive.zip", tmp_path / "page.json"
+    archive.write_bytes(b"archive")
+    page.write_bytes(b"page")
+    reading, finish = threading.Event(), threading.Event()
+    read: Counter[str] = Counter()
+    counted = _counting(read)
+
+    def slow(path: Path) -> bytes:
+        if path == archive:
+            reading.set()
+            assert finish.wait(30)
+        return counted(path)
+
+    monkeypatch.setattr(digests, "_read", slow)
+    try:
+        with digests.read_once():
+            warming = digests.warm([archive])
+            assert reading.wait(10)
+            # While the archive is read: another block opens, another file is read, at once.
+            page_got: list[bytes] = []
+            other = threading.Thread(target=lambda: page_got.append(_in_a_block(page)))
+            other.start()
+            other.join(5)
+            assert page_got == [hashlib.sha256(b"page").digest()]
+            waiter_got: list[bytes] = []
+            waiter = threading.Thread(target=lambda: waiter_got.append(digests.sha256(archive)))
+            waiter.start()
+            waiter.join(0.2)
+            assert waiter.is_alive() and not waiter_got  # it waits for the archive's one read
+            finish.set()
+            waiter.join(10)
+            warming.join(10)
+    finally:
+        finish.set()  # a failing test does not leave the reader waiting
+    assert waiter_got == [hashlib.sha256(b"archive").digest()]
+    assert read == Counter({str(archive): 1, str(page): 1})
+
+
+def _in_a_block(path: Path) -> bytes:
+    with digests.read_once():
+        return digests.sha256(path)
+
+
+def test_a_failed_read_is_not_remembered(tmp_path: Path) -> None:
+    path = tmp_path / "late.json"
+    with digests.read_once():
+        with pytest.raises(FileNotFoundError):
+            digests.sha256(path)
+        path.write_bytes(b"late")
+        assert digests.sha256(path) == hashlib.sha256(b"late").digest()
