@@ -28,10 +28,25 @@ _memo: dict[str, Future[bytes]] | None = None
 open, else None."""
 
 
-def _read(path: Path) -> bytes:
-    """A file's SHA-256, read in chunks (a bulk archive is gigabytes: never read whole)."""
+CHUNK_BYTES = 16 * 2**20
+"""What a file is read and hashed in at a time. hashlib lets go of the GIL while it digests a
+chunk, and the thread must take it back after each read and each digest: beside a thread
+that holds the GIL (the build's imports), each take waits out the switch interval (5 ms).
+800 MB took 31-34 s in hashlib.file_digest's chunks of 256 KiB beside a busy thread (0.74-1.8
+s alone), 9.0-9.3 s in chunks of 1 MiB, 1.37-1.40 s in 16 MiB (0.81 s alone; 32 MiB: 1.15-1.20
+and 0.89-0.91; bench/README.md, session 17)."""
+
+
+def file_sha256(path: Path) -> bytes:
+    """A file's SHA-256, read in chunks of CHUNK_BYTES (a bulk archive is gigabytes: never
+    read whole)."""
+    digest = hashlib.sha256()
+    chunk = bytearray(CHUNK_BYTES)
+    view = memoryview(chunk)
     with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").digest()
+        while size := handle.readinto(chunk):
+            digest.update(view[:size])
+    return digest.digest()
 
 
 def sha256(path: Path) -> bytes:
@@ -52,16 +67,16 @@ def sha256(path: Path) -> bytes:
         try:
             return known.result()
         except OSError:
-            return _read(path)
+            return file_sha256(path)
     if memo is None or mine is None:
-        return _read(path)
+        return file_sha256(path)
     return _read_for(memo, key, mine, path)
 
 
 def _read_for(memo: dict[str, Future[bytes]], key: str, mine: Future[bytes], path: Path) -> bytes:
     """Read the file whose digest `mine` promises to the threads that wait for it."""
     try:
-        digest = _read(path)
+        digest = file_sha256(path)
     except BaseException as error:
         with _lock:
             memo.pop(key, None)

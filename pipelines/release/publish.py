@@ -11,7 +11,6 @@ is deleted or reused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines import digests
 from pipelines.release import catalog, history
 from pipelines.release.datadir import (
     INCOMING_PREFIX,
@@ -102,11 +102,9 @@ def next_version(base: str, taken: set[str]) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The file's SHA-256 as hex (`digests.file_sha256`: the publish threads hash files beside
+    threads that hold the GIL)."""
+    return digests.file_sha256(path).hex()
 
 
 def write_parquet(table: pa.Table, path: Path) -> str:

@@ -24,7 +24,7 @@ MESSAGE = "nothing changed since release 2026.11.25: no new version published"
 
 def _counting(read: Counter[str]) -> Callable[[Path], bytes]:
     """digests' file reader, counting the reads of each file by absolute path."""
-    reader = digests._read
+    reader = digests.file_sha256
 
     def counted(path: Path) -> bytes:
         read[str(path.absolute())] += 1
@@ -49,7 +49,7 @@ def test_the_second_build_of_the_same_inputs_reports_what_a_run_would_without_on
     # A record naming a release that is not the catalog's newest (nor has a folder): a run.
     record.write_text(json.dumps({**last, "version": "2026.11.24"}), encoding="utf-8")
     read: Counter[str] = Counter()
-    monkeypatch.setattr(digests, "_read", _counting(read))
+    monkeypatch.setattr(digests, "file_sha256", _counting(read))
     ran = build(paths.BUNDLED_SNAPSHOT, outputs, step_times=ran_steps)
 
     assert not answered_steps.exists()  # answered without a run: no step ran
@@ -147,7 +147,7 @@ def test_a_fresh_data_dir_is_answered_without_reading_the_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read: Counter[str] = Counter()
-    monkeypatch.setattr(digests, "_read", _counting(read))
+    monkeypatch.setattr(digests, "file_sha256", _counting(read))
     assert build_inputs.answer(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data")) is None
     assert not read
 
@@ -171,7 +171,7 @@ def test_warming_reads_the_files_on_another_thread_for_the_block(
     for n, path in enumerate(files):
         path.write_bytes(bytes([n]) * 1000)
     read: Counter[str] = Counter()
-    monkeypatch.setattr(digests, "_read", _counting(read))
+    monkeypatch.setattr(digests, "file_sha256", _counting(read))
     with digests.read_once():
         digests.warm(files).join()
         assert [digests.sha256(path) for path in files] == [
@@ -196,7 +196,7 @@ def test_a_file_being_read_holds_back_only_those_who_ask_for_it(
             assert finish.wait(30)
         return counted(path)
 
-    monkeypatch.setattr(digests, "_read", slow)
+    monkeypatch.setattr(digests, "file_sha256", slow)
     try:
         with digests.read_once():
             warming = digests.warm([archive])
@@ -233,3 +233,14 @@ def test_a_failed_read_is_not_remembered(tmp_path: Path) -> None:
             digests.sha256(path)
         path.write_bytes(b"late")
         assert digests.sha256(path) == hashlib.sha256(b"late").digest()
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 3 * 64 + 5])
+def test_a_file_is_hashed_whole_across_its_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    monkeypatch.setattr(digests, "CHUNK_BYTES", 64)
+    path = tmp_path / "archive.zip"
+    data = bytes(range(256)) * 2
+    path.write_bytes(data[:size])
+    assert digests.file_sha256(path) == hashlib.sha256(data[:size]).digest()
