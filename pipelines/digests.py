@@ -6,7 +6,8 @@ the raw inventories (pipelines/assets/raw.py) and the release's snapshot hash
 a pass. Inside `read_once` (the build service holds it while it holds the data dir's lock, so
 the snapshot does not change under it) each file's digest is computed once and remembered;
 outside it every call reads the file. Nothing here loads more than the standard library: the
-CLI warms the digests on a second thread while it imports the build (`warm`).
+CLI warms the digests on a second thread while it imports the build (`warm`). The release's
+checksums hash its files with `file_sha256` too.
 """
 
 from __future__ import annotations
