@@ -70,13 +70,7 @@ from pipelines.normalize.literature_studies import (
     literature_studies,
     load_design_rules,
 )
-from pipelines.normalize.outcome_changes import (
-    CHANGE_COLUMNS,
-    NOT_COMPARED,
-    OUTCOME_COLUMNS,
-    REPORTED,
-    change_rows,
-)
+from pipelines.normalize.outcome_changes import CHANGE_COLUMNS, create_outcome_changes
 from pipelines.normalize.outcomes import INSTRUMENTS_FILE, load_instrument_lexicon
 from pipelines.rules import conform
 from pipelines.sources import publication_precedence
@@ -815,51 +809,17 @@ def _paper_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     return {str(r["publication_id"]): r for r in records(papers)}
 
 
-STUDY_BATCH = 1_000
-"""Studies whose outcomes are compared at a time (their rows in memory at once). The Python
-objects of a batch of 5 000 held about 110 MiB more than a batch of 1 000 (the builder alone at
-200 000 studies: 508 -> 393 MiB; the curated step's peak is DuckDB's, bench/README.md, h8r).
-Smaller batches cost no measurable CPU down to 1 000 (each batch reads the compared studies'
-outcomes again: 500 cost 0.5 CPU s more at 200 000)."""
-
-
 @builds("outcome_changes", curated=("outcomes",))
 def build_outcome_changes(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
-    """Registered outcomes matched to reported ones, per study with posted results.
-
-    Only studies that report an outcome compared are read (the others give no rows), a batch
-    of studies at a time, and their rows gathered in a temporary table."""
-    compared = ", ".join(literal(k) for k in sorted(NOT_COMPARED))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _compared AS SELECT study_id, "
-        "row_number() OVER (ORDER BY study_id) - 1 AS _n FROM (SELECT DISTINCT study_id "
-        f"FROM curated.outcomes WHERE source = ? AND outcome_kind NOT IN ({compared}))",
-        [REPORTED],
+    """Registered outcomes matched to reported ones, per study with posted results, in
+    DuckDB (pipelines/normalize/outcome_changes.py)."""
+    create_outcome_changes(con, "SELECT * FROM curated.outcomes", "_changes")
+    return Built(
+        queries=[
+            f"SELECT {', '.join(CHANGE_COLUMNS)}, 'derived' AS _source, "
+            "NULL::VARCHAR AS _source_file, _seq FROM _changes"
+        ]
     )
-    (count,) = cast(tuple[int], con.execute("SELECT count(*) FROM _compared").fetchone())
-    written = 0
-    for start in range(0, count, STUDY_BATCH):
-        outcomes = con.execute(
-            f"SELECT {', '.join(f'o.{c}' for c in OUTCOME_COLUMNS)} "
-            "FROM curated.outcomes o JOIN _compared c USING (study_id) "
-            "WHERE c._n >= ? AND c._n < ? ORDER BY o.study_id, o.source, o.outcome_id",
-            [start, start + STUDY_BATCH],
-        )
-        changes = change_rows(outcomes.fetchall())
-        frame = pd.DataFrame.from_records(changes, columns=list(CHANGE_COLUMNS))
-        frame["_source"] = "derived"
-        frame["_source_file"] = None
-        frame["_seq"] = range(written, written + len(frame))
-        statement = (
-            "INSERT INTO _changes" if written else "CREATE OR REPLACE TEMP TABLE _changes AS"
-        )
-        con.register("_batch", typed_rows(frame, "outcome_changes"))
-        try:
-            con.execute(f"{statement} SELECT * FROM _batch")
-        finally:
-            con.unregister("_batch")
-        written += len(frame)
-    return Built(queries=["SELECT * FROM _changes"] if written else [])
 
 
 @builds("publication_compounds", curated=("publication_text",), reference=COMPOUND_LEXICON)
