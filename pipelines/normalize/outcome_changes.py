@@ -64,6 +64,13 @@ _DICE = (
 """Dice coefficient of word lists `a.words` and `b.words` (1.0 for two empty ones), the same
 double as Python's `2 * common / total`: both divide two exact integers once."""
 
+_CHANGE_TYPES = (
+    "study_id VARCHAR, registered_outcome_id VARCHAR, reported_outcome_id VARCHAR, "
+    "status VARCHAR, similarity DOUBLE, registered_kind VARCHAR, reported_kind VARCHAR, "
+    "_seq BIGINT"
+)
+"""The columns of a table of outcome_changes' rows (CHANGE_COLUMNS, then `_seq`)."""
+
 _ORDER = "title DESC, frame DESC, abs(i - j), i, j"
 """A study's candidate pairs best first (the module docstring's rule)."""
 
@@ -94,14 +101,15 @@ def create_outcome_changes(con: duckdb.DuckDBPyConnection, outcomes: str, table:
         FROM (SELECT DISTINCT study_id FROM ({kept}) WHERE source = {literal(REPORTED)})"""
     )
     (count,) = con.execute("SELECT count(*) FROM _oc_studies").fetchone() or (0,)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({_CHANGE_TYPES})")
     written = 0
-    for start in range(0, max(count, 1), STUDY_BATCH):
+    for start in range(0, count, STUDY_BATCH):
         _numbered(con, kept, start, start + STUDY_BATCH)
         _candidates(con)
         _assign(con)
-        statement = f"INSERT INTO {table}" if start else f"CREATE OR REPLACE TEMP TABLE {table} AS"
         con.execute(
-            f"{statement} SELECT * EXCLUDE (_seq), {written} + _seq AS _seq FROM ({_CHANGES})"
+            f"INSERT INTO {table} SELECT * EXCLUDE (_seq), {written} + _seq AS _seq "
+            f"FROM ({_CHANGES})"
         )
         (written,) = con.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
         con.execute("DROP TABLE _oc_numbered")

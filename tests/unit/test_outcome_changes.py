@@ -14,7 +14,11 @@ import pytest
 
 from pipelines import tables
 from pipelines.normalize import outcome_changes as outcome_changes_module
-from pipelines.normalize.outcome_changes import MIN_TITLE_SIMILARITY, outcome_changes
+from pipelines.normalize.outcome_changes import (
+    CHANGE_COLUMNS,
+    MIN_TITLE_SIMILARITY,
+    outcome_changes,
+)
 from pipelines.normalize.similarity import dice, words
 from pipelines.paths import REFERENCE_DIR
 
@@ -488,3 +492,19 @@ def test_the_rows_do_not_depend_on_where_the_batches_of_studies_are_cut(
     monkeypatch.setattr(outcome_changes_module, "STUDY_BATCH", 2)
     assert outcome_changes(outcomes) == whole
     assert len(whole) == 14
+
+
+def test_no_study_with_results_gives_no_rows_in_the_table_s_types() -> None:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE outcomes AS SELECT 'NCT01234567' AS study_id, 'registry_protocol' AS "
+        "source, 'primary' AS outcome_kind, 'NCT01234567:P1' AS outcome_id, 'COWS' AS title, "
+        "NULL::VARCHAR AS time_frame"
+    )
+    outcome_changes_module.create_outcome_changes(con, "SELECT * FROM outcomes", "changes")
+    described = con.execute("DESCRIBE changes").fetchall()
+    assert [(name, kind) for name, kind, *_ in described] == [
+        *((c, "DOUBLE" if c == "similarity" else "VARCHAR") for c in CHANGE_COLUMNS),
+        ("_seq", "BIGINT"),
+    ]
+    assert con.execute("SELECT count(*) FROM changes").fetchone() == (0,)
