@@ -57,13 +57,6 @@ CHANGE_COLUMNS = (
 )
 """The columns of an outcome_changes row, in its order (then `_seq`)."""
 
-_DICE = (
-    "CASE WHEN len(a.words) + len(b.words) = 0 THEN 1.0 "
-    "ELSE 2 * len(list_intersect(a.words, b.words)) / (len(a.words) + len(b.words)) END"
-)
-"""Dice coefficient of word lists `a.words` and `b.words` (1.0 for two empty ones), the same
-double as Python's `2 * common / total`: both divide two exact integers once."""
-
 _CHANGE_TYPES = (
     "study_id VARCHAR, registered_outcome_id VARCHAR, reported_outcome_id VARCHAR, "
     "status VARCHAR, similarity DOUBLE, registered_kind VARCHAR, reported_kind VARCHAR, "
@@ -189,32 +182,37 @@ def _candidates(con: duckdb.DuckDBPyConnection) -> None:
         "WHERE NOT reported) r JOIN (SELECT sn, pos AS j, title_set AS pt, "
         "frame_set AS pf FROM _oc_numbered WHERE reported) p USING (sn)"
     )
-    sets = "(SELECT set_id, any_value(words) AS words FROM _oc_sets GROUP BY set_id)"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _oc_title_dice AS
-        SELECT x, y, {_DICE} AS dice, len(list_intersect(a.words, b.words)) AS common,
-            len(a.words) + len(b.words) AS total
-        FROM (SELECT DISTINCT rt AS x, pt AS y {pairs})
-        JOIN {sets} a ON a.set_id = x JOIN {sets} b ON b.set_id = y
-        WHERE dice >= {MIN_TITLE_SIMILARITY}"""
-    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _oc_title_pairs AS
         SELECT sn, i, j, d.dice AS title, d.common, d.total, rf, pf {pairs}
-        JOIN _oc_title_dice d ON d.x = rt AND d.y = pt"""
+        JOIN ({_scored(f"SELECT rt AS x, pt AS y {pairs}")}) d ON d.x = rt AND d.y = pt
+        WHERE d.dice >= {MIN_TITLE_SIMILARITY}"""
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _oc_candidates AS
         SELECT c.sn, c.i, c.j, c.title, c.common, c.total, c.rf = c.pf AS same_frame,
             f.dice AS frame
-        FROM _oc_title_pairs c JOIN (
-            SELECT x, y, {_DICE} AS dice
-            FROM (SELECT DISTINCT rf AS x, pf AS y FROM _oc_title_pairs)
-            JOIN {sets} a ON a.set_id = x JOIN {sets} b ON b.set_id = y
-        ) f ON f.x = c.rf AND f.y = c.pf"""
+        FROM _oc_title_pairs c
+        JOIN ({_scored("SELECT rf AS x, pf AS y FROM _oc_title_pairs")}) f
+            ON f.x = c.rf AND f.y = c.pf"""
     )
-    for name in ("_oc_title_dice", "_oc_title_pairs", "_oc_sets"):
-        con.execute(f"DROP TABLE {name}")
+    con.execute("DROP TABLE _oc_title_pairs")
+    con.execute("DROP TABLE _oc_sets")
+
+
+def _scored(pairs: str) -> str:
+    """Each distinct (x, y) pair of word-set ids the query `pairs` gives, with the words the
+    two sets share (`common`), their sizes' sum (`total`) and their Dice, 2 * common / total
+    (1.0 for two empty sets): the same double as Python's, both dividing two exact integers."""
+    sets = "(SELECT set_id, any_value(words) AS words FROM _oc_sets GROUP BY set_id)"
+    return f"""
+        SELECT x, y, common, total,
+            CASE WHEN total = 0 THEN 1.0 ELSE 2 * common / total END AS dice
+        FROM (
+            SELECT x, y, len(list_intersect(a.words, b.words)) AS common,
+                len(a.words) + len(b.words) AS total
+            FROM (SELECT DISTINCT x, y FROM ({pairs}))
+            JOIN {sets} a ON a.set_id = x JOIN {sets} b ON b.set_id = y)"""
 
 
 def _assign(con: duckdb.DuckDBPyConnection) -> None:
