@@ -100,11 +100,11 @@ def create_outcome_changes(con: duckdb.DuckDBPyConnection, outcomes: str, table:
         _numbered(con, kept, start, start + STUDY_BATCH)
         _candidates(con)
         _assign(con)
-        con.execute(
+        (inserted,) = con.execute(
             f"INSERT INTO {table} SELECT * EXCLUDE (_seq), {written} + _seq AS _seq "
             f"FROM ({_CHANGES})"
-        )
-        (written,) = con.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+        ).fetchone() or (0,)
+        written += inserted
         con.execute("DROP TABLE _oc_numbered")
         con.execute("DROP TABLE _oc_matched")
     con.execute("DROP TABLE _oc_studies")
