@@ -69,6 +69,7 @@ from pipelines.normalize.literature_studies import (
     DESIGN_RULES_FILE,
     literature_studies,
     load_design_rules,
+    mentioned_ids,
 )
 from pipelines.normalize.outcome_changes import CHANGE_COLUMNS, create_outcome_changes
 from pipelines.normalize.outcomes import INSTRUMENTS_FILE, load_instrument_lexicon
@@ -403,9 +404,8 @@ def build_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> B
         publications["_source_file"] = None
         publications["_seq"] = range(len(publications))
     id_map = dict(merged.id_map) if merged else {}
-    links = remap(all_links(con, reference_dir), "publication_id", id_map)
     known = set(publications["publication_id"]) if not publications.empty else set()
-    stubs = publication_stubs(links, known)
+    stubs = publication_stubs(first_link_targets(con, reference_dir, id_map, known), known)
     for stub_id in stubs.get("publication_id", []):
         id_map.setdefault(stub_id, stub_id)
     stubs = pd.concat([stubs, evidence_stubs(reference_dir, id_map)], ignore_index=True)
@@ -459,11 +459,79 @@ def _count_by_source(frame: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in frame["_source"].value_counts().sort_index().items()}
 
 
-def all_links(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> pd.DataFrame:
-    """Study↔publication links stated by sources (registry references, databank) and curators."""
-    return pd.concat(
-        [staged(con, "study_publications"), curated_links(reference_dir)], ignore_index=True
+def staged_links(con: duckdb.DuckDBPyConnection, id_map: str) -> str | None:
+    """Study↔publication links stated by sources (registry references, databank), every
+    source's, as one query, their publication ids mapped through `id_map` (a relation of
+    from_id, publication_id; a form it lacks stays as it is, as `remap` does); None when no
+    source staged any. A query, not a frame: they grow with the studies (a third of a link per
+    real-shape study), and the builders keep only the few that name one of the papers."""
+    staged = staged_query(con, "study_publications")
+    if staged is None:
+        return None
+    return (
+        "SELECT l.* REPLACE (coalesce(m.publication_id, l.publication_id) AS publication_id) "
+        f"FROM ({staged}) l LEFT JOIN {id_map} m ON m.from_id = l.publication_id"
     )
+
+
+def curated_and_staged_links(
+    con: duckdb.DuckDBPyConnection, reference_dir: Path, papers: list[str]
+) -> list[dict[str, Any]]:
+    """The study↔publication links stated by sources and curators to any of `papers` (final
+    publication ids): what tells a paper that reports a registered study."""
+    query = staged_links(con, "curated.publication_id_map")
+    staged_rows = (
+        []
+        if query is None
+        else [
+            {"study_id": study, "publication_id": paper}
+            for study, paper in con.execute(
+                f"SELECT study_id, publication_id FROM ({query}) "
+                "WHERE list_contains(?::VARCHAR[], publication_id)",
+                [papers],
+            ).fetchall()
+        ]
+    )
+    curated = remap(curated_links(reference_dir), "publication_id", publication_id_map(con))
+    wanted = set(papers)
+    return staged_rows + [link for link in records(curated) if link["publication_id"] in wanted]
+
+
+def first_link_targets(
+    con: duckdb.DuckDBPyConnection,
+    reference_dir: Path,
+    id_map: dict[str, str],
+    known: set[str],
+) -> pd.DataFrame:
+    """Each link target (a publication id mapped through `id_map`) not in `known`, with the
+    lineage of the first link to it: the staged links' first in lineage order, else the
+    curated links' first. What `publication_stubs` keeps of every link, without reading the
+    staged links whole."""
+    con.register(
+        "_link_id_map",
+        pa.table(
+            {"from_id": list(id_map), "publication_id": list(id_map.values())},
+            schema=pa.schema([("from_id", pa.string()), ("publication_id", pa.string())]),
+        ),
+    )
+    query = staged_links(con, "_link_id_map")
+    order = "ORDER BY _source, _source_file, _seq"
+    staged_first = (
+        pd.DataFrame(columns=["publication_id", "_source", "_source_file"])
+        if query is None
+        else read_frame(
+            con,
+            f"SELECT publication_id, first(_source {order}) AS _source, "
+            f"first(_source_file {order}) AS _source_file FROM ({query}) "
+            # NULL-safe: a link without a publication id is no known paper, as in pandas.
+            "WHERE NOT coalesce(list_contains(?::VARCHAR[], publication_id), false) "
+            "GROUP BY publication_id",
+            [sorted(known)],
+        )
+    )
+    con.unregister("_link_id_map")
+    curated = remap(curated_links(reference_dir), "publication_id", id_map)
+    return pd.concat([staged_first, curated], ignore_index=True)
 
 
 @builds(
@@ -481,21 +549,31 @@ def build_studies(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
     `curated.literature_papers`: what became of each PMID paper, for the manifest.
     """
     registered = staged_query(con, "studies")
-    links = remap(all_links(con, reference_dir), "publication_id", publication_id_map(con))
-    publications = read_frame(
-        con,
-        "SELECT p.*, t.abstract FROM curated.publications p "
-        "LEFT JOIN curated.publication_text t USING (publication_id) ORDER BY publication_id",
+    publications = records(
+        read_frame(
+            con,
+            "SELECT p.*, t.abstract FROM curated.publications p "
+            "LEFT JOIN curated.publication_text t USING (publication_id) ORDER BY publication_id",
+        )
     )
+    # Only the registered studies the papers name and the links to the papers matter: both
+    # are read for them alone, not for every study (memory flat in the studies, issue 15).
+    mentioned = sorted({i for publication in publications for i in mentioned_ids(publication)})
     study_ids = (
-        {i for (i,) in con.execute(f"SELECT DISTINCT study_id FROM ({registered})").fetchall()}
+        {
+            i
+            for (i,) in con.execute(
+                f"SELECT DISTINCT study_id FROM ({registered}) "
+                "WHERE list_contains(?::VARCHAR[], study_id)",
+                [mentioned],
+            ).fetchall()
+        }
         if registered is not None
         else set()
     )
-    study_ids.discard(None)
     found = literature_studies(
-        records(publications),
-        records(links) if not links.empty else [],
+        publications,
+        curated_and_staged_links(con, reference_dir, [p["publication_id"] for p in publications]),
         study_ids,
         load_design_rules(reference_dir / DESIGN_RULES_FILE.name),
     )
@@ -594,14 +672,23 @@ def _per_study(
     reference=(CURATED_LINKS_FILE,),
 )
 def build_study_publications(con: duckdb.DuckDBPyConnection, reference_dir: Path) -> Built:
-    """Every link, on final publication ids."""
+    """Every link, on final publication ids: the staged ones read in place (they grow with the
+    studies), the curated and text-mention ones (a few) from Python."""
     found = read_frame(con, "SELECT * FROM curated.literature_links")
     if not found.empty:
         found["_source"] = "literature"
         found["_source_file"] = None
         found["_seq"] = range(len(found))
-    links = pd.concat([all_links(con, reference_dir), found], ignore_index=True)
-    return Built(remap(links, "publication_id", publication_id_map(con)))
+    few = remap(
+        pd.concat([curated_links(reference_dir), found], ignore_index=True),
+        "publication_id",
+        publication_id_map(con),
+    )
+    staged = staged_links(con, "curated.publication_id_map")
+    queries = [] if staged is None else [staged]
+    if not few.empty:
+        queries.append(frame_query(con, "_few_links", few, "study_publications"))
+    return Built(queries=queries)
 
 
 @builds(

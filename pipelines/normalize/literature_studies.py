@@ -142,14 +142,18 @@ def find_registry_ids(text: str | None) -> list[str]:
     return sorted(found)
 
 
+def mentioned_ids(publication: Mapping[str, Any]) -> list[str]:
+    """The registry ids a paper's title or abstract names (`find_registry_ids`)."""
+    return find_registry_ids(" ".join(str(publication.get(k) or "") for k in ("title", "abstract")))
+
+
 def text_mention_links(
     publications: Iterable[Mapping[str, Any]], study_ids: set[str]
 ) -> list[dict[str, Any]]:
     """study_publications rows for registered studies named in a paper's title or abstract."""
     links = []
     for publication in publications:
-        text = " ".join(str(publication.get(k) or "") for k in ("title", "abstract"))
-        for study_id in find_registry_ids(text):
+        for study_id in mentioned_ids(publication):
             if study_id in study_ids:
                 links.append(
                     {
@@ -173,8 +177,9 @@ def literature_studies(
     Args:
         publications: merged publications rows (with the staging `abstract` where known).
         links: study_publications already known (registry references, PubMed DataBankList,
-            curated links), with final publication ids.
-        study_ids: ids of the registered studies.
+            curated links), with final publication ids; those of other papers change nothing.
+        study_ids: ids of the registered studies; those no paper names (`mentioned_ids`)
+            change nothing.
         rules: from `load_design_rules`.
 
     Returns:
