@@ -25,12 +25,14 @@ from __future__ import annotations
 import array
 import hashlib
 import itertools
+import logging
 import queue
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
@@ -98,6 +100,7 @@ _SKIP = "_sw_skip"
 _SEEN = "_sw_seen"
 _KEYS = "_sw_keys"
 _T = TypeVar("_T")
+LOG = logging.getLogger(__name__)
 
 
 class Stats(Protocol):
@@ -161,17 +164,19 @@ def stage(
     assert spec is not None
     setups = [part.setup for part in spec.parts if part.setup is not None]
     con.execute(f"ATTACH ':memory:' AS {BATCH_DB}")
+    turns = Turns()
     try:
         lowered = _archive_limit(con, snapshot_dir, unit, shard)
         with (
             duckdb_setting(con, "memory_limit", lowered) if lowered else nullcontext(),
             duckdb_threads(con, THREADS),
-            _Cursors(con, setups, STATEMENT_CURSORS) as cursors,
+            _Cursors(con, setups, STATEMENT_CURSORS, turns) as cursors,
             duckdb_setting(con, "search_path", cursors.search_path),
         ):
+            staging = taking_turns(con, turns)
             for setup in setups:
-                setup(con)
-            run = _Run(con, snapshot_dir, unit, spec, shard, stats, cursors)
+                setup(staging)
+            run = _Run(staging, snapshot_dir, unit, spec, shard, stats, cursors)
             reader = _Reader(cursors.open(), snapshot_dir, unit, run.writer.structure, shard)
             # Each batch is read (parsed on the reader's own cursor) while the one before is
             # staged: at most two batches are held.
@@ -217,20 +222,92 @@ def _first(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = 
     return rows[0] if rows else None
 
 
+class Turns:
+    """Staging's statements run side by side (a batch's on the cursors, the next batch's read
+    on a cursor of its own, the batch's decisions on the connection) under one DuckDB
+    `memory_limit`: two large ones can need more than it while each fits alone (a 200 000-study
+    build from pages failed so, once in three runs; bench/README.md, session 20). A statement
+    that runs out of memory runs again alone, once every statement beside it has ended;
+    out of memory alone, its error stands. A failed statement changed nothing (each runs in its
+    own transaction), so running it again is safe."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._alone = False
+
+    @contextmanager
+    def beside(self) -> Iterator[None]:
+        """A statement's turn beside any others (none runs alone meanwhile)."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._alone)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        """A statement's turn with no other running."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._alone and self._running == 0)
+            self._alone = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._alone = False
+                self._changed.notify_all()
+
+
+class _TakingTurns:
+    """A connection or cursor whose statements take their `Turns`; all else is its own."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, turns: Turns) -> None:
+        self._con = con
+        self._turns = turns
+
+    def execute(self, query: str, parameters: object = None) -> duckdb.DuckDBPyConnection:
+        try:
+            with self._turns.beside():
+                return self._con.execute(query, parameters)
+        except duckdb.OutOfMemoryException as error:
+            LOG.warning(
+                "a staging statement ran out of DuckDB memory beside others; running it again "
+                "alone (%s)",
+                str(error).strip().partition("\n")[0],
+            )
+        with self._turns.alone():
+            return self._con.execute(query, parameters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+def taking_turns(con: duckdb.DuckDBPyConnection, turns: Turns) -> duckdb.DuckDBPyConnection:
+    """`con` with its statements taking `turns` (`Turns`), for the code that takes a connection."""
+    return cast(duckdb.DuckDBPyConnection, _TakingTurns(con, turns))
+
+
 class _Cursors:
     """Cursors of the staging connection, each set up as the connection is (the parts' macros,
-    the search path): `count` of them run a batch's statements side by side, a thread each
-    (DuckDB releases the GIL while a statement runs). All are opened by the connection's own
-    thread, which DuckDB's connection needs."""
+    the search path), their statements taking `turns`: `count` of them run a batch's
+    statements side by side, a thread each (DuckDB releases the GIL while a statement runs).
+    All are opened by the connection's own thread, which DuckDB's connection needs."""
 
     def __init__(
         self,
         con: duckdb.DuckDBPyConnection,
         setups: list[Callable[[Any], None]],
         count: int,
+        turns: Turns,
     ) -> None:
         self._con = con
         self._setups = setups
+        self._turns = turns
         self.search_path = _search_path(con)
         self._opened: list[duckdb.DuckDBPyConnection] = []
         self._idle: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
@@ -248,8 +325,9 @@ class _Cursors:
 
     def open(self) -> duckdb.DuckDBPyConnection:
         """A cursor set up as the connection is, closed with the others."""
-        cursor = self._con.cursor()
-        self._opened.append(cursor)
+        raw = self._con.cursor()
+        self._opened.append(raw)
+        cursor = taking_turns(raw, self._turns)
         cursor.execute("SET search_path = ?", [self.search_path])
         for setup in self._setups:
             setup(cursor)

@@ -1,0 +1,124 @@
+"""Staging's statements side by side under one DuckDB memory_limit (pipelines/setwise.py,
+`Turns`): one that runs out of memory beside another runs again alone and succeeds; one that
+cannot fit even alone still fails. Real DuckDB, real threads: statement A holds a sort's
+memory (spilling disabled) while a Python function in it waits until B has tried, and B needs
+more than what is left."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import duckdb
+import pytest
+
+from pipelines import setwise
+
+LIMIT = "64MB"
+SORTED = "SELECT max({value}) FROM (SELECT range AS x FROM range({rows}) ORDER BY x DESC)"
+ROWS = 3_000_000  # a sort of them holds about 40 MiB: one fits under LIMIT, two do not
+
+
+def database() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{LIMIT}'")
+    con.execute("SET temp_directory = ''")  # nothing spills: what a statement holds, it holds
+    con.execute("SET threads = 1")
+    return con
+
+
+def holding_statement(
+    con: duckdb.DuckDBPyConnection, turns: setwise.Turns, release: threading.Event
+) -> tuple[threading.Thread, dict[str, object]]:
+    """Statement A on a cursor of its own, started: its sort is done and held until `release`."""
+    cursor = setwise.taking_turns(con.cursor(), turns)
+    holding = threading.Event()
+
+    def pause(values: object) -> object:
+        if not holding.is_set():
+            holding.set()
+            release.wait(10)
+        return values
+
+    cursor.create_function("pause", pause, ["BIGINT"], "BIGINT", type="arrow")
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        result["a"] = cursor.execute(SORTED.format(value="pause(x)", rows=ROWS)).fetchall()
+
+    statement = threading.Thread(target=run)
+    statement.start()
+    assert holding.wait(10)
+    return statement, result
+
+
+class Released(logging.Handler):
+    """Sets `release` when staging says a statement runs again alone: B has tried beside A."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__(logging.WARNING)
+        self.tried = release
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.tried.set()
+
+
+def test_the_collision_is_real_without_turns() -> None:
+    """The same two statements, B on a plain cursor: DuckDB refuses B's memory."""
+    con = database()
+    release = threading.Event()
+    statement, result = holding_statement(con, setwise.Turns(), release)
+    try:
+        with pytest.raises(duckdb.OutOfMemoryException):
+            con.cursor().execute(SORTED.format(value="x", rows=ROWS)).fetchall()
+    finally:
+        release.set()
+    statement.join()
+    assert result["a"] == [(ROWS - 1,)]
+
+
+def test_a_statement_out_of_memory_beside_another_runs_again_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    con = database()
+    turns = setwise.Turns()
+    release = threading.Event()
+    statement, result = holding_statement(con, turns, release)
+    second = setwise.taking_turns(con.cursor(), turns)
+    handler = Released(release)
+    setwise.LOG.addHandler(handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger=setwise.__name__):
+            rows = second.execute(SORTED.format(value="x", rows=ROWS)).fetchall()
+    finally:
+        setwise.LOG.removeHandler(handler)
+        release.set()
+    statement.join()
+    assert rows == [(ROWS - 1,)]
+    assert result["a"] == [(ROWS - 1,)]
+    assert "ran out of DuckDB memory beside others; running it again alone" in caplog.text
+
+
+def test_a_statement_too_large_alone_still_fails() -> None:
+    con = database()
+    cursor = setwise.taking_turns(con.cursor(), setwise.Turns())
+    with pytest.raises(duckdb.OutOfMemoryException):
+        cursor.execute(SORTED.format(value="x", rows=8 * ROWS)).fetchall()
+
+
+def test_statements_beside_each_other_do_not_wait_for_one_another() -> None:
+    """Turns serialise nothing until a statement runs out of memory: two pausing statements
+    overlap."""
+    turns = setwise.Turns()
+    inside = threading.Barrier(2, timeout=5)
+
+    def statement() -> None:
+        with turns.beside():
+            inside.wait()  # both are in their turn at once, or this times out
+
+    threads = [threading.Thread(target=statement) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not inside.broken
