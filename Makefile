@@ -36,6 +36,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)  ## scale benchmarks (not part of `make test`)
 	nice -n 10 $(PY) bench/bench_ctgov.py
+	nice -n 10 $(PY) bench/bench_ctgov.py --sizes 200000 --methods build --reuse --steps
 	nice -n 10 $(PY) bench/bench_ctgov.py --input zip --sizes 20000 200000 560000 --methods build --reuse --steps
 	nice -n 10 $(PY) bench/bench_pubmed.py
 	nice -n 10 $(PY) bench/bench_merge.py
