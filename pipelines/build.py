@@ -26,7 +26,7 @@ import dagster as dg
 from pipelines import build_inputs, digests
 from pipelines.build_inputs import Published
 from pipelines.deployment import memory_limit
-from pipelines.lean_instance import lean_instance
+from pipelines.lean_instance import CAPTURED_LOGS, lean_instance
 from pipelines.release import catalog, history
 from pipelines.release.datadir import DataDir, exclusive, folder_versions, recover
 from pipelines.release.describe import begin_describe
@@ -172,7 +172,7 @@ def _instance(parallel: bool = False) -> Iterator[dg.DagsterInstance]:
     elif parallel:
         with (
             tempfile.TemporaryDirectory() as folder,
-            dg.DagsterInstance.local_temp(folder) as instance,
+            dg.DagsterInstance.local_temp(folder, overrides=CAPTURED_LOGS) as instance,
         ):
             yield instance
     else:

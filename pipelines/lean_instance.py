@@ -24,6 +24,12 @@ from dagster._core.storage.root import TemporaryLocalArtifactStorage
 from dagster._core.storage.runs import InMemoryRunStorage
 from sqlalchemy.engine import Connection
 
+CAPTURED_LOGS = {"python_logs": {"managed_python_loggers": ["pipelines.setwise"]}}
+"""Instance settings that bring the warnings of code kept free of Dagster into the run's
+events, as the step's own: staging's statement run again alone after running out of DuckDB
+memory (pipelines/setwise.py). A DAGSTER_HOME instance takes the same `python_logs` in its
+dagster.yaml (docs/running-past-one-machine.md)."""
+
 
 @contextmanager
 def _held(connection: Connection, lock: threading.RLock) -> Iterator[Connection]:
@@ -92,4 +98,5 @@ def lean_instance() -> dg.DagsterInstance:
         compute_log_manager=NoOpComputeLogManager(),
         run_coordinator=DefaultRunCoordinator(),
         run_launcher=SyncInMemoryRunLauncher(),
+        settings=CAPTURED_LOGS,
     )

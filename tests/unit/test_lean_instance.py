@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import dagster as dg
 import sqlalchemy
 
+from pipelines import setwise
 from pipelines.lean_instance import lean_instance
 
 
@@ -63,3 +66,26 @@ def test_the_event_log_asks_its_schema_once_not_per_event() -> None:
         assert job.execute_in_process(instance=instance).success
 
     assert first > 0 and len(asked) == first, asked
+
+
+@dg.asset
+def staged_beside_others() -> dg.MaterializeResult:
+    """Logs as staging does when a statement runs again alone (pipelines/setwise.py)."""
+    setwise.LOG.warning("a staging statement ran out of DuckDB memory beside others; again alone")
+    return dg.MaterializeResult(metadata={"rows": 1})
+
+
+def test_staging_warnings_are_the_steps_own_events() -> None:
+    """Staging logs to Python's logging, free of Dagster; the build's instance captures them
+    into the step's events, where the bench and the UI read a step's warnings."""
+    job = dg.Definitions(assets=[staged_beside_others]).resolve_implicit_global_asset_job_def()
+    with lean_instance() as instance:
+        result = job.execute_in_process(instance=instance)
+        warnings = [
+            entry
+            for entry in instance.all_logs(result.run_id)
+            if entry.level == logging.WARNING and entry.step_key
+        ]
+    assert [entry.user_message for entry in warnings] == [
+        "a staging statement ran out of DuckDB memory beside others; again alone"
+    ]
