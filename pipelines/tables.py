@@ -514,22 +514,24 @@ def first_link_targets(
             schema=pa.schema([("from_id", pa.string()), ("publication_id", pa.string())]),
         ),
     )
-    query = staged_links(con, "_link_id_map")
     order = "ORDER BY _source, _source_file, _seq"
-    staged_first = (
-        pd.DataFrame(columns=["publication_id", "_source", "_source_file"])
-        if query is None
-        else read_frame(
-            con,
-            f"SELECT publication_id, first(_source {order}) AS _source, "
-            f"first(_source_file {order}) AS _source_file FROM ({query}) "
-            # NULL-safe: a link without a publication id is no known paper, as in pandas.
-            "WHERE NOT coalesce(list_contains(?::VARCHAR[], publication_id), false) "
-            "GROUP BY publication_id",
-            [sorted(known)],
+    try:
+        query = staged_links(con, "_link_id_map")
+        staged_first = (
+            pd.DataFrame(columns=["publication_id", "_source", "_source_file"])
+            if query is None
+            else read_frame(
+                con,
+                f"SELECT publication_id, first(_source {order}) AS _source, "
+                f"first(_source_file {order}) AS _source_file FROM ({query}) "
+                # NULL-safe: a link without a publication id is no known paper, as in pandas.
+                "WHERE NOT coalesce(list_contains(?::VARCHAR[], publication_id), false) "
+                "GROUP BY publication_id",
+                [sorted(known)],
+            )
         )
-    )
-    con.unregister("_link_id_map")
+    finally:
+        con.unregister("_link_id_map")
     curated = remap(curated_links(reference_dir), "publication_id", id_map)
     return pd.concat([staged_first, curated], ignore_index=True)
 
