@@ -130,3 +130,24 @@ def test_a_release_whose_ids_are_far_out_of_order_is_sorted_in_sql(
         history.RECORD_VERSIONS,
         history.REMOVED_RECORDS,
     ]  # the first try gave up in record_versions
+
+
+def test_added_rows_keep_their_constants_across_batches_of_any_size() -> None:
+    """A first release's added rows: the constant columns, made as long as the longest batch
+    so far (not ROWS_PER_BATCH up front), fit batches that grow, shrink and are empty."""
+    schema = history.SCHEMAS[history.RECORD_VERSIONS]
+    added = history._Added(schema, "arm", "2026.01.01")
+    for size in (0, 2, 5, 3, 0, 8):
+        ids = pa.array([f"NCT{n:03d}|a" for n in range(size)], pa.string())
+        batch = added.rows(ids)
+        assert batch.schema == schema
+        assert batch.to_pylist() == [
+            {
+                "record_type": "arm",
+                "record_id": f"NCT{n:03d}|a",
+                "version": "2026.01.01",
+                "change": "added",
+                "changed_fields": [],
+            }
+            for n in range(size)
+        ]
