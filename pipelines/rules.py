@@ -595,13 +595,18 @@ def checked(
     chunk at a time (a table-level failure is reported by every chunk).
 
     Rows that live in DuckDB in the model's types are screened (`screened`): only the chunks of
-    rows that may break a rule are read and yielded, every other row keeps every rule.
+    rows that may break a rule are read and yielded, every other row keeps every rule. No such
+    rows, no rule to run: an empty table skips the dozen statements of its rules (ten of the
+    bundled build's twenty-three tables are empty; bench/README.md, session 21).
     """
+    typed = in_model_types(con, rows, spec)
+    if typed and rows.count == 0:
+        return
     by_row: dict[int, list[Breach]] = {}
     for breach in _null_keys(con, rows, spec) + _duplicate_keys(con, rows, spec):
         by_row.setdefault(cast(int, breach.row), []).append(breach)
     dangling = _dangling(con, rows, spec, parents)
-    if in_model_types(con, rows, spec):
+    if typed:
         yield from _screened(con, rows, spec, by_row, dangling, chunk_rows)
         return
     for start in range(0, max(rows.stop, 1), chunk_rows):

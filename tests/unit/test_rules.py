@@ -519,3 +519,21 @@ def test_orphans_found_by_merging_sorted_keys_are_those_the_anti_join_finds(
     numbered_backwards = "(SELECT 1000 - rowid AS _row, * FROM sorted_rows)"
     rows = dataclasses.replace(rules.stored_rows(con, "sorted_rows"), relation=numbered_backwards)
     assert rules._merged_orphans(con, rows, fk, "sorted_parents") is None
+
+
+@pytest.mark.parametrize("spec", [s for s in RELEASED if s.foreign_keys], ids=lambda s: s.name)
+def test_an_empty_table_in_the_models_types_runs_no_rule(spec: TableSpec) -> None:
+    """No rows to screen, no rule's statement: the foreign-key rule would read its parents,
+    which do not exist here. One row and the rules run (and find the parents missing)."""
+    con = duckdb.connect()
+    schema = arrow_schema(spec.model)
+    con.register("_empty", schema.empty_table())
+    con.execute("CREATE SCHEMA curated")
+    con.execute(f"CREATE TABLE curated.{spec.name} AS SELECT * FROM _empty")
+    rows = rules.stored_rows(con, f"curated.{spec.name}")
+    assert in_model_types(con, rows, spec)
+    assert list(rules.checked(con, rows, spec, warehouse_parents(spec))) == []
+    con.execute(f"INSERT INTO curated.{spec.name} DEFAULT VALUES")
+    rows = rules.stored_rows(con, f"curated.{spec.name}")
+    with pytest.raises(duckdb.CatalogException):
+        list(rules.checked(con, rows, spec, warehouse_parents(spec)))
