@@ -657,5 +657,18 @@ def test_register_and_setup_can_run_twice_on_one_connection() -> None:
     assert con.execute("SELECT ctr_num(' 1_000 '), ctr_text(' x ')").fetchone() == (1000.0, "x")
 
 
+def test_register_keeps_the_function_another_cursor_registered() -> None:
+    """DuckDB refuses a name the database's catalog has (a cursor's), and the one kept works
+    from every cursor, the registering one closed."""
+    con = duckdb.connect()
+    first = con.cursor()
+    sql.register(first)
+    second = con.cursor()
+    sql.register(second)
+    first.close()
+    for cursor in (con, second):
+        assert cursor.execute("SELECT ctr_py_number('1,5')").fetchone() is not None
+
+
 def test_the_whitespace_trimmed_is_every_character_python_strips() -> None:
     assert "".join(c for c in map(chr, range(0x110000)) if c.isspace()) == sql._WHITESPACE
