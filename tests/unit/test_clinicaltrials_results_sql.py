@@ -659,15 +659,18 @@ def test_register_and_setup_can_run_twice_on_one_connection() -> None:
 
 def test_register_keeps_the_function_another_cursor_registered() -> None:
     """DuckDB refuses a name the database's catalog has (a cursor's), and the one kept works
-    from every cursor, the registering one closed."""
+    from every cursor, once a refused cursor and then the registering one are closed."""
     con = duckdb.connect()
     first = con.cursor()
     sql.register(first)
+    refused = con.cursor()
+    sql.register(refused)
+    refused.close()
     second = con.cursor()
     sql.register(second)
     first.close()
     for cursor in (con, second):
-        assert cursor.execute("SELECT ctr_py_number('1,5')").fetchone() is not None
+        assert cursor.execute("SELECT ctr_py_number('2')").fetchone() == (2.0,)
 
 
 def test_the_whitespace_trimmed_is_every_character_python_strips() -> None:
