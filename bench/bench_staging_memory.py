@@ -50,11 +50,13 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
+_LIBC = ctypes.CDLL("libc.so.6")
+_LIBC.mallinfo2.restype = _MallInfo2
+
+
 def _glibc_heap_mib() -> int:
     """Bytes glibc's malloc holds for the process (its arenas and mapped blocks), in MiB."""
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = _MallInfo2
-    info = libc.mallinfo2()
+    info = _LIBC.mallinfo2()
     return int(info.arena + info.hblkhd) >> 20
 
 
