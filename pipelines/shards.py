@@ -17,8 +17,12 @@ announces, so the de-duplication of one pass holds (its rows in another order).
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
+import resource
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +36,15 @@ from schemas.registry import TABLES_BY_NAME
 
 APPEND_TABLES = 2
 """Tables the combine appends at once (`_append_all`)."""
+_log = logging.getLogger(__name__)
+PART_MIB = 384
+"""The most MiB of page files one process stages.
+
+A process's memory grows with the batches it has staged, not only with one batch: DuckDB's
+allocator and glibc's heap keep pages it freed (bench/README.md, Sessions 21 and 22). A source
+larger than this is staged in runs of about this size, each by a fresh process, one after the
+other, then combined (`stage_here`), so its peak is one run's whatever the source's size; 20 000
+real-shape studies from pages (about 360 MB) stay one pass in the step's own process."""
 WAREHOUSE_TAGS = {"kratom-evidence/warehouse": "opens"}
 """Op tag of the steps that open the warehouse: a parallel run lets one of them run at a time
 (DuckDB lets one process write a database file), while the parts of a sharded source, each
@@ -67,6 +80,8 @@ class StagedShard:
     path: str
     stats: StageStats = field(compare=False)
     shard: Shard = field(default=Shard(), compare=False)
+    process: int = field(default=0, compare=False)
+    """The process that staged it (`stage_here` logs it with the process's peak memory)."""
 
 
 def shard_folder(warehouse: Path) -> Path:
@@ -119,6 +134,19 @@ def _only_archive(files: Sequence[Path], source: str) -> bool:
     return len(files) == 1 and _has_archive(files, source)
 
 
+def bounded_parts(snapshot_dir: Path, source: str, part_mib: int = PART_MIB) -> int:
+    """How many runs of files of at most `part_mib` the source's pages are staged in
+    (`stage_here`): 1 when `part_mib` is 0 or the source has a bulk archive, which is read in
+    smaller batches under a lowered DuckDB limit (`setwise.ARCHIVE_HELD_BYTES`) and which runs
+    would each walk whole: 560 000 studies took 583 s in runs against 427 in one pass, for a
+    peak of 845 against 889 MiB (bench/README.md, Session 22)."""
+    files = source_files(snapshot_dir, source)
+    if part_mib <= 0 or _has_archive(files, source):
+        return 1
+    total = sum(path.stat().st_size for path in files)
+    return max(1, -(-total // (part_mib * 2**20)))
+
+
 def stage_shard(task: ShardTask) -> StagedShard:
     """Stage one part into a fresh DuckDB file of its own."""
     path = task.path
@@ -131,7 +159,8 @@ def stage_shard(task: ShardTask) -> StagedShard:
         stats = stage_source(con, Path(task.snapshot_dir), task.source, task.shard)
     finally:
         con.close()
-    return StagedShard(str(path), stats, task.shard)
+    stats.process_peaks_mib = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
+    return StagedShard(str(path), stats, task.shard, os.getpid())
 
 
 def stage_here(
@@ -141,6 +170,7 @@ def stage_here(
     warehouse: Path,
     processes: int,
     settings: Mapping[str, object] | None = None,
+    part_mib: int = PART_MIB,
 ) -> StageStats:
     """Stage a source into the warehouse from this step, `processes` parts at once.
 
@@ -152,7 +182,25 @@ def stage_here(
     interpreter's memory (bench/README.md, h7s). With one part this is `stage_source`, which
     itself runs a batch's statements on two cores (`setwise.STATEMENT_CURSORS`): on two cores
     one part pays best (bench/README.md, lead session 9).
+
+    A source of more than `part_mib` is staged in runs of about that size instead, each by a
+    fresh process (`processes` at a time) that exits when its run is staged, so no process
+    stages more than one run's batches; their files are then combined (`PART_MIB`).
     """
+    count = bounded_parts(snapshot_dir, source, part_mib)
+    runs = plan(source, snapshot_dir, warehouse, count, settings)
+    if runs:
+        parts = stage_in_processes(runs, processes)
+        for task, part in zip(runs, parts, strict=True):
+            _log.info(
+                "%s: run %d of %d staged by process %d, peak %.0f MiB",
+                source,
+                task.index + 1,
+                task.count,
+                part.process,
+                max(part.stats.process_peaks_mib),
+            )
+        return combine(con, source, parts, snapshot_dir)
     tasks = plan(source, snapshot_dir, warehouse, processes, settings)
     if not tasks:
         return stage_source(con, snapshot_dir, source)
@@ -165,6 +213,26 @@ def stage_here(
     finally:
         for task in tasks[1:]:
             task.path.unlink(missing_ok=True)
+
+
+def stage_in_processes(tasks: Sequence[ShardTask], processes: int) -> list[StagedShard]:
+    """Stage each part in a process of its own, `processes` at a time, in part order.
+
+    The processes fork from a server that has imported staging once (`forkserver`, about
+    0.75 s of imports not paid per part), not from this process with Dagster's state; each
+    ends with its part, its memory given back whole. A part file a failed run left is deleted.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    try:
+        with ProcessPoolExecutor(
+            max(1, processes), mp_context=context, max_tasks_per_child=1
+        ) as pool:
+            return list(pool.map(stage_shard, tasks))
+    except BaseException:
+        for task in tasks:
+            task.path.unlink(missing_ok=True)
+        raise
 
 
 def combine(
@@ -288,6 +356,7 @@ def total(parts: Sequence[StageStats]) -> StageStats:
         stats.superseded += part.superseded
         for table, rows in part.rows.items():
             stats.rows[table] = stats.rows.get(table, 0) + rows
+        stats.process_peaks_mib += part.process_peaks_mib
     stats.rows = dict(sorted(stats.rows.items()))
     return stats
 

@@ -42,6 +42,9 @@ class StageStats:
     duplicates: int = 0
     superseded: int = 0
     rows: dict[str, int] = field(default_factory=dict)
+    process_peaks_mib: list[float] = field(default_factory=list, compare=False)
+    """The peak memory of each process that staged a run of the source's pages, when it was
+    staged in runs (`pipelines.shards.stage_here`); empty when staged in the step's process."""
 
 
 @contextmanager

@@ -71,7 +71,14 @@ def _table_metadata(
 
 def _accounting(stats: StageStats) -> dict[str, dg.MetadataValue]:
     """Where every record read went: records_read = staged + quarantined + exact duplicates +
-    superseded."""
+    superseded; and, for pages staged in runs by processes of their own, how many and the
+    largest one's peak memory (the step's own memory does not show theirs)."""
+    processes: dict[str, dg.MetadataValue] = {}
+    if stats.process_peaks_mib:
+        processes = {
+            "staging_processes": dg.MetadataValue.int(len(stats.process_peaks_mib)),
+            "staging_process_peak_mib": dg.MetadataValue.float(max(stats.process_peaks_mib)),
+        }
     return {
         "files": dg.MetadataValue.int(stats.files),
         "records_read": dg.MetadataValue.int(stats.records_read),
@@ -80,6 +87,7 @@ def _accounting(stats: StageStats) -> dict[str, dg.MetadataValue]:
         "exact_duplicates": dg.MetadataValue.int(stats.duplicates),
         "records_superseded": dg.MetadataValue.int(stats.superseded),
         "rows_by_table": dg.MetadataValue.json(stats.rows),
+        **processes,
     }
 
 
@@ -188,6 +196,12 @@ class StagingProcesses(dg.Config):
     after. One part already runs its statements on two cores (`setwise.STATEMENT_CURSORS`),
     which pays best on two (bench/README.md, lead session 9)."""
 
+    part_mib: int = shards.PART_MIB
+    """A source larger than this (MiB of JSON as parsed) is staged in runs of about this size,
+    each by a fresh process, one after the other (`processes` at a time), then combined: the
+    step's memory stays that of one run, whatever the source's size, for the price of writing
+    the rows twice (bench/README.md, Session 22). 0: one pass in the step's process."""
+
 
 def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
     """A source whose snapshot may hold its whole registry (a bulk archive), staged in parts.
@@ -238,7 +252,9 @@ def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
                 stats = shards.combine(con, source, parts, folder)
             else:
                 database = Path(warehouse.database)
-                stats = shards.stage_here(con, folder, source, database, config.processes, settings)
+                stats = shards.stage_here(
+                    con, folder, source, database, config.processes, settings, config.part_mib
+                )
             metadata = _staged(con, unit, stats)
         for table, entries in metadata.items():
             yield dg.Output(None, output_name=table, metadata=entries)

@@ -1,0 +1,167 @@
+"""A source larger than `part_mib` is staged in runs, each by a fresh process, then combined.
+
+Real-shape pages (copies of the real v2 samples beside the repository) of about 1.1 MiB in
+all, staged with `part_mib=1`: two runs of files, each staged by a process forked from the
+forkserver into a DuckDB file of its own, then appended into a real warehouse. The tables are
+one pass's, row for row; this process stages nothing itself.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import orjson
+import pytest
+
+from pipelines import shards
+from pipelines.assets.staging import table_key, written_tables
+from pipelines.build import run_config
+from pipelines.definitions import build_job
+from pipelines.release.publish import DataDir
+from pipelines.sources import SOURCES
+from pipelines.sources.base import SnapshotFormatError
+from pipelines.staging import StageStats
+from pipelines.warehouse import ensure_schemas
+from schemas import QUARANTINE
+from tests.pipeline.test_parallel_staging import (
+    PAGES,
+    PER_PAGE,
+    SAMPLES,
+    _one_pass,
+    realshape_pages,
+    staged_tables,
+)
+
+pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples absent")
+
+
+def _bounded(snap: Path, database: Path, part_mib: int = 1) -> tuple[StageStats, dict]:
+    con = duckdb.connect(str(database))
+    ensure_schemas(con)
+    stats = shards.stage_here(con, snap, "clinicaltrials", database, 1, {}, part_mib)
+    tables = staged_tables(con)
+    con.close()
+    return stats, tables
+
+
+def _no_staging_here(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Calls of `stage_source` in this process (the parts' processes have their own)."""
+    calls: list[tuple[Any, ...]] = []
+    real = shards.stage_source
+
+    def counted(*args: Any) -> StageStats:
+        calls.append(args[3:])
+        return real(*args)
+
+    monkeypatch.setattr(shards, "stage_source", counted)
+    return calls
+
+
+def test_the_pages_make_two_runs_of_one_mib_and_none_at_zero(tmp_path: Path) -> None:
+    snap = realshape_pages(tmp_path / "snapshot")
+    size = sum(p.stat().st_size for p in (snap / "clinicaltrials").iterdir())
+    assert 2**20 < size <= 2 * 2**20  # the premise of the file's tests
+    assert shards.bounded_parts(snap, "clinicaltrials", 1) == 2
+    assert shards.bounded_parts(snap, "clinicaltrials", 2) == 1
+    assert shards.bounded_parts(snap, "clinicaltrials", 0) == 1
+
+
+def test_runs_staged_by_fresh_processes_give_one_pass_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = realshape_pages(tmp_path / "snapshot")
+    one, one_tables = _one_pass(snap, tmp_path / "one.duckdb")
+    here = _no_staging_here(monkeypatch)
+    bounded, bounded_tables = _bounded(snap, tmp_path / "bounded.duckdb")
+
+    assert bounded == one and one.staged == PAGES * PER_PAGE
+    assert bounded_tables == one_tables
+    assert sum(len(rows) for _, rows in one_tables.values()) > PAGES * PER_PAGE
+    assert here == []  # both runs were staged by other processes
+    assert len(bounded.process_peaks_mib) == 2 and one.process_peaks_mib == []
+    assert not any((tmp_path / "bounded.shards").iterdir())
+
+
+def test_each_run_is_staged_by_a_process_of_its_own(tmp_path: Path) -> None:
+    snap = realshape_pages(tmp_path / "snapshot")
+    tasks = shards.plan("clinicaltrials", snap, tmp_path / "w.duckdb", 2)
+    parts = shards.stage_in_processes(tasks, 1)
+    for task in tasks:
+        task.path.unlink()
+    processes = {part.process for part in parts}
+    assert len(processes) == 2 and os.getpid() not in processes
+    # each its own peak: DuckDB's and staging's imports at least
+    assert all(part.stats.process_peaks_mib[0] > 50 for part in parts)
+    assert [part.stats.staged for part in parts] == [2 * PER_PAGE, 2 * PER_PAGE]
+
+
+def test_a_study_on_pages_of_both_runs_is_decided_as_by_one_pass(tmp_path: Path) -> None:
+    snap = realshape_pages(tmp_path / "snapshot", repeat=True)
+    one, one_tables = _one_pass(snap, tmp_path / "one.duckdb")
+    bounded, bounded_tables = _bounded(snap, tmp_path / "bounded.duckdb")
+
+    assert (one.duplicates, one.quarantined) == (1, 1)
+    assert bounded == one
+    assert bounded_tables == one_tables
+
+
+def test_a_bad_page_in_the_second_run_stops_staging_naming_it(tmp_path: Path) -> None:
+    snap = realshape_pages(tmp_path / "snapshot")
+    page = snap / "clinicaltrials" / "page-00004.json"
+    page.write_bytes(b"x" + page.read_bytes()[1:])  # not JSON, the same size: still two runs
+    assert shards.bounded_parts(snap, "clinicaltrials", 1) == 2
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_schemas(con)
+    with pytest.raises(SnapshotFormatError, match=r"page-00004\.json"):
+        shards.stage_here(con, snap, "clinicaltrials", tmp_path / "w.duckdb", 1, {}, 1)
+    assert not any((tmp_path / "w.shards").iterdir())
+
+
+def test_a_bulk_archive_stays_one_pass(tmp_path: Path) -> None:
+    """An archive is read in smaller batches than pages, and runs would each walk its whole
+    directory: the registry's export is staged in one pass whatever its size."""
+    snap = realshape_pages(tmp_path / "snapshot")
+    folder = snap / "clinicaltrials"
+    path = folder / "ctg-studies.json.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:  # as large as the pages
+        for page in sorted(folder.glob("*.json")):
+            for study in orjson.loads(page.read_bytes())["studies"]:
+                nct = study["protocolSection"]["identificationModule"]["nctId"]
+                archive.writestr(f"{nct}.json", orjson.dumps(study))
+            page.unlink()
+    assert path.stat().st_size > 2**20
+    assert shards.bounded_parts(snap, "clinicaltrials", 1) == 1
+
+
+def test_the_staged_tables_show_the_staging_processes_in_dagster(tmp_path: Path) -> None:
+    """What the UI shows on the source's accounting (its quarantine table's materialization):
+    how many processes staged the pages and the largest one's peak, which the step's own
+    memory does not include."""
+    snap = realshape_pages(tmp_path / "snapshot")
+    outputs = DataDir(tmp_path / "data")
+    outputs.root.mkdir()
+    config = run_config(snap, outputs, None, "2026-11-25T00:00:00Z")
+    combine = {"combine_clinicaltrials": {"config": {"part_mib": 1}}}
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = build_job().execute_in_process(
+            run_config={**config, "ops": {"staging_clinicaltrials": {"ops": combine}}},
+            instance=instance,
+            asset_selection=[dg.AssetKey(["raw", "clinicaltrials"]), *_staged_keys()],
+        )
+    metadata = {
+        event.asset_key: event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    accounting = metadata[table_key("clinicaltrials", QUARANTINE.name)]
+    assert accounting["records_staged"].value == PAGES * PER_PAGE
+    assert accounting["staging_processes"].value == 2
+    assert 50 < accounting["staging_process_peak_mib"].value < 4096
+
+
+def _staged_keys() -> list[dg.AssetKey]:
+    return [table_key("clinicaltrials", t) for t in written_tables(SOURCES["clinicaltrials"])]
