@@ -1,7 +1,8 @@
 """Staging one source in parts: each part into a DuckDB file of its own, then combined.
 
-DuckDB lets one process write a database file at a time, so parts staged in parallel (by step
-processes of a parallel run, or by threads of the combine step: `stage_here`) each write a
+DuckDB lets one process write a database file at a time, so parts staged apart from the
+warehouse (by step processes of a parallel run, by threads of the combine step, or, for pages
+past `PART_MIB`, by fresh processes one after the other: `stage_here`) each write a
 file of their own (`<warehouse stem>.shards/<source>-<i>-of-<n>.duckdb`); the combine
 step then copies their tables into the warehouse, shard by shard, with `_seq` moved past the
 rows of the shards before it (lineage order stays unique per source and table).
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.context
 import os
 import resource
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,14 +186,14 @@ def stage_here(
     itself runs a batch's statements on two cores (`setwise.STATEMENT_CURSORS`): on two cores
     one part pays best (bench/README.md, lead session 9).
 
-    A source of more than `part_mib` is staged in runs of about that size instead, each by a
-    fresh process (`processes` at a time) that exits when its run is staged, so no process
-    stages more than one run's batches; their files are then combined (`PART_MIB`).
+    Pages of more than `part_mib` are staged in runs of about that size instead, each by a
+    fresh process that exits when its run is staged, one at a time, so no process stages
+    more than one run's batches; their files are then combined (`PART_MIB`).
     """
     count = bounded_parts(snapshot_dir, source, part_mib)
     runs = plan(source, snapshot_dir, warehouse, count, settings)
     if runs:
-        parts = stage_in_processes(runs, processes)
+        parts = stage_in_processes(runs)
         for task, part in zip(runs, parts, strict=True):
             _log.info(
                 "%s: run %d of %d staged by process %d, peak %.0f MiB",
@@ -215,24 +218,95 @@ def stage_here(
             task.path.unlink(missing_ok=True)
 
 
-def stage_in_processes(tasks: Sequence[ShardTask], processes: int) -> list[StagedShard]:
-    """Stage each part in a process of its own, `processes` at a time, in part order.
+def stage_in_processes(tasks: Sequence[ShardTask]) -> list[StagedShard]:
+    """Stage each part in a fresh process of its own, one at a time, in part order.
 
-    The processes fork from a server that has imported staging once (`forkserver`, about
-    0.75 s of imports not paid per part), not from this process with Dagster's state; each
-    ends with its part, its memory given back whole. A part file a failed run left is deleted.
+    The processes fork from a server that has imported staging once (`forkserver`: about
+    0.75 s of imports not paid per part), not from this process with Dagster's state. Each
+    ends with its part, its memory given back whole; the next one is started while a part
+    stages, so a part's exit (about a second with DuckDB's memory to unmap) and the next
+    one's start are off the path. A part that fails raises its error here; a process that
+    dies (killed for its memory) raises `StagingProcessError`; a part file left is deleted.
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
+    staged: list[StagedShard] = []
+    waiting: _Part | None = None
     try:
-        with ProcessPoolExecutor(
-            max(1, processes), mp_context=context, max_tasks_per_child=1
-        ) as pool:
-            return list(pool.map(stage_shard, tasks))
+        for number, task in enumerate(tasks):
+            current = waiting or _Part(context)
+            current.send(task)
+            waiting = _Part(context) if number + 1 < len(tasks) else None
+            staged.append(current.result(task))
+        return staged
     except BaseException:
         for task in tasks:
             task.path.unlink(missing_ok=True)
         raise
+    finally:
+        if waiting is not None:
+            waiting.stop()
+
+
+class StagingProcessError(RuntimeError):
+    """A process staging a part ended without a result."""
+
+
+class _Part:
+    """A process that stages one part it is sent, sends back what it staged, and exits."""
+
+    def __init__(self, context: multiprocessing.context.ForkServerContext) -> None:
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_stage_sent, args=(child,), daemon=True)
+        self._process.start()
+        child.close()
+
+    def send(self, task: ShardTask) -> None:
+        try:
+            self._connection.send(task)
+        except OSError:  # it died before the part was sent: a broken pipe
+            raise self._died(task) from None
+
+    def result(self, task: ShardTask) -> StagedShard:
+        try:
+            ok, value = self._connection.recv()
+        except (EOFError, OSError):  # its end closed, or reset, as it died
+            raise self._died(task) from None
+        finally:
+            self._connection.close()
+        self._process.join()
+        if not ok:
+            raise value
+        return value
+
+    def _died(self, task: ShardTask) -> StagingProcessError:
+        self._process.join()
+        return StagingProcessError(
+            f"{task.source}: the process staging part {task.index + 1} of {task.count} "
+            f"ended without a result (exit code {self._process.exitcode})"
+        )
+
+    def stop(self) -> None:
+        """End a process that was never sent a part."""
+        self._connection.close()  # its recv() ends with EOFError, and it exits
+        self._process.join()
+
+
+def _stage_sent(connection: multiprocessing.connection.Connection) -> None:
+    """In the part's process: stage the part sent, send back the result or the error."""
+    try:
+        task = connection.recv()
+    except EOFError:
+        return  # stopped before a part was sent
+    try:
+        outcome: tuple[bool, object] = (True, stage_shard(task))
+    except Exception as exc:  # sent back and raised in the step
+        outcome = (False, exc)
+    connection.send(outcome)
+    connection.close()
+    # The part's DuckDB file is closed and its result sent: end without the interpreter's
+    # teardown, which with DuckDB and a run's memory took about a second.
+    os._exit(0)
 
 
 def combine(

@@ -197,10 +197,10 @@ class StagingProcesses(dg.Config):
     which pays best on two (bench/README.md, lead session 9)."""
 
     part_mib: int = shards.PART_MIB
-    """A source larger than this (MiB of JSON as parsed) is staged in runs of about this size,
-    each by a fresh process, one after the other (`processes` at a time), then combined: the
-    step's memory stays that of one run, whatever the source's size, for the price of writing
-    the rows twice (bench/README.md, Session 22). 0: one pass in the step's process."""
+    """Page files of more than this many MiB are staged in runs of about this size, each by a
+    fresh process, one after the other, then combined: the step's memory stays that of one
+    run, whatever the number of pages, for the price of writing the rows twice
+    (bench/README.md, Session 22). 0: one pass in the step's process."""
 
 
 def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:

@@ -8,7 +8,11 @@ one pass's, row for row; this process stages nothing itself.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
+import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -90,7 +94,7 @@ def test_runs_staged_by_fresh_processes_give_one_pass_tables(
 def test_each_run_is_staged_by_a_process_of_its_own(tmp_path: Path) -> None:
     snap = realshape_pages(tmp_path / "snapshot")
     tasks = shards.plan("clinicaltrials", snap, tmp_path / "w.duckdb", 2)
-    parts = shards.stage_in_processes(tasks, 1)
+    parts = shards.stage_in_processes(tasks)
     for task in tasks:
         task.path.unlink()
     processes = {part.process for part in parts}
@@ -165,3 +169,30 @@ def test_the_staged_tables_show_the_staging_processes_in_dagster(tmp_path: Path)
 
 def _staged_keys() -> list[dg.AssetKey]:
     return [table_key("clinicaltrials", t) for t in written_tables(SOURCES["clinicaltrials"])]
+
+
+def test_a_staging_process_that_dies_stops_staging_naming_its_part(tmp_path: Path) -> None:
+    """Killed (as the kernel kills a process for its memory): a clear error, no part file."""
+    snap = realshape_pages(tmp_path / "snapshot")
+    tasks = shards.plan("clinicaltrials", snap, tmp_path / "w.duckdb", 2)
+    outcome: list[BaseException] = []
+
+    def stage() -> None:
+        try:
+            shards.stage_in_processes(tasks)
+        except BaseException as exc:  # what the step would raise
+            outcome.append(exc)
+
+    runner = threading.Thread(target=stage)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for child in multiprocessing.active_children():
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    runner.join(120)
+
+    (error,) = outcome
+    assert isinstance(error, shards.StagingProcessError)
+    assert "part 1 of 2 ended without a result (exit code -9)" in str(error)
+    assert not any(task.path.exists() for task in tasks)
