@@ -11,8 +11,9 @@ Dagster builds it (`dagster._core.instance.factory.create_ephemeral_instance`, d
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
 from dagster._core.instance import InstanceType
@@ -32,9 +33,21 @@ dagster.yaml (docs/running-past-one-machine.md)."""
 
 
 @contextmanager
-def _held(connection: Connection, lock: threading.RLock) -> Iterator[Connection]:
-    """The held connection in a transaction; a nested call joins the open one."""
+def _held(
+    connection: Connection, lock: threading.RLock, owner: int, fresh: Callable[[], Any]
+) -> Iterator[Connection]:
+    """The held connection in a transaction; a nested call joins the open one.
+
+    Only on the thread that opened it (`owner`): SQLite refuses a connection another thread
+    made, so a write from another thread (a warning staging logs from a cursor's thread) takes
+    a fresh connection to the same in-memory database, Dagster's own way (`fresh`), under
+    the same lock. It was lost, or failed the step, before (bench/README.md, Session 22).
+    """
     with lock:
+        if threading.get_ident() != owner:
+            with fresh() as other:
+                yield other
+            return
         if connection.in_transaction():
             yield connection
             return
@@ -53,12 +66,13 @@ class HeldEventLogStorage(InMemoryEventLogStorage):
     def __init__(self) -> None:
         super().__init__()
         self._held_lock = threading.RLock()
+        self._owner = threading.get_ident()
         self._tables: dict[str, bool] = {}
         self._asset_key_cols: dict[str, bool] = {}
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
-        with _held(self._held_conn, self._held_lock) as connection:
+        with _held(self._held_conn, self._held_lock, self._owner, super()._connect) as connection:
             yield connection
 
     def has_table(self, table_name: str) -> bool:
@@ -81,10 +95,11 @@ class HeldRunStorage(InMemoryRunStorage):
     def __init__(self) -> None:
         super().__init__()
         self._held_lock = threading.RLock()
+        self._owner = threading.get_ident()
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with _held(self._held_conn, self._held_lock) as connection:
+        with _held(self._held_conn, self._held_lock, self._owner, super().connect) as connection:
             yield connection
 
 
