@@ -15,7 +15,6 @@ import threading
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import duckdb
@@ -37,6 +36,7 @@ from tests.pipeline.test_parallel_staging import (
     PER_PAGE,
     SAMPLES,
     _one_pass,
+    _passes,
     realshape_pages,
     staged_tables,
 )
@@ -53,19 +53,6 @@ def _bounded(snap: Path, database: Path, part_mib: int = 1) -> tuple[StageStats,
     return stats, tables
 
 
-def _no_staging_here(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """Calls of `stage_source` in this process (the parts' processes have their own)."""
-    calls: list[tuple[Any, ...]] = []
-    real = shards.stage_source
-
-    def counted(*args: Any) -> StageStats:
-        calls.append(args[3:])
-        return real(*args)
-
-    monkeypatch.setattr(shards, "stage_source", counted)
-    return calls
-
-
 def test_the_pages_make_two_runs_of_one_mib_and_none_at_zero(tmp_path: Path) -> None:
     snap = realshape_pages(tmp_path / "snapshot")
     size = sum(p.stat().st_size for p in (snap / "clinicaltrials").iterdir())
@@ -80,7 +67,7 @@ def test_runs_staged_by_fresh_processes_give_one_pass_tables(
 ) -> None:
     snap = realshape_pages(tmp_path / "snapshot")
     one, one_tables = _one_pass(snap, tmp_path / "one.duckdb")
-    here = _no_staging_here(monkeypatch)
+    here = _passes(monkeypatch)  # stage_source calls in this process
     bounded, bounded_tables = _bounded(snap, tmp_path / "bounded.duckdb")
 
     assert bounded == one and one.staged == PAGES * PER_PAGE
