@@ -26,7 +26,7 @@ import os
 import resource
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -162,8 +162,7 @@ def stage_shard(task: ShardTask) -> StagedShard:
         stats = stage_source(con, Path(task.snapshot_dir), task.source, task.shard)
     finally:
         con.close()
-    stats.process_peaks_mib = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
-    return StagedShard(str(path), stats, task.shard, os.getpid())
+    return StagedShard(str(path), stats, task.shard)
 
 
 def stage_here(
@@ -299,7 +298,11 @@ def _stage_sent(connection: multiprocessing.connection.Connection) -> None:
     except EOFError:
         return  # stopped before a part was sent
     try:
-        outcome: tuple[bool, object] = (True, stage_shard(task))
+        staged = stage_shard(task)
+        # This process staged only this part: its peak is the part's (a part staged on a
+        # thread of the step, `stage_here`'s other path, has no peak of its own).
+        staged.stats.process_peaks_mib = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
+        outcome: tuple[bool, object] = (True, replace(staged, process=os.getpid()))
     except Exception as exc:  # sent back and raised in the step
         outcome = (False, exc)
     connection.send(outcome)
