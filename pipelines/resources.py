@@ -80,15 +80,35 @@ class WarehouseResource(DuckDBResource):
         )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._open()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._close()
+
+    def _open(self) -> None:
         """Open the run's connection through `DuckDBResource`'s own, which retries while
         another process still holds the file's lock: a parallel run starts the next warehouse
         step once the last one reported success, before its process has closed the file."""
         self._run_connection = self._opened.enter_context(super().get_connection())
         self._configure(self._run_connection)
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+    def _close(self) -> None:
         self._opened.close()
         self._run_connection = None
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """The run's connection closed while another process writes the warehouse (DuckDB
+        lets one process open a database file to write), then opened again; no cursor of it
+        may be open. Outside a run there is nothing to close."""
+        if self._run_connection is None:
+            yield
+            return
+        self._close()
+        try:
+            yield
+        finally:
+            self._open()
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -56,6 +56,7 @@ from pipelines.warehouse import (
     staging_name,
     staging_schema,
 )
+from schemas import QUARANTINE
 
 BATCH_RECORDS = 5000
 """Archive members (or records of a file the unit's reader reads) per batch, at most."""
@@ -114,6 +115,21 @@ class Stats(Protocol):
     rows: dict[str, int]
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a run stands among runs that stage one source into one database, one process
+    after another (`pipelines.shards.stage_runs`): a later run appends to the staging tables
+    and the seen keys the runs before it left there, so the runs decide and number every
+    record as one pass would; only the last drops what no run filled."""
+
+    first: bool = True
+    last: bool = True
+
+
+WHOLE_SOURCE = Place()
+"""One run stages the whole source (or the part it is given)."""
+
+
 @dataclass(slots=True)
 class _Seen:
     """A key's record as staging keeps it in mind (`staged`: its rows are in the tables)."""
@@ -158,13 +174,16 @@ def stage(
     unit: SourceUnit,
     shard: snapshot.Shard,
     stats: Stats,
+    place: Place = WHOLE_SOURCE,
 ) -> None:
-    """Stage `unit`'s snapshot files into its staging tables, updating `stats`."""
+    """Stage `unit`'s snapshot files into its staging tables, updating `stats` (its `rows`:
+    the rows this run added)."""
     spec = unit.setwise
     assert spec is not None
     setups = [part.setup for part in spec.parts if part.setup is not None]
     con.execute(f"ATTACH ':memory:' AS {BATCH_DB}")
     turns = Turns()
+    staged = False
     try:
         lowered = _archive_limit(con, snapshot_dir, unit, shard)
         with (
@@ -176,7 +195,7 @@ def stage(
             staging = taking_turns(con, turns)
             for setup in setups:
                 setup(staging)
-            run = _Run(staging, snapshot_dir, unit, spec, shard, stats, cursors)
+            run = _Run(staging, snapshot_dir, unit, spec, shard, stats, cursors, place)
             reader = _Reader(cursors.open(), snapshot_dir, unit, run.writer.structure, shard)
             # Each batch is read (parsed on the reader's own cursor) while the one before is
             # staged: at most two batches are held.
@@ -184,9 +203,11 @@ def stage(
                 for batch in batches:
                     run.batch(batch)
             run.finish()
+        staged = True
     finally:
-        for name in (_SEEN, _KEYS):
-            con.execute(f"DROP TABLE IF EXISTS {name}")
+        if place.last or not staged:  # a failed run ends the source's staging
+            for name in (_SEEN, _KEYS):
+                con.execute(f"DROP TABLE IF EXISTS {name}")
         con.execute(f"DETACH DATABASE IF EXISTS {BATCH_DB}")
 
 
@@ -681,20 +702,24 @@ class _Run:
         shard: snapshot.Shard,
         stats: Stats,
         cursors: _Cursors,
+        place: Place,
     ) -> None:
         self.con = con
         self.unit = unit
         self.spec = spec
         self.stats = stats
+        self.place = place
         self.superseded = superseded_records(snapshot_dir)
         self.off_topic = off_topic_records(snapshot_dir).get(unit.name, {})
-        self.seen = _SeenKeys(con)
+        self.seen = _SeenKeys(con, snapshot_dir, unit.name, place.first)
         self.fingerprints: dict[int, str] = {}
         """sha256 by `_rec` of the records whose key came again or is listed off-topic."""
-        self.next_rec = 0
-        self.quarantine = StagingSink(con, unit.name)
+        self.next_rec = self.seen.next_rec()
+        self.quarantine = StagingSink(
+            con, unit.name, continued=() if place.first else (QUARANTINE.name,)
+        )
         self.cursors = cursors
-        self.writer = _Writer(con, unit.name, spec, cursors)
+        self.writer = _Writer(con, unit.name, spec, cursors, place.first)
         self.records = _Records(con, unit)
 
     def batch(self, batch: _Batch) -> None:
@@ -871,8 +896,8 @@ class _Run:
 
     def finish(self) -> None:
         self.quarantine.close()
-        self.writer.finish()
-        self.stats.rows = {t: n for t, n in sorted(self.writer.counts.items()) if n}
+        self.writer.finish(self.place.last)
+        self.stats.rows = {t: n for t, n in sorted(self.writer.added().items()) if n}
 
 
 def _path(paths: dict[str, Path], origin: str) -> Path:
@@ -890,15 +915,28 @@ class _SeenKeys:
     lead session 9). A batch's keys are matched against them in one statement; the batch's own
     decisions are kept in Python until it is decided (`commit`)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, snapshot_dir: Path, source: str, fresh: bool
+    ) -> None:
+        """`fresh`: new tables; else the ones the runs before this one left (`Place`)."""
         self._con = con
         self._batch: dict[str, int] = {}
         """Key -> its record's `_rec` << 1 | staged, decided in this batch."""
-        self._paths: dict[str, Path] = {}
-        con.execute(
-            f"CREATE OR REPLACE TABLE {_SEEN} (_rec BIGINT, _origin VARCHAR, _index BIGINT)"
-        )
-        con.execute(f"CREATE OR REPLACE TABLE {_KEYS} (_key VARCHAR, _packed BIGINT)")
+        self._paths = {
+            path.relative_to(snapshot_dir).as_posix(): path
+            for path in snapshot.source_files(snapshot_dir, source)
+        }
+        """Every file of the source by its name: a key may come again from an earlier run's."""
+        if fresh:
+            con.execute(
+                f"CREATE OR REPLACE TABLE {_SEEN} (_rec BIGINT, _origin VARCHAR, _index BIGINT)"
+            )
+            con.execute(f"CREATE OR REPLACE TABLE {_KEYS} (_key VARCHAR, _packed BIGINT)")
+
+    def next_rec(self) -> int:
+        """The first record number free: past every record a run before this one kept."""
+        row = _first(self._con, f"SELECT coalesce(max(_rec) + 1, 0) FROM {_SEEN}")
+        return int(row[0]) if row else 0
 
     def among(self, keys: set[str]) -> set[str]:
         """The keys of `keys` with a record kept (asked before a batch is decided)."""
@@ -909,7 +947,6 @@ class _SeenKeys:
 
     def batch(self, batch: _Batch, offset: int) -> None:
         """Note where this batch's keyed records were read, before any of them is decided."""
-        self._paths.update(batch.paths)
         self._con.execute(
             f"INSERT INTO {_SEEN} SELECT {offset} + _i, _origin, _index FROM {batch.parsed} "
             "WHERE _key IS NOT NULL AND NOT _drop"
@@ -1016,7 +1053,9 @@ class _Writer:
         source: str,
         spec: SetwiseStaging,
         cursors: _Cursors,
+        fresh: bool = True,
     ) -> None:
+        """`fresh`: new staging tables; else the rows of the runs before this one follow."""
         self.con = con
         self.cursors = cursors
         self.source = source
@@ -1033,7 +1072,13 @@ class _Writer:
         self.last: dict[str, int] = {t: 0 for t in self.tables}
         """Rows of each table in the last batch (the order tables are written in)."""
         for table in self.tables:
-            self._create(table)
+            if fresh:
+                self._create(table)
+            else:
+                self.counts[table] = _count(con, staging_name(source, table))
+                self._empty_buffer(con, table)
+        self.before = dict(self.counts)
+        """Rows the runs before this one wrote."""
 
     def _create(self, table: str) -> None:
         """An empty staging table: the model's columns and types (`staging_schema`), then the
@@ -1117,10 +1162,16 @@ class _Writer:
         )
         self.buffered[table] = buffered - written
 
-    def finish(self) -> None:
-        """Flush every buffer, then drop tables no record gave a row, and staging-only
-        columns null in every row."""
+    def added(self) -> dict[str, int]:
+        """Rows this run wrote, per table."""
+        return {table: count - self.before[table] for table, count in self.counts.items()}
+
+    def finish(self, last: bool = True) -> None:
+        """Flush every buffer; then, after the `last` run, drop tables no record gave a row,
+        and staging-only columns null in every row."""
         self.cursors.run(lambda con, table: self._flush(con, table, every=True), list(self.tables))
+        if not last:
+            return
         for table, count in self.counts.items():
             name = staging_name(self.source, table)
             if not count:
@@ -1130,6 +1181,11 @@ class _Writer:
                 row = _first(self.con, f'SELECT count("{column}") FROM {name}')
                 if row and not row[0]:
                     self.con.execute(f'ALTER TABLE {name} DROP COLUMN "{column}"')
+
+
+def _count(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    row = _first(con, f"SELECT count(*) FROM {name}")
+    return int(row[0]) if row else 0
 
 
 def _buffer(table: str) -> str:

@@ -1,11 +1,13 @@
-"""Staging one source in parts: each part into a DuckDB file of its own, then combined.
+"""Staging one source in parts: each part into a DuckDB file of its own, then combined; or in
+runs of files, each straight into the warehouse by a fresh process.
 
-DuckDB lets one process write a database file at a time, so parts staged apart from the
-warehouse (by step processes of a parallel run, by threads of the combine step, or, for pages
-past `PART_MIB`, by fresh processes one after the other: `stage_here`) each write a
+DuckDB lets one process write a database file at a time, so parts staged side by side (by step
+processes of a parallel run, or by threads of the combine step: `stage_here`) each write a
 file of their own (`<warehouse stem>.shards/<source>-<i>-of-<n>.duckdb`); the combine
 step then copies their tables into the warehouse, shard by shard, with `_seq` moved past the
-rows of the shards before it (lineage order stays unique per source and table).
+rows of the shards before it (lineage order stays unique per source and table). Pages past
+`PART_MIB` are staged in runs one after the other instead (`stage_runs`), each by a fresh
+process into the warehouse itself, which the step closes meanwhile: no row is written twice.
 
 Page files are dealt to parts in runs of consecutive files (`snapshot.file_shards`), and a bulk
 archive that is the source's one file in runs of consecutive members (`snapshot.Shard.runs`,
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.setwise import WHOLE_SOURCE, Place
 from pipelines.snapshot import Shard, file_shards, source_files
 from pipelines.sources import SOURCES
 from pipelines.staging import StageStats, stage_source
@@ -46,8 +49,8 @@ PART_MIB = 384
 A process's memory grows with the batches it has staged, not only with one batch: DuckDB's
 allocator and glibc's heap keep pages it freed (bench/README.md, Sessions 21 and 22). A source
 larger than this is staged in runs of about this size, each by a fresh process, one after the
-other, then combined (`stage_here`), so its peak is one run's whatever the source's size; 20 000
-real-shape studies from pages (about 360 MB) stay one pass in the step's own process."""
+other (`stage_runs`), so its peak is one run's whatever the source's size; 20 000 real-shape
+studies from pages (about 360 MB) stay one pass in the step's own process."""
 WAREHOUSE_TAGS = {"kratom-evidence/warehouse": "opens"}
 """Op tag of the steps that open the warehouse: a parallel run lets one of them run at a time
 (DuckDB lets one process write a database file), while the parts of a sharded source, each
@@ -70,10 +73,22 @@ class ShardTask:
     index: int = 0
     count: int = 1
     """This part's place among the source's parts (its file name and step key)."""
+    into: str = ""
+    """The warehouse, for a run staged straight into it after the runs before (`stage_runs`);
+    empty: a file of the part's own."""
 
     @property
     def path(self) -> Path:
+        if self.into:
+            return Path(self.into)
         return Path(self.folder) / f"{self.source}-{self.index}-of-{self.count}.duckdb"
+
+    @property
+    def place(self) -> Place:
+        """Where a run stands among the source's runs; a part file holds a whole staging."""
+        if not self.into:
+            return WHOLE_SOURCE
+        return Place(first=self.index == 0, last=self.index + 1 == self.count)
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,7 @@ class StagedShard:
     stats: StageStats = field(compare=False)
     shard: Shard = field(default=Shard(), compare=False)
     process: int = field(default=0, compare=False)
-    """The process that staged it (`stage_here` logs it with the process's peak memory)."""
+    """The process that staged it (`stage_runs` logs it with the process's peak memory)."""
 
 
 def shard_folder(warehouse: Path) -> Path:
@@ -139,7 +154,7 @@ def _only_archive(files: Sequence[Path], source: str) -> bool:
 
 def bounded_parts(snapshot_dir: Path, source: str, part_mib: int = PART_MIB) -> int:
     """How many runs of files of at most `part_mib` the source's pages are staged in
-    (`stage_here`): 1 when `part_mib` is 0 or the source has a bulk archive, which is read in
+    (`plan_runs`): 1 when `part_mib` is 0 or the source has a bulk archive, which is read in
     smaller batches under a lowered DuckDB limit (`setwise.ARCHIVE_HELD_BYTES`) and which runs
     would each walk whole: 560 000 studies took 583 s in runs against 427 in one pass, for a
     peak of 845 against 889 MiB (bench/README.md, Session 22)."""
@@ -151,15 +166,16 @@ def bounded_parts(snapshot_dir: Path, source: str, part_mib: int = PART_MIB) -> 
 
 
 def stage_shard(task: ShardTask) -> StagedShard:
-    """Stage one part into a fresh DuckDB file of its own."""
+    """Stage one part into a fresh DuckDB file of its own, or a run into the warehouse."""
     path = task.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
+    if not task.into:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
     con = duckdb.connect(str(path), config=dict(task.settings))
     try:
         con.execute("SET enable_progress_bar = false")  # a worker's bar would only be noise
         ensure_schemas(con)
-        stats = stage_source(con, Path(task.snapshot_dir), task.source, task.shard)
+        stats = stage_source(con, Path(task.snapshot_dir), task.source, task.shard, task.place)
     finally:
         con.close()
     return StagedShard(str(path), stats, task.shard)
@@ -172,7 +188,6 @@ def stage_here(
     warehouse: Path,
     processes: int,
     settings: Mapping[str, object] | None = None,
-    part_mib: int = PART_MIB,
 ) -> StageStats:
     """Stage a source into the warehouse from this step, `processes` parts at once.
 
@@ -184,25 +199,7 @@ def stage_here(
     interpreter's memory (bench/README.md, h7s). With one part this is `stage_source`, which
     itself runs a batch's statements on two cores (`setwise.STATEMENT_CURSORS`): on two cores
     one part pays best (bench/README.md, lead session 9).
-
-    Pages of more than `part_mib` are staged in runs of about that size instead, each by a
-    fresh process that exits when its run is staged, one at a time, so no process stages
-    more than one run's batches; their files are then combined (`PART_MIB`).
     """
-    count = bounded_parts(snapshot_dir, source, part_mib)
-    runs = plan(source, snapshot_dir, warehouse, count, settings)
-    if runs:
-        parts = stage_in_processes(runs)
-        for task, part in zip(runs, parts, strict=True):
-            _log.info(
-                "%s: run %d of %d staged by process %d, peak %.0f MiB",
-                source,
-                task.index + 1,
-                task.count,
-                part.process,
-                max(part.stats.process_peaks_mib),
-            )
-        return combine(con, source, parts, snapshot_dir)
     tasks = plan(source, snapshot_dir, warehouse, processes, settings)
     if not tasks:
         return stage_source(con, snapshot_dir, source)
@@ -217,6 +214,41 @@ def stage_here(
             task.path.unlink(missing_ok=True)
 
 
+def plan_runs(
+    source: str,
+    snapshot_dir: Path,
+    warehouse: Path,
+    settings: Mapping[str, object] | None = None,
+    part_mib: int = PART_MIB,
+) -> list[ShardTask]:
+    """The runs of files of at most about `part_mib` that stage a source's pages into the
+    warehouse (`stage_runs`); none when one run holds them all (`bounded_parts`)."""
+    count = bounded_parts(snapshot_dir, source, part_mib)
+    return [
+        replace(task, into=str(warehouse))
+        for task in plan(source, snapshot_dir, warehouse, count, settings)
+    ]
+
+
+def stage_runs(runs: Sequence[ShardTask]) -> StageStats:
+    """Stage a source in runs of files, each straight into the warehouse by a fresh process
+    that exits when its run is staged, one at a time, so no process stages more than one
+    run's batches (`PART_MIB`). The warehouse must be closed by this process meanwhile. Each
+    run appends to the tables and seen keys the one before left: the tables and counts are
+    one pass's, row for row."""
+    staged = stage_in_processes(runs)
+    for task, run in zip(runs, staged, strict=True):
+        _log.info(
+            "%s: run %d of %d staged by process %d, peak %.0f MiB",
+            task.source,
+            task.index + 1,
+            task.count,
+            run.process,
+            max(run.stats.process_peaks_mib),
+        )
+    return total([run.stats for run in staged])
+
+
 def stage_in_processes(tasks: Sequence[ShardTask]) -> list[StagedShard]:
     """Stage each part in a fresh process of its own, one at a time, in part order.
 
@@ -225,7 +257,8 @@ def stage_in_processes(tasks: Sequence[ShardTask]) -> list[StagedShard]:
     ends with its part, its memory given back whole; the next one is started while a part
     stages, so a part's exit (about a second with DuckDB's memory to unmap) and the next
     one's start are off the path. A part that fails raises its error here; a process that
-    dies (killed for its memory) raises `StagingProcessError`; a part file left is deleted.
+    dies (killed for its memory) raises `StagingProcessError`; a part file left is deleted
+    (a run staged into the warehouse leaves its rows, which the next staging drops).
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
@@ -240,7 +273,8 @@ def stage_in_processes(tasks: Sequence[ShardTask]) -> list[StagedShard]:
         return staged
     except BaseException:
         for task in tasks:
-            task.path.unlink(missing_ok=True)
+            if not task.into:
+                task.path.unlink(missing_ok=True)
         raise
     finally:
         if waiting is not None:
@@ -300,7 +334,7 @@ def _stage_sent(connection: multiprocessing.connection.Connection) -> None:
     try:
         staged = stage_shard(task)
         # This process staged only this part: its peak is the part's (a part staged on a
-        # thread of the step, `stage_here`'s other path, has no peak of its own).
+        # thread of the step, `stage_here`, has no peak of its own).
         staged.stats.process_peaks_mib = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
         outcome: tuple[bool, object] = (True, replace(staged, process=os.getpid()))
     except Exception as exc:  # sent back and raised in the step

@@ -44,7 +44,7 @@ class StageStats:
     rows: dict[str, int] = field(default_factory=dict)
     process_peaks_mib: list[float] = field(default_factory=list, compare=False)
     """The peak memory of each process that staged a run of the source's pages, when it was
-    staged in runs (`pipelines.shards.stage_here`); empty when staged in the step's process."""
+    staged in runs (`pipelines.shards.stage_runs`); empty when staged in the step's process."""
 
 
 @contextmanager
@@ -71,6 +71,7 @@ def stage_source(
     snapshot_dir: Path,
     source: str,
     shard: snapshot.Shard = snapshot.WHOLE,
+    place: setwise.Place = setwise.WHOLE_SOURCE,
 ) -> StageStats:
     """Parse every file of `source` in the snapshot into `staging.<source>__<table>` tables.
 
@@ -80,15 +81,20 @@ def stage_source(
     first and quarantines the second (a quarantined first is not "kept", so a later good
     version of it is staged). A record the snapshot lists as superseded is counted and skipped.
     With `shard`, only that part of the records (all versions of a key fall in one part).
+    With `place`, this is one of the runs of files that stage a set-wise source into this
+    database one after another: the stats are this run's, the rows its own.
     """
     unit = SOURCES[source]
     superseded = superseded_records(snapshot_dir)
     off_topic = off_topic_records(snapshot_dir).get(source, {})
-    drop_staging(con, source)
+    if place.first:
+        drop_staging(con, source)
     stats = StageStats(source, files=len(snapshot.source_files(snapshot_dir, source)))
     if unit.setwise is not None:
-        setwise.stage(con, snapshot_dir, unit, shard, stats)
+        setwise.stage(con, snapshot_dir, unit, shard, stats, place)
         return stats
+    if place != setwise.WHOLE_SOURCE:
+        raise ValueError(f"{source} is staged record by record, in one run")
     sink = StagingSink(con, source)
     seen: dict[str, tuple[str, str, bool]] = {}  # key -> (fingerprint, origin, was staged)
     for item in snapshot.source_records(snapshot_dir, source, shard):

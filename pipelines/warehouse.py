@@ -7,7 +7,7 @@ what validation turned away. Table names come from code constants, never from in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from itertools import repeat
 from operator import itemgetter
@@ -117,7 +117,16 @@ class StagingSink:
     columns per batch (`row_columns`); lineage columns are added per batch, not per row.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, batch_rows: int = 20_000):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: str,
+        batch_rows: int = 20_000,
+        continued: Sequence[str] = (),
+    ):
+        """`continued`: tables an earlier run may have written (`setwise.Place`): appended to,
+        `_seq` going on from their rows (the rows' keys give the columns, as in that run);
+        one it did not write is created as usual."""
         self._con = con
         self._source = source
         self._batch_rows = batch_rows
@@ -125,6 +134,14 @@ class StagingSink:
         self._schemas: dict[str, pa.Schema] = {}
         self._created: set[str] = set()
         self.counts: dict[str, int] = {}
+        for table in continued:
+            name = staging_name(source, table)
+            try:
+                (rows,) = con.execute(f"SELECT count(*) FROM {name}").fetchone()  # type: ignore[misc]
+            except duckdb.CatalogException:
+                continue
+            self.counts[table] = int(rows)
+            self._created.add(table)
 
     def add(self, table: str, row: dict[str, Any], source_file: str) -> None:
         """One row of `table`, read from `source_file`."""

@@ -13,6 +13,7 @@ docs/running-past-one-machine.md).
 """
 
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import dagster as dg
@@ -198,9 +199,9 @@ class StagingProcesses(dg.Config):
 
     part_mib: int = shards.PART_MIB
     """Page files of more than this many MiB are staged in runs of about this size, each by a
-    fresh process, one after the other, then combined: the step's memory stays that of one
-    run, whatever the number of pages, for the price of writing the rows twice
-    (bench/README.md, Session 22). 0: one pass in the step's process."""
+    fresh process, one after the other, straight into the warehouse (`shards.stage_runs`): the
+    staging's memory stays that of one run, whatever the number of pages (bench/README.md,
+    Sessions 22 and 23). 0: one pass in the step's process."""
 
 
 def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
@@ -245,16 +246,22 @@ def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
         parts: list[StagedShard],
     ) -> Iterator[dg.Output[None]]:
         folder = snapshot_store.folder
-        settings = warehouse.settings() if isinstance(warehouse, WarehouseResource) else {}
+        held = warehouse if isinstance(warehouse, WarehouseResource) else None
+        settings = held.settings() if held else {}
+        database = Path(warehouse.database)
+        runs = (
+            [] if parts else shards.plan_runs(source, folder, database, settings, config.part_mib)
+        )
+        stats = None
+        if runs:
+            with held.released() if held else nullcontext():
+                stats = shards.stage_runs(runs)
         with warehouse.get_connection() as con:
             ensure_schemas(con)
             if parts:
                 stats = shards.combine(con, source, parts, folder)
-            else:
-                database = Path(warehouse.database)
-                stats = shards.stage_here(
-                    con, folder, source, database, config.processes, settings, config.part_mib
-                )
+            elif stats is None:
+                stats = shards.stage_here(con, folder, source, database, config.processes, settings)
             metadata = _staged(con, unit, stats)
         for table, entries in metadata.items():
             yield dg.Output(None, output_name=table, metadata=entries)

@@ -1,8 +1,8 @@
-"""A source larger than `part_mib` is staged in runs, each by a fresh process, then combined.
+"""A source larger than `part_mib` is staged in runs, each by a fresh process, into the warehouse.
 
 Real-shape pages (copies of the real v2 samples beside the repository) of about 1.1 MiB in
 all, staged with `part_mib=1`: two runs of files, each staged by a process forked from the
-forkserver into a DuckDB file of its own, then appended into a real warehouse. The tables are
+forkserver straight into a real warehouse file, the second after the first. The tables are
 one pass's, row for row; this process stages nothing itself.
 """
 
@@ -29,7 +29,6 @@ from pipelines.release.publish import DataDir
 from pipelines.sources import SOURCES
 from pipelines.sources.base import SnapshotFormatError
 from pipelines.staging import StageStats
-from pipelines.warehouse import ensure_schemas
 from schemas import QUARANTINE
 from tests.pipeline.test_parallel_staging import (
     PAGES,
@@ -45,11 +44,19 @@ pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples abs
 
 
 def _bounded(snap: Path, database: Path, part_mib: int = 1) -> tuple[StageStats, dict]:
+    runs = shards.plan_runs("clinicaltrials", snap, database, {}, part_mib)
+    assert [(run.into, run.place.first, run.place.last) for run in runs] == [
+        (str(database), True, False),
+        (str(database), False, True),
+    ]
+    stats = shards.stage_runs(runs)
     con = duckdb.connect(str(database))
-    ensure_schemas(con)
-    stats = shards.stage_here(con, snap, "clinicaltrials", database, 1, {}, part_mib)
     tables = staged_tables(con)
+    leftovers = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE starts_with(table_name, '_sw')"
+    ).fetchall()
     con.close()
+    assert leftovers == []  # the seen keys the runs shared are dropped by the last
     return stats, tables
 
 
@@ -75,7 +82,7 @@ def test_runs_staged_by_fresh_processes_give_one_pass_tables(
     assert sum(len(rows) for _, rows in one_tables.values()) > PAGES * PER_PAGE
     assert here == []  # both runs were staged by other processes
     assert len(bounded.process_peaks_mib) == 2 and one.process_peaks_mib == []
-    assert not any((tmp_path / "bounded.shards").iterdir())
+    assert not (tmp_path / "bounded.shards").exists()  # no file but the warehouse
 
 
 def test_each_run_is_staged_by_a_process_of_its_own(tmp_path: Path) -> None:
@@ -92,6 +99,8 @@ def test_each_run_is_staged_by_a_process_of_its_own(tmp_path: Path) -> None:
 
 
 def test_a_study_on_pages_of_both_runs_is_decided_as_by_one_pass(tmp_path: Path) -> None:
+    """The second run reads the keys the first kept, and the first's record again from its
+    file to compare them: one exact copy counted, one changed copy quarantined."""
     snap = realshape_pages(tmp_path / "snapshot", repeat=True)
     one, one_tables = _one_pass(snap, tmp_path / "one.duckdb")
     bounded, bounded_tables = _bounded(snap, tmp_path / "bounded.duckdb")
@@ -106,11 +115,15 @@ def test_a_bad_page_in_the_second_run_stops_staging_naming_it(tmp_path: Path) ->
     page = snap / "clinicaltrials" / "page-00004.json"
     page.write_bytes(b"x" + page.read_bytes()[1:])  # not JSON, the same size: still two runs
     assert shards.bounded_parts(snap, "clinicaltrials", 1) == 2
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    ensure_schemas(con)
+    runs = shards.plan_runs("clinicaltrials", snap, tmp_path / "w.duckdb", {}, 1)
     with pytest.raises(SnapshotFormatError, match=r"page-00004\.json"):
-        shards.stage_here(con, snap, "clinicaltrials", tmp_path / "w.duckdb", 1, {}, 1)
-    assert not any((tmp_path / "w.shards").iterdir())
+        shards.stage_runs(runs)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    leftovers = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE starts_with(table_name, '_sw')"
+    ).fetchall()
+    con.close()
+    assert leftovers == []  # a failed run ends the source's staging
 
 
 def test_a_bulk_archive_stays_one_pass(tmp_path: Path) -> None:

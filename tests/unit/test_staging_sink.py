@@ -63,6 +63,33 @@ def test_sink_batches_keep_lineage_order_and_fill_missing_columns() -> None:
     assert sink.counts == {"conditions": 4}
 
 
+def test_a_later_run_appends_to_the_tables_it_continues_with_lineage_going_on() -> None:
+    """Runs of one source staged one after another into one database (`setwise.Place`): a
+    continued table gets the next rows after the earlier run's; one that run never wrote is
+    created."""
+    con = duckdb.connect()
+    ensure_schemas(con)
+    first = StagingSink(con, "toy")
+    first.add_rows("conditions", [condition(1), condition(2)], "toy/a.json")
+    first.close()
+    later = StagingSink(con, "toy", continued=("conditions", "quarantine"))
+    later.add("conditions", condition(3), "toy/b.json")
+    later.add("quarantine", {"record_key": "NCT00000004", "reason": "bad"}, "toy/b.json")
+    later.close()
+
+    got = con.execute(
+        "SELECT study_id, _source_file, _seq FROM staging.toy__conditions ORDER BY _seq"
+    ).fetchall()
+    assert got == [
+        ("NCT00000001", "toy/a.json", 0),
+        ("NCT00000002", "toy/a.json", 1),
+        ("NCT00000003", "toy/b.json", 2),
+    ]
+    quarantined = con.execute("SELECT record_key, _seq FROM staging.toy__quarantine").fetchall()
+    assert quarantined == [("NCT00000004", 0)]
+    assert later.counts == {"conditions": 3, "quarantine": 1}
+
+
 def test_cycle_collector_paused_inside_and_restored_after() -> None:
     assert gc.isenabled()
     with cyclic_gc_paused():

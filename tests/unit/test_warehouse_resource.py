@@ -100,6 +100,41 @@ def test_a_run_waits_for_another_process_to_let_go_of_the_file(tmp_path: Path) -
     assert result.success and seen == [7]
 
 
+def test_a_step_lets_another_process_write_the_warehouse_then_reads_what_it_wrote(
+    tmp_path: Path,
+) -> None:
+    """`released`: the run's connection is closed while a process of its own writes the file
+    (as a run of pages staged by a fresh process does), then opened again for the step."""
+    database = tmp_path / "w.duckdb"
+    seen: list[object] = []
+
+    @dg.asset
+    def writer_elsewhere(warehouse: WarehouseResource) -> None:
+        with warehouse.get_connection() as con:
+            con.execute("CREATE TABLE t AS SELECT 1 AS n")
+        with warehouse.released():
+            subprocess.run([sys.executable, "-c", WRITE_THE_FILE, str(database)], check=True)
+        with warehouse.get_connection() as con:
+            seen.extend(con.execute("SELECT n FROM t ORDER BY n").fetchall())
+            seen.append(con.execute("SELECT current_setting('memory_limit')").fetchone())
+
+    defs = dg.Definitions(
+        assets=[writer_elsewhere],
+        resources={"warehouse": WarehouseResource(database=str(database), memory_limit="100MB")},
+    )
+    assert defs.resolve_implicit_global_asset_job_def().execute_in_process().success
+    assert seen == [(1,), (2,), ("95.3 MiB",)]  # the other's row; the limit set again
+
+
+WRITE_THE_FILE = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("INSERT INTO t VALUES (2)")
+con.close()
+"""
+"""A process that opens the warehouse to write: it fails while another process holds it."""
+
+
 HOLD_THE_FILE = """
 import sys, time, duckdb
 con = duckdb.connect(sys.argv[1])
