@@ -184,6 +184,7 @@ def measured(
             run["tree_peak_rss_mib"] = max((s["tree_kib"] for s in samples), default=0) / 1024
             run["tree_peak_pss_mib"] = max((s["tree_pss_kib"] for s in samples), default=0) / 1024
             run["tree_cpu_s"] = max((s["tree_cpu_s"] for s in samples), default=0.0)
+            run["process_peak_mib"] = max((s["largest_hwm_kib"] for s in samples), default=0) / 1024
             run["samples"] = samples
         if interrupted:
             run["interrupted"] = True
@@ -193,7 +194,10 @@ def measured(
 class TreeSampler:
     """Reads the resident set of a process and its descendants every `interval` seconds, in a
     thread, until stopped: one sample per read (unix time, summed VmRSS and Pss in KiB, the
-    largest one process's VmRSS, processes, the root's VmHWM, the tree's CPU seconds so far).
+    largest one process's VmRSS and VmHWM, processes, the root's VmHWM, the tree's CPU seconds
+    so far). The largest VmHWM is the peak `/usr/bin/time -v` misses: the staging runs'
+    processes are the forkserver's children, which the build never waits for (a run's growth
+    in its last `interval` before it ends is missed here).
     Pss counts a page shared by several processes (the workers forked with the same libraries
     loaded) once in all; VmRSS counts it in each.
 
@@ -229,6 +233,7 @@ class TreeSampler:
                     "tree_kib": sum(v.get("VmRSS", 0) for v in sizes.values()),
                     "tree_pss_kib": sum(v.get("Pss", 0) for v in sizes.values()),
                     "largest_kib": max((v.get("VmRSS", 0) for v in sizes.values()), default=0),
+                    "largest_hwm_kib": max((v.get("VmHWM", 0) for v in sizes.values()), default=0),
                     "processes": len(tree),
                     "root_hwm_kib": sizes.get(self.pid, {}).get("VmHWM", 0),
                     "tree_cpu_s": sum(self.cpu.values()),
@@ -480,7 +485,9 @@ def bench_size(
         if "tree_cpu_s" in run:
             print(
                 f"    process tree: CPU {run['tree_cpu_s']:.1f} s (every process's own, sampled; "
-                f"CPU s above is wait4's), peak Pss {run['tree_peak_pss_mib']:.1f} MiB",
+                f"CPU s above is wait4's), peak Pss {run['tree_peak_pss_mib']:.1f} MiB, "
+                f"largest peak of one process {run['process_peak_mib']:.1f} MiB (VmHWM, "
+                "sampled; RSS MiB above is wait4's)",
                 flush=True,
             )
         if "time_v" in run:
