@@ -171,10 +171,8 @@ def _staged_keys() -> list[dg.AssetKey]:
     return [table_key("clinicaltrials", t) for t in written_tables(SOURCES["clinicaltrials"])]
 
 
-def test_a_staging_process_that_dies_stops_staging_naming_its_part(tmp_path: Path) -> None:
-    """Killed (as the kernel kills a process for its memory): a clear error, no part file."""
-    snap = realshape_pages(tmp_path / "snapshot")
-    tasks = shards.plan("clinicaltrials", snap, tmp_path / "w.duckdb", 2)
+def _killed(tasks: list[shards.ShardTask]) -> BaseException:
+    """What staging `tasks` in processes raises when its processes are SIGKILLed."""
     outcome: list[BaseException] = []
 
     def stage() -> None:
@@ -191,8 +189,33 @@ def test_a_staging_process_that_dies_stops_staging_naming_its_part(tmp_path: Pat
     for child in multiprocessing.active_children():
         os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
     runner.join(120)
-
     (error,) = outcome
+    return error
+
+
+def test_a_staging_process_that_dies_stops_staging_naming_its_part(tmp_path: Path) -> None:
+    """Killed (as the kernel kills a process for its memory): a clear error, no part file."""
+    snap = realshape_pages(tmp_path / "snapshot")
+    tasks = shards.plan("clinicaltrials", snap, tmp_path / "w.duckdb", 2)
+
+    error = _killed(tasks)
     assert isinstance(error, shards.StagingProcessError)
     assert "part 1 of 2 ended without a result (exit code -9)" in str(error)
     assert not any(task.path.exists() for task in tasks)
+
+
+def test_a_run_that_dies_leaves_the_warehouse_and_what_else_it_holds(tmp_path: Path) -> None:
+    """A run stages into the warehouse itself: its death must not take the file with it (part
+    files are deleted on failure, the warehouse never is)."""
+    snap = realshape_pages(tmp_path / "snapshot")
+    database = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(database))
+    con.execute("CREATE TABLE kept AS SELECT 1 AS n")
+    con.close()
+
+    error = _killed(shards.plan_runs("clinicaltrials", snap, database, {}, 1))
+    assert isinstance(error, shards.StagingProcessError)
+    assert "part 1 of 2 ended without a result" in str(error)
+    con = duckdb.connect(str(database))
+    assert con.execute("SELECT n FROM kept").fetchall() == [(1,)]
+    con.close()
