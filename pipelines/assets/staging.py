@@ -209,7 +209,9 @@ def sharded_staging_asset(unit: SourceUnit) -> dg.AssetsDefinition:
 
     A graph of steps: plan (op config `parts`), one step per part writing its own DuckDB
     file, then combine into the warehouse's staging tables, one output per staged table. With
-    one part (the default) the plan yields none and the combine step stages the whole source.
+    one part (the default) the plan yields none and the combine step stages the whole source:
+    in one pass, or for pages past `part_mib` in runs by fresh processes while it holds the
+    warehouse closed (`WarehouseResource.released`).
     """
     source = unit.name
     tables = written_tables(unit)
