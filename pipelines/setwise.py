@@ -55,6 +55,7 @@ from pipelines.warehouse import (
     size_bytes,
     staging_name,
     staging_schema,
+    table_rows,
 )
 from schemas import QUARANTINE
 
@@ -1075,7 +1076,7 @@ class _Writer:
             if fresh:
                 self._create(table)
             else:
-                self.counts[table] = _count(con, staging_name(source, table))
+                self.counts[table] = table_rows(con, staging_name(source, table))
                 self._empty_buffer(con, table)
         self.before = dict(self.counts)
         """Rows the runs before this one wrote."""
@@ -1181,11 +1182,6 @@ class _Writer:
                 row = _first(self.con, f'SELECT count("{column}") FROM {name}')
                 if row and not row[0]:
                     self.con.execute(f'ALTER TABLE {name} DROP COLUMN "{column}"')
-
-
-def _count(con: duckdb.DuckDBPyConnection, name: str) -> int:
-    row = _first(con, f"SELECT count(*) FROM {name}")
-    return int(row[0]) if row else 0
 
 
 def _buffer(table: str) -> str:

@@ -37,7 +37,7 @@ from pipelines.setwise import WHOLE_SOURCE, Place
 from pipelines.snapshot import Shard, file_shards, source_files
 from pipelines.sources import SOURCES
 from pipelines.staging import StageStats, stage_source
-from pipelines.warehouse import drop_staging, duckdb_threads, ensure_schemas
+from pipelines.warehouse import drop_staging, duckdb_threads, ensure_schemas, table_rows
 from schemas.registry import TABLES_BY_NAME
 
 APPEND_TABLES = 2
@@ -394,7 +394,9 @@ def _append_all(
     inside one append ran a third of it for a fifth more CPU, two tables at once split it
     about in half (bench/README.md, h7s)."""
     sizes = {
-        table: sum(_count(con, f'{a}.staging."{table}"') for a in aliases if _exists(con, a, table))
+        table: sum(
+            table_rows(con, f'{a}.staging."{table}"') for a in aliases if _exists(con, a, table)
+        )
         for table in tables
     }
 
@@ -425,7 +427,7 @@ def _append(con: duckdb.DuckDBPyConnection, main: str, alias: str, table: str) -
     for column, kind in _columns(con, alias, table).items():
         if column not in have:
             con.execute(f'ALTER TABLE staging."{table}" ADD COLUMN "{column}" {kind}')
-    offset = _count(con, f'staging."{table}"')
+    offset = table_rows(con, f'staging."{table}"')
     con.execute(
         f'INSERT INTO staging."{table}" BY NAME '
         f"SELECT * REPLACE (_seq + {offset} AS _seq) FROM {name}"
@@ -503,11 +505,6 @@ def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> dict[s
         [catalog, table],
     ).fetchall()
     return dict(rows)
-
-
-def _count(con: duckdb.DuckDBPyConnection, name: str) -> int:
-    (rows,) = con.execute(f"SELECT count(*) FROM {name}").fetchone()  # type: ignore[misc]
-    return int(rows)
 
 
 def _quoted(path: str) -> str:

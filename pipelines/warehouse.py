@@ -49,6 +49,12 @@ def drop_staging(con: duckdb.DuckDBPyConnection, source: str) -> None:
         con.execute(f'DROP TABLE staging."{name}"')
 
 
+def table_rows(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    """Rows of the table `name` (qualified as the query needs it)."""
+    (rows,) = con.execute(f"SELECT count(*) FROM {name}").fetchone()  # type: ignore[misc]
+    return int(rows)
+
+
 def staging_tables(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     """Qualified names of every source's staging table for `table`, sorted."""
     rows = con.execute(
@@ -135,12 +141,10 @@ class StagingSink:
         self._created: set[str] = set()
         self.counts: dict[str, int] = {}
         for table in continued:
-            name = staging_name(source, table)
             try:
-                (rows,) = con.execute(f"SELECT count(*) FROM {name}").fetchone()  # type: ignore[misc]
+                self.counts[table] = table_rows(con, staging_name(source, table))
             except duckdb.CatalogException:
                 continue
-            self.counts[table] = int(rows)
             self._created.add(table)
 
     def add(self, table: str, row: dict[str, Any], source_file: str) -> None:
