@@ -8,7 +8,8 @@ each method runs in its own process, so its peak RSS is its own (`os.wait4`, as
 
 - `naive`: per page `json.load`, `pandas.json_normalize` into four tables (studies, conditions,
   interventions, outcomes), Parquet out; no validation;
-- `stage_source`: `pipelines.staging.stage_source` into a fresh DuckDB file, staging alone;
+- `stage_source`: `pipelines.staging.stage_source` into a fresh DuckDB file with the
+  warehouse's DuckDB settings, staging alone;
 - `build`: `kratom-evidence build` end to end (staging, curation, checks, publish) into a fresh
   data dir.
 
@@ -59,13 +60,16 @@ OUT_DIR = BENCH_DIR / "out"
 
 
 def run_stage_source(snapshot_dir: Path, work: Path) -> int:
-    """Stage the snapshot's clinicaltrials folder into a fresh DuckDB file; studies staged."""
+    """Stage the snapshot's clinicaltrials folder into a fresh DuckDB file with the warehouse's
+    DuckDB settings (its memory limit above all), as the build stages; studies staged."""
     import duckdb
 
+    from pipelines.resources import WarehouseResource
     from pipelines.staging import stage_source
     from pipelines.warehouse import ensure_schemas
 
-    con = duckdb.connect(str(work / "bench.duckdb"))
+    database = work / "bench.duckdb"
+    con = duckdb.connect(str(database), config=WarehouseResource(database=str(database)).settings())
     ensure_schemas(con)
     stats = stage_source(con, snapshot_dir, "clinicaltrials")
     con.close()
@@ -118,7 +122,7 @@ def run_naive(snapshot_dir: Path, work: Path) -> int:
 
 
 _IMPORTS = {
-    "stage_source": ("duckdb", "pipelines.staging", "pipelines.warehouse"),
+    "stage_source": ("duckdb", "pipelines.resources", "pipelines.staging", "pipelines.warehouse"),
     "naive": ("pandas", "pyarrow.parquet"),
 }
 """Modules each method imports, loaded before the clock starts: we time work, not imports."""
