@@ -25,7 +25,7 @@ import dagster as dg
 
 from pipelines import build_inputs, digests
 from pipelines.build_inputs import Published
-from pipelines.deployment import memory_limit
+from pipelines.deployment import MEMORY_LIMIT_ENV, memory_limit
 from pipelines.lean_instance import CAPTURED_LOGS, lean_instance
 from pipelines.release import catalog, history
 from pipelines.release.datadir import DataDir, exclusive, folder_versions, recover
@@ -33,6 +33,7 @@ from pipelines.release.describe import begin_describe
 from pipelines.release.publish import PublishResult, ReleaseTable, check_requested, publish
 from pipelines.shards import WAREHOUSE_TAGS
 from pipelines.snapshot import read_info, snapshot_sha256
+from pipelines.warehouse import out_of_memory_named
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
@@ -415,7 +416,13 @@ def _cause(error: SerializableErrorInfo | None) -> str:
     while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
         error = error.cause
     lines = [line for line in error.message.strip().splitlines() if line.strip()]
-    return lines[0] if lines else str(error.cls_name)
+    line = lines[0] if lines else str(error.cls_name)
+    if out_of_memory_named(error.cls_name or "", error.message):
+        line += (
+            f" (the warehouse's DuckDB memory_limit is {memory_limit(os.environ)}; "
+            f"set {MEMORY_LIMIT_ENV} higher)"
+        )
+    return line
 
 
 def publish_tables(

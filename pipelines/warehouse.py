@@ -7,6 +7,7 @@ what validation turned away. Table names come from code constants, never from in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from itertools import repeat
@@ -240,6 +241,26 @@ def in_kib(size: int) -> str:
     """Bytes as a size setting in whole KiB (DuckDB reads a fraction of a MiB back 0.1 MiB
     short)."""
     return f"{size // 2**10} KiB"
+
+
+_COMMIT_OUT_OF_MEMORY = re.compile(
+    r"Failed to commit: (failed to pin block|could not allocate block|failed to allocate data)"
+)
+
+
+def out_of_memory(error: BaseException | None) -> bool:
+    """DuckDB ran out of memory: in a statement, or in the commit that ends it, which fails
+    when it cannot allocate or pin a block to write. DuckDB then rolls the transaction back
+    (`DuckTransactionManager::CommitTransaction`), so the statement changed nothing and can
+    run again."""
+    return error is not None and out_of_memory_named(type(error).__name__, str(error))
+
+
+def out_of_memory_named(kind: str, message: str) -> bool:
+    """`out_of_memory` by the error's class name and message, as Dagster keeps a step's error."""
+    if kind == "OutOfMemoryException":
+        return True
+    return kind == "TransactionException" and bool(_COMMIT_OUT_OF_MEMORY.search(message))
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from pipelines.warehouse import (
     duckdb_setting,
     duckdb_threads,
     in_kib,
+    out_of_memory,
     size_bytes,
     write_table,
 )
@@ -420,8 +421,9 @@ def run_builders(
 
 
 def _out_of_memory(future: Future[BuilderRun]) -> bool:
-    """Whether a finished builder failed for want of DuckDB memory."""
-    return isinstance(future.exception(), duckdb.OutOfMemoryException)
+    """Whether a finished builder failed for want of DuckDB memory (in a statement or in its
+    commit)."""
+    return out_of_memory(future.exception())
 
 
 def _first_line(error: BaseException | None) -> str:

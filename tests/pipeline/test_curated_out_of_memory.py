@@ -36,8 +36,12 @@ class Runs:
     a wrapped build_table that raises DuckDB's out-of-memory error on the target's first
     `failures` runs."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, error: duckdb.Error | None = None) -> None:
         self.failures = failures
+        self.error = error or duckdb.OutOfMemoryException(
+            "Out of Memory Error: failed to pin block (raised by the test)\n\n"
+            "Possible solutions:\n* Reducing the number of threads (as DuckDB says)"
+        )
         self.lock = threading.Lock()
         self.events: list[tuple[str, str, int]] = []  # (start | end, table, run number)
         self.limits: list[tuple[str, str]] = []  # (table, memory_limit) of each run
@@ -56,10 +60,7 @@ class Runs:
                 self.failures -= fail
             try:
                 if fail:
-                    raise duckdb.OutOfMemoryException(
-                        "Out of Memory Error: failed to pin block (raised by the test)\n\n"
-                        "Possible solutions:\n* Reducing the number of threads (as DuckDB says)"
-                    )
+                    raise self.error
                 return build_table(con, builder, *args)
             finally:
                 with self.lock:
@@ -125,6 +126,37 @@ def test_a_builder_out_of_memory_beside_another_runs_again_alone(
     assert release_hashes(tmp_path / "data") == recorded
 
 
+def test_a_builder_whose_commit_ran_out_of_memory_runs_again_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's error for a commit that could not pin a block (the transaction rolled back) is
+    out of memory too: the builder runs again alone, and the release is the same bytes."""
+    runs = Runs(
+        failures=1,
+        error=duckdb.TransactionException(
+            "TransactionContext Error: Failed to commit: failed to pin block of size 256.0 KiB "
+            "(raised by the test)"
+        ),
+    )
+    monkeypatch.setattr(curated, "build_table", runs.wrap(curated.build_table))
+    times = tmp_path / "steps.json"
+
+    build(
+        paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"), created_at=CREATED_AT, step_times=times
+    )
+
+    steps = {k: v for run in json.loads(times.read_text())["runs"] for k, v in run["steps"].items()}
+    (warning,) = steps["curated"]["warnings"]
+    assert f"curated builder {TARGET} ran out of DuckDB memory" in warning
+    assert warning.endswith(
+        "(TransactionContext Error: Failed to commit: failed to pin block "
+        "of size 256.0 KiB (raised by the test))"
+    )
+    assert [set()] == runs.overlapping(TARGET)[1:]
+    recorded = json.loads(RECORDED.read_text(encoding="utf-8"))
+    assert release_hashes(tmp_path / "data") == recorded
+
+
 def _printed(limit: str) -> str:
     """A `memory_limit` as DuckDB prints it (`488.2 MiB`)."""
     with duckdb.connect(config={"memory_limit": limit}) as con:
@@ -149,8 +181,15 @@ def test_a_builder_out_of_memory_with_the_whole_limit_fails_the_build(
     runs = Runs(failures=3)
     monkeypatch.setattr(curated, "build_table", runs.wrap(curated.build_table))
 
-    with pytest.raises(BuildError, match=r"curated: .*OutOfMemoryException.*raised by the test"):
+    with pytest.raises(
+        BuildError, match=r"curated: .*OutOfMemoryException.*raised by the test"
+    ) as failed:
         build(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"), created_at=CREATED_AT)
+
+    assert str(failed.value).endswith(
+        f"(the warehouse's DuckDB memory_limit is {DEFAULT_MEMORY_LIMIT}; "
+        "set KRATOM_EVIDENCE_DUCKDB_MEMORY_LIMIT higher)"
+    )
 
     assert len(runs.overlapping(TARGET)) == 3
     assert not (tmp_path / "data" / "releases").exists()

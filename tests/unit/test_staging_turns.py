@@ -2,7 +2,8 @@
 `Turns`): one that runs out of memory beside another runs again alone and succeeds; one that
 cannot fit even alone still fails. Real DuckDB, real threads: statement A holds a sort's
 memory (spilling disabled) while a Python function in it waits until B has tried, and B needs
-more than what is left."""
+more than what is left. A statement whose commit runs out of memory (DuckDB rolls it back) is
+run again too, and its rows are added once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import duckdb
 import pytest
 
 from pipelines import setwise
+from pipelines.warehouse import out_of_memory
 
 LIMIT = "64MB"
 SORTED = "SELECT max({value}) FROM (SELECT range AS x FROM range({rows}) ORDER BY x DESC)"
@@ -122,3 +124,73 @@ def test_statements_beside_each_other_do_not_wait_for_one_another() -> None:
     for thread in threads:
         thread.join()
     assert not inside.broken
+
+
+FILL_ROWS = 30_000  # an insert of them fails at its commit, not before, once memory is full
+
+
+def full_database() -> duckdb.DuckDBPyConnection:
+    """An in-memory database that cannot spill, with `ballast` (about a third of LIMIT) and an
+    empty `target`."""
+    con = database()
+    con.execute("CREATE TABLE ballast (x BIGINT)")
+    con.execute("CREATE TABLE target (x BIGINT)")
+    for _ in range(20):
+        con.execute(f"INSERT INTO ballast SELECT range FROM range({FILL_ROWS})")
+    return con
+
+
+def test_a_commit_out_of_memory_is_out_of_memory_and_changed_nothing() -> None:
+    """Inserts until one fails: it fails at its commit, DuckDB's TransactionException, which
+    `out_of_memory` knows; the table holds the inserts before it and none of its rows."""
+    con = full_database()
+    done = 0
+    with pytest.raises(duckdb.TransactionException, match="Failed to commit") as failed:
+        while done < 1_000:
+            con.execute(f"INSERT INTO target SELECT range FROM range({FILL_ROWS})")
+            done += 1
+    assert out_of_memory(failed.value)
+    assert con.execute("SELECT count(*) FROM target").fetchone() == (done * FILL_ROWS,)
+
+
+def test_other_errors_are_not_out_of_memory() -> None:
+    con = database()
+    with pytest.raises(duckdb.TransactionException) as no_transaction:
+        con.execute("COMMIT")
+    with pytest.raises(duckdb.CatalogException) as missing:
+        con.execute("SELECT * FROM nowhere")
+    assert not out_of_memory(no_transaction.value)
+    assert not out_of_memory(missing.value)
+
+
+class Freeing(logging.Handler):
+    """Drops `ballast` when staging says a statement runs again alone: the memory it needs."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        super().__init__(logging.WARNING)
+        self.con = con
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        self.con.cursor().execute("DROP TABLE IF EXISTS ballast")
+
+
+def test_a_statement_whose_commit_ran_out_of_memory_runs_again_and_adds_its_rows_once() -> None:
+    con = full_database()
+    cursor = setwise.taking_turns(con.cursor(), setwise.Turns())
+    handler = Freeing(con)
+    setwise.LOG.addHandler(handler)
+    calls = 0
+    try:
+        while not handler.messages and calls < 1_000:
+            cursor.execute(f"INSERT INTO target SELECT range FROM range({FILL_ROWS})")
+            calls += 1
+    finally:
+        setwise.LOG.removeHandler(handler)
+    assert len(handler.messages) == 1
+    assert (
+        "running it again alone (TransactionContext Error: Failed to commit"
+        in (handler.messages[0])
+    )
+    assert con.execute("SELECT count(*) FROM target").fetchone() == (calls * FILL_ROWS,)
