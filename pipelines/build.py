@@ -33,7 +33,7 @@ from pipelines.release.describe import begin_describe
 from pipelines.release.publish import PublishResult, ReleaseTable, check_requested, publish
 from pipelines.shards import WAREHOUSE_TAGS
 from pipelines.snapshot import read_info, snapshot_sha256
-from pipelines.warehouse import out_of_memory_named
+from pipelines.warehouse import ran_out_of_memory
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo
@@ -417,7 +417,7 @@ def _cause(error: SerializableErrorInfo | None) -> str:
         error = error.cause
     lines = [line for line in error.message.strip().splitlines() if line.strip()]
     line = lines[0] if lines else str(error.cls_name)
-    if out_of_memory_named(error.cls_name or "", error.message):
+    if ran_out_of_memory(error.cls_name or "", error.message):
         line += (
             f" (the warehouse's DuckDB memory_limit is {memory_limit(os.environ)}; "
             f"set {MEMORY_LIMIT_ENV} higher)"

@@ -52,7 +52,6 @@ from pipelines.warehouse import (
     duckdb_setting,
     duckdb_threads,
     in_kib,
-    out_of_memory,
     size_bytes,
     staging_name,
     staging_schema,
@@ -250,10 +249,12 @@ class Turns:
     on a cursor of its own, the batch's decisions on the connection) under one DuckDB
     `memory_limit`: two large ones can need more than it while each fits alone (a 200 000-study
     build from pages failed so, once in three runs; bench/README.md, session 20). A statement
-    that runs out of memory, in itself or in its commit (`out_of_memory`), runs again alone,
-    once every statement beside it has ended; out of memory alone, its error stands. A failed
-    statement changed nothing (each runs in its own transaction, rolled back when its commit
-    fails), so running it again is safe."""
+    that runs out of memory runs again alone, once every statement beside it has ended; out
+    of memory alone, its error stands. A failed statement changed nothing (each runs in its
+    own transaction), so running it again is safe. Not so one whose *commit* ran out of memory
+    (a `TransactionException`): DuckDB rolls that back, yet run again it once left another
+    part's rows in place of 4 795 of its own in a staging table (bench/README.md, Session 25),
+    so its error ends staging."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
@@ -298,28 +299,20 @@ class _TakingTurns:
         return self._in_turn(lambda: self._con.execute(query, parameters))
 
     def register(self, view_name: str, python_object: object) -> duckdb.DuckDBPyConnection:
-        """Registering an Arrow table creates a view, which needs DuckDB memory too. One that
-        ran out of it may have left the view, which the second try would find in its way."""
-        return self._in_turn(
-            lambda: self._con.register(view_name, python_object),
-            undo=lambda: self._con.unregister(view_name),
-        )
+        """Registering an Arrow table creates a view, which needs DuckDB memory too."""
+        return self._in_turn(lambda: self._con.register(view_name, python_object))
 
-    def _in_turn(self, call: Callable[[], _T], undo: Callable[[], object] | None = None) -> _T:
+    def _in_turn(self, call: Callable[[], _T]) -> _T:
         try:
             with self._turns.beside():
                 return call()
-        except duckdb.Error as error:
-            if not out_of_memory(error):
-                raise
+        except duckdb.OutOfMemoryException as error:
             LOG.warning(
                 "a staging statement ran out of DuckDB memory beside others; running it again "
                 "alone (%s)",
                 str(error).strip().partition("\n")[0],
             )
         with self._turns.alone():
-            if undo is not None:
-                undo()
             return call()
 
     def __getattr__(self, name: str) -> Any:
@@ -481,14 +474,17 @@ class _Reader:
             row = self.con.execute(
                 f"SELECT count(*), count(*) FILTER (WHERE NOT _object) FROM {self.parsed}"
             ).fetchone()
-        except duckdb.Error as error:
-            if out_of_memory(error):  # even alone: then a page at a time, or record by record
-                LOG.warning(
-                    "%s parsed whole did not fit DuckDB's memory_limit; reading %s (%s)",
-                    ", ".join(name for _, name, _ in group),
-                    "a page at a time" if len(group) > 1 else "its records one by one",
-                    str(error).strip().partition("\n")[0],
-                )
+        except duckdb.OutOfMemoryException as error:  # even alone: smaller, then record by record
+            LOG.warning(
+                "%s parsed whole did not fit DuckDB's memory_limit; reading %s (%s)",
+                ", ".join(name for _, name, _ in group),
+                "a page at a time" if len(group) > 1 else "its records one by one",
+                str(error).strip().partition("\n")[0],
+            )
+            row = None
+        except duckdb.TransactionException:
+            raise  # a commit that failed: not a page DuckDB cannot read (`Turns`)
+        except duckdb.Error:
             row = None
         if row is not None and not row[1]:
             if self.shard.count > 1:

@@ -248,16 +248,10 @@ _COMMIT_OUT_OF_MEMORY = re.compile(
 )
 
 
-def out_of_memory(error: BaseException | None) -> bool:
-    """DuckDB ran out of memory: in a statement, or in the commit that ends it, which fails
-    when it cannot allocate or pin a block to write. DuckDB then rolls the transaction back
-    (`DuckTransactionManager::CommitTransaction`), so the statement changed nothing and can
-    run again."""
-    return error is not None and out_of_memory_named(type(error).__name__, str(error))
-
-
-def out_of_memory_named(kind: str, message: str) -> bool:
-    """`out_of_memory` by the error's class name and message, as Dagster keeps a step's error."""
+def ran_out_of_memory(kind: str, message: str) -> bool:
+    """Whether an error (its class name and message, as Dagster keeps a step's error) is DuckDB
+    out of its `memory_limit`: in a statement, or in a commit that could not allocate or pin a
+    block to write (a `TransactionException`)."""
     if kind == "OutOfMemoryException":
         return True
     return kind == "TransactionException" and bool(_COMMIT_OUT_OF_MEMORY.search(message))

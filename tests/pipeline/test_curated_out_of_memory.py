@@ -126,11 +126,11 @@ def test_a_builder_out_of_memory_beside_another_runs_again_alone(
     assert release_hashes(tmp_path / "data") == recorded
 
 
-def test_a_builder_whose_commit_ran_out_of_memory_runs_again_alone(
+def test_a_builder_whose_commit_ran_out_of_memory_fails_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """DuckDB's error for a commit that could not pin a block (the transaction rolled back) is
-    out of memory too: the builder runs again alone, and the release is the same bytes."""
+    """DuckDB's error for a commit that could not pin a block is not run again (see
+    `setwise.Turns`): the build fails, its line naming the setting to raise."""
     runs = Runs(
         failures=1,
         error=duckdb.TransactionException(
@@ -139,22 +139,16 @@ def test_a_builder_whose_commit_ran_out_of_memory_runs_again_alone(
         ),
     )
     monkeypatch.setattr(curated, "build_table", runs.wrap(curated.build_table))
-    times = tmp_path / "steps.json"
 
-    build(
-        paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"), created_at=CREATED_AT, step_times=times
-    )
+    with pytest.raises(BuildError, match=r"curated: .*Failed to commit") as failed:
+        build(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"), created_at=CREATED_AT)
 
-    steps = {k: v for run in json.loads(times.read_text())["runs"] for k, v in run["steps"].items()}
-    (warning,) = steps["curated"]["warnings"]
-    assert f"curated builder {TARGET} ran out of DuckDB memory" in warning
-    assert warning.endswith(
-        "(TransactionContext Error: Failed to commit: failed to pin block "
-        "of size 256.0 KiB (raised by the test))"
+    assert str(failed.value).endswith(
+        f"(the warehouse's DuckDB memory_limit is {DEFAULT_MEMORY_LIMIT}; "
+        "set KRATOM_EVIDENCE_DUCKDB_MEMORY_LIMIT higher)"
     )
-    assert [set()] == runs.overlapping(TARGET)[1:]
-    recorded = json.loads(RECORDED.read_text(encoding="utf-8"))
-    assert release_hashes(tmp_path / "data") == recorded
+    assert len(runs.overlapping(TARGET)) == 1
+    assert not (tmp_path / "data" / "releases").exists()
 
 
 def _printed(limit: str) -> str:
