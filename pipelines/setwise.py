@@ -252,9 +252,9 @@ class Turns:
     that runs out of memory runs again alone, once every statement beside it has ended; out
     of memory alone, its error stands. A failed statement changed nothing (each runs in its
     own transaction), so running it again is safe. Not so one whose *commit* ran out of memory
-    (a `TransactionException`): DuckDB rolls that back, yet run again it once left another
-    part's rows in place of 4 795 of its own in a staging table (bench/README.md, Session 25),
-    so its error ends staging."""
+    (a `TransactionException`): DuckDB 1.5.5 rolls that back, but a table appended to again
+    afterwards holds wrong rows (a staging table once had copies of earlier rows in place of
+    4 795 of its own; bench/README.md, Session 25), so its error ends staging."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
