@@ -126,31 +126,6 @@ def test_a_builder_out_of_memory_beside_another_runs_again_alone(
     assert release_hashes(tmp_path / "data") == recorded
 
 
-def test_a_builder_whose_commit_ran_out_of_memory_fails_the_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """DuckDB's error for a commit that could not pin a block is not run again (see
-    `setwise.Turns`): the build fails, its line naming the setting to raise."""
-    runs = Runs(
-        failures=1,
-        error=duckdb.TransactionException(
-            "TransactionContext Error: Failed to commit: failed to pin block of size 256.0 KiB "
-            "(raised by the test)"
-        ),
-    )
-    monkeypatch.setattr(curated, "build_table", runs.wrap(curated.build_table))
-
-    with pytest.raises(BuildError, match=r"curated: .*Failed to commit") as failed:
-        build(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"), created_at=CREATED_AT)
-
-    assert str(failed.value).endswith(
-        f"(the warehouse's DuckDB memory_limit is {DEFAULT_MEMORY_LIMIT}; "
-        "set KRATOM_EVIDENCE_DUCKDB_MEMORY_LIMIT higher)"
-    )
-    assert len(runs.overlapping(TARGET)) == 1
-    assert not (tmp_path / "data" / "releases").exists()
-
-
 def _printed(limit: str) -> str:
     """A `memory_limit` as DuckDB prints it (`488.2 MiB`)."""
     with duckdb.connect(config={"memory_limit": limit}) as con:
@@ -169,23 +144,39 @@ def _mib(size: str) -> float:
     return float(number)
 
 
-def test_a_builder_out_of_memory_with_the_whole_limit_fails_the_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    runs = Runs(failures=3)
-    monkeypatch.setattr(curated, "build_table", runs.wrap(curated.build_table))
+COMMIT_OUT_OF_MEMORY = duckdb.TransactionException(
+    "TransactionContext Error: Failed to commit: failed to pin block of size 256.0 KiB "
+    "(raised by the test)"
+)
+"""DuckDB's error for a commit that could not pin a block: not run again (`setwise.Turns`)."""
 
-    with pytest.raises(
-        BuildError, match=r"curated: .*OutOfMemoryException.*raised by the test"
-    ) as failed:
+
+@pytest.mark.parametrize(
+    ("runs", "error", "match"),
+    [
+        (3, None, r"curated: .*OutOfMemoryException.*raised by the test"),
+        (1, COMMIT_OUT_OF_MEMORY, r"curated: .*Failed to commit"),
+    ],
+)
+def test_a_builder_out_of_memory_with_the_whole_limit_or_at_its_commit_fails_the_build(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    runs: int,
+    error: duckdb.Error | None,
+    match: str,
+) -> None:
+    """Its line names the setting to raise."""
+    recorded = Runs(failures=runs, error=error)
+    monkeypatch.setattr(curated, "build_table", recorded.wrap(curated.build_table))
+
+    with pytest.raises(BuildError, match=match) as failed:
         build(paths.BUNDLED_SNAPSHOT, DataDir(tmp_path / "data"), created_at=CREATED_AT)
 
     assert str(failed.value).endswith(
         f"(the warehouse's DuckDB memory_limit is {DEFAULT_MEMORY_LIMIT}; "
         "set KRATOM_EVIDENCE_DUCKDB_MEMORY_LIMIT higher)"
     )
-
-    assert len(runs.overlapping(TARGET)) == 3
+    assert len(recorded.overlapping(TARGET)) == runs
     assert not (tmp_path / "data" / "releases").exists()
 
 
