@@ -51,6 +51,7 @@ from pipelines.warehouse import (
     StagingSink,
     duckdb_setting,
     duckdb_threads,
+    first_line,
     in_kib,
     size_bytes,
     staging_name,
@@ -310,7 +311,7 @@ class _TakingTurns:
             LOG.warning(
                 "a staging statement ran out of DuckDB memory beside others; running it again "
                 "alone (%s)",
-                str(error).strip().partition("\n")[0],
+                first_line(error),
             )
         with self._turns.alone():
             return call()
@@ -479,7 +480,7 @@ class _Reader:
                 "%s parsed whole did not fit DuckDB's memory_limit; reading %s (%s)",
                 ", ".join(name for _, name, _ in group),
                 "a page at a time" if len(group) > 1 else "its records one by one",
-                str(error).strip().partition("\n")[0],
+                first_line(error),
             )
             row = None
         except duckdb.TransactionException:

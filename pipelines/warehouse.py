@@ -243,6 +243,11 @@ def in_kib(size: int) -> str:
     return f"{size // 2**10} KiB"
 
 
+def first_line(error: BaseException | None) -> str:
+    """DuckDB's error without its advice: what failed, and how much memory was held."""
+    return str(error).strip().partition("\n")[0]
+
+
 _COMMIT_OUT_OF_MEMORY = re.compile(
     r"Failed to commit: (failed to pin block|could not allocate block|failed to allocate data)"
 )

@@ -36,6 +36,7 @@ from pipelines.sources import SOURCES
 from pipelines.warehouse import (
     duckdb_setting,
     duckdb_threads,
+    first_line,
     in_kib,
     size_bytes,
     write_table,
@@ -407,7 +408,7 @@ def run_builders(
                     dg.get_dagster_logger().warning(
                         f"curated builder {table} ran out of DuckDB memory {where}: running "
                         f"it again alone with {limit} memory limit "
-                        f"({_first_line(future.exception())})"
+                        f"({first_line(future.exception())})"
                     )
                     waiting.insert(0, table)
                     continue
@@ -423,11 +424,6 @@ def _out_of_memory(future: Future[BuilderRun]) -> bool:
     """Whether a finished builder failed for want of DuckDB memory. Not one whose commit did:
     see `setwise.Turns`."""
     return isinstance(future.exception(), duckdb.OutOfMemoryException)
-
-
-def _first_line(error: BaseException | None) -> str:
-    """DuckDB's error without its advice: what could not be allocated, and how much was held."""
-    return str(error).strip().partition("\n")[0]
 
 
 def curated_asset(builders: list[tables.Builder]) -> dg.AssetsDefinition:
