@@ -23,14 +23,15 @@ Where `/usr/bin/time` is installed the build runs under `/usr/bin/time -v`, and 
 RSS, user and system seconds and elapsed time are printed below the build's line.
 
 Prints one line per method (wall and CPU seconds, studies per wall and per CPU second, peak
-RSS) and the ratio build / naive, and writes `bench/out/ctgov-<stamp>.json`. Peak RSS is the
-largest of the process and the children it waited for (what `/usr/bin/time -v` prints), not
-their sum: with `--workers` the parts run side by side, so add theirs. The build runs as a
-user runs it (no DAGSTER_HOME); its `--step-times` file gives the wall time outside every
-step, printed under the build's line, and with `--steps` every step's duration. `--profile`
-then runs the same command again under cProfile (`bench/out/profile-ctgov-<shape>-<N>.pstats`,
-top functions printed). Not a test:
-`python bench/bench_ctgov.py [--sizes 20000 200000]`.
+RSS, all of its whole process), under `naive` and `stage_source` the same of their work alone
+(imports and the interpreter's exit left out), and the ratio build / naive, and writes
+`bench/out/ctgov-<stamp>.json`. Peak RSS is the largest of the process and the children it
+waited for (what `/usr/bin/time -v` prints), not their sum: with `--workers` the parts run side
+by side, so add theirs. The build runs as a user runs it (no DAGSTER_HOME); its `--step-times`
+file gives the wall time outside every step, printed under the build's line, and with `--steps`
+every step's duration. `--profile` then runs the same command again under cProfile
+(`bench/out/profile-ctgov-<shape>-<N>.pstats`, top functions printed).
+Not a test: `python bench/bench_ctgov.py [--sizes 20000 200000]`.
 """
 
 from __future__ import annotations
@@ -136,9 +137,11 @@ def child(method: str, snapshot_dir: Path) -> None:
         importlib.import_module(module)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
+        cpu_started = time.process_time()  # every thread of this process: DuckDB's too
         outcome = _RUNS[method](snapshot_dir, Path(tmp))
+        cpu_seconds = time.process_time() - cpu_started
         seconds = time.perf_counter() - started
-    print(json.dumps({"result": outcome, "seconds": seconds}))
+    print(json.dumps({"result": outcome, "seconds": seconds, "cpu_seconds": cpu_seconds}))
 
 
 # --- parent side ------------------------------------------------------------------------------
@@ -345,12 +348,18 @@ def step_peaks(samples: list[dict[str, Any]], steps: list[dict[str, Any]]) -> li
 
 
 def run_method(method: str, snapshot_dir: Path) -> dict[str, Any]:
-    """One method in a fresh interpreter: its own result, wall and CPU seconds, peak RSS."""
+    """One method in a fresh interpreter: its own result, wall and CPU seconds, peak RSS (the
+    process's, its imports and exit included), and the wall and CPU seconds of its work alone
+    (`work_s`, `work_cpu_s`)."""
     run = measured([sys.executable, __file__, "--child", method, "--snapshot", str(snapshot_dir)])
     if run.get("interrupted"):
         raise SystemExit(f"{method}: interrupted")
     report = json.loads(run.pop("stdout").strip().splitlines()[-1])
-    return run | {"result": report["result"], "work_s": report["seconds"]}
+    return run | {
+        "result": report["result"],
+        "work_s": report["seconds"],
+        "work_cpu_s": report["cpu_seconds"],
+    }
 
 
 def run_cli_build(
@@ -448,6 +457,15 @@ def line(method: str, size: int, run: dict[str, Any]) -> str:
     )
 
 
+def work_line(size: int, run: dict[str, Any]) -> str:
+    """A method's work alone: the line above is its whole process, imports and exit included
+    (`stage_source` imports Dagster through the resources; bench/README.md, Session 26)."""
+    return (
+        f"its work alone (no imports, no exit): {run['work_s']:.2f} s wall, "
+        f"{run['work_cpu_s']:.2f} CPU s, {size / run['work_cpu_s']:.0f} studies per CPU s"
+    )
+
+
 def print_top(pstats_path: str, count: int = 25) -> None:
     """The profile's functions by own time, then by cumulative time."""
     stats = pstats.Stats(pstats_path)
@@ -486,6 +504,8 @@ def bench_size(
                 raise SystemExit(f"{method} read {run['result']} studies, not {size}")
         runs[method] = run | {"load_average": [load_before, os.getloadavg()]}
         print(line(method, size, runs[method]), flush=True)
+        if "work_cpu_s" in run:
+            print(f"    {work_line(size, run)}", flush=True)
         if "tree_cpu_s" in run:
             print(
                 f"    process tree: CPU {run['tree_cpu_s']:.1f} s (every process's own, sampled; "
@@ -538,6 +558,8 @@ def summary(rows: list[dict[str, Any]], commit: str) -> str:
     for row in rows:
         if "wall_s" in row:
             lines.append(line(row["method"], row["studies"], row))
+            if "work_cpu_s" in row:
+                lines.append(f"    {work_line(row['studies'], row)}")
         else:
             lines.append(f"ratio build / naive (wall) at N={row['studies']}: {row['wall']:.2f}")
     return "\n".join(lines)
