@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
-from pipelines.normalize.lexicon import Lexicon, hyphen_words, normalize, split_terms
+from pipelines.normalize.compounds import load_compound_lexicon, load_product_form_rules
+from pipelines.normalize.conditions import load_condition_lexicon
+from pipelines.normalize.dosing import load_dosing_terms
+from pipelines.normalize.lexicon import (
+    CHEMICAL_PREFIXES,
+    Lexicon,
+    hyphen_words,
+    normalize,
+    required_literal,
+    split_terms,
+)
+from pipelines.normalize.literature_conditions import load_addiction_lexicon
+from pipelines.normalize.literature_domains import load_literature_domains
+from pipelines.normalize.outcomes import load_instrument_lexicon
+from pipelines.paths import REFERENCE_DIR
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +132,53 @@ def test_context_for_an_unknown_term_or_without_terms_is_an_error() -> None:
         Lexicon.build([("kratom", "kratom")], contexts={"thang": ["kratom"]})
     with pytest.raises(ValueError, match="context for"):
         Lexicon.build([("kratom", "thang")], contexts={"thang": [" "]})
+
+
+def _spelling_variants(term: str) -> set[str]:
+    """Spellings of `term` its pattern is meant to accept: as normalised, with no spaces, with a
+    space after each chemical prefix, a stereo descriptor after each number, a plural."""
+    norm = normalize(term)
+    spaced = re.sub(rf"({'|'.join(CHEMICAL_PREFIXES)})(?=[a-z]{{4}})", r"\1 ", norm)
+    stereo = re.sub(r"(\d+)", r"\1alpha ", norm)
+    bases = {norm, norm.replace(" ", ""), spaced, spaced.replace(" ", ""), stereo}
+    return {f"x {base}{ending} x" for base in bases for ending in ("", "s", "es")}
+
+
+def test_every_reference_term_holds_its_literal_in_each_spelling_it_matches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A term's pattern is tried only on texts holding its `literal` (`Lexicon.find`): across
+    every lexicon the bundled reference data build, no spelling the pattern matches lacks it."""
+    built: list[Lexicon] = []
+    build = Lexicon.build.__func__  # type: ignore[attr-defined]
+
+    def recording(cls: type[Lexicon], *args: Any, **kwargs: Any) -> Lexicon:
+        lexicon = build(cls, *args, **kwargs)
+        built.append(lexicon)
+        return lexicon
+
+    monkeypatch.setattr(Lexicon, "build", classmethod(recording))
+    load_compound_lexicon(REFERENCE_DIR)
+    load_product_form_rules(REFERENCE_DIR)
+    load_instrument_lexicon(REFERENCE_DIR)
+    load_condition_lexicon(REFERENCE_DIR)
+    load_addiction_lexicon(REFERENCE_DIR)
+    load_literature_domains(REFERENCE_DIR)
+    load_dosing_terms(REFERENCE_DIR)
+    terms = {term for lexicon in built for _, term in lexicon.entries}
+    assert len(terms) > 500
+    matched = 0
+    for term in terms:
+        assert term.pattern.search(f"x {normalize(term.text)} x"), term  # itself, as written
+        for variant in _spelling_variants(term.text):
+            if term.pattern.search(variant):
+                matched += 1
+                assert term.literal in variant, (term, variant)
+    assert matched > 3 * len(terms)
+
+
+def test_a_terms_literal_is_its_longest_part_a_match_holds_whole() -> None:
+    assert required_literal("7-hydroxymitragynine") == "mitragynine"  # "hydroxy" may be apart
+    assert required_literal("Mitragyna speciosa") == "mitragyna"
+    assert required_literal("MG001") == "001"  # "mg 001": the letters end a word of their own
+    assert required_literal("isorhynchophylline") == "rhynchophylline"
