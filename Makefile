@@ -38,6 +38,8 @@ bench: $(STAMP)  ## scale benchmarks (not part of `make test`)
 	nice -n 10 $(PY) bench/bench_ctgov.py
 	nice -n 10 $(PY) bench/bench_ctgov.py --sizes 200000 --methods build --reuse --steps
 	nice -n 10 $(PY) bench/bench_ctgov.py --input zip --sizes 20000 200000 560000 --methods build --reuse --steps
+	nice -n 10 $(PY) bench/bench_staging_floor.py bench/out/ctgov-real-pages-20000
+	nice -n 10 $(PY) bench/bench_dagster_floor.py
 	nice -n 10 $(PY) bench/bench_pubmed.py
 	nice -n 10 $(PY) bench/bench_merge.py
 
