@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import orjson
@@ -39,13 +39,14 @@ from pipelines.staging import stage_source
 from pipelines.warehouse import ensure_schemas
 
 SOURCE = "clinicaltrials"
+_T = TypeVar("_T")
 
 
-def cpu_seconds(work: Callable[[], object]) -> float:
-    """CPU seconds of every thread of this process while `work` runs."""
+def cpu_timed(work: Callable[[], _T]) -> tuple[_T, float]:
+    """What `work` returns, and the CPU seconds of every thread of this process while it ran."""
     started = time.process_time()
-    work()
-    return time.process_time() - started
+    result = work()
+    return result, time.process_time() - started
 
 
 def page_groups(folder: Path) -> Iterator[list[Path]]:
@@ -114,8 +115,8 @@ def write_alone(staged: Path, work: Path, settings: dict[str, Any]) -> tuple[flo
             target = work / f"{name}.parquet"
             con.execute(f"COPY held.{name} TO '{target}' (FORMAT parquet, COMPRESSION snappy)")
 
-    duckdb_s = cpu_seconds(into_duckdb)
-    parquet_s = cpu_seconds(into_parquet)
+    _, duckdb_s = cpu_timed(into_duckdb)
+    _, parquet_s = cpu_timed(into_parquet)
     con.close()
     return duckdb_s, parquet_s
 
@@ -130,16 +131,14 @@ def main() -> None:
         settings = WarehouseResource(database=str(staged)).settings()
         con = duckdb.connect(str(staged), config=settings)
         ensure_schemas(con)
-        stats: list[int] = []
-        stage_s = cpu_seconds(lambda: stats.append(stage_source(con, args.snapshot, SOURCE).staged))
+        stats, stage_s = cpu_timed(lambda: stage_source(con, args.snapshot, SOURCE))
         con.close()
-        studies = stats[0]
+        studies = stats.staged
         parsing = duckdb.connect(config=settings)
-        counted: list[int] = []
-        parse_s = cpu_seconds(lambda: counted.append(parse_alone(parsing, args.snapshot / SOURCE)))
+        parsed, parse_s = cpu_timed(lambda: parse_alone(parsing, args.snapshot / SOURCE))
         parsing.close()
-        if counted[0] != studies:
-            raise SystemExit(f"the parse read {counted[0]} studies, staging {studies}")
+        if parsed != studies:
+            raise SystemExit(f"the parse read {parsed} studies, staging {studies}")
         duckdb_s, parquet_s = write_alone(staged, work, settings)
     rows = [
         ("stage_source (the build's staging)", stage_s),

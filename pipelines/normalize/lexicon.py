@@ -134,7 +134,7 @@ def required_literal(term: str) -> str:
     (the digits and letters of each word, letters split after a chemical prefix)."""
     chunks = [
         chunk
-        for word in normalize(term).split()
+        for word in _words(term)
         for piece in _TOKEN_PART.findall(word)
         for chunk in ([piece] if piece.isdigit() else _letter_chunks(piece))
     ]
@@ -149,11 +149,17 @@ def compiled_term(term: str) -> re.Pattern[str]:
     return re.compile(term_pattern(term))
 
 
-def term_pattern(term: str) -> str:
-    """Regex (over normalised text) that matches `term` and its harmless spelling variants."""
+def _words(term: str) -> list[str]:
+    """The normalised words of a term; a term without any is an error."""
     words = normalize(term).split()
     if not words:
         raise ValueError(f"term {term!r} has no letters or digits")
+    return words
+
+
+def term_pattern(term: str) -> str:
+    """Regex (over normalised text) that matches `term` and its harmless spelling variants."""
+    words = _words(term)
     body = ""
     for index, word in enumerate(words):
         body += _word_pattern(word)
@@ -223,7 +229,6 @@ class Lexicon:
             if norm in seen:
                 continue
             seen[norm] = key
-            term_pattern(term)  # a term without letters or digits is an error here, not later
             entries.append((key, Term(term, required_literal(term))))
         compiled: dict[str, Lexicon] = {}
         for term, context in (contexts or {}).items():
